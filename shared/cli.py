@@ -52,6 +52,47 @@ def run(service: Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICE
     raise typer.Exit(code or 0)
 
 
+@app.command()
+def demo(
+    minutes: Annotated[float | None, typer.Option(help="replay only the first N minutes of the recording")] = None,
+    speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 80.0,
+    recording: Annotated[Path | None, typer.Option(help="recording file (default: bundled BTC+ETH 2025-09-15)")] = None,
+    timeout: Annotated[float, typer.Option(help="give up after this many seconds of replay")] = 600.0,
+    config: ConfigOpt = None,
+) -> None:
+    """Paper-trade the bundled real Lighter recording with every service as its own process;
+    check that the ledger's fills equal venue-sim's; print PnL and a JSON summary line."""
+    from shared import demo as demo_mod
+
+    opts = demo_mod.DemoOptions(minutes=minutes, speed=speed, timeout_s=timeout, config=config)
+    if recording:
+        opts.recording = recording
+    raise typer.Exit(demo_mod.main(opts))
+
+
+@app.command()
+def pnl(
+    strategy: Annotated[str | None, typer.Option(help="only this strategy")] = None,
+    since_hours: Annotated[float | None, typer.Option("--since-hours", help="only trades closed in the last N hours")] = None,
+    recent: Annotated[int, typer.Option(help="show the N most recent closed trades")] = 10,
+    market: Annotated[str | None, typer.Option(help="only this market (symbol)")] = None,
+    db: Annotated[str | None, typer.Option(help="ledger database URL (default: the ledger's configured db_url)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Realized FIFO PnL per strategy from the ledger: trades, win rate, PnL %, USD, best/worst."""
+    from services.ledger.report import pnl_command
+
+    from services.ledger.config import LedgerConfig
+
+    if db is None:
+        try:
+            db = load_config(config).section("ledger", LedgerConfig).db_url
+        except ConfigError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+    raise typer.Exit(pnl_command(db, strategy, since_hours, recent, market))
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

