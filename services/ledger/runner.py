@@ -1,0 +1,242 @@
+"""The ledger service: exec-stream fills -> SQL database (fills, FIFO closed trades).
+
+Loop: fetch a batch from ``{ns}:exec:{account}`` (group ``ledger``) -> validate the fills and
+drop the fill ids already seen in memory -> one DB transaction (insert new fills and their closed
+trades; fill ids already in the DB are skipped) -> ``consumer.commit`` (dead letters + XACK).
+An entry is acknowledged only after the DB commit, so a crash between the two redelivers it and
+the fill-id unique constraint makes the second write a no-op. Other event types are acknowledged
+and ignored; undecodable entries and invalid fills go to ``{ns}:dlq`` with the reason.
+
+When the DB write fails, the batch is retried (after rebuilding the FIFO state from the DB) with
+backoff until it succeeds or the service stops; unacknowledged entries are re-read on restart.
+
+Test hook: ``LEDGER_TEST_PAUSE_BEFORE_ACK_S`` (seconds) makes the service sleep after the DB
+commit and before the acknowledgement, to let a test kill it in that window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.ledger.config import LedgerConfig
+from services.ledger.engine import InvalidFill, LedgerEngine, validate_fill
+from services.ledger.store import LedgerStore
+from shared.bus import Bus, Consumer, Delivery
+from shared.config import StackConfig
+from shared.events import Fill
+from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, DUPLICATES, EVENTS_IN, PREFIX, start_http
+from shared.redis_util import async_client, resolve_redis_url
+from shared.service import SeenIds, consumer_name, install_stop_handlers, setup_logging
+
+log = logging.getLogger(__name__)
+
+SERVICE = "ledger"
+PAUSE_ENV = "LEDGER_TEST_PAUSE_BEFORE_ACK_S"
+
+FILLS_RECORDED = Counter(f"{PREFIX}ledger_fills_total", "Fills written to the ledger database.",
+                         ["strategy", "market", "liquidity"])
+CLOSED_TRADES = Counter(f"{PREFIX}ledger_closed_trades_total", "FIFO lots closed (closed-trade rows written).",
+                        ["strategy", "market"])
+REALIZED_PNL = Gauge(f"{PREFIX}ledger_realized_pnl_usd", "Realized FIFO PnL net of fees in USD, per strategy.",
+                     ["strategy"])
+OPEN_LOTS = Gauge(f"{PREFIX}ledger_open_lots", "Open FIFO lots over all strategies and markets.")
+DB_WRITE_SECONDS = Histogram(f"{PREFIX}ledger_db_write_seconds", "Wall time of one ledger DB transaction.",
+                             buckets=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0))
+DB_ERRORS = Counter(f"{PREFIX}ledger_db_errors_total", "Failed ledger DB transactions (retried).")
+
+
+class LedgerService:
+    """The ledger's runner: a consumer on the exec stream feeding :class:`LedgerStore`.
+
+    Args:
+        bus: the bus of the run's namespace.
+        store: the ledger database.
+        account: account index whose exec stream is consumed.
+        cfg: the ledger section.
+        consumer: consumer name inside the group (default ``ledger@host:pid``).
+        pause_before_ack_s: test hook, see the module docstring.
+    """
+
+    def __init__(self, bus: Bus, store: LedgerStore, account: int | str, cfg: LedgerConfig | None = None,
+                 consumer: str | None = None, pause_before_ack_s: float = 0.0) -> None:
+        self.cfg = cfg or LedgerConfig()
+        self.bus = bus
+        self.store = store
+        self.stream = bus.streams.exec(account)
+        self.consumer = Consumer(bus, [self.stream], self.cfg.group, consumer or consumer_name(SERVICE),
+                                 claim_idle_ms=self.cfg.claim_idle_ms, batch=self.cfg.batch,
+                                 block_ms=self.cfg.block_ms)
+        self.pause_before_ack_s = pause_before_ack_s
+        self.seen = SeenIds(self.cfg.seen_capacity)
+        self.engine = LedgerEngine()
+        self.fills_recorded = 0
+        self.duplicates = 0
+        self.dead_letters = 0
+        self.last_fill_ts = 0
+        self.started_at = time.time()
+        self._stop = asyncio.Event()
+
+    def health(self) -> dict[str, Any]:
+        """Body of ``GET /health``."""
+        return {"status": "ok", "service": SERVICE, "stream": self.stream, "group": self.cfg.group,
+                "db": self.store.safe_url, "schema_version": self.store.schema_version,
+                "fills_recorded": self.fills_recorded, "duplicates": self.duplicates,
+                "dead_letters": self.dead_letters, "open_lots": self.engine.lot_count(),
+                "last_fill_ts_event": self.last_fill_ts, "uptime_s": round(time.time() - self.started_at, 1)}
+
+    def stop(self) -> None:
+        """Finish after the current batch (a batch not yet committed stays pending)."""
+        self._stop.set()
+
+    async def load(self) -> None:
+        """Create the consumer group and rebuild the FIFO state and metrics from the DB."""
+        await self.consumer.start()
+        self.engine = await asyncio.to_thread(self.store.rebuild_engine)
+        for strategy, pnl in (await asyncio.to_thread(self.store.realized_pnl_by_strategy)).items():
+            REALIZED_PNL.labels(strategy).set(pnl)
+        OPEN_LOTS.set(self.engine.lot_count())
+
+    def select(self, batch: Sequence[Delivery]) -> list[Fill]:
+        """The fills of ``batch`` to write: non-fill events are skipped, invalid fills get
+        ``error`` set (so ``commit`` dead-letters them), fill ids seen before are dropped."""
+        fills: list[Fill] = []
+        for d in batch:
+            if d.event is None:
+                self.dead_letters += 1
+                DEAD_LETTERS.labels(SERVICE, d.stream).inc()
+                log.warning("dead letter from %s %s: %s", d.stream, d.entry_id, d.error)
+                continue
+            EVENTS_IN.labels(SERVICE, d.stream).inc()
+            if not isinstance(d.event, Fill):
+                continue
+            try:
+                validate_fill(d.event)
+            except InvalidFill as exc:
+                d.error = f"invalid fill: {exc}"
+                self.dead_letters += 1
+                DEAD_LETTERS.labels(SERVICE, d.stream).inc()
+                log.warning("invalid fill %s from %s %s: %s", d.event.fill_id, d.stream, d.entry_id, exc)
+                continue
+            if not self.seen.add(d.event.fill_id):
+                self.duplicates += 1
+                DUPLICATES.labels(SERVICE, d.stream).inc()
+                continue
+            fills.append(d.event)
+        return fills
+
+    async def write(self, fills: list[Fill]) -> bool:
+        """Write ``fills`` in one DB transaction, retrying with backoff (and a state rebuild)
+        on DB errors. Returns False if the service was stopped before it succeeded."""
+        delay = 0.2
+        while True:
+            t0 = time.perf_counter()
+            try:
+                res = await asyncio.to_thread(self.store.record, self.engine, fills)
+            except Exception:
+                DB_ERRORS.inc()
+                log.exception("ledger DB write failed; retrying in %.1fs", delay)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                if self._stop.is_set():
+                    return False
+                delay = min(delay * 2, 10.0)
+                with contextlib.suppress(Exception):
+                    self.engine = await asyncio.to_thread(self.store.rebuild_engine)
+                continue
+            DB_WRITE_SECONDS.observe(time.perf_counter() - t0)
+            break
+        self.duplicates += len(res.duplicates)
+        if res.duplicates:
+            DUPLICATES.labels(SERVICE, self.stream).inc(len(res.duplicates))
+        for f in res.inserted:
+            FILLS_RECORDED.labels(f.strategy, f.market, f.liquidity).inc()
+            self.last_fill_ts = max(self.last_fill_ts, f.ts_event)
+        for c in res.closed:
+            CLOSED_TRADES.labels(c.strategy, c.market).inc()
+            REALIZED_PNL.labels(c.strategy).inc(c.pnl_usd)
+        self.fills_recorded += len(res.inserted)
+        OPEN_LOTS.set(self.engine.lot_count())
+        return True
+
+    async def handle(self, batch: Sequence[Delivery]) -> bool:
+        """Process one fetched batch: DB transaction, then dead letters + acknowledgement.
+        Returns False (nothing acknowledged) if the service stopped first."""
+        fills = self.select(batch)
+        if fills and not await self.write(fills):
+            return False
+        if self.pause_before_ack_s:
+            log.warning("test hook: sleeping %.1fs before acknowledging %d entries", self.pause_before_ack_s, len(batch))
+            await asyncio.sleep(self.pause_before_ack_s)
+        await self.consumer.commit(batch, [], SERVICE)
+        return True
+
+    async def run(self, http_port: int | None = None) -> None:
+        """Consume until :meth:`stop`; serves ``/health`` and ``/metrics`` on ``http_port``
+        (default: the config's; 0 = none)."""
+        await self.load()
+        http = await start_http(self.cfg.http_port if http_port is None else http_port, self.health)
+        lag_task = asyncio.create_task(self._lag_loop())
+        log.info("ledger consuming %s (group %s) into %s", self.stream, self.cfg.group, self.store.safe_url)
+        try:
+            while not self._stop.is_set():
+                batch = await self.consumer.fetch()
+                if batch:
+                    await self.handle(batch)
+        finally:
+            lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag_task
+            await http.cleanup()
+
+    async def _lag_loop(self) -> None:
+        while True:
+            try:
+                for stream, lag in (await self.consumer.lag()).items():
+                    CONSUMER_LAG.labels(SERVICE, stream).set(lag)
+            except Exception:  # metrics must never stop the service
+                log.debug("lag probe failed", exc_info=True)
+            await asyncio.sleep(5)
+
+
+async def run_ledger(cfg: StackConfig, lcfg: LedgerConfig, redis_url: str, consumer: str | None = None,
+                     pause_before_ack_s: float = 0.0) -> int:
+    """Run the ledger until SIGTERM/SIGINT. Returns the exit code."""
+    redis = async_client(redis_url)
+    store = await asyncio.to_thread(LedgerStore, lcfg.resolved_db_url())
+    svc = LedgerService(Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen), store, cfg.account_index, lcfg,
+                        consumer=consumer, pause_before_ack_s=pause_before_ack_s)
+    install_stop_handlers(svc.stop)
+    try:
+        await svc.run()
+    finally:
+        store.close()
+        await redis.aclose()
+    log.info("ledger stopped after %d fills", svc.fills_recorded)
+    return 0
+
+
+def main(cfg: StackConfig) -> int:
+    """Entry point of ``lighter-stack run ledger``: runs until SIGTERM/SIGINT.
+
+    Returns:
+        0 on a clean stop, 2 when no Redis URL is configured (``REDIS_URL`` or ``redis_url``).
+
+    Raises:
+        shared.config.ConfigError: an invalid ``services.ledger`` section.
+    """
+    setup_logging()
+    lcfg = cfg.section(SERVICE, LedgerConfig)
+    url = resolve_redis_url(cfg.redis_url)
+    if not url:
+        log.error("ledger needs Redis: set REDIS_URL or redis_url in the config")
+        return 2
+    pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
+    return asyncio.run(run_ledger(cfg, lcfg, url, pause_before_ack_s=pause))
