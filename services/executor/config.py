@@ -1,0 +1,97 @@
+"""The executor's config section (``services: executor:`` in the stack YAML).
+
+Every field has a default, so an empty section is valid. Units are in the field names or
+descriptions: base units for sizes, USD for notionals, basis points (bps) for slippage,
+milliseconds (ms) or seconds (s) for times.
+
+Example (the defaults)::
+
+    services:
+      executor:
+        http_port: 9103
+        max_position: {BTC: 0.01, ETH: 0.2}
+        max_notional_usd: {}          # per market; markets not listed use default_max_notional_usd
+        default_max_notional_usd: 2000
+        default_max_position: 0.0     # base units for markets not in max_position (0 = refuse)
+        default_slippage_bps: 10
+        quote_expiry: -1              # post-only/GTT order expiry: -1 = SDK default (28 days)
+        max_intent_age_ms: 60000
+        reconcile_retry_s: 5
+        reconcile_timeout_s: 10
+        cancel_on_start: true
+        cancel_on_shutdown: true
+        paper_key: generate           # generate | env
+        auth_token_ttl_s: 3600
+        ws_ping_interval_s: 30
+        ws_backoff_max_s: 30
+        unattributed_strategy: _unattributed
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ExecutorConfig(BaseModel):
+    """Settings of the executor service.
+
+    Attributes:
+        http_port: port of ``/health`` and ``/metrics`` (0 = none).
+        max_position: per market (symbol), the largest absolute **account** position in base
+            units that an order may lead to. A target beyond it is clipped (with a reason).
+        default_max_position: limit for markets missing from ``max_position`` (0 = no trading).
+        max_notional_usd: per market, the largest absolute account notional (position x price)
+            in USD an order may lead to.
+        default_max_notional_usd: notional limit for markets missing from ``max_notional_usd``.
+        default_slippage_bps: slippage bound of the marketable IOC limit when an intent gives
+            none (bps of the touch).
+        quote_expiry: order expiry of resting quotes in ms since the epoch; -1 lets the signer
+            use its default (now + 28 days).
+        max_intent_age_ms: intents whose ``ts_event`` is older than the newest input time seen
+            by the engine minus this are not traded on (their target is still recorded);
+            0 disables the check.
+        reconcile_retry_s: seconds between reconciliation attempts while halted by a failed
+            reconciliation.
+        reconcile_timeout_s: timeout of each REST call during reconciliation (s).
+        cancel_on_start / cancel_on_shutdown: cancel the account's resting orders (cancel-all
+            tx) during reconciliation / on SIGTERM.
+        paper_key: in paper mode, ``generate`` uses ``LIGHTER_API_PRIVATE_KEY`` when set and
+            otherwise a throwaway key generated at start (venue-sim does not verify
+            signatures); ``env`` requires the environment variable as in live mode.
+        auth_token_ttl_s: lifetime of the auth token used for private WS channels and REST
+            (s, at most 8 h).
+        ws_ping_interval_s: how often the account feed sends ``{"type":"ping"}`` (s).
+        ws_backoff_max_s: ceiling of the exponential reconnect backoff (s).
+        unattributed_strategy: strategy name that receives fills of orders the executor did not
+            place (manual orders, orders of a previous run).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    http_port: int = Field(default=9103, ge=0, le=65535)
+    max_position: dict[str, float] = Field(default_factory=lambda: {"BTC": 0.01, "ETH": 0.2})
+    default_max_position: float = Field(default=0.0, ge=0)
+    max_notional_usd: dict[str, float] = Field(default_factory=dict)
+    default_max_notional_usd: float = Field(default=2000.0, ge=0)
+    default_slippage_bps: float = Field(default=10.0, ge=0, le=1000)
+    quote_expiry: int = Field(default=-1, ge=-1)
+    max_intent_age_ms: int = Field(default=60_000, ge=0)
+    reconcile_retry_s: float = Field(default=5.0, gt=0)
+    reconcile_timeout_s: float = Field(default=10.0, gt=0)
+    cancel_on_start: bool = True
+    cancel_on_shutdown: bool = True
+    paper_key: Literal["generate", "env"] = "generate"
+    auth_token_ttl_s: int = Field(default=3600, ge=60, le=8 * 3600)
+    ws_ping_interval_s: float = Field(default=30.0, gt=0)
+    ws_backoff_max_s: float = Field(default=30.0, gt=0)
+    unattributed_strategy: str = "_unattributed"
+
+    def position_limit(self, market: str) -> float:
+        """Maximum absolute account position in ``market`` (base units)."""
+        return float(self.max_position.get(market, self.default_max_position))
+
+    def notional_limit(self, market: str) -> float:
+        """Maximum absolute account notional in ``market`` (USD)."""
+        return float(self.max_notional_usd.get(market, self.default_max_notional_usd))

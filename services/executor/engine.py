@@ -1,0 +1,901 @@
+"""The executor engine: pure, deterministic, no I/O and no wall clock.
+
+What it does
+------------
+- Keeps, per (strategy, market), a **virtual position** (signed base units) and its average
+  entry price (USD), built only from the fills it attributed to the strategy; and, per market,
+  the **account position** (what the venue says the account holds).
+- Nets the strategies' :class:`~shared.events.TargetPosition` intents per market. Per strategy
+  the delta is ``d_i = target_i - virtual_i - in_flight_i`` (in integer lots, rounded toward
+  zero). Opposite deltas cross **internally** at the mid (``Fill`` with ``liquidity="internal"``,
+  no fee, no venue order); the net remainder becomes one marketable IOC limit order at the touch
+  +/- slippage, whose venue fills are attributed FIFO (by intent arrival) to the strategies that
+  wanted that direction.
+- Keeps post-only quotes (:class:`~shared.events.QuoteIntent`), cancels on
+  :class:`~shared.events.CancelIntent`, obeys :class:`~shared.events.Control`.
+- Gates every order: HALTED (no orders), REDUCING (only orders that shrink the account's
+  absolute position, sent reduce-only), max position and max notional per market (targets are
+  clipped, with an ``OrderRejected(code=0)`` for the clipped part), market minimums (refused
+  locally with ``OrderRejected(code=0)`` naming the minimum).
+
+API
+---
+Inputs from the bus::
+
+    outs = engine.on_events([ev1, ev2, ...])   # one consumer batch; intents of one batch net together
+    outs = engine.on_event(ev)                 # == on_events([ev])
+    cmds = engine.take_commands()              # order commands produced since the last take
+
+Reports from the venue (the runner parses the WS/REST frames into plain dicts)::
+
+    engine.on_send_result(cmd, ok, code, message, tx_hash) -> list[Event]
+    engine.on_venue_trade(market_id, trade_dict)           -> list[Event]
+    engine.on_venue_order(market_id, order_dict)           -> list[Event]
+    engine.on_venue_position(market_id, position_dict)     -> list[Event]
+
+Start-up and state (runner)::
+
+    engine.restore(exec_history)                 # fold the exec stream: positions, ids, trade ids
+    engine.set_account_position(market, pos)     # from the REST account (reconciliation)
+    engine.set_reconciled(ok, reason, ts_ns)     -> list[Event]   (RiskState on change)
+    engine.cancel_all_command(ts_ns)             -> OrderCommand  (shutdown / reconcile)
+
+Commands (:class:`OrderCommand`) carry integer ticks/lots and are executed by the runner in
+order: it signs them with its own nonces, sends them and reports back with
+:meth:`Engine.on_send_result`. ``OrderAccepted``/``OrderRejected`` for a sent order are only
+emitted from that report.
+
+Determinism: output ids are ``shared.events.child(cause, "executor", k)`` for events caused by a
+bus input, and ``derive_id(<venue report key>, "executor", k)`` for events caused by venue
+reports; fill ids are ``derive_id("fill", venue_trade_id, side, strategy)`` for venue fills and
+``derive_id("internal", intent_id, market, strategy)`` for internal crosses. Client order
+indexes come from a counter that the runner seeds (see :class:`Engine`). Time is taken only from
+events (``ts_event``) and venue reports (their ``timestamp``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from shared.events import (
+    Bbo,
+    BookSnapshot,
+    CancelIntent,
+    Control,
+    Event,
+    Fill,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    PositionSnapshot,
+    QuoteIntent,
+    RiskState,
+    Side,
+    TargetPosition,
+    child,
+    derive_id,
+)
+from shared.markets import MarketInfo
+
+from .config import ExecutorConfig
+
+SOURCE = "executor"
+MAX_CLIENT_ORDER_INDEX = 2**48 - 1
+EPS = 1e-12
+
+Tif = Literal["ioc", "gtt", "post_only"]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCommand:
+    """An order transaction for the runner to sign and send.
+
+    Attributes:
+        kind: ``create`` (tx 14), ``cancel`` (tx 15) or ``cancel_all`` (tx 16, immediate).
+        market: symbol (empty for cancel_all).
+        market_id: Lighter market index.
+        client_order_index: our id of the order (create; cancel of an order without known
+            exchange index), 1 .. 2^48-1.
+        order_index: for ``cancel``: the index to cancel (the exchange order index when known,
+            else the client order index; Lighter accepts both).
+        side: ``buy`` or ``sell`` (``is_ask = side == "sell"``).
+        price: limit price in integer ticks (``MarketInfo.price_to_int``).
+        size: base amount in integer lots (``MarketInfo.size_to_int``).
+        tif: ``ioc`` (order_expiry 0), ``gtt`` or ``post_only`` (order_expiry ``expiry``).
+        order_expiry: Lighter OrderExpiry in ms; 0 for IOC, -1 = signer default (28 days).
+        reduce_only: Lighter ReduceOnly.
+        cause_id: id of the event that caused the command.
+        ts_event: that event's time (ns).
+    """
+
+    kind: Literal["create", "cancel", "cancel_all"]
+    market: str = ""
+    market_id: int = 0
+    client_order_index: int = 0
+    order_index: int = 0
+    side: Side = "buy"
+    price: int = 0
+    size: int = 0
+    tif: Tif = "ioc"
+    order_expiry: int = 0
+    reduce_only: bool = False
+    cause_id: str = ""
+    ts_event: int = 0
+
+
+@dataclass(slots=True)
+class _Strat:
+    position: float = 0.0
+    avg_entry: float = 0.0
+    target: float | None = None
+    seq: int = 0
+    slippage_bps: float = 0.0
+
+
+@dataclass(slots=True)
+class _Order:
+    coi: int
+    market: str
+    side: Side
+    price: int
+    size: int
+    tif: Tif
+    kind: Literal["taker", "quote"]
+    alloc: list[list[Any]]  # FIFO [[strategy, remaining base units], ...]
+    cause_id: str
+    ts_event: int
+    reduce_only: bool = False
+    status: Literal["pending", "open", "done"] = "pending"
+    filled: float = 0.0
+    order_index: int = 0
+    cancel_requested: bool = False
+
+    @property
+    def live(self) -> bool:
+        return self.status != "done"
+
+    @property
+    def label(self) -> str:
+        """Strategy name(s) of the order, comma-joined in FIFO order."""
+        seen: list[str] = []
+        for s, _ in self.alloc:
+            if s not in seen:
+                seen.append(s)
+        return ",".join(seen)
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.side == "buy" else -1
+
+
+class _Out:
+    """Collects outputs of one cause with consecutive output indexes."""
+
+    def __init__(self, cause: Event | None = None, key: str = "", ts: int = 0,
+                 causation_id: str | None = None) -> None:
+        self.cause = cause
+        self.key = key
+        self.ts = ts
+        self.causation_id = causation_id
+        self.k = 0
+        self.events: list[Event] = []
+
+    def env(self) -> dict[str, Any]:
+        k = self.k
+        self.k += 1
+        if self.cause is not None:
+            return child(self.cause, SOURCE, k)
+        return {"id": derive_id(self.key, SOURCE, k), "ts_event": self.ts, "ts_recv": 0,
+                "source": SOURCE, "causation_id": self.causation_id}
+
+    def add(self, cls: type[Event], **kw: Any) -> None:
+        self.events.append(cls(**self.env(), **kw))
+
+
+def _ts_ns(v: Any) -> int:
+    """A Lighter timestamp (s, ms, us or ns; guessed by magnitude) in ns; 0 when missing."""
+    try:
+        x = int(v)
+    except (TypeError, ValueError):
+        return 0
+    if x <= 0:
+        return 0
+    if x < 10**11:
+        return x * 10**9
+    if x < 10**14:
+        return x * 10**6
+    if x < 10**17:
+        return x * 10**3
+    return x
+
+
+class Engine:
+    """The executor's decision logic for one account.
+
+    Args:
+        cfg: the executor config (limits, slippage, expiry).
+        markets: tradable markets by symbol (from ``orderBookDetails``).
+        account_index: the Lighter account (to tell our side of a trade).
+        next_client_order_index: first client order index to allocate (1 .. 2^48-1). The runner
+            uses ``max(last index in the exec stream + 1, unix time in ms)`` so indexes never
+            repeat across restarts (see ``runner.py``).
+        reconciled: start RUNNING (True, tests) or HALTED until :meth:`set_reconciled` (False,
+            the runner).
+
+    Raises:
+        ValueError: ``next_client_order_index`` out of range.
+    """
+
+    def __init__(self, cfg: ExecutorConfig, markets: dict[str, MarketInfo], account_index: int,
+                 next_client_order_index: int = 1, reconciled: bool = True) -> None:
+        if not 1 <= next_client_order_index <= MAX_CLIENT_ORDER_INDEX:
+            raise ValueError(f"client order index must be in 1..2^48-1, got {next_client_order_index}")
+        self.cfg = cfg
+        self.markets = dict(markets)
+        self.by_id = {m.market_id: m for m in markets.values()}
+        self.account = account_index
+        self.next_coi = next_client_order_index
+        self.now = 0
+        self.bbo: dict[str, tuple[float, float]] = {}
+        self.strats: dict[tuple[str, str], _Strat] = {}
+        self.account_pos: dict[str, float] = {m: 0.0 for m in markets}
+        self.orders: dict[int, _Order] = {}
+        self.quotes: dict[tuple[str, str, Side], int] = {}
+        self.paused: set[str] = set()
+        self.paused_all = False
+        self.seen_trades: set[tuple[str, str]] = set()
+        self._seq = 0
+        self._commands: list[OrderCommand] = []
+        # risk state inputs; the published state is derived from them
+        self.killed: str | None = None
+        self.reconciled = reconciled
+        self.reconcile_reason = "" if reconciled else "starting: not reconciled yet"
+        self.flattening = False
+        self.over_limit: str | None = None
+        self.state, self.state_reason = self._derive_state()
+
+    # ------------------------------------------------------------------ public: bus inputs
+
+    def on_event(self, event: Event) -> list[Event]:
+        """Process one bus input; see :meth:`on_events`."""
+        return self.on_events([event])
+
+    def on_events(self, events: Sequence[Event]) -> list[Event]:
+        """Process a batch of bus inputs (Bbo/BookSnapshot, TargetPosition, QuoteIntent,
+        CancelIntent, Control; other types are ignored). Target positions of the batch are
+        recorded first and each touched market is rebalanced once at the end, so strategies
+        whose intents arrive in the same batch cross internally.
+
+        Returns the bus events to publish on the exec stream (in order); order commands are
+        queued for :meth:`take_commands`.
+        """
+        outs: list[_Out] = []
+        dirty: dict[str, tuple[_Out, set[str]]] = {}
+        for ev in events:
+            self.now = max(self.now, ev.ts_event)
+            out = _Out(ev)
+            outs.append(out)
+            if isinstance(ev, Bbo):
+                if ev.bid_px > 0 and ev.ask_px > 0:
+                    self.bbo[ev.market] = (ev.bid_px, ev.ask_px)
+            elif isinstance(ev, BookSnapshot):
+                if ev.bids and ev.asks:
+                    self.bbo[ev.market] = (ev.bids[0][0], ev.asks[0][0])
+            elif isinstance(ev, TargetPosition):
+                self._on_target(ev, out, dirty)
+            elif isinstance(ev, QuoteIntent):
+                self._on_quote(ev, out)
+            elif isinstance(ev, CancelIntent):
+                if not self._paused(ev.strategy):
+                    self._cancel_quotes(ev.strategy, ev.market, ev)
+            elif isinstance(ev, Control):
+                self._on_control(ev, out, dirty)
+        for market, (out, triggered) in dirty.items():
+            self._rebalance(market, out, triggered)
+        return [e for o in outs for e in o.events]
+
+    def take_commands(self) -> list[OrderCommand]:
+        """The order commands produced since the last call, in the order to execute them."""
+        cmds, self._commands = self._commands, []
+        return cmds
+
+    # ------------------------------------------------------------------ public: venue reports
+
+    def on_send_result(self, cmd: OrderCommand, ok: bool, code: int = 200, message: str = "",
+                       tx_hash: str = "") -> list[Event]:
+        """Outcome of sending ``cmd``: ``OrderAccepted`` or ``OrderRejected`` for a create
+        (``code`` = Lighter error code, or -1 for a transport/signing failure); nothing for
+        cancels (their effect arrives as order updates)."""
+        if cmd.kind != "create":
+            return []
+        rec = self.orders.get(cmd.client_order_index)
+        if rec is None:
+            return []
+        out = _Out(key=f"send:{cmd.client_order_index}", ts=cmd.ts_event, causation_id=cmd.cause_id)
+        m = self.markets[rec.market]
+        price, size = m.int_to_price(rec.price), m.int_to_size(rec.size)
+        if ok:
+            if rec.status == "pending":
+                rec.status = "open"
+            out.add(OrderAccepted, strategy=rec.label, market=rec.market, client_order_index=rec.coi,
+                    side=rec.side, price=price, size=size, order_type="limit", time_in_force=rec.tif,
+                    reduce_only=rec.reduce_only, tx_hash=tx_hash or "")
+        else:
+            rec.status = "done"
+            self._forget_quote(rec)
+            out.add(OrderRejected, strategy=rec.label, market=rec.market, client_order_index=rec.coi,
+                    side=rec.side, price=price, size=size, code=int(code), reason=message or "send failed")
+        return out.events
+
+    def on_venue_trade(self, market_id: int, trade: dict[str, Any]) -> list[Event]:
+        """A trade from ``account_all_trades`` (fields as Lighter's Trade: ``trade_id``,
+        ``size``/``price``/``usd_amount`` strings, ``ask_account_id``/``bid_account_id``,
+        ``ask_client_id``/``bid_client_id``, ``is_maker_ask``, ``taker_fee``/``maker_fee`` in
+        1e-6 of notional, ``timestamp`` in ms).
+
+        Emits, per side of the trade that is ours, one ``Fill`` per strategy the size is
+        attributed to (FIFO over the order's allocation; fills of unknown orders go to
+        ``cfg.unattributed_strategy``) and a ``PositionSnapshot`` per affected strategy.
+        Duplicates (same trade id and side) are ignored.
+        """
+        m = self.by_id.get(int(market_id))
+        if m is None:
+            return []
+        trade_id = str(trade.get("trade_id_str") or trade.get("trade_id") or "")
+        size = float(trade.get("size") or 0)
+        price = float(trade.get("price") or 0)
+        if not trade_id or size <= 0:
+            return []
+        usd = float(trade.get("usd_amount") or size * price)
+        ts = _ts_ns(trade.get("timestamp")) or self.now
+        self.now = max(self.now, ts)
+        events: list[Event] = []
+        for side, acct_key, coi_key in (("buy", "bid_account_id", "bid_client_id"),
+                                        ("sell", "ask_account_id", "ask_client_id")):
+            try:
+                ours = int(trade.get(acct_key, -1)) == self.account
+            except (TypeError, ValueError):
+                ours = False
+            if not ours or (trade_id, side) in self.seen_trades:
+                continue
+            self.seen_trades.add((trade_id, side))
+            maker = bool(trade.get("is_maker_ask")) == (side == "sell")
+            fee_units = float(trade.get("maker_fee" if maker else "taker_fee") or 0)
+            fee = usd * fee_units / 1e6
+            try:
+                coi = int(trade.get(coi_key + "_str") or trade.get(coi_key) or 0)
+            except (TypeError, ValueError):
+                coi = 0
+            rec = self.orders.get(coi) if coi else None
+            out = _Out(key=f"trade:{trade_id}:{side}", ts=ts, causation_id=rec.cause_id if rec else None)
+            parts = self._attribute(rec, size)
+            sign = 1 if side == "buy" else -1
+            self.account_pos[m.symbol] = round(self.account_pos.get(m.symbol, 0.0) + sign * size, 10)
+            if rec is not None:
+                rec.filled = round(rec.filled + size, 10)
+            for strategy, part in parts:
+                st = self._strat(strategy, m.symbol)
+                self._apply(st, sign * part, price)
+                out.add(Fill, fill_id=derive_id("fill", trade_id, side, strategy), strategy=strategy,
+                        market=m.symbol, side=side, price=price, size=part, fee=fee * part / size,
+                        liquidity="maker" if maker else "taker", client_order_index=coi,
+                        venue_trade_id=trade_id)
+            for strategy in dict.fromkeys(s for s, _ in parts):
+                self._snapshot(out, strategy, m.symbol)
+            self._check_limits(out)
+            events.extend(out.events)
+        return events
+
+    def mark_trade_seen(self, trade: dict[str, Any]) -> None:
+        """Record our sides of ``trade`` as already processed without emitting fills (trades
+        of the account from before this run, e.g. in the first ``subscribed`` snapshot)."""
+        trade_id = str(trade.get("trade_id_str") or trade.get("trade_id") or "")
+        for side, acct_key in (("buy", "bid_account_id"), ("sell", "ask_account_id")):
+            try:
+                if trade_id and int(trade.get(acct_key, -1)) == self.account:
+                    self.seen_trades.add((trade_id, side))
+            except (TypeError, ValueError):
+                pass
+
+    def on_venue_order(self, market_id: int, order: dict[str, Any]) -> list[Event]:
+        """An order update from ``account_all_orders`` (``client_order_index``, ``order_index``,
+        ``status``, ``remaining_base_amount`` string). A status starting with ``canceled`` or
+        ``expired`` is terminal and yields ``OrderCanceled`` with the unfilled remainder;
+        ``filled`` is terminal without an event; ``open`` marks the order resting."""
+        try:
+            coi = int(order.get("client_order_index") or 0)
+        except (TypeError, ValueError):
+            return []
+        rec = self.orders.get(coi)
+        if rec is None or rec.status == "done":
+            return []
+        status = str(order.get("status") or "")
+        try:
+            rec.order_index = int(order.get("order_index") or rec.order_index)
+        except (TypeError, ValueError):
+            pass
+        if status == "filled":
+            rec.status = "done"
+            self._forget_quote(rec)
+            return []
+        if status.startswith("canceled") or status.startswith("expired"):
+            rec.status = "done"
+            self._forget_quote(rec)
+            remaining = float(order.get("remaining_base_amount") or 0)
+            ts = _ts_ns(order.get("updated_at") or order.get("timestamp")) or self.now
+            out = _Out(key=f"order:{coi}:{status}", ts=ts, causation_id=rec.cause_id)
+            out.add(OrderCanceled, strategy=rec.label, market=rec.market, client_order_index=coi,
+                    remaining=remaining, reason=status)
+            return out.events
+        if status in ("open", "in-progress", "pending"):
+            rec.status = "open"
+        return []
+
+    def on_venue_position(self, market_id: int, pos: dict[str, Any]) -> list[Event]:
+        """A position from ``account_all_positions`` or the REST account (``sign`` 1/-1,
+        ``position`` absolute size string): sets the account position (authoritative) and
+        re-evaluates the limits; returns a ``RiskState`` if the state changed."""
+        m = self.by_id.get(int(market_id))
+        if m is None:
+            return []
+        size = float(pos.get("position") or 0)
+        sign = -1 if int(pos.get("sign") or 1) < 0 else 1
+        self.account_pos[m.symbol] = round(sign * size, 10)
+        out = _Out(key=f"position:{m.symbol}:{self.account_pos[m.symbol]}", ts=self.now)
+        self._check_limits(out)
+        return out.events
+
+    # ------------------------------------------------------------------ public: start-up
+
+    def restore(self, history: Iterable[Event]) -> None:
+        """Fold the exec stream's history (our own outputs): virtual positions from the last
+        ``PositionSnapshot`` per (strategy, market), seen venue trade ids from ``Fill``, the
+        client order index counter from ``OrderAccepted``/``OrderRejected`` and the
+        order -> strategy map of accepted orders (for late fills)."""
+        max_coi = 0
+        for ev in history:
+            if isinstance(ev, PositionSnapshot):
+                st = self._strat(ev.strategy, ev.market)
+                st.position, st.avg_entry = ev.position, ev.avg_entry_price
+            elif isinstance(ev, Fill) and ev.venue_trade_id:
+                self.seen_trades.add((ev.venue_trade_id, ev.side))
+            elif isinstance(ev, OrderAccepted | OrderRejected):
+                max_coi = max(max_coi, ev.client_order_index)
+                if isinstance(ev, OrderAccepted) and ev.market in self.markets:
+                    m = self.markets[ev.market]
+                    first = ev.strategy.split(",")[0]
+                    self.orders[ev.client_order_index] = _Order(
+                        coi=ev.client_order_index, market=ev.market, side=ev.side,
+                        price=m.price_to_int(ev.price), size=m.size_to_int(ev.size),
+                        tif=ev.time_in_force if ev.time_in_force in ("ioc", "gtt", "post_only") else "gtt",
+                        kind="taker" if ev.time_in_force == "ioc" else "quote",
+                        alloc=[[first, ev.size]], cause_id=ev.causation_id or ev.id,
+                        ts_event=ev.ts_event, status="done")
+            self.now = max(self.now, ev.ts_event)
+        if max_coi + 1 > self.next_coi:
+            self.next_coi = max_coi + 1
+        if self.next_coi > MAX_CLIENT_ORDER_INDEX:
+            self.next_coi = 1
+
+    def set_account_position(self, market: str, position: float) -> None:
+        """Set the account position in ``market`` (signed base units), e.g. from the REST
+        account during reconciliation."""
+        if market in self.markets:
+            self.account_pos[market] = round(float(position), 10)
+
+    def set_reconciled(self, ok: bool, reason: str = "", ts_ns: int | None = None) -> list[Event]:
+        """Mark reconciliation done (``ok``) or failed (halted with ``reason``); returns a
+        ``RiskState`` when the state changes."""
+        self.reconciled = ok
+        self.reconcile_reason = "" if ok else (reason or "reconciliation failed")
+        ts = self.now if ts_ns is None else ts_ns
+        out = _Out(key=f"reconcile:{ok}:{reason}:{ts}", ts=ts)
+        self._check_limits(out)
+        self._emit_state(out)
+        return out.events
+
+    def state_event(self, ts_ns: int) -> RiskState:
+        """A ``RiskState`` event stating the current state (e.g. at start)."""
+        return RiskState(id=derive_id("state", self.state, self.state_reason, ts_ns), ts_event=ts_ns,
+                         source=SOURCE, state=self.state, reason=self.state_reason)  # type: ignore[arg-type]
+
+    def cancel_all_command(self, ts_ns: int | None = None, cause_id: str = "") -> OrderCommand:
+        """A cancel-all (tx 16, immediate) of every resting order of the account; marks our
+        live orders as cancel-requested."""
+        for rec in self.orders.values():
+            if rec.live:
+                rec.cancel_requested = True
+        return OrderCommand(kind="cancel_all", cause_id=cause_id, ts_event=self.now if ts_ns is None else ts_ns)
+
+    def live_orders(self) -> list[int]:
+        """Client order indexes of orders not known to be terminal."""
+        return [c for c, r in self.orders.items() if r.live]
+
+    def position(self, strategy: str, market: str) -> float:
+        """Virtual position of ``strategy`` in ``market`` (signed base units)."""
+        st = self.strats.get((strategy, market))
+        return st.position if st else 0.0
+
+    def in_flight(self, strategy: str, market: str) -> float:
+        """Signed base units of live IOC orders allocated to ``strategy`` in ``market`` and not
+        filled yet."""
+        total = 0.0
+        for rec in self.orders.values():
+            if rec.live and rec.kind == "taker" and rec.market == market:
+                total += rec.sign * sum(q for s, q in rec.alloc if s == strategy)
+        return total
+
+    # ------------------------------------------------------------------ intents
+
+    def _paused(self, strategy: str) -> bool:
+        return self.paused_all or strategy in self.paused
+
+    def _stale(self, ev: Event) -> bool:
+        age = self.cfg.max_intent_age_ms
+        return bool(age) and ev.ts_event < self.now - age * 1_000_000
+
+    def _strat(self, strategy: str, market: str) -> _Strat:
+        key = (strategy, market)
+        st = self.strats.get(key)
+        if st is None:
+            st = self.strats[key] = _Strat()
+        return st
+
+    def _on_target(self, ev: TargetPosition, out: _Out, dirty: dict[str, tuple[_Out, set[str]]]) -> None:
+        if self._paused(ev.strategy):
+            return
+        if ev.market not in self.markets:
+            out.add(OrderRejected, strategy=ev.strategy, market=ev.market, client_order_index=0,
+                    side="buy" if ev.target >= 0 else "sell", price=0.0, size=abs(ev.target), code=0,
+                    reason=f"market {ev.market} is not traded by this executor")
+            return
+        st = self._strat(ev.strategy, ev.market)
+        st.target = float(ev.target)
+        self._seq += 1
+        st.seq = self._seq
+        st.slippage_bps = ev.max_slippage_bps if ev.max_slippage_bps > 0 else self.cfg.default_slippage_bps
+        if self._stale(ev):
+            return
+        prev = dirty.get(ev.market)
+        triggered = prev[1] if prev else set()
+        triggered.add(ev.strategy)
+        dirty[ev.market] = (out, triggered)
+
+    def _lots(self, m: MarketInfo, x: float) -> int:
+        """Signed base units -> signed integer lots, rounded toward zero."""
+        n = math.floor(abs(x) * 10**m.size_decimals + 1e-6)
+        return n if x >= 0 else -n
+
+    def _rebalance(self, market: str, out: _Out, triggered: set[str]) -> None:
+        m = self.markets[market]
+        strats = [(s, st) for (s, mk), st in self.strats.items() if mk == market and st.target is not None]
+        strats.sort(key=lambda x: x[1].seq)
+        deltas: list[tuple[str, _Strat, int]] = []
+        for s, st in strats:
+            d = self._lots(m, st.target - st.position - self.in_flight(s, market))  # type: ignore[operator]
+            if d:
+                deltas.append((s, st, d))
+        if not deltas:
+            return
+        if self.state == "halted":
+            for s, _, d in deltas:
+                if s in triggered:
+                    self._reject(out, s, m, d, 0.0, f"executor halted: {self.state_reason}")
+            return
+        bbo = self.bbo.get(market)
+        if bbo is None:
+            for s, _, d in deltas:
+                if s in triggered:
+                    self._reject(out, s, m, d, 0.0, f"no market data (BBO) for {market} yet")
+            return
+        bid, ask = bbo
+        mid = (bid + ask) / 2.0
+
+        # 1. internal cross of opposite deltas, FIFO on both sides
+        buy_total = sum(d for _, _, d in deltas if d > 0)
+        sell_total = -sum(d for _, _, d in deltas if d < 0)
+        cross = min(buy_total, sell_total)
+        remaining: list[tuple[str, _Strat, int]] = []
+        if cross > 0:
+            left = {1: cross, -1: cross}
+            crossed: list[tuple[str, int]] = []
+            for s, st, d in deltas:
+                sg = 1 if d > 0 else -1
+                take = min(abs(d), left[sg])
+                left[sg] -= take
+                if take:
+                    crossed.append((s, sg * take))
+                if abs(d) - take:
+                    remaining.append((s, st, sg * (abs(d) - take)))
+            for s, q in crossed:
+                size = m.int_to_size(abs(q))
+                self._apply(self._strat(s, market), (1 if q > 0 else -1) * size, mid)
+                out.add(Fill, fill_id=derive_id("internal", out.cause.id if out.cause else out.key, market, s),
+                        strategy=s, market=market, side="buy" if q > 0 else "sell", price=mid, size=size,
+                        fee=0.0, liquidity="internal", client_order_index=0, venue_trade_id="")
+                self._snapshot(out, s, market)
+        else:
+            remaining = deltas
+        if not remaining:
+            return
+
+        # 2. one venue order for the net remainder
+        net = sum(d for _, _, d in remaining)
+        side: Side = "buy" if net > 0 else "sell"
+        sg = 1 if net > 0 else -1
+        touch = ask if side == "buy" else bid
+        lots = abs(net)
+        exposure = self.account_pos.get(market, 0.0) + self._account_in_flight(market)
+        reduce_only = False
+        clip_reason = ""
+        if self.state == "reducing":
+            if exposure * sg >= 0:
+                lots, clip_reason = 0, f"reducing ({self.state_reason}): only orders that shrink the position"
+            else:
+                cap = self._lots(m, abs(exposure))
+                if lots > cap:
+                    lots, clip_reason = cap, f"reducing ({self.state_reason}): order limited to the position"
+                reduce_only = True
+        cap_units = self.cfg.position_limit(market)
+        cap_why = f"max_position {cap_units:g} {market}"
+        notional_cap = self.cfg.notional_limit(market) / touch if touch > 0 else 0.0
+        if notional_cap < cap_units:
+            cap_units, cap_why = notional_cap, f"max_notional_usd {self.cfg.notional_limit(market):g} USD"
+        resulting = exposure + sg * m.int_to_size(lots)
+        if not reduce_only and abs(resulting) > cap_units + EPS and abs(resulting) > abs(exposure):
+            room = cap_units - sg * exposure  # base units we may still add in this direction
+            allowed = max(0, self._lots(m, room)) if room > 0 else 0
+            if allowed < lots:
+                clip_reason = (f"clipped by {cap_why}: account position {exposure:g} {market} "
+                               f"+ {sg * m.int_to_size(lots):g} would exceed it")
+                lots = allowed
+        # allocate the (possibly clipped) order FIFO; report the clipped parts
+        alloc: list[list[Any]] = []
+        budget = lots
+        for s, _st, d in remaining:
+            take = min(abs(d), budget)
+            budget -= take
+            if take:
+                alloc.append([s, m.int_to_size(take)])
+            if abs(d) - take and clip_reason:
+                self._reject(out, s, m, sg * (abs(d) - take), touch, clip_reason)
+        if lots <= 0:
+            return
+        slip = min((st.slippage_bps for s, st, _ in remaining if s in {a[0] for a in alloc}),
+                   default=self.cfg.default_slippage_bps)
+        if side == "buy":
+            price = m.price_to_int(ask * (1 + slip / 1e4), "down")
+            our_asks = [r.price for r in self.orders.values()
+                        if r.live and r.kind == "quote" and r.market == market and r.side == "sell"
+                        and not r.cancel_requested]
+            if our_asks and price >= min(our_asks):  # self-trade guard
+                price = min(our_asks) - 1
+        else:
+            price = m.price_to_int(bid * (1 - slip / 1e4), "up")
+            our_bids = [r.price for r in self.orders.values()
+                        if r.live and r.kind == "quote" and r.market == market and r.side == "buy"
+                        and not r.cancel_requested]
+            if our_bids and price <= max(our_bids):
+                price = max(our_bids) + 1
+        why = m.check_amount(m.int_to_size(lots), m.int_to_price(price)) if price > 0 else "no valid price"
+        if why:
+            for s, q in alloc:
+                self._reject(out, s, m, sg * self._lots(m, q), m.int_to_price(price),
+                             f"refused locally: {why}")
+            return
+        self._create(out, m, side, price, lots, "ioc", 0, reduce_only, "taker", alloc)
+
+    def _account_in_flight(self, market: str) -> float:
+        return sum(r.sign * (m_size - r.filled)
+                   for r in self.orders.values()
+                   if r.live and r.kind == "taker" and r.market == market
+                   for m_size in [self.markets[market].int_to_size(r.size)])
+
+    def _create(self, out: _Out, m: MarketInfo, side: Side, price: int, lots: int, tif: Tif, expiry: int,
+                reduce_only: bool, kind: Literal["taker", "quote"], alloc: list[list[Any]]) -> _Order:
+        coi = self.next_coi
+        self.next_coi = coi + 1 if coi < MAX_CLIENT_ORDER_INDEX else 1
+        cause_id = out.cause.id if out.cause else out.key
+        ts = out.cause.ts_event if out.cause else out.ts
+        rec = _Order(coi=coi, market=m.symbol, side=side, price=price, size=lots, tif=tif, kind=kind,
+                     alloc=alloc, cause_id=cause_id, ts_event=ts, reduce_only=reduce_only)
+        self.orders[coi] = rec
+        self._commands.append(OrderCommand(kind="create", market=m.symbol, market_id=m.market_id,
+                                           client_order_index=coi, side=side, price=price, size=lots, tif=tif,
+                                           order_expiry=expiry, reduce_only=reduce_only, cause_id=cause_id,
+                                           ts_event=ts))
+        return rec
+
+    def _reject(self, out: _Out, strategy: str, m: MarketInfo, lots: int, price: float, reason: str) -> None:
+        out.add(OrderRejected, strategy=strategy, market=m.symbol, client_order_index=0,
+                side="buy" if lots > 0 else "sell", price=price, size=m.int_to_size(abs(lots)), code=0,
+                reason=reason)
+
+    # ------------------------------------------------------------------ quotes
+
+    def _on_quote(self, ev: QuoteIntent, out: _Out) -> None:
+        if self._paused(ev.strategy) or self._stale(ev):
+            return
+        m = self.markets.get(ev.market)
+        if m is None:
+            return
+        for side, px, sz in (("buy", ev.bid_px, ev.bid_sz), ("sell", ev.ask_px, ev.ask_sz)):
+            want: tuple[int, int] | None = None
+            if px is not None and px > 0 and sz > 0:
+                want = (m.price_to_int(px, "down" if side == "buy" else "up"), self._lots(m, sz))
+            tif: Tif = "post_only" if ev.post_only else "gtt"
+            key = (ev.strategy, ev.market, side)
+            cur = self.orders.get(self.quotes.get(key, 0))
+            if cur is not None and cur.live and not cur.cancel_requested:
+                if want is not None and (cur.price, cur.size, cur.tif) == (*want, tif):
+                    continue
+                self._cancel(cur, out)
+            self.quotes.pop(key, None)
+            if want is None:
+                continue
+            price, lots = want
+            if self.state != "running":
+                self._reject(out, ev.strategy, m, lots if side == "buy" else -lots, px or 0.0,
+                             f"quotes disabled while {self.state}: {self.state_reason}")
+                continue
+            sg = 1 if side == "buy" else -1
+            exposure = self.account_pos.get(ev.market, 0.0) + self._account_in_flight(ev.market) + sum(
+                r.sign * (m.int_to_size(r.size) - r.filled) for r in self.orders.values()
+                if r.live and r.kind == "quote" and r.market == ev.market and r.side == side
+                and not r.cancel_requested)
+            cap = min(self.cfg.position_limit(ev.market), self.cfg.notional_limit(ev.market) / (px or 1.0))
+            room = cap - sg * exposure
+            allowed = max(0, self._lots(m, room)) if room > 0 else 0
+            if allowed < lots:
+                self._reject(out, ev.strategy, m, sg * (lots - allowed), px or 0.0,
+                             f"quote clipped by max_position/max_notional_usd: worst-case account position "
+                             f"would exceed {cap:g} {ev.market}")
+                lots = allowed
+            if lots <= 0:
+                continue
+            why = m.check_amount(m.int_to_size(lots), m.int_to_price(price))
+            if why:
+                self._reject(out, ev.strategy, m, sg * lots, m.int_to_price(price), f"refused locally: {why}")
+                continue
+            rec = self._create(out, m, side, price, lots, tif, self.cfg.quote_expiry, False, "quote",
+                               [[ev.strategy, m.int_to_size(lots)]])
+            self.quotes[key] = rec.coi
+
+    def _cancel(self, rec: _Order, out: _Out | Event) -> None:
+        rec.cancel_requested = True
+        cause_id = out.cause.id if isinstance(out, _Out) and out.cause else getattr(out, "id", "")
+        ts = out.cause.ts_event if isinstance(out, _Out) and out.cause else getattr(out, "ts_event", self.now)
+        m = self.markets[rec.market]
+        self._commands.append(OrderCommand(kind="cancel", market=rec.market, market_id=m.market_id,
+                                           client_order_index=rec.coi, order_index=rec.order_index or rec.coi,
+                                           side=rec.side, cause_id=cause_id, ts_event=ts))
+
+    def _cancel_quotes(self, strategy: str | None, market: str | None, cause: Event) -> None:
+        for rec in self.orders.values():
+            if (rec.live and rec.kind == "quote" and not rec.cancel_requested
+                    and (market is None or rec.market == market)
+                    and (strategy is None or strategy in {s for s, _ in rec.alloc})):
+                self._cancel(rec, cause)
+        for key in [k for k in self.quotes if (strategy is None or k[0] == strategy)
+                    and (market is None or k[1] == market)]:
+            del self.quotes[key]
+
+    def _forget_quote(self, rec: _Order) -> None:
+        if rec.kind == "quote":
+            for key in [k for k, c in self.quotes.items() if c == rec.coi]:
+                del self.quotes[key]
+
+    # ------------------------------------------------------------------ control
+
+    def _on_control(self, ev: Control, out: _Out, dirty: dict[str, tuple[_Out, set[str]]]) -> None:
+        if ev.command == "kill":
+            self.killed = f"kill switch{': ' + ev.reason if ev.reason else ''}"
+            self._commands.append(self.cancel_all_command(ev.ts_event, ev.id))
+            self.quotes.clear()
+        elif ev.command == "pause":
+            if ev.target == "*":
+                self.paused_all = True
+            else:
+                self.paused.add(ev.target)
+            self._cancel_quotes(None if ev.target == "*" else ev.target, None, ev)
+        elif ev.command == "resume":
+            if ev.target == "*":
+                self.paused_all = False
+                self.paused.clear()
+                self.killed = None
+                self.flattening = False
+            else:
+                self.paused.discard(ev.target)
+        elif ev.command == "flatten":
+            if ev.target == "*":
+                self.flattening = True
+            self._cancel_quotes(None if ev.target == "*" else ev.target, None, ev)
+            self._emit_state(out)
+            for (s, mk), st in sorted(self.strats.items(), key=lambda kv: kv[1].seq):
+                if ev.target not in ("*", s):
+                    continue
+                if st.target is None and abs(st.position) < EPS:
+                    continue
+                st.target = 0.0
+                self._seq += 1
+                st.seq = self._seq
+                if st.slippage_bps <= 0:
+                    st.slippage_bps = self.cfg.default_slippage_bps
+                prev = dirty.get(mk)
+                trig = prev[1] if prev else set()
+                trig.add(s)
+                dirty[mk] = (out, trig)
+            return
+        self._check_limits(out)
+        self._emit_state(out)
+
+    # ------------------------------------------------------------------ positions and risk
+
+    def _attribute(self, rec: _Order | None, size: float) -> list[tuple[str, float]]:
+        if rec is None:
+            return [(self.cfg.unattributed_strategy, size)]
+        parts: list[tuple[str, float]] = []
+        left = size
+        for a in rec.alloc:
+            if left <= EPS:
+                break
+            take = min(a[1], left)
+            if take > EPS:
+                a[1] = round(a[1] - take, 10)
+                left = round(left - take, 10)
+                parts.append((a[0], take))
+        if left > EPS:  # more than allocated (should not happen): give it to the first owner
+            owner = rec.alloc[0][0] if rec.alloc else self.cfg.unattributed_strategy
+            parts.append((owner, left))
+        merged: dict[str, float] = {}
+        for s, q in parts:
+            merged[s] = round(merged.get(s, 0.0) + q, 10)
+        return list(merged.items())
+
+    @staticmethod
+    def _apply(st: _Strat, qty: float, price: float) -> None:
+        """Add a signed fill of ``qty`` base units at ``price`` to a virtual position."""
+        pos = st.position
+        new = round(pos + qty, 10)
+        if abs(pos) < EPS or (pos > 0) == (qty > 0):
+            st.avg_entry = (abs(pos) * st.avg_entry + abs(qty) * price) / abs(new) if abs(new) > EPS else 0.0
+        elif abs(new) < EPS:
+            st.avg_entry = 0.0
+        elif (new > 0) != (pos > 0):
+            st.avg_entry = price
+        st.position = 0.0 if abs(new) < EPS else new
+
+    def _snapshot(self, out: _Out, strategy: str, market: str) -> None:
+        st = self._strat(strategy, market)
+        out.add(PositionSnapshot, strategy=strategy, market=market, position=st.position,
+                avg_entry_price=st.avg_entry, account_position=self.account_pos.get(market, 0.0))
+
+    def _check_limits(self, out: _Out) -> None:
+        over = None
+        for market, pos in sorted(self.account_pos.items()):
+            lim = self.cfg.position_limit(market)
+            if abs(pos) > lim * (1 + 1e-9) + EPS:
+                over = f"account position {pos:g} {market} exceeds max_position {lim:g}"
+                break
+        self.over_limit = over
+        self._emit_state(out)
+
+    def _derive_state(self) -> tuple[str, str]:
+        if self.killed:
+            return "halted", self.killed
+        if not self.reconciled:
+            return "halted", self.reconcile_reason
+        if self.flattening:
+            return "reducing", "flatten"
+        if self.over_limit:
+            return "reducing", self.over_limit
+        return "running", ""
+
+    def _emit_state(self, out: _Out) -> None:
+        state, reason = self._derive_state()
+        if (state, reason) != (self.state, self.state_reason):
+            self.state, self.state_reason = state, reason
+            out.add(RiskState, state=state, reason=reason)

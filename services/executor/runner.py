@@ -1,0 +1,451 @@
+"""The executor service: bus + venue I/O around the pure :class:`~services.executor.engine.Engine`.
+
+Start-up (fail closed):
+
+1. Config section ``services.executor`` (:class:`~services.executor.config.ExecutorConfig`), the
+   API key (live: ``cfg.require_live_allowed()`` and ``LIGHTER_API_PRIVATE_KEY`` only; paper:
+   the env key if set, else a throwaway key), Redis, ``/health`` + ``/metrics``.
+2. Market metadata from ``orderBookDetails`` (retried until the venue answers).
+3. The exec stream ``{ns}:exec:{account}`` is folded (``Bus.read_all``) to rebuild per-strategy
+   virtual positions, seen venue trade ids and the client order index counter. The first client
+   order index is ``max(last index in the exec stream + 1, unix time in ms)``: unique across
+   restarts even when the stream was trimmed, as long as fewer than one order per ms is sent on
+   average.
+4. The engine starts HALTED (``RiskState halted "starting: not reconciled yet"``). The account
+   feed (WS) is started; reconciliation then syncs the nonce, reads positions
+   (``GET account``) and our resting orders (``accountActiveOrders`` per market, auth header),
+   cancels them (cancel-all tx 16) and waits for the account feed to be subscribed. Success ->
+   RUNNING; failure -> stays HALTED with the reason, retried every ``reconcile_retry_s``.
+
+Running: one consumer (group ``executor``) over ``{ns}:intent:{account}``, ``{ns}:control`` and
+``{ns}:md:book:{SYM}``. Each batch goes to ``Engine.on_events``; its events are published with
+``Consumer.commit`` (atomic with the acks, undecodable entries go to the DLQ) and only then are
+its order commands signed and sent (at-most-once sending: a crash between commit and send loses
+the order, never duplicates it). Send results and account-feed reports go through the engine
+and are published with ``Bus.publish``. One lock serialises sends and feed processing, so an
+``OrderAccepted`` is published before the fills of that order.
+
+Shutdown (SIGTERM/SIGINT): stop consuming, cancel our resting orders (cancel-all), keep
+positions, close connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+from pydantic import SecretStr
+
+from shared.bus import Bus, Consumer
+from shared.config import PRIVATE_KEY_ENV, ConfigError, StackConfig
+from shared.events import Event, Fill, OrderRejected, PositionSnapshot, RiskState
+from shared.markets import MarketInfo
+from shared.metrics import DEAD_LETTERS, DUPLICATES, EVENTS_IN, EVENTS_OUT, PREFIX, start_http
+from shared.redis_util import async_client, resolve_redis_url
+from shared.service import SeenIds, consumer_name, install_stop_handlers, setup_logging
+
+from .config import ExecutorConfig
+from .engine import MAX_CLIENT_ORDER_INDEX, Engine, OrderCommand
+from .nonces import NonceError, NonceManager
+from .signer import Signer, SignError, generate_key
+from .venue import AccountFeed, LighterRest, SendResult, VenueError, iter_keyed
+
+log = logging.getLogger("executor")
+
+SERVICE = "executor"
+_P = f"{PREFIX}executor_"
+ORDERS_SENT = Counter(f"{_P}orders_sent_total", "Order transactions sent to the venue.", ["market", "side"])
+REJECTS = Counter(f"{_P}rejects_total", "Orders rejected (code 0 = refused locally).", ["code"])
+FILLS = Counter(f"{_P}fills_total", "Attributed fills published.", ["market", "liquidity"])
+INTERNAL_CROSSES = Counter(f"{_P}internal_crosses_total", "Internal crosses between strategies.", ["market"])
+NONCE_RESYNCS = Counter(f"{_P}nonce_resyncs_total", "Nonce resyncs from nextNonce after an error.")
+RISK_STATE = Gauge(f"{_P}risk_state", "Risk state: 0 running, 1 reducing, 2 halted.")
+ACCOUNT_POSITION = Gauge(f"{_P}account_position", "Account position (base units).", ["market"])
+STRATEGY_POSITION = Gauge(f"{_P}strategy_position", "Virtual position per strategy (base units).",
+                          ["strategy", "market"])
+SEND_SECONDS = Histogram(f"{_P}send_seconds", "Wall time of one sendTx round trip.",
+                         buckets=(1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0))
+_STATE_VALUE = {"running": 0, "reducing": 1, "halted": 2}
+
+
+def resolve_key(cfg: StackConfig, ecfg: ExecutorConfig) -> SecretStr:
+    """The API private key: from ``LIGHTER_API_PRIVATE_KEY`` (live mode: only there, after
+    ``cfg.require_live_allowed()``); in paper mode with ``paper_key: generate`` a throwaway key
+    when the variable is unset.
+
+    Raises:
+        ConfigError: live mode not allowed, or no key where one is required.
+    """
+    if cfg.mode == "live":
+        cfg.require_live_allowed()
+        key = cfg.private_key()
+        if key is None:
+            raise ConfigError(f"mode: live needs {PRIVATE_KEY_ENV} in the environment")
+        return key
+    key = cfg.private_key()
+    if key is not None:
+        return key
+    if ecfg.paper_key == "env":
+        raise ConfigError(f"services.executor.paper_key: env needs {PRIVATE_KEY_ENV} in the environment")
+    return generate_key()
+
+
+class ExecutorService:
+    """One executor for ``cfg.account_index``.
+
+    Args:
+        cfg: the stack config.
+        ecfg: the executor section.
+        key: the API private key (kept only until the signer is built).
+        redis: an asyncio Redis client (bytes responses).
+    """
+
+    def __init__(self, cfg: StackConfig, ecfg: ExecutorConfig, key: SecretStr, redis: Any) -> None:
+        self.cfg = cfg
+        self.ecfg = ecfg
+        self._key: SecretStr | None = key
+        self.redis = redis
+        self.bus = Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen)
+        self.exec_stream = self.bus.streams.exec(cfg.account_index)
+        self.inputs = [self.bus.streams.intent(cfg.account_index), self.bus.streams.control,
+                       *[self.bus.streams.book(m) for m in cfg.markets]]
+        self.rest = LighterRest(cfg.venue.rest_url, ecfg.reconcile_timeout_s)
+        self.nonces = NonceManager(lambda: self.rest.next_nonce(cfg.account_index, cfg.api_key_index))
+        self.signer: Signer | None = None
+        self.engine: Engine | None = None
+        self.feed: AccountFeed | None = None
+        self.seen = SeenIds()
+        self.io_lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._feed_sessions = 0
+        self._token: tuple[str, float] | None = None
+        self.started_at = time.time()
+        self.processed = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to shut down."""
+        self._stop.set()
+
+    def health(self) -> dict[str, Any]:
+        """Body of ``GET /health``."""
+        e = self.engine
+        return {"status": "ok", "service": SERVICE, "account_index": self.cfg.account_index,
+                "risk_state": e.state if e else "halted", "risk_reason": e.state_reason if e else "starting",
+                "feed_connected": bool(self.feed and self.feed.connected.is_set()),
+                "processed": self.processed, "uptime_s": round(time.time() - self.started_at, 1)}
+
+    async def run(self) -> int:
+        """Run until :meth:`stop`; returns the exit code (0)."""
+        http = await start_http(self.ecfg.http_port, self.health)
+        RISK_STATE.set(_STATE_VALUE["halted"])
+        tasks: list[asyncio.Task] = []
+        try:
+            assert self._key is not None
+            self.signer = await Signer.create(self.cfg.venue.rest_url, self.cfg.account_index,
+                                              self.cfg.api_key_index, self.cfg.venue.chain_id, self._key)
+            self._key = None
+            markets = await self._load_markets()
+            if markets is None:
+                return 0
+            await self._build_engine(markets)
+            self.feed = AccountFeed(self.cfg.venue.ws_url, self.cfg.account_index, self._auth_token,
+                                    self._on_feed, on_connected=self._on_feed_connected,
+                                    ping_interval_s=self.ecfg.ws_ping_interval_s,
+                                    backoff_max_s=self.ecfg.ws_backoff_max_s)
+            tasks.append(asyncio.create_task(self.feed.run(), name="account-feed"))
+            tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
+            tasks.append(asyncio.create_task(self._consume(), name="consume"))
+            stop_wait = asyncio.create_task(self._stop.wait())
+            done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t is not stop_wait and t.exception() is not None:
+                    log.error("task %s failed: %r", t.get_name(), t.exception())
+            stop_wait.cancel()
+            await self._shutdown()
+            return 0
+        finally:
+            if self.feed is not None:
+                self.feed.stop()
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            await self.rest.close()
+            if self.signer is not None:
+                with contextlib.suppress(Exception):
+                    await self.signer.close()
+            await http.cleanup()
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopped; True if stop was requested."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        return self._stop.is_set()
+
+    async def _load_markets(self) -> dict[str, MarketInfo] | None:
+        while True:
+            try:
+                allm = await self.rest.markets()
+                markets = {s: allm[s] for s in self.cfg.markets if s in allm}
+                missing = [s for s in self.cfg.markets if s not in allm]
+                if missing:
+                    log.warning("venue has no market(s) %s; not trading them", missing)
+                if markets:
+                    return markets
+                raise VenueError("no configured market on the venue")
+            except VenueError as exc:
+                log.warning("market metadata: %s; retrying", exc)
+                await self._publish([RiskState(id=f"mdfail{time.time_ns():x}"[:16], ts_event=time.time_ns(),
+                                               source=SERVICE, state="halted",
+                                               reason=f"venue unreachable: {exc}")])
+            if await self._sleep(self.ecfg.reconcile_retry_s):
+                return None
+
+    async def _build_engine(self, markets: dict[str, MarketInfo]) -> None:
+        history = [d.event for d in await self.bus.read_all(self.exec_stream) if d.event is not None]
+        start = max(1, min(int(time.time() * 1000), MAX_CLIENT_ORDER_INDEX))
+        engine = Engine(self.ecfg, markets, self.cfg.account_index, next_client_order_index=start,
+                        reconciled=False)
+        engine.restore(history)
+        self.engine = engine
+        log.info("executor for account %d: markets %s, %d exec events folded, next client order index %d",
+                 self.cfg.account_index, sorted(markets), len(history), engine.next_coi)
+        await self._publish([engine.state_event(time.time_ns())])
+
+    def _auth_token(self) -> str:
+        now = time.time()
+        if self._token is None or self._token[1] - now < 300:
+            assert self.signer is not None
+            self._token = (self.signer.auth_token(self.ecfg.auth_token_ttl_s), now + self.ecfg.auth_token_ttl_s)
+        return self._token[0]
+
+    # ------------------------------------------------------------------ reconciliation
+
+    async def _reconcile_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self._reconcile()
+                return
+            except (VenueError, NonceError, SignError, TimeoutError, ConnectionError) as exc:
+                reason = f"reconciliation failed: {exc}"
+            except Exception as exc:  # fail closed on anything
+                log.exception("reconciliation error")
+                reason = f"reconciliation failed: {type(exc).__name__}: {exc}"
+            log.warning("%s; staying halted, retrying in %.1fs", reason, self.ecfg.reconcile_retry_s)
+            async with self.io_lock:
+                assert self.engine is not None
+                await self._publish(self.engine.set_reconciled(False, reason, time.time_ns()))
+            if await self._sleep(self.ecfg.reconcile_retry_s):
+                return
+
+    async def _reconcile(self) -> None:
+        engine = self.engine
+        assert engine is not None and self.feed is not None
+        await self.nonces.sync()
+        positions = await self.rest.positions(self.cfg.account_index)
+        token = self._auth_token()
+        resting = 0
+        for m in engine.markets.values():
+            orders = await self.rest.active_orders(self.cfg.account_index, m.market_id, token)
+            resting += len(orders)
+        if resting and self.ecfg.cancel_on_start:
+            log.info("reconcile: canceling %d resting order(s) of the account", resting)
+            res = await self._execute([engine.cancel_all_command(time.time_ns())])
+            if not res[0].ok:
+                raise VenueError(f"cancel-all failed: {res[0].code} {res[0].message}")
+        try:
+            await asyncio.wait_for(self.feed.connected.wait(), self.ecfg.reconcile_timeout_s)
+        except TimeoutError:
+            raise ConnectionError("account feed not connected") from None
+        async with self.io_lock:
+            outs: list[Event] = []
+            for p in positions:
+                mid = p.get("market_id")
+                if mid is not None:
+                    outs += engine.on_venue_position(int(mid), p)
+            outs += engine.set_reconciled(True, ts_ns=time.time_ns())
+            await self._publish(outs)
+        log.info("reconciled: account positions %s; state %s", engine.account_pos, engine.state)
+
+    # ------------------------------------------------------------------ bus inputs
+
+    async def _consume(self) -> None:
+        consumer = Consumer(self.bus, self.inputs, SERVICE, consumer_name(SERVICE))
+        await consumer.start()
+        assert self.engine is not None
+        while not self._stop.is_set():
+            batch = await consumer.fetch()
+            if not batch:
+                continue
+            events: list[Event] = []
+            for d in batch:
+                if d.event is None:
+                    DEAD_LETTERS.labels(SERVICE, d.stream).inc()
+                    log.warning("dead letter from %s %s: %s", d.stream, d.entry_id, d.error)
+                    continue
+                EVENTS_IN.labels(SERVICE, d.stream).inc()
+                if not self.seen.add(d.event.id):
+                    DUPLICATES.labels(SERVICE, d.stream).inc()
+                    continue
+                events.append(d.event)
+            async with self.io_lock:
+                try:
+                    outs = self.engine.on_events(events)
+                except Exception:  # an engine bug must not kill the service
+                    log.exception("engine failed on a batch of %d events", len(events))
+                    outs = []
+                    self.engine.take_commands()
+                cmds = self.engine.take_commands()
+                await consumer.commit(batch, [(self.exec_stream, e) for e in outs], SERVICE)
+                self._observe(outs)
+            self.processed += len(events)
+            if cmds:
+                await self._execute(cmds)
+
+    # ------------------------------------------------------------------ venue I/O
+
+    async def _execute(self, cmds: Sequence[OrderCommand]) -> list[SendResult]:
+        """Sign and send commands in order; publish the engine's reaction to each result."""
+        results = []
+        assert self.engine is not None
+        for cmd in cmds:
+            async with self.io_lock:
+                res = await self._send(cmd)
+                if cmd.kind == "create" and res.ok:
+                    ORDERS_SENT.labels(cmd.market, cmd.side).inc()
+                if not res.ok:
+                    log.warning("%s %s coi=%d failed: %s %s", cmd.kind, cmd.market, cmd.client_order_index,
+                                res.code, res.message)
+                outs = self.engine.on_send_result(cmd, res.ok, res.code if res.code is not None else -1,
+                                                  res.message, res.tx_hash)
+                await self._publish(outs)
+            results.append(res)
+        return results
+
+    async def _send(self, cmd: OrderCommand) -> SendResult:
+        assert self.signer is not None
+        async with self.nonces.lock:
+            for attempt in range(2):
+                try:
+                    await self.nonces.ensure_synced()
+                except NonceError as exc:
+                    return SendResult(False, -1, str(exc))
+                nonce = self.nonces.allocate()
+                try:
+                    tx = self.signer.sign(cmd, nonce)
+                except SignError as exc:
+                    self.nonces.release(nonce)
+                    return SendResult(False, -1, f"signing failed: {exc}")
+                t0 = time.perf_counter()
+                res = await self.rest.send_tx(tx.tx_type, tx.tx_info)
+                SEND_SECONDS.observe(time.perf_counter() - t0)
+                if res.ok:
+                    return res
+                self.nonces.report_error(res.code, nonce)
+                if self.nonces.needs_sync:
+                    NONCE_RESYNCS.inc()
+                if res.code == 21104 and attempt == 0:
+                    continue
+                return res
+        return SendResult(False, -1, "unreachable")  # pragma: no cover
+
+    async def _on_feed_connected(self) -> None:
+        self._feed_sessions += 1
+
+    async def _on_feed(self, kind: str, msg: dict[str, Any]) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        snapshot = str(msg.get("type", "")).startswith("subscribed/")
+        async with self.io_lock:
+            outs: list[Event] = []
+            if kind == "trades":
+                for mid, t in iter_keyed(msg.get("trades")):
+                    if snapshot and self._feed_sessions <= 1:
+                        engine.mark_trade_seen(t)  # history from before this run: positions come from REST
+                    else:
+                        outs += engine.on_venue_trade(mid, t)
+            elif kind == "orders":
+                for mid, o in iter_keyed(msg.get("orders")):
+                    outs += engine.on_venue_order(mid, o)
+            elif kind == "positions":
+                for mid, p in iter_keyed(msg.get("positions")):
+                    outs += engine.on_venue_position(mid, p)
+            await self._publish(outs)
+            cmds = engine.take_commands()
+        if cmds:
+            await self._execute(cmds)
+
+    # ------------------------------------------------------------------ output
+
+    async def _publish(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        await self.bus.publish(self.exec_stream, events)
+        EVENTS_OUT.labels(SERVICE, self.exec_stream).inc(len(events))
+        self._observe(events)
+
+    def _observe(self, events: Sequence[Event]) -> None:
+        crosses: set[tuple[str | None, str]] = set()
+        for ev in events:
+            if isinstance(ev, Fill):
+                FILLS.labels(ev.market, ev.liquidity).inc()
+                if ev.liquidity == "internal":
+                    crosses.add((ev.causation_id, ev.market))
+            elif isinstance(ev, OrderRejected):
+                REJECTS.labels(str(ev.code)).inc()
+            elif isinstance(ev, PositionSnapshot):
+                STRATEGY_POSITION.labels(ev.strategy, ev.market).set(ev.position)
+                ACCOUNT_POSITION.labels(ev.market).set(ev.account_position)
+            elif isinstance(ev, RiskState):
+                RISK_STATE.set(_STATE_VALUE.get(ev.state, 2))
+                log.info("risk state %s: %s", ev.state, ev.reason)
+        for _, market in crosses:
+            INTERNAL_CROSSES.labels(market).inc()
+
+    async def _shutdown(self) -> None:
+        engine = self.engine
+        if engine is None or not self.ecfg.cancel_on_shutdown or self.nonces.next_nonce is None:
+            return
+        log.info("shutdown: canceling resting orders (positions are kept)")
+        try:
+            res = await asyncio.wait_for(self._execute([engine.cancel_all_command(time.time_ns())]),
+                                         self.ecfg.reconcile_timeout_s)
+            if not res[0].ok:
+                log.warning("shutdown cancel-all failed: %s %s", res[0].code, res[0].message)
+        except Exception as exc:
+            log.warning("shutdown cancel-all failed: %s", exc)
+
+
+async def _amain(cfg: StackConfig) -> int:
+    ecfg = cfg.section("executor", ExecutorConfig)
+    key = resolve_key(cfg, ecfg)
+    url = resolve_redis_url(cfg.redis_url)
+    if not url:
+        raise ConfigError("config error: redis_url is not set (set REDIS_URL or redis_url)")
+    redis = async_client(url)
+    try:
+        svc = ExecutorService(cfg, ecfg, key, redis)
+        install_stop_handlers(svc.stop)
+        return await svc.run()
+    finally:
+        await redis.aclose()
+
+
+def main(cfg: StackConfig) -> int:
+    """Run the executor until SIGTERM/SIGINT; returns the exit code.
+
+    Raises:
+        ConfigError: invalid ``services.executor`` section, live mode not allowed, missing key
+            or Redis URL.
+    """
+    setup_logging()
+    return asyncio.run(_amain(cfg))

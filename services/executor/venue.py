@@ -1,0 +1,305 @@
+"""Talking to Lighter (or venue-sim): REST calls and the private account WebSocket feed.
+
+REST (``{rest_url}/api/v1/...``, responses are JSON with ``code`` 200 on success; errors are
+HTTP 4xx with ``{"code": <Lighter code>, "message": ...}``):
+
+- ``GET nextNonce?account_index=&api_key_index=`` -> ``{"nonce": N}``
+- ``GET orderBookDetails`` -> ``{"order_book_details": [MarketInfo fields ...]}``
+- ``GET account?by=index&value=<acct>`` -> ``{"accounts": [{"positions": [{"market_id",
+  "symbol", "sign", "position", "avg_entry_price", ...}], ...}]}``
+- ``GET accountActiveOrders?account_index=&market_id=`` with ``Authorization: <auth token>``
+  -> ``{"orders": [Order ...]}``
+- ``POST sendTx`` form ``tx_type``, ``tx_info`` -> ``{"code": 200, "tx_hash": ...}``
+
+WS (``ws_url``): wait for ``{"type":"connected"}``, then subscribe (with ``auth``) to
+``account_all_orders/{acct}``, ``account_all_trades/{acct}``, ``account_all_positions/{acct}``.
+Frames ``subscribed/<chan>`` / ``update/<chan>`` carry ``orders`` / ``trades`` /
+``positions`` keyed by market id string (trades may also be a flat list). ``{"type":"ping"}`` is
+answered with ``{"type":"pong"}``; the feed pings every ``ping_interval_s`` and reconnects with
+exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import websockets
+
+from shared.markets import MarketInfo
+
+log = logging.getLogger(__name__)
+
+
+class VenueError(RuntimeError):
+    """A REST call failed: ``code`` is Lighter's error code (or the HTTP status, or -1 for a
+    transport error)."""
+
+    def __init__(self, message: str, code: int = -1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """Outcome of ``sendTx``: ``ok``; ``code`` (200, a Lighter error code, or ``None`` when the
+    outcome is unknown: transport error or timeout); ``message``; ``tx_hash``."""
+
+    ok: bool
+    code: int | None
+    message: str = ""
+    tx_hash: str = ""
+
+
+class LighterRest:
+    """Minimal async REST client.
+
+    Args:
+        base_url: e.g. ``http://127.0.0.1:8090`` (``/api/v1`` is appended).
+        timeout_s: per-request timeout in seconds.
+    """
+
+    def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
+        self.base = base_url.rstrip("/") + "/api/v1"
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def _s(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        return self._session
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+
+    async def get(self, path: str, params: dict[str, Any], auth: str | None = None) -> dict[str, Any]:
+        """GET ``/api/v1/<path>`` and return the JSON body.
+
+        Raises:
+            VenueError: transport error, non-JSON body, HTTP error or ``code`` not 200.
+        """
+        s = await self._s()
+        headers = {"Authorization": auth} if auth else None
+        try:
+            async with s.get(f"{self.base}/{path}", params={k: str(v) for k, v in params.items()},
+                             headers=headers) as r:
+                text = await r.text()
+                status = r.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise VenueError(f"GET {path}: {type(exc).__name__}: {exc}") from None
+        try:
+            body = json.loads(text)
+        except ValueError:
+            raise VenueError(f"GET {path}: HTTP {status}, not JSON: {text[:200]}", status) from None
+        code = body.get("code", status) if isinstance(body, dict) else status
+        if status != 200 or code not in (200, 0):
+            msg = body.get("message", text[:200]) if isinstance(body, dict) else text[:200]
+            raise VenueError(f"GET {path}: HTTP {status} code {code}: {msg}", int(code or status))
+        return body
+
+    async def next_nonce(self, account_index: int, api_key_index: int) -> int:
+        """The next nonce to use for (account, key)."""
+        body = await self.get("nextNonce", {"account_index": account_index, "api_key_index": api_key_index})
+        return int(body["nonce"])
+
+    async def markets(self) -> dict[str, MarketInfo]:
+        """Perp markets by symbol from ``orderBookDetails``."""
+        body = await self.get("orderBookDetails", {})
+        out: dict[str, MarketInfo] = {}
+        for d in body.get("order_book_details") or []:
+            try:
+                m = MarketInfo.from_lighter(d)
+            except (KeyError, ValueError, TypeError) as exc:
+                log.warning("skipping market entry %s: %s", d.get("symbol"), exc)
+                continue
+            out[m.symbol] = m
+        return out
+
+    async def positions(self, account_index: int) -> list[dict[str, Any]]:
+        """The account's positions (Lighter Position objects).
+
+        Raises:
+            VenueError: also when the account is unknown.
+        """
+        body = await self.get("account", {"by": "index", "value": account_index})
+        accts = body.get("accounts") or []
+        if not accts:
+            raise VenueError(f"account {account_index} not found", 21100)
+        return list(accts[0].get("positions") or [])
+
+    async def active_orders(self, account_index: int, market_id: int, auth: str) -> list[dict[str, Any]]:
+        """The account's resting orders in one market (needs the auth token)."""
+        body = await self.get("accountActiveOrders", {"account_index": account_index, "market_id": market_id},
+                              auth=auth)
+        return list(body.get("orders") or [])
+
+    async def send_tx(self, tx_type: int, tx_info: str) -> SendResult:
+        """POST ``sendTx``; never raises: a transport failure is ``SendResult(ok=False,
+        code=None)`` (outcome unknown)."""
+        s = await self._s()
+        try:
+            async with s.post(f"{self.base}/sendTx", data={"tx_type": str(tx_type), "tx_info": tx_info}) as r:
+                text = await r.text()
+                status = r.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return SendResult(False, None, f"sendTx: {type(exc).__name__}: {exc}")
+        try:
+            body = json.loads(text)
+        except ValueError:
+            return SendResult(False, status if status >= 400 else None, f"sendTx: HTTP {status}: {text[:200]}")
+        code = int(body.get("code", status)) if isinstance(body, dict) else status
+        msg = str(body.get("message", "")) if isinstance(body, dict) else ""
+        if status == 200 and code == 200:
+            return SendResult(True, 200, msg, str(body.get("tx_hash") or ""))
+        return SendResult(False, code, msg or f"HTTP {status}")
+
+
+Handler = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class AccountFeed:
+    """The private account channels over WS, with reconnects.
+
+    Args:
+        ws_url: e.g. ``ws://127.0.0.1:8090/stream``.
+        account_index: the account.
+        token: callable returning a fresh auth token for the subscribe messages.
+        on_message: ``await on_message(kind, frame)`` with kind ``orders``/``trades``/
+            ``positions`` and the decoded frame.
+        on_connected: optional ``await on_connected()`` after each successful subscribe.
+        ping_interval_s: client ping period (s).
+        backoff_max_s: reconnect backoff ceiling (s).
+    """
+
+    CHANNELS = ("account_all_orders", "account_all_trades", "account_all_positions")
+
+    def __init__(self, ws_url: str, account_index: int, token: Callable[[], str], on_message: Handler,
+                 on_connected: Callable[[], Awaitable[None]] | None = None, ping_interval_s: float = 30.0,
+                 backoff_max_s: float = 30.0) -> None:
+        self.ws_url = ws_url
+        self.account = account_index
+        self.token = token
+        self.on_message = on_message
+        self.on_connected = on_connected
+        self.ping_interval_s = ping_interval_s
+        self.backoff_max_s = backoff_max_s
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Connect, subscribe and dispatch until :meth:`stop`; reconnects with backoff."""
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                await self._session()
+                delay = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure: reconnect
+                log.warning("account feed: %s: %s; reconnecting in %.1fs", type(exc).__name__, exc, delay)
+            finally:
+                self.connected.clear()
+            if self._stop.is_set():
+                break
+            self.reconnects += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay * (1 + random.random() * 0.2))
+            delay = min(delay * 2, self.backoff_max_s)
+
+    async def _session(self) -> None:
+        async with websockets.connect(self.ws_url, open_timeout=10, ping_interval=None,
+                                      max_size=2**24) as ws:
+            first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if first.get("type") != "connected":
+                raise ConnectionError(f"expected a 'connected' frame, got {str(first)[:200]}")
+            auth = self.token()
+            for ch in self.CHANNELS:
+                await ws.send(json.dumps({"type": "subscribe", "channel": f"{ch}/{self.account}", "auth": auth}))
+            self.connected.set()
+            if self.on_connected is not None:
+                await self.on_connected()
+            pinger = asyncio.create_task(self._ping(ws))
+            stopper = asyncio.create_task(self._stop.wait())
+            try:
+                while not self._stop.is_set():
+                    recv = asyncio.create_task(ws.recv())
+                    done, _ = await asyncio.wait({recv, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    if recv not in done:
+                        recv.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                            await recv
+                        break
+                    await self._dispatch(ws, recv.result())
+            finally:
+                pinger.cancel()
+                stopper.cancel()
+                for t in (pinger, stopper):
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await t
+
+    async def _ping(self, ws) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval_s)
+            await ws.send(json.dumps({"type": "ping"}))
+
+    async def _dispatch(self, ws, raw: str | bytes) -> None:
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            log.warning("account feed: non-JSON frame %r", raw[:200])
+            return
+        if not isinstance(msg, dict):
+            return
+        typ = str(msg.get("type") or "")
+        if typ == "ping":
+            await ws.send(json.dumps({"type": "pong"}))
+            return
+        if typ == "error" or "error" in msg:
+            err = msg.get("error") if isinstance(msg.get("error"), dict) else msg
+            code = err.get("code")
+            if code == 30003:  # already subscribed
+                return
+            raise ConnectionError(f"WS error {code}: {err.get('message')}")
+        chan = typ.split("/", 1)[1] if "/" in typ else ""
+        if chan == "account_all_orders":
+            await self.on_message("orders", msg)
+        elif chan == "account_all_trades":
+            await self.on_message("trades", msg)
+        elif chan == "account_all_positions":
+            await self.on_message("positions", msg)
+
+
+def iter_keyed(payload: Any) -> list[tuple[int, dict[str, Any]]]:
+    """Flatten ``{"<market_id>": [obj, ...]}`` / ``{"<market_id>": obj}`` / ``[obj, ...]`` into
+    ``(market_id, obj)`` pairs (market id from the key, else the object's ``market_id`` /
+    ``market_index``)."""
+    out: list[tuple[int, dict[str, Any]]] = []
+    if isinstance(payload, dict):
+        for key, val in payload.items():
+            items = val if isinstance(val, list) else [val]
+            for obj in items:
+                if isinstance(obj, dict):
+                    try:
+                        mid = int(key)
+                    except ValueError:
+                        mid = int(obj.get("market_id", obj.get("market_index", -1)))
+                    out.append((mid, obj))
+    elif isinstance(payload, list):
+        for obj in payload:
+            if isinstance(obj, dict):
+                out.append((int(obj.get("market_id", obj.get("market_index", -1))), obj))
+    return out

@@ -1,0 +1,296 @@
+"""Executor engine: netting, internal crosses, FIFO attribution, risk gate, determinism."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.executor.config import ExecutorConfig
+from services.executor.engine import Engine, OrderCommand
+from shared.events import (
+    Bbo,
+    CancelIntent,
+    Control,
+    Fill,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    PositionSnapshot,
+    QuoteIntent,
+    RiskState,
+    TargetPosition,
+    encode,
+)
+from shared.markets import MarketInfo
+
+ACCT = 1001
+BTC = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, min_base_amount=0.0002,
+                 min_quote_amount=10.0)
+ETH = MarketInfo(symbol="ETH", market_id=0, size_decimals=4, price_decimals=2, min_base_amount=0.005,
+                 min_quote_amount=10.0)
+T0 = 1_757_973_376_000_000_000
+
+
+def make(**cfg) -> Engine:
+    return Engine(ExecutorConfig(**cfg), {"BTC": BTC, "ETH": ETH}, ACCT, next_client_order_index=100)
+
+
+def bbo(i: int = 0, bid: float = 115000.0, ask: float = 115001.0, market: str = "BTC") -> Bbo:
+    return Bbo(id=f"bbo{i}", ts_event=T0 + i, source="collector", market=market, bid_px=bid, bid_sz=1.0,
+               ask_px=ask, ask_sz=1.0)
+
+
+def target(strategy: str, tgt: float, i: int, market: str = "BTC", slip: float = 10.0) -> TargetPosition:
+    return TargetPosition(id=f"tp-{strategy}-{i}", ts_event=T0 + i, source=strategy, strategy=strategy,
+                          market=market, target=tgt, max_slippage_bps=slip)
+
+
+def trade(trade_id: int, coi: int, size: str, price: str, side: str = "buy", maker: bool = False,
+          market_id: int = 1) -> dict:
+    """A Lighter Trade where our account is on ``side``."""
+    ours_bid = side == "buy"
+    return {
+        "trade_id": trade_id, "type": "trade", "market_id": market_id, "size": size, "price": price,
+        "usd_amount": f"{float(size) * float(price):.6f}",
+        "ask_account_id": 9 if ours_bid else ACCT, "bid_account_id": ACCT if ours_bid else 9,
+        "ask_client_id": 0 if ours_bid else coi, "bid_client_id": coi if ours_bid else 0,
+        # maker is the ask when is_maker_ask; our side is maker iff (we sell) == is_maker_ask
+        "is_maker_ask": (not ours_bid) if maker else ours_bid,
+        "taker_fee": 196, "maker_fee": 28, "timestamp": 1_757_973_377_000,
+    }
+
+
+def of(events, cls):
+    return [e for e in events if isinstance(e, cls)]
+
+
+def test_two_strategies_that_disagree_cross_internally_and_send_the_difference():
+    e = make()
+    e.on_event(bbo())
+    outs = e.on_events([target("A", 0.002, 1), target("B", -0.001, 2)])
+    fills = of(outs, Fill)
+    assert [(f.strategy, f.side, f.size, f.liquidity, f.fee, f.venue_trade_id) for f in fills] == [
+        ("A", "buy", 0.001, "internal", 0.0, ""), ("B", "sell", 0.001, "internal", 0.0, "")]
+    assert all(f.price == 115000.5 for f in fills)  # the mid
+    snaps = {s.strategy: s for s in of(outs, PositionSnapshot)}
+    assert snaps["A"].position == 0.001 and snaps["B"].position == -0.001
+    assert snaps["A"].account_position == 0.0
+    cmds = e.take_commands()
+    assert len(cmds) == 1
+    c = cmds[0]
+    assert (c.kind, c.market_id, c.side, c.size, c.tif, c.order_expiry, c.reduce_only) == (
+        "create", 1, "buy", 100, "ioc", 0, False)  # 0.001 BTC = 100 lots
+    # buy at ask * (1 + 10 bps) rounded down: 115001 * 1.001 = 115116.001 -> 1151160 ticks
+    assert c.price == 1151160
+    assert e.in_flight("A", "BTC") == pytest.approx(0.001) and e.in_flight("B", "BTC") == 0.0
+    # venue accepts, then fills the order: attributed to A
+    acc = e.on_send_result(c, True, 200, "", "hash1")
+    assert of(acc, OrderAccepted)[0].strategy == "A" and of(acc, OrderAccepted)[0].time_in_force == "ioc"
+    outs = e.on_venue_trade(1, trade(555, c.client_order_index, "0.00100", "115010.0"))
+    f = of(outs, Fill)
+    assert [(x.strategy, x.size, x.liquidity, x.venue_trade_id, x.client_order_index) for x in f] == [
+        ("A", 0.001, "taker", "555", c.client_order_index)]
+    assert f[0].fee == pytest.approx(0.001 * 115010.0 * 196 / 1e6)
+    snap = of(outs, PositionSnapshot)[0]
+    assert snap.position == pytest.approx(0.002) and snap.account_position == pytest.approx(0.001)
+    assert snap.avg_entry_price == pytest.approx((115000.5 + 115010.0) / 2)
+    assert e.in_flight("A", "BTC") == 0.0
+    # the order update that shows it filled is terminal without an event
+    assert e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "filled",
+                                "remaining_base_amount": "0.00000"}) == []
+    # nothing left to do: same targets again -> no order
+    assert e.on_events([target("A", 0.002, 3), target("B", -0.001, 4)]) == []
+    assert e.take_commands() == []
+
+
+def test_fifo_attribution_of_a_partial_fill_across_two_strategies():
+    e = make()
+    e.on_event(bbo())
+    e.on_events([target("A", 0.001, 1), target("B", 0.002, 2)])
+    (c,) = e.take_commands()
+    assert c.size == 300 and c.side == "buy"
+    e.on_send_result(c, True)
+    # one venue trade of 0.0015: A (first intent) gets 0.001, B gets 0.0005
+    outs = e.on_venue_trade(1, trade(700, c.client_order_index, "0.00150", "115001.0", maker=False))
+    fills = of(outs, Fill)
+    assert [(f.strategy, f.size, f.venue_trade_id) for f in fills] == [("A", 0.001, "700"), ("B", 0.0005, "700")]
+    assert len({f.fill_id for f in fills}) == 2
+    assert sum(f.fee for f in fills) == pytest.approx(0.0015 * 115001.0 * 196 / 1e6)
+    # the IOC remainder is canceled by the venue -> OrderCanceled, in-flight released
+    outs = e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "canceled-not-enough-liquidity",
+                                "remaining_base_amount": "0.00150"})
+    (oc,) = of(outs, OrderCanceled)
+    assert oc.remaining == 0.0015 and oc.reason == "canceled-not-enough-liquidity" and oc.strategy == "A,B"
+    assert e.in_flight("B", "BTC") == 0.0
+    # a duplicate trade report is ignored
+    assert e.on_venue_trade(1, trade(700, c.client_order_index, "0.00150", "115001.0")) == []
+    # the next intent retries B's missing 0.0015
+    e.on_event(target("B", 0.002, 3))
+    (c2,) = e.take_commands()
+    assert c2.size == 150 and c2.client_order_index == c.client_order_index + 1
+
+
+def test_risk_clip_at_max_position():
+    e = make()
+    e.on_event(bbo())
+    outs = e.on_event(target("A", 0.05, 1))  # max_position BTC 0.01
+    (rej,) = of(outs, OrderRejected)
+    assert rej.code == 0 and "max_position 0.01 BTC" in rej.reason and rej.size == pytest.approx(0.04)
+    (c,) = e.take_commands()
+    assert c.size == 1000  # 0.01 BTC
+
+
+def test_max_notional_clip():
+    e = make(max_notional_usd={"BTC": 500.0})
+    e.on_event(bbo())
+    outs = e.on_event(target("A", 0.01, 1))
+    (rej,) = of(outs, OrderRejected)
+    assert "max_notional_usd 500 USD" in rej.reason
+    (c,) = e.take_commands()
+    assert c.size == 434  # floor(500 / 115001 / 1e-5)
+
+
+def test_below_minimum_is_refused_locally_with_a_clear_reason():
+    e = make()
+    e.on_event(bbo())
+    outs = e.on_event(target("A", 0.0001, 1))  # BTC min_base_amount 0.0002
+    (rej,) = of(outs, OrderRejected)
+    assert rej.code == 0 and rej.client_order_index == 0
+    assert "min_base_amount 0.0002" in rej.reason and "refused locally" in rej.reason
+    assert e.take_commands() == []
+
+
+def test_no_market_data_refuses():
+    e = make()
+    (rej,) = of(e.on_event(target("A", 0.001, 1)), OrderRejected)
+    assert "no market data" in rej.reason
+    assert e.take_commands() == []
+
+
+def test_kill_switch_halts_and_cancels_all():
+    e = make()
+    e.on_event(bbo())
+    outs = e.on_event(Control(id="k1", ts_event=T0 + 5, source="op", command="kill", reason="test"))
+    (rs,) = of(outs, RiskState)
+    assert rs.state == "halted" and "kill" in rs.reason
+    cmds = e.take_commands()
+    assert [c.kind for c in cmds] == ["cancel_all"]
+    outs = e.on_event(target("A", 0.002, 6))
+    (rej,) = of(outs, OrderRejected)
+    assert "halted" in rej.reason
+    assert e.take_commands() == []
+    # resume * lifts the kill switch
+    outs = e.on_event(Control(id="r1", ts_event=T0 + 7, source="op", command="resume"))
+    assert of(outs, RiskState)[0].state == "running"
+
+
+def test_reducing_only_shrinks():
+    e = make()
+    e.on_event(bbo())
+    e.on_venue_position(1, {"market_id": 1, "sign": 1, "position": "0.02000"})  # over max 0.01
+    assert e.state == "reducing"
+    outs = e.on_event(target("A", 0.001, 1))
+    assert "reducing" in of(outs, OrderRejected)[0].reason
+    assert e.take_commands() == []
+    outs = e.on_event(target("B", -0.005, 2))
+    # A's standing +0.001 crosses internally with B; the remaining 0.004 is a reduce-only sell
+    assert [(f.strategy, f.liquidity) for f in of(outs, Fill)] == [("A", "internal"), ("B", "internal")]
+    (c,) = e.take_commands()
+    assert c.side == "sell" and c.reduce_only and c.size == 400
+
+
+def test_pause_ignores_intents_and_flatten_targets_zero():
+    e = make()
+    e.on_event(bbo())
+    e.on_event(Control(id="p1", ts_event=T0 + 1, source="op", command="pause", target="A"))
+    assert e.on_event(target("A", 0.002, 2)) == [] and e.take_commands() == []
+    e.on_event(Control(id="p2", ts_event=T0 + 3, source="op", command="resume", target="A"))
+    e.on_event(target("A", 0.002, 4))
+    (c,) = e.take_commands()
+    e.on_send_result(c, True)
+    e.on_venue_trade(1, trade(1, c.client_order_index, "0.00200", "115001.0"))
+    e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "filled"})
+    outs = e.on_event(Control(id="f1", ts_event=T0 + 5, source="op", command="flatten", target="*"))
+    assert of(outs, RiskState)[0].state == "reducing"
+    (c2,) = e.take_commands()
+    assert c2.side == "sell" and c2.size == 200 and c2.reduce_only
+
+
+def test_quotes_place_keep_replace_and_cancel():
+    e = make()
+    e.on_event(bbo())
+    q = QuoteIntent(id="q1", ts_event=T0 + 1, source="mm", strategy="mm", market="BTC", bid_px=114990.0,
+                    bid_sz=0.001, ask_px=115010.0, ask_sz=0.001)
+    e.on_event(q)
+    cmds = e.take_commands()
+    assert [(c.kind, c.side, c.tif, c.order_expiry, c.price) for c in cmds] == [
+        ("create", "buy", "post_only", -1, 1149900), ("create", "sell", "post_only", -1, 1150100)]
+    for c in cmds:
+        e.on_send_result(c, True)
+    # same quote -> nothing; new bid price -> cancel old bid + new bid; ask unchanged
+    e.on_event(QuoteIntent(id="q2", ts_event=T0 + 2, source="mm", strategy="mm", market="BTC", bid_px=114990.0,
+                           bid_sz=0.001, ask_px=115010.0, ask_sz=0.001))
+    assert e.take_commands() == []
+    e.on_event(QuoteIntent(id="q3", ts_event=T0 + 3, source="mm", strategy="mm", market="BTC", bid_px=114995.0,
+                           bid_sz=0.001, ask_px=115010.0, ask_sz=0.001))
+    cmds2 = e.take_commands()
+    assert [(c.kind, c.side) for c in cmds2] == [("cancel", "buy"), ("create", "buy")]
+    assert cmds2[0].order_index == cmds[0].client_order_index
+    # maker fill on the ask -> attributed to mm as maker
+    outs = e.on_venue_trade(1, trade(9, cmds[1].client_order_index, "0.00100", "115010.0", side="sell", maker=True))
+    (f,) = of(outs, Fill)
+    assert (f.strategy, f.side, f.liquidity) == ("mm", "sell", "maker")
+    assert f.fee == pytest.approx(0.001 * 115010.0 * 28 / 1e6)
+    e.on_event(CancelIntent(id="c1", ts_event=T0 + 4, source="mm", strategy="mm", market="BTC"))
+    kinds = [(c.kind, c.side) for c in e.take_commands()]
+    assert ("cancel", "buy") in kinds
+
+
+def test_venue_reject_and_unknown_order_fill():
+    e = make()
+    e.on_event(bbo())
+    e.on_event(target("A", 0.002, 1))
+    (c,) = e.take_commands()
+    outs = e.on_send_result(c, False, 21739, "not enough margin")
+    (rej,) = of(outs, OrderRejected)
+    assert rej.code == 21739 and rej.client_order_index == c.client_order_index
+    assert e.in_flight("A", "BTC") == 0.0
+    # a fill of an order we do not know goes to the unattributed strategy
+    (f,) = of(e.on_venue_trade(1, trade(42, 77, "0.00100", "115000.0")), Fill)
+    assert f.strategy == "_unattributed"
+
+
+def _run_scenario() -> list[bytes]:
+    e = make()
+    out = e.on_event(bbo())
+    out += e.on_events([target("A", 0.002, 1), target("B", -0.001, 2), target("C", 0.0005, 3)])
+    cmds: list[OrderCommand] = e.take_commands()
+    for c in cmds:
+        out += e.on_send_result(c, True, 200, "", "h")
+        out += e.on_venue_trade(1, trade(1000 + c.client_order_index, c.client_order_index, "0.00100", "115001.0"))
+        out += e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "canceled",
+                                    "remaining_base_amount": "0.00050"})
+    return [encode(x) for x in out]
+
+
+def test_deterministic_outputs():
+    a, b = _run_scenario(), _run_scenario()
+    assert a == b and len(a) > 5
+    ids = [x for x in a]
+    assert len(set(ids)) == len(ids)
+
+
+def test_restore_from_exec_history():
+    e = make()
+    e.on_event(bbo())
+    hist = e.on_events([target("A", 0.002, 1), target("B", -0.001, 2)])
+    (c,) = e.take_commands()
+    hist += e.on_send_result(c, True)
+    hist += e.on_venue_trade(1, trade(555, c.client_order_index, "0.00100", "115010.0"))
+    e2 = Engine(ExecutorConfig(), {"BTC": BTC, "ETH": ETH}, ACCT, next_client_order_index=1, reconciled=False)
+    e2.restore(hist)
+    assert e2.position("A", "BTC") == pytest.approx(0.002) and e2.position("B", "BTC") == pytest.approx(-0.001)
+    assert e2.next_coi == c.client_order_index + 1
+    assert e2.on_venue_trade(1, trade(555, c.client_order_index, "0.00100", "115010.0")) == []
+    assert e2.state == "halted"
+    outs = e2.set_reconciled(True)
+    assert of(outs, RiskState)[0].state == "running"
