@@ -76,21 +76,15 @@ def pnl(
     since_hours: Annotated[float | None, typer.Option("--since-hours", help="only trades closed in the last N hours")] = None,
     recent: Annotated[int, typer.Option(help="show the N most recent closed trades")] = 10,
     market: Annotated[str | None, typer.Option(help="only this market (symbol)")] = None,
-    db: Annotated[str | None, typer.Option(help="ledger database URL (default: the ledger's configured db_url)")] = None,
-    config: ConfigOpt = None,
+    db_url: Annotated[str | None, typer.Option("--db-url", help="ledger database URL (default: LEDGER_DB_URL, then the ledger's configured db_url)")] = None,
 ) -> None:
-    """Realized FIFO PnL per strategy from the ledger: trades, win rate, PnL %, USD, best/worst."""
+    """Realized FIFO PnL per strategy from the ledger: trades, win rate, PnL %, USD, best/worst.
+
+    ``--since-hours`` counts back from the newest fill in the ledger (so replayed data reads the
+    same as live data)."""
     from services.ledger.report import pnl_command
 
-    from services.ledger.config import LedgerConfig
-
-    if db is None:
-        try:
-            db = load_config(config).section("ledger", LedgerConfig).db_url
-        except ConfigError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(2) from None
-    raise typer.Exit(pnl_command(db, strategy, since_hours, recent, market))
+    raise typer.Exit(pnl_command(db_url, strategy, since_hours, recent, market))
 
 
 def main() -> None:  # pragma: no cover - console entry point

