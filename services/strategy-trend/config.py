@@ -1,0 +1,144 @@
+"""Configuration of strategy-trend: section ``services.strategy-trend`` of the stack config.
+
+Defaults are the seed strategy's documented rules (seed 000, ``config.yaml.example``) with the
+sizes scaled to the markets traded here. Units: ``_bps`` basis points of price, ``_s`` seconds,
+sizes in base units of the market.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.config import ConfigError
+
+
+class MarketSizing(BaseModel):
+    """Order size bounds of one market, in base units.
+
+    ``size = clamp(ATR · atr_size_multiplier / price, min_size, max_size)``, rounded down to a
+    multiple of ``size_step`` (the market's lot; ``None`` = no rounding) and never below
+    ``min_size``. Keep ``min_size`` at or above Lighter's minimum base amount and 10 USD
+    notional (BTC 0.0002, ETH 0.005 on Lighter in 2025).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    min_size: float = Field(gt=0)
+    max_size: float = Field(gt=0)
+    size_step: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MarketSizing:
+        if self.max_size < self.min_size:
+            raise ValueError(f"max_size {self.max_size} is below min_size {self.min_size}")
+        return self
+
+
+DEFAULT_SIZES: dict[str, dict[str, float]] = {
+    "BTC": {"min_size": 0.0002, "max_size": 0.0004, "size_step": 0.00001},
+    "ETH": {"min_size": 0.005, "max_size": 0.01, "size_step": 0.0001},
+}
+
+
+class TrendConfig(BaseModel):
+    """Every parameter of the RSI+BB trend strategy (see ``engine.py`` for the rules).
+
+    ``markets``: ``None`` = the top-level ``markets`` of the stack config. ``sizes`` given in
+    the file are merged field by field over :data:`DEFAULT_SIZES` (setting only
+    ``sizes.BTC.max_size`` keeps the other defaults); market keys are upper-cased.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str = Field(default="trend", min_length=1)
+    markets: list[str] | None = None
+    http_port: int = Field(default=9102, ge=0, le=65535)
+
+    # candles from the mid
+    candle_interval_s: float = Field(default=15.0, gt=0)
+    candle_fill_gaps: bool = True
+    candle_max_fill: int = Field(default=20, ge=0)
+
+    # indicators
+    rsi_period: int = Field(default=14, ge=1)
+    bb_period: int = Field(default=20, ge=1)
+    bb_std: float = Field(default=2.0, gt=0)
+    ema_fast_period: int = Field(default=8, ge=1)
+    ema_slow_period: int = Field(default=21, ge=1)
+    atr_period: int = Field(default=14, ge=1)
+    volatility_period: int = Field(default=20, ge=1)
+
+    # entry rules
+    rsi_bullish_threshold: float = 50.0
+    rsi_bearish_threshold: float = 50.0
+    rsi_momentum_strength: float = Field(default=10.0, ge=0)
+    bb_position_threshold: float = Field(default=0.3, ge=0)
+    trend_confirmation_bps: float = Field(default=2.0, ge=0)
+    vol_min_bps: float = Field(default=2.0, ge=0)
+    vol_max_bps: float = Field(default=25.0, ge=0)
+
+    # exit rules
+    take_profit_bps: float = Field(default=8.0, gt=0)
+    stop_loss_bps: float = Field(default=4.0, gt=0)
+    max_hold_s: float = Field(default=180.0, gt=0)
+
+    # sizing and orders
+    atr_size_multiplier: float = Field(default=0.5, ge=0)
+    sizes: dict[str, MarketSizing] = Field(default_factory=lambda: {
+        k: MarketSizing(**v) for k, v in DEFAULT_SIZES.items()})
+    max_slippage_bps: float = Field(default=10.0, ge=0)
+    retry_after_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("sizes", mode="before")
+    @classmethod
+    def _merge_sizes(cls, v: Any) -> Any:
+        if v is None:
+            return dict(DEFAULT_SIZES)
+        if not isinstance(v, dict):
+            return v
+        merged: dict[str, Any] = {k: dict(d) for k, d in DEFAULT_SIZES.items()}
+        for market, given in v.items():
+            key = str(market).upper()  # env overrides arrive lower-cased (LS_..._SIZES__BTC__...)
+            if isinstance(given, MarketSizing):
+                given = given.model_dump()
+            if isinstance(given, dict) and key in merged:
+                merged[key] = {**merged[key], **given}  # field-wise over the default
+            else:
+                merged[key] = given
+        return merged
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrendConfig:
+        if self.vol_max_bps < self.vol_min_bps:
+            raise ValueError(f"vol_max_bps {self.vol_max_bps} is below vol_min_bps {self.vol_min_bps}")
+        if self.ema_fast_period >= self.ema_slow_period:
+            raise ValueError("ema_fast_period must be shorter than ema_slow_period")
+        return self
+
+    @property
+    def candle_interval_ns(self) -> int:
+        """Candle length in nanoseconds."""
+        return int(round(self.candle_interval_s * 1e9))
+
+    @property
+    def warmup_candles(self) -> int:
+        """Candles needed before every indicator has a value (21 with the defaults): RSI and
+        ATR need n + 1, the volatility n + 1 (n returns), Bollinger and the EMAs n."""
+        return max(self.rsi_period + 1, self.bb_period, self.ema_fast_period, self.ema_slow_period,
+                   self.atr_period + 1, self.volatility_period + 1)
+
+    def resolve_markets(self, stack_markets: list[str]) -> list[str]:
+        """The markets traded: ``markets`` or the stack's. Every one needs a ``sizes`` entry.
+
+        Raises:
+            ConfigError: a market has no sizing, or the list is empty.
+        """
+        markets = list(self.markets) if self.markets is not None else list(stack_markets)
+        if not markets:
+            raise ConfigError("config error: services.strategy-trend.markets: no market to trade")
+        missing = [m for m in markets if m not in self.sizes]
+        if missing:
+            raise ConfigError(f"config error: services.strategy-trend.sizes: no sizing for {', '.join(missing)} "
+                              "(set min_size and max_size per market)")
+        return markets

@@ -1,0 +1,394 @@
+"""The RSI+BB trend strategy of seed 000 as a pure engine: ``TrendEngine.on_event(ev) -> [ev]``.
+
+Inputs: :class:`~shared.events.Bbo` of its markets (other book events and markets are ignored)
+and, from the account's exec stream, :class:`~shared.events.Fill`,
+:class:`~shared.events.OrderRejected`, :class:`~shared.events.OrderCanceled` and
+:class:`~shared.events.PositionSnapshot` whose ``strategy`` is its own. Output:
+:class:`~shared.events.TargetPosition` (signed base units: ``+size`` long, ``-size`` short,
+``0`` flat), ``reference_price`` = the mid it decided on.
+
+Rules (defaults of :class:`TrendConfig` in brackets):
+
+- **Candles**: ``candle_interval_s`` [15 s] OHLC candles of the mid ``(bid + ask)/2`` built by
+  :class:`shared.candles.CandleBuilder`; empty buckets up to ``candle_max_fill`` [20] are
+  forward-filled with flat candles (the seed polled the last price every 5 s, so it always had a
+  candle). There is no volume in a mid candle, so the seed's volume filter (skipped on
+  zero-volume candles) does not exist here.
+- **Indicators** on candle closes (``shared.indicators``): Wilder RSI(14) (no-movement reads as
+  50), Bollinger(20, 2.0, population σ), EMA 8 and 21 (full history, SMA seed), Wilder ATR(14)
+  on the candles' high/low/close, volatility = mean |close-to-close return| over the last 20
+  returns in bps. Warm-up: 21 candles.
+- **Entry** (only at a candle close, only when flat and with no target pending), at the mid of the
+  event that closed the candle: ``vol_min_bps ≤ volatility ≤ vol_max_bps`` [2, 25] and
+  ``|EMAf − EMAs| / EMAs · 1e4 ≥ trend_confirmation_bps`` [2]; then
+  long if ``RSI > rsi_bullish_threshold + rsi_momentum_strength`` [60],
+  ``bb_position ≥ 0.5 − bb_position_threshold`` [0.2] and ``EMAf > EMAs``;
+  short if ``RSI < rsi_bearish_threshold − rsi_momentum_strength`` [40],
+  ``bb_position ≤ 0.5 + bb_position_threshold`` [0.8] and ``EMAf < EMAs`` (long checked first).
+  ``bb_position = (mid − lower)/(upper − lower)`` (0.5 on collapsed bands). "Price near/above the
+  BB middle, within 30 % of the band" is read as the seed code does: a long is allowed anywhere
+  from 30 % of the band width below the middle upwards (also above the upper band), i.e. not
+  in the bottom 20 % of the band; a short mirrored.
+- **Size**: ``clamp(ATR · atr_size_multiplier / mid, min_size, max_size)`` per market, rounded
+  down to ``size_step``, never below ``min_size``.
+- **Exit** (on every mid update while the position is not flat; first match wins):
+  ``stop_loss`` (long: mid ≤ avg_entry·(1 − 4 bps)), ``take_profit`` (long: mid ≥
+  avg_entry·(1 + 8 bps)), ``time_stop`` (``ts_event − entry fill ts ≥ max_hold_s`` [180 s]),
+  ``trend_reversal`` (long: RSI < rsi_bearish_threshold [50]; short: RSI >
+  rsi_bullish_threshold [50]); shorts mirrored. An exit is a ``TargetPosition`` of 0, like any
+  other target.
+- **Position** = fold of this strategy's ``Fill`` events per market, deduplicated by
+  ``fill_id`` (delivery is at-least-once); ``avg_entry_price`` is the size-weighted mean of the
+  fills that built the position; the entry time is that of the fill that opened it. What the
+  engine *sent* never changes the position.
+- **No spam**: after a target is emitted it is *pending* until the position reaches it. The
+  same target is emitted again only when the order died (``OrderRejected``/``OrderCanceled`` of
+  this strategy and market) or ``retry_after_s`` [30 s] passed without reaching it, and then at
+  most once per candle (not in the candle it was last sent in). A different target (e.g. an exit
+  while an entry is partly filled) is sent at once. An entry that was partly filled and then
+  canceled is not topped up: the partial position is managed by the exit rules.
+
+Differences from the seed code (its QUIRKs, see seed-behaviour.md §1.2): the time stop is the real
+``max_hold_s`` (the seed scaled 3 min down to 45 s with 15 s candles) and fires at ``≥``; RSI is
+Wilder's, not Cutler's, and never divides by zero (only gains -> 100); the EMAs run over the full
+history with an SMA seed instead of over the last n closes; ATR is Wilder's instead of a plain
+mean of 14 true ranges; the position comes from fills, not from what was submitted; exits are
+target-position intents like entries; exits are checked on every mid, entries at candle closes.
+
+Time is only ``ts_event``. Output ids come from :func:`shared.events.child`, so the same inputs
+always give byte-identical outputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.candles import Candle, CandleBuilder
+from shared.events import (
+    Bbo,
+    Event,
+    Fill,
+    OrderCanceled,
+    OrderRejected,
+    PositionSnapshot,
+    TargetPosition,
+    child,
+)
+from shared.indicators import ATR, EMA, RSI, Bands, Bollinger, RealizedVolBps
+
+from .config import MarketSizing, TrendConfig
+
+SOURCE = "strategy-trend"
+POS_EPS = 1e-9  # base units: a position or target difference below this is zero
+
+
+@dataclass(slots=True)
+class MarketState:
+    """Everything the engine keeps for one market."""
+
+    market: str
+    sizing: MarketSizing
+    candles: CandleBuilder
+    rsi: RSI
+    bb: Bollinger
+    ema_fast: EMA
+    ema_slow: EMA
+    atr: ATR
+    vol: RealizedVolBps
+    n_candles: int = 0
+    last_candle: Candle | None = None
+    rsi_v: float | None = None
+    bands: Bands | None = None
+    ema_fast_v: float | None = None
+    ema_slow_v: float | None = None
+    atr_v: float | None = None
+    vol_v: float | None = None
+    mid: float | None = None
+    bb_position: float | None = None
+    # position from fills
+    position: float = 0.0
+    avg_entry: float = 0.0
+    entry_ts: int | None = None
+    fills: int = 0
+    executor_position: float | None = None
+    # the last target sent and whether it may be sent again
+    pending: float | None = None
+    pending_ts: int = 0
+    pending_bucket: int = 0
+    pending_dead: bool = False
+    signals: dict[str, int] = field(default_factory=dict)
+
+
+class TrendEngine:
+    """The RSI+BB trend strategy (see the module docstring).
+
+    Args:
+        cfg: the strategy's configuration.
+        markets: markets to trade (each needs ``cfg.sizes[market]``).
+        source: ``source`` of the output events.
+        seen_fills: how many fill ids to remember for deduplication.
+    """
+
+    def __init__(self, cfg: TrendConfig, markets: list[str], source: str = SOURCE,
+                 seen_fills: int = 100_000) -> None:
+        self.cfg = cfg
+        self.name = cfg.strategy
+        self.source = source
+        self.markets = list(markets)
+        self._m: dict[str, MarketState] = {m: self._new_state(m) for m in self.markets}
+        self._seen_fills: OrderedDict[str, None] = OrderedDict()
+        self._seen_cap = seen_fills
+        self.duplicate_fills = 0
+
+    def _new_state(self, market: str) -> MarketState:
+        c = self.cfg
+        return MarketState(
+            market=market,
+            sizing=c.sizes[market],
+            candles=CandleBuilder(c.candle_interval_ns, fill_gaps=c.candle_fill_gaps, max_fill=c.candle_max_fill),
+            rsi=RSI(c.rsi_period, flat_value=50.0),
+            bb=Bollinger(c.bb_period, c.bb_std),
+            ema_fast=EMA(c.ema_fast_period),
+            ema_slow=EMA(c.ema_slow_period),
+            atr=ATR(c.atr_period),
+            vol=RealizedVolBps(c.volatility_period),
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # public API
+    # ------------------------------------------------------------------------------------------
+
+    def on_event(self, event: Event) -> list[Event]:
+        """Consume one event; return the ``TargetPosition`` intents it causes (often none)."""
+        if isinstance(event, Bbo):
+            st = self._m.get(event.market)
+            return self._on_bbo(event, st) if st is not None else []
+        if isinstance(event, Fill | OrderRejected | OrderCanceled | PositionSnapshot):
+            if event.strategy != self.name:
+                return []
+            st = self._m.get(event.market)
+            if st is None:
+                return []
+            if isinstance(event, Fill):
+                self._on_fill(event, st)
+            elif isinstance(event, PositionSnapshot):
+                st.executor_position = event.position  # informational; the position is the fill fold
+            elif st.pending is not None:
+                st.pending_dead = True  # the order for the pending target is gone: a retry is allowed
+        return []
+
+    def position(self, market: str) -> float:
+        """The strategy's position in ``market`` (signed base units), from its fills."""
+        return self._m[market].position
+
+    def state(self, market: str) -> dict[str, Any]:
+        """A snapshot of one market's indicators and position (for metrics and debugging)."""
+        st = self._m[market]
+        b = st.bands
+        return {
+            "candles": st.n_candles,
+            "ready": self._ready(st),
+            "mid": st.mid,
+            "rsi": st.rsi_v,
+            "bb_upper": b.upper if b else None,
+            "bb_middle": b.middle if b else None,
+            "bb_lower": b.lower if b else None,
+            "bb_position": st.bb_position,
+            "ema_fast": st.ema_fast_v,
+            "ema_slow": st.ema_slow_v,
+            "atr": st.atr_v,
+            "volatility_bps": st.vol_v,
+            "position": st.position,
+            "avg_entry_price": st.avg_entry,
+            "entry_ts": st.entry_ts,
+            "executor_position": st.executor_position,
+            "pending_target": st.pending,
+            "signals": dict(st.signals),
+        }
+
+    # ------------------------------------------------------------------------------------------
+    # fills
+    # ------------------------------------------------------------------------------------------
+
+    def _on_fill(self, f: Fill, st: MarketState) -> None:
+        if f.fill_id in self._seen_fills:
+            self.duplicate_fills += 1
+            return
+        self._seen_fills[f.fill_id] = None
+        if len(self._seen_fills) > self._seen_cap:
+            self._seen_fills.popitem(last=False)
+        if f.size <= 0:
+            return
+        st.fills += 1
+        signed = f.size if f.side == "buy" else -f.size
+        old = st.position
+        new = old + signed
+        if abs(new) < POS_EPS:
+            new = 0.0
+        if old == 0.0 or (old > 0) == (signed > 0):  # opening or adding
+            st.avg_entry = (abs(old) * st.avg_entry + f.size * f.price) / (abs(old) + f.size)
+            if old == 0.0:
+                st.entry_ts = f.ts_event
+        elif new == 0.0:  # closed
+            st.avg_entry = 0.0
+            st.entry_ts = None
+        elif (new > 0) != (old > 0):  # flipped: the remainder was opened at this fill
+            st.avg_entry = f.price
+            st.entry_ts = f.ts_event
+        # else: reduced, average entry unchanged
+        st.position = new
+        if st.pending is not None and abs(new - st.pending) < POS_EPS:
+            st.pending = None
+            st.pending_dead = False
+
+    # ------------------------------------------------------------------------------------------
+    # market data
+    # ------------------------------------------------------------------------------------------
+
+    def _on_bbo(self, ev: Bbo, st: MarketState) -> list[Event]:
+        if not (ev.bid_px > 0 and ev.ask_px > 0 and ev.bid_px <= ev.ask_px):
+            return []  # one-sided or crossed book: no usable mid
+        mid = ev.mid
+        st.mid = mid
+        closed = st.candles.update(ev.ts_event, mid)
+        for c in closed:
+            self._on_candle(c, st)
+        if st.bands is not None:
+            st.bb_position = st.bands.position(mid)
+        bucket = st.candles.bucket(ev.ts_event)
+        out: list[Event] = []
+        if st.position != 0.0:
+            exit_reason = self._exit_reason(ev.ts_event, mid, st)
+            if exit_reason is not None:
+                side = "long" if st.position > 0 else "short"
+                reason = (f"exit {side} {exit_reason} mid={mid:.6g} entry={st.avg_entry:.6g} "
+                          f"pos={st.position:.8g}")
+                self._emit(out, ev, st, bucket, 0.0, reason, mid)
+        elif closed and self._may_enter(ev.ts_event, bucket, st):
+            entry = self._entry(mid, st)
+            if entry is not None:
+                target, reason = entry
+                self._emit(out, ev, st, bucket, target, reason, mid)
+        return out
+
+    def _on_candle(self, c: Candle, st: MarketState) -> None:
+        st.n_candles += 1
+        st.last_candle = c
+        st.rsi_v = st.rsi.update(c.close)
+        st.bands = st.bb.update(c.close)
+        st.ema_fast_v = st.ema_fast.update(c.close)
+        st.ema_slow_v = st.ema_slow.update(c.close)
+        st.atr_v = st.atr.update(c.high, c.low, c.close)
+        st.vol_v = st.vol.update(c.close)
+
+    @staticmethod
+    def _ready(st: MarketState) -> bool:
+        return None not in (st.rsi_v, st.bands, st.ema_fast_v, st.ema_slow_v, st.atr_v, st.vol_v)
+
+    # ------------------------------------------------------------------------------------------
+    # decisions
+    # ------------------------------------------------------------------------------------------
+
+    def _exit_reason(self, ts: int, mid: float, st: MarketState) -> str | None:
+        c = self.cfg
+        long = st.position > 0
+        entry = st.avg_entry
+        if long:
+            if mid <= entry * (1.0 - c.stop_loss_bps / 1e4):
+                return "stop_loss"
+            if mid >= entry * (1.0 + c.take_profit_bps / 1e4):
+                return "take_profit"
+        else:
+            if mid >= entry * (1.0 + c.stop_loss_bps / 1e4):
+                return "stop_loss"
+            if mid <= entry * (1.0 - c.take_profit_bps / 1e4):
+                return "take_profit"
+        if st.entry_ts is not None and ts - st.entry_ts >= c.max_hold_s * 1e9:
+            return "time_stop"
+        if st.rsi_v is not None:
+            if long and st.rsi_v < c.rsi_bearish_threshold:
+                return f"trend_reversal rsi={st.rsi_v:.2f}"
+            if not long and st.rsi_v > c.rsi_bullish_threshold:
+                return f"trend_reversal rsi={st.rsi_v:.2f}"
+        return None
+
+    def _may_enter(self, ts: int, bucket: int, st: MarketState) -> bool:
+        if st.pending is None:
+            return True
+        return self._retry_allowed(ts, bucket, st)
+
+    def _retry_allowed(self, ts: int, bucket: int, st: MarketState) -> bool:
+        dead = st.pending_dead or ts - st.pending_ts >= self.cfg.retry_after_s * 1e9
+        return dead and bucket > st.pending_bucket
+
+    def _entry(self, mid: float, st: MarketState) -> tuple[float, str] | None:
+        if not self._ready(st):
+            return None
+        c = self.cfg
+        rsi, bands, ef, es, vol = st.rsi_v, st.bands, st.ema_fast_v, st.ema_slow_v, st.vol_v
+        assert rsi is not None and bands is not None and ef is not None and es is not None and vol is not None
+        if not (c.vol_min_bps <= vol <= c.vol_max_bps):
+            return None
+        if es <= 0:
+            return None
+        trend_bps = abs(ef - es) / es * 1e4
+        if trend_bps < c.trend_confirmation_bps:
+            return None
+        pos = bands.position(mid)
+        if rsi > c.rsi_bullish_threshold + c.rsi_momentum_strength and pos >= 0.5 - c.bb_position_threshold \
+                and ef > es:
+            side, sign = "long", 1.0
+        elif rsi < c.rsi_bearish_threshold - c.rsi_momentum_strength and pos <= 0.5 + c.bb_position_threshold \
+                and ef < es:
+            side, sign = "short", -1.0
+        else:
+            return None
+        size = self._size(mid, st)
+        reason = (f"entry {side} rsi={rsi:.2f} bb_pos={pos:.3f} trend={trend_bps:.2f}bps "
+                  f"vol={vol:.2f}bps atr={st.atr_v:.6g} mid={mid:.6g}")
+        return sign * size, reason
+
+    def _size(self, mid: float, st: MarketState) -> float:
+        sz = st.sizing
+        raw = (st.atr_v or 0.0) * self.cfg.atr_size_multiplier / mid if mid > 0 else 0.0
+        size = min(max(raw, sz.min_size), sz.max_size)
+        if sz.size_step:
+            size = math.floor(size / sz.size_step + 1e-9) * sz.size_step
+            size = max(size, sz.min_size)
+        return round(size, 12)
+
+    def _emit(self, out: list[Event], cause: Bbo, st: MarketState, bucket: int, target: float,
+              reason: str, mid: float) -> None:
+        if st.pending is not None and abs(st.pending - target) < POS_EPS:
+            if not self._retry_allowed(cause.ts_event, bucket, st):
+                return
+            reason += " retry"
+        st.pending = target
+        st.pending_ts = cause.ts_event
+        st.pending_bucket = bucket
+        st.pending_dead = False
+        tp = TargetPosition(
+            **child(cause, self.source, len(out)),
+            strategy=self.name,
+            market=cause.market,
+            target=target,
+            max_slippage_bps=self.cfg.max_slippage_bps,
+            reference_price=mid,
+            reason=reason,
+        )
+        key = "{}:{}".format(*signal_labels(tp))
+        st.signals[key] = st.signals.get(key, 0) + 1
+        out.append(tp)
+
+
+def signal_labels(tp: TargetPosition) -> tuple[str, str]:
+    """``(side, reason)`` of an intent this engine emitted: side ``long``/``short`` (the side
+    entered or exited), reason ``entry`` or the exit rule (``stop_loss``, ``take_profit``,
+    ``time_stop``, ``trend_reversal``)."""
+    parts = tp.reason.split(" ")
+    if len(parts) < 3:
+        return "unknown", "unknown"
+    return parts[1], ("entry" if parts[0] == "entry" else parts[2])
