@@ -160,10 +160,12 @@ class ExecutorService:
                                     ping_interval_s=self.ecfg.ws_ping_interval_s,
                                     backoff_max_s=self.ecfg.ws_backoff_max_s)
             tasks.append(asyncio.create_task(self.feed.run(), name="account-feed"))
-            tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
             tasks.append(asyncio.create_task(self._consume(), name="consume"))
+            reconcile = asyncio.create_task(self._reconcile_loop(), name="reconcile")
             stop_wait = asyncio.create_task(self._stop.wait())
+            # the feed and the consumer run until stopped; if one ends on its own, shut down
             done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            tasks.append(reconcile)
             for t in done:
                 if t is not stop_wait and t.exception() is not None:
                     log.error("task %s failed: %r", t.get_name(), t.exception())

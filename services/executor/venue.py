@@ -195,19 +195,25 @@ class AccountFeed:
         self.connected = asyncio.Event()
         self.reconnects = 0
         self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
 
     def stop(self) -> None:
-        """Ask :meth:`run` to return."""
+        """Make :meth:`run` return (cancels the running session)."""
         self._stop.set()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
 
     async def run(self) -> None:
         """Connect, subscribe and dispatch until :meth:`stop`; reconnects with backoff."""
+        self._task = asyncio.current_task()
         delay = 0.5
         while not self._stop.is_set():
             try:
                 await self._session()
                 delay = 0.5
             except asyncio.CancelledError:
+                if self._stop.is_set():
+                    return
                 raise
             except Exception as exc:  # any failure: reconnect
                 log.warning("account feed: %s: %s; reconnecting in %.1fs", type(exc).__name__, exc, delay)
@@ -233,23 +239,13 @@ class AccountFeed:
             if self.on_connected is not None:
                 await self.on_connected()
             pinger = asyncio.create_task(self._ping(ws))
-            stopper = asyncio.create_task(self._stop.wait())
             try:
-                while not self._stop.is_set():
-                    recv = asyncio.create_task(ws.recv())
-                    done, _ = await asyncio.wait({recv, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                    if recv not in done:
-                        recv.cancel()
-                        with contextlib.suppress(asyncio.CancelledError, Exception):
-                            await recv
-                        break
-                    await self._dispatch(ws, recv.result())
+                while True:
+                    await self._dispatch(ws, await ws.recv())
             finally:
                 pinger.cancel()
-                stopper.cancel()
-                for t in (pinger, stopper):
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await t
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pinger
 
     async def _ping(self, ws) -> None:
         while True:
