@@ -28,7 +28,7 @@ from shared.bus import Bus, Streams
 from shared.config import StackConfig
 from shared.events import Event, Fill, TargetPosition
 from shared.metrics import PREFIX
-from shared.redis_util import EmbeddedRedis, async_client, redis_reachable, resolve_redis_url
+from shared.redis_util import async_client, resolve_redis_url
 from shared.service import EngineRunner, install_stop_handlers, setup_logging
 
 from .config import TrendConfig
@@ -130,23 +130,14 @@ async def run(cfg: StackConfig, url: str) -> None:
 
 
 def main(cfg: StackConfig) -> int:
-    """Run strategy-trend until SIGTERM/SIGINT. Redis: ``REDIS_URL``, else ``redis_url`` of the
-    config, else 127.0.0.1:6379 if it answers, else a bundled redis-server (standalone runs)."""
+    """Run strategy-trend until SIGTERM/SIGINT (Redis from
+    :func:`shared.redis_util.resolve_redis_url`: ``REDIS_URL``, config, local 6379 or the
+    bundled server). Returns 0 after a graceful stop.
+
+    Raises:
+        ConfigError: invalid ``services.strategy-trend`` section (checked before connecting).
+    """
     setup_logging()
     cfg.section(SECTION, TrendConfig).resolve_markets(cfg.markets)  # fail fast on bad config
-    url = resolve_redis_url(cfg.redis_url)
-    embedded: EmbeddedRedis | None = None
-    if url is None:
-        local = "redis://127.0.0.1:6379/0"
-        if redis_reachable(local):
-            url = local
-        else:
-            log.warning("no REDIS_URL: starting a private redis-server (no other service will see it)")
-            embedded = EmbeddedRedis().start()
-            url = embedded.url
-    try:
-        asyncio.run(run(cfg, url))
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    asyncio.run(run(cfg, resolve_redis_url(cfg.redis_url)))
     return 0
