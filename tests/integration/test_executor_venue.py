@@ -228,9 +228,74 @@ async def test_executor_end_to_end(fake_venue, redis_client, redis_url, namespac
         assert len(tx14) == 1 and tx14[0]["TimeInForce"] == 0 and tx14[0]["OrderExpiry"] == 0
         assert tx14[0]["Price"] == BTC.price_to_int(115001.0 * 1.001, "down")
         assert svc.nonces.resyncs >= 1
+        # a malformed input goes to the dead-letter stream
+        await redis_client.xadd(bus.streams.intent(ACCT), {b"event": b"{not json"})
+        dlq = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not dlq:
+            dlq = await redis_client.xrange(bus.streams.dlq)
+            await asyncio.sleep(0.05)
+        assert dlq and dlq[0][1][b"raw"] == b"{not json" and dlq[0][1][b"service"] == b"executor"
     finally:
         svc.stop()
         code = await asyncio.wait_for(task, 15)
     assert code == 0
     # shutdown cancels our resting orders (cancel-all), keeps the position
     assert fake.txs[-1][0] == 16 and fake.position == 50
+
+
+# ---------------------------------------------------------------------------------------------
+# The same flow against the real venue-sim (services.venue_sim), when it is importable.
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_executor_against_venue_sim(tmp_path, redis_client, redis_url, namespace, monkeypatch):
+    runner_mod = pytest.importorskip("services.venue_sim.runner")
+    cfg_mod = pytest.importorskip("services.venue_sim.config")
+    from shared.recording import RecordingHeader, write_recording
+
+    monkeypatch.delenv("LIGHTER_API_PRIVATE_KEY", raising=False)
+    t0 = time.time_ns()
+    rec = tmp_path / "tiny.jsonl.gz"
+    bbos = [Bbo(id=f"r{i}", ts_event=t0 + i * 1_000_000_000, source="rec", market=m, bid_px=px - 1.0, bid_sz=1.0,
+                ask_px=px, ask_sz=1.0)
+            for i in range(120) for m, px in (("BTC", 115001.0), ("ETH", 4500.01))]
+    write_recording(rec, RecordingHeader(markets=[BTC, ETH], source="test"), bbos)
+    port = free_port()
+    vcfg = cfg_mod.VenueSimConfig(host="127.0.0.1", port=port, recording=str(rec), speed=1.0, fills_file="",
+                                  autostart=True)
+    stop_venue = asyncio.Event()
+    venue_task = asyncio.create_task(runner_mod.serve(vcfg, ACCT, stop_venue))
+    cfg = StackConfig(namespace=namespace, redis_url=redis_url, markets=["BTC", "ETH"],
+                      venue=VenueConfig(rest_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}/stream"),
+                      services={"executor": {"http_port": 0, "reconcile_retry_s": 0.3}})
+    ecfg = cfg.section("executor", ExecutorConfig)
+    svc = ExecutorService(cfg, ecfg, resolve_key(cfg, ecfg), redis_client)
+    task = None
+    bus = Bus(redis_client, namespace)
+    exec_stream = bus.streams.exec(ACCT)
+    try:
+        await asyncio.sleep(0.5)
+        task = asyncio.create_task(svc.run())
+        await _wait_for(bus, exec_stream, lambda evs: any(isinstance(e, RiskState) and e.state == "running"
+                                                          for e in evs), timeout=20)
+        ts = time.time_ns()
+        await bus.publish(bus.streams.book("BTC"), [Bbo(id="b1", ts_event=ts, source="test", market="BTC",
+                                                        bid_px=115000.0, bid_sz=1.0, ask_px=115001.0, ask_sz=1.0)])
+        await asyncio.sleep(0.7)
+        await bus.publish(bus.streams.intent(ACCT), [
+            TargetPosition(id="vA", ts_event=ts + 1, source="A", strategy="A", market="BTC", target=0.002),
+            TargetPosition(id="vB", ts_event=ts + 2, source="B", strategy="B", market="BTC", target=-0.001)])
+        evs = await _wait_for(bus, exec_stream, lambda evs: any(isinstance(e, Fill) and e.venue_trade_id
+                                                                for e in evs), timeout=20)
+        acc = [e for e in evs if isinstance(e, OrderAccepted)]
+        assert acc and acc[0].side == "buy" and acc[0].time_in_force == "ioc"
+        fills = [e for e in evs if isinstance(e, Fill) and e.venue_trade_id]
+        assert fills[0].strategy == "A" and fills[0].liquidity == "taker"
+        assert fills[0].client_order_index == acc[0].client_order_index
+    finally:
+        svc.stop()
+        if task is not None:
+            assert await asyncio.wait_for(task, 15) == 0
+        stop_venue.set()
+        await asyncio.wait_for(venue_task, 10)
