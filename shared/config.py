@@ -76,7 +76,11 @@ class StackConfig(BaseModel):
         Raises:
             ConfigError: naming the first invalid field as ``services.<name>.<field>``.
         """
-        raw = self.services.get(name) or {}
+        raw: dict[str, Any] = {}
+        norm = name.lower().replace("-", "_")
+        for key in sorted(self.services):  # 'strategy-trend' and an env-made 'strategy_trend' merge
+            if key.lower().replace("-", "_") == norm:
+                raw.update(self.services[key] or {})
         try:
             return model.model_validate(raw)
         except ValidationError as exc:

@@ -64,3 +64,11 @@ def test_live_mode_needs_explicit_flag_and_key(tmp_path, monkeypatch):
     monkeypatch.setenv("LIGHTER_API_PRIVATE_KEY", "ab" * 40)
     cfg.require_live_allowed()
     assert "abab" not in repr(cfg.private_key()) and "abab" not in str(cfg.private_key())
+
+
+def test_env_override_reaches_a_section_missing_from_the_file(tmp_path):
+    class Section(BaseModel):
+        http_port: int = 1
+
+    cfg = load_config(_write(tmp_path, "mode: paper\n"), environ={"LS_SERVICES__STRATEGY_TREND__HTTP_PORT": "9102"})
+    assert cfg.section("strategy-trend", Section).http_port == 9102

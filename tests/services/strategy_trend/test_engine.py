@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from services.strategy_trend.config import TrendConfig
 from services.strategy_trend.engine import TrendEngine, signal_labels
-
 from shared.config import ConfigError
 from shared.events import Bbo, Fill, OrderCanceled, OrderRejected, PositionSnapshot, TargetPosition, encode
 

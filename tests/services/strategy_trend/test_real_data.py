@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from services.strategy_trend.config import TrendConfig
 from services.strategy_trend.engine import TrendEngine
-
 from shared.candles import CandleBuilder
 from shared.events import Bbo, Fill, encode
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 from prometheus_client import REGISTRY
-from services.strategy_trend.runner import build, restore_fills
 
+from services.strategy_trend.runner import build, restore_fills
 from shared.bus import Bus
 from shared.config import ConfigError, StackConfig
 from shared.events import Bbo, Fill, TargetPosition
