@@ -248,6 +248,7 @@ class Engine:
         self.paused_all = False
         self.seen_trades: set[tuple[str, str]] = set()
         self._seq = 0
+        self._reports = 0  # venue/runner reports without a natural id, for unique output ids
         self._commands: list[OrderCommand] = []
         # risk state inputs; the published state is derived from them
         self.killed: str | None = None
@@ -444,7 +445,8 @@ class Engine:
         size = float(pos.get("position") or 0)
         sign = -1 if int(pos.get("sign") or 1) < 0 else 1
         self.account_pos[m.symbol] = round(sign * size, 10)
-        out = _Out(key=f"position:{m.symbol}:{self.account_pos[m.symbol]}", ts=self.now)
+        self._reports += 1
+        out = _Out(key=f"position:{m.symbol}:{self.now}:{self._reports}", ts=self.now)
         self._check_limits(out)
         return out.events
 
@@ -454,7 +456,9 @@ class Engine:
         """Fold the exec stream's history (our own outputs): virtual positions from the last
         ``PositionSnapshot`` per (strategy, market), seen venue trade ids from ``Fill``, the
         client order index counter from ``OrderAccepted``/``OrderRejected`` and the
-        order -> strategy map of accepted orders (for late fills)."""
+        order -> strategy map of accepted orders (for late fills). The engine clock is not
+        advanced (history holds runner events stamped with wall time, inputs may be in sim
+        time)."""
         max_coi = 0
         for ev in history:
             if isinstance(ev, PositionSnapshot):
@@ -474,7 +478,6 @@ class Engine:
                         kind="taker" if ev.time_in_force == "ioc" else "quote",
                         alloc=[[first, ev.size]], cause_id=ev.causation_id or ev.id,
                         ts_event=ev.ts_event, status="done")
-            self.now = max(self.now, ev.ts_event)
         if max_coi + 1 > self.next_coi:
             self.next_coi = max_coi + 1
         if self.next_coi > MAX_CLIENT_ORDER_INDEX:
@@ -492,7 +495,8 @@ class Engine:
         self.reconciled = ok
         self.reconcile_reason = "" if ok else (reason or "reconciliation failed")
         ts = self.now if ts_ns is None else ts_ns
-        out = _Out(key=f"reconcile:{ok}:{reason}:{ts}", ts=ts)
+        self._reports += 1
+        out = _Out(key=f"reconcile:{ok}:{self._reports}:{ts}", ts=ts)
         self._check_limits(out)
         self._emit_state(out)
         return out.events
