@@ -1,0 +1,78 @@
+"""Configuration of venue-sim: the ``services: venue-sim:`` section (every field has a default)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.config import REPO_ROOT
+from shared.venue.matching import TIERS, Tier
+
+
+class VenueSimConfig(BaseModel):
+    """venue-sim settings.
+
+    Attributes:
+        host, port: where REST (``/api/v1/...``), WS (``/stream``), ``/sim/...``, ``/health`` and
+            ``/metrics`` are served (one port).
+        recording: the market-data recording to replay (relative paths are taken from the repo
+            root).
+        speed: sim seconds per wall second (60 = one recorded hour per wall minute); ``0`` or
+            less replays as fast as possible.
+        max_gap_s: recorded gaps longer than this many sim seconds take only ``max_gap_s / speed``
+            wall seconds (sim timestamps stay the recording's).
+        autostart: start replaying at once; when false, wait for ``POST /sim/start`` (or
+            ``start_when_subscribed``).
+        start_when_subscribed: start once every recorded market's ``order_book`` channel has a
+            subscriber and an account channel of ``account_index`` (default: the stack's
+            ``account_index``) has one.
+        fills_file: JSON-lines file the venue appends every fill to ("" = none; relative to the
+            repo root).
+        tier: ``standard`` (taker 300 ms, maker/cancel 200 ms, no fees) or ``premium``.
+        taker_delay_ms, maker_delay_ms, cancel_delay_ms, maker_fee, taker_fee: override the tier
+            (delays in ms of sim time, fees as fractions of notional, 0.0002 = 2 bps).
+        initial_collateral: USDC of an account created on first use.
+        market_stats_interval_s: at most one ``market_stats`` message per market per this many sim
+            seconds.
+        recent_trades: trades kept per market for ``recentTrades``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    host: str = "0.0.0.0"
+    port: int = Field(default=8090, ge=0, le=65535)
+    recording: str = "data/recordings/lighter-2025-09-15-btc-eth.jsonl.gz"
+    speed: float = 60.0
+    max_gap_s: float = Field(default=5.0, gt=0)
+    autostart: bool = True
+    start_when_subscribed: bool = False
+    account_index: int | None = None
+    fills_file: str = "var/venue-fills.jsonl"
+    tier: Literal["standard", "premium"] = "standard"
+    taker_delay_ms: int | None = Field(default=None, ge=0)
+    maker_delay_ms: int | None = Field(default=None, ge=0)
+    cancel_delay_ms: int | None = Field(default=None, ge=0)
+    maker_fee: float | None = None
+    taker_fee: float | None = None
+    initial_collateral: float = Field(default=100_000.0, ge=0)
+    market_stats_interval_s: float = Field(default=1.0, ge=0)
+    recent_trades: int = Field(default=200, ge=1)
+
+    def resolved_tier(self) -> Tier:
+        """The tier with this section's overrides applied."""
+        base = TIERS[self.tier]
+        return Tier(
+            name=base.name,
+            taker_delay_ms=base.taker_delay_ms if self.taker_delay_ms is None else self.taker_delay_ms,
+            maker_delay_ms=base.maker_delay_ms if self.maker_delay_ms is None else self.maker_delay_ms,
+            cancel_delay_ms=base.cancel_delay_ms if self.cancel_delay_ms is None else self.cancel_delay_ms,
+            maker_fee=base.maker_fee if self.maker_fee is None else self.maker_fee,
+            taker_fee=base.taker_fee if self.taker_fee is None else self.taker_fee,
+        )
+
+
+def resolve_path(p: str) -> Path:
+    """``p`` as given when absolute, else relative to the repository root."""
+    path = Path(p)
+    return path if path.is_absolute() else REPO_ROOT / path

@@ -1,0 +1,107 @@
+"""venue-sim's runner: load the recording, build the engine, serve Lighter's API, replay.
+
+``main(cfg)`` runs until SIGTERM/SIGINT. :func:`build` assembles the same pieces for tests
+(returns the server, the replay and the aiohttp app without binding a port).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from services.venue_sim.config import VenueSimConfig, resolve_path
+from services.venue_sim.replay import Replay, count_events
+from services.venue_sim.server import VenueServer
+from shared.config import StackConfig
+from shared.recording import read_recording
+from shared.service import install_stop_handlers, setup_logging
+from shared.venue.matching import MatchingEngine
+
+log = logging.getLogger("venue-sim")
+
+
+def build(cfg: VenueSimConfig, account_index: int = 1001) -> tuple[VenueServer, Replay, web.Application]:
+    """Open the recording and wire engine, server and replay (must run inside an event loop).
+
+    Raises:
+        shared.recording.RecordingError: the recording is missing or invalid.
+    """
+    path = resolve_path(cfg.recording)
+    header, events = read_recording(path)
+    engine = MatchingEngine(header.markets, cfg.resolved_tier(), initial_collateral=cfg.initial_collateral)
+    holder: dict[str, Any] = {}
+
+    def clock() -> int:
+        return holder["replay"].sim_now()
+
+    def status_extra() -> dict[str, Any]:
+        r: Replay = holder["replay"]
+        return {"state": r.state, "events_replayed": r.replayed, "total_events": r.total_events,
+                "recording": str(path), "depth": header.depth, "speed": r.speed, "started": r.started}
+
+    server = VenueServer(
+        engine, header.markets, clock,
+        fills_file=resolve_path(cfg.fills_file) if cfg.fills_file else None,
+        status_extra=status_extra, on_start=lambda: holder["replay"].start(),
+        on_tx=lambda: holder["replay"].notify(),
+        start_when_subscribed_account=(cfg.account_index if cfg.account_index is not None else account_index)
+        if cfg.start_when_subscribed else None,
+        market_stats_interval_s=cfg.market_stats_interval_s, recent_trades=cfg.recent_trades,
+    )
+    replay = Replay(engine, events, server.publish, speed=cfg.speed, max_gap_s=cfg.max_gap_s)
+    holder["replay"] = replay
+    if cfg.autostart:
+        replay.start()
+    return server, replay, server.app()
+
+
+async def serve(cfg: VenueSimConfig, account_index: int = 1001, stop: asyncio.Event | None = None) -> None:
+    """Serve on ``cfg.host:cfg.port`` and replay until ``stop`` is set."""
+    server, replay, app = build(cfg, account_index)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    path = resolve_path(cfg.recording)
+    counter = loop.run_in_executor(None, count_events, path)
+    counter.add_done_callback(lambda f: setattr(replay, "total_events", f.result() if not f.exception() else None))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, cfg.host, cfg.port).start()
+    log.info("venue-sim on http://%s:%d (REST /api/v1, WS /stream); recording %s; markets %s; state %s",
+             cfg.host, cfg.port, path, sorted(m.symbol for m in server.markets.values()),
+             "running" if replay.started else "waiting for POST /sim/start"
+             + (" or subscribers" if cfg.start_when_subscribed else ""))
+    task = asyncio.create_task(replay.run())
+    try:
+        await stop.wait()
+    finally:
+        replay.stop()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, 5)
+        await runner.cleanup()
+        server.close()
+        log.info("venue-sim stopped: %d events replayed, %d fills", replay.replayed, len(server.engine.fills))
+
+
+def main(cfg: StackConfig) -> int:
+    """Run venue-sim until SIGTERM/SIGINT; returns the process exit code."""
+    setup_logging()
+    section = cfg.section("venue-sim", VenueSimConfig)
+
+    async def _run() -> None:
+        stop = asyncio.Event()
+        install_stop_handlers(stop.set)
+        await serve(section, cfg.account_index, stop)
+
+    try:
+        asyncio.run(_run())
+    except OSError as exc:
+        log.error("venue-sim failed: %s", exc)
+        return 1
+    except ValueError as exc:  # RecordingError
+        log.error("venue-sim cannot start: %s", exc)
+        return 2
+    return 0

@@ -1,0 +1,854 @@
+"""The venue model: a pure matching engine that trades our orders against recorded market data.
+
+This module is shared by venue-sim (which puts Lighter's REST/WS protocol around it) and by
+in-process backtests. It does no I/O and never reads a clock: every call takes the *simulation
+time* in nanoseconds (``ts_ns``), which is the recording's exchange time.
+
+Units: prices are integer **ticks** (``price * 10**price_decimals``) and sizes integer **lots**
+(``size * 10**size_decimals``), exactly as on Lighter's wire; USD amounts (fees, PnL,
+collateral) are floats. :class:`shared.markets.MarketInfo` converts.
+
+Depth assumption (quoted by the docs and served at ``/sim/status``)
+-------------------------------------------------------------------
+The recording holds ONE price level per side (best bid and best ask with their displayed sizes)
+plus the public trades. The venue models the public book as exactly that one level per side and
+nothing beyond it:
+
+* A taker order (IOC, market, or the marketable part of a limit) fills against the displayed
+  touch size at the touch price, and against resting orders of other simulated accounts. Our
+  consumption of the displayed size is remembered until the recorded level changes (its price
+  or size), then the new recorded size is available again. Whatever the single level cannot
+  fill is canceled (IOC/market) or rests (GTT limit). There is no walking down a deeper book.
+* Queue position: a resting order that joins the recorded touch price joins BEHIND the
+  displayed size (``queue_ahead`` = displayed size, in lots). Public trades at that price
+  consume ``queue_ahead`` first, then fill us (several of our orders at one price fill in time
+  priority). When the displayed size at our price shrinks without a trade (cancellations),
+  ``queue_ahead = min(queue_ahead, new displayed size)``; growth never increases it (newcomers
+  queue behind us). This min-rule also makes a trade followed by the quote update that reflects
+  the same trade count only once.
+* An order better than the touch is alone at its level (``queue_ahead`` 0). An order worse than
+  the touch rests at a level the recording cannot see: its queue is unknown until the level
+  becomes the touch, and then everything displayed there is assumed ahead of it
+  (pessimistic); public trades at a hidden level do not fill it.
+* Trading through: a public trade at a price strictly better than our resting price (a sell
+  print below our bid, a buy print above our ask) fills us at OUR price for up to the trade's
+  size; a recorded opposite touch that moves to or through our resting price fills the whole
+  remaining order at our price (the market traded through us).
+* Fills against the recorded book have the synthetic counterparty account :data:`BOOK_ACCOUNT`
+  (0). Fills between two simulated accounts name both.
+
+Other simplifications (all documented in venue-sim's docs):
+
+* Speed bump (Lighter Standard tier): a taker order (IOC, market, or a GTT limit that is
+  marketable on arrival) executes ``taker_delay_ms`` (300) after arrival; post-only and
+  non-marketable GTT orders ``maker_delay_ms`` (200); cancels ``cancel_delay_ms`` (200). Pending
+  transactions execute in (execution time, arrival order), interleaved with market data.
+* Reduce-only orders that would open or grow the position are refused at submission with
+  21732 (Lighter would cancel them); at execution a reduce-only order is clamped to the
+  position size, and canceled (``canceled-reduce-only``) if the position is gone.
+* Post-only orders that would cross end with status ``canceled-post-only`` (not an error).
+* Self-trade: an incoming taker that meets a resting order of the same account cancels that
+  resting order (``canceled-self-trade``, Lighter's default expire-maker) and keeps matching;
+  every such cancel is recorded in :attr:`MatchingEngine.self_trade_cancels`.
+* GTT order expiry and scheduled cancel-all are accepted but not enforced (their times come
+  from the wall clock, the venue runs on recording time); no margin checks, no funding, no
+  liquidations.
+* A cancel whose order is not active at execution time is a silent no-op (it was accepted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections import deque
+from collections.abc import Iterable
+from typing import Literal, TypeVar
+
+import msgspec
+
+from shared.events import Bbo, MarketStats, Trade
+from shared.markets import MarketInfo
+from shared.venue.errors import (
+    DUPLICATE_CLIENT_ORDER_INDEX,
+    INVALID_AMOUNT,
+    INVALID_CLIENT_ORDER_INDEX,
+    INVALID_MARKET,
+    INVALID_ORDER_INDEX,
+    INVALID_PRICE,
+    REDUCE_ONLY_INCREASES,
+    VenueError,
+)
+
+DEPTH_ASSUMPTION = (
+    "top-of-book only: the public book is the recorded best bid and best ask (one level per side, "
+    "displayed size) plus resting orders of simulated accounts; takers fill at most the displayed "
+    "touch size (consumption remembered until the recorded level changes), remainder canceled "
+    "(IOC/market) or rests (GTT); resting orders join behind the displayed size at their price "
+    "(queue_ahead), public trades at that price consume queue_ahead first, displayed-size shrink "
+    "sets queue_ahead=min(queue_ahead,new size); orders better than the touch have queue 0 and fill on "
+    "the next trade/quote through them, at their own price"
+)
+
+BOOK_ACCOUNT = 0
+"""Counterparty account index of fills against the recorded (external) book."""
+
+MAX_CLIENT_ORDER_INDEX = 2**48 - 1
+ASK_ID_BASE = 2**48
+BID_ID_BASE = 2**49 - 2**40
+SIM_TRADE_ID_BASE = 10**15
+MAX_PRICE = 2**32 - 1
+
+OrderType = Literal["limit", "market"]
+TimeInForce = Literal["gtt", "ioc", "post_only"]
+OrderStatus = Literal[
+    "open", "filled", "canceled", "canceled-post-only", "canceled-reduce-only", "canceled-self-trade",
+]
+
+
+class Tier(msgspec.Struct, frozen=True, kw_only=True):
+    """A Lighter account tier: speed bump in ms of sim time and fees as fractions of notional.
+
+    Standard (the default): taker 300 ms, maker and cancel 200 ms, no fees.
+    """
+
+    name: str = "standard"
+    taker_delay_ms: int = 300
+    maker_delay_ms: int = 200
+    cancel_delay_ms: int = 200
+    maker_fee: float = 0.0
+    taker_fee: float = 0.0
+
+
+STANDARD = Tier()
+PREMIUM = Tier(name="premium", taker_delay_ms=200, maker_delay_ms=0, cancel_delay_ms=0,
+               maker_fee=0.00004, taker_fee=0.00028)
+TIERS = {"standard": STANDARD, "premium": PREMIUM}
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests: parsed transactions
+# ---------------------------------------------------------------------------------------------
+
+
+class CreateOrder(msgspec.Struct, kw_only=True):
+    """A create-order tx (Lighter tx type 14), already parsed.
+
+    ``base_amount`` in lots, ``price`` in ticks (for a market order: the worst acceptable
+    price), ``order_expiry_ms`` as sent (wall clock, not enforced).
+    """
+
+    account: int
+    market_id: int
+    client_order_index: int
+    base_amount: int
+    price: int
+    is_ask: bool
+    order_type: OrderType = "limit"
+    time_in_force: TimeInForce = "gtt"
+    reduce_only: bool = False
+    order_expiry_ms: int = 0
+    nonce: int = 0
+    tx_hash: str = ""
+
+
+class CancelOrder(msgspec.Struct, kw_only=True):
+    """A cancel tx (type 15): ``index`` is the order_index or the client_order_index."""
+
+    account: int
+    market_id: int
+    index: int
+    tx_hash: str = ""
+
+
+class CancelAll(msgspec.Struct, kw_only=True):
+    """A cancel-all tx (type 16); ``market_id`` None = all markets. ``scheduled`` cancel-alls
+    (time in force 1/2) are accepted and ignored."""
+
+    account: int
+    market_id: int | None = None
+    scheduled: bool = False
+    tx_hash: str = ""
+
+
+Tx = CreateOrder | CancelOrder | CancelAll
+
+
+# ---------------------------------------------------------------------------------------------
+# State and outputs
+# ---------------------------------------------------------------------------------------------
+
+
+class Order(msgspec.Struct, kw_only=True):
+    """One of our orders. Amounts in lots, price in ticks, ``filled_quote`` in USD, times in ns.
+
+    ``queue_ahead`` is the recorded displayed size (lots) ahead of the order at its price;
+    ``None`` while the order rests at a level the recording cannot see.
+    """
+
+    order_index: int
+    client_order_index: int
+    account: int
+    market_id: int
+    is_ask: bool
+    price: int
+    initial_amount: int
+    remaining: int
+    filled: int = 0
+    filled_quote: float = 0.0
+    order_type: OrderType = "limit"
+    time_in_force: TimeInForce = "gtt"
+    reduce_only: bool = False
+    status: OrderStatus = "open"
+    order_expiry_ms: int = 0
+    nonce: int = 0
+    created_ns: int = 0
+    updated_ns: int = 0
+    queue_ahead: int | None = 0
+    seq: int = 0
+    tx_hash: str = ""
+
+    @property
+    def active(self) -> bool:
+        """True while the order rests on the book."""
+        return self.status == "open"
+
+
+class Position(msgspec.Struct, kw_only=True):
+    """An account's position in one market: ``size`` signed lots (+long), ``avg_entry_price``
+    and ``realized_pnl``/``fees_paid`` in USD."""
+
+    account: int
+    market_id: int
+    size: int = 0
+    avg_entry_price: float = 0.0
+    realized_pnl: float = 0.0
+    fees_paid: float = 0.0
+
+
+class Fill(msgspec.Struct, kw_only=True):
+    """One execution. ``price``/``size`` in USD/base units (``price_ticks``/``size_lots`` on
+    the wire), fees in USD (positive = paid), ``ts_ns`` sim time. ``maker_account`` is
+    :data:`BOOK_ACCOUNT` for a fill against the recorded book."""
+
+    trade_id: int
+    market: str
+    market_id: int
+    price: float
+    size: float
+    price_ticks: int
+    size_lots: int
+    taker_account: int
+    maker_account: int
+    taker_order_index: int
+    maker_order_index: int
+    taker_client_order_index: int
+    maker_client_order_index: int
+    taker_side: Literal["buy", "sell"]
+    maker_side: Literal["buy", "sell"]
+    taker_fee: float
+    maker_fee: float
+    ts_ns: int
+    tx_hash: str = ""
+
+    @property
+    def is_maker_ask(self) -> bool:
+        """Lighter's flag: the maker sold (so the taker bought)."""
+        return self.maker_side == "sell"
+
+
+class OrderUpdate(msgspec.Struct, kw_only=True):
+    """An order changed state (a snapshot taken at ``ts_ns``)."""
+
+    order: Order
+    ts_ns: int
+
+
+class FillUpdate(msgspec.Struct, kw_only=True):
+    """A fill happened."""
+
+    fill: Fill
+
+
+class PositionUpdate(msgspec.Struct, kw_only=True):
+    """A position changed (snapshot)."""
+
+    position: Position
+    ts_ns: int
+
+
+class BookChanged(msgspec.Struct, kw_only=True):
+    """The public book of ``market_id`` may have changed (recorded quote or our resting orders)."""
+
+    market_id: int
+    ts_ns: int
+
+
+class PublicTrade(msgspec.Struct, kw_only=True):
+    """A recorded public trade (not ours): price ticks, size lots, aggressor side."""
+
+    market_id: int
+    trade_id: int
+    price_ticks: int
+    size_lots: int
+    taker_side: Literal["buy", "sell"]
+    ts_ns: int
+
+
+class StatsChanged(msgspec.Struct, kw_only=True):
+    """Recorded market stats (mark/index) were applied."""
+
+    market_id: int
+    ts_ns: int
+
+
+Update = OrderUpdate | FillUpdate | PositionUpdate | BookChanged | PublicTrade | StatsChanged
+
+
+class Accepted(msgspec.Struct, kw_only=True):
+    """Result of :meth:`MatchingEngine.submit`: when the tx will execute (sim ns) and its role."""
+
+    exec_ns: int
+    role: Literal["taker", "maker", "cancel"]
+
+
+class MarketState(msgspec.Struct, kw_only=True):
+    """Per-market recorded state: touch prices (ticks) and sizes (lots), ``None`` when a side is
+    empty; ``consumed_*`` is displayed size our takers already took from the current level."""
+
+    bid_px: int | None = None
+    bid_sz: int = 0
+    ask_px: int | None = None
+    ask_sz: int = 0
+    consumed_bid: int = 0
+    consumed_ask: int = 0
+    last_trade_price: float = 0.0
+    mark_price: float = 0.0
+    index_price: float = 0.0
+    funding_rate: float = 0.0
+    open_interest: float = 0.0
+    last_ts_ns: int = 0
+
+    @property
+    def mid_ticks(self) -> float | None:
+        """Mid price in ticks, or None without both sides."""
+        if self.bid_px is None or self.ask_px is None:
+            return None
+        return (self.bid_px + self.ask_px) / 2.0
+
+
+class AccountState(msgspec.Struct, kw_only=True):
+    """An account: ``collateral`` USD = initial + realized PnL - fees."""
+
+    account: int
+    collateral: float
+    positions: dict[int, Position] = msgspec.field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine
+# ---------------------------------------------------------------------------------------------
+
+
+class MatchingEngine:
+    """Matches simulated accounts' orders against a replayed top-of-book recording.
+
+    Args:
+        markets: the tradable markets (from the recording header).
+        tier: speed bump and fees (default Lighter Standard: 300/200/200 ms, no fees).
+        maker_fee, taker_fee: override the tier's fees (fractions of notional, 0.0002 = 2 bps).
+        initial_collateral: USD collateral of an account created on first use.
+        inactive_history: finished orders kept per account (for ``accountInactiveOrders``).
+
+    Usage: :meth:`submit` validates a tx and schedules it (raises :class:`VenueError`);
+    :meth:`on_market_data` applies a recorded ``Bbo``/``Trade``/``MarketStats`` after executing
+    every pending tx due at or before its time; :meth:`advance` executes pending txs due up to a
+    time. All three return the resulting :data:`Update` objects in causal order (for a fill:
+    the :class:`FillUpdate`, then the :class:`PositionUpdate`\\ s, then the
+    :class:`OrderUpdate`\\ s).
+    """
+
+    def __init__(self, markets: Iterable[MarketInfo], tier: Tier = STANDARD, *,
+                 maker_fee: float | None = None, taker_fee: float | None = None,
+                 initial_collateral: float = 100_000.0, inactive_history: int = 1000) -> None:
+        self.markets: dict[int, MarketInfo] = {m.market_id: m for m in markets}
+        self.by_symbol: dict[str, MarketInfo] = {m.symbol: m for m in self.markets.values()}
+        self.tier = tier
+        self.maker_fee = tier.maker_fee if maker_fee is None else maker_fee
+        self.taker_fee = tier.taker_fee if taker_fee is None else taker_fee
+        self.initial_collateral = initial_collateral
+        self.state: dict[int, MarketState] = {mid: MarketState() for mid in self.markets}
+        self.accounts: dict[int, AccountState] = {}
+        self.resting: dict[int, dict[int, Order]] = {mid: {} for mid in self.markets}
+        self.orders: dict[int, Order] = {}
+        self.inactive: dict[int, deque[Order]] = {}
+        self.fills: list[Fill] = []
+        self.self_trade_cancels: list[Order] = []
+        self.now_ns = 0
+        self._pending: list[tuple[int, int, Tx]] = []
+        self._pending_coi: dict[int, dict[int, int]] = {}
+        self._seq = 0
+        self._order_counter = 0
+        self._trade_counter = 0
+        self._inactive_history = inactive_history
+
+    # ------------------------------------------------------------------ accounts and queries
+
+    def account(self, account: int) -> AccountState:
+        """The account's state, created with the initial collateral on first use."""
+        acct = self.accounts.get(account)
+        if acct is None:
+            acct = self.accounts[account] = AccountState(account=account, collateral=self.initial_collateral)
+        return acct
+
+    def position(self, account: int, market_id: int) -> Position:
+        """The account's position in ``market_id`` (created flat on first use)."""
+        acct = self.account(account)
+        pos = acct.positions.get(market_id)
+        if pos is None:
+            pos = acct.positions[market_id] = Position(account=account, market_id=market_id)
+        return pos
+
+    def active_orders(self, account: int, market_id: int | None = None) -> list[Order]:
+        """Resting orders of ``account`` (in ``market_id`` if given), oldest first."""
+        out = [o for mid, book in self.resting.items() if market_id is None or mid == market_id
+               for o in book.values() if o.account == account]
+        return sorted(out, key=lambda o: o.seq)
+
+    def inactive_orders(self, account: int, market_id: int | None = None) -> list[Order]:
+        """Finished orders of ``account``, newest first (bounded history)."""
+        return [o for o in reversed(self.inactive.get(account, ()))
+                if market_id is None or o.market_id == market_id]
+
+    def pending_count(self) -> int:
+        """Transactions accepted but not executed yet."""
+        return len(self._pending)
+
+    def next_pending_ns(self) -> int | None:
+        """Execution time (sim ns) of the earliest pending tx, or None."""
+        return self._pending[0][0] if self._pending else None
+
+    def public_book(self, market_id: int) -> tuple[dict[int, int], dict[int, int]]:
+        """The public book Lighter would show: ``(bids, asks)`` as ``{price_ticks: size_lots}``:
+        the recorded level (minus our consumption) plus resting orders aggregated by price."""
+        st = self.state[market_id]
+        bids: dict[int, int] = {}
+        asks: dict[int, int] = {}
+        if st.bid_px is not None and st.bid_sz - st.consumed_bid > 0:
+            bids[st.bid_px] = st.bid_sz - st.consumed_bid
+        if st.ask_px is not None and st.ask_sz - st.consumed_ask > 0:
+            asks[st.ask_px] = st.ask_sz - st.consumed_ask
+        for o in self.resting[market_id].values():
+            side = asks if o.is_ask else bids
+            side[o.price] = side.get(o.price, 0) + o.remaining
+        return bids, asks
+
+    def market_of(self, market_id: int) -> MarketInfo:
+        """Market metadata. Raises VenueError(21602) for an unknown market index."""
+        m = self.markets.get(market_id)
+        if m is None:
+            raise VenueError(INVALID_MARKET, f"market {market_id} is not traded here (have {sorted(self.markets)})")
+        return m
+
+    # ------------------------------------------------------------------ submission
+
+    def submit(self, tx: Tx, arrival_ns: int) -> Accepted:
+        """Validate ``tx`` arriving at sim time ``arrival_ns`` and schedule its execution after
+        the tier's speed bump.
+
+        Raises:
+            VenueError: 21602 unknown market, 21706 bad amount, 21702 bad price, 21727/21728
+                bad or duplicate client order index, 21732 reduce-only growing the position,
+                21700 bad cancel index.
+        """
+        if isinstance(tx, CreateOrder):
+            role = self._validate_create(tx)
+            delay = self.tier.taker_delay_ms if role == "taker" else self.tier.maker_delay_ms
+            self._pending_coi.setdefault(tx.account, {}).setdefault(tx.client_order_index, 0)
+            self._pending_coi[tx.account][tx.client_order_index] += 1
+        elif isinstance(tx, CancelOrder):
+            self.market_of(tx.market_id)
+            if tx.index <= 0:
+                raise VenueError(INVALID_ORDER_INDEX, f"index {tx.index}")
+            role, delay = "cancel", self.tier.cancel_delay_ms
+        else:
+            if tx.market_id is not None:
+                self.market_of(tx.market_id)
+            role, delay = "cancel", self.tier.cancel_delay_ms
+        self.account(tx.account)
+        exec_ns = arrival_ns + delay * 1_000_000
+        self._seq += 1
+        heapq.heappush(self._pending, (exec_ns, self._seq, tx))
+        return Accepted(exec_ns=exec_ns, role=role)
+
+    def _validate_create(self, tx: CreateOrder) -> Literal["taker", "maker"]:
+        m = self.market_of(tx.market_id)
+        if not 1 <= tx.client_order_index <= MAX_CLIENT_ORDER_INDEX:
+            raise VenueError(INVALID_CLIENT_ORDER_INDEX, f"client order index {tx.client_order_index}")
+        if not 1 <= tx.price <= MAX_PRICE:
+            raise VenueError(INVALID_PRICE, f"price {tx.price}")
+        if tx.base_amount <= 0:
+            raise VenueError(INVALID_AMOUNT, "base amount is zero")
+        size = m.int_to_size(tx.base_amount)
+        price = m.int_to_price(tx.price)
+        why = m.check_amount(size, price)
+        if why:
+            raise VenueError(INVALID_AMOUNT, why)
+        if self._coi_in_use(tx.account, tx.client_order_index):
+            raise VenueError(DUPLICATE_CLIENT_ORDER_INDEX,
+                             f"client order index {tx.client_order_index} is active for account {tx.account}")
+        if tx.reduce_only:
+            pos = self.position(tx.account, tx.market_id).size
+            if pos == 0 or (pos > 0) == (not tx.is_ask):
+                raise VenueError(REDUCE_ONLY_INCREASES,
+                                 f"position {m.int_to_size(pos):g} {m.symbol}, order {'sell' if tx.is_ask else 'buy'}")
+        if tx.order_type == "market" or tx.time_in_force == "ioc":
+            return "taker"
+        if tx.time_in_force == "post_only":
+            return "maker"
+        return "taker" if self._best_opposite(tx.market_id, tx.is_ask, tx.price) is not None else "maker"
+
+    def _coi_in_use(self, account: int, coi: int) -> bool:
+        if self._pending_coi.get(account, {}).get(coi):
+            return True
+        return any(o.account == account and o.client_order_index == coi
+                   for book in self.resting.values() for o in book.values())
+
+    # ------------------------------------------------------------------ time
+
+    def advance(self, ts_ns: int) -> list[Update]:
+        """Execute every pending tx due at or before ``ts_ns`` (in execution-time order) and move
+        the clock to ``ts_ns`` (it never goes back)."""
+        out: list[Update] = []
+        while self._pending and self._pending[0][0] <= ts_ns:
+            exec_ns, _, tx = heapq.heappop(self._pending)
+            self.now_ns = max(self.now_ns, exec_ns)
+            out.extend(self._execute(tx, self.now_ns))
+        self.now_ns = max(self.now_ns, ts_ns)
+        return out
+
+    def on_market_data(self, ev: Bbo | Trade | MarketStats) -> list[Update]:
+        """Apply one recorded event (after executing the txs due by its ``ts_event``).
+        Events of unknown markets or types are ignored (returns the pending-tx updates only)."""
+        out = self.advance(ev.ts_event)
+        m = self.by_symbol.get(getattr(ev, "market", ""))
+        if m is None:
+            return out
+        ts = self.now_ns
+        st = self.state[m.market_id]
+        st.last_ts_ns = ts
+        if isinstance(ev, Bbo):
+            out.extend(self._apply_bbo(m, st, ev, ts))
+        elif isinstance(ev, Trade):
+            out.extend(self._apply_trade(m, st, ev, ts))
+        elif isinstance(ev, MarketStats):
+            st.mark_price, st.index_price = ev.mark_price, ev.index_price
+            st.funding_rate, st.open_interest = ev.funding_rate, ev.open_interest
+            if ev.last_trade_price:
+                st.last_trade_price = ev.last_trade_price
+            out.append(StatsChanged(market_id=m.market_id, ts_ns=ts))
+        return out
+
+    # ------------------------------------------------------------------ execution
+
+    def _execute(self, tx: Tx, ts: int) -> list[Update]:
+        if isinstance(tx, CreateOrder):
+            counts = self._pending_coi.get(tx.account, {})
+            if counts.get(tx.client_order_index):
+                counts[tx.client_order_index] -= 1
+                if not counts[tx.client_order_index]:
+                    del counts[tx.client_order_index]
+            return self._exec_create(tx, ts)
+        if isinstance(tx, CancelOrder):
+            book = self.resting[tx.market_id]
+            target = next((o for o in sorted(book.values(), key=lambda o: o.seq) if o.account == tx.account
+                           and tx.index in (o.order_index, o.client_order_index)), None)
+            if target is None:
+                return []
+            return self._cancel(target, "canceled", ts)
+        if tx.scheduled:
+            return []
+        out: list[Update] = []
+        for mid, book in self.resting.items():
+            if tx.market_id is not None and mid != tx.market_id:
+                continue
+            for o in sorted(book.values(), key=lambda o: o.seq):
+                if o.account == tx.account:
+                    out.extend(self._cancel(o, "canceled", ts))
+        return out
+
+    def _cancel(self, o: Order, status: OrderStatus, ts: int) -> list[Update]:
+        self.resting[o.market_id].pop(o.order_index, None)
+        o.status = status
+        o.updated_ns = ts
+        self._finish(o)
+        return [OrderUpdate(order=_snap(o), ts_ns=ts), BookChanged(market_id=o.market_id, ts_ns=ts)]
+
+    def _finish(self, o: Order) -> None:
+        hist = self.inactive.setdefault(o.account, deque(maxlen=self._inactive_history))
+        hist.append(o)
+        self.orders.pop(o.order_index, None)
+
+    def _new_order_index(self, is_ask: bool) -> int:
+        self._order_counter += 1
+        return (ASK_ID_BASE if is_ask else BID_ID_BASE) + self._order_counter
+
+    def _exec_create(self, tx: CreateOrder, ts: int) -> list[Update]:
+        self._seq += 1
+        o = Order(order_index=self._new_order_index(tx.is_ask), client_order_index=tx.client_order_index,
+                  account=tx.account, market_id=tx.market_id, is_ask=tx.is_ask, price=tx.price,
+                  initial_amount=tx.base_amount, remaining=tx.base_amount, order_type=tx.order_type,
+                  time_in_force=tx.time_in_force, reduce_only=tx.reduce_only, order_expiry_ms=tx.order_expiry_ms,
+                  nonce=tx.nonce, created_ns=ts, updated_ns=ts, seq=self._seq, tx_hash=tx.tx_hash)
+        if tx.reduce_only:
+            pos = self.position(tx.account, tx.market_id).size
+            if pos == 0 or (pos > 0) == (not tx.is_ask):
+                o.status = "canceled-reduce-only"
+                self._finish(o)
+                return [OrderUpdate(order=_snap(o), ts_ns=ts)]
+            o.remaining = min(o.remaining, abs(pos))
+        if tx.time_in_force == "post_only" and self._best_opposite(tx.market_id, tx.is_ask, tx.price) is not None:
+            o.status = "canceled-post-only"
+            self._finish(o)
+            return [OrderUpdate(order=_snap(o), ts_ns=ts)]
+        fills: list[Update] = []
+        positions: list[Update] = []
+        orders: list[Update] = []
+        self._take(o, ts, fills, positions, orders)
+        book_changed = bool(fills) or any(isinstance(u, OrderUpdate) for u in orders)
+        if o.remaining == 0:
+            o.status = "filled"
+            self._finish(o)
+        elif tx.order_type == "market" or tx.time_in_force == "ioc":
+            o.status = "canceled"
+            self._finish(o)
+        else:
+            o.queue_ahead = self._join_queue(o)
+            self.resting[o.market_id][o.order_index] = o
+            self.orders[o.order_index] = o
+            book_changed = True
+        orders.append(OrderUpdate(order=_snap(o), ts_ns=ts))
+        out = fills + positions + orders
+        if book_changed:
+            out.append(BookChanged(market_id=o.market_id, ts_ns=ts))
+        return out
+
+    def _join_queue(self, o: Order) -> int | None:
+        st = self.state[o.market_id]
+        touch = st.ask_px if o.is_ask else st.bid_px
+        if touch is None:
+            return 0
+        if o.price == touch:
+            return (st.ask_sz - st.consumed_ask) if o.is_ask else (st.bid_sz - st.consumed_bid)
+        better = o.price < touch if o.is_ask else o.price > touch
+        return 0 if better else None
+
+    def _best_opposite(self, market_id: int, is_ask: bool, limit: int) -> int | None:
+        """Best price on the side an order would hit that is within ``limit``, or None."""
+        st = self.state[market_id]
+        prices = []
+        if is_ask:  # a sell hits bids >= limit
+            if st.bid_px is not None and st.bid_sz - st.consumed_bid > 0 and st.bid_px >= limit:
+                prices.append(st.bid_px)
+            prices += [o.price for o in self.resting[market_id].values() if not o.is_ask and o.price >= limit]
+            return max(prices) if prices else None
+        if st.ask_px is not None and st.ask_sz - st.consumed_ask > 0 and st.ask_px <= limit:
+            prices.append(st.ask_px)
+        prices += [o.price for o in self.resting[market_id].values() if o.is_ask and o.price <= limit]
+        return min(prices) if prices else None
+
+    def _take(self, o: Order, ts: int, fills: list[Update], positions: list[Update], orders: list[Update]) -> None:
+        """Match taker ``o`` against the recorded touch and resting orders, best price first;
+        at one price the recorded displayed size comes before resting orders (they queue behind)."""
+        st = self.state[o.market_id]
+        book = self.resting[o.market_id]
+        cands: list[tuple[int, int, Order | None]] = []  # (price key, priority, maker)
+        sign = 1 if not o.is_ask else -1  # buy: ascending ask prices; sell: descending bid prices
+        if o.is_ask:
+            if st.bid_px is not None and st.bid_sz - st.consumed_bid > 0 and st.bid_px >= o.price:
+                cands.append((-st.bid_px, 0, None))
+        elif st.ask_px is not None and st.ask_sz - st.consumed_ask > 0 and st.ask_px <= o.price:
+            cands.append((st.ask_px, 0, None))
+        for r in book.values():
+            if r.is_ask != o.is_ask and (r.price <= o.price if not o.is_ask else r.price >= o.price):
+                cands.append((sign * r.price, r.seq, r))
+        cands.sort(key=lambda c: (c[0], c[1]))
+        for _, _, maker in cands:
+            if o.remaining <= 0:
+                break
+            if maker is None:
+                px = st.bid_px if o.is_ask else st.ask_px
+                assert px is not None
+                avail = (st.bid_sz - st.consumed_bid) if o.is_ask else (st.ask_sz - st.consumed_ask)
+                q = min(o.remaining, avail)
+                if q <= 0:
+                    continue
+                if o.is_ask:
+                    st.consumed_bid += q
+                else:
+                    st.consumed_ask += q
+                for r in book.values():  # displayed size ahead of resting orders at that price was taken
+                    if r.is_ask != o.is_ask and r.price == px and r.queue_ahead:
+                        r.queue_ahead = max(0, r.queue_ahead - q)
+                self._fill(o, None, px, q, ts, fills, positions)
+            elif maker.account == o.account:
+                self.self_trade_cancels.append(_snap(maker))
+                orders.extend(u for u in self._cancel(maker, "canceled-self-trade", ts) if isinstance(u, OrderUpdate))
+            else:
+                q = min(o.remaining, maker.remaining)
+                self._fill(o, maker, maker.price, q, ts, fills, positions)
+                orders.append(self._after_maker_fill(maker, ts))
+
+    def _after_maker_fill(self, maker: Order, ts: int) -> OrderUpdate:
+        maker.updated_ns = ts
+        if maker.remaining == 0:
+            maker.status = "filled"
+            self.resting[maker.market_id].pop(maker.order_index, None)
+            self._finish(maker)
+        return OrderUpdate(order=_snap(maker), ts_ns=ts)
+
+    def _fill(self, taker: Order | None, maker: Order | None, px: int, q: int, ts: int,
+              fills: list[Update], positions: list[Update]) -> Fill:
+        """Record a fill of ``q`` lots at ``px`` ticks. ``taker``/``maker`` None = the recorded book."""
+        ref = taker or maker
+        assert ref is not None
+        m = self.markets[ref.market_id]
+        price, size = m.int_to_price(px), m.int_to_size(q)
+        notional = price * size
+        taker_is_ask = taker.is_ask if taker is not None else not maker.is_ask  # type: ignore[union-attr]
+        taker_fee = notional * self.taker_fee
+        maker_fee = notional * self.maker_fee
+        self._trade_counter += 1
+        f = Fill(trade_id=SIM_TRADE_ID_BASE + self._trade_counter, market=m.symbol, market_id=m.market_id,
+                 price=price, size=size, price_ticks=px, size_lots=q,
+                 taker_account=taker.account if taker else BOOK_ACCOUNT,
+                 maker_account=maker.account if maker else BOOK_ACCOUNT,
+                 taker_order_index=taker.order_index if taker else 0,
+                 maker_order_index=maker.order_index if maker else 0,
+                 taker_client_order_index=taker.client_order_index if taker else 0,
+                 maker_client_order_index=maker.client_order_index if maker else 0,
+                 taker_side="sell" if taker_is_ask else "buy", maker_side="buy" if taker_is_ask else "sell",
+                 taker_fee=taker_fee, maker_fee=maker_fee, ts_ns=ts,
+                 tx_hash=(taker or maker).tx_hash)  # type: ignore[union-attr]
+        self.fills.append(f)
+        fills.append(FillUpdate(fill=f))
+        for o, fee in ((taker, taker_fee), (maker, maker_fee)):
+            if o is None:
+                continue
+            o.remaining -= q
+            o.filled += q
+            o.filled_quote += notional
+            o.updated_ns = ts
+            pos = self._apply_position(o.account, m, -q if o.is_ask else q, price, fee)
+            positions.append(PositionUpdate(position=_snap(pos), ts_ns=ts))
+        st = self.state[m.market_id]
+        st.last_trade_price = price
+        return f
+
+    def _apply_position(self, account: int, m: MarketInfo, delta: int, price: float, fee: float) -> Position:
+        pos = self.position(account, m.market_id)
+        acct = self.account(account)
+        old = pos.size
+        new = old + delta
+        if old == 0 or (old > 0) == (delta > 0):  # open or add
+            pos.avg_entry_price = (abs(old) * pos.avg_entry_price + abs(delta) * price) / abs(new)
+        else:  # reduce, close or flip
+            closed = min(abs(old), abs(delta))
+            pnl = m.int_to_size(closed) * (price - pos.avg_entry_price) * (1 if old > 0 else -1)
+            pos.realized_pnl += pnl
+            acct.collateral += pnl
+            if new == 0:
+                pos.avg_entry_price = 0.0
+            elif (new > 0) != (old > 0):
+                pos.avg_entry_price = price
+        pos.size = new
+        pos.fees_paid += fee
+        acct.collateral -= fee
+        return pos
+
+    # ------------------------------------------------------------------ market data
+
+    def _apply_bbo(self, m: MarketInfo, st: MarketState, ev: Bbo, ts: int) -> list[Update]:
+        bid_px = m.price_to_int(ev.bid_px) if ev.bid_sz > 0 and ev.bid_px > 0 else None
+        ask_px = m.price_to_int(ev.ask_px) if ev.ask_sz > 0 and ev.ask_px > 0 else None
+        bid_sz = m.size_to_int(ev.bid_sz, "nearest") if bid_px is not None else 0
+        ask_sz = m.size_to_int(ev.ask_sz, "nearest") if ask_px is not None else 0
+        bid_changed = (bid_px, bid_sz) != (st.bid_px, st.bid_sz)
+        ask_changed = (ask_px, ask_sz) != (st.ask_px, st.ask_sz)
+        if not bid_changed and not ask_changed:
+            return []
+        st.bid_px, st.bid_sz, st.ask_px, st.ask_sz = bid_px, bid_sz, ask_px, ask_sz
+        if bid_changed:
+            st.consumed_bid = 0
+        if ask_changed:
+            st.consumed_ask = 0
+        fills: list[Update] = []
+        positions: list[Update] = []
+        orders: list[Update] = []
+        for o in sorted(self.resting[m.market_id].values(), key=lambda o: o.seq):
+            touch, size, opp, opp_changed = ((ask_px, ask_sz, bid_px, bid_changed) if o.is_ask
+                                             else (bid_px, bid_sz, ask_px, ask_changed))
+            # the recorded opposite touch moved to or through our price: the market traded through us
+            if opp_changed and opp is not None and (opp >= o.price if o.is_ask else opp <= o.price):
+                self._fill(None, o, o.price, o.remaining, ts, fills, positions)
+                orders.append(self._after_maker_fill(o, ts))
+                continue
+            if touch is None:
+                o.queue_ahead = 0
+            elif o.price == touch:
+                o.queue_ahead = size if o.queue_ahead is None else min(o.queue_ahead, size)
+            elif (o.price < touch) if o.is_ask else (o.price > touch):
+                o.queue_ahead = 0
+        return fills + positions + orders + [BookChanged(market_id=m.market_id, ts_ns=ts)]
+
+    def _apply_trade(self, m: MarketInfo, st: MarketState, ev: Trade, ts: int) -> list[Update]:
+        px = m.price_to_int(ev.price)
+        vol = m.size_to_int(ev.size, "nearest")
+        st.last_trade_price = ev.price
+        out: list[Update] = [PublicTrade(market_id=m.market_id, trade_id=_trade_id_int(ev.trade_id), price_ticks=px,
+                                         size_lots=vol, taker_side=ev.taker_side, ts_ns=ts)]
+        hits_bids = ev.taker_side == "sell"
+        # resting orders on the side the aggressor hit, at or through the print, best price first
+        makers = [o for o in self.resting[m.market_id].values()
+                  if o.is_ask != hits_bids and (o.price >= px if hits_bids else o.price <= px)]
+        if not makers:
+            return out
+        makers.sort(key=lambda o: (-o.price if hits_bids else o.price, o.seq))
+        fills: list[Update] = []
+        positions: list[Update] = []
+        orders: list[Update] = []
+        left = vol
+        at_level_used = 0
+        for o in makers:
+            if left <= 0:
+                break
+            if o.price != px:  # traded through us: fill at our price
+                q = min(o.remaining, left)
+                left -= q
+            else:
+                if o.queue_ahead is None:
+                    continue
+                ahead = min(o.queue_ahead, left)
+                o.queue_ahead -= ahead
+                q = min(o.remaining, max(0, left - ahead - at_level_used))
+                at_level_used += q
+            if q > 0:
+                self._fill(None, o, o.price, q, ts, fills, positions)
+                orders.append(self._after_maker_fill(o, ts))
+        if fills:
+            out += fills + positions + orders + [BookChanged(market_id=m.market_id, ts_ns=ts)]
+        return out
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def _snap(x: S) -> S:
+    """A copy of a state struct, so an update keeps the state it was emitted with."""
+    return msgspec.structs.replace(x)
+
+
+def _trade_id_int(trade_id: str) -> int:
+    """A recorded trade id as Lighter's integer (hash of the string when it is not numeric)."""
+    if trade_id.isdigit():
+        return int(trade_id)
+    return int.from_bytes(hashlib.blake2b(trade_id.encode(), digest_size=7).digest(), "big")
