@@ -270,3 +270,14 @@ def test_sim_accounts_trade_with_each_other_and_self_trade_cancels_maker(eng):
     assert orders_of(up, 2)[0].status == "canceled-self-trade"
     assert [o.client_order_index for o in eng.self_trade_cancels] == [2]
     assert all(f.maker_account != f.taker_account for f in eng.fills)
+
+
+def test_order_behind_the_touch_waits_for_its_level_to_become_visible(eng):
+    eng.submit(order(1, 0.01, 99990.0, "buy", tif="post_only"), T0)  # below the 100000.0 bid: hidden level
+    eng.advance(T0 + 200 * MS)
+    assert eng.active_orders(A)[0].queue_ahead is None
+    assert fills_of(eng.on_market_data(trade(T0 + 300 * MS, 99990.0, 1.0, "sell"))) == []  # print at a hidden level
+    eng.on_market_data(bbo(T0 + 400 * MS, 99990.0, 0.3, 99995.0, 0.1))  # our level becomes the touch
+    assert eng.active_orders(A)[0].queue_ahead == 30000  # everything displayed is ahead (pessimistic)
+    up = eng.on_market_data(trade(T0 + 500 * MS, 99990.0, 0.305, "sell"))
+    assert fills_of(up)[0].size == pytest.approx(0.005)
