@@ -81,6 +81,7 @@ async def serve(cfg: VenueSimConfig, account_index: int = 1001, stop: asyncio.Ev
         replay.stop()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(task, 5)
+        await server.close_clients()
         await runner.cleanup()
         server.close()
         log.info("venue-sim stopped: %d events replayed, %d fills", replay.replayed, len(server.engine.fills))

@@ -177,6 +177,14 @@ class VenueServer:
             self._fills_fh = open(fills_file, "ab")  # noqa: SIM115 - kept open for the server's life
         self._enc = msgspec.json.Encoder()
 
+    async def close_clients(self) -> None:
+        """Close every WebSocket connection (going away, 1001), so a shutdown does not wait
+        for clients to leave."""
+        for c in list(self.clients):
+            c.closed = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(c.ws.close(code=1001, message=b"venue-sim shutting down"), 2)
+
     def close(self) -> None:
         """Close the fills file."""
         if self._fills_fh is not None:
