@@ -130,7 +130,7 @@ class Demo:
             "LS_SERVICES__VENUE_SIM__MAX_GAP_S": str(self.opts.max_gap_s),
             "LS_SERVICES__VENUE_SIM__AUTOSTART": "false",
             "LS_SERVICES__VENUE_SIM__START_WHEN_SUBSCRIBED": "false",
-            "LS_SERVICES__VENUE_SIM__FILLS_PATH": str(self.workdir / "venue-fills.jsonl"),
+            "LS_SERVICES__VENUE_SIM__FILLS_FILE": str(self.workdir / "venue-fills.jsonl"),
             "LS_SERVICES__LEDGER__DB_URL": f"sqlite:///{self.workdir / 'ledger.db'}",
             "LIGHTER_STACK_DATA": str(self.workdir),
             "PYTHONUNBUFFERED": "1",
