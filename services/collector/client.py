@@ -1,0 +1,306 @@
+"""The collector's I/O: Lighter REST market metadata (aiohttp) and our own WS client (websockets).
+
+:func:`fetch_markets` reads ``GET {rest_url}/api/v1/orderBookDetails`` and maps the configured
+symbols to :class:`shared.markets.MarketInfo` (market id, decimals, minimum amounts), retrying
+with exponential backoff until the venue answers.
+
+:class:`CollectorClient` keeps one WS connection: it waits for the ``connected`` frame, subscribes
+``order_book/{id}``, ``trade/{id}`` and ``market_stats/{id}`` for every market, answers
+``{"type":"ping"}`` with ``{"type":"pong"}``, sends its own ping every ``ping_interval_s`` and
+reconnects with exponential backoff (reset after a connection that stayed up
+``healthy_after_s``). Each frame goes through :class:`services.collector.engine.CollectorEngine`;
+events are published with :meth:`shared.bus.Bus.publish_many`, unusable frames are written to
+``{ns}:dlq`` with the reason, and the unsubscribe/subscribe of a book gap is sent back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import aiohttp
+import orjson
+import websockets
+from prometheus_client import Counter, Gauge
+from redis.exceptions import RedisError
+
+from shared.bus import Bus
+from shared.events import Event
+from shared.markets import MarketInfo
+from shared.metrics import DEAD_LETTERS, EVENTS_OUT, PREFIX
+
+from .config import CollectorConfig
+from .engine import CollectorEngine, FrameOutcome
+
+log = logging.getLogger(__name__)
+
+SERVICE = "collector"
+
+RECONNECTS = Counter(f"{PREFIX}collector_reconnects_total", "WS reconnect attempts after a lost or failed connection.")
+BOOK_GAPS = Counter(f"{PREFIX}collector_book_gaps_total", "Order-book nonce gaps detected (each triggers a resubscribe).",
+                    ["market"])
+MESSAGES = Counter(f"{PREFIX}collector_messages_total",
+                   "WS frames received, by channel (order_book, trade, market_stats) or kind (ping, connected, "
+                   "subscribed, error, other, invalid).", ["channel"])
+UNCHECKED = Counter(f"{PREFIX}collector_book_unchecked_updates_total",
+                    "Order-book updates without begin_nonce, applied without a continuity check.", ["market"])
+CONNECTED = Gauge(f"{PREFIX}collector_connected", "1 while the WS connection is up and subscribed.")
+
+
+class MarketMetadataError(RuntimeError):
+    """The venue answered but does not list a configured market (not retried)."""
+
+
+class Backoff:
+    """Exponential backoff: ``initial``, ``2*initial``, ... capped at ``maximum`` (seconds)."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self._next = initial
+
+    def next_delay(self) -> float:
+        """The wait before the next attempt (s); doubles the following one."""
+        d = self._next
+        self._next = min(self._next * 2.0, self.maximum)
+        return d
+
+    def reset(self) -> None:
+        """Start again from ``initial`` (after a healthy connection)."""
+        self._next = self.initial
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds``; True if ``stop`` was set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    return stop.is_set()
+
+
+def markets_from_details(body: Any, symbols: Iterable[str]) -> dict[str, MarketInfo]:
+    """Pick ``symbols`` out of an ``orderBookDetails`` response body.
+
+    Raises:
+        ValueError: the body has no ``order_book_details`` list or an entry is malformed.
+        MarketMetadataError: a symbol is not listed.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("order_book_details"), list):
+        raise ValueError("response has no order_book_details list")
+    by_symbol = {d.get("symbol"): d for d in body["order_book_details"] if isinstance(d, dict)}
+    out: dict[str, MarketInfo] = {}
+    missing = []
+    for sym in symbols:
+        d = by_symbol.get(sym)
+        if d is None:
+            missing.append(sym)
+            continue
+        try:
+            out[sym] = MarketInfo.from_lighter(d)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"bad orderBookDetails entry for {sym}: {exc!r}") from None
+    if missing:
+        raise MarketMetadataError(f"venue does not list market(s) {missing}; it has {sorted(map(str, by_symbol))}")
+    return out
+
+
+async def fetch_markets(rest_url: str, symbols: Iterable[str], stop: asyncio.Event, backoff: Backoff,
+                        timeout_s: float = 10.0) -> dict[str, MarketInfo] | None:
+    """Market metadata of ``symbols`` from ``GET {rest_url}/api/v1/orderBookDetails``.
+
+    Retries (logging each failure) with ``backoff`` until the venue answers with a valid body.
+
+    Returns:
+        ``{symbol: MarketInfo}``, or ``None`` when ``stop`` was set before an answer.
+
+    Raises:
+        MarketMetadataError: the venue answered but lacks a configured symbol.
+    """
+    syms = list(symbols)
+    url = rest_url.rstrip("/") + "/api/v1/orderBookDetails"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http:
+        while not stop.is_set():
+            try:
+                async with http.get(url) as resp:
+                    if resp.status != 200:
+                        raise ValueError(f"HTTP {resp.status}")
+                    body = orjson.loads(await resp.read())
+                markets = markets_from_details(body, syms)
+                log.info("market metadata from %s: %s", url,
+                         ", ".join(f"{m.symbol}={m.market_id}" for m in markets.values()))
+                return markets
+            except MarketMetadataError:
+                raise
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+                delay = backoff.next_delay()
+                log.warning("orderBookDetails from %s failed (%s); retrying in %.1fs", url, exc or type(exc).__name__,
+                            delay)
+                if await _sleep_or_stop(stop, delay):
+                    break
+    return None
+
+
+class CollectorClient:
+    """One Lighter WS connection at a time, reconnecting until stopped.
+
+    Args:
+        url: WS endpoint (``cfg.venue.ws_url``, e.g. ``ws://127.0.0.1:8090/stream``).
+        engine: the frame handler (markets, books, routing).
+        bus: where events and dead letters go.
+        cfg: the collector section (ping, backoff, timeouts).
+        clock: wall clock in ns for ``ts_recv`` (tests may replace it).
+    """
+
+    def __init__(self, url: str, engine: CollectorEngine, bus: Bus, cfg: CollectorConfig,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        self.url = url
+        self.engine = engine
+        self.bus = bus
+        self.cfg = cfg
+        self.clock = clock
+        self.backoff = Backoff(cfg.reconnect_initial_s, cfg.reconnect_max_s)
+        self.connected = False
+        self.connections = 0
+        self.reconnects = 0
+        self.gaps = 0
+        self.published = 0
+        self.dead_letters = 0
+        self.frames = 0
+        self.last_frame_at = 0.0
+        self.disconnected_since = time.monotonic()
+
+    # ----------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, collect and reconnect until ``stop`` is set."""
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                await self._connection(stop)
+            except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
+                if not stop.is_set():
+                    log.warning("WS %s: %s: %s", self.url, type(exc).__name__, exc)
+            finally:
+                if self.connected:
+                    self.disconnected_since = time.monotonic()
+                self.connected = False
+                CONNECTED.set(0)
+                self.engine.on_disconnect()
+            if stop.is_set():
+                break
+            if time.monotonic() - started >= self.cfg.healthy_after_s:
+                self.backoff.reset()
+            delay = self.backoff.next_delay()
+            self.reconnects += 1
+            RECONNECTS.inc()
+            log.info("reconnecting to %s in %.2fs", self.url, delay)
+            if await _sleep_or_stop(stop, delay):
+                break
+
+    async def _connection(self, stop: asyncio.Event) -> None:
+        async with websockets.connect(self.url, ping_interval=self.cfg.ping_interval_s,
+                                      ping_timeout=self.cfg.ping_interval_s, max_size=None,
+                                      open_timeout=self.cfg.rest_timeout_s, close_timeout=2) as ws:
+            self.connections += 1
+            stopper = asyncio.create_task(self._close_on_stop(ws, stop))
+            pinger: asyncio.Task | None = None
+            try:
+                await self._await_connected(ws)
+                for sub in self.engine.subscriptions():
+                    await ws.send(orjson.dumps(sub).decode())
+                self.connected = True
+                CONNECTED.set(1)
+                log.info("connected to %s; subscribed %d channels", self.url, len(self.engine.subscriptions()))
+                pinger = asyncio.create_task(self._ping_loop(ws))
+                async for raw in ws:
+                    await self.handle(raw, ws)
+            except websockets.exceptions.ConnectionClosedOK:
+                if not stop.is_set():
+                    log.warning("WS %s closed by the server", self.url)
+            finally:
+                for t in (stopper, pinger):
+                    if t is not None:
+                        t.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                            await t
+
+    async def _close_on_stop(self, ws, stop: asyncio.Event) -> None:
+        await stop.wait()
+        await ws.close()
+
+    async def _await_connected(self, ws) -> None:
+        """Read frames until ``{"type":"connected"}`` (others are handled normally)."""
+        deadline = time.monotonic() + self.cfg.rest_timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no 'connected' frame from the server")
+            raw = await asyncio.wait_for(ws.recv(), timeout=left)
+            out = await self.handle(raw, ws)
+            if out.kind == "connected":
+                return
+
+    async def _ping_loop(self, ws) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.ping_interval_s)
+            await ws.send('{"type":"ping"}')
+
+    # ----------------------------------------------------------------------------------------
+    async def handle(self, raw: bytes | str, ws=None) -> FrameOutcome:
+        """Process one frame: publish its events, dead-letter it if unusable, send replies.
+
+        ``ws`` is the connection to send pongs/resubscribes on (``None``: replies are dropped).
+        Never raises for bad input; Redis failures are retried (see :meth:`publish`).
+        """
+        ts_recv = self.clock()
+        self.frames += 1
+        self.last_frame_at = time.monotonic()
+        out = self.engine.on_frame(raw, ts_recv)
+        MESSAGES.labels(out.kind).inc()
+        if out.dead_letter is not None:
+            await self.dead_letter(raw, out.dead_letter, out.channel)
+        if out.routed:
+            await self.publish(out.routed)
+        if out.gap:
+            self.gaps += 1
+            BOOK_GAPS.labels(self._market_of(out)).inc()
+        if out.unchecked:
+            UNCHECKED.labels(self._market_of(out)).inc()
+        if out.kind == "error":
+            log.warning("server error frame: %s", raw if isinstance(raw, str) else raw.decode(errors="replace"))
+        if ws is not None:
+            for msg in out.send:
+                await ws.send(orjson.dumps(msg).decode())
+        return out
+
+    async def publish(self, routed: list[tuple[str, Event]]) -> None:
+        """Publish in one transaction; on a Redis error retry with backoff (the WS read waits)."""
+        backoff = Backoff(0.1, max(self.cfg.reconnect_max_s, 0.1))
+        while True:
+            try:
+                await self.bus.publish_many(routed)
+                break
+            except (RedisError, OSError) as exc:
+                delay = backoff.next_delay()
+                log.error("publish to Redis failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+        self.published += len(routed)
+        for stream, _ in routed:
+            EVENTS_OUT.labels(SERVICE, stream).inc()
+
+    async def dead_letter(self, raw: bytes | str, reason: str, origin: str) -> None:
+        """Write the raw frame and the reason to ``{ns}:dlq`` (logged, never raises)."""
+        data = raw.encode() if isinstance(raw, str) else bytes(raw)
+        self.dead_letters += 1
+        DEAD_LETTERS.labels(SERVICE, origin).inc()
+        log.warning("dead letter from %s: %s", origin, reason)
+        try:
+            await self.bus.dead_letter(data, reason, origin=origin, service=SERVICE)
+        except (RedisError, OSError):
+            log.exception("could not write dead letter from %s (%s): %r", origin, reason, data[:500])
+
+    def _market_of(self, out: FrameOutcome) -> str:
+        key = out.channel.partition(":")[2]
+        return self.engine.symbols.get(int(key), key) if key.isdigit() else (key or "?")
