@@ -121,7 +121,4 @@ def main(cfg: StackConfig) -> int:
     setup_logging()
     ccfg = cfg.section(SERVICE, CollectorConfig)
     url = resolve_redis_url(cfg.redis_url)
-    if not url:
-        log.error("collector needs Redis: set REDIS_URL or redis_url in the config")
-        return 2
     return asyncio.run(run_collector(cfg, ccfg, url))

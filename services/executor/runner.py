@@ -431,8 +431,6 @@ async def _amain(cfg: StackConfig) -> int:
     ecfg = cfg.section("executor", ExecutorConfig)
     key = resolve_key(cfg, ecfg)
     url = resolve_redis_url(cfg.redis_url)
-    if not url:
-        raise ConfigError("config error: redis_url is not set (set REDIS_URL or redis_url)")
     redis = async_client(url)
     try:
         svc = ExecutorService(cfg, ecfg, key, redis)

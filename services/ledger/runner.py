@@ -235,8 +235,5 @@ def main(cfg: StackConfig) -> int:
     setup_logging()
     lcfg = cfg.section(SERVICE, LedgerConfig)
     url = resolve_redis_url(cfg.redis_url)
-    if not url:
-        log.error("ledger needs Redis: set REDIS_URL or redis_url in the config")
-        return 2
     pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
     return asyncio.run(run_ledger(cfg, lcfg, url, pause_before_ack_s=pause))

@@ -7,10 +7,9 @@ import pytest
 from redis.exceptions import ResponseError
 
 from services.ledger.config import LedgerConfig
-from services.ledger.runner import LedgerService, main
+from services.ledger.runner import LedgerService
 from services.ledger.store import LedgerStore
 from shared.bus import Bus
-from shared.config import StackConfig
 from shared.events import Fill, OrderAccepted, PositionSnapshot, RiskState
 
 T0 = 1_757_894_400_000_000_000
@@ -104,7 +103,3 @@ async def test_db_failure_leaves_entries_pending(redis_client, namespace, tmp_pa
     assert (await redis_client.xpending(stream, "ledger"))["pending"] == 1  # not acknowledged
 
 
-def test_main_without_redis_returns_2(monkeypatch, tmp_path):
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    cfg = StackConfig(services={"ledger": {"db_url": f"sqlite:///{tmp_path}/l.db", "http_port": 0}})
-    assert main(cfg) == 2

@@ -1,0 +1,28 @@
+"""End-to-end: a shortened demo (the first minutes of the real recording) through every service
+as its own OS process, over a real Redis and venue-sim."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.e2e
+def test_short_demo_trades_and_ledger_matches_venue(tmp_path, redis_url):
+    env = dict(os.environ, REDIS_URL=redis_url, LIGHTER_STACK_DATA=str(tmp_path))
+    cmd = [sys.executable, "-m", "shared.cli", "demo", "--minutes", "40", "--speed", "150", "--timeout", "240"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=420)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    assert lines, f"no output; stderr:\n{proc.stderr[-3000:]}"
+    summary = json.loads(lines[-1])
+    assert proc.returncode == 0, f"{summary}\n{proc.stderr[-3000:]}"
+    assert summary["orders"] > 0 and summary["fills"] > 0
+    assert summary["ledger_fills"] == summary["venue_fills"] > 0
+    assert summary["quantities_match"] is True
+    for key in ("events", "intents", "orders", "fills", "ledger_fills", "venue_fills", "pnl_usd"):
+        assert key in summary
