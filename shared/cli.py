@@ -87,6 +87,24 @@ def pnl(
     raise typer.Exit(pnl_command(db_url, strategy, since_hours, recent, market))
 
 
+@app.command("import-csv")
+def import_csv(
+    folder: Annotated[Path, typer.Argument(help="folder with prices_<SYM>.csv and trades_<SYM>.csv")],
+    out: Annotated[Path, typer.Option(help="recording to write (*.jsonl.gz)")],
+    symbol: Annotated[list[str] | None, typer.Option("--symbol", help="only these symbols (repeatable)")] = None,
+) -> None:
+    """Turn a top-of-book + trades CSV folder (the djienne collector layout) into a recording."""
+    from shared.importers import CsvImportError, write_top_of_book_recording
+
+    try:
+        stats = write_top_of_book_recording(folder, out, symbols=symbol or None)
+    except CsvImportError as exc:
+        typer.echo(f"import failed: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {out}: {stats.events} events, Bbo {stats.bbo_events}, trades {stats.trade_rows}, "
+               f"duplicate tops dropped {stats.bbo_duplicates_dropped}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

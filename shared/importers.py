@@ -29,11 +29,13 @@ import csv
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+
+import msgspec
 
 from shared.config import REPO_ROOT
 from shared.events import Bbo, Trade, derive_id
@@ -65,10 +67,23 @@ BUNDLED_SOURCE = (
     "(see PROVENANCE.md there) and imported with shared.importers.build_bundled_recording()."
 )
 
+_HOUR_NS = 3600 * 10**9
+
 _FILE_RE = re.compile(r"^prices_(?P<sym>[A-Za-z0-9]+)\.csv$")
 _KIND_RANK = {"bbo": 0, "trade": 1}
 _BACKSTEP_SEGMENT_NS = 60 * 10**9  # a backward time jump larger than this starts a new file segment
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ClockShift:
+    """Add ``shift_ns`` to every row stamped in ``[start_ns, end_ns)`` (ns since the epoch, as
+    read from the file), to repair a recording session stamped with the wrong clock."""
+
+    start_ns: int
+    end_ns: int
+    shift_ns: int
+    reason: str
 
 
 class CsvImportError(RecordingError):
@@ -139,6 +154,16 @@ def parse_timestamp_ns(text: str) -> int:
         dt = dt.replace(tzinfo=UTC)
     td = dt - _EPOCH
     return (td.days * 86_400 + td.seconds) * 10**9 + td.microseconds * 1_000
+
+
+# The first session of the 2025-09-15 files (file order: 22:56-23:19) was stamped in local time
+# (UTC+2): its Lighter trade ids (123888336..123919935) are all smaller than those of the second
+# session (21:22-21:58 UTC, ids from 123923256), and trade ids grow with time; shifted back 2 h it
+# ends at 21:19 UTC, just before the second session begins. See the folder's PROVENANCE.md.
+BUNDLED_CLOCK_SHIFTS: tuple[ClockShift, ...] = (
+    ClockShift(start_ns=parse_timestamp_ns("2025-09-15T22:30:00"), end_ns=parse_timestamp_ns("2025-09-16T00:00:00"),
+               shift_ns=-2 * _HOUR_NS, reason="session stamped in UTC+2 local time; trade ids place it before 21:22 UTC"),
+)
 
 
 def _num(path: Path, line: int, name: str, text: str, *, positive: bool = False) -> float:
@@ -319,6 +344,7 @@ def import_top_of_book_csv(
     symbols: Iterable[str] | None = None,
     markets: Mapping[str, MarketInfo] | None = None,
     source: str | None = None,
+    clock_shifts: Sequence[ClockShift] = (),
 ) -> tuple[RecordingHeader, list[Bbo | Trade], ImportStats]:
     """Import a folder of ``prices_<SYM>.csv`` / ``trades_<SYM>.csv`` files.
 
@@ -331,6 +357,8 @@ def import_top_of_book_csv(
             column or -1, decimals from the widest number seen, minimum amounts 0) and listed
             in ``stats.inferred_markets``.
         source: header ``source`` text (default: built from the folder's ``PROVENANCE.md``).
+        clock_shifts: time corrections applied to rows before sorting (listed in the header
+            notes); the bundled recording uses :data:`BUNDLED_CLOCK_SHIFTS`.
 
     Returns:
         ``(header, events, stats)``: the recording header (``depth="top"``), the Bbo and Trade
@@ -373,6 +401,11 @@ def import_top_of_book_csv(
         else:
             stats.trade_rows[sym] = 0
 
+    for shift in clock_shifts:
+        for r in rows:
+            if shift.start_ns <= r.ts < shift.end_ns:
+                r.ts += shift.shift_ns
+                r.event = msgspec.structs.replace(r.event, ts_event=r.ts)
     rows.sort(key=lambda r: (r.ts, r.symbol, _KIND_RANK[r.kind], r.line))
 
     events: list[Bbo | Trade] = []
@@ -413,6 +446,9 @@ def import_top_of_book_csv(
         "trades from trades_<SYM>.csv as Trade events (taker side). Timestamps: naive ISO-8601 taken as UTC. "
         "No book snapshots/deltas, no market stats."
     )
+    for shift in clock_shifts:
+        notes += (f" Clock correction: rows stamped {shift.start_ns} <= ts < {shift.end_ns} ns shifted by "
+                  f"{shift.shift_ns / 1e9:+.0f} s ({shift.reason}).")
     if any(inversions.values()):
         notes += (" WARNING: trade ids decrease in time order "
                   f"({', '.join(f'{s} {inversions[s]}x' for s in syms)}): the files' clocks are inconsistent "
@@ -429,6 +465,7 @@ def write_top_of_book_recording(
     symbols: Iterable[str] | None = None,
     markets: Mapping[str, MarketInfo] | None = None,
     source: str | None = None,
+    clock_shifts: Sequence[ClockShift] = (),
 ) -> ImportStats:
     """Import ``folder`` with :func:`import_top_of_book_csv` and write the recording to ``out``
     (``*.jsonl.gz``, deterministic bytes). Returns the import stats.
@@ -436,7 +473,8 @@ def write_top_of_book_recording(
     Raises:
         CsvImportError: see :func:`import_top_of_book_csv`.
     """
-    header, events, stats = import_top_of_book_csv(folder, symbols=symbols, markets=markets, source=source)
+    header, events, stats = import_top_of_book_csv(folder, symbols=symbols, markets=markets, source=source,
+                                                   clock_shifts=clock_shifts)
     write_recording(out, header, events)
     return stats
 
@@ -452,4 +490,5 @@ def build_bundled_recording(out: str | Path | None = None, folder: str | Path | 
         CsvImportError: see :func:`import_top_of_book_csv`.
     """
     return write_top_of_book_recording(folder or BUNDLED_CSV_DIR, out or BUNDLED_RECORDING,
-                                       symbols=BUNDLED_SYMBOLS, markets=KNOWN_MARKETS, source=BUNDLED_SOURCE)
+                                       symbols=BUNDLED_SYMBOLS, markets=KNOWN_MARKETS, source=BUNDLED_SOURCE,
+                                       clock_shifts=BUNDLED_CLOCK_SHIFTS)

@@ -206,3 +206,31 @@ def test_unknown_symbol_metadata_inferred(tmp_path):
     out = tmp_path / "foo.jsonl.gz"
     write_top_of_book_recording(d, out)
     assert len(list(read_recording(out)[1])) == 2
+
+
+def test_import_csv_command_writes_a_recording_and_reports_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from shared.cli import app
+    from shared.recording import read_recording
+
+    out = tmp_path / "btc.jsonl.gz"
+    res = CliRunner().invoke(app, ["import-csv", str(BUNDLED_CSV_DIR), "--out", str(out), "--symbol", "BTC"])
+    assert res.exit_code == 0, res.output
+    header, events = read_recording(out)
+    assert [m.symbol for m in header.markets] == ["BTC"] and sum(1 for _ in events) == 453 + 456
+    bad = CliRunner().invoke(app, ["import-csv", str(tmp_path / "missing"), "--out", str(out)])
+    assert bad.exit_code == 2 and "no such folder" in bad.output
+
+
+def test_bundled_recording_has_the_clock_correction_and_monotonic_trade_ids(recording_path):
+    from shared.events import Trade
+    from shared.recording import read_recording
+
+    header, events = read_recording(recording_path)
+    assert "Clock correction" in header.notes
+    last: dict[str, int] = {}
+    for ev in events:
+        if isinstance(ev, Trade):
+            assert int(ev.trade_id) > last.get(ev.market, 0)
+            last[ev.market] = int(ev.trade_id)
