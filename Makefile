@@ -1,7 +1,9 @@
 # lighter-stack: the two fresh-machine commands are `make demo` and `make test`.
 # Everything else is installed into .venv by `make install` (Python 3.11+ is the only prerequisite).
 
-PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+# the first interpreter that runs and is 3.11+ (pyenv shims may exist for versions that do not run)
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && command -v $$p && break; done)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -11,7 +13,7 @@ STAMP  := $(VENV)/.installed
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lighter-stack needs Python 3.11+, found " + sys.version.split()[0])'
+	@test -n "$(PYTHON)" || { echo "lighter-stack needs Python 3.11+ (python3, python3.11, ...) on PATH"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
