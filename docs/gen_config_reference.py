@@ -1,0 +1,146 @@
+"""Regenerate docs/configuration.md from the config models: ``python docs/gen_config_reference.py``.
+
+The meanings live here, next to nothing else; ``tests/shared/test_config_docs.py`` fails when a
+config field has no line in the generated page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.collector.config import CollectorConfig
+from services.executor.config import ExecutorConfig
+from services.ledger.config import LedgerConfig
+from services.strategy_trend.config import TrendConfig
+from services.venue_sim.config import VenueSimConfig
+from shared.config import StackConfig, VenueConfig
+
+MEANING = {
+    StackConfig: {
+        "mode": "`paper` (venue-sim, default) or `live` (Lighter; see docs/modes.md)",
+        "namespace": "stream prefix; default: the mode",
+        "redis_url": "Redis URL; `REDIS_URL` wins; unset: 127.0.0.1:6379 or the bundled server",
+        "account_index": "Lighter account the executor trades",
+        "api_key_index": "API key index the executor signs with (0-254; use 4 or more live)",
+        "venue": "where the Lighter API is (below)",
+        "markets": "markets (symbols) collected and traded",
+        "stream_maxlen": "approximate maximum entries per stream (older entries are trimmed)",
+        "services": "one section per service (below)",
+    },
+    VenueConfig: {
+        "rest_url": "Lighter REST base URL (venue-sim in paper mode)",
+        "ws_url": "Lighter WebSocket URL",
+        "chain_id": "chain id in signatures (304 mainnet, 300 testnet)",
+    },
+    VenueSimConfig: {
+        "host": "bind address", "port": "REST + WS + /health + /metrics port",
+        "recording": "recording to replay (relative to the repo root)",
+        "speed": "simulated seconds per wall second; <= 0 = as fast as possible",
+        "max_gap_s": "recorded quiet stretches longer than this take max_gap_s/speed wall seconds",
+        "autostart": "start the replay at once; false = wait for `POST /sim/start`",
+        "start_when_subscribed": "start once every market's book and the account's channels have a subscriber",
+        "account_index": "account watched by start_when_subscribed; null = top-level account_index",
+        "fills_file": "JSON-lines record of every fill; empty = none",
+        "tier": "`standard` (0 fees, 300/200/200 ms speed bump) or `premium`",
+        "taker_delay_ms": "taker speed bump, ms; null = the tier's",
+        "maker_delay_ms": "maker speed bump, ms; null = the tier's",
+        "cancel_delay_ms": "cancel speed bump, ms; null = the tier's",
+        "maker_fee": "maker fee, fraction of notional; null = the tier's",
+        "taker_fee": "taker fee, fraction of notional; null = the tier's",
+        "initial_collateral": "USDC of a new simulated account",
+        "market_stats_interval_s": "market_stats messages at most this often per market (sim seconds)",
+        "recent_trades": "public trades kept for `recentTrades`",
+    },
+    CollectorConfig: {
+        "markets": "markets to collect; null = top-level markets", "http_port": "/health and /metrics port",
+        "reconnect_initial_s": "first reconnect delay; doubles up to reconnect_max_s",
+        "reconnect_max_s": "longest reconnect delay",
+        "healthy_after_s": "a connection up this long resets the backoff",
+        "ping_interval_s": "our ping interval", "rest_timeout_s": "REST timeout (market metadata)",
+        "unhealthy_after_s": "/health answers 503 after this long disconnected",
+        "seen_trade_ids": "trade ids remembered to publish resent trades once",
+    },
+    TrendConfig: {
+        "strategy": "strategy name: fills, intents and consumer group", "markets": "null = top-level markets",
+        "http_port": "/health and /metrics port", "candle_interval_s": "candle length, seconds of mid",
+        "candle_fill_gaps": "empty buckets become flat candles", "candle_max_fill": "at most this many filled buckets",
+        "rsi_period": "Wilder RSI period (candles)", "bb_period": "Bollinger period", "bb_std": "Bollinger width, population std",
+        "ema_fast_period": "fast EMA", "ema_slow_period": "slow EMA", "atr_period": "Wilder ATR period (sizing)",
+        "volatility_period": "returns in the volatility mean",
+        "rsi_bullish_threshold": "long needs RSI > this + momentum; short exit when RSI > this",
+        "rsi_bearish_threshold": "short needs RSI < this - momentum; long exit when RSI < this",
+        "rsi_momentum_strength": "RSI distance from the thresholds to enter",
+        "bb_position_threshold": "long needs band position >= 0.5 - this; short <= 0.5 + this",
+        "trend_confirmation_bps": "min |EMA fast - EMA slow| / EMA slow, bps",
+        "vol_min_bps": "min mean |15 s return|, bps (seed 2.0 for SOL; paper.yaml 0.5 for BTC/ETH)",
+        "vol_max_bps": "max mean |return|, bps",
+        "take_profit_bps": "exit at this gain from the average entry, bps",
+        "stop_loss_bps": "exit at this loss, bps", "max_hold_s": "time stop, seconds of event time",
+        "atr_size_multiplier": "size = ATR * this / mid, clamped to the market's sizes",
+        "sizes": "per market `min_size`, `max_size`, `size_step` in base units",
+        "max_slippage_bps": "worst price the executor may pay, bps from the touch",
+        "retry_after_s": "re-send an unanswered target after this long",
+    },
+    ExecutorConfig: {
+        "http_port": "/health and /metrics port",
+        "max_position": "per market: max |account position|, base units",
+        "default_max_position": "for markets not listed (0 = no trading)",
+        "max_notional_usd": "per market: max |position| x mid, USD",
+        "default_max_notional_usd": "for markets not listed",
+        "default_slippage_bps": "used when an intent gives no max_slippage_bps",
+        "quote_expiry": "post-only/GTT order expiry, ms (-1 = 28 days)",
+        "max_intent_age_ms": "older intents are recorded but not traded (0 = off)",
+        "reconcile_retry_s": "retry interval while reconciliation fails (halted meanwhile)",
+        "reconcile_timeout_s": "timeout of one reconciliation",
+        "cancel_on_start": "cancel our resting orders after reconciling",
+        "cancel_on_shutdown": "cancel our resting orders on SIGTERM (positions are kept)",
+        "paper_key": "`generate` (env key or a throwaway one) or `env` (require LIGHTER_API_PRIVATE_KEY)",
+        "auth_token_ttl_s": "lifetime of the auth token for private channels",
+        "ws_ping_interval_s": "account feed ping interval", "ws_backoff_max_s": "longest reconnect delay",
+        "unattributed_strategy": "strategy name given to fills of orders we did not place",
+    },
+    LedgerConfig: {
+        "db_url": "SQLAlchemy URL: SQLite (WAL) or postgresql+psycopg://...; env LEDGER_DB_URL wins",
+        "http_port": "/health and /metrics port", "group": "consumer group",
+        "claim_idle_ms": "claim entries a dead ledger left pending this long",
+        "batch": "entries per read", "block_ms": "read wait", "seen_capacity": "fill ids remembered in memory",
+    },
+}
+
+SECTIONS = [("venue-sim", VenueSimConfig), ("collector", CollectorConfig), ("strategy-trend", TrendConfig),
+            ("executor", ExecutorConfig), ("ledger", LedgerConfig)]
+
+HEAD = """# Configuration reference
+
+Every service reads one YAML file: `--config FILE`, else `LIGHTER_STACK_CONFIG`, else
+`config/paper.yaml`. Top-level keys are shared; each service has its section under `services:`.
+Any key can be overridden from the environment with `LS_<KEY>__<SUBKEY>=value` (case-insensitive,
+values parsed as YAML), e.g. `LS_VENUE__REST_URL=http://venue-sim:8090` or
+`LS_SERVICES__STRATEGY_TREND__VOL_MIN_BPS=1.0`. `REDIS_URL` sets `redis_url`.
+
+A wrong value stops the service at start-up with a message naming the field, e.g.
+`config error: services.executor.max_position.BTC: Input should be a valid number`.
+Secrets are never read from the file: the live API key comes only from `LIGHTER_API_PRIVATE_KEY`.
+(Generated by `docs/gen_config_reference.py`.)
+"""
+
+
+def _table(model) -> str:
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for name, f in model.model_fields.items():
+        d = f.default if f.default_factory is None else f.default_factory()
+        if hasattr(d, "model_dump"):
+            d = d.model_dump()
+        rows.append(f"| `{name}` | `{d!r}` | {MEANING[model].get(name, '')} |")
+    return "\n".join(rows)
+
+
+def render() -> str:
+    """The whole page."""
+    out = [HEAD, "## Top level", "", _table(StackConfig), "", "### `venue`", "", _table(VenueConfig)]
+    for name, model in SECTIONS:
+        out += ["", f"## `services.{name}`", "", _table(model)]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    Path(__file__).with_name("configuration.md").write_text(render())
