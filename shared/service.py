@@ -139,7 +139,7 @@ class EngineRunner:
         """Consume until :meth:`stop` is called (or SIGTERM/SIGINT when run by :func:`run_service`)."""
         await self.consumer.start()
         http = await start_http(self.http_port, self.health)
-        lag_task = asyncio.create_task(self._lag_loop())
+        lag_task = asyncio.create_task(report_lag(self.consumer, self.service))
         try:
             while not self._stop.is_set():
                 batch = await self.consumer.fetch()
@@ -154,14 +154,18 @@ class EngineRunner:
                 await lag_task
             await http.cleanup()
 
-    async def _lag_loop(self) -> None:
-        while True:
-            try:
-                for stream, lag in (await self.consumer.lag()).items():
-                    CONSUMER_LAG.labels(self.service, stream).set(lag)
-            except Exception:  # metrics must never stop the service
-                log.debug("lag probe failed", exc_info=True)
-            await asyncio.sleep(5)
+
+async def report_lag(consumer: Consumer, service: str, interval_s: float = 5.0) -> None:
+    """Forever: every ``interval_s`` seconds set ``lighter_stack_consumer_lag_entries`` for each
+    input stream of ``consumer``. Errors are logged at debug level and never end the loop, so
+    metrics cannot stop a service. Run it as a task and cancel it on shutdown."""
+    while True:
+        try:
+            for stream, lag in (await consumer.lag()).items():
+                CONSUMER_LAG.labels(service, stream).set(lag)
+        except Exception:  # metrics must never stop the service
+            log.debug("lag probe failed", exc_info=True)
+        await asyncio.sleep(interval_s)
 
 
 def install_stop_handlers(stop: Callable[[], None]) -> None:

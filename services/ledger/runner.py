@@ -32,9 +32,9 @@ from services.ledger.store import LedgerStore
 from shared.bus import Bus, Consumer, Delivery
 from shared.config import StackConfig
 from shared.events import Fill
-from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, DUPLICATES, EVENTS_IN, PREFIX, start_http
+from shared.metrics import DEAD_LETTERS, DUPLICATES, EVENTS_IN, PREFIX, start_http
 from shared.redis_util import async_client, resolve_redis_url
-from shared.service import SeenIds, consumer_name, install_stop_handlers, setup_logging
+from shared.service import SeenIds, consumer_name, install_stop_handlers, report_lag, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class LedgerService:
         (default: the config's; 0 = none)."""
         await self.load()
         http = await start_http(self.cfg.http_port if http_port is None else http_port, self.health)
-        lag_task = asyncio.create_task(self._lag_loop())
+        lag_task = asyncio.create_task(report_lag(self.consumer, SERVICE))
         log.info("ledger consuming %s (group %s) into %s", self.stream, self.cfg.group, self.store.safe_url)
         try:
             while not self._stop.is_set():
@@ -195,15 +195,6 @@ class LedgerService:
             with contextlib.suppress(asyncio.CancelledError):
                 await lag_task
             await http.cleanup()
-
-    async def _lag_loop(self) -> None:
-        while True:
-            try:
-                for stream, lag in (await self.consumer.lag()).items():
-                    CONSUMER_LAG.labels(SERVICE, stream).set(lag)
-            except Exception:  # metrics must never stop the service
-                log.debug("lag probe failed", exc_info=True)
-            await asyncio.sleep(5)
 
 
 async def run_ledger(cfg: StackConfig, lcfg: LedgerConfig, redis_url: str, consumer: str | None = None,
