@@ -41,7 +41,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import SecretStr
 
-from shared.bus import Bus, Consumer
+from shared.bus import Bus, Consumer, Delivery
 from shared.config import PRIVATE_KEY_ENV, ConfigError, StackConfig
 from shared.events import Event, Fill, OrderRejected, PositionSnapshot, RiskState
 from shared.markets import MarketInfo
@@ -288,6 +288,7 @@ class ExecutorService:
             if not batch:
                 continue
             events: list[Event] = []
+            delivered = []
             for d in batch:
                 if d.event is None:
                     DEAD_LETTERS.labels(SERVICE, d.stream).inc()
@@ -298,19 +299,34 @@ class ExecutorService:
                     DUPLICATES.labels(SERVICE, d.stream).inc()
                     continue
                 events.append(d.event)
+                delivered.append(d)
             async with self.io_lock:
                 try:
                     outs = self.engine.on_events(events)
-                except Exception:  # an engine bug must not kill the service
-                    log.exception("engine failed on a batch of %d events", len(events))
-                    outs = []
+                except Exception:  # an engine bug must not kill the service or lose the inputs
+                    log.exception("engine failed on a batch of %d events; retrying one by one", len(events))
                     self.engine.take_commands()
+                    outs = self._one_by_one(delivered)
                 cmds = self.engine.take_commands()
                 await consumer.commit(batch, [(self.exec_stream, e) for e in outs], SERVICE)
                 self._observe(outs)
             self.processed += len(events)
             if cmds:
                 await self._execute(cmds)
+
+    def _one_by_one(self, delivered: Sequence[Delivery]) -> list[Event]:
+        """Feed events singly after a batch failed; an event that still fails is marked so that
+        ``Consumer.commit`` writes it to the dead-letter stream with the reason."""
+        assert self.engine is not None
+        outs: list[Event] = []
+        for d in delivered:
+            try:
+                outs.extend(self.engine.on_event(d.event))
+            except Exception as exc:
+                log.exception("engine failed on %s", d.event.id)
+                d.error = f"engine error: {type(exc).__name__}: {exc}"
+                DEAD_LETTERS.labels(SERVICE, d.stream).inc()
+        return outs
 
     # ------------------------------------------------------------------ venue I/O
 

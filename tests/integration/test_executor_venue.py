@@ -20,7 +20,16 @@ from services.executor.config import ExecutorConfig
 from services.executor.runner import ExecutorService, resolve_key
 from shared.bus import Bus
 from shared.config import StackConfig, VenueConfig
-from shared.events import Bbo, Fill, OrderAccepted, OrderCanceled, PositionSnapshot, RiskState, TargetPosition
+from shared.events import (
+    Bbo,
+    Control,
+    Fill,
+    OrderAccepted,
+    OrderCanceled,
+    PositionSnapshot,
+    RiskState,
+    TargetPosition,
+)
 from shared.markets import MarketInfo
 from shared.redis_util import free_port
 
@@ -236,6 +245,26 @@ async def test_executor_end_to_end(fake_venue, redis_client, redis_url, namespac
             dlq = await redis_client.xrange(bus.streams.dlq)
             await asyncio.sleep(0.05)
         assert dlq and dlq[0][1][b"raw"] == b"{not json" and dlq[0][1][b"service"] == b"executor"
+
+        # an engine bug on one event dead-letters that event only; its batch neighbour is processed
+        real = svc.engine._on_control
+
+        def poisoned(ev, *a, **kw):
+            if ev.reason == "poison":
+                raise RuntimeError("engine bug")
+            return real(ev, *a, **kw)
+
+        monkeypatch.setattr(svc.engine, "_on_control", poisoned)
+        await bus.publish(bus.streams.control, [
+            Control(id="c-poison", ts_event=ts + 3, command="pause", target="A", reason="poison"),
+            Control(id="c-ok", ts_event=ts + 4, command="pause", target="B", reason="maintenance")])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(dlq) < 2:
+            dlq = await redis_client.xrange(bus.streams.dlq)
+            await asyncio.sleep(0.05)
+        assert len(dlq) == 2 and b"engine error: RuntimeError: engine bug" in dlq[1][1][b"reason"]
+        assert b"c-poison" in dlq[1][1][b"raw"]
+        assert svc.engine._paused("B") and not svc.engine._paused("A")
     finally:
         svc.stop()
         code = await asyncio.wait_for(task, 15)
