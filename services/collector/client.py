@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 from shared.bus import Bus
 from shared.events import Event
 from shared.markets import MarketInfo
-from shared.metrics import DEAD_LETTERS, EVENTS_OUT, PREFIX
+from shared.metrics import DEAD_LETTERS, EVENTS_OUT, PREFIX, PROCESSING_SECONDS
 
 from .config import CollectorConfig
 from .engine import CollectorEngine, FrameOutcome
@@ -257,7 +257,9 @@ class CollectorClient:
         ts_recv = self.clock()
         self.frames += 1
         self.last_frame_at = time.monotonic()
+        t0 = time.perf_counter()
         out = self.engine.on_frame(raw, ts_recv)
+        PROCESSING_SECONDS.labels(SERVICE).observe(time.perf_counter() - t0)
         MESSAGES.labels(out.kind).inc()
         if out.dead_letter is not None:
             await self.dead_letter(raw, out.dead_letter, out.channel)

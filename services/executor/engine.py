@@ -685,12 +685,28 @@ class Engine:
             if our_bids and price <= max(our_bids):
                 price = max(our_bids) + 1
         why = m.check_amount(m.int_to_size(lots), m.int_to_price(price)) if price > 0 else "no valid price"
+        send_lots = lots
+        if why and price > 0 and sg * exposure < 0 and lots == abs(self._lots(m, exposure)):
+            # Closing the whole account position, which is below the market minimum (dust left by a
+            # partial fill). Such an order can never pass the minimum, so send it reduce-only at the
+            # minimum size: the venue clamps a reduce-only order to the position, so exactly the
+            # dust trades. Only a full close qualifies: a larger reduce-only order would otherwise
+            # also close other strategies' share of the position.
+            send_lots, reduce_only, why = self._min_lots(m, price), True, None
         if why:
             for s, q in alloc:
                 self._reject(out, s, m, sg * self._lots(m, q), m.int_to_price(price),
                              f"refused locally: {why}")
             return
-        self._create(out, m, side, price, lots, "ioc", 0, reduce_only, "taker", alloc)
+        self._create(out, m, side, price, lots, "ioc", 0, reduce_only, "taker", alloc, send_lots=send_lots)
+
+    @staticmethod
+    def _min_lots(m: MarketInfo, price: int) -> int:
+        """Smallest order in lots that meets both ``min_base_amount`` and ``min_quote_amount`` at
+        ``price`` (integer ticks)."""
+        by_base = m.size_to_int(m.min_base_amount, "up")
+        by_quote = math.ceil(m.min_quote_amount / m.int_to_price(price) * 10**m.size_decimals - 1e-9)
+        return max(by_base, by_quote, 1)
 
     def _account_in_flight(self, market: str) -> float:
         return sum(r.sign * (m_size - r.filled)
@@ -699,7 +715,11 @@ class Engine:
                    for m_size in [self.markets[market].int_to_size(r.size)])
 
     def _create(self, out: _Out, m: MarketInfo, side: Side, price: int, lots: int, tif: Tif, expiry: int,
-                reduce_only: bool, kind: Literal["taker", "quote"], alloc: list[list[Any]]) -> _Order:
+                reduce_only: bool, kind: Literal["taker", "quote"], alloc: list[list[Any]],
+                send_lots: int | None = None) -> _Order:
+        """Record an order of ``lots`` and queue its create command. ``send_lots`` (default
+        ``lots``) is the size put on the wire when it differs: a reduce-only dust close is sent
+        at the market minimum and clamped by the venue to the ``lots`` we track."""
         coi = self.next_coi
         self.next_coi = coi + 1 if coi < MAX_CLIENT_ORDER_INDEX else 1
         cause_id = out.cause.id if out.cause else out.key
@@ -708,7 +728,8 @@ class Engine:
                      alloc=alloc, cause_id=cause_id, ts_event=ts, reduce_only=reduce_only)
         self.orders[coi] = rec
         self._commands.append(OrderCommand(kind="create", market=m.symbol, market_id=m.market_id,
-                                           client_order_index=coi, side=side, price=price, size=lots, tif=tif,
+                                           client_order_index=coi, side=side, price=price,
+                                           size=lots if send_lots is None else send_lots, tif=tif,
                                            order_expiry=expiry, reduce_only=reduce_only, cause_id=cause_id,
                                            ts_event=ts))
         return rec

@@ -45,9 +45,17 @@ from shared.bus import Bus, Consumer, Delivery
 from shared.config import PRIVATE_KEY_ENV, ConfigError, StackConfig
 from shared.events import Event, Fill, OrderRejected, PositionSnapshot, RiskState
 from shared.markets import MarketInfo
-from shared.metrics import DEAD_LETTERS, DUPLICATES, EVENTS_IN, EVENTS_OUT, PREFIX, start_http
+from shared.metrics import (
+    DEAD_LETTERS,
+    DUPLICATES,
+    EVENTS_IN,
+    EVENTS_OUT,
+    PREFIX,
+    PROCESSING_SECONDS,
+    start_http,
+)
 from shared.redis_util import async_client, resolve_redis_url
-from shared.service import SeenIds, consumer_name, install_stop_handlers, setup_logging
+from shared.service import SeenIds, consumer_name, install_stop_handlers, report_lag, setup_logging
 
 from .config import ExecutorConfig
 from .engine import MAX_CLIENT_ORDER_INDEX, Engine, OrderCommand
@@ -283,6 +291,16 @@ class ExecutorService:
         consumer = Consumer(self.bus, self.inputs, SERVICE, consumer_name(SERVICE))
         await consumer.start()
         assert self.engine is not None
+        lag_task = asyncio.create_task(report_lag(consumer, SERVICE))
+        try:
+            await self._consume_loop(consumer)
+        finally:
+            lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag_task
+
+    async def _consume_loop(self, consumer: Consumer) -> None:
+        assert self.engine is not None
         while not self._stop.is_set():
             batch = await consumer.fetch()
             if not batch:
@@ -301,8 +319,11 @@ class ExecutorService:
                 events.append(d.event)
                 delivered.append(d)
             async with self.io_lock:
+                t0 = time.perf_counter()
                 try:
                     outs = self.engine.on_events(events)
+                    for _ in events:  # the batch is processed jointly (netting): each event's share
+                        PROCESSING_SECONDS.labels(SERVICE).observe((time.perf_counter() - t0) / len(events))
                 except Exception:  # an engine bug must not kill the service or lose the inputs
                     log.exception("engine failed on a batch of %d events; retrying one by one", len(events))
                     self.engine.take_commands()

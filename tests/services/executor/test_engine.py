@@ -294,3 +294,39 @@ def test_restore_from_exec_history():
     assert e2.state == "halted"
     outs = e2.set_reconciled(True)
     assert of(outs, RiskState)[0].state == "running"
+
+
+def test_dust_left_by_a_partial_fill_is_closed_reduce_only_at_the_minimum_size():
+    """An entry IOC that only partly fills can leave a position below the market minimum. Its exit
+    must still trade: reduce-only at the minimum size, which the venue clamps to the position."""
+    e = make()
+    e.on_event(bbo(0, bid=4510.0, ask=4510.5, market="ETH"))
+    e.on_event(target("A", 0.005, 1, market="ETH"))
+    (c,) = e.take_commands()
+    e.on_send_result(c, True)
+    e.on_venue_trade(0, trade(800, c.client_order_index, "0.0014", "4510.50", market_id=0))
+    e.on_venue_order(0, {"client_order_index": c.client_order_index, "status": "canceled",
+                         "remaining_base_amount": "0.0036"})
+    e.on_venue_position(0, {"market_id": 0, "sign": 1, "position": "0.0014"})
+    outs = e.on_event(target("A", 0.0, 2, market="ETH"))
+    assert not of(outs, OrderRejected)
+    (close,) = e.take_commands()
+    assert (close.side, close.reduce_only, close.size, close.tif) == ("sell", True, 50, "ioc")
+    e.on_send_result(close, True)
+    assert e.in_flight("A", "ETH") == pytest.approx(-0.0014)  # tracked at the dust, not the wire size
+    fills = of(e.on_venue_trade(0, trade(801, close.client_order_index, "0.0014", "4510.00", side="sell",
+                                         market_id=0)), Fill)
+    assert [(f.strategy, f.side, f.size) for f in fills] == [("A", "sell", 0.0014)]
+
+
+def test_a_partial_reduction_below_the_minimum_is_still_refused():
+    e = make()
+    e.on_event(bbo(0, bid=4510.0, ask=4510.5, market="ETH"))
+    e.on_events([target("A", 0.01, 1, market="ETH"), target("B", 0.01, 2, market="ETH")])
+    (c,) = e.take_commands()
+    e.on_send_result(c, True)
+    e.on_venue_trade(0, trade(900, c.client_order_index, "0.0200", "4510.50", market_id=0))
+    e.on_venue_position(0, {"market_id": 0, "sign": 1, "position": "0.0200"})
+    outs = e.on_event(target("A", 0.008, 3, market="ETH"))  # sell 0.002 < 0.005 while B stays long
+    (rej,) = of(outs, OrderRejected)
+    assert "min_base_amount" in rej.reason and e.take_commands() == []
