@@ -24,6 +24,8 @@ SERVICES = {
     "venue-sim": "services.venue_sim",
     "collector": "services.collector",
     "strategy-trend": "services.strategy_trend",
+    "strategy-renko": "services.strategy_renko",
+    "strategy-grid": "services.strategy_grid",
     "executor": "services.executor",
     "ledger": "services.ledger",
 }

@@ -152,6 +152,21 @@ class QuoteIntent(Event, tag="quote"):
     post_only: bool = True
 
 
+class RestingOrders(Event, tag="resting_orders"):
+    """The complete set of resting limit orders a strategy wants in one market (e.g. a grid).
+
+    ``orders`` are ``(side, price USD, size base units)``. The executor diffs the set against the
+    strategy's live orders in that market: identical orders stay (keeping queue position),
+    missing ones are canceled, new ones placed (post-only unless ``post_only`` is False). An
+    empty list cancels them all.
+    """
+
+    strategy: str
+    market: str
+    orders: list[tuple[Side, float, float]]
+    post_only: bool = True
+
+
 class CancelIntent(Event, tag="cancel"):
     """Cancel all resting orders of ``strategy`` in ``market`` (all markets when ``None``)."""
 
@@ -275,6 +290,7 @@ AnyEvent = (
     | MarketStats
     | TargetPosition
     | QuoteIntent
+    | RestingOrders
     | CancelIntent
     | OrderAccepted
     | OrderRejected

@@ -15,6 +15,7 @@ def _samples():
         ev.MarketStats(**env, market="ETH", mark_price=1.0, index_price=1.1, funding_rate=1e-5),
         ev.TargetPosition(**env, strategy="trend", market="BTC", target=-0.0002, reason="short"),
         ev.QuoteIntent(**env, strategy="maker", market="BTC", bid_px=1.0, bid_sz=0.1),
+        ev.RestingOrders(**env, strategy="grid", market="ETH", orders=[("buy", 4500.0, 0.005), ("sell", 4510.0, 0.005)]),
         ev.CancelIntent(**env, strategy="maker"),
         ev.OrderAccepted(**env, strategy="trend", market="BTC", client_order_index=3, side="buy", price=1.0, size=0.1),
         ev.OrderRejected(**env, strategy="trend", market="BTC", client_order_index=3, side="buy", price=1.0,
