@@ -11,8 +11,12 @@ What it does
   no fee, no venue order); the net remainder becomes one marketable IOC limit order at the touch
   +/- slippage, whose venue fills are attributed FIFO (by intent arrival) to the strategies that
   wanted that direction.
-- Keeps post-only quotes (:class:`~shared.events.QuoteIntent`), cancels on
-  :class:`~shared.events.CancelIntent`, obeys :class:`~shared.events.Control`.
+- Keeps resting limit orders per (strategy, market): :class:`~shared.events.RestingOrders` is the
+  complete wanted set, diffed against the live orders (identical ones kept, others canceled,
+  missing ones placed post-only/GTT); a :class:`~shared.events.QuoteIntent` is the same thing
+  with at most one bid and one ask. Fills of resting orders are attributed to the owning
+  strategy (maker fills). At most 16 live orders per market (Lighter's per-account limit).
+  Cancels on :class:`~shared.events.CancelIntent`, obeys :class:`~shared.events.Control`.
 - Gates every order: HALTED (no orders), REDUCING (only orders that shrink the account's
   absolute position, sent reduce-only), max position and max notional per market (targets are
   clipped, with an ``OrderRejected(code=0)`` for the clipped part), market minimums (refused
@@ -72,6 +76,7 @@ from shared.events import (
     OrderRejected,
     PositionSnapshot,
     QuoteIntent,
+    RestingOrders,
     RiskState,
     Side,
     TargetPosition,
@@ -85,6 +90,7 @@ from .config import ExecutorConfig
 SOURCE = "executor"
 MAX_CLIENT_ORDER_INDEX = 2**48 - 1
 EPS = 1e-12
+MAX_OPEN_ORDERS_PER_MARKET = 16  # Lighter: pending orders per market per account
 
 Tif = Literal["ioc", "gtt", "post_only"]
 
@@ -152,6 +158,7 @@ class _Order:
     filled: float = 0.0
     order_index: int = 0
     cancel_requested: bool = False
+    req_size: int = 0  # resting orders: lots the strategy asked for (size may be clipped)
 
     @property
     def live(self) -> bool:
@@ -243,7 +250,6 @@ class Engine:
         self.strats: dict[tuple[str, str], _Strat] = {}
         self.account_pos: dict[str, float] = {m: 0.0 for m in markets}
         self.orders: dict[int, _Order] = {}
-        self.quotes: dict[tuple[str, str, Side], int] = {}
         self.paused: set[str] = set()
         self.paused_all = False
         self.seen_trades: set[tuple[str, str]] = set()
@@ -266,7 +272,7 @@ class Engine:
 
     def on_events(self, events: Sequence[Event]) -> list[Event]:
         """Process a batch of bus inputs (Bbo/BookSnapshot, TargetPosition, QuoteIntent,
-        CancelIntent, Control; other types are ignored). Target positions of the batch are
+        RestingOrders, CancelIntent, Control; other types are ignored). Target positions of the batch are
         recorded first and each touched market is rebalanced once at the end, so strategies
         whose intents arrive in the same batch cross internally.
 
@@ -289,6 +295,8 @@ class Engine:
                 self._on_target(ev, out, dirty)
             elif isinstance(ev, QuoteIntent):
                 self._on_quote(ev, out)
+            elif isinstance(ev, RestingOrders):
+                self._on_resting(ev, out)
             elif isinstance(ev, CancelIntent):
                 if not self._paused(ev.strategy):
                     self._cancel_quotes(ev.strategy, ev.market, ev)
@@ -326,7 +334,6 @@ class Engine:
                     reduce_only=rec.reduce_only, tx_hash=tx_hash or "")
         else:
             rec.status = "done"
-            self._forget_quote(rec)
             out.add(OrderRejected, strategy=rec.label, market=rec.market, client_order_index=rec.coi,
                     side=rec.side, price=price, size=size, code=int(code), reason=message or "send failed")
         return out.events
@@ -420,11 +427,9 @@ class Engine:
             pass
         if status == "filled":
             rec.status = "done"
-            self._forget_quote(rec)
             return []
         if status.startswith("canceled") or status.startswith("expired"):
             rec.status = "done"
-            self._forget_quote(rec)
             remaining = float(order.get("remaining_base_amount") or 0)
             ts = _ts_ns(order.get("updated_at") or order.get("timestamp")) or self.now
             out = _Out(key=f"order:{coi}:{status}", ts=ts, causation_id=rec.cause_id)
@@ -739,55 +744,144 @@ class Engine:
                 side="buy" if lots > 0 else "sell", price=price, size=m.int_to_size(abs(lots)), code=0,
                 reason=reason)
 
-    # ------------------------------------------------------------------ quotes
+    # ------------------------------------------------------------------ resting orders (quotes, grids)
 
     def _on_quote(self, ev: QuoteIntent, out: _Out) -> None:
-        if self._paused(ev.strategy) or self._stale(ev):
-            return
-        m = self.markets.get(ev.market)
+        """A QuoteIntent is a :class:`RestingOrders` of at most one bid and one ask."""
+        wanted: list[tuple[Side, float, float]] = []
+        if ev.bid_px is not None and ev.bid_px > 0 and ev.bid_sz > 0:
+            wanted.append(("buy", ev.bid_px, ev.bid_sz))
+        if ev.ask_px is not None and ev.ask_px > 0 and ev.ask_sz > 0:
+            wanted.append(("sell", ev.ask_px, ev.ask_sz))
+        self._set_resting(ev, ev.strategy, ev.market, wanted, ev.post_only, out)
+
+    def _on_resting(self, ev: RestingOrders, out: _Out) -> None:
+        self._set_resting(ev, ev.strategy, ev.market, list(ev.orders), ev.post_only, out)
+
+    def resting_orders(self, strategy: str, market: str) -> list[tuple[Side, float, float]]:
+        """The live resting orders of ``strategy`` in ``market`` (not cancel-requested) as
+        ``(side, price USD, size base units)``, in placement order; size is the placed size."""
+        m = self.markets.get(market)
         if m is None:
+            return []
+        return [(r.side, m.int_to_price(r.price), m.int_to_size(r.size))
+                for r in self._live_resting(market, strategy)]
+
+    def _live_resting(self, market: str, strategy: str | None = None) -> list[_Order]:
+        return [r for r in self.orders.values()
+                if r.live and r.kind == "quote" and r.market == market and not r.cancel_requested
+                and (strategy is None or self._owner(r) == strategy)]
+
+    def _owner(self, rec: _Order) -> str:
+        return rec.alloc[0][0] if rec.alloc else self.cfg.unattributed_strategy
+
+    def _set_resting(self, ev: Event, strategy: str, market: str, wanted: list[tuple[Side, float, float]],
+                     post_only: bool, out: _Out) -> None:
+        """Make ``strategy``'s live resting orders in ``market`` equal to ``wanted``.
+
+        Matching is by (side, price ticks, requested size lots, time in force): an identical live
+        order stays (its queue position is kept, also when it is partly filled or was clipped by
+        the risk gate at placement), the live orders not wanted are canceled, and the wanted
+        orders without a live twin are placed after the cancels, each through the risk gate
+        (:meth:`_place_resting`). Prices are rounded never to be more aggressive (buy down, sell
+        up), sizes down to lots."""
+        if self._paused(strategy) or self._stale(ev):
             return
-        for side, px, sz in (("buy", ev.bid_px, ev.bid_sz), ("sell", ev.ask_px, ev.ask_sz)):
-            want: tuple[int, int] | None = None
-            if px is not None and px > 0 and sz > 0:
-                want = (m.price_to_int(px, "down" if side == "buy" else "up"), self._lots(m, sz))
-            tif: Tif = "post_only" if ev.post_only else "gtt"
-            key = (ev.strategy, ev.market, side)
-            cur = self.orders.get(self.quotes.get(key, 0))
-            if cur is not None and cur.live and not cur.cancel_requested:
-                if want is not None and (cur.price, cur.size, cur.tif) == (*want, tif):
-                    continue
-                self._cancel(cur, out)
-            self.quotes.pop(key, None)
-            if want is None:
+        m = self.markets.get(market)
+        if m is None:
+            for side, px, sz in wanted:
+                out.add(OrderRejected, strategy=strategy, market=market, client_order_index=0, side=side,
+                        price=float(px), size=float(sz), code=0,
+                        reason=f"market {market} is not traded by this executor")
+            return
+        tif: Tif = "post_only" if post_only else "gtt"
+        want: list[tuple[Side, int, int, float]] = []  # side, ticks, lots, requested price (USD)
+        for side, px, sz in wanted:
+            if side not in ("buy", "sell") or not (px > 0) or not (sz > 0) or not math.isfinite(px):
+                out.add(OrderRejected, strategy=strategy, market=market, client_order_index=0,
+                        side=side if side in ("buy", "sell") else "buy", price=float(px or 0.0),
+                        size=float(sz or 0.0), code=0, reason="refused locally: invalid price or size")
                 continue
-            price, lots = want
-            if self.state != "running":
-                self._reject(out, ev.strategy, m, lots if side == "buy" else -lots, px or 0.0,
-                             f"quotes disabled while {self.state}: {self.state_reason}")
-                continue
-            sg = 1 if side == "buy" else -1
-            exposure = self.account_pos.get(ev.market, 0.0) + self._account_in_flight(ev.market) + sum(
-                r.sign * (m.int_to_size(r.size) - r.filled) for r in self.orders.values()
-                if r.live and r.kind == "quote" and r.market == ev.market and r.side == side
-                and not r.cancel_requested)
-            cap = min(self.cfg.position_limit(ev.market), self.cfg.notional_limit(ev.market) / (px or 1.0))
+            want.append((side, m.price_to_int(px, "down" if side == "buy" else "up"), self._lots(m, sz), px))
+        unmatched = list(self._live_resting(market, strategy))
+        new: list[tuple[Side, int, int, float]] = []
+        for w in want:
+            twin = next((r for r in unmatched if (r.side, r.price, r.req_size or r.size, r.tif)
+                         == (w[0], w[1], w[2], tif)), None)
+            if twin is None:
+                new.append(w)
+            else:
+                unmatched.remove(twin)
+        for rec in unmatched:
+            self._cancel(rec, out)
+        # nearest the touch first: buys by price descending, then sells ascending
+        new.sort(key=lambda w: (0, -w[1]) if w[0] == "buy" else (1, w[1]))
+        for side, price, lots, px in new:
+            self._place_resting(out, strategy, m, side, price, lots, px, tif)
+
+    def _place_resting(self, out: _Out, strategy: str, m: MarketInfo, side: Side, price: int, lots: int,
+                       px: float, tif: Tif) -> None:
+        """Risk-gate and create one resting order (or refuse it with ``OrderRejected(code=0)``).
+
+        Halted: refused. Reducing: only orders against the account position, and together with
+        the same-side resting orders at most that position (sent reduce-only). Always: if the
+        order and all same-side resting orders filled, the account position (plus in-flight IOC
+        orders) stays within ``max_position`` and ``max_notional_usd`` (clipped, or refused when
+        nothing fits); at most :data:`MAX_OPEN_ORDERS_PER_MARKET` live orders per market; the
+        market minimums."""
+        market = m.symbol
+        sg = 1 if side == "buy" else -1
+        requested = lots
+        if lots <= 0:
+            self._reject(out, strategy, m, sg, px, "refused locally: size rounds to 0 lots")
+            return
+        if self.state == "halted":
+            self._reject(out, strategy, m, sg * lots, px, f"resting orders refused while halted: {self.state_reason}")
+            return
+        n_live = sum(1 for r in self.orders.values() if r.live and r.market == market and not r.cancel_requested)
+        if n_live >= MAX_OPEN_ORDERS_PER_MARKET:
+            self._reject(out, strategy, m, sg * lots, px,
+                         f"refused locally: {MAX_OPEN_ORDERS_PER_MARKET} open orders in {market} already "
+                         f"(Lighter's per-market limit of pending orders per account)")
+            return
+        same_side = sum(m.int_to_size(r.size) - r.filled for r in self._live_resting(market) if r.side == side)
+        account = self.account_pos.get(market, 0.0) + self._account_in_flight(market)
+        exposure = account + sg * same_side  # worst case: every same-side resting order filled
+        reduce_only = False
+        if self.state == "reducing":
+            if account * sg >= 0:
+                self._reject(out, strategy, m, sg * lots, px,
+                             f"reducing ({self.state_reason}): only orders that shrink the position")
+                return
+            room = abs(account) - same_side
+            allowed = max(0, self._lots(m, room)) if room > 0 else 0
+            if allowed < lots:
+                self._reject(out, strategy, m, sg * (lots - allowed), px,
+                             f"reducing ({self.state_reason}): resting orders limited to the position")
+                lots = allowed
+            reduce_only = True
+        else:
+            cap = self.cfg.position_limit(market)
+            cap_why = f"max_position {cap:g} {market}"
+            ncap = self.cfg.notional_limit(market) / px if px > 0 else 0.0
+            if ncap < cap:
+                cap, cap_why = ncap, f"max_notional_usd {self.cfg.notional_limit(market):g} USD"
             room = cap - sg * exposure
             allowed = max(0, self._lots(m, room)) if room > 0 else 0
             if allowed < lots:
-                self._reject(out, ev.strategy, m, sg * (lots - allowed), px or 0.0,
-                             f"quote clipped by max_position/max_notional_usd: worst-case account position "
-                             f"would exceed {cap:g} {ev.market}")
+                self._reject(out, strategy, m, sg * (lots - allowed), px,
+                             f"resting order clipped by {cap_why}: account position {account:g} {market} plus "
+                             f"all {side} orders resting ({same_side:g}) would exceed it if filled")
                 lots = allowed
-            if lots <= 0:
-                continue
-            why = m.check_amount(m.int_to_size(lots), m.int_to_price(price))
-            if why:
-                self._reject(out, ev.strategy, m, sg * lots, m.int_to_price(price), f"refused locally: {why}")
-                continue
-            rec = self._create(out, m, side, price, lots, tif, self.cfg.quote_expiry, False, "quote",
-                               [[ev.strategy, m.int_to_size(lots)]])
-            self.quotes[key] = rec.coi
+        if lots <= 0:
+            return
+        why = m.check_amount(m.int_to_size(lots), m.int_to_price(price))
+        if why:
+            self._reject(out, strategy, m, sg * lots, m.int_to_price(price), f"refused locally: {why}")
+            return
+        rec = self._create(out, m, side, price, lots, tif, self.cfg.quote_expiry, reduce_only, "quote",
+                           [[strategy, m.int_to_size(lots)]])
+        rec.req_size = requested
 
     def _cancel(self, rec: _Order, out: _Out | Event) -> None:
         rec.cancel_requested = True
@@ -802,16 +896,8 @@ class Engine:
         for rec in self.orders.values():
             if (rec.live and rec.kind == "quote" and not rec.cancel_requested
                     and (market is None or rec.market == market)
-                    and (strategy is None or strategy in {s for s, _ in rec.alloc})):
+                    and (strategy is None or self._owner(rec) == strategy)):
                 self._cancel(rec, cause)
-        for key in [k for k in self.quotes if (strategy is None or k[0] == strategy)
-                    and (market is None or k[1] == market)]:
-            del self.quotes[key]
-
-    def _forget_quote(self, rec: _Order) -> None:
-        if rec.kind == "quote":
-            for key in [k for k, c in self.quotes.items() if c == rec.coi]:
-                del self.quotes[key]
 
     # ------------------------------------------------------------------ control
 
@@ -819,7 +905,6 @@ class Engine:
         if ev.command == "kill":
             self.killed = f"kill switch{': ' + ev.reason if ev.reason else ''}"
             self._commands.append(self.cancel_all_command(ev.ts_event, ev.id))
-            self.quotes.clear()
         elif ev.command == "pause":
             if ev.target == "*":
                 self.paused_all = True
