@@ -16,14 +16,20 @@ class              first value at input  TA-Lib function
 :class:`RSI`       ``n + 1``             ``RSI(n)`` (Wilder smoothing)
 :class:`Bollinger` ``n``                 ``BBANDS(n, k, k, matype=SMA)`` (population std)
 :class:`ATR`       ``n + 1``             ``ATR(n)`` (Wilder smoothing of TRANGE)
+:class:`AO`        ``slow``              ``SMA(median, fast) − SMA(median, slow)``
 =================  ====================  =====================================================
+
+(``first value at input`` is 1-based: the TA-Lib lookback, i.e. the number of leading NaNs,
+is one less.)
 
 :class:`RealizedVolBps` (mean absolute close-to-close return in basis points) has no TA-Lib
 counterpart; it is the volatility filter of the seed RSI+BB strategy.
 
 Sources: J. Welles Wilder Jr., *New Concepts in Technical Trading Systems* (1978) for RSI,
 ATR and the smoothing ``avg = (avg·(n−1) + x) / n``; John Bollinger, *Bollinger on Bollinger
-Bands* (2001) for the bands (SMA ± k·σ, σ the population standard deviation of the window).
+Bands* (2001) for the bands (SMA ± k·σ, σ the population standard deviation of the window);
+Bill Williams, *Trading Chaos* (1995) for the Awesome Oscillator (SMA5 − SMA34 of the median
+price ``(high + low) / 2``). ``docs/indicators.md`` has the formulas and the TA-Lib parity test.
 
 Numerics: running sums drift when values are added and removed for ever, so :class:`SMA`,
 :class:`Bollinger` and :class:`RealizedVolBps` recompute their sums exactly from the window every
@@ -246,6 +252,35 @@ class ATR:
             self.value = self._sum / n
             return self.value
         self.value = (self.value * (n - 1) + tr) / n
+        return self.value
+
+
+class AO:
+    """Awesome Oscillator (Bill Williams): ``SMA(fast) − SMA(slow)`` of the median price
+    ``(high + low) / 2``; defaults 5 and 34.
+
+    ``update(high, low)`` returns the oscillator in price units, ``None`` for the first
+    ``slow − 1`` bars; equals ``talib.SMA(median, fast) − talib.SMA(median, slow)``. Both
+    averages are :class:`SMA` (exact resync every window), so the difference of two close
+    numbers carries no accumulated drift.
+    """
+
+    def __init__(self, fast: int = 5, slow: int = 34) -> None:
+        self.fast = _check_period(fast)
+        self.slow = _check_period(slow)
+        if self.fast >= self.slow:
+            raise ValueError(f"fast period must be below slow period, got {fast} >= {slow}")
+        self._fast = SMA(self.fast)
+        self._slow = SMA(self.slow)
+        self.value: float | None = None
+
+    def update(self, high: float, low: float) -> float | None:
+        median = (high + low) / 2.0
+        f = self._fast.update(median)
+        s = self._slow.update(median)
+        if s is None or f is None:
+            return None
+        self.value = f - s
         return self.value
 
 

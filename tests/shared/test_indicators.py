@@ -182,3 +182,22 @@ def test_realized_vol_min_returns():
     approx_list(got, [None, 100.0, (0.01 + 1 / 101) / 2 * 1e4])
     with pytest.raises(ValueError):
         RealizedVolBps(3, min_returns=4)
+
+
+# ------------------------------------------------------------------------ awesome oscillator
+
+def test_ao_equals_difference_of_median_smas():
+    from shared.indicators import AO
+
+    rng = random.Random(5)
+    bars = []
+    p = 100.0
+    for _ in range(500):
+        p += rng.gauss(0, 1)
+        bars.append((p + rng.random(), p - rng.random()))
+    ao, f, s = AO(), SMA(5), SMA(34)
+    for h, lo in bars:
+        got = ao.update(h, lo)
+        a, b = f.update((h + lo) / 2), s.update((h + lo) / 2)
+        assert got == (None if b is None else pytest.approx(a - b, abs=1e-12))
+    assert ao.value is not None
