@@ -1,0 +1,104 @@
+"""Configuration of strategy-renko: section ``services.strategy-renko`` of the stack config.
+
+Defaults are the seed Renko+AO strategy's code defaults (seed 000, ``renko_ao_trader.py``) with
+the sizes of the markets traded here. Units: ``_bps`` basis points of price, ``_s`` seconds,
+sizes in base units of the market, periods in bricks unless they say candles.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from services.strategy_trend.config import DEFAULT_SIZES, MarketSizing
+from shared.config import ConfigError
+from shared.strategy_base import merge_sizes
+
+SECTION = "strategy-renko"
+
+
+class RenkoConfig(BaseModel):
+    """Every parameter of the Renko+AO divergence strategy (rules in ``engine.py``).
+
+    ``markets``: ``None`` = the top-level ``markets``. ``sizes`` merge field by field over
+    :data:`services.strategy_trend.config.DEFAULT_SIZES` (BTC 0.0002–0.0004, ETH 0.005–0.01).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str = Field(default="renko", min_length=1)
+    markets: list[str] | None = None
+    http_port: int = Field(default=9105, ge=0, le=65535)
+
+    # brick size: Wilder ATR over fixed-interval mid candles
+    atr_candle_interval_s: float = Field(default=15.0, gt=0)
+    candle_fill_gaps: bool = True
+    candle_max_fill: int = Field(default=20, ge=0)
+    renko_atr_period: int = Field(default=14, ge=1)
+    renko_atr_multiplier: float = Field(default=1.0, gt=0)
+    fallback_brick_bps: float = Field(default=10.0, gt=0)  # 0.1 % of price until the ATR is ready
+    min_brick_bps: float = Field(default=0.5, ge=0)        # floor: a frozen market (ATR 0) never makes 0-size bricks
+    renko_reversal_bricks: Literal[1, 2] = 2
+
+    # indicators on bricks
+    renko_lookback: int = Field(default=20, ge=3)
+    ao_fast_period: int = Field(default=5, ge=1)
+    ao_slow_period: int = Field(default=34, ge=2)
+    bb_period: int = Field(default=20, ge=1)
+    bb_std: float = Field(default=2.0, gt=0)
+
+    # entry
+    min_divergence_strength: float = Field(default=0.3, ge=0, le=1)
+    bb_enhancement_threshold: float = Field(default=0.2, ge=0, le=0.5)
+    bb_enhancement_factor: float = Field(default=1.5, ge=1)
+    divergence_price_bricks: float = Field(default=2.0, gt=0)  # price gap (bricks) for full price strength
+    divergence_ao_bricks: float = Field(default=1.0, gt=0)     # AO gap (bricks) for full AO strength
+
+    # exit
+    take_profit_bps: float = Field(default=10.0, gt=0)
+    stop_loss_bps: float = Field(default=5.0, gt=0)
+    max_hold_s: float = Field(default=300.0, gt=0)
+
+    # sizing and orders
+    ao_size_multiplier: float = Field(default=0.1, ge=0)
+    sizes: dict[str, MarketSizing] = Field(default_factory=lambda: {
+        k: MarketSizing(**v) for k, v in DEFAULT_SIZES.items()})
+    max_slippage_bps: float = Field(default=10.0, ge=0)
+    retry_after_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("sizes", mode="before")
+    @classmethod
+    def _merge_sizes(cls, v: Any) -> Any:
+        return merge_sizes(v, DEFAULT_SIZES)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RenkoConfig:
+        if self.ao_fast_period >= self.ao_slow_period:
+            raise ValueError("ao_fast_period must be shorter than ao_slow_period")
+        return self
+
+    @property
+    def candle_interval_ns(self) -> int:
+        """ATR candle length in nanoseconds."""
+        return int(round(self.atr_candle_interval_s * 1e9))
+
+    @property
+    def warmup_bricks(self) -> int:
+        """Bricks before AO (slow SMA) and the bands have values: 34 with the defaults."""
+        return max(self.ao_slow_period, self.bb_period)
+
+    def resolve_markets(self, stack_markets: list[str]) -> list[str]:
+        """The markets traded: ``markets`` or the stack's. Every one needs a ``sizes`` entry.
+
+        Raises:
+            ConfigError: a market has no sizing, or the list is empty.
+        """
+        markets = list(self.markets) if self.markets is not None else list(stack_markets)
+        if not markets:
+            raise ConfigError(f"config error: services.{SECTION}.markets: no market to trade")
+        missing = [m for m in markets if m not in self.sizes]
+        if missing:
+            raise ConfigError(f"config error: services.{SECTION}.sizes: no sizing for {', '.join(missing)} "
+                              "(set min_size and max_size per market)")
+        return markets

@@ -1,0 +1,157 @@
+"""strategy-renko service: runs :class:`RenkoEngine` on the bus.
+
+Inputs: ``{ns}:md:book:{SYM}`` of each traded market (the engine uses the ``Bbo`` events) and
+``{ns}:exec:{account}`` (fills and order outcomes of this strategy). Output: every intent to
+``{ns}:intent:{account}``. Consumer group: the strategy name (``renko``).
+
+Restart: as strategy-trend, the runner first folds this strategy's ``Fill`` events from the whole
+exec stream into the engine, so the position survives a restart (fills are deduplicated by
+``fill_id``). Bricks and indicators restart cold (34 bricks before AO); stop loss, take profit
+and the time stop still protect an open position meanwhile.
+
+Metrics (``lighter_stack_renko_*``, by market), set from ``RenkoEngine.state`` after each event:
+gauges ``ao``, ``brick_size``, ``atr``, ``bb_position``, ``position``, ``brick_count``,
+``divergence_strength`` (last divergence); counters ``bricks_total{direction}``,
+``divergences_total{kind}``, ``signals_total{side,reason}``; histogram
+``divergence_strength_hist`` of every divergence seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared.bus import Bus, Streams
+from shared.config import StackConfig
+from shared.events import Event, Fill, TargetPosition
+from shared.metrics import PREFIX
+from shared.redis_util import async_client, resolve_redis_url
+from shared.service import EngineRunner, install_stop_handlers, setup_logging
+
+from .config import SECTION, RenkoConfig
+from .engine import SOURCE, RenkoEngine, make_engine, signal_labels
+
+log = logging.getLogger(__name__)
+
+P = f"{PREFIX}renko_"
+
+AO_G = Gauge(f"{P}ao", "Awesome Oscillator of the last brick (SMA5 - SMA34 of brick medians), USD.", ["market"])
+BRICK_SIZE_G = Gauge(f"{P}brick_size", "Current Renko brick size, USD.", ["market"])
+ATR_G = Gauge(f"{P}atr", "Wilder ATR of the mid candles, USD.", ["market"])
+BB_POS_G = Gauge(f"{P}bb_position", "Mid's position in the brick Bollinger band (0 lower, 1 upper).", ["market"])
+POS_G = Gauge(f"{P}position", "Strategy position from its fills, signed base units.", ["market"])
+BRICKS_G = Gauge(f"{P}brick_count", "Bricks formed since start (all directions).", ["market"])
+STRENGTH_G = Gauge(f"{P}divergence_strength", "Strength (0..1) of the last divergence seen.", ["market"])
+STRENGTH_H = Histogram(f"{P}divergence_strength_hist", "Strength (0..1) of every divergence seen.",
+                       ["market", "kind"], buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0))
+BRICKS = Counter(f"{P}bricks_total", "Renko bricks formed.", ["market", "direction"])
+DIVERGENCES = Counter(f"{P}divergences_total", "New price/AO divergences seen.", ["market", "kind"])
+SIGNALS = Counter(f"{P}signals_total", "Target-position intents emitted.", ["market", "side", "reason"])
+
+_GAUGES = {"ao": AO_G, "brick_size": BRICK_SIZE_G, "atr": ATR_G, "bb_position": BB_POS_G,
+           "position": POS_G, "bricks": BRICKS_G, "last_divergence_strength": STRENGTH_G}
+
+
+class MeteredEngine:
+    """Wraps a :class:`RenkoEngine`: same outputs, and updates the Prometheus metrics."""
+
+    def __init__(self, engine: RenkoEngine) -> None:
+        self.engine = engine
+        self._markets = set(engine.markets)
+        self._seen: dict[str, dict[str, int]] = {m: {} for m in engine.markets}
+
+    def on_event(self, event: Event) -> list[Event]:
+        out = self.engine.on_event(event)
+        market = getattr(event, "market", None)
+        if market in self._markets:
+            self._publish(market, self.engine.state(market))
+        for ev in out:
+            if isinstance(ev, TargetPosition):
+                side, reason = signal_labels(ev)
+                SIGNALS.labels(ev.market, side, reason).inc()
+        return out
+
+    def _publish(self, market: str, state: dict[str, Any]) -> None:
+        publish_state(market, state)
+        seen = self._seen[market]
+        counts = {"up": state["bricks_up"], "down": state["bricks_down"],
+                  **{f"div:{k}": v for k, v in state["divergences"].items()}}
+        for key, total in counts.items():
+            delta = total - seen.get(key, 0)
+            if delta <= 0:
+                continue
+            seen[key] = total
+            if key.startswith("div:"):
+                kind = key[4:]
+                DIVERGENCES.labels(market, kind).inc(delta)
+                if state["last_divergence_strength"] is not None:
+                    STRENGTH_H.labels(market, kind).observe(state["last_divergence_strength"])
+            else:
+                BRICKS.labels(market, key).inc(delta)
+
+
+def publish_state(market: str, state: dict[str, Any]) -> None:
+    """Set the gauges of ``market`` from an engine state snapshot (``None`` values skipped)."""
+    for key, gauge in _GAUGES.items():
+        v = state.get(key)
+        if v is not None:
+            gauge.labels(market).set(float(v))
+
+
+async def restore_fills(engine: RenkoEngine, bus: Bus, account: int | str) -> int:
+    """Fold this strategy's historical fills from the exec stream into ``engine``; returns how
+    many were applied (duplicates included)."""
+    n = 0
+    for d in await bus.read_all(bus.streams.exec(account)):
+        ev = d.event
+        if isinstance(ev, Fill) and ev.strategy == engine.name:
+            engine.on_event(ev)
+            n += 1
+    for m in engine.markets:
+        publish_state(m, engine.state(m))
+    return n
+
+
+def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[EngineRunner, RenkoEngine]:
+    """The runner and engine of this service for ``cfg`` on ``bus`` (no I/O yet).
+
+    Raises:
+        ConfigError: invalid ``services.strategy-renko`` section or a market without sizing.
+    """
+    engine = make_engine(cfg, source=SOURCE)
+    streams: Streams = bus.streams
+    inputs = [streams.book(m) for m in engine.markets] + [streams.exec(cfg.account_index)]
+    intent_stream = streams.intent(cfg.account_index)
+    runner = EngineRunner(SOURCE, MeteredEngine(engine), bus, inputs, route=lambda _ev: intent_stream,
+                          group=engine.cfg.strategy, http_port=engine.cfg.http_port, consumer=consumer)
+    return runner, engine
+
+
+async def run(cfg: StackConfig, url: str) -> None:
+    """Restore the position from the exec stream, then consume until stopped."""
+    redis = async_client(url)
+    try:
+        bus = Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen)
+        runner, engine = build(cfg, bus)
+        install_stop_handlers(runner.stop)
+        n = await restore_fills(engine, bus, cfg.account_index)
+        log.info("strategy %s: restored %d fills; positions %s", engine.name, n,
+                 {m: engine.position(m) for m in engine.markets})
+        await runner.run()
+    finally:
+        await redis.aclose()
+
+
+def main(cfg: StackConfig) -> int:
+    """Run strategy-renko until SIGTERM/SIGINT. Returns 0 after a graceful stop.
+
+    Raises:
+        ConfigError: invalid ``services.strategy-renko`` section (checked before connecting).
+    """
+    setup_logging()
+    cfg.section(SECTION, RenkoConfig).resolve_markets(cfg.markets)  # fail fast on bad config
+    asyncio.run(run(cfg, resolve_redis_url(cfg.redis_url)))
+    return 0

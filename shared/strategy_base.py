@@ -1,0 +1,181 @@
+"""Building blocks shared by target-position strategies (used by strategy-renko).
+
+A target-position strategy folds its own ``Fill`` events into a position, decides a signed
+target and sends it as a :class:`~shared.events.TargetPosition`, without spamming it. These
+pieces are plain, deterministic Python (no clock, no I/O):
+
+- :class:`FillDedup`: a bounded set of seen ``fill_id`` values (delivery is at-least-once).
+- :class:`Position`: the fold of one market's fills: signed size, size-weighted average entry
+  price, the time of the fill that opened it.
+- :class:`Pending`: the no-spam rule for targets: a target sent is *pending* until the position
+  reaches it; the same target goes out again only after its order died (reject/cancel) or
+  ``retry_after_s`` without reaching it, and then at most once per bucket (not in the bucket it
+  was last sent in). A different target is sent at once.
+- :func:`clamp_size`: clamp a raw size to a market's ``MarketSizing`` and round it down to the lot.
+- :func:`price_exit`: the stop-loss / take-profit test against the average entry.
+- :func:`merge_sizes`: merge a config's per-market sizes field by field over defaults.
+
+These rules are the same as in ``services/strategy-trend/engine.py`` (which still has its own
+copy; it could move onto this module without changing behaviour).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shared.events import Fill
+
+POS_EPS = 1e-9  # base units: a position or target difference below this is zero
+
+
+class Sizing(Protocol):
+    """What :func:`clamp_size` needs (``services.strategy_trend.config.MarketSizing`` fits)."""
+
+    min_size: float
+    max_size: float
+    size_step: float | None
+
+
+class FillDedup:
+    """Remembers the last ``capacity`` fill ids; :meth:`first` is True once per id."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self.duplicates = 0
+
+    def first(self, fill_id: str) -> bool:
+        """Record ``fill_id``; False (and count a duplicate) if it was seen before."""
+        if fill_id in self._ids:
+            self.duplicates += 1
+            return False
+        self._ids[fill_id] = None
+        if len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+        return True
+
+
+@dataclass(slots=True)
+class Position:
+    """One market's position from fills: ``size`` signed base units, ``avg_entry`` USD (0 when
+    flat), ``entry_ts`` ns of the fill that opened it (``None`` when flat)."""
+
+    size: float = 0.0
+    avg_entry: float = 0.0
+    entry_ts: int | None = None
+    fills: int = 0
+
+    def apply(self, f: Fill) -> None:
+        """Fold one (already deduplicated) fill. Adding averages the entry; reducing keeps it;
+        closing resets it; flipping restarts it at the fill price and time."""
+        if f.size <= 0:
+            return
+        self.fills += 1
+        signed = f.size if f.side == "buy" else -f.size
+        old = self.size
+        new = old + signed
+        if abs(new) < POS_EPS:
+            new = 0.0
+        if old == 0.0 or (old > 0) == (signed > 0):  # opening or adding
+            self.avg_entry = (abs(old) * self.avg_entry + f.size * f.price) / (abs(old) + f.size)
+            if old == 0.0:
+                self.entry_ts = f.ts_event
+        elif new == 0.0:  # closed
+            self.avg_entry = 0.0
+            self.entry_ts = None
+        elif (new > 0) != (old > 0):  # flipped: the remainder was opened at this fill
+            self.avg_entry = f.price
+            self.entry_ts = f.ts_event
+        self.size = new
+
+
+@dataclass(slots=True)
+class Pending:
+    """The last target sent and whether it may be sent again (see the module docstring)."""
+
+    target: float | None = None
+    ts: int = 0
+    bucket: int = 0
+    dead: bool = False
+
+    def reached(self, position: float) -> None:
+        """Clear the pending target once ``position`` equals it."""
+        if self.target is not None and abs(position - self.target) < POS_EPS:
+            self.target = None
+            self.dead = False
+
+    def order_died(self) -> None:
+        """An order for the pending target was rejected or canceled: a retry is allowed."""
+        if self.target is not None:
+            self.dead = True
+
+    def retry_allowed(self, ts: int, bucket: int, retry_after_s: float) -> bool:
+        """May the pending target be sent again at ``ts`` in ``bucket``?"""
+        dead = self.dead or ts - self.ts >= retry_after_s * 1e9
+        return dead and bucket > self.bucket
+
+    def may_enter(self, ts: int, bucket: int, retry_after_s: float) -> bool:
+        """No target pending, or the pending one may be retried."""
+        return self.target is None or self.retry_allowed(ts, bucket, retry_after_s)
+
+    def check(self, target: float, ts: int, bucket: int, retry_after_s: float) -> str | None:
+        """Decide whether ``target`` goes out now: ``None`` = suppress, ``""`` = send,
+        ``" retry"`` = send as a retry of the same pending target. Records it when sent."""
+        suffix = ""
+        if self.target is not None and abs(self.target - target) < POS_EPS:
+            if not self.retry_allowed(ts, bucket, retry_after_s):
+                return None
+            suffix = " retry"
+        self.target = target
+        self.ts = ts
+        self.bucket = bucket
+        self.dead = False
+        return suffix
+
+
+def clamp_size(raw: float, sizing: Sizing) -> float:
+    """``clamp(raw, min_size, max_size)`` rounded down to ``size_step``, never below ``min_size``."""
+    size = min(max(raw, sizing.min_size), sizing.max_size)
+    if sizing.size_step:
+        size = math.floor(size / sizing.size_step + 1e-9) * sizing.size_step
+        size = max(size, sizing.min_size)
+    return round(size, 12)
+
+
+def price_exit(position: float, avg_entry: float, mid: float, take_profit_bps: float,
+               stop_loss_bps: float) -> str | None:
+    """``stop_loss`` or ``take_profit`` if ``mid`` crossed the level from ``avg_entry``
+    (stop checked first), else ``None``. ``position`` gives the side (0 -> ``None``)."""
+    if position > 0:
+        if mid <= avg_entry * (1.0 - stop_loss_bps / 1e4):
+            return "stop_loss"
+        if mid >= avg_entry * (1.0 + take_profit_bps / 1e4):
+            return "take_profit"
+    elif position < 0:
+        if mid >= avg_entry * (1.0 + stop_loss_bps / 1e4):
+            return "stop_loss"
+        if mid <= avg_entry * (1.0 - take_profit_bps / 1e4):
+            return "take_profit"
+    return None
+
+
+def merge_sizes(given: Any, defaults: dict[str, dict[str, float]]) -> Any:
+    """Per-market sizes merged field by field over ``defaults``; market keys upper-cased (env
+    overrides arrive lower-cased). Non-dict input is returned for the validator to reject."""
+    if given is None:
+        return {k: dict(d) for k, d in defaults.items()}
+    if not isinstance(given, dict):
+        return given
+    merged: dict[str, Any] = {k: dict(d) for k, d in defaults.items()}
+    for market, value in given.items():
+        key = str(market).upper()
+        if hasattr(value, "model_dump"):
+            value = value.model_dump()
+        if isinstance(value, dict) and key in merged:
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
