@@ -107,6 +107,23 @@ def import_csv(
                f"duplicate tops dropped {stats.bbo_duplicates_dropped}")
 
 
+@app.command()
+def indicators(
+    csv: Annotated[Path, typer.Option("--csv", help="OHLCV CSV: timestamp,open,high,low,close,volume or Binance klines")],
+    out: Annotated[Path, typer.Option("--out", help="CSV to write, one column per indicator")],
+) -> None:
+    """Compute sma_20, ema_8, ema_21, rsi_14, Bollinger(20, 2), atr_14 and ao_5_34 for every bar
+    (empty during warm-up); the values match TA-Lib (see docs/indicators.md)."""
+    from shared.indicator_tool import OhlcvFormatError, run_indicators
+
+    try:
+        rows = run_indicators(csv, out)
+    except (OhlcvFormatError, OSError) as exc:
+        typer.echo(f"indicators failed: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {rows} rows to {out}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

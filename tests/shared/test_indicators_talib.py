@@ -172,3 +172,24 @@ def test_run_indicators_broken_input_leaves_no_output(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(OhlcvFormatError, match="cannot open"):
         read_ohlcv(tmp_path / "nope.csv")
+
+
+def test_indicators_command_writes_the_columns_and_rejects_bad_files(tmp_path):
+    from typer.testing import CliRunner
+
+    from shared.cli import app
+
+    src = tmp_path / "bars.csv"
+    lines = ["timestamp,open,high,low,close,volume"] + [
+        f"2025-01-01 00:{i:02d}:00+00:00,{100 + i},{101 + i},{99 + i},{100.5 + i},1" for i in range(40)]
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "ind.csv"
+    res = CliRunner().invoke(app, ["indicators", "--csv", str(src), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    header = out.read_text().splitlines()[0].split(",")
+    assert header[1:] == ["sma_20", "ema_8", "ema_21", "rsi_14", "bb_upper_20_2", "bb_middle_20_2",
+                          "bb_lower_20_2", "atr_14", "ao_5_34"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    res = CliRunner().invoke(app, ["indicators", "--csv", str(bad), "--out", str(out)])
+    assert res.exit_code == 2 and "bad.csv" in res.output
