@@ -1,0 +1,108 @@
+"""Configuration of strategy-grid: section ``services.strategy-grid`` of the stack config.
+
+Units: ``_pct`` percent of price (0.1 = 0.1 %), ``_s`` seconds of event time, sizes and
+positions in base units of the market.
+
+Example (the defaults)::
+
+    services:
+      strategy-grid:
+        strategy: grid
+        markets: null              # null = the stack's top-level markets
+        http_port: 9106
+        dry_run: false             # compute and expose the grid, emit no intents
+        spacing_pct: 0.1           # seed 002's documented spacing (its code used 0.05)
+        levels_per_side: 4
+        max_orders: 8              # resting orders of the grid in one market, at most
+        recenter_pct: 0.5          # re-anchor when the mid is this far from the anchor
+        cooldown_s: 10             # event time between two emissions of RestingOrders
+        post_only: true
+        sizes: {BTC: 0.0002, ETH: 0.005}            # per order, base units
+        max_position: {BTC: 0.001, ETH: 0.025}      # inventory cap per market, base units
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.config import ConfigError
+
+SECTION = "strategy-grid"
+
+DEFAULT_SIZES: dict[str, float] = {"BTC": 0.0002, "ETH": 0.005}
+DEFAULT_MAX_POSITION: dict[str, float] = {"BTC": 0.001, "ETH": 0.025}
+
+
+def _upper_merge(default: dict[str, float], v: Any) -> Any:
+    if v is None:
+        return dict(default)
+    if not isinstance(v, dict):
+        return v
+    return {**default, **{str(k).upper(): x for k, x in v.items()}}
+
+
+class GridConfig(BaseModel):
+    """Every parameter of the grid strategy (see ``engine.py`` for the rules).
+
+    ``sizes`` and ``max_position`` given in the file are merged over the defaults (market keys
+    upper-cased, so ``LS_SERVICES__STRATEGY_GRID__SIZES__BTC=0.0003`` works).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str = Field(default="grid", min_length=1)
+    markets: list[str] | None = None
+    http_port: int = Field(default=9106, ge=0, le=65535)
+    dry_run: bool = False
+    spacing_pct: float = Field(default=0.1, gt=0, lt=10)
+    levels_per_side: int = Field(default=4, ge=1, le=8)
+    max_orders: int = Field(default=8, ge=1, le=16)
+    recenter_pct: float = Field(default=0.5, gt=0)
+    cooldown_s: float = Field(default=10.0, ge=0)
+    post_only: bool = True
+    sizes: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SIZES))
+    max_position: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MAX_POSITION))
+
+    @field_validator("sizes", mode="before")
+    @classmethod
+    def _merge_sizes(cls, v: Any) -> Any:
+        return _upper_merge(DEFAULT_SIZES, v)
+
+    @field_validator("max_position", mode="before")
+    @classmethod
+    def _merge_max_position(cls, v: Any) -> Any:
+        return _upper_merge(DEFAULT_MAX_POSITION, v)
+
+    @model_validator(mode="after")
+    def _positive(self) -> GridConfig:
+        for name, d in (("sizes", self.sizes), ("max_position", self.max_position)):
+            bad = [k for k, x in d.items() if not x > 0]
+            if bad:
+                raise ValueError(f"{name}: must be > 0 for {', '.join(bad)}")
+        return self
+
+    @property
+    def spacing(self) -> float:
+        """Spacing as a fraction of price (0.001 = 0.1 %)."""
+        return self.spacing_pct / 100.0
+
+    @property
+    def cooldown_ns(self) -> int:
+        return int(round(self.cooldown_s * 1e9))
+
+    def resolve_markets(self, stack_markets: list[str]) -> list[str]:
+        """The markets traded: ``markets`` or the stack's; each needs ``sizes`` and ``max_position``.
+
+        Raises:
+            ConfigError: a market without a size or inventory cap, or no market at all.
+        """
+        markets = list(self.markets) if self.markets is not None else list(stack_markets)
+        if not markets:
+            raise ConfigError(f"config error: services.{SECTION}.markets: no market to trade")
+        for field, d in (("sizes", self.sizes), ("max_position", self.max_position)):
+            missing = [m for m in markets if m not in d]
+            if missing:
+                raise ConfigError(f"config error: services.{SECTION}.{field}: nothing set for {', '.join(missing)}")
+        return markets

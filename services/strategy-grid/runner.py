@@ -1,0 +1,166 @@
+"""strategy-grid service: runs :class:`GridEngine` on the bus.
+
+Inputs: ``{ns}:md:book:{SYM}`` of each traded market (the engine uses the ``Bbo`` events) and
+``{ns}:exec:{account}`` (this strategy's fills and order outcomes). Output: ``RestingOrders``
+intents to ``{ns}:intent:{account}``. Consumer group: the strategy name (``grid``).
+
+Restart: before consuming, the runner folds this strategy's ``Fill`` events of the exec stream
+into the engine, so the position survives a restart (fills are deduplicated by ``fill_id``). The
+grid itself restarts fresh around the next mid; the first ``RestingOrders`` it sends replaces
+whatever the executor still rests for the strategy.
+
+Graceful shutdown (SIGTERM/SIGINT): after the consumer stops, the runner publishes
+``RestingOrders(orders=[])`` for every traded market, so the executor cancels the grid's
+resting orders; the position is kept (no closing order). Nothing is published in dry run.
+
+Metrics (``lighter_stack_grid_*``, labelled by market) are set from ``GridEngine.state`` after
+each event; the engine itself stays pure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+from shared.bus import Bus, Streams
+from shared.config import StackConfig
+from shared.events import Event, Fill, RestingOrders, derive_id
+from shared.metrics import PREFIX
+from shared.redis_util import async_client, resolve_redis_url
+from shared.service import EngineRunner, install_stop_handlers, setup_logging
+
+from .config import SECTION, GridConfig
+from .engine import SOURCE, GridEngine
+
+log = logging.getLogger(__name__)
+
+P = f"{PREFIX}grid_"
+
+LEVELS_G = Gauge(f"{P}levels", "Active grid levels (orders the grid holds, before the cap).", ["market"])
+WANTED_G = Gauge(f"{P}resting_orders_wanted", "Resting orders the grid wants now.", ["market"])
+POS_G = Gauge(f"{P}position", "Strategy position from its fills, signed base units.", ["market"])
+ANCHOR_G = Gauge(f"{P}anchor", "Reference mid the grid is anchored at, USD.", ["market"])
+RECENTERS = Counter(f"{P}recenters_total", "Grid re-anchorings.", ["market"])
+FILLS = Counter(f"{P}fills_total", "Fills of this strategy (deduplicated).", ["market"])
+EMITS = Counter(f"{P}emissions_total", "RestingOrders intents emitted (counted in dry run too).", ["market"])
+
+
+class MeteredEngine:
+    """Wraps a :class:`GridEngine`: same outputs, and updates the Prometheus metrics."""
+
+    def __init__(self, engine: GridEngine) -> None:
+        self.engine = engine
+        self._markets = set(engine.markets)
+        self._last: dict[str, dict[str, int]] = {}
+
+    def on_event(self, event: Event) -> list[Event]:
+        out = self.engine.on_event(event)
+        market = getattr(event, "market", None)
+        if market in self._markets:
+            self.publish(market)
+        return out
+
+    def publish(self, market: str) -> None:
+        st = self.engine.state(market)
+        publish_state(market, st)
+        last = self._last.setdefault(market, {"recenters": 0, "fills": 0, "emissions": 0})
+        for key, counter in (("recenters", RECENTERS), ("fills", FILLS), ("emissions", EMITS)):
+            if st[key] > last[key]:
+                counter.labels(market).inc(st[key] - last[key])
+                last[key] = st[key]
+
+
+def publish_state(market: str, state: dict[str, Any]) -> None:
+    """Set the gauges of ``market`` from an engine state snapshot."""
+    LEVELS_G.labels(market).set(state["levels"])
+    WANTED_G.labels(market).set(state["wanted_orders"])
+    POS_G.labels(market).set(state["position"])
+    if state["anchor"] is not None:
+        ANCHOR_G.labels(market).set(state["anchor"])
+
+
+async def restore_fills(engine: GridEngine, bus: Bus, account: int | str) -> int:
+    """Fold this strategy's historical fills from the exec stream into ``engine``; returns how
+    many were read (duplicates included)."""
+    n = 0
+    for d in await bus.read_all(bus.streams.exec(account)):
+        ev = d.event
+        if isinstance(ev, Fill) and ev.strategy == engine.name and ev.market in engine.markets:
+            engine.on_event(ev)
+            n += 1
+    return n
+
+
+def shutdown_intents(engine: GridEngine, ts_ns: int | None = None) -> list[RestingOrders]:
+    """``RestingOrders(orders=[])`` for each market (none in dry run): cancels the grid's orders.
+
+    Stamped with the engine's latest event time (so an executor running on recording time does
+    not see them as stale), or ``ts_ns``/the wall clock when the engine saw nothing yet."""
+    if engine.cfg.dry_run:
+        return []
+    out = []
+    for m in engine.markets:
+        ts = engine.state(m)["ts"] or ts_ns or time.time_ns()
+        out.append(RestingOrders(id=derive_id("shutdown", engine.name, m, ts), ts_event=ts, source=SOURCE,
+                                 strategy=engine.name, market=m, orders=[], post_only=engine.cfg.post_only))
+    return out
+
+
+def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[EngineRunner, GridEngine]:
+    """The runner and engine of this service for ``cfg`` on ``bus`` (no I/O yet).
+
+    Raises:
+        ConfigError: invalid ``services.strategy-grid`` section or a market without sizing.
+    """
+    gcfg = cfg.section(SECTION, GridConfig)
+    markets = gcfg.resolve_markets(cfg.markets)
+    engine = GridEngine(gcfg, markets, source=SOURCE)
+    streams: Streams = bus.streams
+    inputs = [streams.book(m) for m in markets] + [streams.exec(cfg.account_index)]
+    intent_stream = streams.intent(cfg.account_index)
+    runner = EngineRunner(SOURCE, MeteredEngine(engine), bus, inputs, route=lambda _ev: intent_stream,
+                          group=gcfg.strategy, http_port=gcfg.http_port, consumer=consumer)
+    return runner, engine
+
+
+async def run_until_stopped(runner: EngineRunner, engine: GridEngine, bus: Bus, account: int | str) -> None:
+    """Restore the position, consume until ``runner.stop()``, then cancel the grid's orders."""
+    n = await restore_fills(engine, bus, account)
+    log.info("strategy %s: restored %d fills; positions %s%s", engine.name, n,
+             {m: engine.position(m) for m in engine.markets}, " (dry run)" if engine.cfg.dry_run else "")
+    try:
+        await runner.run()
+    finally:
+        intents = shutdown_intents(engine)
+        if intents:
+            await bus.publish(bus.streams.intent(account), intents)
+            log.info("strategy %s: shutdown, canceled resting orders in %s; positions kept %s", engine.name,
+                     ", ".join(engine.markets), {m: engine.position(m) for m in engine.markets})
+
+
+async def run(cfg: StackConfig, url: str) -> None:
+    redis = async_client(url)
+    try:
+        bus = Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen)
+        runner, engine = build(cfg, bus)
+        install_stop_handlers(runner.stop)
+        await run_until_stopped(runner, engine, bus, cfg.account_index)
+    finally:
+        await redis.aclose()
+
+
+def main(cfg: StackConfig) -> int:
+    """Run strategy-grid until SIGTERM/SIGINT; returns 0 after a graceful stop (grid orders
+    canceled, position kept).
+
+    Raises:
+        ConfigError: invalid ``services.strategy-grid`` section (checked before connecting).
+    """
+    setup_logging()
+    cfg.section(SECTION, GridConfig).resolve_markets(cfg.markets)  # fail fast on bad config
+    asyncio.run(run(cfg, resolve_redis_url(cfg.redis_url)))
+    return 0
