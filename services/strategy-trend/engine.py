@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.candles import Candle, CandleBuilder
+from shared.config import StackConfig
 from shared.events import (
     Bbo,
     Event,
@@ -392,3 +393,14 @@ def signal_labels(tp: TargetPosition) -> tuple[str, str]:
     if len(parts) < 3:
         return "unknown", "unknown"
     return parts[1], ("entry" if parts[0] == "entry" else parts[2])
+
+
+def make_engine(cfg: StackConfig) -> TrendEngine:
+    """The engine as the service would build it from the stack config (used by backtests):
+    section ``services.strategy-trend`` and its markets (or the stack's ``markets``).
+
+    Raises:
+        ConfigError: an invalid field, or a market without sizing.
+    """
+    tcfg = cfg.section("strategy-trend", TrendConfig)
+    return TrendEngine(tcfg, tcfg.resolve_markets(cfg.markets))

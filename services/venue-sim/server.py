@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import time
@@ -35,6 +34,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_late
 from shared.markets import MarketInfo
 from shared.metrics import PREFIX
 from shared.venue import errors as E
+from shared.venue import lighter_json as LJ
 from shared.venue.errors import VenueError
 from shared.venue.matching import (
     BOOK_ACCOUNT,
@@ -69,7 +69,7 @@ WS_CLIENTS = Gauge(f"{PREFIX}venue_ws_clients", "Connected WebSocket clients.")
 SELF_TRADES = Counter(f"{PREFIX}venue_self_trade_cancels_total", "Resting orders canceled to prevent a self-trade.")
 
 TX_CREATE, TX_CANCEL, TX_CANCEL_ALL = 14, 15, 16
-TIF_NAMES = {"gtt": "good-till-time", "ioc": "immediate-or-cancel", "post_only": "post-only"}
+TIF_NAMES = LJ.TIF_NAMES
 TIF_CODES = {0: "ioc", 1: "gtt", 2: "post_only"}
 ORDER_TYPES = {0: "limit", 1: "market"}
 ACCOUNT_CHANNELS = ("account_all", "account_all_orders", "account_all_trades", "account_all_positions",
@@ -77,21 +77,8 @@ ACCOUNT_CHANNELS = ("account_all", "account_all_orders", "account_all_trades", "
 CLIENT_QUEUE_MAX = 50_000
 
 
-def _ms(ns: int) -> int:
-    return ns // 1_000_000
-
-
-def _us(ns: int) -> int:
-    return ns // 1_000
-
-
-def _num(x: float, decimals: int) -> str:
-    return f"{x:.{decimals}f}"
-
-
-def tx_hash_of(tx_info: str) -> str:
-    """A deterministic 80-hex-char tx hash for a tx_info string (Lighter's are 40 bytes)."""
-    return hashlib.blake2b(tx_info.encode(), digest_size=40).hexdigest()
+_ms, _us, _num = LJ.ms, LJ.us, LJ.num
+tx_hash_of = LJ.tx_hash_of
 
 
 class Client:
@@ -319,32 +306,15 @@ class VenueServer:
 
     # ---------------------------------------------------------------- trades
 
-    def _trade_json(self, m: MarketInfo, trade_id: int, px: int, lots: int, is_maker_ask: bool, ts_ns: int, *,
-                    ask_id: int = 0, bid_id: int = 0, ask_client: int = 0, bid_client: int = 0,
-                    ask_account: int = 0, bid_account: int = 0, tx_hash: str = "") -> dict[str, Any]:
-        price, size = m.int_to_price(px), m.int_to_size(lots)
-        return {
-            "trade_id": trade_id, "trade_id_str": str(trade_id), "tx_hash": tx_hash or f"{trade_id:080x}",
-            "type": "trade", "market_id": m.market_id, "size": m.size_str(lots), "price": m.price_str(px),
-            "usd_amount": _num(price * size, 6), "ask_id": ask_id, "ask_id_str": str(ask_id), "bid_id": bid_id,
-            "bid_id_str": str(bid_id), "ask_client_id": ask_client, "ask_client_id_str": str(ask_client),
-            "bid_client_id": bid_client, "bid_client_id_str": str(bid_client), "ask_account_id": ask_account,
-            "bid_account_id": bid_account, "is_maker_ask": is_maker_ask, "block_height": self.height,
-            "timestamp": _ms(ts_ns), "taker_fee": round(self.engine.taker_fee * 1e6),
-            "maker_fee": round(self.engine.maker_fee * 1e6), "transaction_time": _us(ts_ns),
-        }
+    def _trade_json(self, m: MarketInfo, trade_id: int, px: int, lots: int, is_maker_ask: bool, ts_ns: int,
+                    **kw: Any) -> dict[str, Any]:
+        return LJ.trade_json(m, trade_id, px, lots, is_maker_ask, ts_ns, height=self.height,
+                             taker_fee=self.engine.taker_fee, maker_fee=self.engine.maker_fee, **kw)
 
     def fill_trade_json(self, f: Fill) -> dict[str, Any]:
         """A sim fill as Lighter's Trade object."""
-        m = self.markets[f.market_id]
-        taker_ask = f.taker_side == "sell"
-        ask = (f.taker_order_index, f.taker_client_order_index, f.taker_account) if taker_ask else \
-            (f.maker_order_index, f.maker_client_order_index, f.maker_account)
-        bid = (f.maker_order_index, f.maker_client_order_index, f.maker_account) if taker_ask else \
-            (f.taker_order_index, f.taker_client_order_index, f.taker_account)
-        return self._trade_json(m, f.trade_id, f.price_ticks, f.size_lots, f.is_maker_ask, f.ts_ns,
-                                ask_id=ask[0], ask_client=ask[1], ask_account=ask[2], bid_id=bid[0],
-                                bid_client=bid[1], bid_account=bid[2], tx_hash=f.tx_hash)
+        return LJ.fill_trade_json(self.markets[f.market_id], f, height=self.height,
+                                  taker_fee=self.engine.taker_fee, maker_fee=self.engine.maker_fee)
 
     def _public_trade_msg(self, mid: int, trade: dict[str, Any], ts_ns: int) -> None:
         self.trades[mid].append(trade)
@@ -378,43 +348,14 @@ class VenueServer:
 
     def order_json(self, o: Order) -> dict[str, Any]:
         """Lighter's Order object (amount strings with size decimals, sim-time timestamps)."""
-        m = self.markets[o.market_id]
-        return {
-            "order_index": o.order_index, "client_order_index": o.client_order_index,
-            "order_id": str(o.order_index), "client_order_id": str(o.client_order_index),
-            "market_index": o.market_id, "owner_account_index": o.account,
-            "initial_base_amount": m.size_str(o.initial_amount), "price": m.price_str(o.price), "nonce": o.nonce,
-            "remaining_base_amount": m.size_str(o.remaining), "is_ask": o.is_ask, "base_size": o.remaining,
-            "base_price": o.price, "filled_base_amount": m.size_str(o.filled),
-            "filled_quote_amount": _num(o.filled_quote, 6), "side": "sell" if o.is_ask else "buy",
-            "type": o.order_type, "time_in_force": TIF_NAMES[o.time_in_force], "reduce_only": o.reduce_only,
-            "trigger_price": m.price_str(0), "order_expiry": o.order_expiry_ms, "status": o.status,
-            "trigger_status": "na", "trigger_time": 0, "parent_order_index": 0, "parent_order_id": "0",
-            "to_trigger_order_id_0": "0", "to_trigger_order_id_1": "0", "to_cancel_order_id_0": "0",
-            "integrator_fee_collector_index": "0", "integrator_taker_fee": "0", "integrator_maker_fee": "0",
-            "block_height": self.height, "timestamp": _ms(o.updated_ns), "created_at": _ms(o.created_ns),
-            "updated_at": _ms(o.updated_ns), "transaction_time": _us(o.updated_ns), "order_flags": 0,
-            "order_version": 0, "market_symbol": m.symbol, "market_kind": "perp",
-        }
+        return LJ.order_json(self.markets[o.market_id], o, height=self.height)
 
     def position_json(self, p: Position) -> dict[str, Any]:
         """Lighter's Position object (size as an absolute string plus ``sign``)."""
         m = self.markets[p.market_id]
-        st = self.engine.state[p.market_id]
-        mid_t = st.mid_ticks
-        mark = st.mark_price or (m.int_to_price(round(mid_t)) if mid_t is not None else p.avg_entry_price)
-        size = m.int_to_size(p.size)
-        upnl = size * (mark - p.avg_entry_price) if p.size else 0.0
+        mark = LJ.mark_price(m, self.engine.state[p.market_id], p.avg_entry_price)
         n_open = sum(1 for o in self.engine.resting[p.market_id].values() if o.account == p.account)
-        return {
-            "market_id": p.market_id, "symbol": m.symbol, "initial_margin_fraction": "5.00",
-            "open_order_count": n_open, "pending_order_count": 0, "position_tied_order_count": 0,
-            "sign": -1 if p.size < 0 else 1, "position": m.size_str(abs(p.size)),
-            "avg_entry_price": _num(p.avg_entry_price, m.price_decimals + 4),
-            "position_value": _num(abs(size) * mark, 6), "unrealized_pnl": _num(upnl, 6),
-            "realized_pnl": _num(p.realized_pnl, 6), "liquidation_price": "0", "total_funding_paid_out": "0.000000",
-            "margin_mode": 0, "allocated_margin": "0.000000", "total_discount": "0.000000", "margin_set_flag": 0,
-        }
+        return LJ.position_json(m, p, mark=mark, open_orders=n_open)
 
     def _on_order(self, o: Order, ts_ns: int) -> None:
         if o.status != "open":

@@ -1,0 +1,211 @@
+"""The in-process backtest loop: the live engines wired together without a bus or a clock.
+
+Per market-data event, in time order:
+
+1. the matching engine executes every pending transaction due at or before the event's time and
+   applies the event (:meth:`MatchingEngine.on_market_data`); the updates concerning our account
+   are turned into Lighter's dicts (:mod:`shared.venue.lighter_json`, the same as venue-sim
+   sends) and fed to the executor engine: trades first, then positions, then order updates;
+2. the executor engine gets the event (its touch), then every strategy engine gets it;
+3. the strategies' intents of that event go to the executor engine as one batch (they net, as
+   intents arriving in one consumer batch do live);
+4. executor commands are submitted to the matching engine with arrival = the event's time (the
+   speed bump makes them execute later in sim time); the send result goes back to the executor;
+5. executor outputs (``Fill``, ``OrderAccepted``, ...) go to every strategy (which may answer
+   with more intents: back to 3) and fills to the ledger engine and the :class:`Recorder`.
+
+All strategies share one account, netted by the executor exactly as live. Everything is driven
+by event time; ids come from the engines; the result is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from services.executor.config import ExecutorConfig
+from services.executor.engine import Engine as ExecutorEngine
+from services.executor.engine import OrderCommand
+from shared.events import Bbo, Event, Fill, MarketStats, Trade
+from shared.markets import MarketInfo
+from shared.venue import lighter_json as LJ
+from shared.venue.errors import VenueError
+from shared.venue.matching import (
+    STANDARD,
+    CancelAll,
+    CancelOrder,
+    CreateOrder,
+    FillUpdate,
+    MatchingEngine,
+    OrderUpdate,
+    PositionUpdate,
+    Tier,
+    Update,
+)
+
+from .metrics import Recorder
+from .strategies import StrategyEngine
+
+
+class Backtest:
+    """One account, its strategies, the executor, the venue model and the ledger, in process.
+
+    Args:
+        markets: the traded markets.
+        strategies: strategy engines by name (each ``on_event(ev) -> list[Event]``).
+        exec_cfg: the executor's config (limits, slippage).
+        account: the simulated Lighter account index.
+        tier: the venue tier (speed bump, fees); ``maker_fee``/``taker_fee`` override its fees.
+        recorder: collects fills and metrics (default: a new :class:`Recorder`).
+    """
+
+    def __init__(self, markets: Iterable[MarketInfo], strategies: Mapping[str, StrategyEngine],
+                 exec_cfg: ExecutorConfig, *, account: int = 1001, tier: Tier = STANDARD,
+                 maker_fee: float | None = None, taker_fee: float | None = None,
+                 recorder: Recorder | None = None) -> None:
+        self.markets = list(markets)
+        self.by_id = {m.market_id: m for m in self.markets}
+        self.account = account
+        self.executor = ExecutorEngine(exec_cfg, {m.symbol: m for m in self.markets}, account,
+                                       next_client_order_index=1, reconciled=True)
+        self.venue = MatchingEngine(self.markets, tier, maker_fee=maker_fee, taker_fee=taker_fee)
+        self.strategies = list(strategies.values())
+        self.recorder = recorder if recorder is not None else Recorder(self.markets)
+        self.now = 0
+        self.events = 0
+        self.height = 1
+        self.nonce = 0
+        self.exec_counts: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ driving
+
+    def run(self, events: Iterable[Event]) -> None:
+        """Process every event (time-ordered), then execute the transactions still pending."""
+        step = self.step
+        for ev in events:
+            step(ev)
+        self.finish()
+
+    def step(self, ev: Event) -> None:
+        """Process one market-data event (see the module docstring)."""
+        ts = ev.ts_event
+        if ts > self.now:
+            self.now = ts
+        self.events += 1
+        rec = self.recorder
+        rec.on_time(self.now)
+        if isinstance(ev, Bbo | Trade | MarketStats):
+            ups = self.venue.on_market_data(ev)
+        else:
+            ups = self.venue.advance(ts)
+        if ups:
+            self._pump(self._venue_updates(ups))
+        rec.on_market_data(ev)
+        outs = self.executor.on_events([ev]) + self._submit()
+        if outs:
+            self._pump(outs)
+        intents: list[Event] = []
+        for s in self.strategies:
+            r = s.on_event(ev)
+            if r:
+                intents.extend(r)
+        if intents:
+            self._pump(self.executor.on_events(intents) + self._submit())
+
+    def finish(self) -> None:
+        """Execute the transactions still pending (at their own times) and close the recorder."""
+        while self.venue.next_pending_ns() is not None:
+            t = self.venue.next_pending_ns()
+            assert t is not None
+            self.now = max(self.now, t)
+            self.recorder.on_time(self.now)
+            self._pump(self._venue_updates(self.venue.advance(t)))
+        self.recorder.finish(self.now)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _pump(self, exec_outs: list[Event]) -> None:
+        """Executor outputs -> ledger/recorder and strategies -> intents -> executor, until quiet."""
+        strategies = self.strategies
+        rec = self.recorder
+        while exec_outs:
+            intents: list[Event] = []
+            for e in exec_outs:
+                name = type(e).__name__
+                self.exec_counts[name] = self.exec_counts.get(name, 0) + 1
+                if type(e) is Fill:
+                    rec.on_fill(e)
+                for s in strategies:
+                    r = s.on_event(e)
+                    if r:
+                        intents.extend(r)
+            exec_outs = self.executor.on_events(intents) if intents else []
+            exec_outs += self._submit()
+
+    def _submit(self) -> list[Event]:
+        """Submit the executor's commands to the venue at the current time; return its reactions."""
+        cmds = self.executor.take_commands()
+        if not cmds:
+            return []
+        out: list[Event] = []
+        for cmd in cmds:
+            tx = self._tx(cmd)
+            try:
+                self.venue.submit(tx, self.now)
+            except VenueError as exc:
+                out += self.executor.on_send_result(cmd, False, exc.code, exc.message)
+                continue
+            self.nonce += 1
+            out += self.executor.on_send_result(cmd, True, 200, "", tx.tx_hash)
+        return out
+
+    def _tx(self, cmd: OrderCommand) -> CreateOrder | CancelOrder | CancelAll:
+        h = LJ.tx_hash_of(f"{self.account}:{self.nonce}:{cmd.kind}:{cmd.client_order_index}:{cmd.order_index}")
+        if cmd.kind == "create":
+            return CreateOrder(account=self.account, market_id=cmd.market_id, client_order_index=cmd.client_order_index,
+                               base_amount=cmd.size, price=cmd.price, is_ask=cmd.side == "sell", order_type="limit",
+                               time_in_force=cmd.tif, reduce_only=cmd.reduce_only,
+                               order_expiry_ms=0 if cmd.tif == "ioc" else cmd.order_expiry, nonce=self.nonce,
+                               tx_hash=h)
+        if cmd.kind == "cancel":
+            return CancelOrder(account=self.account, market_id=cmd.market_id,
+                               index=cmd.order_index or cmd.client_order_index, tx_hash=h)
+        return CancelAll(account=self.account, market_id=None, tx_hash=h)
+
+    def _venue_updates(self, ups: list[Update]) -> list[Event]:
+        """Our account's venue updates as Lighter dicts -> executor (trades, positions, orders)."""
+        acct = self.account
+        fills: list[Any] = []
+        positions: list[Any] = []
+        orders: list[Any] = []
+        for u in ups:
+            t = type(u)
+            if t is FillUpdate:
+                f = u.fill  # type: ignore[union-attr]
+                if f.taker_account == acct or f.maker_account == acct:
+                    fills.append(f)
+            elif t is PositionUpdate:
+                if u.position.account == acct:  # type: ignore[union-attr]
+                    positions.append(u.position)  # type: ignore[union-attr]
+            elif t is OrderUpdate:
+                if u.order.account == acct:  # type: ignore[union-attr]
+                    orders.append(u.order)  # type: ignore[union-attr]
+        if not (fills or positions or orders):
+            return []
+        ex = self.executor
+        venue = self.venue
+        out: list[Event] = []
+        for f in fills:
+            self.height += 1
+            d = LJ.fill_trade_json(self.by_id[f.market_id], f, height=self.height, taker_fee=venue.taker_fee,
+                                   maker_fee=venue.maker_fee)
+            out += ex.on_venue_trade(f.market_id, d)
+        for p in positions:
+            m = self.by_id[p.market_id]
+            mark = LJ.mark_price(m, venue.state[p.market_id], p.avg_entry_price)
+            out += ex.on_venue_position(p.market_id, LJ.position_json(m, p, mark=mark))
+        for o in orders:
+            self.height += 1
+            out += ex.on_venue_order(o.market_id, LJ.order_json(self.by_id[o.market_id], o, height=self.height))
+        out += self._submit()
+        return out
