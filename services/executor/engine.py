@@ -43,6 +43,7 @@ Start-up and state (runner)::
     engine.set_account_position(market, pos)     # from the REST account (reconciliation)
     engine.set_reconciled(ok, reason, ts_ns)     -> list[Event]   (RiskState on change)
     engine.cancel_all_command(ts_ns)             -> OrderCommand  (shutdown / reconcile)
+    engine.resting_orders(strategy, market)      -> [(side, price, size)]  live resting orders
 
 Commands (:class:`OrderCommand`) carry integer ticks/lots and are executed by the runner in
 order: it signs them with its own nonces, sends them and reports back with
