@@ -39,7 +39,7 @@ from shared.events import Fill, OrderAccepted, OrderRejected
 from shared.recording import read_recording, write_recording
 from shared.redis_util import EmbeddedRedis, async_client, free_port, redis_reachable
 
-SERVICE_ORDER = ["ledger", "executor", "collector", "strategy-trend"]
+SERVICE_ORDER = ["ledger", "executor", "collector", "strategy-trend", "strategy-renko", "strategy-grid"]
 DEFAULT_RECORDING = REPO_ROOT / "data" / "recordings" / "lighter-2025-09-15-btc-eth.jsonl.gz"
 
 console = Console(stderr=True)
@@ -170,16 +170,22 @@ class Demo:
             await asyncio.sleep(0.2)
         raise DemoError(f"{proc.name} not healthy after {timeout:.0f}s ({last}); log tail:\n{_tail(proc.log)}")
 
+    def _stop(self, procs: list[_Proc]) -> None:
+        """SIGTERM ``procs`` together, wait up to 20 s each (then kill); they stay listed."""
+        for proc in procs:
+            if proc.popen.poll() is None:
+                proc.popen.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.popen.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait()
+
     def _stop_all(self) -> None:
         # reverse start order: strategies first, executor (cancels resting orders), ledger, venue last
         for proc in reversed(self.procs):
-            if proc.popen.poll() is None:
-                proc.popen.send_signal(signal.SIGTERM)
-                try:
-                    proc.popen.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.popen.kill()
-                    proc.popen.wait()
+            self._stop([proc])
         self.procs.clear()
 
     # ------------------------------------------------------------------ run
@@ -216,6 +222,15 @@ class Demo:
                     await self._wait_healthy(http, proc)
                 await self._wait_ready(http, redis, ns)
                 await self._replay(http, venue.port)
+                # Wind down in dependency order, letting the streams drain between steps: the
+                # strategies first (the grid pulls its orders; our own orders still move the
+                # public book after the recording ends, so strategies would keep trading), then
+                # the executor (cancels its resting orders) and collector, then read the venue's
+                # record while the ledger has caught up.
+                await self._settle(http, redis, ns, venue.port)
+                self._stop([p for p in self.procs if p.name.startswith("strategy-")])
+                await self._settle(http, redis, ns, venue.port)
+                self._stop([p for p in self.procs if p.name in ("executor", "collector")])
                 await self._settle(http, redis, ns, venue.port)
                 venue_fills = await self._get_json(http, f"http://127.0.0.1:{venue.port}/sim/fills")
             self._stop_all()
