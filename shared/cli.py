@@ -124,6 +124,22 @@ def indicators(
     typer.echo(f"wrote {rows} rows to {out}")
 
 
+@app.command()
+def backtest(
+    data: Annotated[Path, typer.Option(help="recording (*.jsonl.gz), top-of-book+trades CSV folder, or OHLCV klines CSV")],
+    strategy: Annotated[list[str], typer.Option(help="strategy to run (repeatable: several share one account)")],
+    out: Annotated[Path, typer.Option(help="output folder: fills.csv, summary.json, report.html, PNGs")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: config/paper.yaml)")] = None,
+    progress: Annotated[bool, typer.Option(help="progress bar on a terminal")] = True,
+) -> None:
+    """Run strategies in process on recorded data with the venue-sim matching engine, the
+    executor and the ledger (the same engines as live); deterministic."""
+    from shared.backtest.runner import backtest_command
+    from shared.config import DEFAULT_CONFIG
+
+    raise typer.Exit(backtest_command(data, strategy, config or DEFAULT_CONFIG, out, progress))
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

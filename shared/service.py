@@ -43,12 +43,15 @@ class Engine(Protocol):
 
 
 class SeenIds:
-    """A bounded set of recently processed event ids (oldest evicted first), used to drop
-    redelivered events: delivery is at-least-once, processing must be once."""
+    """A bounded set of recently processed ids (oldest evicted first), used to drop redelivered
+    events (delivery is at-least-once, processing must be once). Any hashable works as an id."""
 
     def __init__(self, capacity: int = 200_000) -> None:
         self.capacity = capacity
         self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._ids
 
     def add(self, event_id: str) -> bool:
         """Record ``event_id``; return False if it was already there."""

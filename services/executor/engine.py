@@ -61,6 +61,7 @@ events (``ts_event``) and venue reports (their ``timestamp``).
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -85,8 +86,12 @@ from shared.events import (
     derive_id,
 )
 from shared.markets import MarketInfo
+from shared.service import SeenIds
 
 from .config import ExecutorConfig
+
+DONE_ORDERS_KEPT = 10_000
+"""Finished orders remembered for late venue reports (oldest forgotten first)."""
 
 SOURCE = "executor"
 MAX_CLIENT_ORDER_INDEX = 2**48 - 1
@@ -250,10 +255,12 @@ class Engine:
         self.bbo: dict[str, tuple[float, float]] = {}
         self.strats: dict[tuple[str, str], _Strat] = {}
         self.account_pos: dict[str, float] = {m: 0.0 for m in markets}
-        self.orders: dict[int, _Order] = {}
+        self.orders: dict[int, _Order] = {}  # live orders only: scanned on every rebalance
+        # finished orders, kept (bounded) so that late venue reports still find their order
+        self.done_orders: OrderedDict[int, _Order] = OrderedDict()
         self.paused: set[str] = set()
         self.paused_all = False
-        self.seen_trades: set[tuple[str, str]] = set()
+        self.seen_trades = SeenIds(200_000)  # (venue trade id, our side), bounded
         self._seq = 0
         self._reports = 0  # venue/runner reports without a natural id, for unique output ids
         self._commands: list[OrderCommand] = []
@@ -307,6 +314,21 @@ class Engine:
             self._rebalance(market, out, triggered)
         return [e for o in outs for e in o.events]
 
+    def _find(self, coi: int) -> _Order | None:
+        """The order with client order index ``coi``, live or recently finished."""
+        return self.orders.get(coi) or self.done_orders.get(coi)
+
+    def _retire(self, rec: _Order) -> None:
+        """Mark ``rec`` finished and move it out of the live orders."""
+        rec.status = "done"
+        self.orders.pop(rec.coi, None)
+        self._remember_done(rec)
+
+    def _remember_done(self, rec: _Order) -> None:
+        self.done_orders[rec.coi] = rec
+        while len(self.done_orders) > DONE_ORDERS_KEPT:
+            self.done_orders.popitem(last=False)
+
     def take_commands(self) -> list[OrderCommand]:
         """The order commands produced since the last call, in the order to execute them."""
         cmds, self._commands = self._commands, []
@@ -321,7 +343,7 @@ class Engine:
         cancels (their effect arrives as order updates)."""
         if cmd.kind != "create":
             return []
-        rec = self.orders.get(cmd.client_order_index)
+        rec = self._find(cmd.client_order_index)
         if rec is None:
             return []
         out = _Out(key=f"send:{cmd.client_order_index}", ts=cmd.ts_event, causation_id=cmd.cause_id)
@@ -334,7 +356,7 @@ class Engine:
                     side=rec.side, price=price, size=size, order_type="limit", time_in_force=rec.tif,
                     reduce_only=rec.reduce_only, tx_hash=tx_hash or "")
         else:
-            rec.status = "done"
+            self._retire(rec)
             out.add(OrderRejected, strategy=rec.label, market=rec.market, client_order_index=rec.coi,
                     side=rec.side, price=price, size=size, code=int(code), reason=message or "send failed")
         return out.events
@@ -378,7 +400,7 @@ class Engine:
                 coi = int(trade.get(coi_key + "_str") or trade.get(coi_key) or 0)
             except (TypeError, ValueError):
                 coi = 0
-            rec = self.orders.get(coi) if coi else None
+            rec = self._find(coi) if coi else None
             out = _Out(key=f"trade:{trade_id}:{side}", ts=ts, causation_id=rec.cause_id if rec else None)
             parts = self._attribute(rec, size)
             sign = 1 if side == "buy" else -1
@@ -427,10 +449,10 @@ class Engine:
         except (TypeError, ValueError):
             pass
         if status == "filled":
-            rec.status = "done"
+            self._retire(rec)
             return []
         if status.startswith("canceled") or status.startswith("expired"):
-            rec.status = "done"
+            self._retire(rec)
             remaining = float(order.get("remaining_base_amount") or 0)
             ts = _ts_ns(order.get("updated_at") or order.get("timestamp")) or self.now
             out = _Out(key=f"order:{coi}:{status}", ts=ts, causation_id=rec.cause_id)
@@ -477,13 +499,13 @@ class Engine:
                 if isinstance(ev, OrderAccepted) and ev.market in self.markets:
                     m = self.markets[ev.market]
                     first = ev.strategy.split(",")[0]
-                    self.orders[ev.client_order_index] = _Order(
+                    self._remember_done(_Order(
                         coi=ev.client_order_index, market=ev.market, side=ev.side,
                         price=m.price_to_int(ev.price), size=m.size_to_int(ev.size),
                         tif=ev.time_in_force if ev.time_in_force in ("ioc", "gtt", "post_only") else "gtt",
                         kind="taker" if ev.time_in_force == "ioc" else "quote",
                         alloc=[[first, ev.size]], cause_id=ev.causation_id or ev.id,
-                        ts_event=ev.ts_event, status="done")
+                        ts_event=ev.ts_event, status="done"))
         if max_coi + 1 > self.next_coi:
             self.next_coi = max_coi + 1
         if self.next_coi > MAX_CLIENT_ORDER_INDEX:

@@ -330,3 +330,21 @@ def test_a_partial_reduction_below_the_minimum_is_still_refused():
     outs = e.on_event(target("A", 0.008, 3, market="ETH"))  # sell 0.002 < 0.005 while B stays long
     (rej,) = of(outs, OrderRejected)
     assert "min_base_amount" in rej.reason and e.take_commands() == []
+
+
+def test_finished_orders_leave_the_live_set_but_late_reports_still_find_them():
+    e = make()
+    e.on_event(bbo())
+    for i in range(1, 6):  # five IOC round trips, each filled completely
+        e.on_event(target("A", 0.001 if i % 2 else 0.0, i))
+        (c,) = e.take_commands()
+        e.on_send_result(c, True)
+        side = "buy" if i % 2 else "sell"
+        e.on_venue_trade(1, trade(1000 + i, c.client_order_index, "0.00100", "115001.0", side=side))
+        e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "filled",
+                             "remaining_base_amount": "0"})
+    assert e.orders == {} and len(e.done_orders) == 5
+    # a late duplicate report of a finished order changes nothing
+    assert e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "canceled",
+                                "remaining_base_amount": "0"}) == []
+    assert e.on_venue_trade(1, trade(1005, c.client_order_index, "0.00100", "115001.0", side="sell")) == []
