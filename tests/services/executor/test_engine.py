@@ -347,4 +347,4 @@ def test_finished_orders_leave_the_live_set_but_late_reports_still_find_them():
     # a late duplicate report of a finished order changes nothing
     assert e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "canceled",
                                 "remaining_base_amount": "0"}) == []
-    assert e.on_venue_trade(1, trade(1005, c.client_order_index, "0.00100", "115001.0", side="sell")) == []
+    assert e.on_venue_trade(1, trade(1005, c.client_order_index, "0.00100", "115001.0", side="buy")) == []
