@@ -229,9 +229,9 @@ class Demo:
                 # record while the ledger has caught up.
                 await self._settle(http, redis, ns, venue.port)
                 self._stop([p for p in self.procs if p.name.startswith("strategy-")])
-                await self._settle(http, redis, ns, venue.port)
+                await self._settle(http, redis, ns, venue.port, groups={"executor", "ledger"})
                 self._stop([p for p in self.procs if p.name in ("executor", "collector")])
-                await self._settle(http, redis, ns, venue.port)
+                await self._settle(http, redis, ns, venue.port, groups={"ledger"})
                 venue_fills = await self._get_json(http, f"http://127.0.0.1:{venue.port}/sim/fills")
             self._stop_all()
             return await self._summarize(redis, ns, venue_fills)
@@ -284,13 +284,15 @@ class Demo:
                 await asyncio.sleep(0.5)
         console.print(f"replay finished in {time.monotonic() - started:.1f}s")
 
-    async def _settle(self, http: aiohttp.ClientSession, redis, ns: str, port: int, timeout: float = 60.0) -> None:
-        """Wait until every stream is consumed and fills stop changing (three quiet polls)."""
+    async def _settle(self, http: aiohttp.ClientSession, redis, ns: str, port: int, timeout: float = 60.0,
+                      groups: set[str] | None = None) -> None:
+        """Wait until the consumer ``groups`` (default: all; only those of running services make
+        sense) have consumed their streams and fills stop changing (three quiet polls)."""
         deadline = time.monotonic() + timeout
         quiet, last = 0, None
         while time.monotonic() < deadline and quiet < 3:
             st = await self._get_json(http, f"http://127.0.0.1:{port}/sim/status")
-            backlog = await _backlog(redis, ns)
+            backlog = await _backlog(redis, ns, groups)
             snap = (st.get("fills"), await redis.xlen(f"{ns}:exec:{self.cfg.account_index}"), backlog)
             quiet = quiet + 1 if (snap == last and backlog == 0) else 0
             last = snap
@@ -329,14 +331,19 @@ class Demo:
         return summary
 
 
-async def _backlog(redis, ns: str) -> int:
-    """Entries pending or undelivered across all consumer groups of the namespace's streams."""
+async def _backlog(redis, ns: str, groups: set[str] | None = None) -> int:
+    """Entries pending or undelivered for the consumer ``groups`` (all when ``None``) across the
+    namespace's streams."""
     total = 0
     async for key in redis.scan_iter(match=f"{ns}:*"):
         k = key.decode()
         if k.endswith(":dlq") or (await redis.type(key)) != b"stream":
             continue
         for g in await redis.xinfo_groups(key):
+            name = g.get("name")
+            name = name.decode() if isinstance(name, bytes) else name
+            if groups is not None and name not in groups:
+                continue
             total += int(g.get("pending", 0))
             last = g.get("last-delivered-id")
             last = last.decode() if isinstance(last, bytes) else last
