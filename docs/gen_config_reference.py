@@ -10,8 +10,11 @@ from pathlib import Path
 from services.collector.config import CollectorConfig
 from services.executor.config import ExecutorConfig
 from services.ledger.config import LedgerConfig
+from services.strategy_grid.config import GridConfig
+from services.strategy_renko.config import RenkoConfig
 from services.strategy_trend.config import TrendConfig
 from services.venue_sim.config import VenueSimConfig
+from shared.backtest.runner import BacktestConfig
 from shared.config import StackConfig, VenueConfig
 
 MEANING = {
@@ -80,6 +83,49 @@ MEANING = {
         "max_slippage_bps": "worst price the executor may pay, bps from the touch",
         "retry_after_s": "re-send an unanswered target after this long",
     },
+    RenkoConfig: {
+        "strategy": "strategy name: fills, intents and consumer group", "markets": "null = top-level markets",
+        "http_port": "/health and /metrics port",
+        "atr_candle_interval_s": "candles of the mid for the brick-size ATR, seconds",
+        "candle_fill_gaps": "empty buckets become flat candles", "candle_max_fill": "at most this many filled buckets",
+        "renko_atr_period": "Wilder ATR period (candles)", "renko_atr_multiplier": "brick size = ATR x this",
+        "fallback_brick_bps": "brick size until the ATR is ready, bps of the mid (seed: 0.1 %)",
+        "min_brick_bps": "floor on the brick size, bps of the mid (0 = pure ATR)",
+        "renko_reversal_bricks": "bricks of counter-move to reverse (2 = standard Renko, 1 = seed)",
+        "renko_lookback": "bricks searched for a divergence", "ao_fast_period": "AO fast SMA (bricks)",
+        "ao_slow_period": "AO slow SMA (bricks)", "bb_period": "Bollinger period (bricks)",
+        "bb_std": "Bollinger width, population std",
+        "min_divergence_strength": "trade when strength >= this (0..1)",
+        "bb_enhancement_threshold": "near a band edge: band position <= this (long) or >= 1 - this (short)",
+        "bb_enhancement_factor": "strength multiplier near a band edge (capped at 1)",
+        "divergence_price_bricks": "price gap between swings, in bricks, that gives full price strength",
+        "divergence_ao_bricks": "AO gap between swings, in bricks, that gives full AO strength",
+        "take_profit_bps": "exit at this gain from the average entry, bps", "stop_loss_bps": "exit at this loss, bps",
+        "max_hold_s": "time stop, seconds of event time",
+        "ao_size_multiplier": "size = |AO| x this / mid, clamped to the market's sizes",
+        "sizes": "per market `min_size`, `max_size`, `size_step` in base units",
+        "max_slippage_bps": "worst price the executor may pay, bps from the touch",
+        "retry_after_s": "re-send an unanswered target after this long",
+    },
+    GridConfig: {
+        "strategy": "strategy name: fills, intents and consumer group", "markets": "null = top-level markets",
+        "http_port": "/health and /metrics port",
+        "dry_run": "compute the grid and its metrics, send no intents",
+        "spacing_pct": "grid step, percent of the anchor mid (seed doc 0.1; seed code 0.05)",
+        "levels_per_side": "levels below and above the anchor", "max_orders": "most resting orders wanted at once",
+        "recenter_pct": "re-anchor when the mid moves this far from the anchor, percent",
+        "cooldown_s": "minimum event time between two changes of the wanted orders",
+        "post_only": "grid orders are post-only", "sizes": "order size per market, base units",
+        "max_position": "per market: stop adding on the side that would grow |position| beyond this",
+    },
+    BacktestConfig: {
+        "account_index": "simulated account (default: the top-level account_index)",
+        "tier": "`standard` (0 fees, 300/200/200 ms speed bump) or `premium`",
+        "maker_fee": "maker fee fraction overriding the tier's", "taker_fee": "taker fee fraction overriding the tier's",
+        "initial_capital_usd": "equity at the start (returns, drawdown %)",
+        "equity_sample_s": "equity sampling interval, seconds of event time",
+        "markets": "market metadata per symbol (MarketInfo fields) for data of unknown markets",
+    },
     ExecutorConfig: {
         "http_port": "/health and /metrics port",
         "max_position": "per market: max |account position|, base units",
@@ -107,7 +153,8 @@ MEANING = {
 }
 
 SECTIONS = [("venue-sim", VenueSimConfig), ("collector", CollectorConfig), ("strategy-trend", TrendConfig),
-            ("executor", ExecutorConfig), ("ledger", LedgerConfig)]
+            ("strategy-renko", RenkoConfig), ("strategy-grid", GridConfig), ("executor", ExecutorConfig),
+            ("ledger", LedgerConfig), ("backtest", BacktestConfig)]
 
 HEAD = """# Configuration reference
 
