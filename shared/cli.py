@@ -140,6 +140,26 @@ def backtest(
     raise typer.Exit(backtest_command(data, strategy, config or DEFAULT_CONFIG, out, progress))
 
 
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="recording to write (*.jsonl.gz)")],
+    seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same bytes")] = 0,
+    minutes: Annotated[float, typer.Option(help="simulated duration")] = 60.0,
+    start_price: Annotated[float, typer.Option(help="initial mid, USD")] = 100.0,
+) -> None:
+    """Write a synthetic recording (random walk with volatility regimes, trends and jumps) for
+    venue-sim and backtests; other parameters: shared/pricesim.py."""
+    from shared.pricesim import SimParams, write_simulated
+
+    try:
+        params = SimParams(duration_s=minutes * 60.0, start_price=start_price)
+        n = write_simulated(out, params, seed)
+    except ValueError as exc:
+        typer.echo(f"simulate failed: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {n} events to {out}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -148,3 +148,15 @@ def test_unknown_strategy_is_a_clear_error(tmp_path):
     finally:
         registry.REGISTRY.clear()
         registry.REGISTRY.update(monkeypatch_free)
+
+
+@pytest.mark.parametrize("strategy", ["trend", "renko", "grid"])
+def test_each_strategy_backtests_the_bundled_recording_with_the_paper_config_deterministically(tmp_path, strategy):
+    from shared.config import DEFAULT_CONFIG
+
+    s1 = run_backtest(RECORDING, [strategy], DEFAULT_CONFIG, tmp_path / "a")
+    run_backtest(RECORDING, [strategy], DEFAULT_CONFIG, tmp_path / "b")
+    _outputs_ok(tmp_path / "a")
+    assert s1["total"]["fills"] > 0, f"{strategy} never traded on the bundled recording"
+    for name in ("fills.csv", "summary.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

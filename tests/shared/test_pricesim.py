@@ -135,3 +135,17 @@ def test_start_price_and_params_in_header():
 def test_bad_params_raise(bad):
     with pytest.raises(ValueError, match="SimParams"):
         simulate(SimParams(**bad), seed=0)
+
+
+def test_simulate_command_is_deterministic_and_rejects_bad_parameters(tmp_path):
+    from typer.testing import CliRunner
+
+    from shared.cli import app
+
+    a, b = tmp_path / "a.jsonl.gz", tmp_path / "b.jsonl.gz"
+    for path in (a, b):
+        res = CliRunner().invoke(app, ["simulate", "--out", str(path), "--seed", "3", "--minutes", "5"])
+        assert res.exit_code == 0, res.output
+    assert a.read_bytes() == b.read_bytes()
+    bad = CliRunner().invoke(app, ["simulate", "--out", str(a), "--start-price", "-1"])
+    assert bad.exit_code == 2 and "start_price" in bad.output
