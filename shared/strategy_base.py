@@ -1,4 +1,4 @@
-"""Building blocks shared by target-position strategies (used by strategy-renko).
+"""Building blocks shared by the strategies (strategy-trend and strategy-renko use all of it).
 
 A target-position strategy folds its own ``Fill`` events into a position, decides a signed
 target and sends it as a :class:`~shared.events.TargetPosition`, without spamming it. These
@@ -11,12 +11,13 @@ pieces are plain, deterministic Python (no clock, no I/O):
   reaches it; the same target goes out again only after its order died (reject/cancel) or
   ``retry_after_s`` without reaching it, and then at most once per bucket (not in the bucket it
   was last sent in). A different target is sent at once.
+- :class:`MarketSizing`, :data:`DEFAULT_SIZES`: per-market order size bounds (configs).
 - :func:`clamp_size`: clamp a raw size to a market's ``MarketSizing`` and round it down to the lot.
 - :func:`price_exit`: the stop-loss / take-profit test against the average entry.
 - :func:`merge_sizes`: merge a config's per-market sizes field by field over defaults.
-
-These rules are the same as in ``services/strategy-trend/engine.py`` (which still has its own
-copy; it could move onto this module without changing behaviour).
+- :func:`signal_labels`: ``(side, reason)`` of an emitted target, for metrics.
+- :class:`TargetEngine`: the common part of a target-position engine: per-market state, the
+  exec-event handling (fill fold, pending target) and the emission of ``TargetPosition``.
 """
 
 from __future__ import annotations
@@ -24,19 +25,57 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
-from shared.events import Fill
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.events import (
+    Bbo,
+    Event,
+    Fill,
+    OrderCanceled,
+    OrderRejected,
+    PositionSnapshot,
+    TargetPosition,
+    child,
+)
 
 POS_EPS = 1e-9  # base units: a position or target difference below this is zero
 
 
 class Sizing(Protocol):
-    """What :func:`clamp_size` needs (``services.strategy_trend.config.MarketSizing`` fits)."""
+    """What :func:`clamp_size` needs (:class:`MarketSizing` fits)."""
 
     min_size: float
     max_size: float
     size_step: float | None
+
+
+class MarketSizing(BaseModel):
+    """Order size bounds of one market, in base units.
+
+    ``size = clamp(ATR · atr_size_multiplier / price, min_size, max_size)``, rounded down to a
+    multiple of ``size_step`` (the market's lot; ``None`` = no rounding) and never below
+    ``min_size``. Keep ``min_size`` at or above Lighter's minimum base amount and 10 USD
+    notional (BTC 0.0002, ETH 0.005 on Lighter in 2025).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    min_size: float = Field(gt=0)
+    max_size: float = Field(gt=0)
+    size_step: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MarketSizing:
+        if self.max_size < self.min_size:
+            raise ValueError(f"max_size {self.max_size} is below min_size {self.min_size}")
+        return self
+
+
+DEFAULT_SIZES: dict[str, dict[str, float]] = {
+    "BTC": {"min_size": 0.0002, "max_size": 0.0004, "size_step": 0.00001},
+    "ETH": {"min_size": 0.005, "max_size": 0.01, "size_step": 0.0001},
+}
 
 
 class FillDedup:
@@ -107,7 +146,7 @@ class Pending:
             self.target = None
             self.dead = False
 
-    def order_died(self) -> None:
+    def order_died(self, local: bool = False) -> None:
         """An order for the pending target was rejected or canceled: a retry is allowed."""
         if self.target is not None:
             self.dead = True
@@ -179,3 +218,101 @@ def merge_sizes(given: Any, defaults: dict[str, dict[str, float]]) -> Any:
         else:
             merged[key] = value
     return merged
+
+
+def signal_labels(tp: TargetPosition) -> tuple[str, str]:
+    """``(side, reason)`` of an intent a target engine emitted: side ``long``/``short`` (the side
+    entered or exited), reason ``entry`` or the exit rule (``stop_loss``, ``take_profit``,
+    ``time_stop``, ``trend_reversal``, ``ao_reversal``): the words of ``entry <side> ...`` /
+    ``exit <side> <rule> ...``."""
+    parts = tp.reason.split(" ")
+    if len(parts) < 3:
+        return "unknown", "unknown"
+    return parts[1], ("entry" if parts[0] == "entry" else parts[2])
+
+
+class TargetState(Protocol):
+    """What :class:`TargetEngine` needs of a market state."""
+
+    pos: Position
+    pending: Pending
+    executor_position: float | None
+    signals: dict[str, int]
+
+
+S = TypeVar("S", bound=TargetState)
+
+
+class TargetEngine(Generic[S]):
+    """Base of a target-position engine: subclasses give ``_new_state(market)`` and
+    ``_on_bbo(bbo, state) -> [events]`` and call :meth:`_emit` to send a target.
+
+    Exec events (``Fill``, ``OrderRejected``, ``OrderCanceled``, ``PositionSnapshot``) of this
+    strategy and its markets are handled here: fills are deduplicated and folded into
+    ``state.pos`` (clearing a reached pending target); a reject or cancel lets the pending
+    target be retried (see :class:`Pending`); a snapshot is kept as ``executor_position``.
+    """
+
+    def __init__(self, cfg: Any, markets: list[str], source: str, seen_fills: int = 100_000) -> None:
+        self.cfg = cfg
+        self.name: str = cfg.strategy
+        self.source = source
+        self.markets = list(markets)
+        self._m: dict[str, S] = {m: self._new_state(m) for m in self.markets}
+        self._fills = FillDedup(seen_fills)
+
+    def _new_state(self, market: str) -> S:
+        raise NotImplementedError
+
+    def _on_bbo(self, ev: Bbo, st: S) -> list[Event]:
+        raise NotImplementedError
+
+    @property
+    def duplicate_fills(self) -> int:
+        """Fills seen again (same ``fill_id``) and ignored."""
+        return self._fills.duplicates
+
+    def on_event(self, event: Event) -> list[Event]:
+        """Consume one event; return the ``TargetPosition`` intents it causes (often none)."""
+        if isinstance(event, Bbo):
+            st = self._m.get(event.market)
+            return self._on_bbo(event, st) if st is not None else []
+        if isinstance(event, Fill | OrderRejected | OrderCanceled | PositionSnapshot):
+            if event.strategy != self.name:
+                return []
+            st = self._m.get(event.market)
+            if st is None:
+                return []
+            if isinstance(event, Fill):
+                if self._fills.first(event.fill_id) and event.size > 0:
+                    st.pos.apply(event)
+                    st.pending.reached(st.pos.size)
+            elif isinstance(event, PositionSnapshot):
+                st.executor_position = event.position  # informational; the position is the fill fold
+            else:
+                st.pending.order_died(local=isinstance(event, OrderRejected) and event.code == 0)
+        return []
+
+    def position(self, market: str) -> float:
+        """The strategy's position in ``market`` (signed base units), from its fills."""
+        return self._m[market].pos.size
+
+    def _emit(self, out: list[Event], cause: Bbo, st: S, bucket: int, target: float,
+              reason: str, mid: float) -> None:
+        """Append a ``TargetPosition`` for ``target`` to ``out`` unless :class:`Pending`
+        suppresses it (a re-sent target gets `` retry`` appended to its reason)."""
+        suffix = st.pending.check(target, cause.ts_event, bucket, self.cfg.retry_after_s)
+        if suffix is None:
+            return
+        tp = TargetPosition(
+            **child(cause, self.source, len(out)),
+            strategy=self.name,
+            market=cause.market,
+            target=target,
+            max_slippage_bps=self.cfg.max_slippage_bps,
+            reference_price=mid,
+            reason=reason + suffix,
+        )
+        key = "{}:{}".format(*signal_labels(tp))
+        st.signals[key] = st.signals.get(key, 0) + 1
+        out.append(tp)

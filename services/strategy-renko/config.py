@@ -11,9 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from services.strategy_trend.config import DEFAULT_SIZES, MarketSizing
 from shared.config import ConfigError
-from shared.strategy_base import merge_sizes
+from shared.strategy_base import DEFAULT_SIZES, MarketSizing, merge_sizes
 
 SECTION = "strategy-renko"
 
@@ -22,7 +21,7 @@ class RenkoConfig(BaseModel):
     """Every parameter of the Renko+AO divergence strategy (rules in ``engine.py``).
 
     ``markets``: ``None`` = the top-level ``markets``. ``sizes`` merge field by field over
-    :data:`services.strategy_trend.config.DEFAULT_SIZES` (BTC 0.0002–0.0004, ETH 0.005–0.01).
+    :data:`shared.strategy_base.DEFAULT_SIZES` (BTC 0.0002–0.0004, ETH 0.005–0.01).
     """
 
     model_config = ConfigDict(extra="forbid")

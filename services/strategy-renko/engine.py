@@ -53,22 +53,19 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.strategy_trend.config import MarketSizing
-from services.strategy_trend.engine import signal_labels
 from shared.candles import CandleBuilder
 from shared.config import StackConfig
-from shared.events import (
-    Bbo,
-    Event,
-    Fill,
-    OrderCanceled,
-    OrderRejected,
-    PositionSnapshot,
-    TargetPosition,
-    child,
-)
+from shared.events import Bbo, Event
 from shared.indicators import ATR, SMA, Bands, Bollinger
-from shared.strategy_base import FillDedup, Pending, Position, clamp_size, price_exit
+from shared.strategy_base import (
+    MarketSizing,
+    Pending,
+    Position,
+    TargetEngine,
+    clamp_size,
+    price_exit,
+    signal_labels,
+)
 
 from .config import SECTION, RenkoConfig
 
@@ -240,7 +237,7 @@ class MarketState:
     signals: dict[str, int] = field(default_factory=dict)
 
 
-class RenkoEngine:
+class RenkoEngine(TargetEngine[MarketState]):
     """The Renko+AO divergence strategy (see the module docstring).
 
     Args:
@@ -250,14 +247,11 @@ class RenkoEngine:
         seen_fills: how many fill ids to remember for deduplication.
     """
 
+    cfg: RenkoConfig
+
     def __init__(self, cfg: RenkoConfig, markets: list[str], source: str = SOURCE,
                  seen_fills: int = 100_000) -> None:
-        self.cfg = cfg
-        self.name = cfg.strategy
-        self.source = source
-        self.markets = list(markets)
-        self._m: dict[str, MarketState] = {m: self._new_state(m) for m in self.markets}
-        self._fills = FillDedup(seen_fills)
+        super().__init__(cfg, markets, source, seen_fills)
 
     def _new_state(self, market: str) -> MarketState:
         c = self.cfg
@@ -273,38 +267,9 @@ class RenkoEngine:
             window=deque(maxlen=c.renko_lookback),
         )
 
-    @property
-    def duplicate_fills(self) -> int:
-        return self._fills.duplicates
-
     # ------------------------------------------------------------------------------------------
-    # public API
+    # public API (on_event, position: TargetEngine)
     # ------------------------------------------------------------------------------------------
-
-    def on_event(self, event: Event) -> list[Event]:
-        """Consume one event; return the ``TargetPosition`` intents it causes (often none)."""
-        if isinstance(event, Bbo):
-            st = self._m.get(event.market)
-            return self._on_bbo(event, st) if st is not None else []
-        if isinstance(event, Fill | OrderRejected | OrderCanceled | PositionSnapshot):
-            if event.strategy != self.name:
-                return []
-            st = self._m.get(event.market)
-            if st is None:
-                return []
-            if isinstance(event, Fill):
-                if self._fills.first(event.fill_id):
-                    st.pos.apply(event)
-                    st.pending.reached(st.pos.size)
-            elif isinstance(event, PositionSnapshot):
-                st.executor_position = event.position  # informational; the position is the fill fold
-            else:
-                st.pending.order_died()
-        return []
-
-    def position(self, market: str) -> float:
-        """The strategy's position in ``market`` (signed base units), from its fills."""
-        return self._m[market].pos.size
 
     def state(self, market: str) -> dict[str, Any]:
         """A snapshot of one market's bricks, indicators and position (metrics, debugging)."""
@@ -432,24 +397,6 @@ class RenkoEngine:
             if st.pos.size < 0 and ao > prev and ao > 0:
                 return f"ao_reversal ao={ao:.4g}"
         return None
-
-    def _emit(self, out: list[Event], cause: Bbo, st: MarketState, bucket: int, target: float,
-              reason: str, mid: float) -> None:
-        suffix = st.pending.check(target, cause.ts_event, bucket, self.cfg.retry_after_s)
-        if suffix is None:
-            return
-        tp = TargetPosition(
-            **child(cause, self.source, len(out)),
-            strategy=self.name,
-            market=cause.market,
-            target=target,
-            max_slippage_bps=self.cfg.max_slippage_bps,
-            reference_price=mid,
-            reason=reason + suffix,
-        )
-        key = "{}:{}".format(*signal_labels(tp))
-        st.signals[key] = st.signals.get(key, 0) + 1
-        out.append(tp)
 
 
 def make_engine(cfg: StackConfig, source: str = SOURCE) -> RenkoEngine:

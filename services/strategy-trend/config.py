@@ -12,33 +12,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.config import ConfigError
+from shared.strategy_base import DEFAULT_SIZES, MarketSizing, merge_sizes
 
-
-class MarketSizing(BaseModel):
-    """Order size bounds of one market, in base units.
-
-    ``size = clamp(ATR · atr_size_multiplier / price, min_size, max_size)``, rounded down to a
-    multiple of ``size_step`` (the market's lot; ``None`` = no rounding) and never below
-    ``min_size``. Keep ``min_size`` at or above Lighter's minimum base amount and 10 USD
-    notional (BTC 0.0002, ETH 0.005 on Lighter in 2025).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    min_size: float = Field(gt=0)
-    max_size: float = Field(gt=0)
-    size_step: float | None = Field(default=None, gt=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> MarketSizing:
-        if self.max_size < self.min_size:
-            raise ValueError(f"max_size {self.max_size} is below min_size {self.min_size}")
-        return self
-
-
-DEFAULT_SIZES: dict[str, dict[str, float]] = {
-    "BTC": {"min_size": 0.0002, "max_size": 0.0004, "size_step": 0.00001},
-    "ETH": {"min_size": 0.005, "max_size": 0.01, "size_step": 0.0001},
-}
+__all__ = ["DEFAULT_SIZES", "MarketSizing", "TrendConfig"]
 
 
 class TrendConfig(BaseModel):
@@ -93,20 +69,7 @@ class TrendConfig(BaseModel):
     @field_validator("sizes", mode="before")
     @classmethod
     def _merge_sizes(cls, v: Any) -> Any:
-        if v is None:
-            return dict(DEFAULT_SIZES)
-        if not isinstance(v, dict):
-            return v
-        merged: dict[str, Any] = {k: dict(d) for k, d in DEFAULT_SIZES.items()}
-        for market, given in v.items():
-            key = str(market).upper()  # env overrides arrive lower-cased (LS_..._SIZES__BTC__...)
-            if isinstance(given, MarketSizing):
-                given = given.model_dump()
-            if isinstance(given, dict) and key in merged:
-                merged[key] = {**merged[key], **given}  # field-wise over the default
-            else:
-                merged[key] = given
-        return merged
+        return merge_sizes(v, DEFAULT_SIZES)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrendConfig:

@@ -61,29 +61,28 @@ always give byte-identical outputs.
 
 from __future__ import annotations
 
-import math
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.candles import Candle, CandleBuilder
 from shared.config import StackConfig
-from shared.events import (
-    Bbo,
-    Event,
-    Fill,
-    OrderCanceled,
-    OrderRejected,
-    PositionSnapshot,
-    TargetPosition,
-    child,
-)
+from shared.events import Bbo, Event
 from shared.indicators import ATR, EMA, RSI, Bands, Bollinger, RealizedVolBps
+from shared.strategy_base import (
+    MarketSizing,
+    Pending,
+    Position,
+    TargetEngine,
+    clamp_size,
+    price_exit,
+    signal_labels,
+)
 
-from .config import MarketSizing, TrendConfig
+from .config import TrendConfig
 
 SOURCE = "strategy-trend"
-POS_EPS = 1e-9  # base units: a position or target difference below this is zero
+
+__all__ = ["SOURCE", "MarketState", "TrendEngine", "make_engine", "signal_labels"]
 
 
 @dataclass(slots=True)
@@ -109,21 +108,13 @@ class MarketState:
     vol_v: float | None = None
     mid: float | None = None
     bb_position: float | None = None
-    # position from fills
-    position: float = 0.0
-    avg_entry: float = 0.0
-    entry_ts: int | None = None
-    fills: int = 0
+    pos: Position = field(default_factory=Position)  # position from fills
     executor_position: float | None = None
-    # the last target sent and whether it may be sent again
-    pending: float | None = None
-    pending_ts: int = 0
-    pending_bucket: int = 0
-    pending_dead: bool = False
+    pending: Pending = field(default_factory=Pending)  # the last target sent
     signals: dict[str, int] = field(default_factory=dict)
 
 
-class TrendEngine:
+class TrendEngine(TargetEngine[MarketState]):
     """The RSI+BB trend strategy (see the module docstring).
 
     Args:
@@ -133,16 +124,11 @@ class TrendEngine:
         seen_fills: how many fill ids to remember for deduplication.
     """
 
+    cfg: TrendConfig
+
     def __init__(self, cfg: TrendConfig, markets: list[str], source: str = SOURCE,
                  seen_fills: int = 100_000) -> None:
-        self.cfg = cfg
-        self.name = cfg.strategy
-        self.source = source
-        self.markets = list(markets)
-        self._m: dict[str, MarketState] = {m: self._new_state(m) for m in self.markets}
-        self._seen_fills: OrderedDict[str, None] = OrderedDict()
-        self._seen_cap = seen_fills
-        self.duplicate_fills = 0
+        super().__init__(cfg, markets, source, seen_fills)
 
     def _new_state(self, market: str) -> MarketState:
         c = self.cfg
@@ -162,29 +148,6 @@ class TrendEngine:
     # public API
     # ------------------------------------------------------------------------------------------
 
-    def on_event(self, event: Event) -> list[Event]:
-        """Consume one event; return the ``TargetPosition`` intents it causes (often none)."""
-        if isinstance(event, Bbo):
-            st = self._m.get(event.market)
-            return self._on_bbo(event, st) if st is not None else []
-        if isinstance(event, Fill | OrderRejected | OrderCanceled | PositionSnapshot):
-            if event.strategy != self.name:
-                return []
-            st = self._m.get(event.market)
-            if st is None:
-                return []
-            if isinstance(event, Fill):
-                self._on_fill(event, st)
-            elif isinstance(event, PositionSnapshot):
-                st.executor_position = event.position  # informational; the position is the fill fold
-            elif st.pending is not None:
-                st.pending_dead = True  # the order for the pending target is gone: a retry is allowed
-        return []
-
-    def position(self, market: str) -> float:
-        """The strategy's position in ``market`` (signed base units), from its fills."""
-        return self._m[market].position
-
     def state(self, market: str) -> dict[str, Any]:
         """A snapshot of one market's indicators and position (for metrics and debugging)."""
         st = self._m[market]
@@ -202,48 +165,13 @@ class TrendEngine:
             "ema_slow": st.ema_slow_v,
             "atr": st.atr_v,
             "volatility_bps": st.vol_v,
-            "position": st.position,
-            "avg_entry_price": st.avg_entry,
-            "entry_ts": st.entry_ts,
+            "position": st.pos.size,
+            "avg_entry_price": st.pos.avg_entry,
+            "entry_ts": st.pos.entry_ts,
             "executor_position": st.executor_position,
-            "pending_target": st.pending,
+            "pending_target": st.pending.target,
             "signals": dict(st.signals),
         }
-
-    # ------------------------------------------------------------------------------------------
-    # fills
-    # ------------------------------------------------------------------------------------------
-
-    def _on_fill(self, f: Fill, st: MarketState) -> None:
-        if f.fill_id in self._seen_fills:
-            self.duplicate_fills += 1
-            return
-        self._seen_fills[f.fill_id] = None
-        if len(self._seen_fills) > self._seen_cap:
-            self._seen_fills.popitem(last=False)
-        if f.size <= 0:
-            return
-        st.fills += 1
-        signed = f.size if f.side == "buy" else -f.size
-        old = st.position
-        new = old + signed
-        if abs(new) < POS_EPS:
-            new = 0.0
-        if old == 0.0 or (old > 0) == (signed > 0):  # opening or adding
-            st.avg_entry = (abs(old) * st.avg_entry + f.size * f.price) / (abs(old) + f.size)
-            if old == 0.0:
-                st.entry_ts = f.ts_event
-        elif new == 0.0:  # closed
-            st.avg_entry = 0.0
-            st.entry_ts = None
-        elif (new > 0) != (old > 0):  # flipped: the remainder was opened at this fill
-            st.avg_entry = f.price
-            st.entry_ts = f.ts_event
-        # else: reduced, average entry unchanged
-        st.position = new
-        if st.pending is not None and abs(new - st.pending) < POS_EPS:
-            st.pending = None
-            st.pending_dead = False
 
     # ------------------------------------------------------------------------------------------
     # market data
@@ -261,14 +189,14 @@ class TrendEngine:
             st.bb_position = st.bands.position(mid)
         bucket = st.candles.bucket(ev.ts_event)
         out: list[Event] = []
-        if st.position != 0.0:
+        if st.pos.size != 0.0:
             exit_reason = self._exit_reason(ev.ts_event, mid, st)
             if exit_reason is not None:
-                side = "long" if st.position > 0 else "short"
-                reason = (f"exit {side} {exit_reason} mid={mid:.6g} entry={st.avg_entry:.6g} "
-                          f"pos={st.position:.8g}")
+                side = "long" if st.pos.size > 0 else "short"
+                reason = (f"exit {side} {exit_reason} mid={mid:.6g} entry={st.pos.avg_entry:.6g} "
+                          f"pos={st.pos.size:.8g}")
                 self._emit(out, ev, st, bucket, 0.0, reason, mid)
-        elif closed and self._may_enter(ev.ts_event, bucket, st):
+        elif closed and st.pending.may_enter(ev.ts_event, bucket, self.cfg.retry_after_s):
             entry = self._entry(mid, st)
             if entry is not None:
                 target, reason = entry
@@ -295,19 +223,11 @@ class TrendEngine:
 
     def _exit_reason(self, ts: int, mid: float, st: MarketState) -> str | None:
         c = self.cfg
-        long = st.position > 0
-        entry = st.avg_entry
-        if long:
-            if mid <= entry * (1.0 - c.stop_loss_bps / 1e4):
-                return "stop_loss"
-            if mid >= entry * (1.0 + c.take_profit_bps / 1e4):
-                return "take_profit"
-        else:
-            if mid >= entry * (1.0 + c.stop_loss_bps / 1e4):
-                return "stop_loss"
-            if mid <= entry * (1.0 - c.take_profit_bps / 1e4):
-                return "take_profit"
-        if st.entry_ts is not None and ts - st.entry_ts >= c.max_hold_s * 1e9:
+        long = st.pos.size > 0
+        why = price_exit(st.pos.size, st.pos.avg_entry, mid, c.take_profit_bps, c.stop_loss_bps)
+        if why is not None:
+            return why
+        if st.pos.entry_ts is not None and ts - st.pos.entry_ts >= c.max_hold_s * 1e9:
             return "time_stop"
         if st.rsi_v is not None:
             if long and st.rsi_v < c.rsi_bearish_threshold:
@@ -315,15 +235,6 @@ class TrendEngine:
             if not long and st.rsi_v > c.rsi_bullish_threshold:
                 return f"trend_reversal rsi={st.rsi_v:.2f}"
         return None
-
-    def _may_enter(self, ts: int, bucket: int, st: MarketState) -> bool:
-        if st.pending is None:
-            return True
-        return self._retry_allowed(ts, bucket, st)
-
-    def _retry_allowed(self, ts: int, bucket: int, st: MarketState) -> bool:
-        dead = st.pending_dead or ts - st.pending_ts >= self.cfg.retry_after_s * 1e9
-        return dead and bucket > st.pending_bucket
 
     def _entry(self, mid: float, st: MarketState) -> tuple[float, str] | None:
         if not self._ready(st):
@@ -353,46 +264,8 @@ class TrendEngine:
         return sign * size, reason
 
     def _size(self, mid: float, st: MarketState) -> float:
-        sz = st.sizing
         raw = (st.atr_v or 0.0) * self.cfg.atr_size_multiplier / mid if mid > 0 else 0.0
-        size = min(max(raw, sz.min_size), sz.max_size)
-        if sz.size_step:
-            size = math.floor(size / sz.size_step + 1e-9) * sz.size_step
-            size = max(size, sz.min_size)
-        return round(size, 12)
-
-    def _emit(self, out: list[Event], cause: Bbo, st: MarketState, bucket: int, target: float,
-              reason: str, mid: float) -> None:
-        if st.pending is not None and abs(st.pending - target) < POS_EPS:
-            if not self._retry_allowed(cause.ts_event, bucket, st):
-                return
-            reason += " retry"
-        st.pending = target
-        st.pending_ts = cause.ts_event
-        st.pending_bucket = bucket
-        st.pending_dead = False
-        tp = TargetPosition(
-            **child(cause, self.source, len(out)),
-            strategy=self.name,
-            market=cause.market,
-            target=target,
-            max_slippage_bps=self.cfg.max_slippage_bps,
-            reference_price=mid,
-            reason=reason,
-        )
-        key = "{}:{}".format(*signal_labels(tp))
-        st.signals[key] = st.signals.get(key, 0) + 1
-        out.append(tp)
-
-
-def signal_labels(tp: TargetPosition) -> tuple[str, str]:
-    """``(side, reason)`` of an intent this engine emitted: side ``long``/``short`` (the side
-    entered or exited), reason ``entry`` or the exit rule (``stop_loss``, ``take_profit``,
-    ``time_stop``, ``trend_reversal``)."""
-    parts = tp.reason.split(" ")
-    if len(parts) < 3:
-        return "unknown", "unknown"
-    return parts[1], ("entry" if parts[0] == "entry" else parts[2])
+        return clamp_size(raw, st.sizing)
 
 
 def make_engine(cfg: StackConfig) -> TrendEngine:
