@@ -8,9 +8,10 @@ pieces are plain, deterministic Python (no clock, no I/O):
 - :class:`Position`: the fold of one market's fills: signed size, size-weighted average entry
   price, the time of the fill that opened it.
 - :class:`Pending`: the no-spam rule for targets: a target sent is *pending* until the position
-  reaches it; the same target goes out again only after its order died (reject/cancel) or
-  ``retry_after_s`` without reaching it, and then at most once per bucket (not in the bucket it
-  was last sent in). A different target is sent at once.
+  reaches it; the same target goes out again only after its order died at the venue (venue
+  reject/cancel) or ``retry_after_s`` without reaching it, and then at most once per bucket (not
+  in the bucket it was last sent in). A local refusal by the executor waits for the timer. A
+  different target is sent at once.
 - :class:`MarketSizing`, :data:`DEFAULT_SIZES`: per-market order size bounds (configs).
 - :func:`clamp_size`: clamp a raw size to a market's ``MarketSizing`` and round it down to the lot.
 - :func:`price_exit`: the stop-loss / take-profit test against the average entry.
@@ -133,22 +134,44 @@ class Position:
 
 @dataclass(slots=True)
 class Pending:
-    """The last target sent and whether it may be sent again (see the module docstring)."""
+    """The last target sent and whether it may be sent again.
+
+    A target sent is pending until the position reaches it. The same target is sent again only
+    when its order died or ``retry_after_s`` passed since it was sent, and then at most once per
+    bucket (not in the bucket it was last sent in):
+
+    - venue reject (``OrderRejected`` with ``code != 0``) or ``OrderCanceled``: the order died,
+      the retry may go out in the next bucket;
+    - local refusal (``OrderRejected`` with ``code == 0``: the executor refused the order itself,
+      e.g. the remainder of a partly filled entry below the market's minimum size): refusing
+      again is certain, so the retry waits for ``retry_after_s`` (it does not count as died,
+      and a later death of an older order does not hasten it until the target is sent again).
+
+    A different target is sent at once.
+    """
 
     target: float | None = None
     ts: int = 0
     bucket: int = 0
     dead: bool = False
+    refused: bool = False
 
     def reached(self, position: float) -> None:
         """Clear the pending target once ``position`` equals it."""
         if self.target is not None and abs(position - self.target) < POS_EPS:
             self.target = None
             self.dead = False
+            self.refused = False
 
     def order_died(self, local: bool = False) -> None:
-        """An order for the pending target was rejected or canceled: a retry is allowed."""
-        if self.target is not None:
+        """An order for the pending target was rejected or canceled: a retry is allowed, at
+        once for a venue reject or cancel, after ``retry_after_s`` for a ``local`` refusal."""
+        if self.target is None:
+            return
+        if local:
+            self.refused = True
+            self.dead = False
+        elif not self.refused:
             self.dead = True
 
     def retry_allowed(self, ts: int, bucket: int, retry_after_s: float) -> bool:
@@ -172,6 +195,7 @@ class Pending:
         self.ts = ts
         self.bucket = bucket
         self.dead = False
+        self.refused = False
         return suffix
 
 

@@ -399,3 +399,17 @@ def test_config_defaults_and_validation():
         TrendConfig(vol_min_bps=30)
     with pytest.raises(ValueError):
         TrendConfig(sizes={"BTC": {"min_size": 0.01, "max_size": 0.001}})
+
+
+def test_locally_refused_exit_waits_for_retry_after_s():
+    # the executor refused the order itself (code 0, e.g. a remainder below min_base_amount):
+    # retrying in the next candle would be refused again, so the retry waits for the timer
+    f = entered_long()
+    assert len(f.bbo(21 * 15 + 4, 100711.0)) == 1
+    f.e.on_event(OrderRejected(id="rej-local", ts_event=T0 + (21 * 15 + 5) * S, strategy="trend", market="BTC",
+                               client_order_index=1, side="sell", price=1.0, size=0.0001, code=0,
+                               reason="size 0.0001 below min_base_amount 0.0002 BTC"))
+    for t in range(22 * 15 + 1, 21 * 15 + 4 + 30, 3):
+        assert f.bbo(t, 100711.0) == []  # later candles, but < retry_after_s since sent
+    got = f.bbo(21 * 15 + 4 + 30, 100711.0)
+    assert [o.target for o in got] == [0.0] and got[0].reason.endswith(" retry")

@@ -1,0 +1,43 @@
+"""shared.strategy_base.Pending: the no-spam/retry rule of target-position strategies."""
+
+from shared.strategy_base import Pending
+
+S = 1_000_000_000
+
+
+def sent(target: float = 1.0) -> Pending:
+    p = Pending()
+    assert p.check(target, ts=0, bucket=0, retry_after_s=30) == ""
+    return p
+
+
+def test_same_target_is_suppressed_while_pending():
+    p = sent()
+    assert p.check(1.0, ts=15 * S, bucket=1, retry_after_s=30) is None
+    assert p.check(1.0, ts=30 * S, bucket=2, retry_after_s=30) == " retry"  # timer
+
+
+def test_venue_reject_or_cancel_allows_a_retry_in_the_next_bucket():
+    p = sent()
+    p.order_died()
+    assert p.check(1.0, ts=1 * S, bucket=0, retry_after_s=30) is None  # same bucket
+    assert p.check(1.0, ts=15 * S, bucket=1, retry_after_s=30) == " retry"
+
+
+def test_local_refusal_waits_for_retry_after_s():
+    p = sent()
+    p.order_died(local=True)
+    assert p.check(1.0, ts=15 * S, bucket=1, retry_after_s=30) is None
+    p.order_died()  # a late cancel of an older order does not hasten it
+    assert p.check(1.0, ts=29 * S, bucket=1, retry_after_s=30) is None
+    assert p.check(1.0, ts=30 * S, bucket=2, retry_after_s=30) == " retry"
+    p.order_died()  # after the re-send a venue death counts again
+    assert p.check(1.0, ts=45 * S, bucket=3, retry_after_s=30) == " retry"
+
+
+def test_a_different_target_goes_out_at_once_and_reaching_clears():
+    p = sent()
+    p.order_died(local=True)
+    assert p.check(0.0, ts=1 * S, bucket=0, retry_after_s=30) == ""
+    p.reached(0.0)
+    assert p.target is None and p.may_enter(2 * S, 0, 30)
