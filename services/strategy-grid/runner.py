@@ -19,19 +19,19 @@ each event; the engine itself stays pure.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from shared.bus import Bus, Streams
+from shared.bus import Bus
 from shared.config import StackConfig
-from shared.events import Event, Fill, RestingOrders, derive_id
+from shared.events import RestingOrders, derive_id
 from shared.metrics import PREFIX
-from shared.redis_util import async_client, resolve_redis_url
-from shared.service import EngineRunner, install_stop_handlers, setup_logging
+from shared.service import EngineRunner
+from shared.strategy_runner import MeteredEngine, build_runner, run_strategy, strategy_main
+from shared.strategy_runner import restore_fills as restore_strategy_fills
 
 from .config import SECTION, GridConfig
 from .engine import SOURCE, GridEngine
@@ -49,20 +49,13 @@ FILLS = Counter(f"{P}fills_total", "Fills of this strategy (deduplicated).", ["m
 EMITS = Counter(f"{P}emissions_total", "RestingOrders intents emitted (counted in dry run too).", ["market"])
 
 
-class MeteredEngine:
-    """Wraps a :class:`GridEngine`: same outputs, and updates the Prometheus metrics."""
+class Counts:
+    """Sets the gauges and turns the engine's running totals (recenters, fills, emissions)
+    into counter increments after each event of a market."""
 
     def __init__(self, engine: GridEngine) -> None:
         self.engine = engine
-        self._markets = set(engine.markets)
         self._last: dict[str, dict[str, int]] = {}
-
-    def on_event(self, event: Event) -> list[Event]:
-        out = self.engine.on_event(event)
-        market = getattr(event, "market", None)
-        if market in self._markets:
-            self.publish(market)
-        return out
 
     def publish(self, market: str) -> None:
         st = self.engine.state(market)
@@ -86,13 +79,7 @@ def publish_state(market: str, state: dict[str, Any]) -> None:
 async def restore_fills(engine: GridEngine, bus: Bus, account: int | str) -> int:
     """Fold this strategy's historical fills from the exec stream into ``engine``; returns how
     many were read (duplicates included)."""
-    n = 0
-    for d in await bus.read_all(bus.streams.exec(account)):
-        ev = d.event
-        if isinstance(ev, Fill) and ev.strategy == engine.name and ev.market in engine.markets:
-            engine.on_event(ev)
-            n += 1
-    return n
+    return await restore_strategy_fills(engine, bus, account, own_markets_only=True)
 
 
 def shutdown_intents(engine: GridEngine, ts_ns: int | None = None) -> list[RestingOrders]:
@@ -117,14 +104,8 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
         ConfigError: invalid ``services.strategy-grid`` section or a market without sizing.
     """
     gcfg = cfg.section(SECTION, GridConfig)
-    markets = gcfg.resolve_markets(cfg.markets)
-    engine = GridEngine(gcfg, markets, source=SOURCE)
-    streams: Streams = bus.streams
-    inputs = [streams.book(m) for m in markets] + [streams.exec(cfg.account_index)]
-    intent_stream = streams.intent(cfg.account_index)
-    runner = EngineRunner(SOURCE, MeteredEngine(engine), bus, inputs, route=lambda _ev: intent_stream,
-                          group=gcfg.strategy, http_port=gcfg.http_port, consumer=consumer)
-    return runner, engine
+    engine = GridEngine(gcfg, gcfg.resolve_markets(cfg.markets), source=SOURCE)
+    return build_runner(SOURCE, engine, MeteredEngine(engine, Counts(engine).publish), cfg, bus, consumer), engine
 
 
 async def run_until_stopped(runner: EngineRunner, engine: GridEngine, bus: Bus, account: int | str) -> None:
@@ -143,14 +124,7 @@ async def run_until_stopped(runner: EngineRunner, engine: GridEngine, bus: Bus, 
 
 
 async def run(cfg: StackConfig, url: str) -> None:
-    redis = async_client(url)
-    try:
-        bus = Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen)
-        runner, engine = build(cfg, bus)
-        install_stop_handlers(runner.stop)
-        await run_until_stopped(runner, engine, bus, cfg.account_index)
-    finally:
-        await redis.aclose()
+    await run_strategy(cfg, url, build, run_until_stopped)
 
 
 def main(cfg: StackConfig) -> int:
@@ -160,7 +134,4 @@ def main(cfg: StackConfig) -> int:
     Raises:
         ConfigError: invalid ``services.strategy-grid`` section (checked before connecting).
     """
-    setup_logging()
-    cfg.section(SECTION, GridConfig).resolve_markets(cfg.markets)  # fail fast on bad config
-    asyncio.run(run(cfg, resolve_redis_url(cfg.redis_url)))
-    return 0
+    return strategy_main(cfg, lambda c: c.section(SECTION, GridConfig).resolve_markets(c.markets), run)

@@ -18,23 +18,26 @@ gauges ``ao``, ``brick_size``, ``atr``, ``bb_position``, ``position``, ``brick_c
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from shared.bus import Bus, Streams
+from shared.bus import Bus
 from shared.config import StackConfig
-from shared.events import Event, Fill, TargetPosition
 from shared.metrics import PREFIX
-from shared.redis_util import async_client, resolve_redis_url
-from shared.service import EngineRunner, install_stop_handlers, setup_logging
+from shared.service import EngineRunner
+from shared.strategy_runner import (
+    MeteredEngine,
+    build_runner,
+    restore_then_run,
+    run_strategy,
+    set_gauges,
+    strategy_main,
+)
+from shared.strategy_runner import restore_fills as restore_strategy_fills
 
 from .config import SECTION, RenkoConfig
-from .engine import SOURCE, RenkoEngine, make_engine, signal_labels
-
-log = logging.getLogger(__name__)
+from .engine import SOURCE, RenkoEngine, make_engine
 
 P = f"{PREFIX}renko_"
 
@@ -55,26 +58,16 @@ _GAUGES = {"ao": AO_G, "brick_size": BRICK_SIZE_G, "atr": ATR_G, "bb_position": 
            "position": POS_G, "bricks": BRICKS_G, "last_divergence_strength": STRENGTH_G}
 
 
-class MeteredEngine:
-    """Wraps a :class:`RenkoEngine`: same outputs, and updates the Prometheus metrics."""
+class Counts:
+    """Turns the engine's running totals (bricks by direction, divergences by kind) into
+    counter increments, and sets the gauges, after each event of a market."""
 
     def __init__(self, engine: RenkoEngine) -> None:
         self.engine = engine
-        self._markets = set(engine.markets)
         self._seen: dict[str, dict[str, int]] = {m: {} for m in engine.markets}
 
-    def on_event(self, event: Event) -> list[Event]:
-        out = self.engine.on_event(event)
-        market = getattr(event, "market", None)
-        if market in self._markets:
-            self._publish(market, self.engine.state(market))
-        for ev in out:
-            if isinstance(ev, TargetPosition):
-                side, reason = signal_labels(ev)
-                SIGNALS.labels(ev.market, side, reason).inc()
-        return out
-
-    def _publish(self, market: str, state: dict[str, Any]) -> None:
+    def publish(self, market: str) -> None:
+        state = self.engine.state(market)
         publish_state(market, state)
         seen = self._seen[market]
         counts = {"up": state["bricks_up"], "down": state["bricks_down"],
@@ -95,21 +88,13 @@ class MeteredEngine:
 
 def publish_state(market: str, state: dict[str, Any]) -> None:
     """Set the gauges of ``market`` from an engine state snapshot (``None`` values skipped)."""
-    for key, gauge in _GAUGES.items():
-        v = state.get(key)
-        if v is not None:
-            gauge.labels(market).set(float(v))
+    set_gauges(_GAUGES, market, state)
 
 
 async def restore_fills(engine: RenkoEngine, bus: Bus, account: int | str) -> int:
     """Fold this strategy's historical fills from the exec stream into ``engine``; returns how
     many were applied (duplicates included)."""
-    n = 0
-    for d in await bus.read_all(bus.streams.exec(account)):
-        ev = d.event
-        if isinstance(ev, Fill) and ev.strategy == engine.name:
-            engine.on_event(ev)
-            n += 1
+    n = await restore_strategy_fills(engine, bus, account)
     for m in engine.markets:
         publish_state(m, engine.state(m))
     return n
@@ -122,27 +107,13 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
         ConfigError: invalid ``services.strategy-renko`` section or a market without sizing.
     """
     engine = make_engine(cfg, source=SOURCE)
-    streams: Streams = bus.streams
-    inputs = [streams.book(m) for m in engine.markets] + [streams.exec(cfg.account_index)]
-    intent_stream = streams.intent(cfg.account_index)
-    runner = EngineRunner(SOURCE, MeteredEngine(engine), bus, inputs, route=lambda _ev: intent_stream,
-                          group=engine.cfg.strategy, http_port=engine.cfg.http_port, consumer=consumer)
-    return runner, engine
+    metered = MeteredEngine(engine, Counts(engine).publish, SIGNALS)
+    return build_runner(SOURCE, engine, metered, cfg, bus, consumer), engine
 
 
 async def run(cfg: StackConfig, url: str) -> None:
     """Restore the position from the exec stream, then consume until stopped."""
-    redis = async_client(url)
-    try:
-        bus = Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen)
-        runner, engine = build(cfg, bus)
-        install_stop_handlers(runner.stop)
-        n = await restore_fills(engine, bus, cfg.account_index)
-        log.info("strategy %s: restored %d fills; positions %s", engine.name, n,
-                 {m: engine.position(m) for m in engine.markets})
-        await runner.run()
-    finally:
-        await redis.aclose()
+    await run_strategy(cfg, url, build, restore_then_run(restore_fills))
 
 
 def main(cfg: StackConfig) -> int:
@@ -151,7 +122,4 @@ def main(cfg: StackConfig) -> int:
     Raises:
         ConfigError: invalid ``services.strategy-renko`` section (checked before connecting).
     """
-    setup_logging()
-    cfg.section(SECTION, RenkoConfig).resolve_markets(cfg.markets)  # fail fast on bad config
-    asyncio.run(run(cfg, resolve_redis_url(cfg.redis_url)))
-    return 0
+    return strategy_main(cfg, lambda c: c.section(SECTION, RenkoConfig).resolve_markets(c.markets), run)

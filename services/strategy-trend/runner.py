@@ -18,23 +18,26 @@ after each event; the engine itself stays pure.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from shared.bus import Bus, Streams
+from shared.bus import Bus
 from shared.config import StackConfig
-from shared.events import Event, Fill, TargetPosition
 from shared.metrics import PREFIX
-from shared.redis_util import async_client, resolve_redis_url
-from shared.service import EngineRunner, install_stop_handlers, setup_logging
+from shared.service import EngineRunner
+from shared.strategy_runner import (
+    MeteredEngine,
+    build_runner,
+    restore_then_run,
+    run_strategy,
+    set_gauges,
+    strategy_main,
+)
+from shared.strategy_runner import restore_fills as restore_strategy_fills
 
 from .config import TrendConfig
-from .engine import SOURCE, TrendEngine, signal_labels
-
-log = logging.getLogger(__name__)
+from .engine import SOURCE, TrendEngine
 
 SECTION = "strategy-trend"
 P = f"{PREFIX}trend_"
@@ -56,42 +59,15 @@ _GAUGES = {"rsi": RSI_G, "volatility_bps": VOL_G, "bb_position": BB_POS_G, "bb_u
            "position": POS_G, "candles": CANDLES_G}
 
 
-class MeteredEngine:
-    """Wraps a :class:`TrendEngine`: same outputs, and updates the Prometheus metrics."""
-
-    def __init__(self, engine: TrendEngine) -> None:
-        self.engine = engine
-        self._markets = set(engine.markets)
-
-    def on_event(self, event: Event) -> list[Event]:
-        out = self.engine.on_event(event)
-        market = getattr(event, "market", None)
-        if market in self._markets:
-            publish_state(market, self.engine.state(market))
-        for ev in out:
-            if isinstance(ev, TargetPosition):
-                side, reason = signal_labels(ev)
-                SIGNALS.labels(ev.market, side, reason).inc()
-        return out
-
-
 def publish_state(market: str, state: dict[str, Any]) -> None:
     """Set the gauges of ``market`` from an engine state snapshot (``None`` values skipped)."""
-    for key, gauge in _GAUGES.items():
-        v = state.get(key)
-        if v is not None:
-            gauge.labels(market).set(float(v))
+    set_gauges(_GAUGES, market, state)
 
 
 async def restore_fills(engine: TrendEngine, bus: Bus, account: int | str) -> int:
     """Fold this strategy's historical fills from the exec stream into ``engine``; returns
     how many were applied (duplicates included)."""
-    n = 0
-    for d in await bus.read_all(bus.streams.exec(account)):
-        ev = d.event
-        if isinstance(ev, Fill) and ev.strategy == engine.name:
-            engine.on_event(ev)
-            n += 1
+    n = await restore_strategy_fills(engine, bus, account)
     for m in engine.markets:
         publish_state(m, engine.state(m))
     return n
@@ -104,29 +80,14 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
         ConfigError: invalid ``services.strategy-trend`` section or a market without sizing.
     """
     tcfg = cfg.section(SECTION, TrendConfig)
-    markets = tcfg.resolve_markets(cfg.markets)
-    engine = TrendEngine(tcfg, markets, source=SOURCE)
-    streams: Streams = bus.streams
-    inputs = [streams.book(m) for m in markets] + [streams.exec(cfg.account_index)]
-    intent_stream = streams.intent(cfg.account_index)
-    runner = EngineRunner(SOURCE, MeteredEngine(engine), bus, inputs, route=lambda _ev: intent_stream,
-                          group=tcfg.strategy, http_port=tcfg.http_port, consumer=consumer)
-    return runner, engine
+    engine = TrendEngine(tcfg, tcfg.resolve_markets(cfg.markets), source=SOURCE)
+    metered = MeteredEngine(engine, lambda m: publish_state(m, engine.state(m)), SIGNALS)
+    return build_runner(SOURCE, engine, metered, cfg, bus, consumer), engine
 
 
 async def run(cfg: StackConfig, url: str) -> None:
     """Restore the position from the exec stream, then consume until stopped."""
-    redis = async_client(url)
-    try:
-        bus = Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen)
-        runner, engine = build(cfg, bus)
-        install_stop_handlers(runner.stop)
-        n = await restore_fills(engine, bus, cfg.account_index)
-        log.info("strategy %s: restored %d fills; positions %s", engine.name, n,
-                 {m: engine.position(m) for m in engine.markets})
-        await runner.run()
-    finally:
-        await redis.aclose()
+    await run_strategy(cfg, url, build, restore_then_run(restore_fills))
 
 
 def main(cfg: StackConfig) -> int:
@@ -137,7 +98,4 @@ def main(cfg: StackConfig) -> int:
     Raises:
         ConfigError: invalid ``services.strategy-trend`` section (checked before connecting).
     """
-    setup_logging()
-    cfg.section(SECTION, TrendConfig).resolve_markets(cfg.markets)  # fail fast on bad config
-    asyncio.run(run(cfg, resolve_redis_url(cfg.redis_url)))
-    return 0
+    return strategy_main(cfg, lambda c: c.section(SECTION, TrendConfig).resolve_markets(c.markets), run)

@@ -1,0 +1,142 @@
+"""The service scaffolding shared by the strategy runners (strategy-trend, -renko, -grid).
+
+A strategy service runs one pure engine (``on_event(ev) -> [ev]``, with ``name``, ``markets``,
+``cfg.strategy``, ``cfg.http_port``) on the bus:
+
+- inputs ``{ns}:md:book:{SYM}`` of each traded market and ``{ns}:exec:{account}``; every output
+  goes to ``{ns}:intent:{account}``; consumer group = the strategy name (:func:`build_runner`);
+- at start, the strategy's ``Fill`` events of the whole exec stream are folded into the engine
+  first, so its position survives a restart (:func:`restore_fills`; engines dedupe fills by
+  ``fill_id``);
+- Prometheus metrics are updated after each event by :class:`MeteredEngine` (the engine itself
+  stays pure);
+- :func:`run_strategy` connects to Redis, installs the stop handlers and runs; :func:`strategy_main`
+  is the service's ``main``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from prometheus_client import Counter, Gauge
+
+from shared.bus import Bus, Streams
+from shared.config import StackConfig
+from shared.events import Event, Fill, TargetPosition
+from shared.redis_util import async_client, resolve_redis_url
+from shared.service import EngineRunner, install_stop_handlers, setup_logging
+from shared.strategy_base import signal_labels
+
+log = logging.getLogger(__name__)
+
+
+class StrategyEngine(Protocol):
+    name: str
+    markets: list[str]
+    cfg: Any
+
+    def on_event(self, event: Event) -> list[Event]: ...
+
+    def position(self, market: str) -> float: ...
+
+
+class MeteredEngine:
+    """Wraps an engine: same outputs; after each event of a traded market calls
+    ``publish(market)``, and counts every ``TargetPosition`` in ``signals`` (labels market,
+    side, reason of :func:`~shared.strategy_base.signal_labels`) when given."""
+
+    def __init__(self, engine: Any, publish: Callable[[str], None], signals: Counter | None = None) -> None:
+        self.engine = engine
+        self._markets = set(engine.markets)
+        self._publish = publish
+        self._signals = signals
+
+    def on_event(self, event: Event) -> list[Event]:
+        out = self.engine.on_event(event)
+        market = getattr(event, "market", None)
+        if market in self._markets:
+            self._publish(market)
+        if self._signals is not None:
+            for ev in out:
+                if isinstance(ev, TargetPosition):
+                    side, reason = signal_labels(ev)
+                    self._signals.labels(ev.market, side, reason).inc()
+        return out
+
+
+async def restore_fills(engine: Any, bus: Bus, account: int | str, own_markets_only: bool = False) -> int:
+    """Fold the strategy's historical fills from the exec stream into ``engine`` (only those of
+    its markets when ``own_markets_only``); returns how many were applied (duplicates included)."""
+    n = 0
+    for d in await bus.read_all(bus.streams.exec(account)):
+        ev = d.event
+        if isinstance(ev, Fill) and ev.strategy == engine.name and (
+                not own_markets_only or ev.market in engine.markets):
+            engine.on_event(ev)
+            n += 1
+    return n
+
+
+def build_runner(source: str, engine: Any, wrapped: Any, cfg: StackConfig, bus: Bus,
+                 consumer: str | None = None) -> EngineRunner:
+    """The :class:`EngineRunner` of a strategy: ``wrapped`` (the engine, usually metered) on the
+    book streams of ``engine.markets`` and the account's exec stream, every output to the
+    intent stream, group ``engine.cfg.strategy``, port ``engine.cfg.http_port``."""
+    streams: Streams = bus.streams
+    inputs = [streams.book(m) for m in engine.markets] + [streams.exec(cfg.account_index)]
+    intent_stream = streams.intent(cfg.account_index)
+    return EngineRunner(source, wrapped, bus, inputs, route=lambda _ev: intent_stream,
+                        group=engine.cfg.strategy, http_port=engine.cfg.http_port, consumer=consumer)
+
+
+Build = Callable[[StackConfig, Bus], tuple[EngineRunner, Any]]
+Body = Callable[[EngineRunner, Any, Bus, int], Awaitable[None]]
+
+
+async def run_strategy(cfg: StackConfig, url: str, build: Build, body: Body) -> None:
+    """Connect to Redis at ``url``, ``build`` the runner and engine, install the stop handlers
+    and await ``body(runner, engine, bus, account)`` (restore, consume, shut down)."""
+    redis = async_client(url)
+    try:
+        bus = Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen)
+        runner, engine = build(cfg, bus)
+        install_stop_handlers(runner.stop)
+        await body(runner, engine, bus, cfg.account_index)
+    finally:
+        await redis.aclose()
+
+
+def strategy_main(cfg: StackConfig, check: Callable[[StackConfig], object],
+                  run: Callable[[StackConfig, str], Awaitable[None]]) -> int:
+    """A strategy service's ``main``: set up logging, ``check`` the config (raises
+    ``ConfigError`` before connecting), then ``run(cfg, redis_url)`` until stopped; 0 after a
+    graceful stop. Redis from :func:`shared.redis_util.resolve_redis_url`."""
+    setup_logging()
+    check(cfg)
+    asyncio.run(run(cfg, resolve_redis_url(cfg.redis_url)))
+    return 0
+
+
+def restore_then_run(restore: Callable[[Any, Bus, int], Awaitable[int]]) -> Body:
+    """A :data:`Body` for :func:`run_strategy`: ``restore(engine, bus, account)`` the fills,
+    log the positions, then consume until stopped."""
+
+    async def body(runner: EngineRunner, engine: Any, bus: Bus, account: int) -> None:
+        n = await restore(engine, bus, account)
+        log.info("strategy %s: restored %d fills; positions %s", engine.name, n,
+                 {m: engine.position(m) for m in engine.markets})
+        await runner.run()
+
+    return body
+
+
+def set_gauges(gauges: dict[str, Gauge], market: str, state: dict[str, Any]) -> None:
+    """Set ``gauges[key]`` of ``market`` from ``state[key]`` of an engine state snapshot
+    (``None`` values skipped)."""
+    for key, gauge in gauges.items():
+        v = state.get(key)
+        if v is not None:
+            gauge.labels(market).set(float(v))
