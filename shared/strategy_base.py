@@ -12,7 +12,8 @@ pieces are plain, deterministic Python (no clock, no I/O):
   reject/cancel) or ``retry_after_s`` without reaching it, and then at most once per bucket (not
   in the bucket it was last sent in). A local refusal by the executor waits for the timer. A
   different target is sent at once.
-- :class:`MarketSizing`, :data:`DEFAULT_SIZES`: per-market order size bounds (configs).
+- :class:`MarketSizing`, :data:`DEFAULT_SIZES`, :class:`TargetStrategyConfig`: per-market order
+  size bounds and the common part of the trend/renko configs.
 - :func:`clamp_size`: clamp a raw size to a market's ``MarketSizing`` and round it down to the lot.
 - :func:`price_exit`: the stop-loss / take-profit test against the average entry.
 - :func:`merge_sizes`: merge a config's per-market sizes field by field over defaults.
@@ -26,10 +27,11 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.config import ConfigError
 from shared.events import (
     Bbo,
     Event,
@@ -242,6 +244,43 @@ def merge_sizes(given: Any, defaults: dict[str, dict[str, float]]) -> Any:
         else:
             merged[key] = value
     return merged
+
+
+def default_sizes() -> dict[str, MarketSizing]:
+    """:data:`DEFAULT_SIZES` as models (the default of a config's ``sizes``)."""
+    return {k: MarketSizing(**v) for k, v in DEFAULT_SIZES.items()}
+
+
+class TargetStrategyConfig(BaseModel):
+    """Base of the target-position strategy configs (trend, renko): merges ``sizes`` over
+    :data:`DEFAULT_SIZES` (:func:`merge_sizes`) and resolves the traded markets. Declares no
+    field, so each config keeps its own fields in its own order; a subclass sets ``SECTION``
+    and declares ``markets`` and ``sizes``."""
+
+    model_config = ConfigDict(extra="forbid")
+    SECTION: ClassVar[str] = ""
+
+    @field_validator("sizes", mode="before", check_fields=False)
+    @classmethod
+    def _merge_sizes(cls, v: Any) -> Any:
+        return merge_sizes(v, DEFAULT_SIZES)
+
+    def resolve_markets(self, stack_markets: list[str]) -> list[str]:
+        """The markets traded: ``markets`` or the stack's. Every one needs a ``sizes`` entry.
+
+        Raises:
+            ConfigError: a market has no sizing, or the list is empty.
+        """
+        given: list[str] | None = getattr(self, "markets")  # noqa: B009 (declared by the subclass)
+        sizes: dict[str, MarketSizing] = getattr(self, "sizes")  # noqa: B009
+        markets = list(given) if given is not None else list(stack_markets)
+        if not markets:
+            raise ConfigError(f"config error: services.{self.SECTION}.markets: no market to trade")
+        missing = [m for m in markets if m not in sizes]
+        if missing:
+            raise ConfigError(f"config error: services.{self.SECTION}.sizes: no sizing for {', '.join(missing)} "
+                              "(set min_size and max_size per market)")
+        return markets
 
 
 def signal_labels(tp: TargetPosition) -> tuple[str, str]:

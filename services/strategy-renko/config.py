@@ -7,24 +7,23 @@ sizes in base units of the market, periods in bricks unless they say candles.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from shared.config import ConfigError
-from shared.strategy_base import DEFAULT_SIZES, MarketSizing, merge_sizes
+from shared.strategy_base import MarketSizing, TargetStrategyConfig, default_sizes
 
 SECTION = "strategy-renko"
 
 
-class RenkoConfig(BaseModel):
+class RenkoConfig(TargetStrategyConfig):
     """Every parameter of the Renko+AO divergence strategy (rules in ``engine.py``).
 
     ``markets``: ``None`` = the top-level ``markets``. ``sizes`` merge field by field over
     :data:`shared.strategy_base.DEFAULT_SIZES` (BTC 0.0002–0.0004, ETH 0.005–0.01).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    SECTION = SECTION
 
     strategy: str = Field(default="renko", min_length=1)
     markets: list[str] | None = None
@@ -61,15 +60,9 @@ class RenkoConfig(BaseModel):
 
     # sizing and orders
     ao_size_multiplier: float = Field(default=0.1, ge=0)
-    sizes: dict[str, MarketSizing] = Field(default_factory=lambda: {
-        k: MarketSizing(**v) for k, v in DEFAULT_SIZES.items()})
+    sizes: dict[str, MarketSizing] = Field(default_factory=default_sizes)
     max_slippage_bps: float = Field(default=10.0, ge=0)
     retry_after_s: float = Field(default=30.0, gt=0)
-
-    @field_validator("sizes", mode="before")
-    @classmethod
-    def _merge_sizes(cls, v: Any) -> Any:
-        return merge_sizes(v, DEFAULT_SIZES)
 
     @model_validator(mode="after")
     def _consistent(self) -> RenkoConfig:
@@ -86,18 +79,3 @@ class RenkoConfig(BaseModel):
     def warmup_bricks(self) -> int:
         """Bricks before AO (slow SMA) and the bands have values: 34 with the defaults."""
         return max(self.ao_slow_period, self.bb_period)
-
-    def resolve_markets(self, stack_markets: list[str]) -> list[str]:
-        """The markets traded: ``markets`` or the stack's. Every one needs a ``sizes`` entry.
-
-        Raises:
-            ConfigError: a market has no sizing, or the list is empty.
-        """
-        markets = list(self.markets) if self.markets is not None else list(stack_markets)
-        if not markets:
-            raise ConfigError(f"config error: services.{SECTION}.markets: no market to trade")
-        missing = [m for m in markets if m not in self.sizes]
-        if missing:
-            raise ConfigError(f"config error: services.{SECTION}.sizes: no sizing for {', '.join(missing)} "
-                              "(set min_size and max_size per market)")
-        return markets

@@ -7,17 +7,14 @@ sizes in base units of the market.
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import Field, model_validator
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from shared.config import ConfigError
-from shared.strategy_base import DEFAULT_SIZES, MarketSizing, merge_sizes
+from shared.strategy_base import DEFAULT_SIZES, MarketSizing, TargetStrategyConfig, default_sizes
 
 __all__ = ["DEFAULT_SIZES", "MarketSizing", "TrendConfig"]
 
 
-class TrendConfig(BaseModel):
+class TrendConfig(TargetStrategyConfig):
     """Every parameter of the RSI+BB trend strategy (see ``engine.py`` for the rules).
 
     ``markets``: ``None`` = the top-level ``markets`` of the stack config. ``sizes`` given in
@@ -25,7 +22,7 @@ class TrendConfig(BaseModel):
     ``sizes.BTC.max_size`` keeps the other defaults); market keys are upper-cased.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    SECTION = "strategy-trend"
 
     strategy: str = Field(default="trend", min_length=1)
     markets: list[str] | None = None
@@ -61,15 +58,9 @@ class TrendConfig(BaseModel):
 
     # sizing and orders
     atr_size_multiplier: float = Field(default=0.5, ge=0)
-    sizes: dict[str, MarketSizing] = Field(default_factory=lambda: {
-        k: MarketSizing(**v) for k, v in DEFAULT_SIZES.items()})
+    sizes: dict[str, MarketSizing] = Field(default_factory=default_sizes)
     max_slippage_bps: float = Field(default=10.0, ge=0)
     retry_after_s: float = Field(default=30.0, gt=0)
-
-    @field_validator("sizes", mode="before")
-    @classmethod
-    def _merge_sizes(cls, v: Any) -> Any:
-        return merge_sizes(v, DEFAULT_SIZES)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrendConfig:
@@ -90,18 +81,3 @@ class TrendConfig(BaseModel):
         ATR need n + 1, the volatility n + 1 (n returns), Bollinger and the EMAs n."""
         return max(self.rsi_period + 1, self.bb_period, self.ema_fast_period, self.ema_slow_period,
                    self.atr_period + 1, self.volatility_period + 1)
-
-    def resolve_markets(self, stack_markets: list[str]) -> list[str]:
-        """The markets traded: ``markets`` or the stack's. Every one needs a ``sizes`` entry.
-
-        Raises:
-            ConfigError: a market has no sizing, or the list is empty.
-        """
-        markets = list(self.markets) if self.markets is not None else list(stack_markets)
-        if not markets:
-            raise ConfigError("config error: services.strategy-trend.markets: no market to trade")
-        missing = [m for m in markets if m not in self.sizes]
-        if missing:
-            raise ConfigError(f"config error: services.strategy-trend.sizes: no sizing for {', '.join(missing)} "
-                              "(set min_size and max_size per market)")
-        return markets
