@@ -39,7 +39,6 @@ give identical outputs.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +53,7 @@ from shared.events import (
     Side,
     child,
 )
+from shared.strategy_base import FillDedup
 
 from .config import SECTION, GridConfig
 
@@ -109,9 +109,12 @@ class GridEngine:
         self.source = source
         self.markets = list(markets)
         self._m = {m: MarketState(market=m, size=cfg.sizes[m], cap=cfg.max_position[m]) for m in self.markets}
-        self._seen_fills: OrderedDict[str, None] = OrderedDict()
-        self._seen_cap = seen_fills
-        self.duplicate_fills = 0
+        self._fills = FillDedup(seen_fills)
+
+    @property
+    def duplicate_fills(self) -> int:
+        """Fills seen again (same ``fill_id``) and ignored."""
+        return self._fills.duplicates
 
     # ------------------------------------------------------------------------------ public API
 
@@ -196,12 +199,8 @@ class GridEngine:
 
     def _on_fill(self, f: Fill, st: MarketState) -> bool:
         """Apply a fill; False when it is a duplicate."""
-        if f.fill_id in self._seen_fills:
-            self.duplicate_fills += 1
+        if not self._fills.first(f.fill_id):
             return False
-        self._seen_fills[f.fill_id] = None
-        if len(self._seen_fills) > self._seen_cap:
-            self._seen_fills.popitem(last=False)
         sg = 1.0 if f.side == "buy" else -1.0
         st.position = round(st.position + sg * f.size, 10)
         if abs(st.position) < EPS:

@@ -47,6 +47,9 @@ Rules (defaults of :class:`TrendConfig` in brackets):
   most once per candle (not in the candle it was last sent in). A different target (e.g. an exit
   while an entry is partly filled) is sent at once. An entry that was partly filled and then
   canceled is not topped up: the partial position is managed by the exit rules.
+  An order the executor refused itself (``OrderRejected`` with ``code`` 0) is retried only after
+  ``retry_after_s``. These rules, the fill fold and the emission are
+  :class:`shared.strategy_base.TargetEngine` and :class:`~shared.strategy_base.Pending`.
 
 Differences from the seed code (its QUIRKs, see seed-behaviour.md §1.2): the time stop is the real
 ``max_hold_s`` (the seed scaled 3 min down to 45 s with 15 s candles) and fires at ``≥``; RSI is
