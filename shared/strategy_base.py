@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -294,21 +294,35 @@ def signal_labels(tp: TargetPosition) -> tuple[str, str]:
     return parts[1], ("entry" if parts[0] == "entry" else parts[2])
 
 
-class TargetState(Protocol):
-    """What :class:`TargetEngine` needs of a market state."""
+@dataclass(slots=True, kw_only=True)
+class TargetState:
+    """What :class:`TargetEngine` keeps for one market; an engine's market state extends it
+    (``@dataclass(slots=True, kw_only=True)``)."""
 
-    pos: Position
-    pending: Pending
-    executor_position: float | None
-    signals: dict[str, int]
+    market: str
+    sizing: MarketSizing
+    mid: float | None = None
+    pos: Position = field(default_factory=Position)  # position from fills
+    executor_position: float | None = None  # the executor's last PositionSnapshot (informational)
+    pending: Pending = field(default_factory=Pending)  # the last target sent
+    signals: dict[str, int] = field(default_factory=dict)  # "side:reason" -> intents emitted
 
 
 S = TypeVar("S", bound=TargetState)
 
 
 class TargetEngine(Generic[S]):
-    """Base of a target-position engine: subclasses give ``_new_state(market)`` and
-    ``_on_bbo(bbo, state) -> [events]`` and call :meth:`_emit` to send a target.
+    """Base of a target-position engine: subclasses give ``_new_state(market)``,
+    ``_on_mid(bbo, mid, state) -> [events]`` (called on each usable mid, ``state.mid`` set) and
+    ``_reversal(state)`` (their own exit rule), call :meth:`_exit` first and :meth:`_emit` to
+    send an entry.
+
+    Args:
+        cfg: the strategy's configuration (``strategy``, ``max_slippage_bps``,
+            ``retry_after_s``, ``take_profit_bps``, ``stop_loss_bps``, ``max_hold_s``).
+        markets: markets to trade.
+        source: ``source`` of the output events (default: the engine's ``SOURCE``).
+        seen_fills: how many fill ids to remember for deduplication.
 
     Exec events (``Fill``, ``OrderRejected``, ``OrderCanceled``, ``PositionSnapshot``) of this
     strategy and its markets are handled here: fills are deduplicated and folded into
@@ -316,10 +330,13 @@ class TargetEngine(Generic[S]):
     target be retried (see :class:`Pending`); a snapshot is kept as ``executor_position``.
     """
 
-    def __init__(self, cfg: Any, markets: list[str], source: str, seen_fills: int = 100_000) -> None:
+    SOURCE: ClassVar[str] = ""
+
+    def __init__(self, cfg: Any, markets: list[str], source: str | None = None,
+                 seen_fills: int = 100_000) -> None:
         self.cfg = cfg
         self.name: str = cfg.strategy
-        self.source = source
+        self.source = self.SOURCE if source is None else source
         self.markets = list(markets)
         self._m: dict[str, S] = {m: self._new_state(m) for m in self.markets}
         self._fills = FillDedup(seen_fills)
@@ -327,8 +344,41 @@ class TargetEngine(Generic[S]):
     def _new_state(self, market: str) -> S:
         raise NotImplementedError
 
-    def _on_bbo(self, ev: Bbo, st: S) -> list[Event]:
+    def _on_mid(self, ev: Bbo, mid: float, st: S) -> list[Event]:
         raise NotImplementedError
+
+    def _reversal(self, st: S) -> str | None:
+        raise NotImplementedError
+
+    def _on_bbo(self, ev: Bbo, st: S) -> list[Event]:
+        if not (ev.bid_px > 0 and ev.ask_px > 0 and ev.bid_px <= ev.ask_px):
+            return []  # one-sided or crossed book: no usable mid
+        mid = ev.mid
+        st.mid = mid
+        return self._on_mid(ev, mid, st)
+
+    def _exit_reason(self, ts: int, mid: float, st: S) -> str | None:
+        """The first exit rule that fires: stop loss, take profit (:func:`price_exit`), time stop
+        (``max_hold_s`` after the opening fill, at ≥), then the engine's :meth:`_reversal`."""
+        c = self.cfg
+        why = price_exit(st.pos.size, st.pos.avg_entry, mid, c.take_profit_bps, c.stop_loss_bps)
+        if why is not None:
+            return why
+        if st.pos.entry_ts is not None and ts - st.pos.entry_ts >= c.max_hold_s * 1e9:
+            return "time_stop"
+        return self._reversal(st)
+
+    def _exit(self, out: list[Event], ev: Bbo, st: S, bucket: int, mid: float) -> bool:
+        """When not flat: emit a target of 0 if an exit rule fires. True when not flat (then
+        there is no entry to consider)."""
+        if st.pos.size == 0.0:
+            return False
+        why = self._exit_reason(ev.ts_event, mid, st)
+        if why is not None:
+            side = "long" if st.pos.size > 0 else "short"
+            reason = f"exit {side} {why} mid={mid:.6g} entry={st.pos.avg_entry:.6g} pos={st.pos.size:.8g}"
+            self._emit(out, ev, st, bucket, 0.0, reason, mid)
+        return True
 
     @property
     def duplicate_fills(self) -> int:

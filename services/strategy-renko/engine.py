@@ -58,12 +58,9 @@ from shared.config import StackConfig
 from shared.events import Bbo, Event
 from shared.indicators import ATR, SMA, Bands, Bollinger
 from shared.strategy_base import (
-    MarketSizing,
-    Pending,
-    Position,
     TargetEngine,
+    TargetState,
     clamp_size,
-    price_exit,
     signal_labels,
 )
 
@@ -204,12 +201,10 @@ def find_divergences(points: list[tuple[int, float, float | None]], brick_size: 
     return out
 
 
-@dataclass(slots=True)
-class MarketState:
-    """Everything the engine keeps for one market."""
+@dataclass(slots=True, kw_only=True)
+class MarketState(TargetState):
+    """Everything the engine keeps for one market (position, pending target: TargetState)."""
 
-    market: str
-    sizing: MarketSizing
     candles: CandleBuilder
     atr: ATR
     renko: RenkoBuilder
@@ -222,7 +217,6 @@ class MarketState:
     ao_v: float | None = None
     ao_prev: float | None = None
     bands: Bands | None = None
-    mid: float | None = None
     bb_position: float | None = None
     bricks: int = 0
     bricks_up: int = 0
@@ -231,27 +225,14 @@ class MarketState:
     used_swing: dict[str, int] = field(default_factory=lambda: {"bullish": 0, "bearish": 0})
     divergences: dict[str, int] = field(default_factory=lambda: {"bullish": 0, "bearish": 0})
     last_divergence: Divergence | None = None
-    pos: Position = field(default_factory=Position)
-    executor_position: float | None = None
-    pending: Pending = field(default_factory=Pending)
-    signals: dict[str, int] = field(default_factory=dict)
 
 
 class RenkoEngine(TargetEngine[MarketState]):
-    """The Renko+AO divergence strategy (see the module docstring).
+    """The Renko+AO divergence strategy (see the module docstring); arguments of
+    :class:`~shared.strategy_base.TargetEngine` (``cfg.sizes`` needs every market)."""
 
-    Args:
-        cfg: the strategy's configuration.
-        markets: markets to trade (each needs ``cfg.sizes[market]``).
-        source: ``source`` of the output events.
-        seen_fills: how many fill ids to remember for deduplication.
-    """
-
+    SOURCE = SOURCE
     cfg: RenkoConfig
-
-    def __init__(self, cfg: RenkoConfig, markets: list[str], source: str = SOURCE,
-                 seen_fills: int = 100_000) -> None:
-        super().__init__(cfg, markets, source, seen_fills)
 
     def _new_state(self, market: str) -> MarketState:
         c = self.cfg
@@ -309,11 +290,7 @@ class RenkoEngine(TargetEngine[MarketState]):
         size = st.atr_v * c.renko_atr_multiplier if st.atr_v is not None else mid * c.fallback_brick_bps / 1e4
         return max(size, mid * c.min_brick_bps / 1e4)
 
-    def _on_bbo(self, ev: Bbo, st: MarketState) -> list[Event]:
-        if not (ev.bid_px > 0 and ev.ask_px > 0 and ev.bid_px <= ev.ask_px):
-            return []  # one-sided or crossed book: no usable mid
-        mid = ev.mid
-        st.mid = mid
+    def _on_mid(self, ev: Bbo, mid: float, st: MarketState) -> list[Event]:
         for candle in st.candles.update(ev.ts_event, mid):
             v = st.atr.update(candle.high, candle.low, candle.close)
             if v is not None:
@@ -329,13 +306,7 @@ class RenkoEngine(TargetEngine[MarketState]):
             st.bb_position = st.bands.position(mid)
         bucket = st.candles.bucket(ev.ts_event)
         out: list[Event] = []
-        if st.pos.size != 0.0:
-            why = self._exit_reason(ev.ts_event, mid, st)
-            if why is not None:
-                side = "long" if st.pos.size > 0 else "short"
-                reason = f"exit {side} {why} mid={mid:.6g} entry={st.pos.avg_entry:.6g} pos={st.pos.size:.8g}"
-                self._emit(out, ev, st, bucket, 0.0, reason, mid)
-        elif fresh is not None and fresh.strength >= self.cfg.min_divergence_strength \
+        if not self._exit(out, ev, st, bucket, mid) and fresh is not None and fresh.strength >= self.cfg.min_divergence_strength \
                 and st.pending.may_enter(ev.ts_event, bucket, self.cfg.retry_after_s) and st.ao_v is not None:
             sign = 1.0 if fresh.kind == "bullish" else -1.0
             side = "long" if sign > 0 else "short"
@@ -383,13 +354,7 @@ class RenkoEngine(TargetEngine[MarketState]):
     # decisions
     # ------------------------------------------------------------------------------------------
 
-    def _exit_reason(self, ts: int, mid: float, st: MarketState) -> str | None:
-        c = self.cfg
-        why = price_exit(st.pos.size, st.pos.avg_entry, mid, c.take_profit_bps, c.stop_loss_bps)
-        if why is not None:
-            return why
-        if st.pos.entry_ts is not None and ts - st.pos.entry_ts >= c.max_hold_s * 1e9:
-            return "time_stop"
+    def _reversal(self, st: MarketState) -> str | None:
         ao, prev = st.ao_v, st.ao_prev
         if ao is not None and prev is not None:
             if st.pos.size > 0 and ao < prev and ao < 0:

@@ -64,7 +64,7 @@ always give byte-identical outputs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from shared.candles import Candle, CandleBuilder
@@ -72,12 +72,9 @@ from shared.config import StackConfig
 from shared.events import Bbo, Event
 from shared.indicators import ATR, EMA, RSI, Bands, Bollinger, RealizedVolBps
 from shared.strategy_base import (
-    MarketSizing,
-    Pending,
-    Position,
     TargetEngine,
+    TargetState,
     clamp_size,
-    price_exit,
     signal_labels,
 )
 
@@ -88,12 +85,10 @@ SOURCE = "strategy-trend"
 __all__ = ["SOURCE", "MarketState", "TrendEngine", "make_engine", "signal_labels"]
 
 
-@dataclass(slots=True)
-class MarketState:
-    """Everything the engine keeps for one market."""
+@dataclass(slots=True, kw_only=True)
+class MarketState(TargetState):
+    """Everything the engine keeps for one market (position, pending target: TargetState)."""
 
-    market: str
-    sizing: MarketSizing
     candles: CandleBuilder
     rsi: RSI
     bb: Bollinger
@@ -109,29 +104,15 @@ class MarketState:
     ema_slow_v: float | None = None
     atr_v: float | None = None
     vol_v: float | None = None
-    mid: float | None = None
     bb_position: float | None = None
-    pos: Position = field(default_factory=Position)  # position from fills
-    executor_position: float | None = None
-    pending: Pending = field(default_factory=Pending)  # the last target sent
-    signals: dict[str, int] = field(default_factory=dict)
 
 
 class TrendEngine(TargetEngine[MarketState]):
-    """The RSI+BB trend strategy (see the module docstring).
+    """The RSI+BB trend strategy (see the module docstring); arguments of
+    :class:`~shared.strategy_base.TargetEngine` (``cfg.sizes`` needs every market)."""
 
-    Args:
-        cfg: the strategy's configuration.
-        markets: markets to trade (each needs ``cfg.sizes[market]``).
-        source: ``source`` of the output events.
-        seen_fills: how many fill ids to remember for deduplication.
-    """
-
+    SOURCE = SOURCE
     cfg: TrendConfig
-
-    def __init__(self, cfg: TrendConfig, markets: list[str], source: str = SOURCE,
-                 seen_fills: int = 100_000) -> None:
-        super().__init__(cfg, markets, source, seen_fills)
 
     def _new_state(self, market: str) -> MarketState:
         c = self.cfg
@@ -180,11 +161,7 @@ class TrendEngine(TargetEngine[MarketState]):
     # market data
     # ------------------------------------------------------------------------------------------
 
-    def _on_bbo(self, ev: Bbo, st: MarketState) -> list[Event]:
-        if not (ev.bid_px > 0 and ev.ask_px > 0 and ev.bid_px <= ev.ask_px):
-            return []  # one-sided or crossed book: no usable mid
-        mid = ev.mid
-        st.mid = mid
+    def _on_mid(self, ev: Bbo, mid: float, st: MarketState) -> list[Event]:
         closed = st.candles.update(ev.ts_event, mid)
         for c in closed:
             self._on_candle(c, st)
@@ -192,14 +169,8 @@ class TrendEngine(TargetEngine[MarketState]):
             st.bb_position = st.bands.position(mid)
         bucket = st.candles.bucket(ev.ts_event)
         out: list[Event] = []
-        if st.pos.size != 0.0:
-            exit_reason = self._exit_reason(ev.ts_event, mid, st)
-            if exit_reason is not None:
-                side = "long" if st.pos.size > 0 else "short"
-                reason = (f"exit {side} {exit_reason} mid={mid:.6g} entry={st.pos.avg_entry:.6g} "
-                          f"pos={st.pos.size:.8g}")
-                self._emit(out, ev, st, bucket, 0.0, reason, mid)
-        elif closed and st.pending.may_enter(ev.ts_event, bucket, self.cfg.retry_after_s):
+        if not self._exit(out, ev, st, bucket, mid) and closed \
+                and st.pending.may_enter(ev.ts_event, bucket, self.cfg.retry_after_s):
             entry = self._entry(mid, st)
             if entry is not None:
                 target, reason = entry
@@ -224,14 +195,9 @@ class TrendEngine(TargetEngine[MarketState]):
     # decisions
     # ------------------------------------------------------------------------------------------
 
-    def _exit_reason(self, ts: int, mid: float, st: MarketState) -> str | None:
+    def _reversal(self, st: MarketState) -> str | None:
         c = self.cfg
         long = st.pos.size > 0
-        why = price_exit(st.pos.size, st.pos.avg_entry, mid, c.take_profit_bps, c.stop_loss_bps)
-        if why is not None:
-            return why
-        if st.pos.entry_ts is not None and ts - st.pos.entry_ts >= c.max_hold_s * 1e9:
-            return "time_stop"
         if st.rsi_v is not None:
             if long and st.rsi_v < c.rsi_bearish_threshold:
                 return f"trend_reversal rsi={st.rsi_v:.2f}"
