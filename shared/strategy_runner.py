@@ -67,9 +67,11 @@ class MeteredEngine:
         return out
 
 
-async def restore_fills(engine: Any, bus: Bus, account: int | str, own_markets_only: bool = False) -> int:
+async def restore_fills(engine: Any, bus: Bus, account: int | str, own_markets_only: bool = False,
+                        publish: Callable[[str], None] | None = None) -> int:
     """Fold the strategy's historical fills from the exec stream into ``engine`` (only those of
-    its markets when ``own_markets_only``); returns how many were applied (duplicates included)."""
+    its markets when ``own_markets_only``), then ``publish(market)`` each market when given;
+    returns how many were applied (duplicates included)."""
     n = 0
     for d in await bus.read_all(bus.streams.exec(account)):
         ev = d.event
@@ -77,6 +79,9 @@ async def restore_fills(engine: Any, bus: Bus, account: int | str, own_markets_o
                 not own_markets_only or ev.market in engine.markets):
             engine.on_event(ev)
             n += 1
+    if publish is not None:
+        for m in engine.markets:
+            publish(m)
     return n
 
 

@@ -67,10 +67,7 @@ def publish_state(market: str, state: dict[str, Any]) -> None:
 async def restore_fills(engine: TrendEngine, bus: Bus, account: int | str) -> int:
     """Fold this strategy's historical fills from the exec stream into ``engine``; returns
     how many were applied (duplicates included)."""
-    n = await restore_strategy_fills(engine, bus, account)
-    for m in engine.markets:
-        publish_state(m, engine.state(m))
-    return n
+    return await restore_strategy_fills(engine, bus, account, publish=lambda m: publish_state(m, engine.state(m)))
 
 
 def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[EngineRunner, TrendEngine]:
