@@ -47,3 +47,91 @@ async def redis_client(redis_url, namespace):
 def recording_path() -> Path:
     """The bundled real BTC+ETH recording."""
     return REPO / "data" / "recordings" / "lighter-2025-09-15-btc-eth.jsonl.gz"
+
+
+class VenueExecutor:
+    """venue-sim and an executor, both running in the test's event loop on a real Redis.
+
+    Attributes: ``port`` (venue-sim), ``cfg`` (StackConfig), ``svc`` (ExecutorService), ``bus``,
+    ``exec_stream``. :meth:`wait_for` polls the exec stream (or another) until ``pred(events)``.
+    """
+
+    def __init__(self, port, cfg, svc, bus):
+        self.port, self.cfg, self.svc, self.bus = port, cfg, svc, bus
+        self.exec_stream = bus.streams.exec(cfg.account_index)
+
+    async def wait_for(self, pred, stream: str | None = None, timeout: float = 20.0) -> list:
+        import asyncio
+        import time
+
+        deadline = time.monotonic() + timeout
+        evs: list = []
+        while time.monotonic() < deadline:
+            evs = [d.event for d in await self.bus.read_all(stream or self.exec_stream) if d.event is not None]
+            if pred(evs):
+                return evs
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out; stream has {[type(e).__name__ for e in evs]}")
+
+    async def account_positions(self) -> dict[int, float]:
+        """venue-sim's positions of the account, by market id (signed base units)."""
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{self.port}/api/v1/account",
+                                params={"by": "index", "value": self.cfg.account_index}) as r:
+                acct = await r.json()
+        return {p["market_id"]: float(p["position"]) * (p.get("sign") or 1) for p in acct["accounts"][0]["positions"]}
+
+
+@pytest.fixture
+async def venue_executor(tmp_path, redis_client, redis_url, namespace, monkeypatch):
+    """Factory ``await start(events, markets, services=None)``: writes ``events`` as a recording,
+    serves it with venue-sim (speed 1, autostart), starts an executor against it and waits until
+    the executor has reconciled (RiskState running). Both are stopped after the test."""
+    import asyncio
+
+    from services.executor.config import ExecutorConfig
+    from services.executor.runner import ExecutorService, resolve_key
+    from services.venue_sim.config import VenueSimConfig
+    from services.venue_sim.runner import serve
+    from shared.bus import Bus
+    from shared.config import StackConfig, VenueConfig
+    from shared.events import RiskState
+    from shared.markets import MarketInfo
+    from shared.recording import RecordingHeader, write_recording
+    from shared.redis_util import free_port
+
+    monkeypatch.delenv("LIGHTER_API_PRIVATE_KEY", raising=False)
+    btc = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, min_base_amount=0.0002,
+                     min_quote_amount=10.0)
+    eth = MarketInfo(symbol="ETH", market_id=0, size_decimals=4, price_decimals=2, min_base_amount=0.005,
+                     min_quote_amount=10.0)
+    started: list = []
+
+    async def start(events, markets, services=None) -> VenueExecutor:
+        rec = tmp_path / "venue.jsonl.gz"
+        write_recording(rec, RecordingHeader(markets=[btc, eth], source="test"), events)
+        port = free_port()
+        stop_venue = asyncio.Event()
+        venue_task = asyncio.create_task(serve(VenueSimConfig(host="127.0.0.1", port=port, recording=str(rec),
+                                                              speed=1.0, fills_file="", autostart=True),
+                                               1001, stop_venue))
+        cfg = StackConfig(namespace=namespace, redis_url=redis_url, markets=markets,
+                          venue=VenueConfig(rest_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}/stream"),
+                          services={"executor": {"http_port": 0, "reconcile_retry_s": 0.3}, **(services or {})})
+        ecfg = cfg.section("executor", ExecutorConfig)
+        svc = ExecutorService(cfg, ecfg, resolve_key(cfg, ecfg), redis_client)
+        await asyncio.sleep(0.5)
+        task = asyncio.create_task(svc.run())
+        started.append((svc, task, stop_venue, venue_task))
+        h = VenueExecutor(port, cfg, svc, Bus(redis_client, namespace))
+        await h.wait_for(lambda evs: any(isinstance(e, RiskState) and e.state == "running" for e in evs))
+        return h
+
+    yield start
+    for svc, task, stop_venue, venue_task in started:
+        svc.stop()
+        assert await asyncio.wait_for(task, 15) == 0
+        stop_venue.set()
+        await asyncio.wait_for(venue_task, 10)

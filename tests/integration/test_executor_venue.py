@@ -13,7 +13,6 @@ import asyncio
 import json
 import time
 
-import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 
@@ -280,112 +279,46 @@ async def test_executor_end_to_end(fake_venue, redis_client, redis_url, namespac
 # ---------------------------------------------------------------------------------------------
 
 
-async def test_executor_against_venue_sim(tmp_path, redis_client, redis_url, namespace, monkeypatch):
-    runner_mod = pytest.importorskip("services.venue_sim.runner")
-    cfg_mod = pytest.importorskip("services.venue_sim.config")
-    from shared.recording import RecordingHeader, write_recording
-
-    monkeypatch.delenv("LIGHTER_API_PRIVATE_KEY", raising=False)
+async def test_executor_against_venue_sim(venue_executor):
     t0 = time.time_ns()
-    rec = tmp_path / "tiny.jsonl.gz"
     bbos = [Bbo(id=f"r{i}", ts_event=t0 + i * 1_000_000_000, source="rec", market=m, bid_px=px - 1.0, bid_sz=1.0,
                 ask_px=px, ask_sz=1.0)
             for i in range(120) for m, px in (("BTC", 115001.0), ("ETH", 4500.01))]
-    write_recording(rec, RecordingHeader(markets=[BTC, ETH], source="test"), bbos)
-    port = free_port()
-    vcfg = cfg_mod.VenueSimConfig(host="127.0.0.1", port=port, recording=str(rec), speed=1.0, fills_file="",
-                                  autostart=True)
-    stop_venue = asyncio.Event()
-    venue_task = asyncio.create_task(runner_mod.serve(vcfg, ACCT, stop_venue))
-    cfg = StackConfig(namespace=namespace, redis_url=redis_url, markets=["BTC", "ETH"],
-                      venue=VenueConfig(rest_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}/stream"),
-                      services={"executor": {"http_port": 0, "reconcile_retry_s": 0.3}})
-    ecfg = cfg.section("executor", ExecutorConfig)
-    svc = ExecutorService(cfg, ecfg, resolve_key(cfg, ecfg), redis_client)
-    task = None
-    bus = Bus(redis_client, namespace)
-    exec_stream = bus.streams.exec(ACCT)
-    try:
-        await asyncio.sleep(0.5)
-        task = asyncio.create_task(svc.run())
-        await _wait_for(bus, exec_stream, lambda evs: any(isinstance(e, RiskState) and e.state == "running"
-                                                          for e in evs), timeout=20)
-        ts = time.time_ns()
-        await bus.publish(bus.streams.book("BTC"), [Bbo(id="b1", ts_event=ts, source="test", market="BTC",
+    h = await venue_executor(bbos, ["BTC", "ETH"])
+    ts = time.time_ns()
+    await h.bus.publish(h.bus.streams.book("BTC"), [Bbo(id="b1", ts_event=ts, source="test", market="BTC",
                                                         bid_px=115000.0, bid_sz=1.0, ask_px=115001.0, ask_sz=1.0)])
-        await asyncio.sleep(0.7)
-        await bus.publish(bus.streams.intent(ACCT), [
-            TargetPosition(id="vA", ts_event=ts + 1, source="A", strategy="A", market="BTC", target=0.002),
-            TargetPosition(id="vB", ts_event=ts + 2, source="B", strategy="B", market="BTC", target=-0.001)])
-        evs = await _wait_for(bus, exec_stream, lambda evs: any(isinstance(e, Fill) and e.venue_trade_id
-                                                                for e in evs), timeout=20)
-        acc = [e for e in evs if isinstance(e, OrderAccepted)]
-        assert acc and acc[0].side == "buy" and acc[0].time_in_force == "ioc"
-        fills = [e for e in evs if isinstance(e, Fill) and e.venue_trade_id]
-        assert fills[0].strategy == "A" and fills[0].liquidity == "taker"
-        assert fills[0].client_order_index == acc[0].client_order_index
-    finally:
-        svc.stop()
-        if task is not None:
-            assert await asyncio.wait_for(task, 15) == 0
-        stop_venue.set()
-        await asyncio.wait_for(venue_task, 10)
+    await asyncio.sleep(0.7)
+    await h.bus.publish(h.bus.streams.intent(ACCT), [
+        TargetPosition(id="vA", ts_event=ts + 1, source="A", strategy="A", market="BTC", target=0.002),
+        TargetPosition(id="vB", ts_event=ts + 2, source="B", strategy="B", market="BTC", target=-0.001)])
+    evs = await h.wait_for(lambda evs: any(isinstance(e, Fill) and e.venue_trade_id for e in evs))
+    acc = [e for e in evs if isinstance(e, OrderAccepted)]
+    assert acc and acc[0].side == "buy" and acc[0].time_in_force == "ioc"
+    fills = [e for e in evs if isinstance(e, Fill) and e.venue_trade_id]
+    assert fills[0].strategy == "A" and fills[0].liquidity == "taker"
+    assert fills[0].client_order_index == acc[0].client_order_index
 
 
-async def test_dust_from_a_partial_fill_is_closed_on_venue_sim(tmp_path, redis_client, redis_url, namespace,
-                                                               monkeypatch):
+async def test_dust_from_a_partial_fill_is_closed_on_venue_sim(venue_executor):
     """The ETH touch shows 0.0014 (below Lighter's 0.005 minimum): an entry of 0.005 fills 0.0014 and
     the rest is canceled. The exit must still trade the 0.0014 (reduce-only at the minimum size,
     clamped by the venue), leaving the venue position at zero."""
-    runner_mod = pytest.importorskip("services.venue_sim.runner")
-    cfg_mod = pytest.importorskip("services.venue_sim.config")
-    from shared.recording import RecordingHeader, write_recording
-
-    monkeypatch.delenv("LIGHTER_API_PRIVATE_KEY", raising=False)
     t0 = time.time_ns()
-    rec = tmp_path / "thin.jsonl.gz"
     bbos = [Bbo(id=f"r{i}", ts_event=t0 + i * 1_000_000_000, source="rec", market="ETH", bid_px=4500.0, bid_sz=1.0,
                 ask_px=4500.01, ask_sz=0.0014) for i in range(120)]
-    write_recording(rec, RecordingHeader(markets=[BTC, ETH], source="test"), bbos)
-    port = free_port()
-    vcfg = cfg_mod.VenueSimConfig(host="127.0.0.1", port=port, recording=str(rec), speed=1.0, fills_file="",
-                                  autostart=True)
-    stop_venue = asyncio.Event()
-    venue_task = asyncio.create_task(runner_mod.serve(vcfg, ACCT, stop_venue))
-    cfg = StackConfig(namespace=namespace, redis_url=redis_url, markets=["ETH"],
-                      venue=VenueConfig(rest_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}/stream"),
-                      services={"executor": {"http_port": 0, "reconcile_retry_s": 0.3}})
-    ecfg = cfg.section("executor", ExecutorConfig)
-    svc = ExecutorService(cfg, ecfg, resolve_key(cfg, ecfg), redis_client)
-    task = None
-    bus = Bus(redis_client, namespace)
-    exec_stream = bus.streams.exec(ACCT)
-    try:
-        await asyncio.sleep(0.5)
-        task = asyncio.create_task(svc.run())
-        await _wait_for(bus, exec_stream, lambda evs: any(isinstance(e, RiskState) and e.state == "running"
-                                                          for e in evs), timeout=20)
-        ts = time.time_ns()
-        await bus.publish(bus.streams.book("ETH"), [Bbo(id="e1", ts_event=ts, source="test", market="ETH",
+    h = await venue_executor(bbos, ["ETH"])
+    ts = time.time_ns()
+    await h.bus.publish(h.bus.streams.book("ETH"), [Bbo(id="e1", ts_event=ts, source="test", market="ETH",
                                                         bid_px=4500.0, bid_sz=1.0, ask_px=4500.01, ask_sz=0.0014)])
-        await asyncio.sleep(0.5)
-        await bus.publish(bus.streams.intent(ACCT), [
-            TargetPosition(id="in", ts_event=ts + 1, source="A", strategy="A", market="ETH", target=0.005)])
-        await _wait_for(bus, exec_stream, lambda evs: any(isinstance(e, OrderCanceled) for e in evs), timeout=20)
-        await bus.publish(bus.streams.intent(ACCT), [
-            TargetPosition(id="out", ts_event=ts + 2, source="A", strategy="A", market="ETH", target=0.0)])
-        evs = await _wait_for(bus, exec_stream, lambda evs: sum(isinstance(e, Fill) for e in evs) >= 2, timeout=20)
-        fills = [e for e in evs if isinstance(e, Fill)]
-        assert [(f.side, f.size) for f in fills] == [("buy", 0.0014), ("sell", 0.0014)]
-        assert not [e for e in evs if isinstance(e, OrderRejected)]
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/api/v1/account", params={"by": "index", "value": ACCT}) as r:
-                acct = await r.json()
-        positions = {p["market_id"]: float(p["position"]) for p in acct["accounts"][0]["positions"]}
-        assert positions.get(0, 0.0) == 0.0
-    finally:
-        svc.stop()
-        if task is not None:
-            assert await asyncio.wait_for(task, 15) == 0
-        stop_venue.set()
-        await asyncio.wait_for(venue_task, 10)
+    await asyncio.sleep(0.5)
+    await h.bus.publish(h.bus.streams.intent(ACCT), [
+        TargetPosition(id="in", ts_event=ts + 1, source="A", strategy="A", market="ETH", target=0.005)])
+    await h.wait_for(lambda evs: any(isinstance(e, OrderCanceled) for e in evs))
+    await h.bus.publish(h.bus.streams.intent(ACCT), [
+        TargetPosition(id="out", ts_event=ts + 2, source="A", strategy="A", market="ETH", target=0.0)])
+    evs = await h.wait_for(lambda evs: sum(isinstance(e, Fill) for e in evs) >= 2)
+    fills = [e for e in evs if isinstance(e, Fill)]
+    assert [(f.side, f.size) for f in fills] == [("buy", 0.0014), ("sell", 0.0014)]
+    assert not [e for e in evs if isinstance(e, OrderRejected)]
+    assert (await h.account_positions()).get(0, 0.0) == 0.0
