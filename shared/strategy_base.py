@@ -36,6 +36,7 @@ from shared.events import (
     Bbo,
     Event,
     Fill,
+    OrderAccepted,
     OrderCanceled,
     OrderRejected,
     PositionSnapshot,
@@ -44,6 +45,18 @@ from shared.events import (
 )
 
 POS_EPS = 1e-9  # base units: a position or target difference below this is zero
+
+
+def addressed_to(event: Event, strategy: str) -> bool:
+    """Whether an exec-stream event concerns ``strategy``. Fills and position snapshots name one
+    strategy; the order events of an order the executor placed for several strategies at once
+    carry their names comma-joined (``"trend,renko"``, see docs/internals.md)."""
+    name = getattr(event, "strategy", None)
+    if name is None:
+        return False
+    if isinstance(event, OrderAccepted | OrderRejected | OrderCanceled):
+        return strategy in name.split(",")
+    return name == strategy
 
 
 class Sizing(Protocol):
@@ -391,7 +404,7 @@ class TargetEngine(Generic[S]):
             st = self._m.get(event.market)
             return self._on_bbo(event, st) if st is not None else []
         if isinstance(event, Fill | OrderRejected | OrderCanceled | PositionSnapshot):
-            if event.strategy != self.name:
+            if not addressed_to(event, self.name):
                 return []
             st = self._m.get(event.market)
             if st is None:

@@ -53,7 +53,7 @@ from shared.events import (
     Side,
     child,
 )
-from shared.strategy_base import FillDedup
+from shared.strategy_base import FillDedup, addressed_to
 
 from .config import SECTION, GridConfig
 
@@ -129,7 +129,7 @@ class GridEngine:
             self._on_mid(st)
             return self._maybe_emit(event, st)
         if isinstance(event, Fill | OrderRejected | OrderCanceled):
-            if event.strategy != self.name:
+            if not addressed_to(event, self.name):
                 return []
             st = self._m.get(event.market)
             if st is None:

@@ -41,3 +41,28 @@ def test_a_different_target_goes_out_at_once_and_reaching_clears():
     assert p.check(0.0, ts=1 * S, bucket=0, retry_after_s=30) == ""
     p.reached(0.0)
     assert p.target is None and p.may_enter(2 * S, 0, 30)
+
+
+def test_order_events_of_a_shared_order_reach_every_named_strategy():
+    from shared.events import Fill, OrderCanceled
+    from shared.strategy_base import addressed_to
+
+    env = {"id": "x", "ts_event": 1}
+    shared_cancel = OrderCanceled(**env, strategy="trend,renko", market="BTC", client_order_index=7, remaining=0.1)
+    assert addressed_to(shared_cancel, "trend") and addressed_to(shared_cancel, "renko")
+    assert not addressed_to(shared_cancel, "tren") and not addressed_to(shared_cancel, "grid")
+    fill = Fill(**env, fill_id="f", strategy="trend", market="BTC", side="buy", price=1.0, size=0.1)
+    assert addressed_to(fill, "trend") and not addressed_to(fill, "renko")
+
+
+def test_a_strategy_retries_after_the_cancel_of_an_order_it_shared():
+    from services.strategy_trend.config import TrendConfig
+    from services.strategy_trend.engine import TrendEngine
+    from shared.events import OrderCanceled
+
+    eng = TrendEngine(TrendConfig(), ["BTC"])
+    st = eng._m["BTC"]
+    assert st.pending.check(0.0002, ts=0, bucket=0, retry_after_s=30) == ""
+    eng.on_event(OrderCanceled(id="c", ts_event=1, strategy="renko,trend", market="BTC", client_order_index=7,
+                               remaining=0.0002))
+    assert st.pending.check(0.0002, ts=15 * S, bucket=1, retry_after_s=30) == " retry"
