@@ -25,6 +25,7 @@ pieces are plain, deterministic Python (no clock, no I/O):
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -324,7 +325,7 @@ class TargetState:
 S = TypeVar("S", bound=TargetState)
 
 
-class TargetEngine(Generic[S]):
+class TargetEngine(ABC, Generic[S]):
     """Base of a target-position engine: subclasses give ``_new_state(market)``,
     ``_on_mid(bbo, mid, state) -> [events]`` (called on each usable mid, ``state.mid`` set) and
     ``_reversal(state)`` (their own exit rule), call :meth:`_exit` first and :meth:`_emit` to
@@ -354,14 +355,17 @@ class TargetEngine(Generic[S]):
         self._m: dict[str, S] = {m: self._new_state(m) for m in self.markets}
         self._fills = FillDedup(seen_fills)
 
+    @abstractmethod
     def _new_state(self, market: str) -> S:
-        raise NotImplementedError
+        """The strategy's per-market state for ``market`` (a :class:`TargetState` subclass)."""
 
+    @abstractmethod
     def _on_mid(self, ev: Bbo, mid: float, st: S) -> list[Event]:
-        raise NotImplementedError
+        """The strategy's own work on a usable mid (indicators, entries); returns intents."""
 
+    @abstractmethod
     def _reversal(self, st: S) -> str | None:
-        raise NotImplementedError
+        """The strategy's signal exit reason for the open position, or ``None``."""
 
     def _on_bbo(self, ev: Bbo, st: S) -> list[Event]:
         if not (ev.bid_px > 0 and ev.ask_px > 0 and ev.bid_px <= ev.ask_px):
