@@ -707,6 +707,17 @@ class VenueServer:
                 for (a, k), n in sorted(self.nonces.items()) if a == acct]
         return web.json_response({"code": 200, "api_keys": keys})
 
+    def _market_and_limit(self, request: web.Request, max_limit: int) -> tuple[MarketInfo, int]:
+        """The required ``market_id`` and ``limit`` (default 100, clamped to 1..``max_limit``).
+
+        Raises:
+            VenueError: 21602 when ``market_id`` is missing or unknown; 21501 when ``limit`` is
+                not an integer.
+        """
+        if not request.query.get("market_id"):
+            raise VenueError(E.INVALID_MARKET, "market_id is required")
+        return self._selected(request)[0], max(1, min(max_limit, self._int(request, "limit", 100)))
+
     def _selected(self, request: web.Request) -> list[MarketInfo]:
         mid = request.query.get("market_id")
         if mid in (None, "", "255"):
@@ -766,10 +777,7 @@ class VenueServer:
 
     async def h_order_book_orders(self, request: web.Request) -> web.Response:
         try:
-            m = self._selected(request)[0] if request.query.get("market_id") else None
-            if m is None:
-                raise VenueError(E.INVALID_MARKET, "market_id is required")
-            limit = max(1, min(250, self._int(request, "limit", 100)))
+            m, limit = self._market_and_limit(request, max_limit=250)
         except VenueError as exc:
             return self._err(exc)
         bids, asks = self.engine.public_book(m.market_id)
@@ -848,10 +856,7 @@ class VenueServer:
 
     async def h_recent_trades(self, request: web.Request) -> web.Response:
         try:
-            m = self._selected(request)[0] if request.query.get("market_id") else None
-            if m is None:
-                raise VenueError(E.INVALID_MARKET, "market_id is required")
-            limit = max(1, min(100, self._int(request, "limit", 100)))
+            m, limit = self._market_and_limit(request, max_limit=100)
         except VenueError as exc:
             return self._err(exc)
         trades = list(self.trades[m.market_id])[-limit:][::-1]
