@@ -63,10 +63,7 @@ def write_charts(out: Path, rec: Recorder) -> dict[str, Path]:
     ax.set_title("Equity (USD)")
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    paths["equity.png"] = out / "equity.png"
-    fig.savefig(paths["equity.png"], dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    paths["equity.png"] = _save(fig, out / "equity.png")
 
     fig, ax = plt.subplots(figsize=(10, 3))
     eq = np.asarray(rec.equity["total"], dtype=float)
@@ -75,10 +72,7 @@ def write_charts(out: Path, rec: Recorder) -> dict[str, Path]:
         ax.fill_between(t, -(peak - eq), 0, color="tab:red", alpha=0.4)
     ax.set_title("Drawdown of total equity (USD)")
     ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    paths["drawdown.png"] = out / "drawdown.png"
-    fig.savefig(paths["drawdown.png"], dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    paths["drawdown.png"] = _save(fig, out / "drawdown.png")
 
     n = max(1, len(rec.markets))
     fig, axes = plt.subplots(n, 1, figsize=(10, 3 * n), squeeze=False)
@@ -92,11 +86,18 @@ def write_charts(out: Path, rec: Recorder) -> dict[str, Path]:
         ax.set_title(f"{m.symbol}: fills over price")
         ax.legend(loc="best", fontsize=8)
         ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    paths["trades.png"] = out / "trades.png"
-    fig.savefig(paths["trades.png"], dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    paths["trades.png"] = _save(fig, out / "trades.png")
     return paths
+
+
+def _save(fig: Any, path: Path) -> Path:
+    """Finish a time-axis chart (dated x labels), write it as PNG (90 dpi) and free it."""
+    import matplotlib.pyplot as plt
+
+    fig.autofmt_xdate()
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def write_html(path: Path, summary: dict[str, Any], charts: dict[str, Path]) -> None:
