@@ -542,10 +542,6 @@ class Engine:
                 rec.cancel_requested = True
         return OrderCommand(kind="cancel_all", cause_id=cause_id, ts_event=self.now if ts_ns is None else ts_ns)
 
-    def live_orders(self) -> list[int]:
-        """Client order indexes of orders not known to be terminal."""
-        return [c for c, r in self.orders.items() if r.live]
-
     def position(self, strategy: str, market: str) -> float:
         """Virtual position of ``strategy`` in ``market`` (signed base units)."""
         st = self.strats.get((strategy, market))

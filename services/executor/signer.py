@@ -12,7 +12,6 @@ session): use :meth:`Signer.create` from a coroutine.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -147,6 +146,3 @@ def _scrub(msg: str, secret: str) -> str:
     return msg.replace(secret, "<redacted>") if secret else msg
 
 
-def tx_info_fields(tx: SignedTx) -> dict:
-    """The decoded ``tx_info`` JSON (for logs and tests; contains no key)."""
-    return json.loads(tx.tx_info)

@@ -75,7 +75,3 @@ class RenkoConfig(TargetStrategyConfig):
         """ATR candle length in nanoseconds."""
         return int(round(self.atr_candle_interval_s * 1e9))
 
-    @property
-    def warmup_bricks(self) -> int:
-        """Bricks before AO (slow SMA) and the bands have values: 34 with the defaults."""
-        return max(self.ao_slow_period, self.bb_period)
