@@ -268,6 +268,75 @@ class RiskState(Event, tag="risk_state"):
     reason: str = ""
 
 
+class GuardState(Event, tag="guard_state"):
+    """A risk guard of the executor engaged (``engaged`` True) or released (False).
+
+    ``guard`` is ``max_position`` (account position in base units would exceed the market's
+    limit), ``max_notional`` (account position x price in USD would exceed it) or
+    ``self_trade`` (a taker order would have crossed one of our own resting orders).
+    ``side`` is the side that is blocked (``buy`` blocks growing a long). ``position`` is the
+    account position in base units when the state changed; ``limit`` the limit in the guard's
+    unit (base units, USD; 0 for ``self_trade``).
+    """
+
+    guard: Literal["max_position", "max_notional", "self_trade"]
+    market: str
+    side: Side
+    engaged: bool
+    position: float = 0.0
+    limit: float = 0.0
+    reason: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Model parameters (calibrator -> {ns}:params:{strategy})
+# ---------------------------------------------------------------------------------------------
+
+
+class ModelParams(Event, tag="model_params"):
+    """Avellaneda-Stoikov parameters of one market, estimated from recorded mids and trades.
+
+    Units (all prices in integer ticks of the market, ``tick_size`` USD each):
+
+    - ``sigma``: volatility of the mid in **ticks per sqrt(second)**; ``sigma_source`` says
+      which estimate was used (``garch``: GARCH(1,1) with Student-t errors, or ``rolling``:
+      rolling standard deviation), and ``sigma_garch``/``sigma_rolling`` give both (``None``
+      when one could not be computed).
+    - ``A``: order-arrival intensity at the mid, **per second**; ``k``: its decay **per tick**
+      of distance from the mid (lambda(delta) = A * exp(-k * delta), Avellaneda & Stoikov
+      2008, eq. 2.11).
+    - ``gamma``: risk aversion **per tick** (with inventory q counted in order clips, so that
+      ``gamma / k`` is dimensionless).
+    - ``interval_s``: the sampling interval of the returns (s); ``window_start``/``window_end``:
+      the data window (ns); ``mid``: the last mid (USD).
+
+    ``ok`` is False when a fit failed or a value is not finite and positive; ``problems`` then
+    says why, and consumers must not quote from these parameters. JSON has no NaN: a value
+    that could not be computed is 0.0 in the required fields and ``None`` in the optional ones. ``fit`` holds fit-quality
+    figures (e.g. ``ak_r2``, ``garch_loglik``) and ``inputs`` the counts the fit used (e.g.
+    ``returns``, ``trades``).
+    """
+
+    strategy: str
+    market: str
+    sigma: float
+    A: float
+    k: float
+    gamma: float
+    tick_size: float
+    mid: float
+    interval_s: float
+    window_start: int
+    window_end: int
+    sigma_source: Literal["garch", "rolling"] = "garch"
+    sigma_garch: float | None = None
+    sigma_rolling: float | None = None
+    ok: bool = True
+    problems: list[str] = []
+    fit: dict[str, float | None] = {}
+    inputs: dict[str, float] = {}
+
+
 # ---------------------------------------------------------------------------------------------
 # Control ({ns}:control)
 # ---------------------------------------------------------------------------------------------
@@ -298,6 +367,8 @@ AnyEvent = (
     | Fill
     | PositionSnapshot
     | RiskState
+    | GuardState
+    | ModelParams
     | Control
 )
 

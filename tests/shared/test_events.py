@@ -24,6 +24,12 @@ def _samples():
         ev.Fill(**env, fill_id="f1", strategy="trend", market="BTC", side="sell", price=1.0, size=0.1, fee=0.01),
         ev.PositionSnapshot(**env, strategy="trend", market="BTC", position=-0.1, avg_entry_price=1.0),
         ev.RiskState(**env, state="halted", reason="reconcile failed"),
+        ev.GuardState(**env, guard="max_position", market="BTC", side="buy", engaged=True, position=0.01,
+                      limit=0.01, reason="max_position 0.01 BTC"),
+        ev.ModelParams(**env, strategy="maker", market="BTC", sigma=2.5, A=0.8, k=0.05, gamma=0.01,
+                       tick_size=0.1, mid=115000.0, interval_s=1.0, window_start=0, window_end=10**12,
+                       sigma_garch=2.5, sigma_rolling=None, fit={"ak_r2": 0.97, "garch_loglik": None},
+                       inputs={"returns": 3600}),
         ev.Control(**env, command="kill"),
     ]
 

@@ -1,0 +1,1 @@
+"""services/hedger: hedges the maker's inventory (engine, config, runner)."""

@@ -1,0 +1,1 @@
+"""services/maker: the Avellaneda-Stoikov market maker (engine, config, runner)."""
