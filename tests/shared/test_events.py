@@ -29,7 +29,7 @@ def _samples():
         ev.ModelParams(**env, strategy="maker", market="BTC", sigma=2.5, A=0.8, k=0.05, gamma=0.01,
                        tick_size=0.1, mid=115000.0, interval_s=1.0, window_start=0, window_end=10**12,
                        sigma_garch=2.5, sigma_rolling=None, fit={"ak_r2": 0.97, "garch_loglik": None},
-                       inputs={"returns": 3600}),
+                       inputs={"returns": 3600.0}),
         ev.Control(**env, command="kill"),
     ]
 
