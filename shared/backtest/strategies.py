@@ -37,6 +37,8 @@ REGISTRY: dict[str, str | Factory] = {
     "renko": "services.strategy_renko.engine:make_engine",
     "grid": "services.strategy_grid.engine:make_engine",
     "ema-cross": "shared.backtest.ema_cross:make_engine",
+    "maker": "services.maker.engine:make_engine",
+    "hedger": "services.hedger.engine:make_engine",
 }
 ALIASES = {"strategy-trend": "trend", "strategy-renko": "renko", "strategy-grid": "grid", "ema_cross": "ema-cross"}
 
