@@ -53,12 +53,14 @@ class MarketInfo(msgspec.Struct, kw_only=True, frozen=True):
 
     def price_to_int(self, price: float, rounding: Rounding = "nearest") -> int:
         """Price in USD -> integer ticks. ``down``/``up`` round toward -inf/+inf (use ``down``
-        for a buy limit and ``up`` for a sell limit to never be more aggressive than asked)."""
-        return int((Decimal(repr(price)) * (10 ** self.price_decimals)).to_integral_value(_MODES[rounding]))
+        for a buy limit and ``up`` for a sell limit to never be more aggressive than asked).
+        The price is read as its shortest decimal text (``repr``), see :func:`scale_to_int`."""
+        return scale_to_int(price, 10 ** self.price_decimals, rounding)
 
     def size_to_int(self, size: float, rounding: Rounding = "down") -> int:
-        """Size in base units -> integer lots (default rounds down: never more than asked)."""
-        return int((Decimal(repr(abs(size))) * (10 ** self.size_decimals)).to_integral_value(_MODES[rounding]))
+        """Size in base units -> integer lots (default rounds down: never more than asked).
+        The sign is dropped; the size is read as its shortest decimal text (``repr``)."""
+        return scale_to_int(abs(size), 10 ** self.size_decimals, rounding)
 
     def int_to_price(self, ticks: int) -> float:
         """Integer ticks -> USD."""
@@ -120,6 +122,37 @@ class MarketInfo(msgspec.Struct, kw_only=True, frozen=True):
             "default_initial_margin_fraction": 500, "min_initial_margin_fraction": 200,
             "maintenance_margin_fraction": 120, "closeout_margin_fraction": 80,
         }
+
+
+def scale_to_int(x: float, scale: int, rounding: Rounding) -> int:
+    """``x`` read as its shortest decimal text (``Decimal(repr(x))``), times the integer
+    ``scale`` (``10**decimals``), rounded to an integer with ``rounding`` (``nearest``: half to
+    even; ``down``/``up``: toward -inf/+inf).
+
+    Exact, and fast: the float product ``y = x * scale`` differs from the decimal product by at
+    most ~1.5 ulp(y) (the shortest repr is within half an ulp of ``x``, the product rounds once),
+    so whenever ``y`` is farther than ``_TOL(y)`` (``1e-9 + |y| * 2**-40``, orders of magnitude
+    above that bound) from a rounding boundary (a half-integer for ``nearest``, an integer for
+    ``down``/``up``) the float rounding is the decimal one. Near a boundary, and for NaN/inf, the
+    :class:`decimal.Decimal` computation decides (and raises as it does: ``ValueError`` for NaN,
+    ``OverflowError`` for infinities).
+    """
+    y = x * scale
+    if y - y == 0.0:  # finite
+        tol = 1e-9 + abs(y) * 9.094947017729282e-13  # 2**-40
+        if rounding == "nearest":
+            r = round(y)
+            if abs(abs(y - r) - 0.5) > tol:
+                return r
+        elif rounding == "down":
+            r = math.floor(y)
+            if y - r > tol and r + 1 - y > tol:
+                return r
+        else:
+            r = math.ceil(y)
+            if r - y > tol and y - (r - 1) > tol:
+                return r
+    return int((Decimal(repr(x)) * scale).to_integral_value(_MODES[rounding]))
 
 
 def _fmt(n: int, decimals: int) -> str:

@@ -42,3 +42,34 @@ def test_from_lighter_reads_the_real_order_book_details_sample():
     assert (m.symbol, m.market_id, m.size_decimals, m.price_decimals) == ("ETH", 0, 4, 2)
     assert m.min_base_amount == 0.005 and m.min_quote_amount == 10.0 and m.taker_fee == 0.0
     assert MarketInfo.from_lighter(m.to_lighter()) == m
+
+
+def _decimal_reference(x: float, scale: int, rounding: str) -> int:
+    from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+
+    mode = {"nearest": ROUND_HALF_EVEN, "down": ROUND_FLOOR, "up": ROUND_CEILING}[rounding]
+    return int((Decimal(repr(x)) * scale).to_integral_value(mode))
+
+
+def test_fast_scaling_equals_the_decimal_reading_of_the_shortest_repr():
+    """The float fast path of scale_to_int must give exactly Decimal(repr(x)) * scale rounded,
+    also on half-ticks and values a hair off an integer (where it defers to Decimal)."""
+    import random
+
+    from shared.markets import scale_to_int
+
+    rng = random.Random(7)
+    xs = [4510.495, 0.1 + 0.2, 0.0003, 2.675, 1.005, 115303.25, 0.5, 1.5, 2.5, -2.5, -0.0, 0.0, 1e-9, 123456.789]
+    for _ in range(2_000):
+        d = rng.randint(0, 8)
+        xs.append(rng.randint(0, 10**8) / 10 ** rng.randint(0, 9))
+        xs.append((rng.randint(0, 10**6) + 0.5) / 10**d)
+        xs.append(rng.uniform(-1e5, 1e5))
+    for x in xs:
+        for d in range(0, 9):
+            for rounding in ("nearest", "down", "up"):
+                assert scale_to_int(x, 10**d, rounding) == _decimal_reference(x, 10**d, rounding), (x, d, rounding)
+    with pytest.raises(ValueError):
+        ETH.price_to_int(float("nan"))
+    with pytest.raises(OverflowError):
+        ETH.size_to_int(float("inf"))
