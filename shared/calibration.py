@@ -255,20 +255,23 @@ def estimate_sigma(mid: np.ndarray, cfg: CalibrationConfig) -> SigmaFit:
         except (ValueError, np.linalg.LinAlgError) as exc:
             problems.append(f"{WARN}sigma: GARCH fit failed ({exc})")
     rolling = roll if math.isfinite(roll) else None
-    if garch is not None and garch > 0 and rolling is not None and rolling > 0:
-        ratio = garch / rolling
-        fit["sigma_ratio"] = ratio
+    use_garch = garch is not None and garch > 0
+    if garch is not None and not garch > 0:
+        problems.append(f"{WARN}sigma: GARCH gave {garch:.6g}, using rolling")
+    if use_garch and garch is not None and rolling is not None:
+        ratio = garch / rolling if rolling > 0 else math.inf
+        fit["sigma_ratio"] = _fin(ratio)
         if ratio > cfg.max_sigma_ratio or ratio < 1.0 / cfg.max_sigma_ratio:
             problems.append(f"{WARN}sigma: GARCH {garch:.6g} and rolling {rolling:.6g} differ by more than "
                             f"{cfg.max_sigma_ratio:g}x, using rolling")
-            return SigmaFit(rolling, "rolling", garch, rolling, problems, fit)
-    if garch is not None and garch > 0:
+            use_garch = False
+    if use_garch and garch is not None:
         return SigmaFit(garch, "garch", garch, rolling, problems, fit)
-    if garch is not None:
-        problems.append(f"{WARN}sigma: GARCH gave {garch:.6g}, using rolling")
-    if rolling is None or rolling <= 0:
-        problems.append("sigma: the mid did not move in the rolling window" if rolling is not None
-                        else "sigma: fewer than 2 returns")
+    if rolling is None:
+        problems.append("sigma: fewer than 2 returns")
+        return SigmaFit(0.0, "rolling", garch, rolling, problems, fit)
+    if rolling <= 0:
+        problems.append(f"sigma: the mid did not move in the last {cfg.rolling_window_s:g} s (rolling std 0)")
         return SigmaFit(0.0, "rolling", garch, rolling, problems, fit)
     return SigmaFit(rolling, "rolling", garch, rolling, problems, fit)
 
@@ -567,3 +570,160 @@ def calibrate(bbos: Sequence[Bbo], trades: Sequence[Trade], market: MarketInfo,
         sigma_garch=_fin(sg.garch), sigma_rolling=_fin(sg.rolling), ok=ok, problems=problems,
         fit={k_: _fin(v) for k_, v in fit.items()}, inputs=inputs,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# the `lighter-stack calibrate` command
+# ---------------------------------------------------------------------------------------------
+
+UNITS: dict[str, str] = {
+    "sigma": "ticks/sqrt(s)", "sigma_garch": "ticks/sqrt(s)", "sigma_rolling": "ticks/sqrt(s)",
+    "A": "1/s (arrivals per second per side at the mid)", "k": "1/tick",
+    "gamma": "1/(tick*clip) (inventory q counted in order clips)", "tick_size": "USD", "mid": "USD",
+    "interval_s": "s", "window_start": "ns", "window_end": "ns", "horizon_s": "s",
+    "half_spread_ticks": "ticks", "half_spread_bps": "bps of mid", "skew_ticks_per_clip": "ticks",
+    "sigma_bps_per_sqrt_s": "bps of mid/sqrt(s)",
+}
+
+
+def summary(p: ModelParams, horizon_s: float) -> dict[str, object]:
+    """The JSON summary the command prints: every field of ``p``, its units, and the A-S quote
+    offsets at zero inventory over ``horizon_s`` (``half_spread_ticks``/``_bps``,
+    ``skew_ticks_per_clip``; None when a parameter is not positive)."""
+    import msgspec
+
+    out: dict[str, object] = msgspec.to_builtins(p)
+    half = skew = None
+    if p.sigma > 0 and p.k > 0 and p.gamma > 0:
+        s, h = as_quote_offsets(np.array([p.gamma]), p.sigma, p.k, horizon_s)
+        skew, half = float(s[0]), float(h[0])
+    out["horizon_s"] = horizon_s
+    out["half_spread_ticks"] = half
+    out["half_spread_bps"] = half * p.tick_size / p.mid * 1e4 if half is not None and p.mid > 0 else None
+    out["skew_ticks_per_clip"] = skew
+    out["sigma_bps_per_sqrt_s"] = p.sigma * p.tick_size / p.mid * 1e4 if p.mid > 0 else None
+    out["units"] = UNITS
+    return out
+
+
+def calibration_settings(raw_maker: dict[str, object] | None) -> CalibrationConfig:
+    """The :class:`CalibrationConfig` of a stack config's ``services.maker`` section: its
+    ``calibration`` mapping, with ``horizon_s`` taken from the maker's ``horizon_s`` unless the
+    mapping sets it (so calibration and quoting use the same tau).
+
+    Raises:
+        pydantic.ValidationError: an unknown or invalid calibration setting.
+    """
+    raw = dict(raw_maker or {})
+    calib = dict(raw.get("calibration") or {})  # type: ignore[call-overload]
+    if "horizon_s" in raw and "horizon_s" not in calib:
+        calib["horizon_s"] = raw["horizon_s"]
+    return CalibrationConfig.model_validate(calib)
+
+
+def calibrate_command(data: object, market: str, config: object | None = None, out: object | None = None,
+                      publish: bool = False, strategy: str | None = None, order_size: float | None = None) -> int:
+    """What ``lighter-stack calibrate`` runs: load ``data`` (a recording or a top-of-book+trades
+    CSV folder, as the backtest does), calibrate ``market``, print a short report and, as the
+    last stdout line, the :func:`summary` JSON; write it to ``out`` if given; append the
+    :class:`ModelParams` to ``{ns}:params:{strategy}`` with ``publish``.
+
+    Settings: the stack config (``config`` path or the default): ``services.maker.calibration``
+    (see :func:`calibration_settings`), the strategy name ``services.maker.strategy`` (default
+    ``maker``), market metadata overrides ``services.backtest.markets``; ``namespace``/``redis_url``
+    for publishing.
+
+    Returns:
+        0 parameters ok, 1 computed but not ok (``problems`` printed), 2 bad input or config.
+    """
+    import json
+    import sys
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from shared.backtest.data import load_data
+    from shared.backtest.runner import BacktestConfig
+    from shared.config import ConfigError, load_config
+    from shared.recording import RecordingError
+
+    def fail(msg: str) -> int:
+        print(f"calibrate: {msg}", file=sys.stderr)
+        return 2
+
+    try:
+        stack = load_config(Path(str(config)) if config is not None else None)
+        maker_raw: dict[str, object] = {}
+        for key in sorted(stack.services):
+            if key.lower().replace("-", "_") == "maker":
+                maker_raw.update(stack.services[key] or {})
+        try:
+            cfg = calibration_settings(maker_raw)
+        except ValidationError as exc:
+            raise ConfigError("config error: " + "; ".join(
+                f"services.maker.calibration.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        overrides = stack.section("backtest", BacktestConfig).market_overrides()
+    except ConfigError as exc:
+        return fail(str(exc))
+    strategy = strategy or str(maker_raw.get("strategy") or "maker")
+    sym = market.upper()
+    try:
+        md = load_data(Path(str(data)), overrides)
+    except RecordingError as exc:
+        return fail(str(exc))
+    info = next((m for m in md.markets if m.symbol == sym), None)
+    if info is None:
+        return fail(f"market {sym} is not in {data} (markets: {', '.join(m.symbol for m in md.markets)})")
+    bbos: list[Bbo] = []
+    trades: list[Trade] = []
+    try:
+        for ev in md.events():
+            if isinstance(ev, Bbo) and ev.market == sym:
+                bbos.append(ev)
+            elif isinstance(ev, Trade) and ev.market == sym:
+                trades.append(ev)
+    except RecordingError as exc:
+        return fail(str(exc))
+    try:
+        params = calibrate(bbos, trades, info, cfg, strategy=strategy, order_size=order_size)
+    except ValueError as exc:
+        return fail(str(exc))
+    span = (params.window_end - params.window_start) / 1e9
+    print(f"calibrated {sym} on {md.kind} {data}: {len(bbos)} Bbo, {len(trades)} trades, {span:.0f} s "
+          f"(tick {info.tick:g} USD)")
+    print(f"  sigma {params.sigma:.6g} ticks/sqrt(s) ({params.sigma_source}; garch {params.sigma_garch}, "
+          f"rolling {params.sigma_rolling})")
+    print(f"  A {params.A:.6g} 1/s, k {params.k:.6g} 1/tick (R^2 {params.fit.get('ak_r2')}), "
+          f"gamma {params.gamma:.6g} 1/(tick*clip)")
+    for p in params.problems:
+        print(f"  problem: {p}")
+    doc = summary(params, cfg.horizon_s)
+    line = json.dumps(doc, sort_keys=True, allow_nan=False)
+    if out is not None:
+        Path(str(out)).write_text(line + "\n")
+    if publish:
+        import asyncio
+
+        from redis.exceptions import RedisError
+
+        from shared.bus import Bus
+        from shared.redis_util import async_client, resolve_redis_url
+
+        async def _pub() -> str:
+            client = async_client(resolve_redis_url(stack.redis_url))
+            try:
+                bus = Bus(client, stack.ns, stack.stream_maxlen)
+                stream = bus.streams.params(strategy)
+                await bus.publish(stream, [params])
+                return stream
+            finally:
+                await client.aclose()
+
+        try:
+            print(f"published to {asyncio.run(_pub())}")
+        except (OSError, RuntimeError, RedisError) as exc:
+            print(f"calibrate: publish failed: {exc}", file=sys.stderr)
+            print(line)
+            return 2
+    print(line)
+    return 0 if params.ok else 1

@@ -160,6 +160,24 @@ def simulate(
     typer.echo(f"wrote {n} events to {out}")
 
 
+@app.command()
+def calibrate(
+    data: Annotated[Path, typer.Option(help="recording (*.jsonl.gz) or top-of-book+trades CSV folder")],
+    market: Annotated[str, typer.Option(help="market symbol, e.g. BTC")],
+    config: ConfigOpt = None,
+    out: Annotated[Path | None, typer.Option(help="also write the parameters JSON to this file")] = None,
+    publish: Annotated[bool, typer.Option(help="append the ModelParams event to {ns}:params:<strategy> on Redis")] = False,
+    strategy: Annotated[str | None, typer.Option(help="strategy the parameters are for (default: services.maker.strategy or maker)")] = None,
+    order_size: Annotated[float | None, typer.Option("--order-size", help="clip size, base units (backtest PnL in USD)")] = None,
+) -> None:
+    """Estimate Avellaneda-Stoikov sigma, A, k and gamma of one market from recorded mids and
+    trades (docs/calibration.md); the last line is the parameters as one JSON object with units.
+    Exit code 0 ok, 1 parameters not usable (problems printed), 2 bad input."""
+    from shared.calibration import calibrate_command
+
+    raise typer.Exit(calibrate_command(data, market, config, out, publish, strategy, order_size))
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
