@@ -2,8 +2,16 @@
 
 :func:`run_backtest` loads the data (:mod:`shared.backtest.data`), builds the strategies from the
 registry (:mod:`shared.backtest.strategies`), runs :class:`shared.backtest.engine.Backtest` and
-writes ``fills.csv``, ``summary.json``, ``equity.png``, ``drawdown.png``, ``trades.png`` and
-``report.html`` into ``out``. :func:`backtest_command` is the CLI entry (prints a short table).
+writes ``fills.csv``, ``summary.json``, ``equity.png``, ``drawdown.png``, ``trades.png``,
+``pnl_buckets.png`` and ``report.html`` into ``out``. :func:`backtest_command` is the CLI entry
+(prints a short table).
+
+PnL attribution: a :class:`shared.pnl_attribution.MarketTap` runs as a silent extra engine (it
+answers nothing) to collect the mid path and the ``OrderAccepted`` events; after the run every
+strategy's fills are split into spread capture, inventory PnL and fees, by regime bucket
+(:func:`shared.pnl_attribution.attribute_all`). The result is ``pnl_split`` in
+``summary.json``'s ``per_strategy.<name>`` and ``total`` (plus ``fifo_pnl_usd`` and
+``identity_residual_usd`` = split total - FIFO ``pnl_usd``, which is 0 up to float rounding).
 
 Config (optional ``--config`` YAML, the stack config format): the strategies' sections
 (``services.strategy-trend``, ...), ``services.executor`` (limits) and ``services.backtest``
@@ -25,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.executor.config import ExecutorConfig
 from shared.config import StackConfig, load_config
 from shared.markets import MarketInfo
+from shared.pnl_attribution import MarketTap, attribute_all
 from shared.venue.matching import TIERS
 
 from . import strategies as registry
@@ -35,6 +44,7 @@ from .metrics import __doc__ as METRICS_DOC
 from .report import CHARTS, iso_ns, write_charts, write_fills_csv, write_html, write_summary
 
 UNLIMITED = 1e12
+TAP = "_pnl_attribution_tap"  # the silent engine collecting mids and order acceptances
 
 
 class BacktestConfig(BaseModel):
@@ -115,7 +125,8 @@ def run_backtest(data: Path, strategies: list[str], config: Path | None, out: Pa
     rec = Recorder(md.markets, bcfg.initial_capital_usd, bcfg.equity_sample_s)
     for label in engines:
         rec.add_strategy(label)
-    bt = Backtest(md.markets, engines, ecfg, account=bcfg.account_index if bcfg.account_index is not None
+    tap = MarketTap()
+    bt = Backtest(md.markets, {**engines, TAP: tap}, ecfg, account=bcfg.account_index if bcfg.account_index is not None
                   else cfg.account_index, tier=tier, maker_fee=bcfg.maker_fee, taker_fee=bcfg.taker_fee,
                   recorder=rec)
     t0 = time.perf_counter()
@@ -128,9 +139,10 @@ def run_backtest(data: Path, strategies: list[str], config: Path | None, out: Pa
 
     out.mkdir(parents=True, exist_ok=True)
     summary = _summary(bt, md, list(engines), bcfg, notes)
+    _add_pnl_split(summary, bt, tap, list(engines))
     write_fills_csv(out / "fills.csv", rec)
     write_summary(out / "summary.json", summary)
-    charts = write_charts(out, rec)
+    charts = write_charts(out, rec, summary)
     write_html(out / "report.html", summary, charts)
     summary["_run"] = {"wall_s": round(wall, 3), "events_per_s": round(bt.events / wall) if wall > 0 else None}
     return summary
@@ -175,6 +187,17 @@ def _summary(bt: Backtest, md: Any, names: list[str], bcfg: BacktestConfig, note
     }
 
 
+def _add_pnl_split(summary: dict[str, Any], bt: Backtest, tap: MarketTap, names: list[str]) -> None:
+    """Put each strategy's (and the account's) PnL split into the summary, next to its FIFO PnL."""
+    splits = attribute_all(bt.recorder.fills, tap.paths(), names, tap.orders)
+    for name, split in splits.items():
+        stats = summary["total"] if name == "total" else summary["per_strategy"][name]
+        fifo = stats.get("pnl_usd")
+        split["fifo_pnl_usd"] = fifo
+        split["identity_residual_usd"] = None if fifo is None else round(split["total_usd"] - fifo, 6) + 0.0
+        stats["pnl_split"] = split
+
+
 def backtest_command(data: Path, strategies: list[str], config: Path | None, out: Path,
                      progress: bool = True) -> int:
     """What ``lighter-stack backtest`` runs: prints a table per strategy; returns the exit code
@@ -201,9 +224,29 @@ def backtest_command(data: Path, strategies: list[str], config: Path | None, out
     for k in keys:
         t.add_row(k, *(_cell((s["total"] if c == "total" else s["per_strategy"][c]).get(k)) for c in cols))
     console.print(t)
+    console.print(_split_table(s, cols))
     run = s.get("_run", {})
     console.print(f"outputs in {out} ({run.get('wall_s')} s, {run.get('events_per_s')} events/s)")
     return 0
+
+
+def _split_table(s: dict[str, Any], cols: list[str]) -> Any:
+    """The PnL split rows (USD, adverse selection bps) per column, as a rich table."""
+    from rich.table import Table
+
+    t = Table(title="PnL split (docs/pnl-attribution.md)")
+    t.add_column("")
+    for c in cols:
+        t.add_column(c, justify="right")
+    splits = [(s["total"] if c == "total" else s["per_strategy"][c]).get("pnl_split") or {} for c in cols]
+    for k in ("spread_capture_usd", "inventory_pnl_usd", "fees_usd", "total_usd", "identity_residual_usd"):
+        t.add_row(k, *(_cell(sp.get(k)) for sp in splits))
+    for who in ("all", "maker"):
+        for h in ("1s", "10s"):
+            t.add_row(f"adverse_{who}_{h}_bps", *(_cell((sp.get("adverse_selection_bps") or {}).get(who, {}).get(h))
+                                                  for sp in splits))
+    t.add_row("maker_fill_ratio", *(_cell((sp.get("orders") or {}).get("maker_fill_ratio")) for sp in splits))
+    return t
 
 
 def _cell(v: Any) -> str:
