@@ -52,6 +52,10 @@ MEANING = {
         "initial_collateral": "USDC of a new simulated account",
         "market_stats_interval_s": "market_stats messages at most this often per market (sim seconds)",
         "recent_trades": "public trades kept for `recentTrades`",
+        "lockstep": "replay without the wall clock: next event only when the bus is quiet (deterministic; docs/venue-sim.md)",
+        "lockstep_settle_ms": "lockstep: wall ms the stack must stay quiet before the next step",
+        "lockstep_timeout_s": "lockstep: longest wait for quiet before replaying on (warning)",
+        "public_book": "`venue` (recorded level + our orders) or `recorded` (recording only); null = recorded in lockstep",
     },
     CollectorConfig: {
         "markets": "markets to collect; null = top-level markets", "http_port": "/health and /metrics port",

@@ -12,6 +12,11 @@ one JSON object::
      "venue_fills": ..., "pnl_usd": ..., ...}
 
 Exit code 0 only when orders > 0, fills > 0 and the ledger matches the venue.
+
+``lockstep`` (``DemoOptions.lockstep``) runs venue-sim in lockstep (docs/venue-sim.md): the
+replay advances only when every service is idle, so a run is deterministic and its fills equal
+those of ``lighter-stack backtest`` on the same recording (``tests/integration/test_parity.py``).
+After a run, :attr:`Demo.fills` holds the executor's ``Fill`` events in stream order.
 """
 
 from __future__ import annotations
@@ -62,10 +67,16 @@ class DemoOptions:
         timeout_s: give up when the replay has not finished after this many wall seconds.
         config: config file (default config/paper.yaml).
         overrides: extra ``LS_...`` environment overrides passed to every service.
+        start_minutes: with ``minutes``, skip this many minutes of recorded time first.
+        lockstep: run venue-sim in lockstep (deterministic; ``speed``/``max_gap_s`` unused).
+        strategies: strategy services to run (``strategy-trend``, ...); None = all of them.
     """
 
     recording: Path = DEFAULT_RECORDING
     minutes: float | None = None
+    start_minutes: float = 0.0
+    lockstep: bool = False
+    strategies: list[str] | None = None
     speed: float = 80.0
     max_gap_s: float = 2.0
     workdir: Path | None = None
@@ -89,16 +100,21 @@ def _service_cmd(service: str) -> list[str]:
     return [sys.executable, "-m", "shared.cli", "run", service]
 
 
-def _slice_recording(src: Path, dst: Path, minutes: float) -> Path:
+def slice_recording(src: Path, dst: Path, minutes: float, start_minutes: float = 0.0) -> Path:
+    """Write to ``dst`` the events of ``src`` recorded from ``start_minutes`` after its first
+    event up to ``minutes`` later (both ends inclusive, recorded time); returns ``dst``."""
     header, events = read_recording(src)
     out, t0 = [], None
+    lo, hi = start_minutes * 60e9, (start_minutes + minutes) * 60e9
     for ev in events:
         t0 = ev.ts_event if t0 is None else t0
-        if ev.ts_event - t0 > minutes * 60e9:
+        if ev.ts_event - t0 > hi:
             break
-        out.append(ev)
+        if ev.ts_event - t0 >= lo:
+            out.append(ev)
     write_recording(dst, header, out)
     return dst
+
 
 
 class Demo:
@@ -111,6 +127,12 @@ class Demo:
         self.procs: list[_Proc] = []
         self.redis_server: EmbeddedRedis | None = None
         self.cfg: StackConfig = load_config(opts.config)
+        self.fills: list[Fill] = []
+        unknown = set(opts.strategies or ()) - {s for s in SERVICE_ORDER if s.startswith("strategy-")}
+        if unknown:
+            raise DemoError(f"unknown strategy service(s) {sorted(unknown)}")
+        self.services = [s for s in SERVICE_ORDER
+                         if opts.strategies is None or not s.startswith("strategy-") or s in opts.strategies]
 
     # ------------------------------------------------------------------ processes
 
@@ -131,6 +153,7 @@ class Demo:
             "LS_SERVICES__VENUE_SIM__AUTOSTART": "false",
             "LS_SERVICES__VENUE_SIM__START_WHEN_SUBSCRIBED": "false",
             "LS_SERVICES__VENUE_SIM__FILLS_FILE": str(self.workdir / "venue-fills.jsonl"),
+            "LS_SERVICES__VENUE_SIM__LOCKSTEP": "true" if self.opts.lockstep else "false",
             "LS_SERVICES__LEDGER__DB_URL": f"sqlite:///{self.workdir / 'ledger.db'}",
             "LIGHTER_STACK_DATA": str(self.workdir),
             "PYTHONUNBUFFERED": "1",
@@ -195,7 +218,8 @@ class Demo:
         self.workdir.mkdir(parents=True, exist_ok=True)
         recording = Path(self.opts.recording)
         if self.opts.minutes:
-            recording = _slice_recording(recording, self.workdir / "recording.jsonl.gz", self.opts.minutes)
+            recording = slice_recording(recording, self.workdir / "recording.jsonl.gz", self.opts.minutes,
+                                        self.opts.start_minutes)
         header, events = read_recording(recording)
         self.markets = header.markets
         total_events = sum(1 for _ in events)
@@ -206,17 +230,18 @@ class Demo:
         else:
             self.redis_server = EmbeddedRedis().start()
             redis_url, ns = self.redis_server.url, "paper"
-        ports = {name: free_port() for name in ["venue-sim", *SERVICE_ORDER]}
+        ports = {name: free_port() for name in ["venue-sim", *self.services]}
         env = self._env(redis_url, ns, ports, recording)
         console.print(f"[bold]lighter-stack demo[/] paper mode, namespace [cyan]{ns}[/], "
                       f"{total_events:,} recorded events of {', '.join(m.symbol for m in header.markets)}, "
-                      f"speed x{self.opts.speed:g}; logs in {self.workdir / 'logs'}")
+                      + ("lockstep" if self.opts.lockstep else f"speed x{self.opts.speed:g}")
+                      + f"; logs in {self.workdir / 'logs'}")
         redis = async_client(redis_url)
         try:
             async with aiohttp.ClientSession() as http:
                 venue = self._start("venue-sim", env, ports["venue-sim"])
                 await self._wait_healthy(http, venue)
-                for name in SERVICE_ORDER:
+                for name in self.services:
                     self._start(name, env, ports[name])
                 for proc in self.procs[1:]:
                     await self._wait_healthy(http, proc)
@@ -304,6 +329,7 @@ class Demo:
         bus = Bus(redis, ns)
         acct = self.cfg.account_index
         exec_events = [d.event for d in await bus.read_all(bus.streams.exec(acct)) if d.event is not None]
+        self.fills = [e for e in exec_events if isinstance(e, Fill)]
         md_events = 0
         for m in self.cfg.markets:
             md_events += sum([await redis.xlen(s) for s in bus.streams.market_data(m)])

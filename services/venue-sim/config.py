@@ -37,6 +37,17 @@ class VenueSimConfig(BaseModel):
         market_stats_interval_s: at most one ``market_stats`` message per market per this many sim
             seconds.
         recent_trades: trades kept per market for ``recentTrades``.
+        lockstep: replay without the wall clock: release each recorded event only when every
+            consumer group of the namespace's streams is idle and nothing moved for
+            ``lockstep_settle_ms``; transactions arrive at the current event's time. Needs
+            Redis (the stack's ``redis_url``/``REDIS_URL``). Deterministic; ``speed`` and
+            ``max_gap_s`` are unused. See docs/venue-sim.md.
+        lockstep_settle_ms: wall milliseconds the stack must stay quiet before the next step.
+        lockstep_timeout_s: a step waits at most this long for quiet, then goes on (warning).
+        public_book: what the public ``order_book`` channel shows: ``venue`` (recorded level
+            minus our consumption, plus simulated resting orders, as Lighter would) or
+            ``recorded`` (the recorded top of book only, as a backtest sees it); default
+            ``recorded`` with ``lockstep``, else ``venue``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -58,6 +69,16 @@ class VenueSimConfig(BaseModel):
     initial_collateral: float = Field(default=100_000.0, ge=0)
     market_stats_interval_s: float = Field(default=1.0, ge=0)
     recent_trades: int = Field(default=200, ge=1)
+    lockstep: bool = False
+    lockstep_settle_ms: float = Field(default=30.0, gt=0)
+    lockstep_timeout_s: float = Field(default=30.0, gt=0)
+    public_book: Literal["venue", "recorded"] | None = None
+
+    def resolved_public_book(self) -> str:
+        """``public_book``, or its default: ``recorded`` in lockstep, else ``venue``."""
+        if self.public_book is not None:
+            return self.public_book
+        return "recorded" if self.lockstep else "venue"
 
     def resolved_tier(self) -> Tier:
         """The tier with this section's overrides applied."""

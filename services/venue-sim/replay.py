@@ -8,6 +8,17 @@ stay the recording's). A transaction arriving at wall time ``w`` gets the sim ti
 the recorded events in time order. Before the start the clock stands at the first event; after
 the last event the state is ``finished``: the clock follows the executed transactions and pending
 ones execute at once, at their own sim times.
+
+Lockstep mode (``gate`` given, see :mod:`services.venue_sim.lockstep`): no wall clock at all.
+Each recorded event is applied only when ``await gate()`` returns (the stack is quiet); the
+engine first executes the transactions due at or before the event's time, then applies the
+event. The resulting updates are sent in two steps, as the in-process backtest
+(:mod:`shared.backtest.engine`) feeds them: our account's updates first (fills, then positions,
+then orders), then, once the stack is quiet again, the public market data (book, trades). The
+sim clock stays at the event's time until the next event, so a transaction arriving meanwhile
+gets that time as its arrival (the speed bump then delays its execution in sim time). After the
+last event the pending transactions execute one by one at their own times, each once the stack
+is quiet; then the state becomes ``finished``.
 """
 
 from __future__ import annotations
@@ -17,17 +28,37 @@ import contextlib
 import gzip
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
 from shared.events import AnyEvent
-from shared.venue.matching import MatchingEngine, Update
+from shared.venue.matching import FillUpdate, MatchingEngine, OrderUpdate, PositionUpdate, Update
 
 log = logging.getLogger(__name__)
 
 State = Literal["waiting", "running", "finished"]
 _BEHIND_REANCHOR_S = 1.0  # if the loop falls this far behind schedule, re-anchor instead of bursting
+
+
+def split_updates(updates: list[Update]) -> tuple[list[Update], list[Update]]:
+    """``(account, public)``: our accounts' updates ordered fills, positions, orders (the order
+    the backtest feeds the executor) and the public ones (book, trades, stats) in their order."""
+    fills: list[Update] = []
+    positions: list[Update] = []
+    orders: list[Update] = []
+    public: list[Update] = []
+    for u in updates:
+        t = type(u)
+        if t is FillUpdate:
+            fills.append(u)
+        elif t is PositionUpdate:
+            positions.append(u)
+        elif t is OrderUpdate:
+            orders.append(u)
+        else:
+            public.append(u)
+    return fills + positions + orders, public
 
 
 def count_events(path: str | Path) -> int:
@@ -53,12 +84,16 @@ class Replay:
         max_gap_s: longer recorded gaps are compressed to ``max_gap_s / speed`` wall seconds.
         total_events: event count for ``/sim/status`` (None = unknown).
         wall: monotonic wall clock in seconds (tests may inject one).
+        gate: lockstep mode when given: ``await gate()`` returns once the stack is quiet
+            (``speed`` and ``max_gap_s`` are then unused).
     """
 
     def __init__(self, engine: MatchingEngine, events: Iterator[AnyEvent], sink: Callable[[list[Update]], None],
                  speed: float = 60.0, max_gap_s: float = 5.0, total_events: int | None = None,
-                 wall: Callable[[], float] = time.monotonic) -> None:
+                 wall: Callable[[], float] = time.monotonic,
+                 gate: Callable[[], Awaitable[object]] | None = None) -> None:
         self.engine = engine
+        self.gate = gate
         self.sink = sink
         self.speed = speed
         self.max_gap_ns = int(max_gap_s * 1e9)
@@ -82,7 +117,7 @@ class Replay:
 
     def sim_now(self) -> int:
         """Current sim time in ns (see the module docstring)."""
-        if self.state == "finished":
+        if self.state == "finished" or (self.gate is not None and self.state == "running"):
             return self.engine.now_ns
         if self.state == "waiting" or self._next is None or self._rate <= 0:
             return max(self._t0, self.engine.now_ns)
@@ -134,7 +169,44 @@ class Replay:
         if self._stop:
             return
         self.state = "running"
-        log.info("replay started (speed %s, %s events)", self.speed, self.total_events)
+        if self.gate is not None:
+            log.info("replay started in lockstep (%s events)", self.total_events)
+            await self._run_lockstep(self.gate)
+        else:
+            log.info("replay started (speed %s, %s events)", self.speed, self.total_events)
+            await self._run_paced()
+        if self._stop:
+            return
+        self.state = "finished"
+        log.info("replay finished after %d events; venue keeps serving", self.replayed)
+        while not self._stop:
+            if self.engine.next_pending_ns() is not None:
+                self.sink(self.engine.advance(self.engine.next_pending_ns()))  # type: ignore[arg-type]
+                continue
+            await self._sleep(3600)
+
+    async def _run_lockstep(self, gate: Callable[[], Awaitable[object]]) -> None:
+        while self._next is not None and not self._stop:
+            await gate()
+            if self._stop:
+                return
+            ev = self._next
+            account, public = split_updates(self.engine.on_market_data(ev))  # due txs first, then ev
+            self.replayed += 1
+            self._next = next(self._events, None)
+            if account:
+                self.sink(account)
+                await gate()
+            self.sink(public)
+        while not self._stop:  # after the last event: pending txs at their own times
+            await gate()
+            due = self.engine.next_pending_ns()
+            if due is None or self._stop:
+                return
+            account, public = split_updates(self.engine.advance(due))
+            self.sink(account + public)
+
+    async def _run_paced(self) -> None:
         self._t0, self._w0 = max(self._t0, self.engine.now_ns), self._wall()
         since_yield = 0
         while self._next is not None and not self._stop:
@@ -165,12 +237,3 @@ class Replay:
             if since_yield >= 500:
                 since_yield = 0
                 await asyncio.sleep(0)
-        if self._stop:
-            return
-        self.state = "finished"
-        log.info("replay finished after %d events; venue keeps serving", self.replayed)
-        while not self._stop:
-            if self.engine.next_pending_ns() is not None:
-                self.sink(self.engine.advance(self.engine.next_pending_ns()))  # type: ignore[arg-type]
-                continue
-            await self._sleep(3600)

@@ -1,7 +1,9 @@
 """venue-sim's runner: load the recording, build the engine, serve Lighter's API, replay.
 
 ``main(cfg)`` runs until SIGTERM/SIGINT. :func:`build` assembles the same pieces for tests
-(returns the server, the replay and the aiohttp app without binding a port).
+(returns the server, the replay and the aiohttp app without binding a port). With
+``lockstep: true`` the replay is gated by :class:`services.venue_sim.lockstep.QuietGate` on the
+stack's Redis and namespace.
 """
 
 from __future__ import annotations
@@ -14,21 +16,32 @@ from typing import Any
 from aiohttp import web
 
 from services.venue_sim.config import VenueSimConfig, resolve_path
+from services.venue_sim.lockstep import QuietGate
 from services.venue_sim.replay import Replay, count_events
 from services.venue_sim.server import VenueServer
 from shared.config import StackConfig
 from shared.recording import read_recording
+from shared.redis_util import async_client, resolve_redis_url
 from shared.service import install_stop_handlers, setup_logging
 from shared.venue.matching import MatchingEngine
 
 log = logging.getLogger("venue-sim")
 
 
-def build(cfg: VenueSimConfig, account_index: int = 1001) -> tuple[VenueServer, Replay, web.Application]:
+def build(cfg: VenueSimConfig, account_index: int = 1001, redis: Any = None,
+          namespace: str = "paper") -> tuple[VenueServer, Replay, web.Application]:
     """Open the recording and wire engine, server and replay (must run inside an event loop).
+
+    Args:
+        cfg: the venue-sim section.
+        account_index: the stack's account (for ``start_when_subscribed``).
+        redis: an asyncio Redis client; required with ``cfg.lockstep`` (the quiet gate reads the
+            consumer groups of ``namespace``).
+        namespace: the stack's stream namespace.
 
     Raises:
         shared.recording.RecordingError: the recording is missing or invalid.
+        ValueError: ``lockstep`` without a Redis client.
     """
     path = resolve_path(cfg.recording)
     header, events = read_recording(path)
@@ -41,7 +54,8 @@ def build(cfg: VenueSimConfig, account_index: int = 1001) -> tuple[VenueServer, 
     def status_extra() -> dict[str, Any]:
         r: Replay = holder["replay"]
         return {"state": r.state, "events_replayed": r.replayed, "total_events": r.total_events,
-                "recording": str(path), "depth": header.depth, "speed": r.speed, "started": r.started}
+                "recording": str(path), "depth": header.depth, "speed": r.speed, "started": r.started,
+                "lockstep": cfg.lockstep, "public_book": server.public_book}
 
     server = VenueServer(
         engine, header.markets, clock,
@@ -51,17 +65,26 @@ def build(cfg: VenueSimConfig, account_index: int = 1001) -> tuple[VenueServer, 
         start_when_subscribed_account=(cfg.account_index if cfg.account_index is not None else account_index)
         if cfg.start_when_subscribed else None,
         market_stats_interval_s=cfg.market_stats_interval_s, recent_trades=cfg.recent_trades,
+        public_book=cfg.resolved_public_book(),
     )
-    replay = Replay(engine, events, server.publish, speed=cfg.speed, max_gap_s=cfg.max_gap_s)
+    gate = None
+    if cfg.lockstep:
+        if redis is None:
+            raise ValueError("venue-sim lockstep needs Redis (to watch the consumer groups)")
+        gate = QuietGate(redis, namespace, lambda: (server.queued_messages(), server.tx_requests),
+                         settle_ms=cfg.lockstep_settle_ms, timeout_s=cfg.lockstep_timeout_s).wait
+    replay = Replay(engine, events, server.publish, speed=cfg.speed, max_gap_s=cfg.max_gap_s, gate=gate)
     holder["replay"] = replay
     if cfg.autostart:
         replay.start()
     return server, replay, server.app()
 
 
-async def serve(cfg: VenueSimConfig, account_index: int = 1001, stop: asyncio.Event | None = None) -> None:
-    """Serve on ``cfg.host:cfg.port`` and replay until ``stop`` is set."""
-    server, replay, app = build(cfg, account_index)
+async def serve(cfg: VenueSimConfig, account_index: int = 1001, stop: asyncio.Event | None = None,
+                redis: Any = None, namespace: str = "paper") -> None:
+    """Serve on ``cfg.host:cfg.port`` and replay until ``stop`` is set (``redis``/``namespace``:
+    see :func:`build`)."""
+    server, replay, app = build(cfg, account_index, redis, namespace)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     path = resolve_path(cfg.recording)
@@ -95,7 +118,12 @@ def main(cfg: StackConfig) -> int:
     async def _run() -> None:
         stop = asyncio.Event()
         install_stop_handlers(stop.set)
-        await serve(section, cfg.account_index, stop)
+        redis = async_client(resolve_redis_url(cfg.redis_url)) if section.lockstep else None
+        try:
+            await serve(section, cfg.account_index, stop, redis, cfg.ns)
+        finally:
+            if redis is not None:
+                await redis.aclose()
 
     try:
         asyncio.run(_run())

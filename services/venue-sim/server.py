@@ -131,14 +131,22 @@ class VenueServer:
             channel and an account channel of this account have a subscriber.
         market_stats_interval_s: minimum sim seconds between market_stats messages per market.
         recent_trades: trades kept per market for ``recentTrades``.
+        public_book: ``venue`` (the default): the public ``order_book`` channel shows the
+            recorded level minus what our takers consumed, plus the resting orders of simulated
+            accounts, as Lighter would; ``recorded``: it shows the recorded top of book only
+            (lockstep/parity mode: market data then equals the recording, as in a backtest).
     """
 
     def __init__(self, engine: MatchingEngine, markets: Iterable[MarketInfo], clock: Callable[[], int],
                  fills_file: Path | None = None, status_extra: Callable[[], dict[str, Any]] | None = None,
                  on_start: Callable[[], None] | None = None, on_tx: Callable[[], None] | None = None,
                  start_when_subscribed_account: int | None = None, market_stats_interval_s: float = 1.0,
-                 recent_trades: int = 200) -> None:
+                 recent_trades: int = 200, public_book: str = "venue") -> None:
+        if public_book not in ("venue", "recorded"):
+            raise ValueError(f"public_book must be 'venue' or 'recorded', not {public_book!r}")
         self.engine = engine
+        self.public_book = public_book
+        self.tx_requests = 0  # txs received (accepted or refused)
         self.markets = {m.market_id: m for m in markets}
         self.clock = clock
         self.status_extra = status_extra or (lambda: {})
@@ -242,8 +250,22 @@ class VenueServer:
 
     # ---------------------------------------------------------------- order book
 
+    def public_levels(self, mid: int) -> tuple[dict[int, int], dict[int, int]]:
+        """The book the ``order_book`` channel shows (see ``public_book``): ``(bids, asks)`` as
+        ``{price_ticks: size_lots}``."""
+        if self.public_book == "venue":
+            return self.engine.public_book(mid)
+        st = self.engine.state[mid]
+        bids = {st.bid_px: st.bid_sz} if st.bid_px is not None and st.bid_sz > 0 else {}
+        asks = {st.ask_px: st.ask_sz} if st.ask_px is not None and st.ask_sz > 0 else {}
+        return bids, asks
+
+    def queued_messages(self) -> int:
+        """WebSocket messages queued and not yet written, over all clients."""
+        return sum(c.queue.qsize() for c in self.clients if not c.closed)
+
     def _publish_book(self, mid: int, ts_ns: int) -> None:
-        bids, asks = self.engine.public_book(mid)
+        bids, asks = self.public_levels(mid)
         old_bids, old_asks = self.book_levels[mid]
         d_bids = _diff(old_bids, bids)
         d_asks = _diff(old_asks, asks)
@@ -597,6 +619,7 @@ class VenueServer:
             VenueError: with Lighter's code (21104 nonce, 21706 amount, 21728 duplicate client
                 order index, 21732 reduce-only, 21602 market, 21505 tx type, 21501 bad tx_info).
         """
+        self.tx_requests += 1
         try:
             return self._send_tx(tx_type, tx_info)
         except VenueError as exc:
