@@ -1,0 +1,421 @@
+"""The hedger of seed 001 as a pure engine: ``HedgerEngine.on_event(ev) -> [ev]``.
+
+Inputs:
+
+- :class:`~shared.events.Bbo` of the hedged markets: the touch, the mid and the **clock** (every
+  wait below is measured in ``ts_event``; nothing reads a wall clock);
+- from the account's exec stream, events of every strategy: :class:`~shared.events.Fill` and
+  :class:`~shared.events.PositionSnapshot` of the maker (``cfg.maker_strategy``) and of the
+  hedger itself (``cfg.strategy``) give the **maker inventory** ``I`` and the **hedge position**
+  ``H`` (signed base units; fills are deduplicated by ``fill_id``, a snapshot sets the
+  position); the hedger's ``OrderAccepted``/``OrderRejected``/``OrderCanceled`` follow its
+  passive order; :class:`~shared.events.GuardState` of the executor feeds the guard emergency.
+
+Outputs (to ``{ns}:intent:{account}``): a one-sided post-only
+:class:`~shared.events.QuoteIntent` at the touch (passive hedge), a
+:class:`~shared.events.CancelIntent` (pull it) and a :class:`~shared.events.TargetPosition` for
+the hedger's own virtual position (cross: the executor sends a marketable IOC limit at most
+``max_slippage_bps`` beyond the touch, see ``services/executor/engine.py`` ``_rebalance``).
+
+Rules per market (defaults of :class:`HedgerConfig` in brackets; docs/hedger.md has the seed
+comparison):
+
+1. **Exposure** ``E = I + H``. While ``|E| <= trigger_units`` [SOL 0.05], or
+   ``|E| · mid <= trigger_notional_usd`` [7 USD], nothing is done and the exposure clock resets.
+   The first event with ``|E|`` above the trigger starts it (``over_since``).
+2. **Goal** (never past flat, a reduce-only intent): the hedge position the hedger wants is
+   ``H* = clamp(sign(I) · target_units − I, between 0 and −I)`` [target 0.02], i.e. the exposure
+   goes toward ``sign(I) · target_units`` and the hedge never exceeds the maker inventory nor
+   takes its side. ``units = min(|H* − H|, clip)``, ``clip = max_clip_units`` [0.10]
+   (× ``emergency_clip_multiplier`` [1.4] in an emergency). A clip below ``min_clip_units`` is
+   raised to it when that stays within the goal's bounds, else the hedge is skipped.
+3. **Emergency** when the exposure has been over the trigger for ``emergency_after_s`` [10 s]
+   or an executor guard (:class:`~shared.events.GuardState` engaged) of the market has been
+   engaged that long (since it first engaged, not since its last report). An emergency
+   crosses at once with offset ``price_offset_bps + emergency_extra_bps`` [10 + 2 = 12 bps],
+   which configuration validation keeps within ``max_slippage_bps`` [12], and cools down only
+   ``emergency_cooldown_s`` [0.75 s].
+4. **Passive first** (``prefer_passive``) unless in an emergency or the exposure has been over
+   the trigger for ``max_exposure_s`` [8 s] (*forced cross*): a post-only quote of ``units`` at
+   the touch (a sell at the best ask, a buy at the best bid). After ``passive_wait_s``
+   [0.25 s] of event time it is judged: success if ``|E| <= trigger_units`` or ``|E|`` fell by
+   ``passive_success_fraction`` [60 %] of the clip since it was placed; otherwise it is
+   canceled and, once the executor confirms the cancel (or after ``passive_cancel_timeout_s``
+   [2 s] without an answer), the hedger crosses in the same attempt. A passive order the
+   executor refused, or the venue canceled, is judged at once.
+5. **Cross**: ``TargetPosition(target = H ± units, max_slippage_bps = price_offset_bps)``
+   [10 bps, from the touch], ``reference_price`` = mid. It is always within the cap
+   ``max_slippage_bps``.
+6. **Cooldown**: after every attempt, successful or not, ``cooldown_s`` [6 s] (emergency:
+   ``emergency_cooldown_s``) of event time before the next one.
+7. **Dry run**: every decision is made, counted and visible in :meth:`HedgerEngine.state`,
+   nothing is emitted.
+
+Output ids come from :func:`shared.events.child`; the same inputs give identical outputs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from shared.config import StackConfig
+from shared.events import (
+    Bbo,
+    CancelIntent,
+    Event,
+    Fill,
+    GuardState,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    PositionSnapshot,
+    QuoteIntent,
+    Side,
+    TargetPosition,
+    child,
+)
+from shared.strategy_base import FillDedup, addressed_to
+
+from .config import SECTION, HedgerConfig, HedgerMarket, load_section
+
+SOURCE = "hedger"
+EPS = 1e-9
+NS = 1_000_000_000
+
+Mode = Literal["passive", "aggressive", "emergency"]
+
+__all__ = ["SOURCE", "HedgerConfig", "HedgerEngine", "MarketState", "make_engine"]
+
+
+@dataclass(slots=True)
+class Passive:
+    """The hedger's passive order of one market: ``side``, ``size`` base units, placed at
+    ``placed`` ns with the exposure ``start_abs`` base units; ``cancel_sent`` ns once pulled."""
+
+    side: Side
+    size: float
+    price: float
+    placed: int
+    start_abs: float
+    clip: float
+    filled: float = 0.0
+    accepted: bool = False
+    coi: int = 0
+    cancel_sent: int | None = None
+    done: bool = False
+
+
+@dataclass(slots=True)
+class MarketState:
+    """Everything the hedger knows about one market (positions in signed base units, times ns)."""
+
+    market: str
+    limits: HedgerMarket
+    bid: float | None = None
+    ask: float | None = None
+    maker: float = 0.0
+    hedge: float = 0.0
+    now: int = 0
+    over_since: int | None = None
+    last_attempt: int | None = None
+    last_attempt_emergency: bool = False
+    guards: dict[tuple[str, str], int] = field(default_factory=dict)
+    passive: Passive | None = None
+    reference_mid: float | None = None
+    last_side: Side | None = None
+    last_slippage_bps: float | None = None
+    force_aggressive: bool = False
+    emergency: bool = False
+    hedges: dict[str, int] = field(default_factory=lambda: {"passive": 0, "aggressive": 0, "emergency": 0})
+    skipped_min_clip: int = 0
+    fills: int = 0
+
+    @property
+    def mid(self) -> float | None:
+        if self.bid is None or self.ask is None:
+            return None
+        return (self.bid + self.ask) / 2.0
+
+    @property
+    def exposure(self) -> float:
+        return _clean(self.maker + self.hedge)
+
+
+def _clean(x: float) -> float:
+    x = round(x, 10)
+    return 0.0 if abs(x) < EPS else x
+
+
+def _sign(x: float) -> float:
+    return 0.0 if abs(x) < EPS else math.copysign(1.0, x)
+
+
+class HedgerEngine:
+    """The hedger (see the module docstring).
+
+    Args:
+        cfg: the hedger's configuration (validated: emergency offset within the cap).
+        markets: markets hedged (each needs ``cfg.markets[m]``).
+        source: ``source`` of the output events.
+        seen_fills: how many fill ids to remember for deduplication.
+    """
+
+    def __init__(self, cfg: HedgerConfig, markets: list[str], source: str = SOURCE,
+                 seen_fills: int = 100_000) -> None:
+        self.cfg = cfg
+        self.name = cfg.strategy
+        self.source = source
+        self.markets = list(markets)
+        self._m = {m: MarketState(market=m, limits=cfg.markets[m]) for m in self.markets}
+        self._fills = FillDedup(seen_fills)
+
+    # ------------------------------------------------------------------------------ public API
+
+    def on_event(self, event: Event) -> list[Event]:
+        """Consume one event; return the intents it causes (none in dry run)."""
+        st = self._m.get(getattr(event, "market", None) or "")
+        if st is None:
+            return []
+        if isinstance(event, Bbo):
+            if not (event.bid_px > 0 and event.ask_px > event.bid_px):
+                return []
+            st.bid, st.ask = event.bid_px, event.ask_px
+        elif isinstance(event, Fill | PositionSnapshot | GuardState):
+            if not self._fold(event, st):
+                return []
+        elif isinstance(event, OrderAccepted | OrderRejected | OrderCanceled):
+            if not addressed_to(event, self.name) or not self._order_event(event, st):
+                return []
+        else:
+            return []
+        st.now = max(st.now, event.ts_event)
+        return self._step(event, st)
+
+    def fold(self, event: Event) -> None:
+        """Apply a position-bearing event (``Fill``, ``PositionSnapshot``, ``GuardState``)
+        without deciding anything: used to restore the positions from the exec stream."""
+        st = self._m.get(getattr(event, "market", None) or "")
+        if st is not None and isinstance(event, Fill | PositionSnapshot | GuardState):
+            self._fold(event, st)
+
+    def position(self, market: str) -> float:
+        """The hedger's own position in ``market`` (signed base units)."""
+        return self._m[market].hedge
+
+    def maker_inventory(self, market: str) -> float:
+        """The maker's inventory in ``market`` (signed base units) as the hedger knows it."""
+        return self._m[market].maker
+
+    def exposure(self, market: str) -> float:
+        """Maker inventory + hedge position in ``market`` (signed base units)."""
+        return self._m[market].exposure
+
+    def state(self, market: str) -> dict[str, Any]:
+        """A snapshot of one market (for metrics, logs and tests)."""
+        st = self._m[market]
+        p = st.passive
+        return {
+            "maker_inventory": st.maker, "hedge_position": st.hedge, "exposure": st.exposure,
+            "mid": st.mid, "over_since": st.over_since, "force_aggressive": st.force_aggressive,
+            "emergency": st.emergency, "hedges": dict(st.hedges), "last_slippage_bps": st.last_slippage_bps,
+            "passive": None if p is None else {"side": p.side, "size": p.size, "price": p.price,
+                                               "placed": p.placed, "canceling": p.cancel_sent is not None},
+            "last_attempt": st.last_attempt, "skipped_min_clip": st.skipped_min_clip, "fills": st.fills,
+            "ts": st.now, "dry_run": self.cfg.dry_run,
+        }
+
+    # ------------------------------------------------------------------------------ inputs
+
+    def _fold(self, ev: Fill | PositionSnapshot | GuardState, st: MarketState) -> bool:
+        """Update positions/guards; True when the event changed what the hedger knows."""
+        if isinstance(ev, GuardState):
+            key = (ev.guard, ev.side)
+            if ev.engaged:
+                st.guards.setdefault(key, ev.ts_event)  # since it FIRST engaged (seed overwrote it)
+            else:
+                st.guards.pop(key, None)
+            return True
+        who = ev.strategy
+        if who not in (self.name, self.cfg.maker_strategy):
+            return False
+        if isinstance(ev, PositionSnapshot):
+            if who == self.name:
+                st.hedge = _clean(ev.position)
+            else:
+                st.maker = _clean(ev.position)
+            return True
+        if not self._fills.first(ev.fill_id) or ev.size <= 0:
+            return False
+        signed = ev.size if ev.side == "buy" else -ev.size
+        if who == self.name:
+            st.hedge = _clean(st.hedge + signed)
+            st.fills += 1
+            if st.reference_mid:
+                # cost of the hedge vs the decision's mid, bps (positive = paid)
+                sg = 1.0 if ev.side == "buy" else -1.0
+                st.last_slippage_bps = round(sg * (ev.price - st.reference_mid) / st.reference_mid * 1e4, 6)
+            p = st.passive
+            if p is not None and ev.liquidity == "maker" and ev.side == p.side:
+                p.filled = _clean(p.filled + ev.size)
+                if p.filled + EPS >= p.size:
+                    p.done = True
+        else:
+            st.maker = _clean(st.maker + signed)
+        return True
+
+    def _order_event(self, ev: OrderAccepted | OrderRejected | OrderCanceled, st: MarketState) -> bool:
+        """Follow the passive order; True when it ended (judge it now)."""
+        p = st.passive
+        if p is None:
+            return False
+        if isinstance(ev, OrderAccepted):
+            if ev.time_in_force == "post_only" and ev.side == p.side and not p.accepted:
+                p.accepted, p.coi = True, ev.client_order_index
+            return False
+        if isinstance(ev, OrderRejected):
+            # refused at placement (locally: index 0) before it was accepted
+            if ev.side != p.side or p.accepted:
+                return False
+        elif not p.accepted or ev.client_order_index != p.coi:
+            return False  # e.g. the end of an earlier IOC cross
+        p.done = True
+        return True
+
+    # ------------------------------------------------------------------------------ decisions
+
+    def _step(self, cause: Event, st: MarketState) -> list[Event]:
+        cfg, lim, now = self.cfg, st.limits, st.now
+        e = st.exposure
+        mid = st.mid
+        over = abs(e) > lim.trigger_units + EPS and (
+            mid is None or cfg.trigger_notional_usd <= 0 or abs(e) * mid > cfg.trigger_notional_usd)
+        if over and st.over_since is None:
+            st.over_since = now
+        elif not over:
+            st.over_since = None
+        age = now - st.over_since if st.over_since is not None else -1
+        guard_age = now - min(st.guards.values()) if st.guards else -1
+        emergency_ns = int(round(cfg.emergency_after_s * NS))
+        st.emergency = over and (age >= emergency_ns or guard_age >= emergency_ns)
+        st.force_aggressive = over and (st.emergency or age >= int(round(cfg.max_exposure_s * NS)))
+
+        out: list[Event] = []
+        p = st.passive
+        if p is not None:
+            return self._judge_passive(cause, st, p, over)
+        if not over or mid is None or st.bid is None or st.ask is None:
+            return out
+        cool = cfg.emergency_cooldown_s if (st.emergency or st.last_attempt_emergency) else cfg.cooldown_s
+        if st.last_attempt is not None and now - st.last_attempt < int(round(cool * NS)):
+            return out
+        units, side = self._units(st)
+        if units <= 0:
+            return out
+        if cfg.prefer_passive and not st.force_aggressive:
+            return self._place_passive(cause, st, side, units)
+        return self._cross(cause, st, side, units, 0)
+
+    def _units(self, st: MarketState) -> tuple[float, Side]:
+        """The next hedge: ``(units, side)``; units 0 when nothing tradable moves toward the goal."""
+        lim = st.limits
+        inv = st.maker
+        s = _sign(inv)
+        lo, hi = min(0.0, -inv), max(0.0, -inv)
+        goal = min(max(s * lim.target_units - inv, lo), hi)
+        delta = _clean(goal - st.hedge)
+        side: Side = "buy" if delta > 0 else "sell"
+        if delta == 0.0:
+            return 0.0, side
+        clip = lim.max_clip_units * (self.cfg.emergency_clip_multiplier if st.emergency else 1.0)
+        units = min(abs(delta), clip)
+        if units + EPS < lim.min_clip_units:
+            # room toward the far bound of the goal interval, in the trade's direction
+            room = (hi - st.hedge) if delta > 0 else (st.hedge - lo)
+            if lim.min_clip_units <= room + EPS:
+                units = lim.min_clip_units
+            else:
+                st.skipped_min_clip += 1
+                return 0.0, side
+        return _clean(units), side
+
+    def _place_passive(self, cause: Event, st: MarketState, side: Side, units: float) -> list[Event]:
+        assert st.bid is not None and st.ask is not None
+        price = st.ask if side == "sell" else st.bid
+        st.passive = Passive(side=side, size=units, price=price, placed=st.now, start_abs=abs(st.exposure),
+                             clip=units)
+        st.reference_mid = st.mid
+        st.hedges["passive"] += 1
+        if self.cfg.dry_run:
+            st.passive = None
+            self._attempted(st, False)
+            return []
+        q = QuoteIntent(**child(cause, self.source, 0), strategy=self.name, market=st.market,
+                        bid_px=price if side == "buy" else None, bid_sz=units if side == "buy" else 0.0,
+                        ask_px=price if side == "sell" else None, ask_sz=units if side == "sell" else 0.0,
+                        post_only=True)
+        return [q]
+
+    def _judge_passive(self, cause: Event, st: MarketState, p: Passive, over: bool) -> list[Event]:
+        cfg, now = self.cfg, st.now
+        success = (not over) or (p.start_abs - abs(st.exposure) + EPS >= cfg.passive_success_fraction * p.clip)
+        waited = now - p.placed >= int(round(cfg.passive_wait_s * NS))
+        if p.cancel_sent is None and not p.done:
+            if not (success or waited or st.emergency):
+                return []
+            p.cancel_sent = now
+            pull = CancelIntent(**child(cause, self.source, 0), strategy=self.name, market=st.market,
+                                reason="hedge: passive " + ("done" if success else "timed out"))
+            if success:  # pull the rest: a resting hedge must not over-hedge later
+                st.passive = None
+                self._attempted(st, False)
+            # else wait for the executor to confirm the cancel before crossing (no double hedge)
+            return [pull]
+        if not p.done and now - (p.cancel_sent or now) < int(round(cfg.passive_cancel_timeout_s * NS)):
+            return []
+        st.passive = None  # ended (filled, refused, canceled) or the cancel went unanswered
+        if success:
+            self._attempted(st, False)
+            return []
+        units, side = self._units(st)
+        if units <= 0 or st.mid is None:
+            self._attempted(st, False)
+            return []
+        return self._cross(cause, st, side, units, 0)
+
+    def _cross(self, cause: Event, st: MarketState, side: Side, units: float, k: int) -> list[Event]:
+        cfg = self.cfg
+        mode: Mode = "emergency" if st.emergency else "aggressive"
+        offset = cfg.emergency_offset_bps if st.emergency else cfg.price_offset_bps
+        # validation guarantees it; kept as an invariant so a cross is never sent beyond the cap
+        assert offset <= cfg.max_slippage_bps + EPS
+        st.hedges[mode] += 1
+        st.reference_mid = st.mid
+        st.last_side = side
+        self._attempted(st, st.emergency)
+        if cfg.dry_run:
+            return []
+        target = _clean(st.hedge + (units if side == "buy" else -units))
+        return [TargetPosition(**child(cause, self.source, k), strategy=self.name, market=st.market,
+                               target=target, max_slippage_bps=offset, reference_price=st.mid or 0.0,
+                               reason=f"hedge:{mode}")]
+
+    def _attempted(self, st: MarketState, emergency: bool) -> None:
+        st.last_attempt = st.now
+        st.last_attempt_emergency = emergency
+
+
+def make_engine(cfg: StackConfig, source: str = SOURCE) -> HedgerEngine:
+    """The engine as the service builds it from the stack config (used by backtests):
+    section ``services.hedger``.
+
+    Raises:
+        ConfigError: an invalid field (e.g. ``services.hedger.emergency_extra_bps`` when the
+            emergency cross would exceed ``max_slippage_bps``) or no market.
+    """
+    hcfg = load_section(cfg)
+    return HedgerEngine(hcfg, hcfg.resolve_markets(), source=source)
+
+
+__all__ += ["SECTION"]

@@ -1,0 +1,141 @@
+"""hedger service: runs :class:`HedgerEngine` on the bus.
+
+Inputs: ``{ns}:md:book:{SYM}`` of each hedged market (the engine uses the ``Bbo`` events, which
+are also its clock) and ``{ns}:exec:{account}`` (fills and position snapshots of the maker and
+of the hedger, the hedger's order outcomes, the executor's guard states). Output: intents
+(``QuoteIntent``, ``CancelIntent``, ``TargetPosition``) to ``{ns}:intent:{account}``.
+Consumer group: the strategy name (``hedger``). ``/health`` and ``/metrics`` on
+``http_port`` (9108).
+
+Restart: before consuming, the runner folds every ``Fill`` and ``PositionSnapshot`` of the
+maker and the hedger (and every ``GuardState``) from the exec stream into the engine, so the
+maker inventory and the hedge position survive a restart (fills are deduplicated by
+``fill_id``). Exposure timers restart at the first event.
+
+Graceful shutdown (SIGTERM/SIGINT): after the consumer stops, the runner publishes a
+``CancelIntent`` of the hedger for all markets, so a resting passive hedge is pulled; positions
+are kept. Nothing is published in dry run.
+
+Metrics (``lighter_stack_hedger_*``, labelled by market): ``exposure`` (maker inventory + hedge,
+base units), ``maker_inventory``, ``position``, ``hedges_total{mode}`` (passive, aggressive,
+emergency), ``force_aggressive`` and ``emergency`` (0/1), ``last_slippage_bps``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from prometheus_client import Counter, Gauge
+
+from shared.bus import Bus
+from shared.config import StackConfig
+from shared.events import CancelIntent, Fill, GuardState, PositionSnapshot, derive_id
+from shared.metrics import PREFIX
+from shared.service import EngineRunner
+from shared.strategy_runner import MeteredEngine, build_runner, run_strategy, strategy_main
+
+from .config import load_section
+from .engine import SOURCE, HedgerEngine
+
+log = logging.getLogger(__name__)
+
+P = f"{PREFIX}hedger_"
+
+EXPOSURE_G = Gauge(f"{P}exposure", "Maker inventory + hedge position, signed base units.", ["market"])
+MAKER_G = Gauge(f"{P}maker_inventory", "The maker's inventory as the hedger knows it, signed base units.", ["market"])
+POS_G = Gauge(f"{P}position", "The hedger's own position from its fills, signed base units.", ["market"])
+FORCE_G = Gauge(f"{P}force_aggressive", "1 while the exposure is over the trigger longer than max_exposure_s.", ["market"])
+EMERG_G = Gauge(f"{P}emergency", "1 while the hedger is in emergency escalation.", ["market"])
+SLIP_G = Gauge(f"{P}last_slippage_bps", "Last hedge fill vs the decision mid, bps (positive = paid).", ["market"])
+HEDGES = Counter(f"{P}hedges_total", "Hedge attempts by mode (counted in dry run too).", ["market", "mode"])
+
+
+class Counts:
+    """Sets the gauges and turns the engine's running hedge counts into counter increments
+    after each event of a market."""
+
+    def __init__(self, engine: HedgerEngine) -> None:
+        self.engine = engine
+        self._last: dict[str, dict[str, int]] = {}
+
+    def publish(self, market: str) -> None:
+        st = self.engine.state(market)
+        EXPOSURE_G.labels(market).set(st["exposure"])
+        MAKER_G.labels(market).set(st["maker_inventory"])
+        POS_G.labels(market).set(st["hedge_position"])
+        FORCE_G.labels(market).set(1.0 if st["force_aggressive"] else 0.0)
+        EMERG_G.labels(market).set(1.0 if st["emergency"] else 0.0)
+        if st["last_slippage_bps"] is not None:
+            SLIP_G.labels(market).set(st["last_slippage_bps"])
+        last = self._last.setdefault(market, {})
+        for mode, n in st["hedges"].items():
+            if n > last.get(mode, 0):
+                HEDGES.labels(market, mode).inc(n - last.get(mode, 0))
+            last[mode] = n
+
+
+async def restore_positions(engine: HedgerEngine, bus: Bus, account: int | str) -> int:
+    """Fold the maker's and the hedger's fills and position snapshots (and the guard states)
+    of the exec stream into ``engine``; returns how many events were folded."""
+    names = {engine.name, engine.cfg.maker_strategy}
+    n = 0
+    for d in await bus.read_all(bus.streams.exec(account)):
+        ev = d.event
+        if isinstance(ev, GuardState) or (isinstance(ev, Fill | PositionSnapshot) and ev.strategy in names):
+            engine.fold(ev)
+            n += 1
+    return n
+
+
+def shutdown_intents(engine: HedgerEngine, ts_ns: int | None = None) -> list[CancelIntent]:
+    """One ``CancelIntent`` of the hedger for all markets (none in dry run), stamped with the
+    engine's latest event time (or ``ts_ns``/the wall clock when it saw nothing yet)."""
+    if engine.cfg.dry_run:
+        return []
+    ts = max((engine.state(m)["ts"] for m in engine.markets), default=0) or ts_ns or time.time_ns()
+    return [CancelIntent(id=derive_id("shutdown", engine.name, ts), ts_event=ts, source=SOURCE,
+                         strategy=engine.name, market=None, reason="hedger shutdown")]
+
+
+def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[EngineRunner, HedgerEngine]:
+    """The runner and engine of this service for ``cfg`` on ``bus`` (no I/O yet).
+
+    Raises:
+        ConfigError: invalid ``services.hedger`` section.
+    """
+    hcfg = load_section(cfg)
+    engine = HedgerEngine(hcfg, hcfg.resolve_markets(), source=SOURCE)
+    return build_runner(SOURCE, engine, MeteredEngine(engine, Counts(engine).publish), cfg, bus, consumer), engine
+
+
+async def run_until_stopped(runner: EngineRunner, engine: HedgerEngine, bus: Bus, account: int | str) -> None:
+    """Restore the positions, consume until ``runner.stop()``, then pull any passive hedge."""
+    n = await restore_positions(engine, bus, account)
+    for m in engine.markets:
+        Counts(engine).publish(m)
+    log.info("hedger: restored %d events; maker %s, hedge %s%s", n,
+             {m: engine.maker_inventory(m) for m in engine.markets},
+             {m: engine.position(m) for m in engine.markets}, " (dry run)" if engine.cfg.dry_run else "")
+    try:
+        await runner.run()
+    finally:
+        intents = shutdown_intents(engine)
+        if intents:
+            await bus.publish(bus.streams.intent(account), intents)
+            log.info("hedger: shutdown, passive hedges pulled; positions kept %s",
+                     {m: engine.position(m) for m in engine.markets})
+
+
+async def run(cfg: StackConfig, url: str) -> None:
+    await run_strategy(cfg, url, build, run_until_stopped)
+
+
+def main(cfg: StackConfig) -> int:
+    """Run the hedger until SIGTERM/SIGINT; returns 0 after a graceful stop.
+
+    Raises:
+        ConfigError: invalid ``services.hedger`` section (checked before connecting), e.g.
+            ``services.hedger.emergency_extra_bps`` when the emergency cross exceeds the cap.
+    """
+    return strategy_main(cfg, load_section, run)
