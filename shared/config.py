@@ -11,6 +11,13 @@ in a service name also matches ``-``), e.g. ``LS_VENUE__REST_URL=http://venue-si
 ``LS_SERVICES__STRATEGY_TREND__HTTP_PORT=9102``. Values are parsed as YAML scalars.
 ``REDIS_URL`` sets ``redis_url``.
 
+Layering: several files can be stacked, later ones winning key by key (mappings merge
+recursively, any other value replaces): ``load_config([base, profile, ...])``,
+``lighter-stack run SERVICE --config base.yaml --profile profiles/SOL.yaml`` or the environment
+variable ``LIGHTER_STACK_PROFILES`` (paths separated by ``os.pathsep``, layered after the given
+files). This is how a market profile (``lighter-stack profile``, docs/profiles.md) is applied
+without editing the base file. Environment overrides apply last.
+
 Secrets never live in the file: the live API private key comes only from the environment
 variable ``LIGHTER_API_PRIVATE_KEY`` and is held as a ``SecretStr``.
 """
@@ -18,6 +25,7 @@ variable ``LIGHTER_API_PRIVATE_KEY`` and is held as a ``SecretStr``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -29,6 +37,7 @@ DEFAULT_CONFIG = REPO_ROOT / "config" / "paper.yaml"
 ENV_PREFIX = "LS_"
 LIVE_FLAG_ENV = "LIGHTER_STACK_LIVE"
 PRIVATE_KEY_ENV = "LIGHTER_API_PRIVATE_KEY"
+PROFILES_ENV = "LIGHTER_STACK_PROFILES"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -117,6 +126,27 @@ def _describe(exc: ValidationError, prefix: str = "") -> str:
     return "config error: " + "; ".join(parts)
 
 
+def _match_key(node: dict[str, Any], key: str) -> str | None:
+    """The existing key of ``node`` equal to ``key`` case-insensitively, ``_`` and ``-`` alike."""
+    norm = str(key).lower().replace("-", "_")
+    return next((k for k in node if str(k).lower().replace("-", "_") == norm), None)
+
+
+def merge_trees(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Layer the raw config tree ``over`` onto ``base`` (in place, returned): mappings merge
+    recursively, keys matched case-insensitively with ``_`` and ``-`` alike (``SOL``/``sol``,
+    ``strategy-grid``/``strategy_grid``); any other value (scalar, list, null) replaces."""
+    for key, value in over.items():
+        k = _match_key(base, key)
+        if k is None:
+            base[key] = value
+        elif isinstance(value, dict) and isinstance(base[k], dict):
+            merge_trees(base[k], value)
+        else:
+            base[k] = value
+    return base
+
+
 def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
     node = tree
     for i, key in enumerate(path):
@@ -149,18 +179,7 @@ def apply_env(tree: dict[str, Any], environ: dict[str, str] | None = None) -> di
     return tree
 
 
-def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> StackConfig:
-    """Load and validate the configuration.
-
-    Args:
-        path: YAML file; default ``LIGHTER_STACK_CONFIG`` or ``config/paper.yaml``.
-        environ: environment to read overrides from (default ``os.environ``).
-
-    Raises:
-        ConfigError: unreadable file, invalid YAML, or an invalid field (named in the message).
-    """
-    env = os.environ if environ is None else environ
-    p = Path(path or env.get("LIGHTER_STACK_CONFIG") or DEFAULT_CONFIG)
+def _read_tree(p: Path) -> dict[str, Any]:
     try:
         tree = yaml.safe_load(p.read_text()) or {}
     except OSError as exc:
@@ -169,6 +188,32 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         raise ConfigError(f"config error: {p} is not valid YAML: {exc}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"config error: {p} must hold a mapping at the top level")
+    return tree
+
+
+def load_config(path: str | Path | Sequence[str | Path] | None = None,
+                environ: dict[str, str] | None = None) -> StackConfig:
+    """Load and validate the configuration.
+
+    Args:
+        path: YAML file, or several layered in order (later files win key by key, see
+            :func:`merge_trees`); default ``LIGHTER_STACK_CONFIG`` or ``config/paper.yaml``.
+            Files named in ``LIGHTER_STACK_PROFILES`` (``os.pathsep``-separated) are layered
+            after them.
+        environ: environment to read overrides from (default ``os.environ``).
+
+    Raises:
+        ConfigError: unreadable file, invalid YAML, or an invalid field (named in the message).
+    """
+    env = os.environ if environ is None else environ
+    if path is None or isinstance(path, str | Path):
+        paths = [Path(path or env.get("LIGHTER_STACK_CONFIG") or DEFAULT_CONFIG)]
+    else:
+        paths = [Path(x) for x in path] or [Path(env.get("LIGHTER_STACK_CONFIG") or DEFAULT_CONFIG)]
+    paths += [Path(x) for x in env.get(PROFILES_ENV, "").split(os.pathsep) if x.strip()]
+    tree: dict[str, Any] = {}
+    for p in paths:
+        merge_trees(tree, _read_tree(p))
     apply_env(tree, dict(env))
     try:
         return StackConfig.model_validate(tree)
