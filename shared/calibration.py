@@ -26,7 +26,7 @@ and reasons in ``docs/calibration.md``):
    and per side (both sides pooled, divided by 2 x duration). ``A, k`` by weighted nonlinear least
    squares (``scipy.optimize.curve_fit``, Poisson weights ``sqrt(n) / T``, start from a log-linear
    fit) on the deltas with at least ``min_hits`` arrivals. Fit quality: R^2 of lambda and of
-   log(lambda), standard errors of A and k.
+   log(lambda), standard errors of A and k, share of the arrivals beyond ``max_delta_ticks``.
 4. **gamma** (per tick, per clip): ``gamma_candidates`` log-spaced values whose inventory skew
    per clip ``gamma sigma^2 horizon_s`` runs from ``min_skew_ticks`` to ``max_skew_ticks``. Each
    is backtested on the same grid (:func:`backtest_gamma`): every interval quote bid/ask around
@@ -309,7 +309,12 @@ def fit_intensity(dist: np.ndarray, duration_s: float, cfg: CalibrationConfig) -
 
     deltas, hits, lam = intensity_curve(dist, duration_s, cfg) if duration_s > 0 else (np.zeros(0),) * 3
     use = hits >= cfg.min_hits
-    fit: dict[str, float | None] = {"ak_points": float(use.sum()), "ak_delta_max_used": float(deltas[use][-1]) if use.any() else None}
+    pos = dist[dist > 0]
+    fit: dict[str, float | None] = {
+        "ak_points": float(use.sum()), "ak_delta_max_used": float(deltas[use][-1]) if use.any() else None,
+        # share of the arrivals beyond the mid that lie past the largest distance of the curve
+        "ak_beyond_max_frac": float(np.mean(pos > cfg.max_delta_ticks)) if len(pos) else None,
+    }
     if use.sum() < cfg.min_fit_points:
         return IntensityFit(0.0, 0.0, False, [f"A, k: {int(use.sum())} distances with >= {cfg.min_hits} arrivals "
                                               f"< min_fit_points {cfg.min_fit_points}"], fit, deltas, lam)
@@ -344,6 +349,9 @@ def fit_intensity(dist: np.ndarray, duration_s: float, cfg: CalibrationConfig) -
         return IntensityFit(_pos(a), _pos(k), False, problems, fit, deltas, lam)
     if not (math.isfinite(r2) and r2 >= cfg.min_ak_r2):
         problems.append(f"A, k: R^2 {r2:.3g} < min_ak_r2 {cfg.min_ak_r2:g}")
+    if 1.0 / k > float(d[-1]):
+        problems.append(f"{WARN}A, k: the decay length 1/k = {1.0 / k:.4g} ticks (about the A-S quote depth) lies "
+                        f"beyond the fitted distances (up to {float(d[-1]):g} ticks): the quotes extrapolate the fit")
     return IntensityFit(a, k, not problems, problems, fit, deltas, lam)
 
 
