@@ -26,6 +26,7 @@ SERVICES = {
     "strategy-trend": "services.strategy_trend",
     "strategy-renko": "services.strategy_renko",
     "strategy-grid": "services.strategy_grid",
+    "maker": "services.maker",
     "executor": "services.executor",
     "ledger": "services.ledger",
 }

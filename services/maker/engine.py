@@ -647,8 +647,8 @@ class MakerEngine:
     def _place_ticks(self, st: MState, side: str, base: int, jitter_ticks: float) -> int:
         """Sent price in ticks: base widened by the jitter, kept post-only against the book."""
         assert st.bid is not None and st.ask is not None
-        book_bid = round(st.bid / st.tick)
-        book_ask = round(st.ask / st.tick)
+        book_bid = math.floor(st.bid / st.tick + 1e-6)  # highest tick at or below the best bid
+        book_ask = math.ceil(st.ask / st.tick - 1e-6)  # lowest tick at or above the best ask
         if side == "buy":
             t = math.floor(base - jitter_ticks + 1e-9)
             return max(1, min(t, book_ask - 1))

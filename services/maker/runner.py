@@ -1,0 +1,168 @@
+"""maker service: runs :class:`MakerEngine` on the bus.
+
+Inputs: ``{ns}:md:book:{SYM}`` and ``{ns}:md:trade:{SYM}`` of each quoted market (the engine uses
+``Bbo`` and ``Trade``), ``{ns}:exec:{account}`` (the maker's fills and order outcomes) and
+``{ns}:params:{strategy}`` (``ModelParams``; the ones this engine calibrated come back here and
+are ignored by id). Outputs: ``QuoteIntent`` to ``{ns}:intent:{account}``, ``ModelParams`` to
+``{ns}:params:{strategy}``. Consumer group: the strategy name (``maker``). Port: ``http_port``
+(9107) serves ``/health`` and ``/metrics``.
+
+Restart: before consuming, the maker's ``Fill`` events of the exec stream are folded into the
+engine (inventory and FIFO lots survive; fills are deduplicated by ``fill_id``).
+
+Graceful shutdown (SIGTERM/SIGINT): after the consumer stops, the runner publishes one
+``CancelIntent(strategy, market=None)``, so the executor cancels every resting quote of the
+maker; inventory is kept (the hedger's job). Nothing is published in dry run.
+
+Metrics (``lighter_stack_maker_*``, labelled by market) are set from ``MakerEngine.state``
+after each event of a market; the engine stays pure.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared.bus import Bus
+from shared.config import StackConfig
+from shared.events import CancelIntent, Event, ModelParams, derive_id
+from shared.metrics import PREFIX
+from shared.service import EngineRunner
+from shared.strategy_runner import MeteredEngine, run_strategy, set_gauges, strategy_main
+from shared.strategy_runner import restore_fills as restore_strategy_fills
+
+from .config import SECTION, MakerConfig
+from .engine import SOURCE, MakerEngine
+
+log = logging.getLogger(__name__)
+
+P = f"{PREFIX}maker_"
+
+GAUGES: dict[str, Gauge] = {
+    "quoted_spread_bps": Gauge(f"{P}quoted_spread_bps", "Quoted spread (ask - bid) / mid, bps.", ["market"]),
+    "reservation_offset_bps": Gauge(f"{P}reservation_offset_bps",
+                                    "A-S reservation price minus mid, bps (negative when long).", ["market"]),
+    "band_bps": Gauge(f"{P}volatility_band_bps", "Seed volatility band, full spread, bps.", ["market"]),
+    "inventory": Gauge(f"{P}inventory_base_units", "Maker inventory from its fills, signed base units.", ["market"]),
+    "inventory_clips": Gauge(f"{P}inventory_clips", "Inventory q of the A-S formula, in order clips (max_size).",
+                             ["market"]),
+    "sigma": Gauge(f"{P}sigma_ticks_per_sqrt_second", "A-S sigma in use, ticks/sqrt(s).", ["market"]),
+    "k": Gauge(f"{P}k_per_tick", "A-S k in use, 1/tick.", ["market"]),
+    "A": Gauge(f"{P}a_per_second", "A-S A in use, 1/s.", ["market"]),
+    "gamma": Gauge(f"{P}gamma_per_tick", "A-S gamma in use, 1/tick.", ["market"]),
+    "volatility_bps": Gauge(f"{P}volatility_bps", "EWMA of |mid change| between samples, bps.", ["market"]),
+    "regime_aggressive": Gauge(f"{P}regime_aggressive", "Regime: 1 aggressive, 0 defensive.", ["market"]),
+    "vol_paused": Gauge(f"{P}vol_pause_active", "1 while quoting is paused by volatility.", ["market"]),
+    "trend_bias": Gauge(f"{P}trend_bias", "Trend bias: 0 both sides, 1 ask only, -1 bid only.", ["market"]),
+    "down_cooldown": Gauge(f"{P}trend_down_cooldown_active", "1 while the down-trend cooldown runs.", ["market"]),
+    "pnl_guard": Gauge(f"{P}pnl_guard_active", "1 while the realized-PnL guard is engaged.", ["market"]),
+    "pnl_guard_window_usd": Gauge(f"{P}pnl_guard_window_realized_usd",
+                                  "Realized FIFO PnL of the guard window at the last check, USD.", ["market"]),
+    "realized_pnl_usd": Gauge(f"{P}realized_fifo_pnl_usd", "Realized FIFO PnL of the maker's fills, fees deducted, USD.",
+                              ["market"]),
+    "fill_ratio": Gauge(f"{P}fill_ratio", "Quote orders with at least one fill / quote orders accepted.", ["market"]),
+    "quote_size": Gauge(f"{P}quote_size_base_units", "Clip size before the hard cap, base units.", ["market"]),
+    "params_ok": Gauge(f"{P}params_in_use", "1 when quoting from ok A-S params, 0 on the fallback band.", ["market"]),
+}
+ADVERSE_MEAN = Gauge(f"{P}adverse_selection_mean_bps",
+                     "Mean mid move against us after our fills, bps (positive = adverse).", ["market", "horizon_s"])
+ADVERSE = Histogram(f"{P}adverse_selection_bps", "Mid move against us after each fill, bps (positive = adverse).",
+                    ["market", "horizon_s"], buckets=(-20, -10, -5, -2, -1, 0, 1, 2, 5, 10, 20))
+COUNTERS: dict[str, Counter] = {
+    "requotes": Counter(f"{P}requotes_total", "QuoteIntents that placed, replaced or pulled quotes.", ["market"]),
+    "deferred_requotes": Counter(f"{P}requotes_deferred_total", "Requotes held back by max_requotes_per_min.",
+                                 ["market"]),
+    "fills": Counter(f"{P}fills_total", "Fills of the maker (deduplicated).", ["market"]),
+    "params_applied": Counter(f"{P}params_applied_total", "ok ModelParams taken into use.", ["market"]),
+    "params_rejected": Counter(f"{P}params_rejected_total", "ModelParams with ok=False (never used).", ["market"]),
+    "calibration_errors": Counter(f"{P}calibration_errors_total", "Calibrations that raised.", ["market"]),
+}
+
+
+class Metrics:
+    """Sets the gauges from :meth:`MakerEngine.state`, turns running totals into counter
+    increments and drains the adverse-selection measurements into the histogram."""
+
+    def __init__(self, engine: MakerEngine) -> None:
+        self.engine = engine
+        self._last: dict[str, dict[str, int]] = {}
+
+    def publish(self, market: str) -> None:
+        st = self.engine.state(market)
+        flat = {k: (float(v) if isinstance(v, bool) else v) for k, v in st.items()}
+        set_gauges(GAUGES, market, flat)
+        last = self._last.setdefault(market, dict.fromkeys(COUNTERS, 0))
+        for key, counter in COUNTERS.items():
+            if st[key] > last[key]:
+                counter.labels(market).inc(st[key] - last[key])
+                last[key] = st[key]
+        for h, mean in st["adverse_mean_bps"].items():
+            ADVERSE_MEAN.labels(market, f"{h:g}").set(mean)
+        for h, bps in self.engine.drain_adverse(market):
+            ADVERSE.labels(market, f"{h:g}").observe(bps)
+
+
+def shutdown_intents(engine: MakerEngine, ts_ns: int | None = None) -> list[CancelIntent]:
+    """One ``CancelIntent`` for all markets of the maker (none in dry run), stamped with the
+    engine's latest event time (or ``ts_ns``/the wall clock when it saw nothing)."""
+    if engine.cfg.dry_run:
+        return []
+    ts = max((engine.state(m)["ts"] for m in engine.markets), default=0) or ts_ns or time.time_ns()
+    return [CancelIntent(id=derive_id("shutdown", engine.name, ts), ts_event=ts, source=SOURCE,
+                         strategy=engine.name, market=None, reason="maker shutdown")]
+
+
+def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[EngineRunner, MakerEngine]:
+    """The runner and engine of this service for ``cfg`` on ``bus`` (no I/O yet).
+
+    Raises:
+        ConfigError: invalid ``services.maker`` section or a market without sizing.
+    """
+    mcfg = cfg.section(SECTION, MakerConfig)
+    engine = MakerEngine(mcfg, mcfg.resolve_markets(cfg.markets), source=SOURCE)
+    streams = bus.streams
+    inputs = [s for m in engine.markets for s in (streams.book(m), streams.trade(m))]
+    inputs += [streams.exec(cfg.account_index), streams.params(mcfg.strategy)]
+    intent_stream = streams.intent(cfg.account_index)
+    params_stream = streams.params(mcfg.strategy)
+
+    def route(ev: Event) -> str:
+        return params_stream if isinstance(ev, ModelParams) else intent_stream
+
+    wrapped = MeteredEngine(engine, Metrics(engine).publish)
+    runner = EngineRunner(SOURCE, wrapped, bus, inputs, route=route, group=mcfg.strategy,
+                          http_port=mcfg.http_port, consumer=consumer)
+    return runner, engine
+
+
+async def run_until_stopped(runner: EngineRunner, engine: MakerEngine, bus: Bus, account: int | str) -> None:
+    """Restore the inventory, consume until ``runner.stop()``, then cancel the maker's quotes."""
+    wrapped = runner.engine
+    publish = wrapped._publish if isinstance(wrapped, MeteredEngine) else None  # the same counters' baseline
+    n = await restore_strategy_fills(engine, bus, account, own_markets_only=True, publish=publish)
+    log.info("maker %s: restored %d fills; inventory %s%s", engine.name, n,
+             {m: engine.position(m) for m in engine.markets}, " (dry run)" if engine.cfg.dry_run else "")
+    try:
+        await runner.run()
+    finally:
+        intents = shutdown_intents(engine)
+        if intents:
+            await bus.publish(bus.streams.intent(account), intents)
+            log.info("maker %s: shutdown, canceled quotes in %s; inventory kept %s", engine.name,
+                     ", ".join(engine.markets), {m: engine.position(m) for m in engine.markets})
+
+
+async def run(cfg: StackConfig, url: str) -> None:
+    await run_strategy(cfg, url, build, run_until_stopped)
+
+
+def main(cfg: StackConfig) -> int:
+    """Run the maker until SIGTERM/SIGINT; returns 0 after a graceful stop (quotes canceled,
+    inventory kept).
+
+    Raises:
+        ConfigError: invalid ``services.maker`` section (checked before connecting).
+    """
+    return strategy_main(cfg, lambda c: c.section(SECTION, MakerConfig).resolve_markets(c.markets), run)
