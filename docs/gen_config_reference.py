@@ -147,6 +147,13 @@ MEANING = {
         "auth_token_ttl_s": "lifetime of the auth token for private channels",
         "ws_ping_interval_s": "account feed ping interval", "ws_backoff_max_s": "longest reconnect delay",
         "unattributed_strategy": "strategy name given to fills of orders we did not place",
+        "tier": "Lighter account tier whose request budget is modelled: `standard` or `premium`",
+        "requests_per_minute": "request budget per rolling minute of event time, weight units; "
+                               "null = the tier's (60 standard, 24000 premium); 0 = not modelled",
+        "request_weight": "weight of one sendTx/sendTxBatch request; null = the tier's (1 standard, 6 premium)",
+        "batch_max_txs": "transactions per sendTxBatch request (one engine step = one batch when it fits)",
+        "budget_reserve": "share of the budget quote updates may not use (kept for cancels and IOCs)",
+        "rate_limit_backoff_s": "after error 23000: quote updates and cancel retries wait this long (event time)",
     },
     LedgerConfig: {
         "db_url": "SQLAlchemy URL: SQLite (WAL) or postgresql+psycopg://...; env LEDGER_DB_URL wins",

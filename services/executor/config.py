@@ -25,6 +25,17 @@ Example (the defaults)::
         ws_ping_interval_s: 30
         ws_backoff_max_s: 30
         unattributed_strategy: _unattributed
+        tier: standard                # Lighter account tier: standard | premium
+        requests_per_minute: null     # null = the tier's (60 standard, 24000 premium); 0 = no budget
+        request_weight: null          # null = the tier's weight of sendTx/sendTxBatch (1 standard, 6 premium)
+        batch_max_txs: 15             # transactions per sendTxBatch request
+        budget_reserve: 0.2           # share of the minute's budget kept for cancels and taker orders
+        rate_limit_backoff_s: 10      # after error 23000: quote updates wait this long (event time)
+
+Request budget (Lighter docs, rate limits; ``/work/shared/reference/lighter-api.md`` §6.8): REST
+limits are counted over a rolling minute; Standard accounts get 60 requests per minute,
+unweighted; Premium accounts 24,000 weighted requests per minute where ``sendTx`` and
+``sendTxBatch`` weigh 6. ``sendTxBatch`` carries up to 15 transactions (older docs: 50).
 """
 
 from __future__ import annotations
@@ -32,6 +43,11 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+TIER_REQUESTS_PER_MINUTE = {"standard": 60, "premium": 24_000}
+"""Lighter REST budget per rolling minute by account tier (weight units)."""
+TIER_SEND_WEIGHT = {"standard": 1, "premium": 6}
+"""Weight of one sendTx/sendTxBatch request by tier (Standard accounts are unweighted)."""
 
 
 class ExecutorConfig(BaseModel):
@@ -66,6 +82,19 @@ class ExecutorConfig(BaseModel):
         ws_backoff_max_s: ceiling of the exponential reconnect backoff (s).
         unattributed_strategy: strategy name that receives fills of orders the executor did not
             place (manual orders, orders of a previous run).
+        tier: the Lighter account tier whose request budget the engine models: ``standard`` or
+            ``premium``.
+        requests_per_minute: the budget in weight units per rolling minute of event time;
+            ``None`` = the tier's (60 standard, 24,000 premium); 0 = no budget modelling.
+        request_weight: weight of one ``sendTx``/``sendTxBatch`` request; ``None`` = the
+            tier's (1 standard: unweighted; 6 premium).
+        batch_max_txs: transactions per ``sendTxBatch`` request (Lighter: 15); the commands of
+            one engine step are sent in ``ceil(n / batch_max_txs)`` requests.
+        budget_reserve: fraction of the minute's budget that quote/resting updates may not use:
+            it is kept for cancels and taker (IOC) orders, which are never held back.
+        rate_limit_backoff_s: after the venue answers 23000 (too many requests), quote/resting
+            updates are deferred and failed cancels are retried only after this many seconds of
+            event time (s).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -87,10 +116,30 @@ class ExecutorConfig(BaseModel):
     ws_ping_interval_s: float = Field(default=30.0, gt=0)
     ws_backoff_max_s: float = Field(default=30.0, gt=0)
     unattributed_strategy: str = "_unattributed"
+    tier: Literal["standard", "premium"] = "standard"
+    requests_per_minute: int | None = Field(default=None, ge=0)
+    request_weight: int | None = Field(default=None, ge=1)
+    batch_max_txs: int = Field(default=15, ge=1, le=50)
+    budget_reserve: float = Field(default=0.2, ge=0.0, lt=1.0)
+    rate_limit_backoff_s: float = Field(default=10.0, gt=0)
 
     def position_limit(self, market: str) -> float:
         """Maximum absolute account position in ``market`` (base units)."""
         return float(self.max_position.get(market, self.default_max_position))
+
+    def budget_per_minute(self) -> int:
+        """Request budget in weight units per rolling minute (0 = unlimited): the configured
+        ``requests_per_minute``, else the tier's (60 standard, 24,000 premium; Lighter docs)."""
+        if self.requests_per_minute is not None:
+            return self.requests_per_minute
+        return TIER_REQUESTS_PER_MINUTE[self.tier]
+
+    def send_weight(self) -> int:
+        """Weight of one ``sendTx``/``sendTxBatch`` request: ``request_weight``, else the
+        tier's (1 standard, 6 premium; Lighter docs)."""
+        if self.request_weight is not None:
+            return self.request_weight
+        return TIER_SEND_WEIGHT[self.tier]
 
     def notional_limit(self, market: str) -> float:
         """Maximum absolute account notional in ``market`` (USD)."""

@@ -61,7 +61,7 @@ events (``ts_event``) and venue reports (their ``timestamp``).
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -73,6 +73,7 @@ from shared.events import (
     Control,
     Event,
     Fill,
+    GuardState,
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
@@ -97,6 +98,10 @@ SOURCE = "executor"
 MAX_CLIENT_ORDER_INDEX = 2**48 - 1
 EPS = 1e-12
 MAX_OPEN_ORDERS_PER_MARKET = 16  # Lighter: pending orders per market per account
+RATE_LIMITED = 23000  # Lighter: too many requests
+BUDGET_WINDOW_NS = 60_000_000_000  # Lighter counts REST requests over a rolling minute
+CANCEL_RETRIES = 3  # failed sends of one cancel retried at most this often (23000: without limit)
+Guard = Literal["max_position", "max_notional", "self_trade"]
 
 Tif = Literal["ioc", "gtt", "post_only"]
 
@@ -271,6 +276,26 @@ class Engine:
         self.flattening = False
         self.over_limit: str | None = None
         self.state, self.state_reason = self._derive_state()
+        # guards: (guard, market, side) -> engaged; self-trade holds and deferred resting updates
+        self.guards: dict[tuple[str, str, str], bool] = {}
+        self.guard_engagements = 0
+        self._held: dict[str, tuple[Side, int, str]] = {}  # market -> (IOC side, limit ticks, reason)
+        self._wanted: dict[tuple[str, str], tuple[Event, list[tuple[Side, float, float]], bool]] = {}
+        self._pending: dict[tuple[str, str], Literal["budget", "blocked"]] = {}  # insertion-ordered
+        self._blocked: dict[tuple[str, str], dict[Side, str]] = {}  # deferred by the self-trade guard
+        self._recheck: set[str] = set()  # markets where an order finished: holds may be released
+        # request budget (event time)
+        self._budget_log: deque[tuple[int, int]] = deque()  # (ts ns, weight) per engine step
+        self._budget_used = 0
+        self.requests_sent = 0
+        self.deferred_updates = 0
+        self.rate_limited = 0
+        self.backoff_until = 0
+        self._retry_cancels: dict[int, int] = {}  # coi -> failed sends so far
+        self._cancel_failures: dict[int, int] = {}
+        self._retry_cancel_all = ""
+        self._retry_markets: dict[str, None] = {}
+        self._flushes = 0
 
     # ------------------------------------------------------------------ public: bus inputs
 
@@ -296,23 +321,34 @@ class Engine:
             if isinstance(ev, Bbo):
                 if ev.bid_px > 0 and ev.ask_px > 0:
                     self.bbo[ev.market] = (ev.bid_px, ev.ask_px)
+                    if ev.market in self.markets:
+                        self._eval_guards(ev.market, out)
             elif isinstance(ev, BookSnapshot):
                 if ev.bids and ev.asks:
                     self.bbo[ev.market] = (ev.bids[0][0], ev.asks[0][0])
+                    if ev.market in self.markets:
+                        self._eval_guards(ev.market, out)
             elif isinstance(ev, TargetPosition):
                 self._on_target(ev, out, dirty)
             elif isinstance(ev, QuoteIntent):
                 self._on_quote(ev, out)
+                if ev.market in self.markets:
+                    self._eval_guards(ev.market, out)
             elif isinstance(ev, RestingOrders):
                 self._on_resting(ev, out)
+                if ev.market in self.markets:
+                    self._eval_guards(ev.market, out)
             elif isinstance(ev, CancelIntent):
                 if not self._paused(ev.strategy):
+                    self._forget_wanted(ev.strategy, ev.market)
                     self._cancel_quotes(ev.strategy, ev.market, ev)
             elif isinstance(ev, Control):
                 self._on_control(ev, out, dirty)
         for market, (out, triggered) in dirty.items():
             self._rebalance(market, out, triggered)
-        return [e for o in outs for e in o.events]
+            self._eval_guards(market, out)
+        flush = self._flush()
+        return [e for o in outs for e in o.events] + flush
 
     def _find(self, coi: int) -> _Order | None:
         """The order with client order index ``coi``, live or recently finished."""
@@ -330,9 +366,56 @@ class Engine:
             self.done_orders.popitem(last=False)
 
     def take_commands(self) -> list[OrderCommand]:
-        """The order commands produced since the last call, in the order to execute them."""
+        """The order commands produced since the last call, in the order to execute them.
+
+        The commands of one call are one engine step: the runner sends them together, in
+        ``ceil(n / cfg.batch_max_txs)`` ``sendTxBatch`` requests (a single command as
+        ``sendTx``), and the engine charges that many requests to its budget at the current
+        event time (see :meth:`budget_used`)."""
         cmds, self._commands = self._commands, []
+        if cmds:
+            requests = -(-len(cmds) // self.cfg.batch_max_txs)
+            weight = requests * self.cfg.send_weight()
+            self._budget_log.append((self.now, weight))
+            self._budget_used += weight
+            self.requests_sent += requests
         return cmds
+
+    # ------------------------------------------------------------------ public: request budget
+
+    def budget_limit(self) -> int:
+        """The request budget per rolling minute in weight units (0 = not modelled)."""
+        return self.cfg.budget_per_minute()
+
+    def budget_used(self) -> int:
+        """Weight units charged in the minute of event time ending now (commands taken with
+        :meth:`take_commands`)."""
+        lo = self.now - BUDGET_WINDOW_NS
+        log = self._budget_log
+        while log and log[0][0] <= lo:
+            self._budget_used -= log.popleft()[1]
+        return self._budget_used
+
+    def budget_remaining(self) -> int:
+        """Weight units left in the rolling minute (negative when over; the limit itself when
+        the budget is not modelled)."""
+        return self.budget_limit() - self.budget_used()
+
+    def _quote_budget_ok(self) -> bool:
+        """Whether a quote/resting update may send now: not backing off after a 23000, and
+        either it joins the current step's open batch or one more request fits in the budget
+        minus the reserve kept for cancels and taker orders."""
+        if self.now < self.backoff_until:
+            return False
+        limit = self.budget_limit()
+        if limit <= 0:
+            return True
+        n = len(self._commands)
+        batch = self.cfg.batch_max_txs
+        if n % batch:
+            return True
+        need = (n // batch + 1) * self.cfg.send_weight()
+        return self.budget_used() + need <= limit * (1.0 - self.cfg.budget_reserve) + EPS
 
     # ------------------------------------------------------------------ public: venue reports
 
@@ -340,12 +423,43 @@ class Engine:
                        tx_hash: str = "") -> list[Event]:
         """Outcome of sending ``cmd``: ``OrderAccepted`` or ``OrderRejected`` for a create
         (``code`` = Lighter error code, or -1 for a transport/signing failure); nothing for
-        cancels (their effect arrives as order updates)."""
-        if cmd.kind != "create":
+        cancels (their effect arrives as order updates).
+
+        Failures are never lost: a failed cancel (or cancel-all) is sent again on a later event
+        (23000: without limit, after the back-off; other codes: up to :data:`CANCEL_RETRIES`
+        times); after 23000 (too many requests) a refused resting order's wanted set is
+        re-applied and a refused taker order's market rebalanced once the back-off of
+        ``cfg.rate_limit_backoff_s`` (event time) is over."""
+        if not ok and code == RATE_LIMITED:
+            self.rate_limited += 1
+            self.backoff_until = max(self.backoff_until, self.now + int(self.cfg.rate_limit_backoff_s * 1e9))
+        if cmd.kind == "cancel_all":
+            if not ok:
+                self._retry_cancel_all = cmd.cause_id or "cancel_all"
+            return []
+        if cmd.kind == "cancel":
+            if not ok:
+                rec = self.orders.get(cmd.client_order_index)
+                if rec is not None and rec.live and rec.cancel_requested:
+                    rec.cancel_requested = False
+                    fails = self._cancel_failures.get(rec.coi, 0) + (0 if code == RATE_LIMITED else 1)
+                    self._cancel_failures[rec.coi] = fails
+                    if fails <= CANCEL_RETRIES:
+                        self._retry_cancels[rec.coi] = fails
+                    self._recheck.add(rec.market)
             return []
         rec = self._find(cmd.client_order_index)
         if rec is None:
             return []
+        if not ok and code == RATE_LIMITED and rec.live:
+            if rec.kind == "quote":
+                key = (self._owner(rec), rec.market)
+                if key in self._wanted:
+                    self._pending[key] = "budget"
+            else:
+                self._retry_markets[rec.market] = None
+        if not ok:
+            self._recheck.add(rec.market)
         out = _Out(key=f"send:{cmd.client_order_index}", ts=cmd.ts_event, causation_id=cmd.cause_id)
         m = self.markets[rec.market]
         price, size = m.int_to_price(rec.price), m.int_to_size(rec.size)
@@ -417,6 +531,7 @@ class Engine:
             for strategy in dict.fromkeys(s for s, _ in parts):
                 self._snapshot(out, strategy, m.symbol)
             self._check_limits(out)
+            self._eval_guards(m.symbol, out)
             events.extend(out.events)
         return events
 
@@ -448,17 +563,19 @@ class Engine:
             rec.order_index = int(order.get("order_index") or rec.order_index)
         except (TypeError, ValueError):
             pass
-        if status == "filled":
+        if status == "filled" or status.startswith("canceled") or status.startswith("expired"):
             self._retire(rec)
-            return []
-        if status.startswith("canceled") or status.startswith("expired"):
-            self._retire(rec)
-            remaining = float(order.get("remaining_base_amount") or 0)
+            self._retry_cancels.pop(coi, None)
+            self._cancel_failures.pop(coi, None)
+            self._recheck.add(rec.market)
             ts = _ts_ns(order.get("updated_at") or order.get("timestamp")) or self.now
             out = _Out(key=f"order:{coi}:{status}", ts=ts, causation_id=rec.cause_id)
-            out.add(OrderCanceled, strategy=rec.label, market=rec.market, client_order_index=coi,
-                    remaining=remaining, reason=status)
-            return out.events
+            if status != "filled":
+                remaining = float(order.get("remaining_base_amount") or 0)
+                out.add(OrderCanceled, strategy=rec.label, market=rec.market, client_order_index=coi,
+                        remaining=remaining, reason=status)
+            self._eval_guards(rec.market, out)
+            return out.events + self._flush()
         if status in ("open", "in-progress", "pending"):
             rec.status = "open"
         return []
@@ -476,6 +593,7 @@ class Engine:
         self._reports += 1
         out = _Out(key=f"position:{m.symbol}:{self.now}:{self._reports}", ts=self.now)
         self._check_limits(out)
+        self._eval_guards(m.symbol, out)
         return out.events
 
     # ------------------------------------------------------------------ public: start-up
@@ -597,7 +715,11 @@ class Engine:
         n = math.floor(abs(x) * 10**m.size_decimals + 1e-6)
         return n if x >= 0 else -n
 
-    def _rebalance(self, market: str, out: _Out, triggered: set[str]) -> None:
+    def _rebalance(self, market: str, out: _Out, triggered: set[str], report_clips: bool = True) -> None:
+        """Net the strategies' deltas in ``market``: internal cross, then one IOC for the rest
+        (risk gate, self-trade guard). ``triggered``: strategies whose new intent caused the
+        call (they get the refusals when nothing can be sent); ``report_clips``: emit the
+        ``OrderRejected`` of clipped parts (False when re-run for a held or retried order)."""
         m = self.markets[market]
         strats = [(s, st) for (s, mk), st in self.strats.items() if mk == market and st.target is not None]
         strats.sort(key=lambda x: x[1].seq)
@@ -607,8 +729,10 @@ class Engine:
             if d:
                 deltas.append((s, st, d))
         if not deltas:
+            self._held.pop(market, None)
             return
         if self.state == "halted":
+            self._held.pop(market, None)
             for s, _, d in deltas:
                 if s in triggered:
                     self._reject(out, s, m, d, 0.0, f"executor halted: {self.state_reason}")
@@ -648,6 +772,7 @@ class Engine:
         else:
             remaining = deltas
         if not remaining:
+            self._held.pop(market, None)
             return
 
         # 2. one venue order for the net remainder
@@ -656,7 +781,9 @@ class Engine:
         sg = 1 if net > 0 else -1
         touch = ask if side == "buy" else bid
         lots = abs(net)
-        exposure = self.account_pos.get(market, 0.0) + self._account_in_flight(market)
+        exposure = self._inventory(market)
+        # worst case: our resting orders on this side fill as well (also those being canceled)
+        worst = exposure + sg * self._resting_exposure(market, side)
         reduce_only = False
         clip_reason = ""
         if self.state == "reducing":
@@ -672,12 +799,13 @@ class Engine:
         notional_cap = self.cfg.notional_limit(market) / touch if touch > 0 else 0.0
         if notional_cap < cap_units:
             cap_units, cap_why = notional_cap, f"max_notional_usd {self.cfg.notional_limit(market):g} USD"
-        resulting = exposure + sg * m.int_to_size(lots)
+        resulting = worst + sg * m.int_to_size(lots)
         if not reduce_only and abs(resulting) > cap_units + EPS and abs(resulting) > abs(exposure):
-            room = cap_units - sg * exposure  # base units we may still add in this direction
+            room = cap_units - sg * worst  # base units we may still add in this direction
             allowed = max(0, self._lots(m, room)) if room > 0 else 0
             if allowed < lots:
-                clip_reason = (f"clipped by {cap_why}: account position {exposure:g} {market} "
+                with_resting = f" (with our resting {side} orders {worst - exposure:+g})" if worst != exposure else ""
+                clip_reason = (f"clipped by {cap_why}: account position {exposure:g} {market}{with_resting} "
                                f"+ {sg * m.int_to_size(lots):g} would exceed it")
                 lots = allowed
         # allocate the (possibly clipped) order FIFO; report the clipped parts
@@ -688,26 +816,33 @@ class Engine:
             budget -= take
             if take:
                 alloc.append([s, m.int_to_size(take)])
-            if abs(d) - take and clip_reason:
+            if abs(d) - take and clip_reason and report_clips:
                 self._reject(out, s, m, sg * (abs(d) - take), touch, clip_reason)
         if lots <= 0:
+            self._held.pop(market, None)
             return
         slip = min((st.slippage_bps for s, st, _ in remaining if s in {a[0] for a in alloc}),
                    default=self.cfg.default_slippage_bps)
         if side == "buy":
             price = m.price_to_int(ask * (1 + slip / 1e4), "down")
-            our_asks = [r.price for r in self.orders.values()
-                        if r.live and r.kind == "quote" and r.market == market and r.side == "sell"
-                        and not r.cancel_requested]
-            if our_asks and price >= min(our_asks):  # self-trade guard
-                price = min(our_asks) - 1
         else:
             price = m.price_to_int(bid * (1 - slip / 1e4), "up")
-            our_bids = [r.price for r in self.orders.values()
-                        if r.live and r.kind == "quote" and r.market == market and r.side == "buy"
-                        and not r.cancel_requested]
-            if our_bids and price <= max(our_bids):
-                price = max(our_bids) + 1
+        # self-trade guard: an IOC is only sent when none of our resting orders (any strategy's,
+        # pending, open or being canceled) lies within its limit; crossing ones are canceled
+        # first and the IOC waits for the venue's confirmations (re-run from _flush)
+        crossing = self._crossing(market, side, price, "quote")
+        if crossing:
+            for r in crossing:
+                if not r.cancel_requested:
+                    self._cancel(r, out)
+            owners = ",".join(dict.fromkeys(self._owner(r) for r in crossing))
+            levels = ",".join(f"{m.int_to_price(r.price):g}" for r in crossing)
+            self._held[market] = (side, price, (
+                f"taker {side} IOC of {','.join(a[0] for a in alloc)} at {m.int_to_price(price):g} would cross our "
+                f"resting {'sell' if side == 'buy' else 'buy'} order(s) at {levels} ({owners}): canceled first, "
+                f"the IOC waits for the confirmations"))
+            return
+        self._held.pop(market, None)
         why = m.check_amount(m.int_to_size(lots), m.int_to_price(price)) if price > 0 else "no valid price"
         send_lots = lots
         if why and price > 0 and sg * exposure < 0 and lots == abs(self._lots(m, exposure)):
@@ -795,7 +930,7 @@ class Engine:
         return rec.alloc[0][0] if rec.alloc else self.cfg.unattributed_strategy
 
     def _set_resting(self, ev: Event, strategy: str, market: str, wanted: list[tuple[Side, float, float]],
-                     post_only: bool, out: _Out) -> None:
+                     post_only: bool, out: _Out, deferred: bool = False) -> None:
         """Make ``strategy``'s live resting orders in ``market`` equal to ``wanted``.
 
         Matching is by (side, price ticks, requested size lots, time in force): an identical live
@@ -803,8 +938,16 @@ class Engine:
         the risk gate at placement), the live orders not wanted are canceled, and the wanted
         orders without a live twin are placed after the cancels, each through the risk gate
         (:meth:`_place_resting`). Prices are rounded never to be more aggressive (buy down, sell
-        up), sizes down to lots."""
-        if self._paused(strategy) or self._stale(ev):
+        up), sizes down to lots.
+
+        The wanted set is remembered per (strategy, market). An update that would place orders
+        while the request budget has no room (:meth:`_quote_budget_ok`) is **deferred** whole:
+        nothing is sent, the live orders stay, and the latest wanted set is applied by
+        :meth:`_flush` on a later event once the budget is back (``deferred=True``: no staleness
+        check, the set is the strategy's latest wish). An update that only cancels is never
+        deferred. Orders held back by the self-trade guard are likewise re-tried when one of our
+        orders in the market finishes."""
+        if self._paused(strategy) or (not deferred and self._stale(ev)):
             return
         m = self.markets.get(market)
         if m is None:
@@ -815,13 +958,19 @@ class Engine:
             return
         tif: Tif = "post_only" if post_only else "gtt"
         want: list[tuple[Side, int, int, float]] = []  # side, ticks, lots, requested price (USD)
+        valid: list[tuple[Side, float, float]] = []
         for side, px, sz in wanted:
             if side not in ("buy", "sell") or not (px > 0) or not (sz > 0) or not math.isfinite(px):
                 out.add(OrderRejected, strategy=strategy, market=market, client_order_index=0,
                         side=side if side in ("buy", "sell") else "buy", price=float(px or 0.0),
                         size=float(sz or 0.0), code=0, reason="refused locally: invalid price or size")
                 continue
+            valid.append((side, px, sz))
             want.append((side, m.price_to_int(px, "down" if side == "buy" else "up"), self._lots(m, sz), px))
+        key = (strategy, market)
+        self._wanted[key] = (ev, valid, post_only)
+        self._pending.pop(key, None)
+        self._blocked.pop(key, None)
         unmatched = list(self._live_resting(market, strategy))
         new: list[tuple[Side, int, int, float]] = []
         for w in want:
@@ -831,47 +980,80 @@ class Engine:
                 new.append(w)
             else:
                 unmatched.remove(twin)
+        if new and self.state != "halted" and not self._quote_budget_ok():
+            self._pending[key] = "budget"
+            self.deferred_updates += 1
+            return
         for rec in unmatched:
             self._cancel(rec, out)
         # nearest the touch first: buys by price descending, then sells ascending
         new.sort(key=lambda w: (0, -w[1]) if w[0] == "buy" else (1, w[1]))
+        blocked: dict[Side, str] = {}
         for side, price, lots, px in new:
-            self._place_resting(out, strategy, m, side, price, lots, px, tif)
+            why = self._place_resting(out, strategy, m, side, price, lots, px, tif)
+            if why:
+                blocked.setdefault(side, why)
+        if blocked:
+            self._pending[key] = "blocked"
+            self._blocked[key] = blocked
 
     def _place_resting(self, out: _Out, strategy: str, m: MarketInfo, side: Side, price: int, lots: int,
-                       px: float, tif: Tif) -> None:
+                       px: float, tif: Tif) -> str:
         """Risk-gate and create one resting order (or refuse it with ``OrderRejected(code=0)``).
 
-        Halted: refused. Reducing: only orders against the account position, and together with
-        the same-side resting orders at most that position (sent reduce-only). Always: if the
-        order and all same-side resting orders filled, the account position (plus in-flight IOC
-        orders) stays within ``max_position`` and ``max_notional_usd`` (clipped, or refused when
-        nothing fits); at most :data:`MAX_OPEN_ORDERS_PER_MARKET` live orders per market; the
-        market minimums."""
+        Halted: refused. Self-trade guard: refused when it would cross one of our live resting
+        orders of the other side (any strategy's, not being canceled); **held back** (returns
+        the reason, nothing emitted) while it would cross one of our taker (IOC) orders in
+        flight or held, or -- for a GTT order, which could take -- one of our other-side orders
+        whose cancel is not confirmed yet. Reducing: only orders against the account position,
+        and together with the same-side resting orders at most that position (sent
+        reduce-only). Always: if the order and all same-side resting orders (also those being
+        canceled) filled, the account position (plus in-flight IOC orders) stays within
+        ``max_position`` and ``max_notional_usd`` (clipped, or refused when nothing fits); at
+        most :data:`MAX_OPEN_ORDERS_PER_MARKET` live orders per market; the market minimums.
+
+        Returns:
+            ``""`` when placed or refused; the self-trade reason when held back.
+        """
         market = m.symbol
         sg = 1 if side == "buy" else -1
         requested = lots
         if lots <= 0:
             self._reject(out, strategy, m, sg, px, "refused locally: size rounds to 0 lots")
-            return
+            return ""
         if self.state == "halted":
             self._reject(out, strategy, m, sg * lots, px, f"resting orders refused while halted: {self.state_reason}")
-            return
+            return ""
+        crossing = self._crossing(market, side, price, None)
+        other = "sell" if side == "buy" else "buy"
+        live = [r for r in crossing if r.kind == "quote" and not r.cancel_requested]
+        if live:
+            r = live[0]
+            self._reject(out, strategy, m, sg * lots, px,
+                         f"self-trade guard: {side} at {m.int_to_price(price):g} would cross our own resting "
+                         f"{other} at {m.int_to_price(r.price):g} ({self._owner(r)})")
+            return ""
+        transient = [r for r in crossing if r.kind == "taker" or tif != "post_only"]
+        held = self._held.get(market)
+        if transient or (held is not None and held[0] != side and self._crosses(side, price, held[1])):
+            what = (f"our taker {other} IOC" if (held is not None and held[0] != side) or
+                    any(r.kind == "taker" for r in transient) else f"our {other} order being canceled")
+            return f"self-trade guard: {side} at {m.int_to_price(price):g} waits for {what} in {market}"
         n_live = sum(1 for r in self.orders.values() if r.live and r.market == market and not r.cancel_requested)
         if n_live >= MAX_OPEN_ORDERS_PER_MARKET:
             self._reject(out, strategy, m, sg * lots, px,
                          f"refused locally: {MAX_OPEN_ORDERS_PER_MARKET} open orders in {market} already "
                          f"(Lighter's per-market limit of pending orders per account)")
-            return
-        same_side = sum(m.int_to_size(r.size) - r.filled for r in self._live_resting(market) if r.side == side)
-        account = self.account_pos.get(market, 0.0) + self._account_in_flight(market)
+            return ""
+        same_side = self._resting_exposure(market, side)
+        account = self._inventory(market)
         exposure = account + sg * same_side  # worst case: every same-side resting order filled
         reduce_only = False
         if self.state == "reducing":
             if account * sg >= 0:
                 self._reject(out, strategy, m, sg * lots, px,
                              f"reducing ({self.state_reason}): only orders that shrink the position")
-                return
+                return ""
             room = abs(account) - same_side
             allowed = max(0, self._lots(m, room)) if room > 0 else 0
             if allowed < lots:
@@ -893,19 +1075,23 @@ class Engine:
                              f"all {side} orders resting ({same_side:g}) would exceed it if filled")
                 lots = allowed
         if lots <= 0:
-            return
+            return ""
         why = m.check_amount(m.int_to_size(lots), m.int_to_price(price))
         if why:
             self._reject(out, strategy, m, sg * lots, m.int_to_price(price), f"refused locally: {why}")
-            return
+            return ""
         rec = self._create(out, m, side, price, lots, tif, self.cfg.quote_expiry, reduce_only, "quote",
                            [[strategy, m.int_to_size(lots)]])
         rec.req_size = requested
+        return ""
 
     def _cancel(self, rec: _Order, out: _Out | Event) -> None:
         rec.cancel_requested = True
-        cause_id = out.cause.id if isinstance(out, _Out) and out.cause else getattr(out, "id", "")
-        ts = out.cause.ts_event if isinstance(out, _Out) and out.cause else getattr(out, "ts_event", self.now)
+        if isinstance(out, _Out):
+            cause_id = out.cause.id if out.cause else out.key
+            ts = out.cause.ts_event if out.cause else out.ts
+        else:
+            cause_id, ts = out.id, out.ts_event
         m = self.markets[rec.market]
         self._commands.append(OrderCommand(kind="cancel", market=rec.market, market_id=m.market_id,
                                            client_order_index=rec.coi, order_index=rec.order_index or rec.coi,
@@ -918,17 +1104,170 @@ class Engine:
                     and (strategy is None or self._owner(rec) == strategy)):
                 self._cancel(rec, cause)
 
+    def _forget_wanted(self, strategy: str | None, market: str | None) -> None:
+        """Drop remembered (and deferred) wanted sets of ``strategy``/``market`` (None = all)."""
+        for key in [k for k in self._wanted if (strategy is None or k[0] == strategy)
+                    and (market is None or k[1] == market)]:
+            self._wanted.pop(key, None)
+            self._pending.pop(key, None)
+            self._blocked.pop(key, None)
+
+    # ------------------------------------------------------------------ guards
+
+    def _inventory(self, market: str) -> float:
+        """Account position plus our live IOC orders' unfilled size (signed base units)."""
+        return self.account_pos.get(market, 0.0) + self._account_in_flight(market)
+
+    def _resting_exposure(self, market: str, side: Side) -> float:
+        """Unfilled base units of all our live resting orders on ``side`` in ``market``, also
+        those whose cancel is not confirmed yet (they can still fill)."""
+        m = self.markets[market]
+        return sum(m.int_to_size(r.size) - r.filled for r in self.orders.values()
+                   if r.live and r.kind == "quote" and r.market == market and r.side == side)
+
+    @staticmethod
+    def _crosses(side: Side, price: int, other_price: int) -> bool:
+        """Whether an order on ``side`` at ``price`` ticks trades with an opposite order at
+        ``other_price`` ticks (a buy at or above the sell, a sell at or below the buy)."""
+        return other_price <= price if side == "buy" else other_price >= price
+
+    def _crossing(self, market: str, side: Side, price: int, kind: str | None) -> list[_Order]:
+        """Our live orders (of ``kind``; None = any) on the other side of ``market`` that an
+        order on ``side`` at ``price`` ticks would trade with, in placement order."""
+        return [r for r in self.orders.values()
+                if r.live and r.market == market and r.side != side and (kind is None or r.kind == kind)
+                and self._crosses(side, price, r.price)]
+
+    def guard_engaged(self, guard: Guard, market: str, side: Side) -> bool:
+        """Whether ``guard`` currently blocks ``side`` in ``market``."""
+        return self.guards.get((guard, market, side), False)
+
+    def _set_guard(self, out: _Out, guard: Guard, market: str, side: Side, engaged: bool, position: float,
+                   limit: float, reason: str) -> bool:
+        """Record a guard's state; emit ``GuardState`` and return True when it changed."""
+        key = (guard, market, side)
+        if self.guards.get(key, False) == engaged:
+            return False
+        self.guards[key] = engaged
+        if engaged:
+            self.guard_engagements += 1
+        out.add(GuardState, guard=guard, market=market, side=side, engaged=engaged, position=round(position, 10),
+                limit=limit, reason=reason)
+        return True
+
+    def _eval_guards(self, market: str, out: _Out) -> None:
+        """Re-evaluate the guards of ``market`` and publish their changes.
+
+        ``max_position`` blocks a side when the inventory (account position plus our IOC orders
+        in flight) leaves less than the market's minimum order on that side of the limit
+        (``max_position - sign * inventory < minimum``, sign +1 for buy); ``max_notional``
+        likewise with ``max_notional_usd / mid`` (only once a BBO is known). When a side becomes
+        blocked, our resting orders on it in that market are canceled (they could only grow the
+        exposure); orders on that side are refused by the risk gate while it lasts.
+        ``self_trade`` is engaged on a side while a taker order of that side is held for the
+        cancels of our crossing resting orders, or resting orders of that side are held back.
+        """
+        m = self.markets[market]
+        inv = self._inventory(market)
+        bbo = self.bbo.get(market)
+        mid = (bbo[0] + bbo[1]) / 2.0 if bbo else 0.0
+        cap = self.cfg.position_limit(market)
+        nlim = self.cfg.notional_limit(market)
+        min_sz = max(m.min_base_amount, m.min_quote_amount / mid if mid > 0 else 0.0, 10.0 ** -m.size_decimals)
+        held = self._held.get(market)
+        sides: tuple[Side, Side] = ("buy", "sell")
+        for side in sides:
+            sg = 1 if side == "buy" else -1
+            room = cap - sg * inv
+            blocked = room < min_sz - EPS
+            engaged = self._set_guard(out, "max_position", market, side, blocked, inv, cap, (
+                f"account position {inv:g} {market} (with IOC orders in flight) leaves {max(room, 0.0):g} below "
+                f"max_position {cap:g}: {side} orders blocked" if blocked
+                else f"account position {inv:g} {market}: {side} room {room:g} under max_position {cap:g}")) and blocked
+            if mid > 0:
+                room_n = nlim / mid - sg * inv
+                blocked_n = room_n < min_sz - EPS
+                engaged_n = self._set_guard(out, "max_notional", market, side, blocked_n, inv, nlim, (
+                    f"account notional {inv * mid:g} USD in {market} at mid {mid:g} leaves {max(room_n, 0.0):g} "
+                    f"{market} below max_notional_usd {nlim:g}: {side} orders blocked" if blocked_n
+                    else f"account notional {inv * mid:g} USD in {market}: {side} room {room_n:g} under "
+                         f"max_notional_usd {nlim:g}")) and blocked_n
+                engaged = engaged or engaged_n
+            if engaged:
+                for r in list(self.orders.values()):
+                    if (r.live and r.kind == "quote" and r.market == market and r.side == side
+                            and not r.cancel_requested and m.int_to_size(r.size) - r.filled > EPS):
+                        self._cancel(r, out)
+            why = held[2] if held is not None and held[0] == side else next(
+                (b[side] for k, b in self._blocked.items() if k[1] == market and side in b), "")
+            self._set_guard(out, "self_trade", market, side, bool(why), inv, 0.0,
+                            why or f"no {side} order of ours in {market} waits for the self-trade guard")
+
+    # ------------------------------------------------------------------ deferred work
+
+    def _flush(self) -> list[Event]:
+        """Work left for a later event, done now if possible (returns the events).
+
+        After a 23000 back-off (event time): re-send failed cancels and cancel-all, re-run the
+        markets whose taker order was refused. Markets where one of our orders finished: re-run
+        a taker order held by the self-trade guard (sent once no resting order of ours crosses
+        it any more) and re-apply wanted sets held back by it. Deferred quote/resting updates:
+        re-applied, oldest first, while the budget has room.
+        """
+        if not (self._pending or self._held or self._retry_cancels or self._retry_cancel_all or self._retry_markets):
+            self._recheck.clear()
+            return []
+        self._flushes += 1
+        out = _Out(key=f"flush:{self.now}:{self._flushes}", ts=self.now)
+        touched: set[str] = set()
+        recheck, self._recheck = self._recheck, set()
+        if self.now >= self.backoff_until:
+            retry, self._retry_cancels = self._retry_cancels, {}
+            for coi in retry:
+                rec = self.orders.get(coi)
+                if rec is not None and rec.live and not rec.cancel_requested:
+                    self._cancel(rec, out)
+            if self._retry_cancel_all:
+                self._commands.append(self.cancel_all_command(self.now, self._retry_cancel_all))
+                self._retry_cancel_all = ""
+            markets, self._retry_markets = list(self._retry_markets), {}
+            for market in markets:
+                self._rebalance(market, out, set(), report_clips=False)
+                touched.add(market)
+        for market in [mk for mk in self._held if mk in recheck]:
+            self._rebalance(market, out, set(), report_clips=False)
+            touched.add(market)
+        for key, why in list(self._pending.items()):
+            if key not in self._pending or key not in self._wanted:
+                self._pending.pop(key, None)
+                continue
+            if why == "budget" and not self._quote_budget_ok():
+                continue
+            if why == "blocked" and key[1] not in recheck and key[1] not in touched:
+                continue
+            ev, wanted, post_only = self._wanted[key]
+            self._set_resting(ev, key[0], key[1], wanted, post_only, out, deferred=True)
+            touched.add(key[1])
+        for market in sorted(touched | (recheck & set(self.markets))):
+            self._eval_guards(market, out)
+        return out.events
+
     # ------------------------------------------------------------------ control
 
     def _on_control(self, ev: Control, out: _Out, dirty: dict[str, tuple[_Out, set[str]]]) -> None:
         if ev.command == "kill":
             self.killed = f"kill switch{': ' + ev.reason if ev.reason else ''}"
+            self._forget_wanted(None, None)
+            self._held.clear()
+            self._retry_markets.clear()
+            self._retry_cancels.clear()
             self._commands.append(self.cancel_all_command(ev.ts_event, ev.id))
         elif ev.command == "pause":
             if ev.target == "*":
                 self.paused_all = True
             else:
                 self.paused.add(ev.target)
+            self._forget_wanted(None if ev.target == "*" else ev.target, None)
             self._cancel_quotes(None if ev.target == "*" else ev.target, None, ev)
         elif ev.command == "resume":
             if ev.target == "*":
@@ -941,6 +1280,7 @@ class Engine:
         elif ev.command == "flatten":
             if ev.target == "*":
                 self.flattening = True
+            self._forget_wanted(None if ev.target == "*" else ev.target, None)
             self._cancel_quotes(None if ev.target == "*" else ev.target, None, ev)
             self._emit_state(out)
             for (s, mk), st in sorted(self.strats.items(), key=lambda kv: kv[1].seq):
