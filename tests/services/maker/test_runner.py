@@ -1,0 +1,118 @@
+"""maker runner against a real Redis: book -> QuoteIntent on the intent stream, calibrated
+ModelParams on the params stream, not-ok params from the stream counted, restart restores the
+inventory, shutdown publishes one CancelIntent (inventory kept), dry run publishes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import pytest
+from prometheus_client import REGISTRY
+
+from services.maker import engine as maker_engine
+from services.maker.runner import build, run_until_stopped
+from shared.bus import Bus
+from shared.config import StackConfig
+from shared.events import Bbo, CancelIntent, Fill, ModelParams, QuoteIntent
+
+S = 1_000_000_000
+T0 = 1_757_899_995 * S
+
+
+def stack(namespace: str, **section) -> StackConfig:
+    return StackConfig(namespace=namespace, markets=["BTC"],
+                       services={"maker": {"http_port": 0, "randomize_bps": 0.0, **section}})
+
+
+def bbo(i: int, t: float) -> Bbo:
+    return Bbo(id=f"b{i}", ts_event=T0 + int(t * S), source="collector", market="BTC", bid_px=99_999.9, bid_sz=1,
+               ask_px=100_000.1, ask_sz=1)
+
+
+def fill(i: int, fill_id: str, side: str = "buy", strategy: str = "maker") -> Fill:
+    return Fill(id=f"fe{i}", ts_event=T0 + i * S, source="executor", fill_id=fill_id, strategy=strategy,
+                market="BTC", side=side, price=100_000.0, size=0.0002, liquidity="maker")
+
+
+def mp(pid: str, t: float, ok: bool) -> ModelParams:
+    ts = T0 + int(t * S)
+    return ModelParams(id=pid, ts_event=ts, source="calibrator", strategy="maker", market="BTC", sigma=20.0, A=1.0,
+                       k=0.005, gamma=0.01, tick_size=0.1, mid=100_000.0, interval_s=1.0, window_start=ts - 900 * S,
+                       window_end=ts, ok=ok, problems=[] if ok else ["k fit failed"])
+
+
+async def _wait(bus: Bus, stream: str, pred, timeout: float = 5.0):
+    evs: list = []
+    for _ in range(int(timeout / 0.05)):
+        evs = [d.event for d in await bus.read_all(stream)]
+        if pred(evs):
+            return evs
+        await asyncio.sleep(0.05)
+    return evs
+
+
+async def test_runner_quotes_calibrates_and_cancels_on_shutdown(redis_client, namespace, monkeypatch):
+    def stub(bbos, trades, market, ccfg, *, strategy, order_size, cause, source):
+        return msgspec.structs.replace(mp(f"cal-{cause.id}", (cause.ts_event - T0) / S, ok=True), source=source)
+
+    monkeypatch.setattr(maker_engine, "_default_calibrate", stub)
+    cfg = stack(namespace, min_calibration_span_s=10, recalibrate_s=600)
+    bus = Bus(redis_client, namespace)
+    acct = cfg.account_index
+    await bus.publish(bus.streams.exec(acct), [fill(1, "old"), fill(2, "other", strategy="grid")])
+    runner, engine = build(cfg, bus, consumer="t1")
+    assert runner.consumer.group == "maker"
+    assert runner.inputs == [f"{namespace}:md:book:BTC", f"{namespace}:md:trade:BTC", f"{namespace}:exec:1001",
+                             f"{namespace}:params:maker"]
+    params_stream = bus.streams.params("maker")
+    intent_stream = bus.streams.intent(acct)
+    await bus.publish(params_stream, [mp("bad", 0.0, ok=False)])
+    await bus.publish(bus.streams.book("BTC"), [bbo(1, 0.0), bbo(2, 10.0)])
+    task = asyncio.create_task(run_until_stopped(runner, engine, bus, acct))
+    try:
+        intents = await _wait(bus, intent_stream, lambda evs: len(evs) >= 1)
+        q = intents[0]
+        assert isinstance(q, QuoteIntent) and q.strategy == "maker" and q.post_only
+        assert q.bid_px is not None and q.ask_px is not None and q.bid_px < 99_999.9 < 100_000.1 < q.ask_px
+        params = await _wait(bus, params_stream, lambda evs: len(evs) >= 2)
+        assert [p.id for p in params] == ["bad", "cal-b2"]  # the calibrated params went to the params stream
+        for _ in range(100):  # the engine reads its own params back (ignored) and the bad one (counted)
+            if engine.state("BTC")["params_rejected"] == 1 and engine.state("BTC")["params_ok"]:
+                break
+            await asyncio.sleep(0.05)
+        st = engine.state("BTC")
+        assert st["params_rejected"] == 1 and st["params_applied"] == 1
+        assert engine.position("BTC") == pytest.approx(0.0002)  # restored from the exec stream
+        labels = {"market": "BTC"}
+        assert REGISTRY.get_sample_value("lighter_stack_maker_inventory_base_units", labels) == pytest.approx(0.0002)
+        assert REGISTRY.get_sample_value("lighter_stack_maker_sigma_ticks_per_sqrt_second", labels) == 20.0
+        assert REGISTRY.get_sample_value("lighter_stack_maker_params_rejected_total", labels) >= 1
+        assert REGISTRY.get_sample_value("lighter_stack_maker_requotes_total", labels) >= 1
+        assert REGISTRY.get_sample_value("lighter_stack_maker_quoted_spread_bps", labels) > 0
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 10)
+    evs = [d.event for d in await bus.read_all(intent_stream)]
+    last = evs[-1]
+    assert isinstance(last, CancelIntent) and last.strategy == "maker" and last.market is None
+    assert last.ts_event == T0 + 10 * S  # stamped in event time
+    assert engine.position("BTC") == pytest.approx(0.0002)  # inventory kept
+
+
+async def test_dry_run_publishes_no_intent(redis_client, namespace):
+    cfg = stack(namespace, dry_run=True)
+    bus = Bus(redis_client, namespace)
+    await bus.publish(bus.streams.book("BTC"), [bbo(1, 0.0)])
+    runner, engine = build(cfg, bus, consumer="t2")
+    task = asyncio.create_task(run_until_stopped(runner, engine, bus, cfg.account_index))
+    try:
+        for _ in range(100):
+            if engine.state("BTC")["bid_px"] is not None:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 10)
+    assert engine.state("BTC")["requotes"] == 1
+    assert await bus.read_all(bus.streams.intent(cfg.account_index)) == []
