@@ -704,7 +704,9 @@ def calibrate_command(data: object, market: str, config: object | None = None, o
     print(f"  A {params.A:.6g} 1/s, k {params.k:.6g} 1/tick (R^2 {params.fit.get('ak_r2')}), "
           f"gamma {params.gamma:.6g} 1/(tick*clip)")
     for p in params.problems:
-        print(f"  problem: {p}")
+        print(f"  {p}" if p.startswith(WARN) else f"  problem: {p}")
+    if not params.ok:
+        print("  NOT OK: a quoting engine must not use these parameters")
     doc = summary(params, cfg.horizon_s)
     line = json.dumps(doc, sort_keys=True, allow_nan=False)
     if out is not None:
