@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.config import ConfigError
 from shared.importers import KNOWN_MARKETS
@@ -175,6 +175,12 @@ class MakerConfig(BaseModel):
             raise ValueError("resume_bps must not exceed pause_bps")
         if any(not h > 0 for h in self.adverse_horizons_s):
             raise ValueError("adverse_horizons_s: every horizon must be > 0")
+        from shared.calibration import CalibrationConfig  # lazy: numpy/scipy only when configured
+
+        try:
+            CalibrationConfig(**self.calibration)
+        except ValidationError as exc:
+            raise ValueError(f"calibration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
         return self
 
     def resolve_markets(self, stack_markets: list[str]) -> list[str]:

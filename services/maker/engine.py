@@ -93,6 +93,8 @@ from shared.events import (
     Trade,
     derive_id,
 )
+from shared.importers import KNOWN_MARKETS
+from shared.markets import MarketInfo
 from shared.strategy_base import FillDedup, MarketSizing, addressed_to
 
 from .config import SECTION, MakerConfig
@@ -226,7 +228,7 @@ class MState:
 
 
 def _default_calibrate(*args: Any, **kwargs: Any) -> ModelParams:
-    from shared import calibration  # imported lazily: written by another module owner
+    from shared import calibration  # imported lazily (numpy/scipy/arch only when calibrating)
 
     return calibration.calibrate(*args, **kwargs)
 
@@ -255,7 +257,7 @@ class MakerEngine:
         self._fills = FillDedup(seen_fills)
         self._rng = random.Random(cfg.seed)
         self._calibrate = calibrate or _default_calibrate
-        self._calib_cfg: Any = None
+        self._calib_cfg: dict[str, Any] = {}
         self._own_params: deque[str] = deque(maxlen=1000)
         self._emits: deque[int] = deque()  # ts of QuoteIntents that placed/replaced, all markets
 
@@ -432,7 +434,7 @@ class MakerEngine:
             return None
         st.calib_next = ts + int(self.cfg.recalibrate_s * NS)
         try:
-            p = self._calibrate(list(st.bbos), list(st.trades), st.market, self._calibration_cfg(),
+            p = self._calibrate(list(st.bbos), list(st.trades), self._market_info(st), self._calibration_cfg(st),
                                 strategy=self.name, order_size=st.sizing.max_size, cause=ev, source=self.source)
         except Exception as exc:  # a failed fit must not stop quoting nor dead-letter the BBO
             st.calib_errors += 1
@@ -442,15 +444,30 @@ class MakerEngine:
         self._take_params(st, p)
         return p
 
-    def _calibration_cfg(self) -> Any:
-        if self._calib_cfg is None:
-            try:
-                from shared import calibration
-                model = getattr(calibration, "CalibrationConfig", None)
-            except ImportError:
-                model = None
-            self._calib_cfg = model(**self.cfg.calibration) if model is not None else dict(self.cfg.calibration)
-        return self._calib_cfg
+    def _market_info(self, st: MState) -> MarketInfo:
+        """The market's metadata for the calibration: Lighter's (``KNOWN_MARKETS``) when its tick
+        matches the configured one, else built from the config (tick, lot, minimums)."""
+        known = KNOWN_MARKETS.get(st.market)
+        if known is not None and abs(known.tick - st.tick) < 1e-12:
+            return known
+        step = st.sizing.size_step or st.sizing.min_size
+        return MarketInfo(symbol=st.market, market_id=-1, size_decimals=max(0, round(-math.log10(step))),
+                          price_decimals=max(0, round(-math.log10(st.tick))), min_base_amount=st.sizing.min_size,
+                          min_quote_amount=self.cfg.min_notional_usd)
+
+    def _calibration_cfg(self, st: MState) -> Any:
+        """``shared.calibration.CalibrationConfig`` from ``cfg.calibration``, with the maker's
+        ``horizon_s`` (the same tau in the gamma backtest as in the quotes) and its inventory cap
+        in clips, unless ``cfg.calibration`` sets them."""
+        cc = self._calib_cfg.get(st.market)
+        if cc is None:
+            from shared.calibration import CalibrationConfig
+
+            clips = max(1, math.floor(st.hard / st.sizing.max_size + 1e-9))
+            cc = CalibrationConfig(**{"horizon_s": self.cfg.horizon_s, "max_inventory_clips": clips,
+                                      **self.cfg.calibration})
+            self._calib_cfg[st.market] = cc
+        return cc
 
     # ------------------------------------------------------------------ rules
 

@@ -357,7 +357,8 @@ def test_periodic_calibration_in_event_time_emits_and_uses_params():
     calls = []
 
     def stub(bbos, trades, market, ccfg, *, strategy, order_size, cause, source):
-        calls.append((len(bbos), market, strategy, order_size, cause.id, source))
+        calls.append((len(bbos), market.symbol, strategy, order_size, cause.id, source, ccfg.horizon_s,
+                      ccfg.max_inventory_clips))
         return params(cause.ts_event / S - T0 / S, pid=f"cal{len(calls)}")
 
     e = eng(calibrate=stub, min_calibration_span_s=60, recalibrate_s=120)
@@ -365,6 +366,7 @@ def test_periodic_calibration_in_event_time_emits_and_uses_params():
     assert calls == [] and not any(isinstance(x, ModelParams) for x in out)
     out = e.on_event(bbo(60.0))
     assert len(calls) == 1 and calls[0][:4] == (7, "BTC", "maker", 0.0004)
+    assert calls[0][6:] == (60.0, 5)  # the maker's tau; hard cap 0.002 / clip 0.0004 = 5 clips
     assert [type(x).__name__ for x in out] == ["ModelParams"] + (["QuoteIntent"] if quotes(out) else [])
     assert e.state("BTC")["params_ok"] is True
     feed(e, [bbo(t) for t in range(70, 180, 10)])
@@ -444,5 +446,7 @@ def test_make_engine_and_config_errors():
     assert e.markets == ["BTC", "ETH"] and e.cfg.http_port == 9107
     with pytest.raises(ConfigError, match="services.maker.tick_size: nothing set for SOL"):
         make_engine(StackConfig(markets=["SOL"], services={"maker": {"sizes": {"SOL": {"min_size": 0.1, "max_size": 0.2}}}}))
-    with pytest.raises(ConfigError, match="services.maker.resume_bps|services.maker: Value error"):
+    with pytest.raises(ConfigError, match="resume_bps must not exceed pause_bps"):
         make_engine(StackConfig(services={"maker": {"resume_bps": 40}}))
+    with pytest.raises(ConfigError, match="calibration: .*horizon_z"):
+        make_engine(StackConfig(services={"maker": {"calibration": {"horizon_z": 1}}}))
