@@ -27,6 +27,7 @@ SERVICES = {
     "strategy-renko": "services.strategy_renko",
     "strategy-grid": "services.strategy_grid",
     "maker": "services.maker",
+    "hedger": "services.hedger",
     "executor": "services.executor",
     "ledger": "services.ledger",
 }
@@ -35,13 +36,16 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML con
 
 
 @app.command()
-def run(service: Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICES)}")], config: ConfigOpt = None) -> None:
+def run(service: Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICES)}")], config: ConfigOpt = None,
+        profile: Annotated[list[Path] | None, typer.Option(
+            "--profile", help="config file layered over --config, e.g. a market profile (repeatable; "
+            "also LIGHTER_STACK_PROFILES)")] = None) -> None:
     """Run one service in the foreground until SIGTERM/SIGINT."""
     if service not in SERVICES:
         typer.echo(f"unknown service {service!r}; choose one of: {', '.join(SERVICES)}", err=True)
         raise typer.Exit(2)
     try:
-        cfg = load_config(config)
+        cfg = load_config([config, *profile] if profile else config)
         cfg.require_live_allowed()
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
@@ -88,6 +92,19 @@ def pnl(
     from services.ledger.report import pnl_command
 
     raise typer.Exit(pnl_command(db_url, strategy, since_hours, recent, market))
+
+
+@app.command("pnl-split")
+def pnl_split(
+    data: Annotated[Path, typer.Option(help="market data the fills traded on: recording, CSV folder or klines CSV")],
+    fills: Annotated[str, typer.Option(help="ledger database URL or *.db file, or a backtest fills.csv")],
+    strategy: Annotated[list[str] | None, typer.Option(help="only this strategy (repeatable; default: all)")] = None,
+) -> None:
+    """PnL split of recorded fills: spread capture, inventory PnL and fees, by volatility/trend
+    bucket, with adverse selection (docs/pnl-attribution.md); rich tables, then one JSON line."""
+    from shared.pnl_split_tool import pnl_split_command
+
+    raise typer.Exit(pnl_split_command(data, fills, strategy or None))
 
 
 @app.command("import-csv")
@@ -177,6 +194,36 @@ def calibrate(
     from shared.calibration import calibrate_command
 
     raise typer.Exit(calibrate_command(data, market, config, out, publish, strategy, order_size))
+
+
+@app.command()
+def profile(
+    symbol: Annotated[str, typer.Option(help="market symbol, e.g. SOL")],
+    balance_usd: Annotated[float, typer.Option("--balance-usd", help="account balance the inventory caps are sized on, USD")],
+    out: Annotated[Path | None, typer.Option(help="profile file to write (default: profiles/<SYMBOL>.yaml)")] = None,
+    mid: Annotated[float | None, typer.Option(help="mid price, USD (default: from --url or the bundled recording)")] = None,
+    url: Annotated[str | None, typer.Option(help="venue-sim or Lighter REST base URL to read orderBookDetails from")] = None,
+    metadata: Annotated[Path | None, typer.Option(help="orderBookDetails JSON file or recording to read the market from")] = None,
+    sizing_multiplier: Annotated[float, typer.Option(help="quote size = size_min x this (seed 1.05)")] = 1.05,
+    max_leverage: Annotated[float, typer.Option(help="inventory notional cap = balance x this (seed 50/30)")] = 1.67,
+) -> None:
+    """Derive a market's maker/hedger sizes, notional floor, lot and tick from its metadata, a mid
+    and a balance; write a config profile to layer with --profile (docs/profiles.md)."""
+    from shared.profiles import ProfileError, ProfileOptions, derive_profile, market_info, write_profile
+
+    try:
+        info, px = market_info(symbol, url=url, metadata=metadata, mid=mid)
+        prof = derive_profile(info, px, balance_usd,
+                              ProfileOptions(sizing_multiplier=sizing_multiplier, max_leverage=max_leverage))
+    except ProfileError as exc:
+        typer.echo(f"profile failed: {exc}", err=True)
+        raise typer.Exit(2) from None
+    path = out or Path("profiles") / f"{prof.symbol}.yaml"
+    write_profile(prof, path)
+    typer.echo(f"wrote {path}: {prof.symbol} size {prof.size:g} [{prof.size_min:g}, {prof.size_max:g}], "
+               f"soft cap {prof.inventory_soft_cap:g}, hedger trigger {prof.hedger_trigger_units:g} / target "
+               f"{prof.hedger_target_units:g} / clip {prof.hedger_max_clip_units:g}, caps {prof.max_position_units:g} "
+               f"{prof.symbol} / {prof.max_inventory_notional_usd:g} USD (mid {px:g})")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -13,11 +13,15 @@ so it is a single self-contained file.
 from __future__ import annotations
 
 import base64
+import calendar
+import csv
 import html
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from shared.events import Fill
 
 from .metrics import Recorder
 
@@ -47,6 +51,48 @@ def write_fills_csv(path: Path, rec: Recorder) -> None:
                f.liquidity, f.venue_trade_id or "", f.fill_id)
         lines.append(",".join(_csv_field(str(x)) for x in row))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def parse_iso_ns(text: str) -> int:
+    """``YYYY-MM-DDTHH:MM:SS[.f...]Z`` (UTC; up to 9 fractional digits) -> ns since the epoch
+    (the inverse of :func:`iso_ns`).
+
+    Raises:
+        ValueError: another layout.
+    """
+    t = text.strip().removesuffix("Z")
+    head, _, frac = t.partition(".")
+    if len(frac) > 9 or (frac and not frac.isdigit()):
+        raise ValueError(f"bad timestamp {text!r}")
+    dt = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    return int(calendar.timegm(dt.timetuple())) * 10**9 + int(frac.ljust(9, "0") or 0)
+
+
+def read_fills_csv(path: Path) -> list[Fill]:
+    """Read a ``fills.csv`` written by :func:`write_fills_csv` back into fills (file order).
+
+    Raises:
+        ValueError: a different header or a broken row (``path:line: ...``).
+        OSError: unreadable file.
+    """
+    out: list[Fill] = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = csv.reader(fh)
+        header = next(rows, None)
+        if header is None or tuple(header) != FILL_COLUMNS:
+            raise ValueError(f"{path}:1: header is not {','.join(FILL_COLUMNS)}")
+        for n, row in enumerate(rows, start=2):
+            try:
+                ts, strategy, market, side, price, size, fee, liq, vtid, fill_id = row
+                if side not in ("buy", "sell") or liq not in ("maker", "taker", "internal"):
+                    raise ValueError(f"side {side!r} / liquidity {liq!r}")
+                out.append(Fill(id=fill_id, ts_event=parse_iso_ns(ts), source="fills.csv", fill_id=fill_id,
+                                strategy=strategy, market=market, side=side,  # type: ignore[arg-type]
+                                price=float(price), size=float(size), fee=float(fee),
+                                liquidity=liq, venue_trade_id=vtid))  # type: ignore[arg-type]
+            except ValueError as exc:
+                raise ValueError(f"{path}:{n}: {exc}") from None
+    return out
 
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:

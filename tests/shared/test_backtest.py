@@ -21,14 +21,24 @@ SOL_KLINES = REPO.parent / "shared" / "data" / "bybit_linear_SOLUSDT_1m_2025-05-
 
 
 def _outputs_ok(out: Path) -> dict:
-    for name in ("fills.csv", "summary.json", "report.html", "equity.png", "drawdown.png", "trades.png"):
+    for name in ("fills.csv", "summary.json", "report.html", "equity.png", "drawdown.png", "trades.png",
+                 "pnl_buckets.png"):
         assert (out / name).is_file(), name
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "<img" in html
+    assert "<h2>PnL attribution</h2>" in html and "by volatility/trend bucket" in html
     summary = json.loads((out / "summary.json").read_text())
     for key in ("trades", "win_rate_pct", "pnl_usd", "realized_pnl_usd", "unrealized_pnl_usd", "fees_usd",
                 "max_drawdown_usd", "max_drawdown_pct", "sharpe", "exposure_time_pct", "turnover_usd"):
         assert key in summary["total"], key
+    # the PnL split (docs/pnl-attribution.md) of every strategy and the account adds up to its FIFO PnL
+    for stats in (summary["total"], *summary["per_strategy"].values()):
+        split = stats["pnl_split"]
+        assert split["fills"] == stats["fills"]
+        assert split["total_usd"] == pytest.approx(
+            split["spread_capture_usd"] + split["inventory_pnl_usd"] - split["fees_usd"], abs=2e-6)
+        assert split["fifo_pnl_usd"] == stats["pnl_usd"] and abs(split["identity_residual_usd"]) <= 2e-6
+        assert len(split["buckets"]) == 9 and set(split["adverse_selection_bps"]) == {"all", "maker"}
     return summary
 
 
