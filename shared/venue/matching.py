@@ -358,6 +358,11 @@ class MatchingEngine:
         maker_fee, taker_fee: override the tier's fees (fractions of notional, 0.0002 = 2 bps).
         initial_collateral: USD collateral of an account created on first use.
         inactive_history: finished orders kept per account (for ``accountInactiveOrders``).
+        public_updates: emit the public-data updates of market data (:class:`PublicTrade` per
+            recorded trade, :class:`BookChanged` caused by recorded market data, and
+            :class:`StatsChanged`); venue-sim needs them for its public channels, an in-process
+            backtest does not (False skips building them; fills, positions and order updates,
+            and every state change, are the same either way).
 
     Usage: :meth:`submit` validates a tx and schedules it (raises :class:`VenueError`);
     :meth:`on_market_data` applies a recorded ``Bbo``/``Trade``/``MarketStats`` after executing
@@ -369,7 +374,8 @@ class MatchingEngine:
 
     def __init__(self, markets: Iterable[MarketInfo], tier: Tier = STANDARD, *,
                  maker_fee: float | None = None, taker_fee: float | None = None,
-                 initial_collateral: float = 100_000.0, inactive_history: int = 1000) -> None:
+                 initial_collateral: float = 100_000.0, inactive_history: int = 1000,
+                 public_updates: bool = True) -> None:
         self.markets: dict[int, MarketInfo] = {m.market_id: m for m in markets}
         self.by_symbol: dict[str, MarketInfo] = {m.symbol: m for m in self.markets.values()}
         self.tier = tier
@@ -390,6 +396,7 @@ class MatchingEngine:
         self._order_counter = 0
         self._trade_counter = 0
         self._inactive_history = inactive_history
+        self.public_updates = public_updates
 
     # ------------------------------------------------------------------ accounts and queries
 
@@ -529,7 +536,14 @@ class MatchingEngine:
     def on_market_data(self, ev: Bbo | Trade | MarketStats) -> list[Update]:
         """Apply one recorded event (after executing the txs due by its ``ts_event``).
         Events of unknown markets or types are ignored (returns the pending-tx updates only)."""
-        out = self.advance(ev.ts_event)
+        ts = ev.ts_event
+        pending = self._pending
+        if pending and pending[0][0] <= ts:
+            out = self.advance(ts)
+        else:  # nothing due: advance() would only move the clock
+            out = []
+            if ts > self.now_ns:
+                self.now_ns = ts
         m = self.by_symbol.get(getattr(ev, "market", ""))
         if m is None:
             return out
@@ -537,15 +551,20 @@ class MatchingEngine:
         st = self.state[m.market_id]
         st.last_ts_ns = ts
         if isinstance(ev, Bbo):
-            out.extend(self._apply_bbo(m, st, ev, ts))
+            ups = self._apply_bbo(m, st, ev, ts)
+            if ups:
+                out.extend(ups)
         elif isinstance(ev, Trade):
-            out.extend(self._apply_trade(m, st, ev, ts))
+            ups = self._apply_trade(m, st, ev, ts)
+            if ups:
+                out.extend(ups)
         elif isinstance(ev, MarketStats):
             st.mark_price, st.index_price = ev.mark_price, ev.index_price
             st.funding_rate, st.open_interest = ev.funding_rate, ev.open_interest
             if ev.last_trade_price:
                 st.last_trade_price = ev.last_trade_price
-            out.append(StatsChanged(market_id=m.market_id, ts_ns=ts))
+            if self.public_updates:
+                out.append(StatsChanged(market_id=m.market_id, ts_ns=ts))
         return out
 
     # ------------------------------------------------------------------ execution
@@ -781,10 +800,13 @@ class MatchingEngine:
             st.consumed_bid = 0
         if ask_changed:
             st.consumed_ask = 0
+        book = self.resting[m.market_id]
+        if not book:  # no resting order to fill or re-queue
+            return [BookChanged(market_id=m.market_id, ts_ns=ts)] if self.public_updates else []
         fills: list[Update] = []
         positions: list[Update] = []
         orders: list[Update] = []
-        for o in sorted(self.resting[m.market_id].values(), key=lambda o: o.seq):
+        for o in sorted(book.values(), key=lambda o: o.seq):
             touch, size, opp, opp_changed = ((ask_px, ask_sz, bid_px, bid_changed) if o.is_ask
                                              else (bid_px, bid_sz, ask_px, ask_changed))
             # the recorded opposite touch moved to or through our price: the market traded through us
@@ -798,17 +820,25 @@ class MatchingEngine:
                 o.queue_ahead = size if o.queue_ahead is None else min(o.queue_ahead, size)
             elif (o.price < touch) if o.is_ask else (o.price > touch):
                 o.queue_ahead = 0
-        return fills + positions + orders + [BookChanged(market_id=m.market_id, ts_ns=ts)]
+        out = fills + positions + orders
+        if self.public_updates:
+            out.append(BookChanged(market_id=m.market_id, ts_ns=ts))
+        return out
 
     def _apply_trade(self, m: MarketInfo, st: MarketState, ev: Trade, ts: int) -> list[Update]:
+        st.last_trade_price = ev.price
+        book = self.resting[m.market_id]
+        if not book and not self.public_updates:
+            return []  # nothing to fill and nobody to tell
         px = m.price_to_int(ev.price)
         vol = m.size_to_int(ev.size, "nearest")
-        st.last_trade_price = ev.price
-        out: list[Update] = [PublicTrade(market_id=m.market_id, trade_id=_trade_id_int(ev.trade_id), price_ticks=px,
-                                         size_lots=vol, taker_side=ev.taker_side, ts_ns=ts)]
+        out: list[Update] = []
+        if self.public_updates:
+            out.append(PublicTrade(market_id=m.market_id, trade_id=_trade_id_int(ev.trade_id), price_ticks=px,
+                                   size_lots=vol, taker_side=ev.taker_side, ts_ns=ts))
         hits_bids = ev.taker_side == "sell"
         # resting orders on the side the aggressor hit, at or through the print, best price first
-        makers = [o for o in self.resting[m.market_id].values()
+        makers = [o for o in book.values()
                   if o.is_ask != hits_bids and (o.price >= px if hits_bids else o.price <= px)]
         if not makers:
             return out
@@ -835,7 +865,9 @@ class MatchingEngine:
                 self._fill(None, o, o.price, q, ts, fills, positions)
                 orders.append(self._after_maker_fill(o, ts))
         if fills:
-            out += fills + positions + orders + [BookChanged(market_id=m.market_id, ts_ns=ts)]
+            out += fills + positions + orders
+            if self.public_updates:
+                out.append(BookChanged(market_id=m.market_id, ts_ns=ts))
         return out
 
 
