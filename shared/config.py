@@ -191,13 +191,14 @@ def _read_tree(p: Path) -> dict[str, Any]:
     return tree
 
 
-def load_config(path: str | Path | Sequence[str | Path] | None = None,
+def load_config(path: str | Path | Sequence[str | Path | None] | None = None,
                 environ: dict[str, str] | None = None) -> StackConfig:
     """Load and validate the configuration.
 
     Args:
         path: YAML file, or several layered in order (later files win key by key, see
-            :func:`merge_trees`); default ``LIGHTER_STACK_CONFIG`` or ``config/paper.yaml``.
+            :func:`merge_trees`); default (also for a ``None`` in the list)
+            ``LIGHTER_STACK_CONFIG`` or ``config/paper.yaml``.
             Files named in ``LIGHTER_STACK_PROFILES`` (``os.pathsep``-separated) are layered
             after them.
         environ: environment to read overrides from (default ``os.environ``).
@@ -206,10 +207,11 @@ def load_config(path: str | Path | Sequence[str | Path] | None = None,
         ConfigError: unreadable file, invalid YAML, or an invalid field (named in the message).
     """
     env = os.environ if environ is None else environ
+    default = Path(env.get("LIGHTER_STACK_CONFIG") or DEFAULT_CONFIG)
     if path is None or isinstance(path, str | Path):
-        paths = [Path(path or env.get("LIGHTER_STACK_CONFIG") or DEFAULT_CONFIG)]
+        paths = [Path(path) if path else default]
     else:
-        paths = [Path(x) for x in path] or [Path(env.get("LIGHTER_STACK_CONFIG") or DEFAULT_CONFIG)]
+        paths = [Path(x) if x else default for x in path] or [default]
     paths += [Path(x) for x in env.get(PROFILES_ENV, "").split(os.pathsep) if x.strip()]
     tree: dict[str, Any] = {}
     for p in paths:
