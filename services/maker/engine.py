@@ -719,7 +719,8 @@ class MakerEngine:
         if c.dry_run:
             return []
         b, a = st.quotes["buy"], st.quotes["sell"]
-        return [QuoteIntent(id=derive_id(cause.id, self.source, "quote", st.market), ts_event=cause.ts_event,
+        # stamped with the market's latest event time (a ModelParams cause may be older)
+        return [QuoteIntent(id=derive_id(cause.id, self.source, "quote", st.market), ts_event=max(ts, cause.ts_event),
                             ts_recv=cause.ts_recv, source=self.source, causation_id=cause.id,
                             strategy=self.name, market=st.market,
                             bid_px=round(b.ticks * st.tick, 10) if b else None, bid_sz=b.size if b else 0.0,

@@ -125,8 +125,9 @@ def test_require_params_quotes_nothing_before_ok_params():
     assert quotes(e.on_event(bbo(0.0))) == []
     e.on_event(params(1.0, ok=False))
     assert quotes(e.on_event(bbo(2.0))) == []
-    out = e.on_event(params(3.0))
+    out = e.on_event(params(1.5))  # computed on older data than the last BBO
     assert len(quotes(out)) == 1 and quotes(out)[0].bid_px is not None
+    assert quotes(out)[0].ts_event == T0 + 2 * S  # stamped with the latest event time, not the params'
 
 
 def test_fallback_skew_without_params():
