@@ -9,6 +9,7 @@ from pathlib import Path
 
 from services.collector.config import CollectorConfig
 from services.executor.config import ExecutorConfig
+from services.hedger.config import HedgerConfig
 from services.ledger.config import LedgerConfig
 from services.strategy_grid.config import GridConfig
 from services.strategy_renko.config import RenkoConfig
@@ -122,6 +123,26 @@ MEANING = {
         "post_only": "grid orders are post-only", "sizes": "order size per market, base units",
         "max_position": "per market: stop adding on the side that would grow |position| beyond this",
     },
+    HedgerConfig: {
+        "strategy": "strategy name of the hedge: fills, intents and consumer group",
+        "maker_strategy": "strategy whose inventory is hedged",
+        "http_port": "/health and /metrics port", "dry_run": "decide and expose metrics, send no intents",
+        "markets": "per market `trigger_units`, `target_units`, `max_clip_units`, `min_clip_units` (base units); "
+                   "the hedged markets (merged over the SOL default; `lighter-stack profile` writes them)",
+        "trigger_notional_usd": "no hedge while |exposure| x mid is at or below this, USD (0 = off)",
+        "prefer_passive": "first try a post-only quote at the touch",
+        "passive_wait_s": "event time the passive quote gets before it is judged",
+        "passive_success_fraction": "passive succeeded when |exposure| fell by this fraction of its clip",
+        "passive_cancel_timeout_s": "cross anyway when the passive cancel is not confirmed within this",
+        "max_exposure_s": "over the trigger this long: every hedge crosses (seed passive_timeout)",
+        "price_offset_bps": "worst price of a cross, bps beyond the touch",
+        "max_slippage_bps": "cap every cross is checked against, bps from the touch",
+        "cooldown_s": "event time between two hedge attempts",
+        "emergency_after_s": "exposure or an executor guard held this long: emergency",
+        "emergency_clip_multiplier": "clip multiplier in an emergency",
+        "emergency_extra_bps": "extra offset of an emergency cross; offset + this must be <= max_slippage_bps",
+        "emergency_cooldown_s": "event time between two emergency attempts",
+    },
     BacktestConfig: {
         "account_index": "simulated account (default: the top-level account_index)",
         "tier": "`standard` (0 fees, 300/200/200 ms speed bump) or `premium`",
@@ -164,7 +185,7 @@ MEANING = {
 }
 
 SECTIONS = [("venue-sim", VenueSimConfig), ("collector", CollectorConfig), ("strategy-trend", TrendConfig),
-            ("strategy-renko", RenkoConfig), ("strategy-grid", GridConfig), ("executor", ExecutorConfig),
+            ("strategy-renko", RenkoConfig), ("strategy-grid", GridConfig), ("hedger", HedgerConfig), ("executor", ExecutorConfig),
             ("ledger", LedgerConfig), ("backtest", BacktestConfig)]
 
 HEAD = """# Configuration reference
@@ -188,6 +209,8 @@ def _table(model) -> str:
         d = f.default if f.default_factory is None else f.default_factory()
         if hasattr(d, "model_dump"):
             d = d.model_dump()
+        elif isinstance(d, dict):
+            d = {k: v.model_dump() if hasattr(v, "model_dump") else v for k, v in d.items()}
         rows.append(f"| `{name}` | `{d!r}` | {MEANING[model].get(name, '')} |")
     return "\n".join(rows)
 
