@@ -836,9 +836,9 @@ class Engine:
                 if not r.cancel_requested:
                     self._cancel(r, out)
             owners = ",".join(dict.fromkeys(self._owner(r) for r in crossing))
-            levels = ",".join(f"{m.int_to_price(r.price):g}" for r in crossing)
+            levels = ",".join(m.price_str(r.price) for r in crossing)
             self._held[market] = (side, price, (
-                f"taker {side} IOC of {','.join(a[0] for a in alloc)} at {m.int_to_price(price):g} would cross our "
+                f"taker {side} IOC of {','.join(a[0] for a in alloc)} at {m.price_str(price)} would cross our "
                 f"resting {'sell' if side == 'buy' else 'buy'} order(s) at {levels} ({owners}): canceled first, "
                 f"the IOC waits for the confirmations"))
             return
@@ -1030,15 +1030,15 @@ class Engine:
         if live:
             r = live[0]
             self._reject(out, strategy, m, sg * lots, px,
-                         f"self-trade guard: {side} at {m.int_to_price(price):g} would cross our own resting "
-                         f"{other} at {m.int_to_price(r.price):g} ({self._owner(r)})")
+                         f"self-trade guard: {side} at {m.price_str(price)} would cross our own resting "
+                         f"{other} at {m.price_str(r.price)} ({self._owner(r)})")
             return ""
         transient = [r for r in crossing if r.kind == "taker" or tif != "post_only"]
         held = self._held.get(market)
         if transient or (held is not None and held[0] != side and self._crosses(side, price, held[1])):
             what = (f"our taker {other} IOC" if (held is not None and held[0] != side) or
                     any(r.kind == "taker" for r in transient) else f"our {other} order being canceled")
-            return f"self-trade guard: {side} at {m.int_to_price(price):g} waits for {what} in {market}"
+            return f"self-trade guard: {side} at {m.price_str(price)} waits for {what} in {market}"
         n_live = sum(1 for r in self.orders.values() if r.live and r.market == market and not r.cancel_requested)
         if n_live >= MAX_OPEN_ORDERS_PER_MARKET:
             self._reject(out, strategy, m, sg * lots, px,

@@ -25,6 +25,15 @@ the order, never duplicates it). Send results and account-feed reports go throug
 and are published with ``Bus.publish``. One lock serialises sends and feed processing, so an
 ``OrderAccepted`` is published before the fills of that order.
 
+Sending: the commands of one engine step (one consumer batch, or one account-feed message) are
+signed with consecutive nonces and sent together, in chunks of ``batch_max_txs`` (15): a single
+command as ``sendTx``, more as one ``sendTxBatch`` request -- so a requote (cancel + create)
+costs one request, as the engine's request budget assumes. When a batch fails, ``nextNonce``
+tells how many of its txs the venue took (they count as sent); the refused one gets the error
+and the ones after it are sent again (up to three rounds). Error 23000 (too many requests) is
+reported to the engine, which backs off by event time and keeps the wanted state (see the
+engine's ``on_send_result``); it never stops the service.
+
 Shutdown (SIGTERM/SIGINT): stop consuming, cancel our resting orders (cancel-all), keep
 positions, close connections.
 """
@@ -43,7 +52,7 @@ from pydantic import SecretStr
 
 from shared.bus import Bus, Consumer, Delivery
 from shared.config import PRIVATE_KEY_ENV, ConfigError, StackConfig
-from shared.events import Event, Fill, OrderRejected, PositionSnapshot, RiskState
+from shared.events import Event, Fill, GuardState, OrderRejected, PositionSnapshot, RiskState
 from shared.markets import MarketInfo
 from shared.metrics import (
     DEAD_LETTERS,
@@ -58,7 +67,7 @@ from shared.redis_util import async_client, resolve_redis_url
 from shared.service import SeenIds, consumer_name, install_stop_handlers, report_lag, setup_logging
 
 from .config import ExecutorConfig
-from .engine import MAX_CLIENT_ORDER_INDEX, Engine, OrderCommand
+from .engine import MAX_CLIENT_ORDER_INDEX, RATE_LIMITED, Engine, OrderCommand
 from .nonces import NonceError, NonceManager
 from .signer import Signer, SignError, generate_key
 from .venue import AccountFeed, LighterRest, SendResult, VenueError, iter_keyed
@@ -76,8 +85,20 @@ RISK_STATE = Gauge(f"{_P}risk_state", "Risk state: 0 running, 1 reducing, 2 halt
 ACCOUNT_POSITION = Gauge(f"{_P}account_position", "Account position (base units).", ["market"])
 STRATEGY_POSITION = Gauge(f"{_P}strategy_position", "Virtual position per strategy (base units).",
                           ["strategy", "market"])
-SEND_SECONDS = Histogram(f"{_P}send_seconds", "Wall time of one sendTx round trip.",
+SEND_SECONDS = Histogram(f"{_P}send_seconds", "Wall time of one sendTx/sendTxBatch round trip.",
                          buckets=(1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0))
+GUARD_ENGAGED = Gauge(f"{_P}guard_engaged", "1 while a guard blocks a side (max_position, max_notional, self_trade).",
+                      ["guard", "market", "side"])
+GUARD_ENGAGEMENTS = Counter(f"{_P}guard_engagements_total", "Times a guard engaged.", ["guard", "market", "side"])
+SELF_TRADE_REFUSALS = Counter(f"{_P}self_trade_refusals_total",
+                              "Resting orders refused because they would cross our own resting order.", ["market"])
+REQUESTS = Counter(f"{_P}requests_total", "sendTx/sendTxBatch requests made.", ["endpoint"])
+BUDGET_USED = Gauge(f"{_P}budget_used", "Request weight used in the rolling minute (engine, event time).")
+BUDGET_REMAINING = Gauge(f"{_P}budget_remaining", "Request weight left in the rolling minute (engine, event time).")
+DEFERRED_UPDATES = Counter(f"{_P}deferred_updates_total",
+                           "Quote/resting updates deferred for lack of request budget or during a 23000 back-off.")
+RATE_LIMITED_TOTAL = Counter(f"{_P}rate_limited_total", "Requests refused by the venue with 23000 (too many requests).")
+VOLUME_QUOTA = Gauge(f"{_P}volume_quota_remaining", "volume_quota_remaining from the last sendTx/sendTxBatch response.")
 _STATE_VALUE = {"running": 0, "reducing": 1, "halted": 2}
 
 
@@ -134,6 +155,7 @@ class ExecutorService:
         self._token: tuple[str, float] | None = None
         self.started_at = time.time()
         self.processed = 0
+        self._deferred_seen = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -334,6 +356,8 @@ class ExecutorService:
             self.processed += len(events)
             if cmds:
                 await self._execute(cmds)
+            else:
+                self._observe_budget()
 
     def _one_by_one(self, delivered: Sequence[Delivery]) -> list[Event]:
         """Feed events singly after a batch failed; an event that still fails is marked so that
@@ -352,22 +376,106 @@ class ExecutorService:
     # ------------------------------------------------------------------ venue I/O
 
     async def _execute(self, cmds: Sequence[OrderCommand]) -> list[SendResult]:
-        """Sign and send commands in order; publish the engine's reaction to each result."""
-        results = []
+        """Sign and send one engine step's commands, ``batch_max_txs`` per request, in order;
+        publish the engine's reaction to each result."""
+        results: list[SendResult] = []
         assert self.engine is not None
-        for cmd in cmds:
+        size = self.ecfg.batch_max_txs
+        for i in range(0, len(cmds), size):
+            chunk = list(cmds[i:i + size])
             async with self.io_lock:
-                res = await self._send(cmd)
-                if cmd.kind == "create" and res.ok:
-                    ORDERS_SENT.labels(cmd.market, cmd.side).inc()
-                if not res.ok:
-                    log.warning("%s %s coi=%d failed: %s %s", cmd.kind, cmd.market, cmd.client_order_index,
-                                res.code, res.message)
-                outs = self.engine.on_send_result(cmd, res.ok, res.code if res.code is not None else -1,
-                                                  res.message, res.tx_hash)
+                chunk_results = await self._send_chunk(chunk)
+                outs: list[Event] = []
+                for cmd, res in zip(chunk, chunk_results, strict=True):
+                    if cmd.kind == "create" and res.ok:
+                        ORDERS_SENT.labels(cmd.market, cmd.side).inc()
+                    if not res.ok:
+                        log.warning("%s %s coi=%d failed: %s %s", cmd.kind, cmd.market, cmd.client_order_index,
+                                    res.code, res.message)
+                    outs += self.engine.on_send_result(cmd, res.ok, res.code if res.code is not None else -1,
+                                                       res.message, res.tx_hash)
                 await self._publish(outs)
-            results.append(res)
+            results.extend(chunk_results)
+        self._observe_budget()
         return results
+
+    def _sent(self, endpoint: str, res: SendResult) -> None:
+        REQUESTS.labels(endpoint).inc()
+        if res.volume_quota_remaining is not None:
+            VOLUME_QUOTA.set(res.volume_quota_remaining)
+        if res.code == RATE_LIMITED:
+            RATE_LIMITED_TOTAL.inc()
+            log.warning("%s: 23000 too many requests (%s); the engine backs off", endpoint, res.message)
+
+    async def _send_chunk(self, chunk: list[OrderCommand]) -> list[SendResult]:
+        """Send up to ``batch_max_txs`` commands in one request (``sendTx`` for one); returns
+        one result per command. After a failed batch ``nextNonce`` says how many txs were
+        taken; the refused one keeps the error, later ones are sent again (up to three rounds;
+        not after 23000 or an unknown outcome)."""
+        if len(chunk) == 1:
+            return [await self._send(chunk[0])]
+        assert self.signer is not None
+        results: list[SendResult | None] = [None] * len(chunk)
+        todo = list(range(len(chunk)))
+        async with self.nonces.lock:
+            for _round in range(3):
+                if not todo:
+                    break
+                try:
+                    await self.nonces.ensure_synced()
+                except NonceError as exc:
+                    for i in todo:
+                        results[i] = SendResult(False, -1, str(exc))
+                    todo = []
+                    break
+                signed = []
+                for i in todo:
+                    nonce = self.nonces.allocate()
+                    try:
+                        signed.append((i, self.signer.sign(chunk[i], nonce)))
+                    except SignError as exc:
+                        self.nonces.release(nonce)
+                        results[i] = SendResult(False, -1, f"signing failed: {exc}")
+                todo = []
+                if not signed:
+                    break
+                t0 = time.perf_counter()
+                res = await self.rest.send_tx_batch([tx.tx_type for _, tx in signed], [tx.tx_info for _, tx in signed])
+                SEND_SECONDS.observe(time.perf_counter() - t0)
+                self._sent("sendTxBatch", res)
+                if res.ok:
+                    for k, (i, _tx) in enumerate(signed):
+                        h = res.tx_hashes[k] if k < len(res.tx_hashes) else ""
+                        results[i] = SendResult(True, 200, res.message, h, (h,), res.volume_quota_remaining)
+                    continue
+                try:
+                    taken = max(0, min(len(signed), await self.nonces.sync() - signed[0][1].nonce))
+                    NONCE_RESYNCS.inc()
+                except NonceError as exc:
+                    log.warning("batch failed (%s %s) and nextNonce too: %s", res.code, res.message, exc)
+                    for i, _tx in signed:
+                        results[i] = SendResult(False, None, f"{res.message}; outcome unknown: {exc}")
+                    break
+                for k, (i, _tx) in enumerate(signed):
+                    if k < taken:
+                        results[i] = SendResult(True, 200, "taken (batch)", "")
+                    elif res.code in (RATE_LIMITED, None) or (k == taken and res.code != 21104):
+                        results[i] = res
+                    else:
+                        todo.append(i)
+            for i in todo:
+                results[i] = SendResult(False, -1, "not sent: the batch kept failing")
+        return [r if r is not None else SendResult(False, -1, "not sent") for r in results]
+
+    def _observe_budget(self) -> None:
+        e = self.engine
+        if e is None:
+            return
+        BUDGET_USED.set(e.budget_used())
+        BUDGET_REMAINING.set(e.budget_remaining())
+        if e.deferred_updates > self._deferred_seen:
+            DEFERRED_UPDATES.inc(e.deferred_updates - self._deferred_seen)
+            self._deferred_seen = e.deferred_updates
 
     async def _send(self, cmd: OrderCommand) -> SendResult:
         assert self.signer is not None
@@ -386,6 +494,7 @@ class ExecutorService:
                 t0 = time.perf_counter()
                 res = await self.rest.send_tx(tx.tx_type, tx.tx_info)
                 SEND_SECONDS.observe(time.perf_counter() - t0)
+                self._sent("sendTx", res)
                 if res.ok:
                     return res
                 self.nonces.report_error(res.code, nonce)
@@ -441,12 +550,20 @@ class ExecutorService:
                     crosses.add((ev.causation_id, ev.market))
             elif isinstance(ev, OrderRejected):
                 REJECTS.labels(str(ev.code)).inc()
+                if ev.code == 0 and ev.reason.startswith("self-trade guard"):
+                    SELF_TRADE_REFUSALS.labels(ev.market).inc()
             elif isinstance(ev, PositionSnapshot):
                 STRATEGY_POSITION.labels(ev.strategy, ev.market).set(ev.position)
                 ACCOUNT_POSITION.labels(ev.market).set(ev.account_position)
             elif isinstance(ev, RiskState):
                 RISK_STATE.set(_STATE_VALUE.get(ev.state, 2))
                 log.info("risk state %s: %s", ev.state, ev.reason)
+            elif isinstance(ev, GuardState):
+                GUARD_ENGAGED.labels(ev.guard, ev.market, ev.side).set(1 if ev.engaged else 0)
+                if ev.engaged:
+                    GUARD_ENGAGEMENTS.labels(ev.guard, ev.market, ev.side).inc()
+                log.info("guard %s %s %s %s: %s", ev.guard, ev.market, ev.side,
+                         "engaged" if ev.engaged else "released", ev.reason)
         for _, market in crosses:
             INTERNAL_CROSSES.labels(market).inc()
 

@@ -9,7 +9,14 @@ HTTP 4xx with ``{"code": <Lighter code>, "message": ...}``):
   "symbol", "sign", "position", "avg_entry_price", ...}], ...}]}``
 - ``GET accountActiveOrders?account_index=&market_id=`` with ``Authorization: <auth token>``
   -> ``{"orders": [Order ...]}``
-- ``POST sendTx`` form ``tx_type``, ``tx_info`` -> ``{"code": 200, "tx_hash": ...}``
+- ``POST sendTx`` form ``tx_type``, ``tx_info`` -> ``{"code": 200, "tx_hash": ...,
+  "volume_quota_remaining": N}``
+- ``POST sendTxBatch`` form ``tx_types``, ``tx_infos`` (JSON-encoded lists; ``tx_infos`` a list
+  of tx_info strings; consecutive nonces; at most 15 per request) -> ``{"code": 200,
+  "tx_hash": [...], "volume_quota_remaining": N}``. On an error the body is the error of the
+  first refused tx; the txs before it may have been taken (venue-sim: they are), which the
+  caller finds out from ``nextNonce``.
+- Error 23000 (too many requests) answers a request over the account tier's rate limit.
 
 WS (``ws_url``): wait for ``{"type":"connected"}``, then subscribe (with ``auth``) to
 ``account_all_orders/{acct}``, ``account_all_trades/{acct}``, ``account_all_positions/{acct}``.
@@ -49,13 +56,17 @@ class VenueError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """Outcome of ``sendTx``: ``ok``; ``code`` (200, a Lighter error code, or ``None`` when the
-    outcome is unknown: transport error or timeout); ``message``; ``tx_hash``."""
+    """Outcome of ``sendTx``/``sendTxBatch``: ``ok``; ``code`` (200, a Lighter error code, or
+    ``None`` when the outcome is unknown: transport error or timeout); ``message``;
+    ``tx_hash`` (``sendTx``; for a batch the first hash); ``tx_hashes`` (batch: one per tx);
+    ``volume_quota_remaining`` (from the response when present, else ``None``)."""
 
     ok: bool
     code: int | None
     message: str = ""
     tx_hash: str = ""
+    tx_hashes: tuple[str, ...] = ()
+    volume_quota_remaining: int | None = None
 
 
 class LighterRest:
@@ -145,22 +156,43 @@ class LighterRest:
     async def send_tx(self, tx_type: int, tx_info: str) -> SendResult:
         """POST ``sendTx``; never raises: a transport failure is ``SendResult(ok=False,
         code=None)`` (outcome unknown)."""
+        return await self._post_tx("sendTx", {"tx_type": str(tx_type), "tx_info": tx_info})
+
+    async def send_tx_batch(self, tx_types: list[int], tx_infos: list[str]) -> SendResult:
+        """POST ``sendTxBatch`` with the signed txs (consecutive nonces, in order); never
+        raises. On success ``tx_hashes`` holds one hash per tx; on failure ``code`` is the first
+        refused tx's error (earlier txs may have been taken: check ``nextNonce``)."""
+        return await self._post_tx("sendTxBatch", {"tx_types": json.dumps(tx_types), "tx_infos": json.dumps(tx_infos)})
+
+    async def _post_tx(self, path: str, form: dict[str, str]) -> SendResult:
         s = await self._s()
         try:
-            async with s.post(f"{self.base}/sendTx", data={"tx_type": str(tx_type), "tx_info": tx_info}) as r:
+            async with s.post(f"{self.base}/{path}", data=form) as r:
                 text = await r.text()
                 status = r.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return SendResult(False, None, f"sendTx: {type(exc).__name__}: {exc}")
+            return SendResult(False, None, f"{path}: {type(exc).__name__}: {exc}")
         try:
             body = json.loads(text)
         except ValueError:
-            return SendResult(False, status if status >= 400 else None, f"sendTx: HTTP {status}: {text[:200]}")
-        code = int(body.get("code", status)) if isinstance(body, dict) else status
-        msg = str(body.get("message", "")) if isinstance(body, dict) else ""
+            return SendResult(False, status if status >= 400 else None, f"{path}: HTTP {status}: {text[:200]}")
+        if not isinstance(body, dict):
+            return SendResult(False, status if status >= 400 else None, f"{path}: HTTP {status}: {text[:200]}")
+        try:
+            code = int(body.get("code", status))
+        except (TypeError, ValueError):
+            code = status
+        msg = str(body.get("message", ""))
+        quota = body.get("volume_quota_remaining")
+        try:
+            quota_i = int(quota) if quota is not None else None
+        except (TypeError, ValueError):
+            quota_i = None
         if status == 200 and code == 200:
-            return SendResult(True, 200, msg, str(body.get("tx_hash") or ""))
-        return SendResult(False, code, msg or f"HTTP {status}")
+            raw = body.get("tx_hash")
+            hashes = tuple(str(h) for h in raw) if isinstance(raw, list) else ((str(raw),) if raw else ())
+            return SendResult(True, 200, msg, hashes[0] if hashes else "", hashes, quota_i)
+        return SendResult(False, code, msg or f"HTTP {status}", volume_quota_remaining=quota_i)
 
 
 Handler = Callable[[str, dict[str, Any]], Awaitable[None]]
