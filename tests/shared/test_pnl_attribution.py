@@ -233,3 +233,15 @@ def test_pnl_split_command_from_fills_csv_and_from_a_ledger(tmp_path):
 
     bad = runner.invoke(app, ["pnl-split", "--data", str(RECORDING), "--fills", str(tmp_path / "nope.csv")])
     assert bad.exit_code == 2
+
+
+def test_maker_backtest_reports_its_split_orders_and_markouts(tmp_path):
+    s = run_backtest(RECORDING, ["maker"], DEFAULT_CONFIG, tmp_path / "out")
+    sp = s["per_strategy"]["maker"]["pnl_split"]
+    assert sp["fills"] > 0 and sp["maker_fills"] == sp["fills"]  # post-only quotes only
+    orders = sp["orders"]
+    assert orders["resting_orders_accepted"] == orders["orders_accepted"] >= orders["orders_filled"] > 0
+    assert 0 < orders["maker_fill_ratio"] <= 1
+    assert sp["adverse_selection_bps"]["maker"]["n_1s"] == sp["fills"]
+    assert abs(sp["identity_residual_usd"]) <= 2e-6
+    assert "maker: by volatility/trend bucket" in (tmp_path / "out" / "report.html").read_text()
