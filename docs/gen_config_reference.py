@@ -11,6 +11,7 @@ from services.collector.config import CollectorConfig
 from services.executor.config import ExecutorConfig
 from services.hedger.config import HedgerConfig
 from services.ledger.config import LedgerConfig
+from services.maker.config import MakerConfig
 from services.strategy_grid.config import GridConfig
 from services.strategy_renko.config import RenkoConfig
 from services.strategy_trend.config import TrendConfig
@@ -184,8 +185,12 @@ MEANING = {
     },
 }
 
+# the maker's fields carry their meaning in their Field(description=...)
+MEANING[MakerConfig] = {n: f.description or '' for n, f in MakerConfig.model_fields.items()}
+
 SECTIONS = [("venue-sim", VenueSimConfig), ("collector", CollectorConfig), ("strategy-trend", TrendConfig),
-            ("strategy-renko", RenkoConfig), ("strategy-grid", GridConfig), ("hedger", HedgerConfig), ("executor", ExecutorConfig),
+            ("strategy-renko", RenkoConfig), ("strategy-grid", GridConfig), ("maker", MakerConfig),
+            ("hedger", HedgerConfig), ("executor", ExecutorConfig),
             ("ledger", LedgerConfig), ("backtest", BacktestConfig)]
 
 HEAD = """# Configuration reference
