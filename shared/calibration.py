@@ -69,6 +69,7 @@ class CalibrationConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     interval_s: float = Field(default=1.0, gt=0, description="return sampling interval, s; the mid is forward-filled on this grid")
+    max_gap_s: float | None = Field(default=30.0, gt=0, description="grid intervals starting more than this long after the market's last Bbo or trade are a data gap, left out of every estimate, s; null = never")
     min_returns: int = Field(default=100, ge=10, description="fewer grid returns: no GARCH fit, rolling std only")
     rolling_window_s: float = Field(default=900.0, gt=0, description="rolling std of returns over the last this many seconds (sigma fallback)")
     max_sigma_ratio: float = Field(default=5.0, gt=1, description="use the rolling sigma when GARCH and rolling differ by more than this factor")
@@ -83,7 +84,7 @@ class CalibrationConfig(BaseModel):
     max_skew_ticks: float = Field(default=200.0, gt=0, description="largest candidate inventory skew per clip, ticks")
     horizon_s: float = Field(default=60.0, gt=0, description="A-S horizon tau (T - t) used in the quotes of the gamma backtest and the sigma forecast, s")
     max_inventory_clips: int = Field(default=10, ge=1, description="gamma backtest: no quote on the side that would take |q| beyond this, clips")
-    min_fills: int = Field(default=10, ge=1, description="gamma candidates with fewer backtest fills are not eligible")
+    min_fills: int = Field(default=6, ge=1, description="gamma candidates with fewer backtest fills are not eligible")
     maker_fee: float | None = Field(default=None, ge=0, description="maker fee fraction in the gamma backtest; null = the market's maker_fee")
 
 
@@ -97,8 +98,11 @@ class Grid:
         bid / ask: best bid / ask at each grid time, integer ticks, shape ``(N + 1,)``.
         buy_hi: deepest taker-buy price in interval ``(t_i, t_i+1]``, ticks (``-inf`` if none), shape ``(N,)``.
         sell_lo: deepest taker-sell price in each interval, ticks (``+inf`` if none), shape ``(N,)``.
-        dist: distance of every taker order from its interval's mid, ticks (buys then sells).
+        dist: distance of every taker order from its interval's mid, ticks, sorted (orders in
+            data-gap intervals left out).
         n_orders: number of taker orders (trades of one order merged) inside the grid.
+        live: per interval ``(t_i, t_i+1]``, True unless ``t_i`` is in a data gap (more than
+            ``max_gap_s`` after the last Bbo or trade), shape ``(N,)``.
     """
 
     t0: int
@@ -110,14 +114,21 @@ class Grid:
     sell_lo: np.ndarray
     dist: np.ndarray
     n_orders: int
+    live: np.ndarray
 
     @property
     def duration_s(self) -> float:
-        """Length of the grid, s."""
-        return (len(self.mid) - 1) * self.interval_s
+        """Time covered by live intervals (data gaps excluded), s."""
+        return float(np.count_nonzero(self.live)) * self.interval_s
+
+    @property
+    def returns(self) -> np.ndarray:
+        """Mid changes over the live intervals, ticks, in time order."""
+        return np.diff(self.mid)[self.live]
 
 
-def build_grid(bbos: Sequence[Bbo], trades: Sequence[Trade], tick: float, interval_s: float, t_end: int) -> Grid:
+def build_grid(bbos: Sequence[Bbo], trades: Sequence[Trade], tick: float, interval_s: float, t_end: int,
+               max_gap_s: float | None = None) -> Grid:
     """Sample the mid every ``interval_s`` s and assign the taker orders to grid intervals.
 
     Args:
@@ -126,6 +137,8 @@ def build_grid(bbos: Sequence[Bbo], trades: Sequence[Trade], tick: float, interv
         tick: tick size, USD.
         interval_s: grid step, s.
         t_end: last grid time is the last ``t0 + i * interval_s <= t_end`` (ns).
+        max_gap_s: an interval whose start is more than this long after the last Bbo or trade
+            is not live (a data gap); None: every interval is live.
 
     Raises:
         ValueError: no Bbo.
@@ -142,6 +155,11 @@ def build_grid(bbos: Sequence[Bbo], trades: Sequence[Trade], tick: float, interv
     idx = np.searchsorted(bt, grid, side="right") - 1
     g_bid, g_ask = bid[idx], ask[idx]
     mid = (g_bid + g_ask) / 2.0
+    live = np.ones(n, dtype=bool)
+    if max_gap_s is not None and n:
+        ev_t = np.sort(np.concatenate([bt, np.fromiter((t.ts_event for t in trades), dtype=np.int64, count=len(trades))]))
+        last = ev_t[np.searchsorted(ev_t, grid[:-1], side="right") - 1]
+        live = grid[:-1] - last <= int(round(max_gap_s * 1e9))
     # one taker order = the trades with the same time and side; its deepest price counts
     orders: dict[tuple[int, str], float] = {}
     for tr in trades:
@@ -161,15 +179,16 @@ def build_grid(bbos: Sequence[Bbo], trades: Sequence[Trade], tick: float, interv
         px = np.array([v for k, v in orders.items() if k[1] == side], dtype=float)
         j = np.searchsorted(grid, ts, side="left") - 1  # grid[j] < ts <= grid[j+1]
         keep = (j >= 0) & (j < n)
-        j, px = j[keep], px[keep]
         used += int(keep.sum())
+        keep[keep] &= live[j[keep]]
+        j, px = j[keep], px[keep]
         if side == "buy":
             np.maximum.at(buy_hi, j, px)
         else:
             np.minimum.at(sell_lo, j, px)
         dists.append(sign * (px - mid[j]))
     dist = np.sort(np.concatenate(dists)) if dists else np.zeros(0)
-    return Grid(t0, interval_s, mid, g_bid, g_ask, buy_hi, sell_lo, dist, used)
+    return Grid(t0, interval_s, mid, g_bid, g_ask, buy_hi, sell_lo, dist, used, live)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,7 +249,8 @@ def garch_sigma(returns: np.ndarray, cfg: CalibrationConfig) -> tuple[float, dic
 
 def rolling_sigma(returns: np.ndarray, cfg: CalibrationConfig) -> float:
     """Standard deviation (ddof 1) of the last ``rolling_window_s`` of ``returns`` (ticks per
-    interval; all of them if fewer), in ticks per sqrt(s); NaN with fewer than 2 returns."""
+    interval; all of them if fewer; data gaps do not count), in ticks per sqrt(s); NaN with
+    fewer than 2 returns."""
     w = max(2, round(cfg.rolling_window_s / cfg.interval_s))
     tail = returns[-w:]
     if len(tail) < 2:
@@ -238,9 +258,9 @@ def rolling_sigma(returns: np.ndarray, cfg: CalibrationConfig) -> float:
     return float(np.std(tail, ddof=1)) / math.sqrt(cfg.interval_s)
 
 
-def estimate_sigma(mid: np.ndarray, cfg: CalibrationConfig) -> SigmaFit:
-    """sigma of the grid mid (ticks): GARCH with the rolling fallback (module docstring, step 2)."""
-    returns = np.diff(mid)
+def estimate_sigma(returns: np.ndarray, cfg: CalibrationConfig) -> SigmaFit:
+    """sigma from the grid returns (ticks per interval, data gaps left out): GARCH with the
+    rolling fallback (module docstring, step 2)."""
     problems: list[str] = []
     fit: dict[str, float | None] = {}
     roll = rolling_sigma(returns, cfg)
@@ -400,41 +420,58 @@ def backtest_gamma(grid: Grid, gammas: np.ndarray, sigma: float, k: float, cfg: 
     mid and inventory at ``t_i``, kept post-only (bid <= best ask - 1, ask >= best bid + 1). The
     bid fills one clip at its price if a taker sell in the interval reached it (price <= bid), the
     ask if a taker buy did (price >= ask); no quote on a side that would take ``|q|`` beyond
-    ``max_inventory_clips``. Each fill pays ``maker_fee * price``. Equity = cash + q * mid.
+    ``max_inventory_clips``. Each fill pays ``maker_fee * price``. Equity = cash + q * mid. Data
+    gap intervals (``grid.live`` False) have no quotes and their equity change (the inventory
+    times the mid jump across the gap) is left out of the PnL and the Sharpe ratio.
     """
     skew, half = as_quote_offsets(gammas, sigma, k, cfg.horizon_s)
     n = len(grid.mid) - 1
     g = len(gammas)
     qmax = cfg.max_inventory_clips
-    active = np.flatnonzero(np.isfinite(grid.buy_hi) | np.isfinite(grid.sell_lo))
+    active = np.flatnonzero((np.isfinite(grid.buy_hi) | np.isfinite(grid.sell_lo)) & grid.live)
+    mid, best_bid, best_ask = grid.mid.tolist(), grid.bid.tolist(), grid.ask.tolist()
+    sell_lo, buy_hi = grid.sell_lo.tolist(), grid.buy_hi.tolist()
+    none = np.zeros(g)
     q = np.zeros(g)
-    dq = np.zeros((g, n))
+    col_b: list[np.ndarray] = []
+    col_s: list[np.ndarray] = []
+    col_cash: list[np.ndarray] = []
+    for j in active.tolist():  # sequential in the inventory; vectorised over the candidates
+        r = mid[j] - q * skew
+        b = s = none
+        cash = none
+        if sell_lo[j] != math.inf:  # a taker sell in the interval: does it reach our bid?
+            bid = np.minimum(np.floor(r - half), best_ask[j] - 1.0)
+            b = ((bid >= sell_lo[j]) & (q < qmax)) * 1.0
+            cash = cash - b * bid * (1.0 + maker_fee)
+        if buy_hi[j] != -math.inf:  # a taker buy: does it reach our ask?
+            ask = np.maximum(np.ceil(r + half), best_bid[j] + 1.0)
+            s = ((ask <= buy_hi[j]) & (q > -qmax)) * 1.0
+            cash = cash + s * ask * (1.0 - maker_fee)
+        q = q + b - s
+        col_b.append(b)
+        col_s.append(s)
+        col_cash.append(cash)
+    fills_b = np.zeros((g, n))
+    fills_s = np.zeros((g, n))
     dcash = np.zeros((g, n))
-    buys = np.zeros(g)
-    sells = np.zeros(g)
-    max_q = np.zeros(g)
-    for j in active:
-        r = grid.mid[j] - q * skew
-        bid = np.minimum(np.floor(r - half), grid.ask[j] - 1)
-        ask = np.maximum(np.ceil(r + half), grid.bid[j] + 1)
-        b = (grid.sell_lo[j] <= bid) & (q < qmax)
-        s = (grid.buy_hi[j] >= ask) & (q > -qmax)
-        cash = np.where(s, ask, 0.0) - np.where(b, bid, 0.0) - maker_fee * (np.where(b, bid, 0.0) + np.where(s, ask, 0.0))
-        step = b.astype(float) - s.astype(float)
-        q = q + step
-        dq[:, j] = step
-        dcash[:, j] = cash
-        buys += b
-        sells += s
-        max_q = np.maximum(max_q, np.abs(q))
-    qp = np.cumsum(dq, axis=1)
-    equity = np.cumsum(dcash, axis=1) + qp * grid.mid[1:]
-    changes = np.diff(equity, axis=1, prepend=0.0)
-    mean = changes.mean(axis=1) if n else np.zeros(g)
-    std = changes.std(axis=1, ddof=1) if n > 1 else np.zeros(g)
+    if len(active):
+        fills_b[:, active] = np.array(col_b).T
+        fills_s[:, active] = np.array(col_s).T
+        dcash[:, active] = np.array(col_cash).T
+    dq = fills_b - fills_s
+    buys, sells = fills_b.sum(axis=1), fills_s.sum(axis=1)
+    q_after = np.cumsum(dq, axis=1)
+    q_before = q_after - dq
+    max_q = np.abs(q_after).max(axis=1) if n else np.zeros(g)
+    # equity change of interval j: fills (cash + clips at the closing mid) + inventory x mid move
+    changes = (dcash + dq * grid.mid[1:] + q_before * np.diff(grid.mid))[:, grid.live]
+    m = changes.shape[1]
+    mean = changes.mean(axis=1) if m else np.zeros(g)
+    std = changes.std(axis=1, ddof=1) if m > 1 else np.zeros(g)
     with np.errstate(divide="ignore", invalid="ignore"):
         sharpe = np.where(std > 0, mean / std, np.nan)
-    pnl = equity[:, -1] if n else np.zeros(g)
+    pnl = changes.sum(axis=1)
     return GammaBacktest(gammas, pnl, sharpe, buys + sells, buys, sells, max_q, half, skew)
 
 
@@ -517,12 +554,13 @@ def calibrate(bbos: Sequence[Bbo], trades: Sequence[Trade], market: MarketInfo,
     t_start = bb[0].ts_event
     tr = [t for t in tr if t.ts_event > t_start]
     t_end = max(bb[-1].ts_event, tr[-1].ts_event if tr else 0)
-    grid = build_grid(bb, tr, tick, cfg.interval_s, t_end)
+    grid = build_grid(bb, tr, tick, cfg.interval_s, t_end, cfg.max_gap_s)
     problems: list[str] = []
     fit: dict[str, float | None] = {}
-    n_ret = len(grid.mid) - 1
+    returns = grid.returns
+    n_ret = len(returns)
 
-    sg = estimate_sigma(grid.mid, cfg)
+    sg = estimate_sigma(returns, cfg)
     problems += sg.problems
     fit.update(sg.fit)
 
@@ -559,7 +597,8 @@ def calibrate(bbos: Sequence[Bbo], trades: Sequence[Trade], market: MarketInfo,
         problems.append("a parameter is not finite and positive")
     inputs: dict[str, float] = {
         "bbos": float(len(bb)), "trades": float(len(tr)), "taker_orders": float(grid.n_orders),
-        "returns": float(n_ret), "duration_s": grid.duration_s, "horizon_s": cfg.horizon_s,
+        "returns": float(n_ret), "duration_s": grid.duration_s,
+        "gap_s": float(np.count_nonzero(~grid.live)) * cfg.interval_s, "horizon_s": cfg.horizon_s,
         "max_delta_ticks": float(cfg.max_delta_ticks), "delta_step_ticks": float(cfg.delta_step_ticks),
         "gamma_candidates": n_cand, "maker_fee": float(fee), "max_inventory_clips": float(cfg.max_inventory_clips),
     }
