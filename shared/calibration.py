@@ -7,7 +7,9 @@ integer **ticks** of the market (``tick = 10**-price_decimals`` USD), time in se
 and reasons in ``docs/calibration.md``):
 
 1. **Grid.** The mid ``(bid + ask) / 2`` is sampled every ``interval_s`` seconds from the first
-   Bbo to the last input event, forward-filled (the last Bbo at or before each grid time).
+   Bbo to the last input event, forward-filled (the last Bbo at or before each grid time). An
+   interval starting more than ``max_gap_s`` after the market's last Bbo or trade is a data gap
+   (a feed outage, not a quiet market) and is left out of every estimate below.
 2. **sigma** (ticks per sqrt(s)): GARCH(1,1) with constant mean and Student-t errors
    (``arch.arch_model``) fitted by maximum likelihood on the grid returns (mid changes in ticks)
    multiplied by ``garch_scale / std(returns)`` (so ``arch`` sees returns of standard deviation
