@@ -881,7 +881,7 @@ class Engine:
         at the market minimum and clamped by the venue to the ``lots`` we track."""
         coi = self.next_coi
         self.next_coi = coi + 1 if coi < MAX_CLIENT_ORDER_INDEX else 1
-        cause_id = out.cause.id if out.cause else out.key
+        cause_id = out.cause.id if out.cause else (out.causation_id or out.key)
         ts = out.cause.ts_event if out.cause else out.ts
         rec = _Order(coi=coi, market=m.symbol, side=side, price=price, size=lots, tif=tif, kind=kind,
                      alloc=alloc, cause_id=cause_id, ts_event=ts, reduce_only=reduce_only)
@@ -1088,7 +1088,7 @@ class Engine:
     def _cancel(self, rec: _Order, out: _Out | Event) -> None:
         rec.cancel_requested = True
         if isinstance(out, _Out):
-            cause_id = out.cause.id if out.cause else out.key
+            cause_id = out.cause.id if out.cause else (out.causation_id or out.key)
             ts = out.cause.ts_event if out.cause else out.ts
         else:
             cause_id, ts = out.id, out.ts_event
@@ -1219,6 +1219,7 @@ class Engine:
             return []
         self._flushes += 1
         out = _Out(key=f"flush:{self.now}:{self._flushes}", ts=self.now)
+        events: list[Event] = []
         touched: set[str] = set()
         recheck, self._recheck = self._recheck, set()
         if self.now >= self.backoff_until:
@@ -1246,11 +1247,14 @@ class Engine:
             if why == "blocked" and key[1] not in recheck and key[1] not in touched:
                 continue
             ev, wanted, post_only = self._wanted[key]
-            self._set_resting(ev, key[0], key[1], wanted, post_only, out, deferred=True)
+            o = _Out(key=f"flush:{self.now}:{self._flushes}:{key[0]}:{key[1]}", ts=self.now, causation_id=ev.id)
+            self._set_resting(ev, key[0], key[1], wanted, post_only, o, deferred=True)
+            events += o.events
             touched.add(key[1])
+        guards = _Out(key=f"flush:{self.now}:{self._flushes}:guards", ts=self.now)
         for market in sorted(touched | (recheck & set(self.markets))):
-            self._eval_guards(market, out)
-        return out.events
+            self._eval_guards(market, guards)
+        return out.events + events + guards.events
 
     # ------------------------------------------------------------------ control
 
