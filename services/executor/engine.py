@@ -18,9 +18,19 @@ What it does
   strategy (maker fills). At most 16 live orders per market (Lighter's per-account limit).
   Cancels on :class:`~shared.events.CancelIntent`, obeys :class:`~shared.events.Control`.
 - Gates every order: HALTED (no orders), REDUCING (only orders that shrink the account's
-  absolute position, sent reduce-only), max position and max notional per market (targets are
-  clipped, with an ``OrderRejected(code=0)`` for the clipped part), market minimums (refused
-  locally with ``OrderRejected(code=0)`` naming the minimum).
+  absolute position, sent reduce-only), max position and max notional per market, counted in
+  the worst case (position + IOCs in flight + all our resting orders on the order's side
+  filling; targets are clipped, with an ``OrderRejected(code=0)`` for the clipped part), market
+  minimums (refused locally with ``OrderRejected(code=0)`` naming the minimum).
+- Guards (:meth:`Engine._eval_guards`): ``max_position``/``max_notional`` block the side that
+  would grow the inventory, with a ``GuardState`` on every change; the **self-trade guard**
+  never lets a taker order meet one of our resting orders: crossing resting orders are canceled
+  first and the IOC is sent once the venue confirmed them; new resting orders never cross our
+  own other side (refused) nor an IOC of ours in flight (held back).
+- Request budget (Lighter's rate limit per account tier) by event time: the commands of one
+  step are one ``sendTxBatch`` request per 15; quote/resting updates without budget are
+  deferred (latest wanted set kept, applied later), cancels and IOCs never; error 23000 backs
+  off. See ``docs/internals.md`` (executor guards, request budget).
 
 API
 ---
@@ -44,6 +54,12 @@ Start-up and state (runner)::
     engine.set_reconciled(ok, reason, ts_ns)     -> list[Event]   (RiskState on change)
     engine.cancel_all_command(ts_ns)             -> OrderCommand  (shutdown / reconcile)
     engine.resting_orders(strategy, market)      -> [(side, price, size)]  live resting orders
+
+Guards and budget (metrics)::
+
+    engine.guard_engaged(guard, market, side)    -> bool
+    engine.budget_limit() / budget_used() / budget_remaining()   weight units per rolling minute
+    engine.requests_sent, engine.deferred_updates, engine.rate_limited, engine.guard_engagements
 
 Commands (:class:`OrderCommand`) carry integer ticks/lots and are executed by the runner in
 order: it signs them with its own nonces, sends them and reports back with

@@ -379,3 +379,15 @@ def test_requotes_stay_under_the_standard_budget():
     k = 5 * 60 * 5 - 1
     assert sorted(e.resting_orders("mm", "BTC")) == [("buy", 114990.0 - (k % 7), 0.0002),
                                                      ("sell", 115010.0 + (k % 5), 0.0002)]
+
+
+def test_taker_room_counts_our_resting_orders_on_its_side():
+    e = make(max_position={"BTC": 0.0005})
+    e.on_event(bbo())
+    e.on_event(quote(1, 114000.0, None, size=0.0003))  # mm's bid could still fill
+    accept(e, e.take_commands())
+    outs = e.on_event(target("trend", 0.0005, 2))
+    (rej,) = of(outs, OrderRejected)
+    assert "with our resting buy orders +0.0003" in rej.reason and rej.size == pytest.approx(0.0003)
+    (ioc,) = e.take_commands()
+    assert (ioc.side, ioc.size) == ("buy", 20)
