@@ -391,3 +391,18 @@ def test_taker_room_counts_our_resting_orders_on_its_side():
     assert "with our resting buy orders +0.0003" in rej.reason and rej.size == pytest.approx(0.0003)
     (ioc,) = e.take_commands()
     assert (ioc.side, ioc.size) == ("buy", 20)
+
+
+def test_rate_limited_ioc_is_sent_again_after_the_back_off():
+    e = make(rate_limit_backoff_s=2)
+    e.on_event(bbo())
+    e.on_event(target("trend", 0.0002, 1))
+    (ioc,) = e.take_commands()
+    e.on_send_result(ioc, False, RATE_LIMITED, "too many requests")
+    assert e.in_flight("trend", "BTC") == 0.0
+    e.on_event(bbo(S))
+    assert e.take_commands() == []
+    e.on_event(bbo(3 * S))
+    (again,) = e.take_commands()
+    assert (again.side, again.size, again.tif) == ("buy", 20, "ioc")
+    assert again.client_order_index == ioc.client_order_index + 1
