@@ -454,26 +454,35 @@ def backtest_gamma(grid: Grid, gammas: np.ndarray, sigma: float, k: float, cfg: 
         col_b.append(b)
         col_s.append(s)
         col_cash.append(cash)
-    fills_b = np.zeros((g, n))
-    fills_s = np.zeros((g, n))
-    dcash = np.zeros((g, n))
+    # Equity change of interval j: fills (cash + the clips at the closing mid) + q_before x mid
+    # move. Between two active intervals q is constant, so the sums over those stretches come
+    # from prefix sums of the live mid moves: memory O(candidates x active intervals), not x N.
+    live = grid.live
+    dm = np.diff(grid.mid)
+    p1 = np.concatenate(([0.0], np.cumsum(np.where(live, dm, 0.0))))
+    p2 = np.concatenate(([0.0], np.cumsum(np.where(live, dm * dm, 0.0))))
+    m = int(np.count_nonzero(live))
     if len(active):
-        fills_b[:, active] = np.array(col_b).T
-        fills_s[:, active] = np.array(col_s).T
-        dcash[:, active] = np.array(col_cash).T
-    dq = fills_b - fills_s
-    buys, sells = fills_b.sum(axis=1), fills_s.sum(axis=1)
-    q_after = np.cumsum(dq, axis=1)
-    q_before = q_after - dq
-    max_q = np.abs(q_after).max(axis=1) if n else np.zeros(g)
-    # equity change of interval j: fills (cash + clips at the closing mid) + inventory x mid move
-    changes = (dcash + dq * grid.mid[1:] + q_before * np.diff(grid.mid))[:, grid.live]
-    m = changes.shape[1]
-    mean = changes.mean(axis=1) if m else np.zeros(g)
-    std = changes.std(axis=1, ddof=1) if m > 1 else np.zeros(g)
+        fb, fs, cash_a = np.array(col_b).T, np.array(col_s).T, np.array(col_cash).T  # (g, K)
+        dq = fb - fs
+        q_after = np.cumsum(dq, axis=1)
+        q_before = q_after - dq
+        at = cash_a + dq * grid.mid[active + 1] + q_before * dm[active]
+        nxt = np.append(active[1:], n)
+        seg1 = p1[nxt] - p1[active + 1]
+        seg2 = p2[nxt] - p2[active + 1]
+        total = at.sum(axis=1) + (q_after * seg1).sum(axis=1)
+        total_sq = (at * at).sum(axis=1) + (q_after * q_after * seg2).sum(axis=1)
+        buys, sells = fb.sum(axis=1), fs.sum(axis=1)
+        max_q = np.abs(q_after).max(axis=1)
+    else:
+        total = total_sq = buys = sells = max_q = np.zeros(g)
+    mean = total / m if m else np.zeros(g)
+    var = (total_sq - m * mean * mean) / (m - 1) if m > 1 else np.zeros(g)
+    std = np.sqrt(np.maximum(var, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        sharpe = np.where(std > 0, mean / std, np.nan)
-    pnl = changes.sum(axis=1)
+        sharpe = np.where(std > 1e-12 * (np.abs(mean) + 1.0), mean / std, np.nan)
+    pnl = total
     return GammaBacktest(gammas, pnl, sharpe, buys + sells, buys, sells, max_q, half, skew)
 
 

@@ -233,6 +233,54 @@ def test_backtest_fills_at_the_quote_when_a_trade_crosses_it():
     assert backtest_gamma(g3, np.array([10.0]), 1.0, 0.5, cfg, 0.0).fills.tolist() == [0.0]
 
 
+def _reference_backtest(grid, gamma: float, sigma: float, k: float, cfg: CalibrationConfig, fee: float):
+    """The gamma backtest written plainly: one candidate, every interval, dense equity."""
+    skew = gamma * sigma**2 * cfg.horizon_s
+    half = (skew + 2.0 / gamma * math.log(1.0 + gamma / k)) / 2.0
+    q = cash = 0.0
+    fills = max_q = 0
+    changes = []
+    for j in range(len(grid.mid) - 1):
+        eq0 = cash + q * grid.mid[j]
+        if grid.live[j]:
+            r = grid.mid[j] - q * skew
+            bid = min(math.floor(r - half), grid.ask[j] - 1)
+            ask = max(math.ceil(r + half), grid.bid[j] + 1)
+            buy = int(grid.sell_lo[j] <= bid and q < cfg.max_inventory_clips)
+            sell = int(grid.buy_hi[j] >= ask and q > -cfg.max_inventory_clips)
+            if buy:
+                cash -= bid * (1 + fee)
+            if sell:
+                cash += ask * (1 - fee)
+            q += buy - sell
+            fills += buy + sell
+            max_q = max(max_q, abs(q))
+            changes.append(cash + q * grid.mid[j + 1] - eq0)
+    c = np.array(changes)
+    sd = c.std(ddof=1)
+    return c.sum(), c.mean() / sd if sd > 0 else math.nan, fills, max_q
+
+
+def test_vectorised_backtest_equals_a_plain_one():
+    rng = np.random.default_rng(17)
+    first = garch_path(700, rng)
+    b1, t1 = market_from_path(first, rng, a=1.0, k=0.08, spread=3)
+    b2, t2 = market_from_path(first[-1] + garch_path(500, rng) - 100_000, rng, a=1.0, k=0.08, spread=3,
+                              t0=T0 + 1000 * S)  # a 300 s data gap in between
+    bbos, trades = b1 + b2, t1 + t2
+    cfg = CalibrationConfig(max_inventory_clips=3, horizon_s=20.0)
+    g = build_grid(bbos, trades, TICK, 1.0, trades[-1].ts_event, cfg.max_gap_s)
+    assert not g.live.all()
+    gammas = gamma_grid(15.0, cfg)
+    bt = backtest_gamma(g, gammas, 15.0, 0.08, cfg, maker_fee=0.0002)
+    assert bt.fills.max() > 20 and bt.max_abs_q.max() == 3
+    for i, gm in enumerate(gammas):
+        pnl, sharpe, fills, max_q = _reference_backtest(g, float(gm), 15.0, 0.08, cfg, 0.0002)
+        assert bt.pnl_ticks[i] == pytest.approx(pnl, rel=1e-9, abs=1e-6)
+        assert bt.sharpe[i] == pytest.approx(sharpe, rel=1e-7, nan_ok=True)
+        assert bt.fills[i] == fills and bt.max_abs_q[i] == max_q
+
+
 def test_gamma_rule_highest_sharpe_among_eligible_ties_to_smaller_gamma():
     cfg = CalibrationConfig(min_fills=10)
     z = np.zeros(4)
