@@ -274,8 +274,8 @@ def estimate_sigma(returns: np.ndarray, cfg: CalibrationConfig) -> SigmaFit:
         try:
             garch, gfit = garch_sigma(returns, cfg)
             fit.update(gfit)
-        except (ValueError, np.linalg.LinAlgError) as exc:
-            problems.append(f"{WARN}sigma: GARCH fit failed ({exc})")
+        except Exception as exc:  # whatever arch raises on odd data is a failed fit, never a crash
+            problems.append(f"{WARN}sigma: GARCH fit failed ({type(exc).__name__}: {exc})"[:300])
     rolling = roll if math.isfinite(roll) else None
     use_garch = garch is not None and garch > 0
     if garch is not None and not garch > 0:
@@ -341,9 +341,6 @@ def fit_intensity(dist: np.ndarray, duration_s: float, cfg: CalibrationConfig) -
         return IntensityFit(0.0, 0.0, False, [f"A, k: {int(use.sum())} distances with >= {cfg.min_hits} arrivals "
                                               f"< min_fit_points {cfg.min_fit_points}"], fit, deltas, lam)
     d, y, n = deltas[use], lam[use], hits[use]
-    w = np.sqrt(n)
-    slope, icpt = np.polyfit(d, np.log(y), 1, w=w)
-    p0 = (float(np.exp(icpt)), float(max(-slope, 1e-6)))
     sig = np.sqrt(n) / (2.0 * duration_s)
 
     def model(x: np.ndarray, a: float, k: float) -> np.ndarray:
@@ -352,9 +349,12 @@ def fit_intensity(dist: np.ndarray, duration_s: float, cfg: CalibrationConfig) -
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            slope, icpt = np.polyfit(d, np.log(y), 1, w=np.sqrt(n))  # start values
+            p0 = (float(np.exp(icpt)), float(max(-slope, 1e-6)))
             popt, pcov = curve_fit(model, d, y, p0=p0, sigma=sig, absolute_sigma=True, maxfev=5000)
-    except (RuntimeError, ValueError) as exc:
-        return IntensityFit(0.0, 0.0, False, [f"A, k: curve_fit failed ({exc})"], fit, deltas, lam)
+    except Exception as exc:  # whatever scipy/numpy raise is a failed fit, never a crash
+        return IntensityFit(0.0, 0.0, False, [f"A, k: curve_fit failed ({type(exc).__name__}: {exc})"[:300]],
+                            fit, deltas, lam)
     a, k = float(popt[0]), float(popt[1])
     pred = model(d, a, k)
     ss_tot = float(np.sum((y - y.mean()) ** 2))
