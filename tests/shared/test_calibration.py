@@ -127,6 +127,22 @@ def test_too_few_returns_use_the_rolling_std_without_garch():
     assert any("min_returns" in x for x in p.problems)
 
 
+def test_an_exception_inside_arch_is_a_failed_fit_not_a_crash(monkeypatch):
+    import arch
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("optimizer exploded")
+
+    monkeypatch.setattr(arch, "arch_model", broken)
+    rng = np.random.default_rng(6)
+    bids = garch_path(600, rng)
+    bbos, trades = market_from_path(bids, rng)
+    p = calibrate(bbos, trades, MKT)
+    assert p.sigma_source == "rolling" and p.sigma_garch is None
+    assert p.sigma == pytest.approx(np.std(np.diff(bids), ddof=1))
+    assert any("GARCH fit failed (RuntimeError: optimizer exploded)" in x for x in p.problems)
+
+
 def test_constant_mid_is_reported_and_never_ok():
     rng = np.random.default_rng(5)
     bids = np.full(600, 100_000.0)
@@ -390,6 +406,19 @@ def test_cli_prints_the_parameters_as_json_last_line(tmp_path):
     assert json.loads(out.read_text()) == last
     bad = CliRunner().invoke(app, ["calibrate", "--data", str(BUNDLED_RECORDING), "--market", "SOL"])
     assert bad.exit_code == 2 and "SOL" in bad.output
+
+
+def test_cli_reads_a_top_of_book_csv_folder():
+    from typer.testing import CliRunner
+
+    from shared.cli import app
+    from shared.importers import BUNDLED_CSV_DIR
+
+    res = CliRunner().invoke(app, ["calibrate", "--data", str(BUNDLED_CSV_DIR), "--market", "BTC"])
+    assert res.exit_code == 0, res.output
+    last = json.loads(res.output.strip().splitlines()[-1])
+    assert last["market"] == "BTC" and last["tick_size"] == 0.1 and last["ok"]
+    assert last["inputs"]["bbos"] == 453 and last["inputs"]["trades"] > 400
 
 
 def test_cli_calibration_settings_from_the_maker_section(tmp_path):
