@@ -18,7 +18,11 @@ import pytest
 
 from shared.backtest.report import iso_ns
 from shared.backtest.runner import run_backtest
+from shared.bus import Bus
 from shared.demo import Demo, DemoOptions, slice_recording
+from shared.events import Bbo
+from shared.recording import read_recording
+from shared.redis_util import async_client
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config" / "paper.yaml"
@@ -28,6 +32,27 @@ STRATEGIES = ["trend", "grid"]
 START_MIN, MINUTES = 14.0, 20.0
 
 FillKey = tuple[str, str, str, str, str, str, str]
+Quote = tuple[int, str, float, float, float, float]
+
+
+def _quote(b: Bbo) -> Quote:
+    return (b.ts_event, b.market, b.bid_px, b.bid_sz, b.ask_px, b.ask_sz)
+
+
+async def _bus_quotes_and_cleanup(redis_url: str, ns: str, markets: list[str]) -> list[Quote]:
+    """The Bbo events the collector published (what strategies and executor saw), then delete
+    the run's streams."""
+    redis = async_client(redis_url)
+    try:
+        bus = Bus(redis, ns)
+        quotes = [_quote(d.event) for m in markets for d in await bus.read_all(bus.streams.book(m))
+                  if isinstance(d.event, Bbo)]
+        keys = [k async for k in redis.scan_iter(match=f"{ns}:*")]
+        if keys:
+            await redis.delete(*keys)
+        return sorted(quotes)
+    finally:
+        await redis.aclose()
 
 
 def _backtest_fills(recording: Path, out: Path) -> list[FillKey]:
@@ -48,6 +73,11 @@ def test_bus_and_backtest_give_identical_fills(tmp_path, redis_url, recording_pa
     demo = Demo(DemoOptions(recording=rec, lockstep=True, workdir=tmp_path / "demo", timeout_s=240,
                             config=CONFIG, strategies=[f"strategy-{s}" for s in STRATEGIES]))
     summary = asyncio.run(demo.run())
+    header, events = read_recording(rec)
+    recorded = sorted(_quote(e) for e in events if isinstance(e, Bbo))
+    quotes = asyncio.run(_bus_quotes_and_cleanup(redis_url, summary["namespace"], [m.symbol for m in header.markets]))
+    # market data lines up: the bus carried exactly the recorded quotes (ns timestamps included)
+    assert quotes == recorded
     got = [(iso_ns(f.ts_event), f.strategy, f.market, f.side, repr(f.price), repr(f.size), f.liquidity)
            for f in demo.fills]
     assert summary["ledger_fills"] == summary["venue_fills"] == len(got), summary
