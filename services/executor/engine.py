@@ -300,6 +300,8 @@ class Engine:
         self._pending: dict[tuple[str, str], Literal["budget", "blocked"]] = {}  # insertion-ordered
         self._blocked: dict[tuple[str, str], dict[Side, str]] = {}  # deferred by the self-trade guard
         self._recheck: set[str] = set()  # markets where an order finished: holds may be released
+        self._limits: dict[str, tuple[float, float, float]] = {}  # market -> (max units, max USD, min base)
+        self._gstate: dict[str, tuple[bool, ...]] = {}  # market -> last evaluated guard states
         # request budget (event time)
         self._budget_log: deque[tuple[int, int]] = deque()  # (ts ns, weight) per engine step
         self._budget_used = 0
@@ -363,8 +365,10 @@ class Engine:
         for market, (out, triggered) in dirty.items():
             self._rebalance(market, out, triggered)
             self._eval_guards(market, out)
-        flush = self._flush()
-        return [e for o in outs for e in o.events] + flush
+        if self._pending or self._held or self._retry_cancels or self._retry_cancel_all or self._retry_markets:
+            return [e for o in outs for e in o.events] + self._flush()
+        self._recheck.clear()
+        return [e for o in outs for e in o.events]
 
     def _find(self, coi: int) -> _Order | None:
         """The order with client order index ``coi``, live or recently finished."""
@@ -884,10 +888,15 @@ class Engine:
         return max(by_base, by_quote, 1)
 
     def _account_in_flight(self, market: str) -> float:
-        return sum(r.sign * (m_size - r.filled)
-                   for r in self.orders.values()
-                   if r.live and r.kind == "taker" and r.market == market
-                   for m_size in [self.markets[market].int_to_size(r.size)])
+        """Signed unfilled base units of our live IOC orders in ``market``."""
+        total = 0.0
+        m = None
+        for r in self.orders.values():
+            if r.kind == "taker" and r.market == market and r.status != "done":
+                if m is None:
+                    m = self.markets[market]
+                total += r.sign * (m.int_to_size(r.size) - r.filled)
+        return total
 
     def _create(self, out: _Out, m: MarketInfo, side: Side, price: int, lots: int, tif: Tif, expiry: int,
                 reduce_only: bool, kind: Literal["taker", "quote"], alloc: list[list[Any]],
@@ -1187,37 +1196,56 @@ class Engine:
         inv = self._inventory(market)
         bbo = self.bbo.get(market)
         mid = (bbo[0] + bbo[1]) / 2.0 if bbo else 0.0
-        cap = self.cfg.position_limit(market)
-        nlim = self.cfg.notional_limit(market)
-        min_sz = max(m.min_base_amount, m.min_quote_amount / mid if mid > 0 else 0.0, 10.0 ** -m.size_decimals)
+        lim = self._limits.get(market)
+        if lim is None:
+            lim = self._limits[market] = (self.cfg.position_limit(market), self.cfg.notional_limit(market),
+                                          max(m.min_base_amount, 10.0 ** -m.size_decimals))
+        cap, nlim, min_base = lim
+        min_sz = max(min_base, m.min_quote_amount / mid) if mid > 0 else min_base
         held = self._held.get(market)
-        sides: tuple[Side, Side] = ("buy", "sell")
-        for side in sides:
-            sg = 1 if side == "buy" else -1
+        blocked_st = self._blocked
+        # fast path: compute the six states; build reasons and events only for those that changed
+        now = (cap - inv < min_sz - EPS, cap + inv < min_sz - EPS,
+               mid > 0 and nlim / mid - inv < min_sz - EPS, mid > 0 and nlim / mid + inv < min_sz - EPS,
+               (held is not None and held[0] == "buy") or (bool(blocked_st) and any(
+                   k[1] == market and "buy" in b for k, b in blocked_st.items())),
+               (held is not None and held[0] == "sell") or (bool(blocked_st) and any(
+                   k[1] == market and "sell" in b for k, b in blocked_st.items())))
+        before = self._gstate.get(market)
+        if before == now:
+            return
+        self._gstate[market] = now
+        guards = self.guards
+        for i, (side, sg) in enumerate((("buy", 1), ("sell", -1))):
+            engaged = False
             room = cap - sg * inv
-            blocked = room < min_sz - EPS
-            engaged = self._set_guard(out, "max_position", market, side, blocked, inv, cap, (
-                f"account position {inv:g} {market} (with IOC orders in flight) leaves {max(room, 0.0):g} below "
-                f"max_position {cap:g}: {side} orders blocked" if blocked
-                else f"account position {inv:g} {market}: {side} room {room:g} under max_position {cap:g}")) and blocked
+            blocked = now[i]
+            if guards.get(("max_position", market, side), False) != blocked:
+                engaged = self._set_guard(out, "max_position", market, side, blocked, inv, cap, (
+                    f"account position {inv:g} {market} (with IOC orders in flight) leaves {max(room, 0.0):g} "
+                    f"below max_position {cap:g}: {side} orders blocked" if blocked
+                    else f"account position {inv:g} {market}: {side} room {room:g} under max_position {cap:g}"
+                )) and blocked
             if mid > 0:
                 room_n = nlim / mid - sg * inv
-                blocked_n = room_n < min_sz - EPS
-                engaged_n = self._set_guard(out, "max_notional", market, side, blocked_n, inv, nlim, (
-                    f"account notional {inv * mid:g} USD in {market} at mid {mid:g} leaves {max(room_n, 0.0):g} "
-                    f"{market} below max_notional_usd {nlim:g}: {side} orders blocked" if blocked_n
-                    else f"account notional {inv * mid:g} USD in {market}: {side} room {room_n:g} under "
-                         f"max_notional_usd {nlim:g}")) and blocked_n
-                engaged = engaged or engaged_n
+                blocked_n = now[2 + i]
+                if guards.get(("max_notional", market, side), False) != blocked_n:
+                    engaged = self._set_guard(out, "max_notional", market, side, blocked_n, inv, nlim, (
+                        f"account notional {inv * mid:g} USD in {market} at mid {mid:g} leaves "
+                        f"{max(room_n, 0.0):g} {market} below max_notional_usd {nlim:g}: {side} orders blocked"
+                        if blocked_n else f"account notional {inv * mid:g} USD in {market}: {side} room "
+                                          f"{room_n:g} under max_notional_usd {nlim:g}")) and blocked_n or engaged
             if engaged:
                 for r in list(self.orders.values()):
                     if (r.live and r.kind == "quote" and r.market == market and r.side == side
                             and not r.cancel_requested and m.int_to_size(r.size) - r.filled > EPS):
                         self._cancel(r, out)
-            why = held[2] if held is not None and held[0] == side else next(
-                (b[side] for k, b in self._blocked.items() if k[1] == market and side in b), "")
-            self._set_guard(out, "self_trade", market, side, bool(why), inv, 0.0,
-                            why or f"no {side} order of ours in {market} waits for the self-trade guard")
+            st = now[4 + i]
+            if guards.get(("self_trade", market, side), False) != st:
+                why = "" if not st else held[2] if held is not None and held[0] == side else next(
+                    (b[side] for k, b in blocked_st.items() if k[1] == market and side in b), "")
+                self._set_guard(out, "self_trade", market, side, st, inv, 0.0,  # type: ignore[arg-type]
+                                why or f"no {side} order of ours in {market} waits for the self-trade guard")
 
     # ------------------------------------------------------------------ deferred work
 
