@@ -311,7 +311,9 @@ class ModelParams(Event, tag="model_params"):
       the data window (ns); ``mid``: the last mid (USD).
 
     ``ok`` is False when a fit failed or a value is not finite and positive; ``problems`` then
-    says why, and consumers must not quote from these parameters. JSON has no NaN: a value
+    says why, and consumers must not quote from these parameters. ``problems`` may also hold
+    entries starting with ``warning:`` while ``ok`` is True (e.g. the sigma fallback engaged,
+    gamma at the edge of its candidate range): usable, but worth a look. JSON has no NaN: a value
     that could not be computed is 0.0 in the required fields and ``None`` in the optional ones. ``fit`` holds fit-quality
     figures (e.g. ``ak_r2``, ``garch_loglik``) and ``inputs`` the counts the fit used (e.g.
     ``returns``, ``trades``).
