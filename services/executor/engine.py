@@ -360,8 +360,14 @@ class Engine:
                 if not self._paused(ev.strategy):
                     self._forget_wanted(ev.strategy, ev.market)
                     self._cancel_quotes(ev.strategy, ev.market, ev)
+                    for market in ([ev.market] if ev.market in self.markets else
+                                   list(self.markets) if ev.market is None else []):
+                        self._eval_guards(market, out)
             elif isinstance(ev, Control):
                 self._on_control(ev, out, dirty)
+                for market in self.markets:
+                    if market not in dirty:
+                        self._eval_guards(market, out)
         for market, (out, triggered) in dirty.items():
             self._rebalance(market, out, triggered)
             self._eval_guards(market, out)

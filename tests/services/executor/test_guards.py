@@ -406,3 +406,18 @@ def test_rate_limited_ioc_is_sent_again_after_the_back_off():
     (again,) = e.take_commands()
     assert (again.side, again.size, again.tif) == ("buy", 20, "ioc")
     assert again.client_order_index == ioc.client_order_index + 1
+
+
+def test_cancel_intent_drops_a_held_back_order_and_releases_the_guard():
+    e = make()
+    e.on_event(bbo())
+    e.on_event(target("hedger", -0.0002, 1))
+    (ioc,) = e.take_commands()
+    e.on_send_result(ioc, True)
+    e.on_event(quote(2, 115000.5, None))
+    assert e.take_commands() == [] and e.guard_engaged("self_trade", "BTC", "buy")
+    outs = e.on_event(CancelIntent(id="c", ts_event=T0 + 3, source="mm", strategy="mm", market="BTC"))
+    assert guards(outs) == [("self_trade", "buy", False)]
+    e.on_venue_order(1, {"client_order_index": ioc.client_order_index, "status": "canceled",
+                         "remaining_base_amount": "0.00020"})
+    assert e.take_commands() == []  # the dropped bid is not placed any more
