@@ -421,3 +421,22 @@ def test_cancel_intent_drops_a_held_back_order_and_releases_the_guard():
     e.on_venue_order(1, {"client_order_index": ioc.client_order_index, "status": "canceled",
                          "remaining_base_amount": "0.00020"})
     assert e.take_commands() == []  # the dropped bid is not placed any more
+
+
+def test_on_market_data_equals_on_events_for_market_data():
+    def run(fast: bool):
+        e = make(requests_per_minute=2, budget_reserve=0.0, max_notional_usd={"BTC": 50.0})
+        feed = e.on_market_data if fast else (lambda ev: e.on_events([ev]))
+        log: list = list(feed(bbo()))
+        for t in range(1, 4):
+            log += e.on_event(quote(t, 114990.0 + t, 115010.0))
+            log.append(e.take_commands())
+        log += e.on_venue_position(1, {"position": "0.00030", "sign": -1})
+        for t, (b, a) in enumerate([(115000.0, 115001.0), (57500.0, 57501.0), (115000.0, 115001.0)]):
+            log += feed(bbo((61 + t) * S, bid=b, ask=a))
+            log.append(e.take_commands())
+        return log
+    fast, slow = run(True), run(False)
+    assert fast == slow
+    assert any(isinstance(x, GuardState) and x.guard == "max_notional" and not x.engaged for x in fast)
+    assert any(isinstance(x, list) and any(c.kind == "create" and c.price == 1149930 for c in x) for x in fast)
