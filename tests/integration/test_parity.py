@@ -27,9 +27,9 @@ from shared.redis_util import async_client
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config" / "paper.yaml"
 STRATEGIES = ["trend", "grid"]
-# 20 minutes of the bundled recording from 21:10 UTC (581 events): the grid fills on both
-# markets and trend, warmed up, takes one position.
-START_MIN, MINUTES = 14.0, 20.0
+# 20 minutes of the bundled recording from 21:05 UTC (576 events): trend takes and closes
+# positions (taker fills), the grid's resting orders fill (maker fills).
+START_MIN, MINUTES = 9.0, 20.0
 
 FillKey = tuple[str, str, str, str, str, str, str]
 Quote = tuple[int, str, float, float, float, float]
