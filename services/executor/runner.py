@@ -93,6 +93,8 @@ GUARD_ENGAGEMENTS = Counter(f"{_P}guard_engagements_total", "Times a guard engag
 SELF_TRADE_REFUSALS = Counter(f"{_P}self_trade_refusals_total",
                               "Resting orders refused because they would cross our own resting order.", ["market"])
 REQUESTS = Counter(f"{_P}requests_total", "sendTx/sendTxBatch requests made.", ["endpoint"])
+REQUESTS_PER_MINUTE = Gauge(f"{_P}requests_per_minute",
+                            "sendTx/sendTxBatch requests in the rolling minute (engine, event time).")
 BUDGET_USED = Gauge(f"{_P}budget_used", "Request weight used in the rolling minute (engine, event time).")
 BUDGET_REMAINING = Gauge(f"{_P}budget_remaining", "Request weight left in the rolling minute (engine, event time).")
 DEFERRED_UPDATES = Counter(f"{_P}deferred_updates_total",
@@ -471,7 +473,9 @@ class ExecutorService:
         e = self.engine
         if e is None:
             return
-        BUDGET_USED.set(e.budget_used())
+        used = e.budget_used()
+        BUDGET_USED.set(used)
+        REQUESTS_PER_MINUTE.set(used // max(1, self.ecfg.send_weight()))
         BUDGET_REMAINING.set(e.budget_remaining())
         if e.deferred_updates > self._deferred_seen:
             DEFERRED_UPDATES.inc(e.deferred_updates - self._deferred_seen)
