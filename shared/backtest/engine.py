@@ -50,12 +50,6 @@ from .strategies import StrategyEngine
 class Backtest:
     """One account, its strategies, the executor, the venue model and the ledger, in process.
 
-    Speed: market data (``Bbo``/``Trade``/``MarketStats``) is not passed through
-    ``executor.on_events([ev])``; the loop does what that call does for them (the executor's
-    clock, its touch from a two-sided ``Bbo``; no events). Set
-    :attr:`inline_executor_market_data` False to call the executor instead (same outputs; the
-    tests compare both ways, so a change of the executor's market-data handling shows up).
-
     Args:
         markets: the traded markets.
         strategies: strategy engines by name (each ``on_event(ev) -> list[Event]``).
@@ -64,8 +58,6 @@ class Backtest:
         tier: the venue tier (speed bump, fees); ``maker_fee``/``taker_fee`` override its fees.
         recorder: collects fills and metrics (default: a new :class:`Recorder`).
     """
-
-    inline_executor_market_data: bool = True
 
     def __init__(self, markets: Iterable[MarketInfo], strategies: Mapping[str, StrategyEngine],
                  exec_cfg: ExecutorConfig, *, account: int = 1001, tier: Tier = STANDARD,
@@ -103,35 +95,35 @@ class Backtest:
             self.now = now = ts
         self.events += 1
         rec = self.recorder
-        rec.on_time(now)
+        if rec.last_ts < now < rec.next_sample_ns:  # = rec.on_time(now) between equity samples
+            rec.last_ts = now
+        else:
+            rec.on_time(now)
+        venue = self.venue
         t = type(ev)
-        if self.inline_executor_market_data and (t is Bbo or t is Trade or t is MarketStats):
-            ups = self.venue.on_market_data(ev)  # type: ignore[arg-type]
+        if t is Bbo or t is Trade or t is MarketStats:
+            ups = venue.on_market_data(ev)  # type: ignore[arg-type]
             if ups:
                 self._pump(self._venue_updates(ups))
-            rec.on_market_data(ev)
-            # = executor.on_events([ev]) for market data: it moves its clock and keeps the touch
-            # of a two-sided Bbo, and returns no events (tests compare both ways)
-            ex = self.executor
-            if ts > ex.now:
-                ex.now = ts
-            if t is Bbo and ev.bid_px > 0 and ev.ask_px > 0:  # type: ignore[attr-defined]
-                ex.bbo[ev.market] = (ev.bid_px, ev.ask_px)  # type: ignore[attr-defined]
-            if ex._commands:  # commands left by a send result (none today): as _submit() would
-                outs = self._submit()
-                if outs:
-                    self._pump(outs)
+            # = rec.on_market_data(ev)
+            mids = rec.mids
+            if t is Bbo:
+                bid, ask = ev.bid_px, ev.ask_px  # type: ignore[attr-defined]
+                if bid > 0 and ask > 0:
+                    mids[ev.market] = (bid + ask) / 2.0  # type: ignore[attr-defined]
+            elif t is Trade and ev.market not in mids:  # type: ignore[attr-defined]
+                mids[ev.market] = ev.price  # type: ignore[attr-defined]
         else:
             if isinstance(ev, Bbo | Trade | MarketStats):
-                ups = self.venue.on_market_data(ev)
+                ups = venue.on_market_data(ev)
             else:
-                ups = self.venue.advance(ts)
+                ups = venue.advance(ts)
             if ups:
                 self._pump(self._venue_updates(ups))
             rec.on_market_data(ev)
-            outs = self.executor.on_events([ev]) + self._submit()
-            if outs:
-                self._pump(outs)
+        outs = self.executor.on_events((ev,)) + self._submit()
+        if outs:
+            self._pump(outs)
         intents: list[Event] = []
         for s in self.strategies:
             r = s.on_event(ev)

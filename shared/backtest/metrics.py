@@ -68,6 +68,10 @@ class Recorder:
         self.first_ts: int | None = None
         self.last_ts = 0
         self.bucket = 0
+        # on_time() has work to do only at or after this time (the next sample); before it,
+        # the caller may just set last_ts to a later time (Backtest.step does)
+        self.next_sample_ns = 0
+        self._exposure_ts = 0  # exposure is accounted up to this event time (see _account_exposure)
         self.sample_t: list[int] = []
         self.equity: dict[str, list[float]] = {"total": []}
         self.prices: dict[str, list[float]] = {m.symbol: [] for m in self.markets}
@@ -85,18 +89,18 @@ class Recorder:
             self.equity[name] = [self.capital] * len(self.sample_t)
 
     def on_time(self, ts: int) -> None:
-        """Event time advances to ``ts`` (exposure accounting, equity sampling)."""
+        """Event time advances to ``ts`` (equity sampling; exposure is the time between
+        ``last_ts`` values with a position open, accounted when a fill changes what is open).
+
+        Between samples this only sets ``last_ts``: a caller may do that itself for a ``ts``
+        with ``last_ts < ts < next_sample_ns`` (the backtest loop does, for speed)."""
         if self.first_ts is None:
-            self.first_ts = self.last_ts = ts
+            self.first_ts = self.last_ts = self._exposure_ts = ts
             self.bucket = ts // self.sample_ns
+            self.next_sample_ns = (self.bucket + 1) * self.sample_ns
             return
-        dt = ts - self.last_ts
-        if dt <= 0:
+        if ts <= self.last_ts:
             return
-        for s in self.open_strats:
-            self.exposure[s] += dt
-        if self.any_open:
-            self.exposure_total += dt
         b = ts // self.sample_ns
         if b != self.bucket:
             self._sample((self.bucket + 1) * self.sample_ns)
@@ -104,9 +108,23 @@ class Recorder:
                 self._sample(b * self.sample_ns)
                 self.zero_returns += b - self.bucket - 2
             self.bucket = b
+            self.next_sample_ns = (b + 1) * self.sample_ns
         self.last_ts = ts
 
+    def _account_exposure(self) -> None:
+        """Add the time since the last accounting (to ``last_ts``) to the exposure of what is
+        open now; called before a fill changes what is open, and before reading exposure."""
+        dt = self.last_ts - self._exposure_ts
+        if dt > 0:
+            for s in self.open_strats:
+                self.exposure[s] += dt
+            if self.any_open:
+                self.exposure_total += dt
+        self._exposure_ts = self.last_ts
+
     def on_market_data(self, ev: Event) -> None:
+        """Keep the last mid of the event's market (a two-sided Bbo's mid; a Trade's price until
+        a quote is seen). The backtest loop does the same inline for exact Bbo/Trade events."""
         t = type(ev)
         if t is Bbo:
             if ev.bid_px > 0 and ev.ask_px > 0:  # type: ignore[attr-defined]
@@ -116,6 +134,7 @@ class Recorder:
 
     def on_fill(self, f: Fill) -> None:
         """An attributed fill from the executor."""
+        self._account_exposure()
         self.add_strategy(f.strategy)
         self.fills.append(f)
         for ct in self.ledger.apply_fill(f):
@@ -139,6 +158,7 @@ class Recorder:
     def finish(self, ts: int) -> None:
         """The run ended at ``ts``: take the last sample."""
         self.on_time(ts)
+        self._account_exposure()
         self._sample(max(ts, self.last_ts))
 
     # ------------------------------------------------------------------ values
@@ -180,6 +200,7 @@ class Recorder:
         peak = np.maximum.accumulate(eq)
         dd = peak - eq
         dd_pct = np.where(peak > 0, dd / np.where(peak > 0, peak, 1.0) * 100.0, 0.0)
+        self._account_exposure()
         span = (self.last_ts - self.first_ts) if self.first_ts is not None else 0
         exp_ns = self.exposure_total if name == "total" else self.exposure.get(name, 0)
         fills = [f for f in self.fills if name == "total" or f.strategy == name]

@@ -60,9 +60,10 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 from collections import deque
 from collections.abc import Iterable
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -397,6 +398,8 @@ class MatchingEngine:
         self._trade_counter = 0
         self._inactive_history = inactive_history
         self.public_updates = public_updates
+        # per market: last [bid_px float, ticks, bid_sz float, lots, ask_px, ticks, ask_sz, lots]
+        self._touch_ints: dict[int, list[Any]] = {mid: [math.nan] * 8 for mid in self.markets}
 
     # ------------------------------------------------------------------ accounts and queries
 
@@ -787,10 +790,38 @@ class MatchingEngine:
     # ------------------------------------------------------------------ market data
 
     def _apply_bbo(self, m: MarketInfo, st: MarketState, ev: Bbo, ts: int) -> list[Update]:
-        bid_px = m.price_to_int(ev.bid_px) if ev.bid_sz > 0 and ev.bid_px > 0 else None
-        ask_px = m.price_to_int(ev.ask_px) if ev.ask_sz > 0 and ev.ask_px > 0 else None
-        bid_sz = m.size_to_int(ev.bid_sz, "nearest") if bid_px is not None else 0
-        ask_sz = m.size_to_int(ev.ask_sz, "nearest") if ask_px is not None else 0
+        # the conversions are pure functions of the floats: the last float -> int of each field
+        # is kept per market (the touch price rarely changes between quotes)
+        c = self._touch_ints[m.market_id]
+        bid_px: int | None = None
+        ask_px: int | None = None
+        bid_sz = ask_sz = 0
+        if ev.bid_sz > 0 and ev.bid_px > 0:
+            f = ev.bid_px
+            if f == c[0]:
+                bid_px = c[1]
+            else:
+                bid_px = c[1] = m.price_to_int(f)
+                c[0] = f
+            f = ev.bid_sz
+            if f == c[2]:
+                bid_sz = c[3]
+            else:
+                bid_sz = c[3] = m.size_to_int(f, "nearest")
+                c[2] = f
+        if ev.ask_sz > 0 and ev.ask_px > 0:
+            f = ev.ask_px
+            if f == c[4]:
+                ask_px = c[5]
+            else:
+                ask_px = c[5] = m.price_to_int(f)
+                c[4] = f
+            f = ev.ask_sz
+            if f == c[6]:
+                ask_sz = c[7]
+            else:
+                ask_sz = c[7] = m.size_to_int(f, "nearest")
+                c[6] = f
         bid_changed = (bid_px, bid_sz) != (st.bid_px, st.bid_sz)
         ask_changed = (ask_px, ask_sz) != (st.ask_px, st.ask_sz)
         if not bid_changed and not ask_changed:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import msgspec
 import pytest
 
-from shared.backtest.engine import Backtest
-from shared.backtest.runner import run_backtest
 from shared.events import Bbo, Trade
 from shared.markets import MarketInfo
 from shared.venue.errors import VenueError
@@ -23,28 +20,10 @@ from shared.venue.matching import (
     StatsChanged,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-RECORDING = REPO / "data" / "recordings" / "lighter-2025-09-15-btc-eth.jsonl.gz"
 BTC = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, min_base_amount=0.0002,
                  min_quote_amount=10)
 T0 = 1_757_894_400_000_000_000
 MS = 1_000_000
-
-
-def test_inline_executor_market_data_gives_the_same_outputs_as_calling_the_executor(tmp_path, monkeypatch):
-    """Backtest.step does the executor's market-data handling itself; calling
-    ``executor.on_events([ev])`` instead must give byte-identical outputs (all four strategies
-    share the account: targets, quotes, cancels and fills all occur on the bundled recording)."""
-    from shared.config import DEFAULT_CONFIG
-
-    strategies = ["trend", "renko", "grid", "ema-cross"]
-    run_backtest(RECORDING, strategies, DEFAULT_CONFIG, tmp_path / "inline")
-    monkeypatch.setattr(Backtest, "inline_executor_market_data", False)
-    run_backtest(RECORDING, strategies, DEFAULT_CONFIG, tmp_path / "called")
-    for name in ("fills.csv", "summary.json"):
-        a = (tmp_path / "inline" / name).read_bytes()
-        assert a == (tmp_path / "called" / name).read_bytes(), name
-    assert (tmp_path / "inline" / "fills.csv").read_bytes().count(b"\n") > 10
 
 
 def _scenario(seed: int, n: int = 3000) -> list[tuple[str, object]]:
@@ -116,3 +95,54 @@ def test_matching_engine_without_public_updates_differs_only_by_them(seed):
     assert enc(full.fills) == enc(lean.fills)
     assert enc(full.state) == enc(lean.state) and enc(full.accounts) == enc(lean.accounts)
     assert enc(full.resting) == enc(lean.resting) and enc(full._pending) == enc(lean._pending)
+
+
+def test_recorder_exposure_and_equity_match_a_brute_force_count():
+    """Exposure is accounted when a fill changes what is open (not on every event), and the
+    backtest loop sets ``last_ts`` itself between equity samples: the metrics must equal those
+    of calling ``on_time`` on every event, and exposure the time-weighted count of open state."""
+    from shared.backtest.metrics import Recorder
+    from shared.events import Fill
+
+    eth = MarketInfo(symbol="ETH", market_id=0, size_decimals=4, price_decimals=2, min_base_amount=0.005,
+                     min_quote_amount=10)
+    rng = random.Random(3)
+    every, shortcut = Recorder([BTC, eth], sample_s=1.0), Recorder([BTC, eth], sample_s=1.0)
+    pos = {("a", "BTC"): 0, ("a", "ETH"): 0, ("b", "BTC"): 0}
+    expected = {"a": 0, "b": 0, "total": 0}
+    ts, last = T0, None
+    for i in range(4000):
+        ts += rng.choice([0, 1, 7, 50, 300, 2500]) * MS
+        if last is not None:  # brute force: what was open during (last, ts]
+            dt = ts - last
+            for s in ("a", "b"):
+                if any(v for (k, _), v in pos.items() if k == s):
+                    expected[s] += dt
+            net = {m: sum(v for (_, mk), v in pos.items() if mk == m) for m in ("BTC", "ETH")}
+            if any(net.values()):
+                expected["total"] += dt
+        last = ts
+        every.on_time(ts)
+        if shortcut.last_ts < ts < shortcut.next_sample_ns:
+            shortcut.last_ts = ts
+        else:
+            shortcut.on_time(ts)
+        for r in (every, shortcut):
+            r.on_market_data(Bbo(id=f"q{i}", ts_event=ts, market="BTC", bid_px=100000.0 + i % 7, bid_sz=1.0,
+                                 ask_px=100001.0 + i % 7, ask_sz=1.0))
+        if rng.random() < 0.05:
+            key = rng.choice(list(pos))
+            side = rng.choice(["buy", "sell"])
+            pos[key] += 1 if side == "buy" else -1
+            f = Fill(id=f"f{i}", ts_event=ts, fill_id=f"f{i}", strategy=key[0], market=key[1], side=side,
+                     price=100000.0, size=1.0)
+            every.on_fill(f)
+            shortcut.on_fill(f)
+    every.finish(ts)
+    shortcut.finish(ts)
+    for name in ("a", "b", "total"):
+        assert every.stats(name) == shortcut.stats(name), name
+        span = every.last_ts - every.first_ts
+        assert every.stats(name)["exposure_time_pct"] == round(expected[name] / span * 100.0, 6), name
+    assert every.equity == shortcut.equity and every.sample_t == shortcut.sample_t
+    assert 0 < expected["a"] < span and 0 < expected["total"]
