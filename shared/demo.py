@@ -16,7 +16,9 @@ Exit code 0 only when orders > 0, fills > 0 and the ledger matches the venue.
 ``lockstep`` (``DemoOptions.lockstep``) runs venue-sim in lockstep (docs/venue-sim.md): the
 replay advances only when every service is idle, so a run is deterministic and its fills equal
 those of ``lighter-stack backtest`` on the same recording (``tests/integration/test_parity.py``).
-After a run, :attr:`Demo.fills` holds the executor's ``Fill`` events in stream order.
+After a run, :attr:`Demo.fills` holds the executor's ``Fill`` events in stream order. The
+default stays paced by the wall clock: lockstep costs about 40 ms of wall time per recorded
+event (the bundled hour: about 90 s instead of 30 s).
 """
 
 from __future__ import annotations
