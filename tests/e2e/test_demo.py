@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,6 +21,13 @@ def test_short_demo_trades_and_ledger_matches_venue(tmp_path, redis_url):
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     assert lines, f"no output; stderr:\n{proc.stderr[-3000:]}"
     summary = json.loads(lines[-1])
+    ns = summary.get("namespace", "")
+    if ns.startswith("paper-demo-"):  # the run's own namespace on the shared Redis: drop it
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{ns}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
     assert proc.returncode == 0, f"{summary}\n{proc.stderr[-3000:]}"
     assert summary["orders"] > 0 and summary["fills"] > 0
     assert summary["ledger_fills"] == summary["venue_fills"] > 0
