@@ -541,33 +541,35 @@ class MatchingEngine:
         Events of unknown markets or types are ignored (returns the pending-tx updates only)."""
         ts = ev.ts_event
         pending = self._pending
+        out: list[Update] | None = None
         if pending and pending[0][0] <= ts:
             out = self.advance(ts)
-        else:  # nothing due: advance() would only move the clock
-            out = []
-            if ts > self.now_ns:
-                self.now_ns = ts
+        elif ts > self.now_ns:  # nothing due: advance() would only move the clock
+            self.now_ns = ts
         m = self.by_symbol.get(getattr(ev, "market", ""))
         if m is None:
-            return out
+            return [] if out is None else out
         ts = self.now_ns
         st = self.state[m.market_id]
         st.last_ts_ns = ts
-        if isinstance(ev, Bbo):
+        t = type(ev)
+        if t is Trade:  # exact types first (the common case), then subclasses
+            ups = self._apply_trade(m, st, ev, ts)  # type: ignore[arg-type]
+        elif t is Bbo or isinstance(ev, Bbo):
             ups = self._apply_bbo(m, st, ev, ts)
-            if ups:
-                out.extend(ups)
         elif isinstance(ev, Trade):
             ups = self._apply_trade(m, st, ev, ts)
-            if ups:
-                out.extend(ups)
         elif isinstance(ev, MarketStats):
             st.mark_price, st.index_price = ev.mark_price, ev.index_price
             st.funding_rate, st.open_interest = ev.funding_rate, ev.open_interest
             if ev.last_trade_price:
                 st.last_trade_price = ev.last_trade_price
-            if self.public_updates:
-                out.append(StatsChanged(market_id=m.market_id, ts_ns=ts))
+            ups = [StatsChanged(market_id=m.market_id, ts_ns=ts)] if self.public_updates else []
+        else:
+            ups = []
+        if out is None:
+            return ups
+        out.extend(ups)
         return out
 
     # ------------------------------------------------------------------ execution
