@@ -37,15 +37,21 @@ from shared.events import (
     Bbo,
     Event,
     Fill,
+    MarketStats,
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
     PositionSnapshot,
     TargetPosition,
+    Trade,
     child,
 )
 
 POS_EPS = 1e-9  # base units: a position or target difference below this is zero
+
+
+_MARKET_DATA = frozenset({Trade, MarketStats})  # ignored by target engines
+_EXEC_INPUTS = (Fill, OrderRejected, OrderCanceled, PositionSnapshot)
 
 
 def addressed_to(event: Event, strategy: str) -> bool:
@@ -368,9 +374,10 @@ class TargetEngine(ABC, Generic[S]):
         """The strategy's signal exit reason for the open position, or ``None``."""
 
     def _on_bbo(self, ev: Bbo, st: S) -> list[Event]:
-        if not (ev.bid_px > 0 and ev.ask_px > 0 and ev.bid_px <= ev.ask_px):
+        bid, ask = ev.bid_px, ev.ask_px
+        if not (bid > 0 and ask > 0 and bid <= ask):
             return []  # one-sided or crossed book: no usable mid
-        mid = ev.mid
+        mid = (bid + ask) / 2.0  # = ev.mid
         st.mid = mid
         return self._on_mid(ev, mid, st)
 
@@ -387,7 +394,8 @@ class TargetEngine(ABC, Generic[S]):
 
     def _exit(self, out: list[Event], ev: Bbo, st: S, bucket: int, mid: float) -> bool:
         """When not flat: emit a target of 0 if an exit rule fires. True when not flat (then
-        there is no entry to consider)."""
+        there is no entry to consider). Callers may skip the call when ``st.pos.size == 0.0``
+        (it returns False then, without effects)."""
         if st.pos.size == 0.0:
             return False
         why = self._exit_reason(ev.ts_event, mid, st)
@@ -404,10 +412,13 @@ class TargetEngine(ABC, Generic[S]):
 
     def on_event(self, event: Event) -> list[Event]:
         """Consume one event; return the ``TargetPosition`` intents it causes (often none)."""
-        if isinstance(event, Bbo):
-            st = self._m.get(event.market)
-            return self._on_bbo(event, st) if st is not None else []
-        if isinstance(event, Fill | OrderRejected | OrderCanceled | PositionSnapshot):
+        t = type(event)
+        if t is Bbo or isinstance(event, Bbo):
+            st = self._m.get(event.market)  # type: ignore[attr-defined]
+            return self._on_bbo(event, st) if st is not None else []  # type: ignore[arg-type]
+        if t in _MARKET_DATA:
+            return []
+        if isinstance(event, _EXEC_INPUTS):
             if not addressed_to(event, self.name):
                 return []
             st = self._m.get(event.market)

@@ -159,14 +159,21 @@ class Divergence:
     enhanced: bool = False
 
 
-def _swings(points: list[tuple[int, float, float | None]], sign: int) -> list[int]:
-    """Indices of swing lows (``sign`` −1) or highs (+1) among ``(seq, close, ao)`` points."""
-    idx = []
-    for i in range(1, len(points) - 1):
-        x = points[i][1] * sign
-        if x > points[i - 1][1] * sign and x > points[i + 1][1] * sign:
-            idx.append(i)
-    return idx
+def _last_two_swings(points: list[tuple[int, float, float | None]], sign: int) -> tuple[int, int] | None:
+    """Indices ``(older, newer)`` of the last two swing lows (``sign`` −1: close below both
+    neighbours) or highs (+1: above both) among ``(seq, close, ao)`` points that have an AO
+    value, or None when there are fewer than two."""
+    newer = -1
+    for i in range(len(points) - 2, 0, -1):
+        seq_close_ao = points[i]
+        if seq_close_ao[2] is None:
+            continue
+        x, a, b = seq_close_ao[1], points[i - 1][1], points[i + 1][1]
+        if (x > a and x > b) if sign > 0 else (x < a and x < b):
+            if newer >= 0:
+                return i, newer
+            newer = i
+    return None
 
 
 def divergence_strength(dprice: float, dao: float, brick_size: float, price_bricks: float = 2.0,
@@ -187,10 +194,10 @@ def find_divergences(points: list[tuple[int, float, float | None]], brick_size: 
     Strength before any Bollinger enhancement."""
     out: list[Divergence] = []
     for kind, sign in (("bullish", -1), ("bearish", 1)):
-        sw = [i for i in _swings(points, sign) if points[i][2] is not None]
-        if len(sw) < 2:
+        sw = _last_two_swings(points, sign)
+        if sw is None:
             continue
-        (_, p1, a1), (seq2, p2, a2) = points[sw[-2]], points[sw[-1]]
+        (_, p1, a1), (seq2, p2, a2) = points[sw[0]], points[sw[1]]
         assert a1 is not None and a2 is not None
         if kind == "bullish" and not (p2 < p1 and a2 > a1):
             continue
@@ -304,9 +311,13 @@ class RenkoEngine(TargetEngine[MarketState]):
                 fresh = div
         if st.bands is not None:
             st.bb_position = st.bands.position(mid)
+        flat = st.pos.size == 0.0
+        if flat and fresh is None:
+            return []  # no exit to check, no entry without a fresh divergence
         bucket = st.candles.bucket(ev.ts_event)
         out: list[Event] = []
-        if not self._exit(out, ev, st, bucket, mid) and fresh is not None and fresh.strength >= self.cfg.min_divergence_strength \
+        if (flat or not self._exit(out, ev, st, bucket, mid)) and fresh is not None \
+                and fresh.strength >= self.cfg.min_divergence_strength \
                 and st.pending.may_enter(ev.ts_event, bucket, self.cfg.retry_after_s) and st.ao_v is not None:
             sign = 1.0 if fresh.kind == "bullish" else -1.0
             side = "long" if sign > 0 else "short"

@@ -167,9 +167,12 @@ class TrendEngine(TargetEngine[MarketState]):
             self._on_candle(c, st)
         if st.bands is not None:
             st.bb_position = st.bands.position(mid)
+        flat = st.pos.size == 0.0
+        if flat and not closed:
+            return []  # no exit to check, no entry without a closed candle
         bucket = st.candles.bucket(ev.ts_event)
         out: list[Event] = []
-        if not self._exit(out, ev, st, bucket, mid) and closed \
+        if (flat or not self._exit(out, ev, st, bucket, mid)) and closed \
                 and st.pending.may_enter(ev.ts_event, bucket, self.cfg.retry_after_s):
             entry = self._entry(mid, st)
             if entry is not None:

@@ -190,6 +190,35 @@ def test_swings_without_ao_are_not_used():
     assert find_divergences([(i, c, a) for i, (c, a) in enumerate(zip(closes, ao, strict=True))], 1.0) == []
 
 
+def test_divergences_equal_a_brute_force_search_of_all_swings():
+    """find_divergences scans back for the last two swings only: same result as listing every
+    swing (close strictly beyond both neighbours), keeping those with an AO, taking the last two."""
+    import random
+
+    def brute(points, brick):
+        out = []
+        for kind, sign in (("bullish", -1), ("bearish", 1)):
+            sw = [i for i in range(1, len(points) - 1) if points[i][2] is not None
+                  and points[i][1] * sign > points[i - 1][1] * sign and points[i][1] * sign > points[i + 1][1] * sign]
+            if len(sw) < 2:
+                continue
+            (_, p1, a1), (seq2, p2, a2) = points[sw[-2]], points[sw[-1]]
+            if (p2 < p1 and a2 > a1) if kind == "bullish" else (p2 > p1 and a2 < a1):
+                s = divergence_strength(p2 - p1, a2 - a1, brick)
+                out.append((kind, seq2, p1, p2, a1, a2, s))
+        return out
+
+    rng = random.Random(11)
+    found = 0
+    for _ in range(3000):
+        pts = [(k, float(rng.randint(0, 6)), None if rng.random() < 0.2 else float(rng.randint(-3, 3)))
+               for k in range(rng.randint(0, 20))]
+        got = [(d.kind, d.swing_seq, d.price1, d.price2, d.ao1, d.ao2, d.strength) for d in find_divergences(pts, 1.0)]
+        assert got == brute(pts, 1.0), pts
+        found += len(got)
+    assert found > 300
+
+
 def test_engine_sees_the_divergence_once_and_enters_long():
     f = Feed()
     got = f.path(DIVERGENCE_PATH[:-1])
