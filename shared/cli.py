@@ -65,13 +65,15 @@ def demo(
     speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 80.0,
     recording: Annotated[Path | None, typer.Option(help="recording file (default: bundled BTC+ETH 2025-09-15)")] = None,
     timeout: Annotated[float, typer.Option(help="give up after this many seconds of replay")] = 600.0,
+    lockstep: Annotated[bool, typer.Option("--lockstep", help="deterministic replay: venue-sim waits until every service is idle before each recorded event (same fills as lighter-stack backtest)")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Paper-trade the bundled real Lighter recording with every service as its own process;
     check that the ledger's fills equal venue-sim's; print PnL and a JSON summary line."""
     from shared import demo as demo_mod
 
-    opts = demo_mod.DemoOptions(minutes=minutes, speed=speed, timeout_s=timeout, config=config)
+    opts = demo_mod.DemoOptions(minutes=minutes, speed=speed, timeout_s=timeout, config=config,
+                                lockstep=lockstep)
     if recording:
         opts.recording = recording
     raise typer.Exit(demo_mod.main(opts))

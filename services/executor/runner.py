@@ -143,8 +143,10 @@ class ExecutorService:
         self.redis = redis
         self.bus = Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen)
         self.exec_stream = self.bus.streams.exec(cfg.account_index)
-        self.inputs = [self.bus.streams.intent(cfg.account_index), self.bus.streams.control,
-                       *[self.bus.streams.book(m) for m in cfg.markets]]
+        # market data first: when a book update and the intents it caused land in one read, the
+        # engine must see the touch before the intents (the backtest's order; lockstep parity)
+        self.inputs = [*[self.bus.streams.book(m) for m in cfg.markets], self.bus.streams.control,
+                       self.bus.streams.intent(cfg.account_index)]
         self.rest = LighterRest(cfg.venue.rest_url, ecfg.reconcile_timeout_s)
         self.nonces = NonceManager(lambda: self.rest.next_nonce(cfg.account_index, cfg.api_key_index))
         self.signer: Signer | None = None
