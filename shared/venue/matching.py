@@ -68,7 +68,7 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from shared.events import Bbo, MarketStats, Trade
-from shared.markets import MarketInfo
+from shared.markets import MarketInfo, scale_to_int
 from shared.venue.errors import (
     DUPLICATE_CLIENT_ORDER_INDEX,
     INVALID_AMOUNT,
@@ -398,8 +398,10 @@ class MatchingEngine:
         self._trade_counter = 0
         self._inactive_history = inactive_history
         self.public_updates = public_updates
-        # per market: last [bid_px float, ticks, bid_sz float, lots, ask_px, ticks, ask_sz, lots]
-        self._touch_ints: dict[int, list[Any]] = {mid: [math.nan] * 8 for mid in self.markets}
+        # per market: last [bid_px float, ticks, bid_sz float, lots, ask_px, ticks, ask_sz, lots],
+        # then the price and size scales (10**decimals)
+        self._touch_ints: dict[int, list[Any]] = {
+            mid: [math.nan] * 8 + [10 ** m.price_decimals, 10 ** m.size_decimals] for mid, m in self.markets.items()}
 
     # ------------------------------------------------------------------ accounts and queries
 
@@ -803,29 +805,29 @@ class MatchingEngine:
             if f == c[0]:
                 bid_px = c[1]
             else:
-                bid_px = c[1] = m.price_to_int(f)
+                bid_px = c[1] = scale_to_int(f, c[8], "nearest")  # = m.price_to_int(f)
                 c[0] = f
             f = ev.bid_sz
             if f == c[2]:
                 bid_sz = c[3]
             else:
-                bid_sz = c[3] = m.size_to_int(f, "nearest")
+                bid_sz = c[3] = scale_to_int(f, c[9], "nearest")  # = m.size_to_int(f, "nearest"), f > 0
                 c[2] = f
         if ev.ask_sz > 0 and ev.ask_px > 0:
             f = ev.ask_px
             if f == c[4]:
                 ask_px = c[5]
             else:
-                ask_px = c[5] = m.price_to_int(f)
+                ask_px = c[5] = scale_to_int(f, c[8], "nearest")  # = m.price_to_int(f)
                 c[4] = f
             f = ev.ask_sz
             if f == c[6]:
                 ask_sz = c[7]
             else:
-                ask_sz = c[7] = m.size_to_int(f, "nearest")
+                ask_sz = c[7] = scale_to_int(f, c[9], "nearest")  # = m.size_to_int(f, "nearest"), f > 0
                 c[6] = f
-        bid_changed = (bid_px, bid_sz) != (st.bid_px, st.bid_sz)
-        ask_changed = (ask_px, ask_sz) != (st.ask_px, st.ask_sz)
+        bid_changed = bid_px != st.bid_px or bid_sz != st.bid_sz
+        ask_changed = ask_px != st.ask_px or ask_sz != st.ask_sz
         if not bid_changed and not ask_changed:
             return []
         st.bid_px, st.bid_sz, st.ask_px, st.ask_sz = bid_px, bid_sz, ask_px, ask_sz
