@@ -176,6 +176,15 @@ def _last_two_swings(points: list[tuple[int, float, float | None]], sign: int) -
     return None
 
 
+def _new_swing(window: deque[tuple[int, float, float | None]]) -> bool:
+    """Whether the point before the newest one is a swing low or high with an AO value (the
+    only point that can have become a swing when the newest point arrived)."""
+    if len(window) < 3:
+        return False
+    (_, a, _), (_, x, ao), (_, b, _) = window[-3], window[-2], window[-1]
+    return ao is not None and ((x > a and x > b) or (x < a and x < b))
+
+
 def divergence_strength(dprice: float, dao: float, brick_size: float, price_bricks: float = 2.0,
                         ao_bricks: float = 1.0) -> float:
     """``√(min(1, |dprice|/(price_bricks·b)) · min(1, |dao|/(ao_bricks·b)))`` in [0, 1]."""
@@ -343,9 +352,16 @@ class RenkoEngine(TargetEngine[MarketState]):
         if ao is not None:
             st.ao_prev, st.ao_v = st.ao_v, ao
         st.bands = st.bb.update(brick.close)
-        st.window.append((brick.seq, brick.close, ao))
+        w = st.window
+        w.append((brick.seq, brick.close, ao))
         fresh: Divergence | None = None
-        for div in find_divergences(list(st.window), brick.size, c.divergence_price_bricks,
+        if not _new_swing(w):
+            # A point becomes a swing once, when its right neighbour (this brick) arrives, and
+            # keeps its close and AO; so without a new swing the last two swings of each kind
+            # are those of an earlier brick, whose divergence (if any) was taken then
+            # (used_swing): find_divergences could only return divergences skipped below.
+            return None
+        for div in find_divergences(list(w), brick.size, c.divergence_price_bricks,
                                     c.divergence_ao_bricks):
             if div.swing_seq <= st.used_swing[div.kind]:
                 continue  # this swing pair was seen already

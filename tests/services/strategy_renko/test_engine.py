@@ -219,6 +219,35 @@ def test_divergences_equal_a_brute_force_search_of_all_swings():
     assert found > 300
 
 
+def test_skipping_bricks_without_a_new_swing_changes_nothing(monkeypatch):
+    """The engine looks for divergences only when a brick confirms a new swing: on a long random
+    walk with fills (entries, exits) its intents and divergence counts equal those of looking on
+    every brick."""
+    import random
+
+    from services.strategy_renko import engine as renko_engine
+
+    def run() -> tuple[list[bytes], dict]:
+        f = Feed()
+        rng = random.Random(4)
+        mid = 100.0
+        for _ in range(6000):
+            mid = max(10.0, mid + rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, -1.5]))
+            for tp in f.bbo(mid):
+                pos = f.e.position("BTC")
+                if abs(tp.target - pos) > 1e-12:
+                    f.fill("buy" if tp.target > pos else "sell", abs(tp.target - pos), mid)
+        st = f.e._m["BTC"]
+        return [encode(tp) for tp in f.out], {"div": dict(st.divergences), "used": dict(st.used_swing),
+                                               "bricks": st.bricks}
+
+    fast = run()
+    monkeypatch.setattr(renko_engine, "_new_swing", lambda window: True)
+    full = run()
+    assert fast == full
+    assert sum(fast[1]["div"].values()) > 20 and len(fast[0]) > 10
+
+
 def test_engine_sees_the_divergence_once_and_enters_long():
     f = Feed()
     got = f.path(DIVERGENCE_PATH[:-1])
