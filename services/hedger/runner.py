@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import get_args
 
 from prometheus_client import Counter, Gauge
 
@@ -36,7 +37,7 @@ from shared.service import EngineRunner
 from shared.strategy_runner import MeteredEngine, build_runner, run_strategy, strategy_main
 
 from .config import load_section
-from .engine import SOURCE, HedgerEngine
+from .engine import SOURCE, HedgerEngine, Mode
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,9 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
     """
     hcfg = load_section(cfg)
     engine = HedgerEngine(hcfg, hcfg.resolve_markets(), source=SOURCE)
+    for m in engine.markets:  # create every counter series at 0, so increase() sees the first increment
+        for mode in get_args(Mode):
+            HEDGES.labels(m, mode)
     return build_runner(SOURCE, engine, MeteredEngine(engine, Counts(engine).publish), cfg, bus, consumer), engine
 
 

@@ -131,6 +131,9 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
     def route(ev: Event) -> str:
         return params_stream if isinstance(ev, ModelParams) else intent_stream
 
+    for m in engine.markets:  # create every counter series at 0, so increase() sees the first increment
+        for counter in COUNTERS.values():
+            counter.labels(m)
     wrapped = MeteredEngine(engine, Metrics(engine).publish)
     runner = EngineRunner(SOURCE, wrapped, bus, inputs, route=route, group=mcfg.strategy,
                           http_port=mcfg.http_port, consumer=consumer)
