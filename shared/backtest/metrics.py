@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable
 from typing import Any
 
@@ -43,6 +44,11 @@ class Recorder:
         markets: traded markets.
         initial_capital: USD equity at the start (for returns and drawdown %).
         sample_s: equity sampling interval in seconds of event time.
+
+    Memory: the fills and closed trades (one entry each), and per sample (every ``sample_s``
+    of event time) 8 bytes for its time and for each equity curve and market mid
+    (``sample_t``: ``array('q')`` of ns; ``equity[name]``, ``prices[symbol]``: ``array('d')``
+    of USD); nothing else grows with the number of events.
     """
 
     def __init__(self, markets: Iterable[MarketInfo], initial_capital: float = 10_000.0,
@@ -72,9 +78,10 @@ class Recorder:
         # the caller may just set last_ts to a later time (Backtest.step does)
         self.next_sample_ns = 0
         self._exposure_ts = 0  # exposure is accounted up to this event time (see _account_exposure)
-        self.sample_t: list[int] = []
-        self.equity: dict[str, list[float]] = {"total": []}
-        self.prices: dict[str, list[float]] = {m.symbol: [] for m in self.markets}
+        # sampled curves as flat machine arrays (8 bytes a sample): they grow with event time
+        self.sample_t: array[int] = array("q")
+        self.equity: dict[str, array[float]] = {"total": array("d")}
+        self.prices: dict[str, array[float]] = {m.symbol: array("d") for m in self.markets}
         self.zero_returns = 0
 
     # ------------------------------------------------------------------ inputs
@@ -86,7 +93,7 @@ class Recorder:
             self.fees[name] = 0.0
             self.turnover[name] = 0.0
             self.exposure[name] = 0
-            self.equity[name] = [self.capital] * len(self.sample_t)
+            self.equity[name] = array("d", [self.capital]) * len(self.sample_t)
 
     def on_time(self, ts: int) -> None:
         """Event time advances to ``ts`` (equity sampling; exposure is the time between
