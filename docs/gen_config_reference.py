@@ -58,6 +58,9 @@ MEANING = {
         "lockstep_settle_ms": "lockstep: wall ms the stack must stay quiet before the next step",
         "lockstep_timeout_s": "lockstep: longest wait for quiet before replaying on (warning)",
         "public_book": "`venue` (recorded level + our orders) or `recorded` (recording only); null = recorded in lockstep",
+        "rate_limit": "refuse tx requests over the rolling-minute limit (sim time) with 23000 before processing them; false = count only",
+        "rate_limit_per_min": "tx request weight per rolling minute per account; null = the tier's (60 standard, 24000 premium); 0 = none",
+        "request_weight": "weight of one sendTx/sendTxBatch request; null = the tier's (1 standard, 6 premium)",
     },
     CollectorConfig: {
         "markets": "markets to collect; null = top-level markets", "http_port": "/health and /metrics port",

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.venue_sim.ratelimit import TIER_LIMIT, TIER_TX_WEIGHT, RequestMeter
 from shared.config import REPO_ROOT
 from shared.venue.matching import TIERS, Tier
 
@@ -48,6 +49,13 @@ class VenueSimConfig(BaseModel):
             minus our consumption, plus simulated resting orders, as Lighter would) or
             ``recorded`` (the recorded top of book only, as a backtest sees it); default
             ``recorded`` with ``lockstep``, else ``venue``.
+        rate_limit: refuse tx requests (``sendTx``/``sendTxBatch``, REST and WS) over the
+            account's rolling-minute limit of sim time with ``23000 too many requests``, before
+            any tx of the request is processed; when false, requests are only counted
+            (``/sim/status`` ``accounts``). Batches of more than 15 txs are refused either way.
+        rate_limit_per_min: the limit in weight units per rolling minute; ``null`` = the tier's
+            (Standard 60 requests, Premium 24,000 weighted; Lighter docs); 0 = no limit.
+        request_weight: weight of one tx request; ``null`` = the tier's (Standard 1, Premium 6).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -73,6 +81,15 @@ class VenueSimConfig(BaseModel):
     lockstep_settle_ms: float = Field(default=30.0, gt=0)
     lockstep_timeout_s: float = Field(default=30.0, gt=0)
     public_book: Literal["venue", "recorded"] | None = None
+    rate_limit: bool = True
+    rate_limit_per_min: int | None = Field(default=None, ge=0)
+    request_weight: int | None = Field(default=None, ge=1)
+
+    def meter(self) -> RequestMeter:
+        """The request meter of this section (tier defaults unless overridden)."""
+        limit = TIER_LIMIT[self.tier] if self.rate_limit_per_min is None else self.rate_limit_per_min
+        weight = TIER_TX_WEIGHT[self.tier] if self.request_weight is None else self.request_weight
+        return RequestMeter(limit=limit, weight=weight, enabled=self.rate_limit)
 
     def resolved_public_book(self) -> str:
         """``public_book``, or its default: ``recorded`` in lockstep, else ``venue``."""

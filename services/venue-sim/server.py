@@ -31,6 +31,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
+from services.venue_sim.ratelimit import BATCH_MAX_TXS, RequestMeter
 from shared.markets import MarketInfo
 from shared.metrics import PREFIX
 from shared.venue import errors as E
@@ -135,18 +136,21 @@ class VenueServer:
             recorded level minus what our takers consumed, plus the resting orders of simulated
             accounts, as Lighter would; ``recorded``: it shows the recorded top of book only
             (lockstep/parity mode: market data then equals the recording, as in a backtest).
+        meter: counts tx requests per account over a rolling minute of sim time and refuses
+            those over the rate limit (23000); default: Standard tier, 60 per minute, enforced.
     """
 
     def __init__(self, engine: MatchingEngine, markets: Iterable[MarketInfo], clock: Callable[[], int],
                  fills_file: Path | None = None, status_extra: Callable[[], dict[str, Any]] | None = None,
                  on_start: Callable[[], None] | None = None, on_tx: Callable[[], None] | None = None,
                  start_when_subscribed_account: int | None = None, market_stats_interval_s: float = 1.0,
-                 recent_trades: int = 200, public_book: str = "venue") -> None:
+                 recent_trades: int = 200, public_book: str = "venue", meter: RequestMeter | None = None) -> None:
         if public_book not in ("venue", "recorded"):
             raise ValueError(f"public_book must be 'venue' or 'recorded', not {public_book!r}")
         self.engine = engine
         self.public_book = public_book
-        self.tx_requests = 0  # txs received (accepted or refused)
+        self.tx_requests = 0  # txs received (accepted or refused) plus requests refused for the rate limit
+        self.meter = meter if meter is not None else RequestMeter()
         self.markets = {m.market_id: m for m in markets}
         self.clock = clock
         self.status_extra = status_extra or (lambda: {})
@@ -612,13 +616,40 @@ class VenueServer:
         return CancelAll(account=acct, market_id=market, scheduled=int(info.get("TimeInForce") or 0) != 0,
                          tx_hash=tx_hash)
 
-    def send_tx(self, tx_type: int, tx_info: str) -> dict[str, Any]:
-        """Validate, schedule and acknowledge one tx; returns Lighter's sendTx body.
+    def _admit(self, tx_info: str, txs: int) -> None:
+        """Charge one tx request of ``txs`` txs to the account of ``tx_info`` (its
+        ``AccountIndex``) at the current sim time, before any tx of it is processed.
+        ``tx_info`` without a readable account is not charged (the tx path refuses it).
 
         Raises:
-            VenueError: with Lighter's code (21104 nonce, 21706 amount, 21728 duplicate client
-                order index, 21732 reduce-only, 21602 market, 21505 tx type, 21501 bad tx_info).
+            ratelimit.RateLimited: 23000, the account is over the rate limit.
         """
+        try:
+            acct = int(json.loads(tx_info)["AccountIndex"])
+        except (ValueError, KeyError, TypeError):
+            return
+        try:
+            self.meter.admit(acct, self.clock(), txs)
+        except VenueError as exc:
+            self.tx_requests += 1
+            REJECTS.labels(str(exc.code)).inc()
+            log.info("refused a request of account %s: %s", acct, exc)
+            raise
+
+    def send_tx(self, tx_type: int, tx_info: str) -> dict[str, Any]:
+        """One ``sendTx`` request: charge the account's rate limit, then validate, schedule and
+        acknowledge the tx; returns Lighter's sendTx body.
+
+        Raises:
+            VenueError: with Lighter's code (23000 too many requests -- nothing processed,
+                21104 nonce, 21706 amount, 21728 duplicate client order index, 21732
+                reduce-only, 21602 market, 21505 tx type, 21501 bad tx_info).
+        """
+        self._admit(tx_info, 1)
+        return self._one_tx(tx_type, tx_info)
+
+    def _one_tx(self, tx_type: int, tx_info: str) -> dict[str, Any]:
+        """Validate, schedule and acknowledge one tx (no rate-limit charge)."""
         self.tx_requests += 1
         try:
             return self._send_tx(tx_type, tx_info)
@@ -656,22 +687,28 @@ class VenueServer:
                 "predicted_execution_time_ms": _ms(acc.exec_ns), "volume_quota_remaining": 100_000}
 
     def send_tx_batch(self, tx_types: str, tx_infos: str) -> dict[str, Any]:
-        """Process a batch in order; the first refused tx stops it (earlier ones stay accepted).
+        """One ``sendTxBatch`` request (one request of the rate limit, charged to the first
+        tx's account): process the txs in order; the first refused tx stops it (earlier ones
+        stay accepted).
 
         Raises:
-            VenueError: the first refused tx's error (or 21501 for malformed lists).
+            VenueError: 21501 for malformed lists or more than 15 txs, 23000 over the rate limit
+                (both before any tx is processed), else the first refused tx's error.
         """
         try:
             types = [int(t) for t in json.loads(tx_types)]
             infos = [i if isinstance(i, str) else json.dumps(i) for i in json.loads(tx_infos)]
             if len(types) != len(infos) or not types:
                 raise ValueError("tx_types and tx_infos must be non-empty lists of one length")
+            if len(types) > BATCH_MAX_TXS:
+                raise ValueError(f"{len(types)} txs in one batch; at most {BATCH_MAX_TXS}")
         except (ValueError, TypeError) as exc:
             REJECTS.labels(str(E.INVALID_TX_INFO)).inc()
             raise VenueError(E.INVALID_TX_INFO, str(exc)) from None
+        self._admit(infos[0], len(infos))
         hashes, predicted = [], 0
         for t, i in zip(types, infos, strict=True):
-            body = self.send_tx(t, i)
+            body = self._one_tx(t, i)
             hashes.append(body["tx_hash"])
             predicted = max(predicted, body["predicted_execution_time_ms"])
         return {"code": 200, "message": "", "tx_hash": hashes, "predicted_execution_time_ms": predicted,
@@ -905,12 +942,36 @@ class VenueServer:
             "sim_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now / 1e9)) if now else None,
             "fills": len(self.engine.fills), "pending_txs": self.engine.pending_count(),
             "self_trade_cancels": len(self.engine.self_trade_cancels),
+            "rate_limit": {"enabled": self.meter.enabled, "limit_per_min": self.meter.limit,
+                           "request_weight": self.meter.weight},
+            "accounts": self.account_status(),
             "depth_assumption": DEPTH_ASSUMPTION, "subscribers": self.subscribers(), "ws_clients": len(self.clients),
             "markets": {m.symbol: m.market_id for m in self.markets.values()},
             "tier": msgspec.to_builtins(self.engine.tier), "maker_fee": self.engine.maker_fee,
             "taker_fee": self.engine.taker_fee, **{k: v for k, v in extra.items() if k not in
                                                    ("state", "events_replayed", "total_events")},
         }
+
+    def account_status(self) -> dict[str, dict[str, int]]:
+        """Per account that sent txs or traded (key: the account index as a string):
+        ``requests``, ``txs``, ``weight_total``, ``max_requests_per_min``, ``rate_limited``
+        (see :meth:`ratelimit.RequestMeter.status`), ``fills`` (fills with the account on
+        either side), ``self_trade_fills`` (the account on both sides of one fill; 0 while
+        self-trade prevention works) and ``self_trade_cancels`` (its resting orders canceled
+        to prevent a self-trade)."""
+        blank = {"requests": 0, "txs": 0, "weight_total": 0, "max_requests_per_min": 0, "rate_limited": 0,
+                 "fills": 0, "self_trade_fills": 0, "self_trade_cancels": 0}
+        out = {str(a): dict(blank) for a in self.engine.accounts}
+        for acct, row in self.meter.status().items():
+            out.setdefault(acct, dict(blank)).update(row)
+        for f in self.engine.fills:
+            for acct in {f.taker_account, f.maker_account} - {BOOK_ACCOUNT}:
+                row = out.setdefault(str(acct), dict(blank))
+                row["fills"] += 1
+                row["self_trade_fills"] += f.taker_account == f.maker_account
+        for o in self.engine.self_trade_cancels:
+            out.setdefault(str(o.account), dict(blank))["self_trade_cancels"] += 1
+        return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
 
     async def h_status(self, _request: web.Request) -> web.Response:
         return web.json_response(self.status())
