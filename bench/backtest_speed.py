@@ -1,26 +1,37 @@
-"""Speed of in-process backtests (``shared.backtest``); prints figures, never fails on speed.
+"""Speed and memory of in-process backtests (``shared.backtest``); prints figures, never fails on them.
 
-The bundled BTC+ETH recording (1,751 events) is looped with shifted timestamps (each loop starts
-1 s after the previous one ended; event ids re-derived per loop) to at least ``--events``
-(default 300,000) events, built in memory before timing. Then, for each strategy, one full
-backtest (matching engine + executor engine + strategy + ledger/recorder, without writing the
-output files) is timed and reported as events per second:
+Speed: the bundled BTC+ETH recording (1,751 top-of-book and trade events over ~1 h) is looped
+with shifted timestamps (each loop starts 1 s after the previous one ended; event ids
+re-derived per loop) to at least ``--events`` (default 300,000) events, built in memory before
+timing. Then, for each strategy, full backtests (matching engine + executor engine + strategy +
+ledger/recorder, without writing the output files) are timed on one core and the best of
+``--repeat`` (default 3) runs is reported as events per second:
 
 - ``trend``: strategy-trend (``services.strategy_trend.engine.make_engine``);
 - ``renko``: strategy-renko (skipped, value ``null`` with a note, when not importable);
 - ``ema_cross``: the tiny EMA-cross reference strategy (``shared.backtest.ema_cross``).
 
+Memory: ``peak_rss_mb`` is this process's peak (it holds the looped events). To see whether
+memory grows with the run, two child processes stream ``--events`` and 10 x ``--events``
+looped events (generated on the fly, never held) through a trend backtest and report their
+peak RSS (``stream_peak_rss_mb``) with the fills and equity samples they kept. ``--no-memory``
+skips them.
+
 Last line: one JSON object ``{"trend_events_per_s", "renko_events_per_s",
-"ema_cross_events_per_s", "peak_rss_mb", ...}``. Run: ``python bench/backtest_speed.py``.
+"ema_cross_events_per_s", "peak_rss_mb", "stream_peak_rss_mb", ...}``.
+Run: ``python bench/backtest_speed.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -33,49 +44,103 @@ from shared.backtest import strategies as registry  # noqa: E402
 from shared.backtest.data import load_data  # noqa: E402
 from shared.backtest.engine import Backtest  # noqa: E402
 from shared.config import StackConfig  # noqa: E402
-from shared.events import derive_id  # noqa: E402
+from shared.events import Event, derive_id  # noqa: E402
 
 RECORDING = REPO / "data" / "recordings" / "lighter-2025-09-15-btc-eth.jsonl.gz"
 
 
-def looped_events(target: int) -> tuple[list, list]:
+def _looped(target: int) -> tuple[list, Iterator[Event]]:
+    """The recording's markets and a generator of ``target`` looped events (see the module
+    docstring)."""
     md = load_data(RECORDING)
     base = list(md.events())
     span = base[-1].ts_event - base[0].ts_event + 10**9
-    out = []
-    k = 0
-    while len(out) < target:
-        shift = k * span
-        if k == 0:
-            out.extend(base)
-        else:
-            out.extend(msgspec.structs.replace(e, ts_event=e.ts_event + shift, id=derive_id(e.id, k)) for e in base)
-        k += 1
-    return md.markets, out
+
+    def gen() -> Iterator[Event]:
+        n = 0
+        for k in itertools.count():
+            for e in base:
+                if n >= target:
+                    return
+                n += 1
+                yield e if k == 0 else msgspec.structs.replace(e, ts_event=e.ts_event + k * span,
+                                                               id=derive_id(e.id, k))
+
+    return md.markets, gen()
 
 
-def time_strategy(name: str, markets: list, events: list) -> tuple[float, int]:
+def looped_events(target: int) -> tuple[list, list]:
+    """The recording's markets and at least ``target`` looped events (whole loops), in memory."""
+    per_loop = sum(1 for _ in load_data(RECORDING).events())
+    markets, gen = _looped(-(-target // per_loop) * per_loop)
+    return markets, list(gen)
+
+
+def _backtest(name: str, markets: list) -> Backtest:
     cfg = StackConfig(markets=[m.symbol for m in markets])
     eng = registry.make(name, cfg)
-    bt = Backtest(markets, {str(getattr(eng, "name", name)): eng}, cfg.section("executor", ExecutorConfig),
-                  account=cfg.account_index)
-    t0 = time.perf_counter()
-    bt.run(events)
-    dt = time.perf_counter() - t0
-    return len(events) / dt, len(bt.recorder.fills)
+    return Backtest(markets, {str(getattr(eng, "name", name)): eng}, cfg.section("executor", ExecutorConfig),
+                    account=cfg.account_index)
+
+
+def time_strategy(name: str, markets: list, events: list, repeat: int = 1) -> tuple[float, int]:
+    """Best events/s of ``repeat`` full backtests of ``name`` over ``events``, and its fills."""
+    best = 0.0
+    fills = 0
+    for _ in range(max(1, repeat)):
+        bt = _backtest(name, markets)
+        t0 = time.perf_counter()
+        bt.run(events)
+        dt = time.perf_counter() - t0
+        best = max(best, len(events) / dt)
+        fills = len(bt.recorder.fills)
+    return best, fills
+
+
+def _stream_run(n: int) -> None:
+    """Child process: stream ``n`` looped events through a trend backtest; print one JSON line."""
+    markets, gen = _looped(n)
+    bt = _backtest("trend", markets)
+    bt.run(gen)
+    print(json.dumps({"events": bt.events, "fills": len(bt.recorder.fills), "equity_samples": len(bt.recorder.sample_t),
+                      "peak_rss_mb": _peak_rss_mb()}))
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS in MB: ``VmHWM`` (Linux; reset by exec, unlike ``ru_maxrss``,
+    which a child inherits from its parent), else ``ru_maxrss``."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _stream_rss(n: int) -> dict[str, object]:
+    proc = subprocess.run([sys.executable, __file__, "--stream-run", str(n)], capture_output=True, text=True,
+                          check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=300_000)
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per strategy (the best is reported)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the streamed memory runs")
+    ap.add_argument("--stream-run", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.stream_run:
+        _stream_run(args.stream_run)
+        return
     markets, events = looped_events(args.events)
-    print(f"events: {len(events)} (bundled recording looped)", file=sys.stderr)
+    print(f"events: {len(events)} (bundled recording looped), best of {args.repeat}", file=sys.stderr)
     res: dict[str, object] = {"events": len(events)}
     for name, key in (("trend", "trend_events_per_s"), ("renko", "renko_events_per_s"),
                       ("ema-cross", "ema_cross_events_per_s")):
         try:
-            eps, fills = time_strategy(name, markets, events)
+            eps, fills = time_strategy(name, markets, events, args.repeat)
         except registry.StrategyNotAvailable as exc:
             res[key] = None
             res[f"{key.split('_events')[0]}_note"] = str(exc)
@@ -84,7 +149,14 @@ def main() -> None:
         res[key] = round(eps)
         res[f"{key.split('_events')[0]}_fills"] = fills
         print(f"{name}: {eps:,.0f} events/s, {fills} fills", file=sys.stderr)
-    res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    res["peak_rss_mb"] = _peak_rss_mb()
+    if not args.no_memory:
+        runs = [_stream_rss(n) for n in (args.events, 10 * args.events)]
+        res["stream_peak_rss_mb"] = {str(r["events"]): r["peak_rss_mb"] for r in runs}
+        res["stream_fills"] = {str(r["events"]): r["fills"] for r in runs}
+        for r in runs:
+            print(f"trend streamed over {r['events']:,} events: peak RSS {r['peak_rss_mb']} MB, {r['fills']} fills, "
+                  f"{r['equity_samples']} equity samples", file=sys.stderr)
     print(json.dumps(res))
 
 
