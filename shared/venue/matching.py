@@ -398,6 +398,10 @@ class MatchingEngine:
         self._trade_counter = 0
         self._inactive_history = inactive_history
         self.public_updates = public_updates
+        # symbol -> (market, its state, its resting orders): one lookup per market-data event
+        # (these objects are created here and never replaced)
+        self._by_symbol_state = {m.symbol: (m, self.state[m.market_id], self.resting[m.market_id])
+                                 for m in self.markets.values()}
         # per market: last [bid_px float, ticks, bid_sz float, lots, ask_px, ticks, ask_sz, lots],
         # then the price and size scales (10**decimals)
         self._touch_ints: dict[int, list[Any]] = {
@@ -548,15 +552,19 @@ class MatchingEngine:
             out = self.advance(ts)
         elif ts > self.now_ns:  # nothing due: advance() would only move the clock
             self.now_ns = ts
-        m = self.by_symbol.get(getattr(ev, "market", ""))
-        if m is None:
+        ms = self._by_symbol_state.get(getattr(ev, "market", ""))
+        if ms is None:
             return [] if out is None else out
+        m, st, book = ms
         ts = self.now_ns
-        st = self.state[m.market_id]
         st.last_ts_ns = ts
         t = type(ev)
         if t is Trade:  # exact types first (the common case), then subclasses
-            ups = self._apply_trade(m, st, ev, ts)  # type: ignore[arg-type]
+            if not book and not self.public_updates:  # = _apply_trade: nothing to fill, nobody to tell
+                st.last_trade_price = ev.price  # type: ignore[attr-defined]
+                ups = []
+            else:
+                ups = self._apply_trade(m, st, ev, ts)  # type: ignore[arg-type]
         elif t is Bbo or isinstance(ev, Bbo):
             ups = self._apply_bbo(m, st, ev, ts)
         elif isinstance(ev, Trade):
