@@ -373,14 +373,6 @@ class TargetEngine(ABC, Generic[S]):
     def _reversal(self, st: S) -> str | None:
         """The strategy's signal exit reason for the open position, or ``None``."""
 
-    def _on_bbo(self, ev: Bbo, st: S) -> list[Event]:
-        bid, ask = ev.bid_px, ev.ask_px
-        if not (bid > 0 and ask > 0 and bid <= ask):
-            return []  # one-sided or crossed book: no usable mid
-        mid = (bid + ask) / 2.0  # = ev.mid
-        st.mid = mid
-        return self._on_mid(ev, mid, st)
-
     def _exit_reason(self, ts: int, mid: float, st: S) -> str | None:
         """The first exit rule that fires: stop loss, take profit (:func:`price_exit`), time stop
         (``max_hold_s`` after the opening fill, at ≥), then the engine's :meth:`_reversal`."""
@@ -415,7 +407,14 @@ class TargetEngine(ABC, Generic[S]):
         t = type(event)
         if t is Bbo or isinstance(event, Bbo):
             st = self._m.get(event.market)  # type: ignore[attr-defined]
-            return self._on_bbo(event, st) if st is not None else []  # type: ignore[arg-type]
+            if st is None:
+                return []
+            bid, ask = event.bid_px, event.ask_px  # type: ignore[attr-defined]
+            if not (bid > 0 and ask > 0 and bid <= ask):
+                return []  # one-sided or crossed book: no usable mid
+            mid = (bid + ask) / 2.0  # = event.mid
+            st.mid = mid
+            return self._on_mid(event, mid, st)  # type: ignore[arg-type]
         if t in _MARKET_DATA:
             return []
         if isinstance(event, _EXEC_INPUTS):
