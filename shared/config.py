@@ -25,7 +25,7 @@ variable ``LIGHTER_API_PRIVATE_KEY`` and is held as a ``SecretStr``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -115,6 +115,50 @@ class StackConfig(BaseModel):
             raise ConfigError(f"mode: live needs the explicit opt-in {LIVE_FLAG_ENV}=yes in the environment")
         if not os.environ.get(PRIVATE_KEY_ENV):
             raise ConfigError(f"mode: live needs {PRIVATE_KEY_ENV} in the environment")
+
+
+def merge_market_values(given: Any, defaults: Mapping[str, float]) -> Any:
+    """A per-market mapping of one number (``{"BTC": 0.001}``, base units or USD as the field
+    says) given in the config, merged over ``defaults``; market keys upper-cased (environment
+    overrides arrive lower-cased). ``None`` gives a copy of ``defaults``; anything but a dict is
+    returned unchanged for the pydantic validator to reject. For a ``mode="before"`` validator."""
+    if given is None:
+        return dict(defaults)
+    if not isinstance(given, dict):
+        return given
+    return {**defaults, **{str(k).upper(): x for k, x in given.items()}}
+
+
+def require_positive(per_market: Iterable[tuple[str, Mapping[str, float]]]) -> None:
+    """Check that every value of each named per-market mapping is > 0.
+
+    Raises:
+        ValueError: ``"<name>: must be > 0 for <markets>"`` for the first mapping with a value
+            that is not (pydantic turns it into a validation error naming the section).
+    """
+    for name, d in per_market:
+        bad = [k for k, x in d.items() if not x > 0]
+        if bad:
+            raise ValueError(f"{name}: must be > 0 for {', '.join(bad)}")
+
+
+def section_markets(section: str, given: Sequence[str] | None, stack_markets: Sequence[str],
+                    per_market: Iterable[tuple[str, Mapping[str, Any]]], verb: str = "trade") -> list[str]:
+    """The markets of service ``section``: ``given`` (its ``markets``) or, when ``None``, the
+    stack's; each must have an entry in every named per-market mapping of ``per_market``.
+
+    Raises:
+        ConfigError: no market (``services.<section>.markets: no market to <verb>``), or a
+            market missing from a mapping (``services.<section>.<name>: nothing set for ...``).
+    """
+    markets = list(given) if given is not None else list(stack_markets)
+    if not markets:
+        raise ConfigError(f"config error: services.{section}.markets: no market to {verb}")
+    for name, d in per_market:
+        missing = [m for m in markets if m not in d]
+        if missing:
+            raise ConfigError(f"config error: services.{section}.{name}: nothing set for {', '.join(missing)}")
+    return markets
 
 
 def _describe(exc: ValidationError, prefix: str = "") -> str:

@@ -37,6 +37,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from shared.config import ConfigError
+from shared.strategy_base import merge_sizes
 
 SECTION = "hedger"
 
@@ -108,20 +109,7 @@ class HedgerConfig(BaseModel):
     @field_validator("markets", mode="before")
     @classmethod
     def _merge_markets(cls, v: Any) -> Any:
-        if v is None:
-            return {k: dict(x) for k, x in DEFAULT_MARKETS.items()}
-        if not isinstance(v, dict):
-            return v
-        out: dict[str, Any] = {k: dict(x) for k, x in DEFAULT_MARKETS.items()}
-        for k, x in v.items():
-            key = str(k).upper()
-            if isinstance(x, dict) and isinstance(out.get(key), dict):
-                out[key] = {**out[key], **x}
-            elif isinstance(x, HedgerMarket):
-                out[key] = x.model_dump()
-            else:
-                out[key] = x
-        return out
+        return merge_sizes(v, DEFAULT_MARKETS)  # per market, field by field (the same merge as sizes)
 
     @field_validator("max_slippage_bps")
     @classmethod

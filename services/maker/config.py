@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.config import ConfigError
+from shared.config import merge_market_values, require_positive, section_markets
 from shared.importers import KNOWN_MARKETS
 from shared.strategy_base import DEFAULT_SIZES, MarketSizing, default_sizes, merge_sizes
 
@@ -39,14 +39,6 @@ Bias = Literal["bid", "ask", "both"]
 DEFAULT_TICKS: dict[str, float] = {m: info.tick for m, info in KNOWN_MARKETS.items()}
 DEFAULT_SOFT_INVENTORY: dict[str, float] = {"BTC": 0.001, "ETH": 0.025}
 DEFAULT_MAX_INVENTORY: dict[str, float] = {"BTC": 0.002, "ETH": 0.05}
-
-
-def _upper_merge(default: dict[str, float], v: Any) -> Any:
-    if v is None:
-        return dict(default)
-    if not isinstance(v, dict):
-        return v
-    return {**default, **{str(k).upper(): x for k, x in v.items()}}
 
 
 class MakerConfig(BaseModel):
@@ -148,25 +140,22 @@ class MakerConfig(BaseModel):
     @field_validator("tick_size", mode="before")
     @classmethod
     def _merge_ticks(cls, v: Any) -> Any:
-        return _upper_merge(DEFAULT_TICKS, v)
+        return merge_market_values(v, DEFAULT_TICKS)
 
     @field_validator("soft_inventory", mode="before")
     @classmethod
     def _merge_soft(cls, v: Any) -> Any:
-        return _upper_merge(DEFAULT_SOFT_INVENTORY, v)
+        return merge_market_values(v, DEFAULT_SOFT_INVENTORY)
 
     @field_validator("max_inventory_units", mode="before")
     @classmethod
     def _merge_hard(cls, v: Any) -> Any:
-        return _upper_merge(DEFAULT_MAX_INVENTORY, v)
+        return merge_market_values(v, DEFAULT_MAX_INVENTORY)
 
     @model_validator(mode="after")
     def _consistent(self) -> MakerConfig:
-        for name, d in (("tick_size", self.tick_size), ("soft_inventory", self.soft_inventory),
-                        ("max_inventory_units", self.max_inventory_units)):
-            bad = [k for k, x in d.items() if not x > 0]
-            if bad:
-                raise ValueError(f"{name}: must be > 0 for {', '.join(bad)}")
+        require_positive((("tick_size", self.tick_size), ("soft_inventory", self.soft_inventory),
+                          ("max_inventory_units", self.max_inventory_units)))
         if self.vol_high_bps <= self.vol_low_bps:
             raise ValueError("vol_high_bps must be above vol_low_bps")
         if self.band_max_bps < self.band_min_bps:
@@ -190,12 +179,7 @@ class MakerConfig(BaseModel):
         Raises:
             ConfigError: no market, or a market missing one of those.
         """
-        markets = list(self.markets) if self.markets is not None else list(stack_markets)
-        if not markets:
-            raise ConfigError(f"config error: services.{SECTION}.markets: no market to quote")
-        for field, d in (("sizes", self.sizes), ("tick_size", self.tick_size),
-                         ("soft_inventory", self.soft_inventory), ("max_inventory_units", self.max_inventory_units)):
-            missing = [m for m in markets if m not in d]
-            if missing:
-                raise ConfigError(f"config error: services.{SECTION}.{field}: nothing set for {', '.join(missing)}")
-        return markets
+        return section_markets(SECTION, self.markets, stack_markets,
+                               (("sizes", self.sizes), ("tick_size", self.tick_size),
+                                ("soft_inventory", self.soft_inventory),
+                                ("max_inventory_units", self.max_inventory_units)), verb="quote")

@@ -27,20 +27,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.config import ConfigError
+from shared.config import merge_market_values, require_positive, section_markets
 
 SECTION = "strategy-grid"
 
 DEFAULT_SIZES: dict[str, float] = {"BTC": 0.0002, "ETH": 0.005}
 DEFAULT_MAX_POSITION: dict[str, float] = {"BTC": 0.001, "ETH": 0.025}
-
-
-def _upper_merge(default: dict[str, float], v: Any) -> Any:
-    if v is None:
-        return dict(default)
-    if not isinstance(v, dict):
-        return v
-    return {**default, **{str(k).upper(): x for k, x in v.items()}}
 
 
 class GridConfig(BaseModel):
@@ -68,19 +60,16 @@ class GridConfig(BaseModel):
     @field_validator("sizes", mode="before")
     @classmethod
     def _merge_sizes(cls, v: Any) -> Any:
-        return _upper_merge(DEFAULT_SIZES, v)
+        return merge_market_values(v, DEFAULT_SIZES)
 
     @field_validator("max_position", mode="before")
     @classmethod
     def _merge_max_position(cls, v: Any) -> Any:
-        return _upper_merge(DEFAULT_MAX_POSITION, v)
+        return merge_market_values(v, DEFAULT_MAX_POSITION)
 
     @model_validator(mode="after")
     def _positive(self) -> GridConfig:
-        for name, d in (("sizes", self.sizes), ("max_position", self.max_position)):
-            bad = [k for k, x in d.items() if not x > 0]
-            if bad:
-                raise ValueError(f"{name}: must be > 0 for {', '.join(bad)}")
+        require_positive((("sizes", self.sizes), ("max_position", self.max_position)))
         return self
 
     @property
@@ -98,11 +87,5 @@ class GridConfig(BaseModel):
         Raises:
             ConfigError: a market without a size or inventory cap, or no market at all.
         """
-        markets = list(self.markets) if self.markets is not None else list(stack_markets)
-        if not markets:
-            raise ConfigError(f"config error: services.{SECTION}.markets: no market to trade")
-        for field, d in (("sizes", self.sizes), ("max_position", self.max_position)):
-            missing = [m for m in markets if m not in d]
-            if missing:
-                raise ConfigError(f"config error: services.{SECTION}.{field}: nothing set for {', '.join(missing)}")
-        return markets
+        return section_markets(SECTION, self.markets, stack_markets,
+                               (("sizes", self.sizes), ("max_position", self.max_position)))
