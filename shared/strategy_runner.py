@@ -1,4 +1,4 @@
-"""The service scaffolding shared by the strategy runners (strategy-trend, -renko, -grid).
+"""The service scaffolding shared by the strategy runners (strategy-trend, -renko, -grid, maker, hedger).
 
 A strategy service runs one pure engine (``on_event(ev) -> [ev]``, with ``name``, ``markets``,
 ``cfg.strategy``, ``cfg.http_port``) on the bus:
@@ -10,22 +10,25 @@ A strategy service runs one pure engine (``on_event(ev) -> [ev]``, with ``name``
   ``fill_id``);
 - Prometheus metrics are updated after each event by :class:`MeteredEngine` (the engine itself
   stays pure);
-- :func:`run_strategy` connects to Redis, installs the stop handlers and runs; :func:`strategy_main`
-  is the service's ``main``.
+- :func:`run_strategy` connects to Redis, installs the stop handlers and runs a body: restore,
+  consume, and at shutdown publish the strategy's shutdown intents (:func:`restore_run_shutdown`,
+  :func:`restore_then_run`; :func:`cancel_all_intents` for a quoting strategy);
+  :func:`strategy_main` is the service's ``main``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge
 
 from shared.bus import Bus, Streams
 from shared.config import StackConfig
-from shared.events import Event, Fill, TargetPosition
+from shared.events import CancelIntent, Event, Fill, TargetPosition, derive_id
 from shared.redis_util import async_client, resolve_redis_url
 from shared.service import EngineRunner, install_stop_handlers, setup_logging
 from shared.strategy_base import signal_labels
@@ -125,17 +128,59 @@ def strategy_main(cfg: StackConfig, check: Callable[[StackConfig], object],
     return 0
 
 
-def restore_then_run(restore: Callable[[Any, Bus, int], Awaitable[int]]) -> Body:
-    """A :data:`Body` for :func:`run_strategy`: ``restore(engine, bus, account)`` the fills,
-    log the positions, then consume until stopped."""
+def positions(engine: Any) -> dict[str, float]:
+    """``{market: engine.position(market)}`` of every traded market (signed base units)."""
+    return {m: engine.position(m) for m in engine.markets}
 
-    async def body(runner: EngineRunner, engine: Any, bus: Bus, account: int) -> None:
+
+def dry_run_note(engine: Any) -> str:
+    """``" (dry run)"`` when ``engine.cfg.dry_run``, else ``""`` (a suffix of log lines)."""
+    return " (dry run)" if engine.cfg.dry_run else ""
+
+
+def restore_run_shutdown(restore: Callable[[Any, Bus, int | str], Awaitable[int]],
+                         restored: Callable[[Any, int], str],
+                         shutdown: Callable[[Any], Sequence[Event]] | None = None,
+                         stopped: Callable[[Any], str] | None = None,
+                         logger: logging.Logger = log) -> Body:
+    """A :data:`Body` for :func:`run_strategy`: ``n = await restore(engine, bus, account)``, log
+    ``restored(engine, n)``, consume until ``runner.stop()``; then (also when the consumer
+    raised) publish ``shutdown(engine)`` to the intent stream when it is not empty and log
+    ``stopped(engine)``. All lines go to ``logger`` at INFO."""
+
+    async def body(runner: EngineRunner, engine: Any, bus: Bus, account: int | str) -> None:
         n = await restore(engine, bus, account)
-        log.info("strategy %s: restored %d fills; positions %s", engine.name, n,
-                 {m: engine.position(m) for m in engine.markets})
-        await runner.run()
+        logger.info("%s", restored(engine, n))
+        try:
+            await runner.run()
+        finally:
+            intents = list(shutdown(engine)) if shutdown is not None else []
+            if intents:
+                await bus.publish(bus.streams.intent(account), intents)
+                if stopped is not None:
+                    logger.info("%s", stopped(engine))
 
     return body
+
+
+def restore_then_run(restore: Callable[[Any, Bus, int], Awaitable[int]]) -> Body:
+    """A :data:`Body` for :func:`run_strategy`: ``restore(engine, bus, account)`` the fills,
+    log the positions, then consume until stopped (nothing is published at shutdown)."""
+    return restore_run_shutdown(
+        restore, lambda e, n: f"strategy {e.name}: restored {n} fills; positions {positions(e)}")
+
+
+def cancel_all_intents(engine: Any, source: str, reason: str, ts_ns: int | None = None) -> list[CancelIntent]:
+    """The shutdown intents of a quoting strategy: one ``CancelIntent(strategy, market=None)``
+    (the executor cancels every resting order of the strategy in all markets), none in dry run.
+    Stamped with the engine's latest event time (``max`` of ``engine.state(m)["ts"]``, ns) so an
+    executor on recording time does not see it as stale, or ``ts_ns``/the wall clock when the
+    engine saw nothing yet; id ``derive_id("shutdown", strategy, ts)``."""
+    if engine.cfg.dry_run:
+        return []
+    ts = max((engine.state(m)["ts"] for m in engine.markets), default=0) or ts_ns or time.time_ns()
+    return [CancelIntent(id=derive_id("shutdown", engine.name, ts), ts_event=ts, source=source,
+                         strategy=engine.name, market=None, reason=reason)]
 
 
 def set_gauges(gauges: dict[str, Gauge], market: str, state: dict[str, Any]) -> None:

@@ -24,17 +24,25 @@ emergency), ``force_aggressive`` and ``emergency`` (0/1), ``last_slippage_bps``.
 from __future__ import annotations
 
 import logging
-import time
 from typing import get_args
 
 from prometheus_client import Counter, Gauge
 
 from shared.bus import Bus
 from shared.config import StackConfig
-from shared.events import CancelIntent, Fill, GuardState, PositionSnapshot, derive_id
+from shared.events import CancelIntent, Fill, GuardState, PositionSnapshot
 from shared.metrics import PREFIX
 from shared.service import EngineRunner
-from shared.strategy_runner import MeteredEngine, build_runner, run_strategy, strategy_main
+from shared.strategy_runner import (
+    MeteredEngine,
+    build_runner,
+    cancel_all_intents,
+    dry_run_note,
+    positions,
+    restore_run_shutdown,
+    run_strategy,
+    strategy_main,
+)
 
 from .config import load_section
 from .engine import SOURCE, HedgerEngine, Mode
@@ -92,11 +100,7 @@ async def restore_positions(engine: HedgerEngine, bus: Bus, account: int | str) 
 def shutdown_intents(engine: HedgerEngine, ts_ns: int | None = None) -> list[CancelIntent]:
     """One ``CancelIntent`` of the hedger for all markets (none in dry run), stamped with the
     engine's latest event time (or ``ts_ns``/the wall clock when it saw nothing yet)."""
-    if engine.cfg.dry_run:
-        return []
-    ts = max((engine.state(m)["ts"] for m in engine.markets), default=0) or ts_ns or time.time_ns()
-    return [CancelIntent(id=derive_id("shutdown", engine.name, ts), ts_event=ts, source=SOURCE,
-                         strategy=engine.name, market=None, reason="hedger shutdown")]
+    return cancel_all_intents(engine, SOURCE, "hedger shutdown", ts_ns)
 
 
 def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[EngineRunner, HedgerEngine]:
@@ -113,22 +117,25 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
     return build_runner(SOURCE, engine, MeteredEngine(engine, Counts(engine).publish), cfg, bus, consumer), engine
 
 
-async def run_until_stopped(runner: EngineRunner, engine: HedgerEngine, bus: Bus, account: int | str) -> None:
-    """Restore the positions, consume until ``runner.stop()``, then pull any passive hedge."""
+async def _restore(engine: HedgerEngine, bus: Bus, account: int | str) -> int:
     n = await restore_positions(engine, bus, account)
     for m in engine.markets:
         Counts(engine).publish(m)
-    log.info("hedger: restored %d events; maker %s, hedge %s%s", n,
-             {m: engine.maker_inventory(m) for m in engine.markets},
-             {m: engine.position(m) for m in engine.markets}, " (dry run)" if engine.cfg.dry_run else "")
-    try:
-        await runner.run()
-    finally:
-        intents = shutdown_intents(engine)
-        if intents:
-            await bus.publish(bus.streams.intent(account), intents)
-            log.info("hedger: shutdown, passive hedges pulled; positions kept %s",
-                     {m: engine.position(m) for m in engine.markets})
+    return n
+
+
+def _restored(engine: HedgerEngine, n: int) -> str:
+    maker = {m: engine.maker_inventory(m) for m in engine.markets}
+    return f"hedger: restored {n} events; maker {maker}, hedge {positions(engine)}{dry_run_note(engine)}"
+
+
+def _stopped(engine: HedgerEngine) -> str:
+    return f"hedger: shutdown, passive hedges pulled; positions kept {positions(engine)}"
+
+
+#: ``run_until_stopped(runner, engine, bus, account)``: restore the positions, consume until
+#: ``runner.stop()``, then pull any passive hedge (:func:`shutdown_intents`).
+run_until_stopped = restore_run_shutdown(_restore, _restored, shutdown_intents, _stopped, log)
 
 
 async def run(cfg: StackConfig, url: str) -> None:

@@ -21,16 +21,25 @@ after each event of a market; the engine stays pure.
 from __future__ import annotations
 
 import logging
-import time
+from functools import partial
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from shared.bus import Bus
 from shared.config import StackConfig
-from shared.events import CancelIntent, Event, ModelParams, derive_id
+from shared.events import CancelIntent, Event, ModelParams
 from shared.metrics import PREFIX
 from shared.service import EngineRunner
-from shared.strategy_runner import MeteredEngine, run_strategy, set_gauges, strategy_main
+from shared.strategy_runner import (
+    MeteredEngine,
+    cancel_all_intents,
+    dry_run_note,
+    positions,
+    restore_run_shutdown,
+    run_strategy,
+    set_gauges,
+    strategy_main,
+)
 from shared.strategy_runner import restore_fills as restore_strategy_fills
 
 from .config import SECTION, MakerConfig
@@ -107,11 +116,7 @@ class Metrics:
 def shutdown_intents(engine: MakerEngine, ts_ns: int | None = None) -> list[CancelIntent]:
     """One ``CancelIntent`` for all markets of the maker (none in dry run), stamped with the
     engine's latest event time (or ``ts_ns``/the wall clock when it saw nothing)."""
-    if engine.cfg.dry_run:
-        return []
-    ts = max((engine.state(m)["ts"] for m in engine.markets), default=0) or ts_ns or time.time_ns()
-    return [CancelIntent(id=derive_id("shutdown", engine.name, ts), ts_event=ts, source=SOURCE,
-                         strategy=engine.name, market=None, reason="maker shutdown")]
+    return cancel_all_intents(engine, SOURCE, "maker shutdown", ts_ns)
 
 
 def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[EngineRunner, MakerEngine]:
@@ -140,21 +145,21 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
     return runner, engine
 
 
+def _restored(engine: MakerEngine, n: int) -> str:
+    return f"maker {engine.name}: restored {n} fills; inventory {positions(engine)}{dry_run_note(engine)}"
+
+
+def _stopped(engine: MakerEngine) -> str:
+    return (f"maker {engine.name}: shutdown, canceled quotes in {', '.join(engine.markets)}; "
+            f"inventory kept {positions(engine)}")
+
+
 async def run_until_stopped(runner: EngineRunner, engine: MakerEngine, bus: Bus, account: int | str) -> None:
     """Restore the inventory, consume until ``runner.stop()``, then cancel the maker's quotes."""
     wrapped = runner.engine
     publish = wrapped._publish if isinstance(wrapped, MeteredEngine) else None  # the same counters' baseline
-    n = await restore_strategy_fills(engine, bus, account, own_markets_only=True, publish=publish)
-    log.info("maker %s: restored %d fills; inventory %s%s", engine.name, n,
-             {m: engine.position(m) for m in engine.markets}, " (dry run)" if engine.cfg.dry_run else "")
-    try:
-        await runner.run()
-    finally:
-        intents = shutdown_intents(engine)
-        if intents:
-            await bus.publish(bus.streams.intent(account), intents)
-            log.info("maker %s: shutdown, canceled quotes in %s; inventory kept %s", engine.name,
-                     ", ".join(engine.markets), {m: engine.position(m) for m in engine.markets})
+    restore = partial(restore_strategy_fills, own_markets_only=True, publish=publish)
+    await restore_run_shutdown(restore, _restored, shutdown_intents, _stopped, log)(runner, engine, bus, account)
 
 
 async def run(cfg: StackConfig, url: str) -> None:

@@ -30,7 +30,15 @@ from shared.config import StackConfig
 from shared.events import RestingOrders, derive_id
 from shared.metrics import PREFIX
 from shared.service import EngineRunner
-from shared.strategy_runner import MeteredEngine, build_runner, run_strategy, strategy_main
+from shared.strategy_runner import (
+    MeteredEngine,
+    build_runner,
+    dry_run_note,
+    positions,
+    restore_run_shutdown,
+    run_strategy,
+    strategy_main,
+)
 from shared.strategy_runner import restore_fills as restore_strategy_fills
 
 from .config import SECTION, GridConfig
@@ -108,19 +116,18 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
     return build_runner(SOURCE, engine, MeteredEngine(engine, Counts(engine).publish), cfg, bus, consumer), engine
 
 
-async def run_until_stopped(runner: EngineRunner, engine: GridEngine, bus: Bus, account: int | str) -> None:
-    """Restore the position, consume until ``runner.stop()``, then cancel the grid's orders."""
-    n = await restore_fills(engine, bus, account)
-    log.info("strategy %s: restored %d fills; positions %s%s", engine.name, n,
-             {m: engine.position(m) for m in engine.markets}, " (dry run)" if engine.cfg.dry_run else "")
-    try:
-        await runner.run()
-    finally:
-        intents = shutdown_intents(engine)
-        if intents:
-            await bus.publish(bus.streams.intent(account), intents)
-            log.info("strategy %s: shutdown, canceled resting orders in %s; positions kept %s", engine.name,
-                     ", ".join(engine.markets), {m: engine.position(m) for m in engine.markets})
+def _restored(engine: GridEngine, n: int) -> str:
+    return f"strategy {engine.name}: restored {n} fills; positions {positions(engine)}{dry_run_note(engine)}"
+
+
+def _stopped(engine: GridEngine) -> str:
+    return (f"strategy {engine.name}: shutdown, canceled resting orders in {', '.join(engine.markets)}; "
+            f"positions kept {positions(engine)}")
+
+
+#: ``run_until_stopped(runner, engine, bus, account)``: restore the position, consume until
+#: ``runner.stop()``, then cancel the grid's orders (:func:`shutdown_intents`).
+run_until_stopped = restore_run_shutdown(restore_fills, _restored, shutdown_intents, _stopped, log)
 
 
 async def run(cfg: StackConfig, url: str) -> None:
