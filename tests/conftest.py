@@ -49,6 +49,51 @@ def recording_path() -> Path:
     return REPO / "data" / "recordings" / "lighter-2025-09-15-btc-eth.jsonl.gz"
 
 
+async def _run_until(coro, stop, cond, timeout: float = 5.0, poll_s: float = 0.005) -> None:
+    """Run ``coro`` as a task, poll ``cond()`` every ``poll_s`` s until it holds or ``timeout``
+    s passed, then ``stop()`` and await the task (10 s; its exception, if any, propagates)."""
+    import asyncio
+    import time
+
+    task = asyncio.create_task(coro)
+    try:
+        deadline = time.monotonic() + timeout
+        while not cond() and time.monotonic() < deadline:
+            await asyncio.sleep(poll_s)
+    finally:
+        stop()
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+def run_until():
+    """``await run_until(coro, stop, cond, timeout=5.0)``: run a service loop (a runner's
+    ``run_until_stopped(...)``, a replay's ``run()``) until ``cond()`` holds, then ``stop()`` it
+    and wait for it to end."""
+    return _run_until
+
+
+async def _read_stream(bus, stream: str, n: int, timeout: float = 5.0) -> list:
+    """The events of ``stream`` once it holds at least ``n`` entries (polled every 50 ms), or
+    whatever it holds after ``timeout`` s."""
+    import asyncio
+
+    got: list = []
+    for _ in range(int(timeout / 0.05)):
+        got = await bus.read_all(stream)
+        if len(got) >= n:
+            break
+        await asyncio.sleep(0.05)
+    return [d.event for d in got]
+
+
+@pytest.fixture
+def read_stream():
+    """``await read_stream(bus, stream, n, timeout=5.0)``: the stream's events once it holds at
+    least ``n`` entries (or whatever it holds at the timeout)."""
+    return _read_stream
+
+
 class VenueExecutor:
     """venue-sim and an executor, both running in the test's event loop on a real Redis.
 

@@ -27,16 +27,6 @@ def fill(i: int, size: float, side: str = "buy", strategy: str = "maker") -> Fil
                 market="SOL", side=side, price=173.0, size=size, liquidity="maker")
 
 
-async def _wait(bus: Bus, stream: str, n: int, timeout: float = 5.0):
-    got = []
-    for _ in range(int(timeout / 0.05)):
-        got = await bus.read_all(stream)
-        if len(got) >= n:
-            break
-        await asyncio.sleep(0.05)
-    return [d.event for d in got]
-
-
 async def test_restore_positions(redis_client, namespace):
     cfg = stack(namespace)
     bus = Bus(redis_client, namespace)
@@ -48,7 +38,7 @@ async def test_restore_positions(redis_client, namespace):
     assert engine.position("SOL") == pytest.approx(-0.01)
 
 
-async def test_runner_hedges_and_pulls_on_shutdown(redis_client, namespace):
+async def test_runner_hedges_and_pulls_on_shutdown(redis_client, namespace, read_stream):
     cfg = stack(namespace)
     bus = Bus(redis_client, namespace)
     exec_stream = bus.streams.exec(cfg.account_index)
@@ -63,7 +53,7 @@ async def test_runner_hedges_and_pulls_on_shutdown(redis_client, namespace):
             Bbo(id="b1", ts_event=T0 + 10 * S, source="collector", market="SOL", bid_px=172.99, bid_sz=1,
                 ask_px=173.01, ask_sz=1)])
         await bus.publish(exec_stream, [fill(11, 0.04)])  # maker now long 0.08 > 0.05
-        evs = await _wait(bus, intent_stream, 1)
+        evs = await read_stream(bus, intent_stream, 1)
         assert len(evs) == 1 and isinstance(evs[0], QuoteIntent)
         q = evs[0]
         assert q.strategy == "hedger" and q.ask_px == 173.01 and q.ask_sz == pytest.approx(0.06)
@@ -73,13 +63,13 @@ async def test_runner_hedges_and_pulls_on_shutdown(redis_client, namespace):
     finally:
         runner.stop()
         await asyncio.wait_for(task, 10)
-    evs = await _wait(bus, intent_stream, 2)
+    evs = await read_stream(bus, intent_stream, 2)
     last = evs[-1]
     assert isinstance(last, CancelIntent) and last.strategy == "hedger" and last.market is None
     assert T0 + 10 * S <= last.ts_event <= T0 + 11 * S  # stamped in event time (the engine's latest)
 
 
-async def test_dry_run_publishes_nothing(redis_client, namespace):
+async def test_dry_run_publishes_nothing(redis_client, namespace, run_until):
     cfg = stack(namespace, dry_run=True)
     bus = Bus(redis_client, namespace)
     await bus.publish(bus.streams.exec(cfg.account_index), [fill(1, 0.3)])
@@ -87,14 +77,7 @@ async def test_dry_run_publishes_nothing(redis_client, namespace):
         Bbo(id="b1", ts_event=T0 + 2 * S, source="collector", market="SOL", bid_px=172.99, bid_sz=1,
             ask_px=173.01, ask_sz=1)])
     runner, engine = build(cfg, bus, consumer="t2")
-    task = asyncio.create_task(run_until_stopped(runner, engine, bus, cfg.account_index))
-    try:
-        for _ in range(100):
-            if engine.state("SOL")["hedges"]["passive"]:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        runner.stop()
-        await asyncio.wait_for(task, 10)
+    await run_until(run_until_stopped(runner, engine, bus, cfg.account_index), runner.stop,
+                    lambda: engine.state("SOL")["hedges"]["passive"])
     assert engine.state("SOL")["hedges"]["passive"] == 1
     assert await bus.read_all(bus.streams.intent(cfg.account_index)) == []

@@ -42,17 +42,7 @@ def mp(pid: str, t: float, ok: bool) -> ModelParams:
                        window_end=ts, ok=ok, problems=[] if ok else ["k fit failed"])
 
 
-async def _wait(bus: Bus, stream: str, pred, timeout: float = 5.0):
-    evs: list = []
-    for _ in range(int(timeout / 0.05)):
-        evs = [d.event for d in await bus.read_all(stream)]
-        if pred(evs):
-            return evs
-        await asyncio.sleep(0.05)
-    return evs
-
-
-async def test_runner_quotes_calibrates_and_cancels_on_shutdown(redis_client, namespace, monkeypatch):
+async def test_runner_quotes_calibrates_and_cancels_on_shutdown(redis_client, namespace, monkeypatch, read_stream):
     def stub(bbos, trades, market, ccfg, *, strategy, order_size, cause, source):
         return msgspec.structs.replace(mp(f"cal-{cause.id}", (cause.ts_event - T0) / S, ok=True), source=source)
 
@@ -71,11 +61,11 @@ async def test_runner_quotes_calibrates_and_cancels_on_shutdown(redis_client, na
     await bus.publish(bus.streams.book("BTC"), [bbo(1, 0.0), bbo(2, 10.0)])
     task = asyncio.create_task(run_until_stopped(runner, engine, bus, acct))
     try:
-        intents = await _wait(bus, intent_stream, lambda evs: len(evs) >= 1)
+        intents = await read_stream(bus, intent_stream, 1)
         q = intents[0]
         assert isinstance(q, QuoteIntent) and q.strategy == "maker" and q.post_only
         assert q.bid_px is not None and q.ask_px is not None and q.bid_px < 99_999.9 < 100_000.1 < q.ask_px
-        params = await _wait(bus, params_stream, lambda evs: len(evs) >= 2)
+        params = await read_stream(bus, params_stream, 2)
         assert [p.id for p in params] == ["bad", "cal-b2"]  # the calibrated params went to the params stream
         for _ in range(100):  # the engine reads its own params back (ignored) and the bad one (counted)
             if engine.state("BTC")["params_rejected"] == 1 and engine.state("BTC")["params_ok"]:
@@ -100,19 +90,12 @@ async def test_runner_quotes_calibrates_and_cancels_on_shutdown(redis_client, na
     assert engine.position("BTC") == pytest.approx(0.0002)  # inventory kept
 
 
-async def test_dry_run_publishes_no_intent(redis_client, namespace):
+async def test_dry_run_publishes_no_intent(redis_client, namespace, run_until):
     cfg = stack(namespace, dry_run=True)
     bus = Bus(redis_client, namespace)
     await bus.publish(bus.streams.book("BTC"), [bbo(1, 0.0)])
     runner, engine = build(cfg, bus, consumer="t2")
-    task = asyncio.create_task(run_until_stopped(runner, engine, bus, cfg.account_index))
-    try:
-        for _ in range(100):
-            if engine.state("BTC")["bid_px"] is not None:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        runner.stop()
-        await asyncio.wait_for(task, 10)
+    await run_until(run_until_stopped(runner, engine, bus, cfg.account_index), runner.stop,
+                    lambda: engine.state("BTC")["bid_px"] is not None)
     assert engine.state("BTC")["requotes"] == 1
     assert await bus.read_all(bus.streams.intent(cfg.account_index)) == []

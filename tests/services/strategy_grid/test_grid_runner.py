@@ -27,16 +27,6 @@ def fill(i: int, fill_id: str, side: str = "buy", strategy: str = "grid") -> Fil
                 market="BTC", side=side, price=100_000.0, size=0.0002, liquidity="maker")
 
 
-async def _wait(bus: Bus, stream: str, n: int, timeout: float = 5.0):
-    got = []
-    for _ in range(int(timeout / 0.05)):
-        got = await bus.read_all(stream)
-        if len(got) >= n:
-            break
-        await asyncio.sleep(0.05)
-    return [d.event for d in got]
-
-
 async def test_restore_position_from_exec_fills(redis_client, namespace):
     cfg = stack(namespace)
     bus = Bus(redis_client, namespace)
@@ -47,7 +37,7 @@ async def test_restore_position_from_exec_fills(redis_client, namespace):
     assert engine.position("BTC") == pytest.approx(0.0002)
 
 
-async def test_runner_publishes_grid_and_cancels_it_on_shutdown(redis_client, namespace):
+async def test_runner_publishes_grid_and_cancels_it_on_shutdown(redis_client, namespace, read_stream):
     cfg = stack(namespace)
     bus = Bus(redis_client, namespace)
     await bus.publish(bus.streams.exec(cfg.account_index), [fill(1, "old")])
@@ -60,7 +50,7 @@ async def test_runner_publishes_grid_and_cancels_it_on_shutdown(redis_client, na
     intent_stream = bus.streams.intent(cfg.account_index)
     task = asyncio.create_task(run_until_stopped(runner, engine, bus, cfg.account_index))
     try:
-        evs = await _wait(bus, intent_stream, 1)
+        evs = await read_stream(bus, intent_stream, 1)
         assert len(evs) == 1
         ro = evs[0]
         assert isinstance(ro, RestingOrders) and len(ro.orders) == 8 and ro.causation_id == "b1"
@@ -70,7 +60,7 @@ async def test_runner_publishes_grid_and_cancels_it_on_shutdown(redis_client, na
     finally:
         runner.stop()
         await asyncio.wait_for(task, 10)
-    evs = await _wait(bus, intent_stream, 2)
+    evs = await read_stream(bus, intent_stream, 2)
     assert len(evs) == 2
     last = evs[-1]
     # shutdown: the empty set for the market (the executor cancels them), stamped in event time
@@ -81,21 +71,14 @@ async def test_runner_publishes_grid_and_cancels_it_on_shutdown(redis_client, na
     assert REGISTRY.get_sample_value("lighter_stack_grid_position", {"market": "BTC"}) == pytest.approx(0.0002)
 
 
-async def test_dry_run_publishes_nothing(redis_client, namespace):
+async def test_dry_run_publishes_nothing(redis_client, namespace, run_until):
     cfg = stack(namespace, dry_run=True)
     bus = Bus(redis_client, namespace)
     await bus.publish(bus.streams.book("BTC"), [
         Bbo(id="b1", ts_event=T0, source="collector", market="BTC", bid_px=99_999.5, bid_sz=1,
             ask_px=100_000.5, ask_sz=1)])
     runner, engine = build(cfg, bus, consumer="t2")
-    task = asyncio.create_task(run_until_stopped(runner, engine, bus, cfg.account_index))
-    try:
-        for _ in range(100):
-            if engine.state("BTC")["anchor"] is not None:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        runner.stop()
-        await asyncio.wait_for(task, 10)
+    await run_until(run_until_stopped(runner, engine, bus, cfg.account_index), runner.stop,
+                    lambda: engine.state("BTC")["anchor"] is not None)
     assert engine.state("BTC")["wanted_orders"] == 8
     assert await bus.read_all(bus.streams.intent(cfg.account_index)) == []

@@ -3,8 +3,6 @@ updates go out before the event's public data, and the quiet gate reads real con
 
 from __future__ import annotations
 
-import asyncio
-
 from services.venue_sim.config import VenueSimConfig
 from services.venue_sim.lockstep import QuietGate
 from services.venue_sim.replay import Replay, split_updates
@@ -37,7 +35,7 @@ def ioc_buy(coi=1):
                        is_ask=False, time_in_force="ioc")
 
 
-async def test_lockstep_tx_arrives_at_event_time_and_account_updates_precede_public_data():
+async def test_lockstep_tx_arrives_at_event_time_and_account_updates_precede_public_data(run_until):
     eng = MatchingEngine([BTC])
     sunk: list[list] = []
     log: list[str] = []
@@ -55,13 +53,7 @@ async def test_lockstep_tx_arrives_at_event_time_and_account_updates_precede_pub
 
     replay = Replay(eng, iter([bbo(T0), bbo(T0 + S, 1), bbo(T0 + 2 * S, 2)]), sink, gate=gate)
     replay.start()
-    task = asyncio.create_task(replay.run())
-    for _ in range(200):
-        if replay.state == "finished":
-            break
-        await asyncio.sleep(0.005)
-    replay.stop()
-    await asyncio.wait_for(task, 2)
+    await run_until(replay.run(), replay.stop, lambda: replay.state == "finished", timeout=2.0)
 
     assert replay.state == "finished" and replay.replayed == 3
     assert arrivals == [T0]  # the sim clock stands at the current event's time, not a wall estimate
@@ -74,7 +66,7 @@ async def test_lockstep_tx_arrives_at_event_time_and_account_updates_precede_pub
     assert [e for e in log if e.startswith("gate")][:3] == ["gate@0", "gate@1", "gate@2"]
 
 
-async def test_lockstep_executes_pending_txs_after_the_last_event_at_their_own_times():
+async def test_lockstep_executes_pending_txs_after_the_last_event_at_their_own_times(run_until):
     eng = MatchingEngine([BTC])
     sunk: list = []
     submitted = []
@@ -85,13 +77,7 @@ async def test_lockstep_executes_pending_txs_after_the_last_event_at_their_own_t
 
     replay = Replay(eng, iter([bbo(T0)]), sunk.extend, gate=gate)
     replay.start()
-    task = asyncio.create_task(replay.run())
-    for _ in range(200):
-        if replay.state == "finished":
-            break
-        await asyncio.sleep(0.005)
-    replay.stop()
-    await asyncio.wait_for(task, 2)
+    await run_until(replay.run(), replay.stop, lambda: replay.state == "finished", timeout=2.0)
     fills = [u.fill for u in sunk if isinstance(u, FillUpdate)]
     assert [f.ts_ns for f in fills] == [T0 + 300 * MS] and eng.pending_count() == 0
 
