@@ -156,8 +156,9 @@ def klines_events(bars: list[Bar], m: MarketInfo) -> Iterator[Bbo | Trade]:
         near, far = (b.high, b.low) if abs(b.high - b.open) <= abs(b.open - b.low) else (b.low, b.high)
         for k, (off, px) in enumerate(zip(offsets, (b.open, near, far, b.close), strict=True)):
             ts = b.ts_ns + off
-            bid = m.int_to_price(m.price_to_int(px))
-            ask = m.int_to_price(m.price_to_int(px) + 1)
+            ticks = m.price_to_int(px)
+            bid = m.int_to_price(ticks)
+            ask = m.int_to_price(ticks + 1)
             size = round(SYNTH_NOTIONAL_USD / max(px, tick), m.size_decimals) or m.lot
             yield Bbo(id=derive_id("kline-bbo", sym, ts), ts_event=ts, source=SOURCE, market=sym, bid_px=bid,
                       bid_sz=size, ask_px=ask, ask_sz=size)
