@@ -59,23 +59,36 @@ left out; the report gives the mean and the count, over all fills and over maker
 for each named strategy), ``orders_filled`` (of those, with at least one fill),
 ``fill_ratio = orders_filled / orders_accepted``; ``resting_orders_accepted`` (time in force not
 ``ioc``), ``resting_orders_maker_filled`` (with a maker fill) and ``maker_fill_ratio``.
+**Computation** (:class:`PnlAttribution`): one pass over the time-ordered market data and the
+fills, online. Per market it keeps the current mid, the regime state (EWMA, the last
+``trend_lookback_s / sample_s + 1`` samples), the adverse-selection markouts still waiting for
+their horizon, the mid changes and fills of the last ``lag_s`` of event time (a fill may carry a
+time slightly before the market data it was produced with: the backtest venue stamps trades in
+whole ms), and per strategy the position and nine bucket sums; per fill it keeps its spread,
+fee and markout values (for the per-market sums and the means). Memory is therefore bounded by
+the number of fills, not by the length of the data. The batch functions (:func:`mid_paths`,
+:func:`attribute`, :func:`attribute_all`, :func:`classify`, :func:`order_stats`) replay their
+inputs through the same class.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from shared.events import Bbo, Fill, OrderAccepted, Trade
+from shared.events import Bbo, Fill, OrderAccepted, OrderCanceled, Trade
 
 NS = 1_000_000_000
 VOL_BUCKETS = ("low", "mid", "high")
 TREND_BUCKETS = ("down", "flat", "up")
 BUCKETS = tuple(f"{v}/{t}" for v in VOL_BUCKETS for t in TREND_BUCKETS)
+_NB = len(BUCKETS)
 _EMPTY: list[Any] = []
 
 
@@ -118,62 +131,6 @@ class MidPath:
         return self.mid[np.clip(idx, 0, None)]
 
 
-class MarketTap:
-    """Collects the mid paths (and ``OrderAccepted`` events) from a stream of events.
-
-    ``on_event(ev) -> []`` has the strategy-engine shape, so the backtest can run it as a silent
-    extra engine that sees every market-data event and every executor output; any other events
-    are ignored. Repeated mids are not stored (the path holds mid changes only).
-    """
-
-    def __init__(self) -> None:
-        self._ts: dict[str, list[int]] = {}
-        self._mid: dict[str, list[float]] = {}
-        self._quoted: set[str] = set()
-        self.orders: list[OrderAccepted] = []
-        self.end_ns = 0
-
-    def on_event(self, ev: Any) -> list[Any]:
-        t = type(ev)
-        if t is Bbo:
-            if ev.ts_event > self.end_ns:
-                self.end_ns = ev.ts_event
-            if ev.bid_px > 0 and ev.ask_px > 0:
-                self._quoted.add(ev.market)
-                self._add(ev.market, ev.ts_event, (ev.bid_px + ev.ask_px) / 2.0)
-        elif t is Trade:
-            if ev.ts_event > self.end_ns:
-                self.end_ns = ev.ts_event
-            if ev.market not in self._quoted:
-                self._add(ev.market, ev.ts_event, ev.price)
-        elif t is OrderAccepted:
-            self.orders.append(ev)
-        return _EMPTY
-
-    def _add(self, market: str, ts: int, mid: float) -> None:
-        mids = self._mid.get(market)
-        if mids is None:
-            self._ts[market] = [ts]
-            self._mid[market] = [mid]
-        elif mids[-1] != mid:
-            self._ts[market].append(ts)
-            mids.append(mid)
-
-    def paths(self) -> dict[str, MidPath]:
-        """The mid path of every market seen (sorted by symbol)."""
-        return {m: MidPath(np.asarray(self._ts[m], dtype=np.int64), np.asarray(self._mid[m], dtype=np.float64),
-                           self.end_ns) for m in sorted(self._ts)}
-
-
-def mid_paths(events: Iterable[Any]) -> tuple[dict[str, MidPath], list[OrderAccepted]]:
-    """Run :class:`MarketTap` over ``events`` (time-ordered); returns (paths, order acceptances)."""
-    tap = MarketTap()
-    on = tap.on_event
-    for ev in events:
-        on(ev)
-    return tap.paths(), tap.orders
-
-
 @dataclass(slots=True)
 class Regimes:
     """The regime grid of one market: sample times ``grid`` (int64 ns), ``vol_bps``,
@@ -198,151 +155,527 @@ class Regimes:
         return np.bincount(self.bucket, weights=dur.astype(np.float64), minlength=len(BUCKETS))
 
 
-def classify(path: MidPath, params: RegimeParams = RegimeParams()) -> Regimes:
-    """Volatility and trend buckets of a market on its sampling grid (module docstring).
-
-    Raises:
-        ValueError: empty path or non-positive ``sample_s``.
-    """
-    if len(path.ts) == 0:
-        raise ValueError("classify: empty mid path")
-    step = int(round(params.sample_s * NS))
-    if step <= 0:
-        raise ValueError("classify: sample_s must be > 0")
-    g0 = int(path.ts[0])
-    end = max(path.end_ns, int(path.ts[-1]))
-    grid = g0 + step * np.arange((end - g0) // step + 1, dtype=np.int64)
-    m = path.at(grid)
-    r = np.zeros(len(grid))
-    if len(grid) > 1:
-        r[1:] = np.abs(np.diff(m)) / m[:-1] * 1e4
-    a = 1.0 - math.exp(-math.log(2.0) * params.sample_s / params.vol_half_life_s)
-    vol = np.zeros(len(grid))
-    v = 0.0
-    for k in range(1, len(grid)):
-        rk = float(r[k])
-        v = rk if v == 0.0 else a * rk + (1.0 - a) * v
-        vol[k] = v
-    lb = max(1, int(round(params.trend_lookback_s / params.sample_s)))
-    old = m[np.maximum(np.arange(len(grid)) - lb, 0)]
-    trend = (m - old) / old * 1e4
-    vb = np.where(vol < params.vol_low_bps, 0, np.where(vol < params.vol_high_bps, 1, 2))
-    tb = np.where(trend >= params.trend_up_bps, 2, np.where(trend <= params.trend_down_bps, 0, 1))
-    return Regimes(grid, vol, trend, (vb * 3 + tb).astype(np.int64), end)
+def _bps(num: float, den: float) -> float:
+    """``num / den * 1e4`` with numpy's float semantics for ``den == 0`` (inf or nan, no error)."""
+    try:
+        return num / den * 1e4
+    except ZeroDivisionError:
+        return math.nan if num == 0 or num != num else math.copysign(math.inf, num) * math.copysign(1.0, den)
 
 
-@dataclass(slots=True)
-class _Acc:
-    """Per-bucket sums (arrays of len(BUCKETS))."""
+class _Scope:
+    """The sums of one scope (the account total or one strategy) in one market."""
 
-    spread: np.ndarray = field(default_factory=lambda: np.zeros(len(BUCKETS)))
-    inventory: np.ndarray = field(default_factory=lambda: np.zeros(len(BUCKETS)))
-    fees: np.ndarray = field(default_factory=lambda: np.zeros(len(BUCKETS)))
-    fills: np.ndarray = field(default_factory=lambda: np.zeros(len(BUCKETS), dtype=np.int64))
-    time: np.ndarray = field(default_factory=lambda: np.zeros(len(BUCKETS)))
+    __slots__ = ("pos", "spread", "inventory", "fees", "fills", "spread_vals", "fee_vals", "inv_sum", "inv_comp",
+                 "mk_all", "mk_maker")
+
+    def __init__(self, n_h: int) -> None:
+        self.pos = 0.0  # position, base units (sequential sum of the signed sizes, in fill order)
+        self.spread = [0.0] * _NB  # per bucket, USD (sequential sums, in fill / mid-change order)
+        self.inventory = [0.0] * _NB
+        self.fees = [0.0] * _NB
+        self.fills = [0] * _NB
+        self.spread_vals = array("d")  # per fill, USD: summed with numpy's pairwise sum at the end
+        self.fee_vals = array("d")
+        self.inv_sum = 0.0  # inventory PnL of the market: compensated (Neumaier) running sum
+        self.inv_comp = 0.0
+        self.mk_all = [array("d") for _ in range(n_h)]  # resolved markouts, bps, in fill order
+        self.mk_maker = [array("d") for _ in range(n_h)]
 
 
-def attribute(fills: Sequence[Fill], paths: Mapping[str, MidPath], orders: Sequence[OrderAccepted] | None = None,
-              strategy: str | None = None, params: RegimeParams = RegimeParams(),
-              regimes: Mapping[str, Regimes] | None = None) -> dict[str, Any]:
-    """The PnL split of ``fills`` (those of ``strategy``, or all when None) against ``paths``.
+class _Market:
+    """Online state of one market (see :class:`PnlAttribution`)."""
+
+    __slots__ = ("first_mid", "tail", "mid", "mq", "fq", "done_ts", "done_mid", "scopes", "held", "next_g",
+                 "last_b", "v", "prev", "window", "time", "pend", "rec", "path_ts", "path_mid", "end")
+
+    def __init__(self, n_h: int, lb: int, b0: int, keep_path: bool) -> None:
+        self.first_mid: float | None = None  # first mid appended (known before it is processed)
+        self.tail: float | None = None  # last mid appended (repeats are not appended)
+        self.mid: float | None = None  # mid of the processed part of the stream
+        self.mq: deque[tuple[int, float]] = deque()  # mid changes waiting for the watermark
+        self.fq: deque[tuple[int, int, Fill]] = deque()  # fills waiting (ts, arrival seq, fill)
+        self.done_ts = -1  # ts of the last processed item; done_mid: it was a mid change
+        self.done_mid = False
+        self.scopes: dict[str | None, _Scope] = {}
+        self.held: list[_Scope] = []  # scopes with a position in this market (inventory loop)
+        self.next_g: int | None = None  # next regime sample time, ns
+        self.last_b = b0  # bucket of the last sample (in force after it)
+        self.v = 0.0  # EWMA volatility, bps
+        self.prev: float | None = None  # mid of the last sample
+        self.window: deque[float] = deque(maxlen=lb + 1)  # sample mids of the trend lookback
+        self.time = [0.0] * _NB  # ns in force per bucket (sequential, in sample order)
+        # markouts waiting for their horizon, per horizon: (due ns, side, mid at fill, maker, scopes)
+        self.pend: list[deque[tuple[int, float, float, bool, tuple[_Scope, ...]]]] = [deque() for _ in range(n_h)]
+        self.rec: list[list[Any]] | None = None  # classify(): grid, vol, trend, bucket per sample
+        self.path_ts: list[int] | None = [] if keep_path else None
+        self.path_mid: list[float] | None = [] if keep_path else None
+        self.end = 0
+
+
+class _Orders:
+    """Fill ratios from ``OrderAccepted``/``OrderCanceled`` and fills, per scope (module docstring,
+    **Orders**). Only live orders are held: an order is dropped when it is canceled/expired or
+    its accepted size is filled; fills of orders not (yet) accepted are kept by key."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        # (market, coi) -> [remaining size, accepted size, {scope: [resting, filled, maker_filled]}]
+        self.live: dict[tuple[str, int], list[Any]] = {}
+        self.early: dict[tuple[str, int], dict[str | None, list[bool]]] = {}
+        # scope -> [accepted, filled, resting accepted, resting maker-filled]
+        self.counts: dict[str | None, list[int]] = {}
+
+    def accepted(self, o: OrderAccepted) -> None:
+        self.seen = True
+        key = (o.market, o.client_order_index)
+        e = self.live.get(key)
+        if e is None:
+            e = self.live[key] = [o.size, o.size, {}]
+        states = e[2]
+        early = self.early.get(key)
+        resting = o.time_in_force != "ioc"
+        for s in (None, *o.strategy.split(",")):
+            if s in states:
+                continue  # the first acceptance of an order counts (duplicates ignored)
+            c = self.counts.setdefault(s, [0, 0, 0, 0])
+            c[0] += 1
+            if resting:
+                c[2] += 1
+            st = states[s] = [resting, False, False]
+            f = early.get(s) if early else None
+            if f:
+                if f[0]:
+                    st[1] = True
+                    c[1] += 1
+                if f[1] and resting:
+                    st[2] = True
+                    c[3] += 1
+
+    def fill(self, market: str, coi: int, size: float, maker: bool, scopes: tuple[str | None, ...]) -> None:
+        key = (market, coi)
+        e = self.live.get(key)
+        if e is None:
+            ea = self.early.setdefault(key, {})
+            for s in scopes:
+                f = ea.setdefault(s, [False, False])
+                f[0] = True
+                f[1] = f[1] or maker
+            return
+        states = e[2]
+        for s in scopes:
+            st = states.get(s)
+            if st is None:
+                continue
+            c = self.counts[s]
+            if not st[1]:
+                st[1] = True
+                c[1] += 1
+            if maker and st[0] and not st[2]:
+                st[2] = True
+                c[3] += 1
+        e[0] -= size
+        if e[0] <= 1e-9 * e[1]:
+            del self.live[key]
+
+    def canceled(self, o: OrderCanceled) -> None:
+        self.live.pop((o.market, o.client_order_index), None)
+
+    def stats(self, scope: str | None) -> dict[str, Any]:
+        a, f, r, m = self.counts.get(scope, (0, 0, 0, 0))
+        return {"orders_accepted": a, "orders_filled": f, "fill_ratio": _r(f / a, 4) if a else None,
+                "resting_orders_accepted": r, "resting_orders_maker_filled": m,
+                "maker_fill_ratio": _r(m / r, 4) if r else None}
+
+
+class PnlAttribution:
+    """Online PnL split of every strategy's fills (definitions: module docstring).
+
+    ``on_event(ev) -> []`` has the strategy-engine shape, so the backtest runs it as a silent
+    extra engine: it takes ``Bbo``/``Trade`` (the mid path, time-ordered), ``Fill``,
+    ``OrderAccepted`` and ``OrderCanceled``; anything else is ignored. After the last event,
+    :meth:`finish` closes the books and :meth:`results` gives the ``pnl_split`` objects.
+
+    Fills and mid changes are processed in the order of the batch definition (by ``ts_event``; at
+    equal times fills before the mid change) once the market data is ``lag_s`` past them, so a
+    fill stamped up to ``lag_s`` before market data already seen is still exact. A fill arriving
+    later than that is attributed at arrival against the current state and counted in
+    ``late_fills`` (a note in the results).
 
     Args:
-        fills: attributed fills (any order; booked in ``ts_event`` order, ties in input order).
-        paths: mid path per market (:class:`MarketTap` / :func:`mid_paths`).
-        orders: the executor's ``OrderAccepted`` events (None: no order statistics).
-        strategy: only this strategy's fills and orders.
         params: bucket and markout parameters.
-        regimes: precomputed :func:`classify` results per market (to share across strategies).
+        lag_s: reordering window, s of event time (``math.inf``: everything is processed at
+            :meth:`finish`, as the batch functions do).
+        keep_paths: also keep every mid change and ``OrderAccepted`` (for :meth:`paths`; memory
+            then grows with the data).
 
-    Returns:
-        A JSON-ready dict (floats rounded to 6 decimals, USD unless named ``_bps``/``_pct``):
-        ``spread_capture_usd``, ``inventory_pnl_usd``, ``fees_usd``, ``total_usd``, ``fills``,
-        ``maker_fills``, ``by_market`` (the same four sums and fills per market), ``buckets``
-        (per :data:`BUCKETS` label: the four sums, fills, ``time_share_pct``), ``by_volatility`` and
-        ``by_trend`` (marginals), ``adverse_selection_bps`` (``all``/``maker`` -> per horizon
-        ``"<h>s"``: mean or None, and ``n_<h>s``), ``orders`` (None without ``orders``) and
-        ``notes`` (markets whose fills were left out for lack of a mid).
+    Raises:
+        ValueError: ``sample_s`` not positive.
     """
-    own = [f for f in fills if strategy is None or f.strategy == strategy]
-    by_mkt: dict[str, list[Fill]] = {}
-    for f in own:
-        by_mkt.setdefault(f.market, []).append(f)
-    regimes = dict(regimes or {})
-    acc = _Acc()
-    notes: list[str] = []
-    per_market: dict[str, dict[str, Any]] = {}
-    hs = tuple(params.markouts_s)
-    mk_all: list[list[np.ndarray]] = [[] for _ in hs]
-    mk_maker: list[list[np.ndarray]] = [[] for _ in hs]
-    traded = sorted(by_mkt)
-    for market in traded:
-        fs = sorted(by_mkt[market], key=lambda f: f.ts_event)
-        path = paths.get(market)
-        if path is None or len(path.ts) == 0:
-            notes.append(f"{market}: no mid in the data, its {len(fs)} fills are left out of the split")
-            continue
-        reg = regimes.get(market)
-        if reg is None:
-            reg = regimes[market] = classify(path, params)
-        ts = np.fromiter((f.ts_event for f in fs), dtype=np.int64, count=len(fs))
-        px = np.fromiter((f.price for f in fs), dtype=np.float64, count=len(fs))
-        sz = np.fromiter((f.size for f in fs), dtype=np.float64, count=len(fs))
-        d = np.fromiter((1.0 if f.side == "buy" else -1.0 for f in fs), dtype=np.float64, count=len(fs))
-        fee = np.fromiter((f.fee for f in fs), dtype=np.float64, count=len(fs))
-        maker = np.fromiter((f.liquidity == "maker" for f in fs), dtype=bool, count=len(fs))
-        m_fill = path.at(ts, strict=True)
-        spread = d * (m_fill - px) * sz
-        # inventory: position after the fills at or before each mid change, times the change
-        cq = np.concatenate(([0.0], np.cumsum(d * sz)))
-        pos = cq[np.searchsorted(ts, path.ts[1:], side="right")]
-        inv = pos * np.diff(path.mid)
-        b_fill = reg.bucket_at(ts)
-        b_inv = reg.bucket_at(path.ts[1:])
-        n = len(BUCKETS)
-        acc.spread += np.bincount(b_fill, weights=spread, minlength=n)
-        acc.fees += np.bincount(b_fill, weights=fee, minlength=n)
-        acc.fills += np.bincount(b_fill, minlength=n)
-        acc.inventory += np.bincount(b_inv, weights=inv, minlength=n)
-        acc.time += reg.time_ns()
-        s, i, fe = float(spread.sum()), float(inv.sum()), float(fee.sum())
-        per_market[market] = {"spread_capture_usd": _r(s), "inventory_pnl_usd": _r(i), "fees_usd": _r(fe),
-                              "total_usd": _r(s + i - fe), "fills": len(fs)}
-        for j, h in enumerate(hs):
-            t_h = ts + int(round(h * NS))
-            ok = t_h <= path.end_ns
-            adv = -d * (path.at(t_h) - m_fill) / m_fill * 1e4
-            mk_all[j].append(adv[ok])
-            mk_maker[j].append(adv[ok & maker])
-    if not traded:
-        for market in sorted(paths):
-            if len(paths[market].ts):
-                reg = regimes.get(market) or classify(paths[market], params)
-                acc.time += reg.time_ns()
-    spread_t, inv_t, fees_t = float(acc.spread.sum()), float(acc.inventory.sum()), float(acc.fees.sum())
-    out: dict[str, Any] = {
-        "spread_capture_usd": _r(spread_t), "inventory_pnl_usd": _r(inv_t), "fees_usd": _r(fees_t),
-        "total_usd": _r(spread_t + inv_t - fees_t), "fills": len(own),
-        "maker_fills": sum(1 for f in own if f.liquidity == "maker"),
-        "by_market": per_market,
-        "buckets": _table(acc, list(range(len(BUCKETS))), BUCKETS),
-        "by_volatility": _table(acc, [[3 * v + t for t in range(3)] for v in range(3)], VOL_BUCKETS),
-        "by_trend": _table(acc, [[3 * v + t for v in range(3)] for t in range(3)], TREND_BUCKETS),
-        "adverse_selection_bps": {"all": _markouts(hs, mk_all), "maker": _markouts(hs, mk_maker)},
-        "orders": None if orders is None else order_stats(own, orders, strategy),
-        "notes": notes,
-    }
-    return out
+
+    def __init__(self, params: RegimeParams = RegimeParams(), lag_s: float = 1.0, keep_paths: bool = False) -> None:
+        step = int(round(params.sample_s * NS))
+        if step <= 0:
+            raise ValueError("sample_s must be > 0")
+        self.params = params
+        self._step = step
+        self._a = 1.0 - math.exp(-math.log(2.0) * params.sample_s / params.vol_half_life_s)
+        self._lb = max(1, int(round(params.trend_lookback_s / params.sample_s)))
+        self._hs = tuple(params.markouts_s)
+        self._h_ns = tuple(int(round(h * NS)) for h in self._hs)
+        self._b0 = self._bucket(0.0, 0.0)
+        self._lag = None if math.isinf(lag_s) else int(lag_s * NS)
+        self._keep = keep_paths
+        self.kept_orders: list[OrderAccepted] = []
+        self.markets: dict[str, _Market] = {}
+        self._quoted: set[str] = set()
+        self.end_ns = 0  # last Bbo/Trade time of any market
+        self._seq = 0
+        self._nfills: dict[str | None, list[int]] = {}  # scope -> [fills, maker fills]
+        self._fill_mkts: dict[str | None, dict[str, int]] = {}  # scope -> market -> fills
+        self.orders = _Orders()
+        self.late_fills = 0
+        self.finished = False
+
+    # ------------------------------------------------------------------ input
+
+    def on_event(self, ev: Any) -> list[Any]:
+        """Take one event (see the class docstring); always returns ``[]``."""
+        t = type(ev)
+        if t is Bbo:
+            ts = ev.ts_event
+            if ts > self.end_ns:
+                self.end_ns = ts
+            if ev.bid_px > 0 and ev.ask_px > 0:
+                self._quoted.add(ev.market)
+                self.on_mid(ev.market, ts, (ev.bid_px + ev.ask_px) / 2.0)
+        elif t is Fill:
+            self.on_fill(ev)
+        elif t is Trade:
+            ts = ev.ts_event
+            if ts > self.end_ns:
+                self.end_ns = ts
+            if ev.market not in self._quoted:
+                self.on_mid(ev.market, ts, ev.price)
+        elif t is OrderAccepted:
+            self.orders.accepted(ev)
+            if self._keep:
+                self.kept_orders.append(ev)
+        elif t is OrderCanceled:
+            self.orders.canceled(ev)
+        return _EMPTY
+
+    def _market(self, market: str) -> _Market:
+        mk = self.markets.get(market)
+        if mk is None:
+            mk = self.markets[market] = _Market(len(self._hs), self._lb, self._b0, self._keep)
+        return mk
+
+    def on_mid(self, market: str, ts: int, mid: float) -> None:
+        """A mid of ``market`` at ``ts`` (ns, non-decreasing per market; repeats are ignored).
+        Does not move :attr:`end_ns` (``on_event`` does)."""
+        mk = self.markets.get(market) or self._market(market)
+        if mid != mk.tail:
+            if mk.tail is None:
+                mk.first_mid = mid
+            mk.tail = mid
+            mk.mq.append((ts, mid))
+            if mk.path_ts is not None:
+                mk.path_ts.append(ts)
+                mk.path_mid.append(mid)  # type: ignore[union-attr]
+        if self._lag is not None:
+            self._drain(mk, self.end_ns - self._lag)
+
+    def on_fill(self, f: Fill) -> None:
+        """An attributed fill (any strategy)."""
+        key = f.strategy
+        maker = f.liquidity == "maker"
+        for s in (None, key):
+            n = self._nfills.get(s)
+            if n is None:
+                n = self._nfills[s] = [0, 0]
+                self._fill_mkts[s] = {}
+            n[0] += 1
+            if maker:
+                n[1] += 1
+            fm = self._fill_mkts[s]
+            fm[f.market] = fm.get(f.market, 0) + 1
+        self.orders.fill(f.market, f.client_order_index, f.size, maker, (None, key))
+        mk = self.markets.get(f.market) or self._market(f.market)
+        ts = f.ts_event
+        if ts < mk.done_ts or (ts == mk.done_ts and mk.done_mid):
+            self.late_fills += 1
+            self._fill(mk, f, mk.done_ts)
+            return
+        self._seq += 1
+        item = (ts, self._seq, f)
+        fq = mk.fq
+        if fq and ts < fq[-1][0]:
+            fq.append(item)
+            srt = sorted(fq, key=lambda x: (x[0], x[1]))
+            fq.clear()
+            fq.extend(srt)
+        else:
+            fq.append(item)
+        if self._lag is not None:
+            self._drain(mk, self.end_ns - self._lag)
+
+    # ------------------------------------------------------------------ processing
+
+    def _drain(self, mk: _Market, w: int | None) -> None:
+        """Process the market's queued fills and mid changes with ``ts < w`` (None: all), in
+        time order, fills before mid changes at equal times; fills wait for the first mid."""
+        mq, fq = mk.mq, mk.fq
+        while True:
+            if fq and mk.first_mid is not None and (not mq or fq[0][0] <= mq[0][0]):
+                t = fq[0][0]
+                if w is not None and t >= w:
+                    return
+                self._fill(mk, fq.popleft()[2], t)
+            elif mq:
+                t = mq[0][0]
+                if w is not None and t >= w:
+                    return
+                self._mid(mk, *mq.popleft())
+            else:
+                return
+
+    def _bucket(self, vol: float, trend: float) -> int:
+        p = self.params
+        vb = 0 if vol < p.vol_low_bps else 1 if vol < p.vol_high_bps else 2
+        tb = 2 if trend >= p.trend_up_bps else 0 if trend <= p.trend_down_bps else 1
+        return vb * 3 + tb
+
+    def _advance(self, mk: _Market, t: int, cap: int) -> None:
+        """Take the regime samples at the grid times ``g < t`` (and ``g <= cap``) with the
+        current mid; the time of the previous sample goes to its bucket."""
+        g = mk.next_g
+        if g is None or g >= t or g > cap:
+            return
+        step = self._step
+        m = mk.mid
+        assert m is not None
+        a = self._a
+        time = mk.time
+        rec = mk.rec
+        while g < t and g <= cap:
+            prev = mk.prev
+            if prev is None:  # first sample: v = 0, trend against itself
+                mk.window.append(m)
+                v = 0.0
+                trend = _bps(m - m, m)
+            else:
+                time[mk.last_b] += float(step)
+                rk = abs(m - prev)
+                rk = _bps(rk, prev)
+                v = mk.v
+                v = rk if v == 0.0 else a * rk + (1.0 - a) * v
+                mk.v = v
+                w = mk.window
+                w.append(m)
+                old = w[0]
+                trend = _bps(m - old, old)
+            mk.prev = m
+            b = mk.last_b = self._bucket(v, trend)
+            if rec is not None:
+                rec[0].append(g)
+                rec[1].append(v)
+                rec[2].append(trend)
+                rec[3].append(b)
+            g += step
+        mk.next_g = g
+
+    def _resolve(self, mk: _Market, t: int, end: int | None) -> None:
+        """Markouts due before ``t`` take the current mid (``end``: those due at or before it;
+        the others are dropped)."""
+        m_now = mk.mid
+        for j, dq in enumerate(mk.pend):
+            while dq and (dq[0][0] < t if end is None else True):
+                due, d, m, maker, scopes = dq.popleft()
+                if end is not None and due > end:
+                    continue
+                adv = _bps(-d * (m_now - m), m)  # type: ignore[operator]
+                for sc in scopes:
+                    sc.mk_all[j].append(adv)
+                    if maker:
+                        sc.mk_maker[j].append(adv)
+
+    def _fill(self, mk: _Market, f: Fill, t: int) -> None:
+        self._advance(mk, t, self.end_ns if mk.end == 0 else mk.end)
+        m = mk.mid if mk.mid is not None else mk.first_mid
+        assert m is not None
+        d = 1.0 if f.side == "buy" else -1.0
+        sz = f.size
+        spread = d * (m - f.price) * sz
+        fee = f.fee
+        b = mk.last_b
+        scs = []
+        for key in (None, f.strategy):
+            sc = mk.scopes.get(key)
+            if sc is None:
+                sc = mk.scopes[key] = _Scope(len(self._hs))
+            was = sc.pos
+            sc.pos = was + d * sz
+            if was == 0.0 and sc.pos != 0.0 and sc not in mk.held:
+                mk.held.append(sc)
+            sc.spread[b] += spread
+            sc.fees[b] += fee
+            sc.fills[b] += 1
+            sc.spread_vals.append(spread)
+            sc.fee_vals.append(fee)
+            scs.append(sc)
+        scopes = tuple(scs)
+        maker = f.liquidity == "maker"
+        ts = f.ts_event
+        for j, h in enumerate(self._h_ns):
+            mk.pend[j].append((ts + h, d, m, maker, scopes))
+        if t > mk.done_ts:
+            mk.done_ts, mk.done_mid = t, False
+
+    def _mid(self, mk: _Market, ts: int, mid: float) -> None:
+        if mk.mid is None:  # the first mid: starts the regime grid; earlier markouts take it
+            mk.mid = mid
+            mk.next_g = ts
+            self._resolve(mk, ts, None)
+        else:
+            self._advance(mk, ts, self.end_ns if mk.end == 0 else mk.end)
+            self._resolve(mk, ts, None)
+            b = mk.last_b
+            dm = mid - mk.mid
+            held = mk.held
+            flat = False
+            for sc in held:
+                pos = sc.pos
+                if pos == 0.0:
+                    flat = True
+                else:
+                    x = pos * dm
+                    sc.inventory[b] += x
+                    s = sc.inv_sum  # Neumaier's compensated sum
+                    u = s + x
+                    if abs(s) >= abs(x):
+                        sc.inv_comp += (s - u) + x
+                    else:
+                        sc.inv_comp += (x - u) + s
+                    sc.inv_sum = u
+            if flat:
+                mk.held = [sc for sc in held if sc.pos != 0.0]
+            mk.mid = mid
+        mk.done_ts, mk.done_mid = ts, True
+
+    def finish(self, ends: Mapping[str, int] | None = None) -> None:
+        """Process everything still queued and close the regime grids and markouts at the end of
+        the data (``ends``: per-market end, ns; default :attr:`end_ns`). Idempotent; events after
+        it are not expected."""
+        if self.finished:
+            return
+        self.finished = True
+        for name, mk in self.markets.items():
+            end = (ends or {}).get(name, self.end_ns)
+            if mk.path_ts:
+                end = max(end, mk.path_ts[-1])
+            mk.end = end
+            self._drain(mk, None)
+            if mk.mid is None:
+                continue
+            self._advance(mk, end + 1, end)
+            assert mk.next_g is not None
+            g_last = mk.next_g - self._step
+            mk.time[mk.last_b] += float(max(g_last, end) - g_last)
+            self._resolve(mk, 0, end)
+
+    # ------------------------------------------------------------------ output
+
+    def paths(self) -> dict[str, MidPath]:
+        """The mid path of every market seen (sorted by symbol; needs ``keep_paths``)."""
+        out = {}
+        for m in sorted(self.markets):
+            mk = self.markets[m]
+            if mk.path_ts:
+                out[m] = MidPath(np.asarray(mk.path_ts, dtype=np.int64), np.asarray(mk.path_mid, dtype=np.float64),
+                                 self.end_ns)
+        return out
+
+    def result(self, strategy: str | None = None, orders: bool = True) -> dict[str, Any]:
+        """The split of ``strategy``'s fills (None: every fill); :meth:`finish` first.
+
+        Returns:
+            A JSON-ready dict (floats rounded to 6 decimals, USD unless named ``_bps``/``_pct``):
+            ``spread_capture_usd``, ``inventory_pnl_usd``, ``fees_usd``, ``total_usd``, ``fills``,
+            ``maker_fills``, ``by_market`` (the same four sums and fills per market), ``buckets``
+            (per :data:`BUCKETS` label: the four sums, fills, ``time_share_pct``), ``by_volatility``
+            and ``by_trend`` (marginals), ``adverse_selection_bps`` (``all``/``maker`` -> per horizon
+            ``"<h>s"``: mean or None, and ``n_<h>s``), ``orders`` (None when ``orders`` is false)
+            and ``notes`` (markets whose fills were left out for lack of a mid; late fills).
+        """
+        self.finish()
+        n = _NB
+        spread, inventory, fees = np.zeros(n), np.zeros(n), np.zeros(n)
+        fills, time = np.zeros(n, dtype=np.int64), np.zeros(n)
+        notes: list[str] = []
+        per_market: dict[str, dict[str, Any]] = {}
+        hs = self._hs
+        mk_all: list[list[np.ndarray]] = [[] for _ in hs]
+        mk_maker: list[list[np.ndarray]] = [[] for _ in hs]
+        traded = self._fill_mkts.get(strategy, {})
+        for market in sorted(traded):
+            mk = self.markets[market]
+            if mk.mid is None:
+                notes.append(f"{market}: no mid in the data, its {traded[market]} fills are left out of the split")
+                continue
+            sc = mk.scopes[strategy]
+            spread += np.asarray(sc.spread)
+            fees += np.asarray(sc.fees)
+            fills += np.asarray(sc.fills, dtype=np.int64)
+            inventory += np.asarray(sc.inventory)
+            time += np.asarray(mk.time)
+            s = float(np.frombuffer(sc.spread_vals, dtype=np.float64).sum())
+            i = sc.inv_sum + sc.inv_comp
+            fe = float(np.frombuffer(sc.fee_vals, dtype=np.float64).sum())
+            per_market[market] = {"spread_capture_usd": _r(s), "inventory_pnl_usd": _r(i), "fees_usd": _r(fe),
+                                  "total_usd": _r(s + i - fe), "fills": traded[market]}
+            for j in range(len(hs)):
+                mk_all[j].append(np.frombuffer(sc.mk_all[j], dtype=np.float64))
+                mk_maker[j].append(np.frombuffer(sc.mk_maker[j], dtype=np.float64))
+        if not traded:
+            for market in sorted(self.markets):
+                if self.markets[market].mid is not None:
+                    time += np.asarray(self.markets[market].time)
+        if self.late_fills:
+            notes.append(f"{self.late_fills} fills arrived more than the reordering window after market data past "
+                         "their time; they were attributed at arrival")
+        spread_t, inv_t, fees_t = float(spread.sum()), float(inventory.sum()), float(fees.sum())
+        nf = self._nfills.get(strategy, [0, 0])
+        acc = (spread, inventory, fees, fills, time)
+        return {
+            "spread_capture_usd": _r(spread_t), "inventory_pnl_usd": _r(inv_t), "fees_usd": _r(fees_t),
+            "total_usd": _r(spread_t + inv_t - fees_t), "fills": nf[0], "maker_fills": nf[1],
+            "by_market": per_market,
+            "buckets": _table(acc, list(range(n)), BUCKETS),
+            "by_volatility": _table(acc, [[3 * v + t for t in range(3)] for v in range(3)], VOL_BUCKETS),
+            "by_trend": _table(acc, [[3 * v + t for v in range(3)] for t in range(3)], TREND_BUCKETS),
+            "adverse_selection_bps": {"all": _markouts(hs, mk_all), "maker": _markouts(hs, mk_maker)},
+            "orders": self.orders.stats(strategy) if orders else None,
+            "notes": notes,
+        }
+
+    def results(self, strategies: Sequence[str], orders: bool = True) -> dict[str, dict[str, Any]]:
+        """:meth:`result` for ``"total"`` (every fill) and each of ``strategies``."""
+        out = {"total": self.result(None, orders)}
+        for s in strategies:
+            out[s] = self.result(s, orders)
+        return out
 
 
-def _table(acc: _Acc, groups: list[Any], labels: Sequence[str]) -> dict[str, dict[str, Any]]:
-    total_t = float(acc.time.sum())
+def _table(acc: tuple[np.ndarray, ...], groups: list[Any], labels: Sequence[str]) -> dict[str, dict[str, Any]]:
+    spread, inventory, fees, fills, time = acc
+    total_t = float(time.sum())
     out = {}
     for g, label in zip(groups, labels, strict=True):
-        s, i, fe = float(acc.spread[g].sum()), float(acc.inventory[g].sum()), float(acc.fees[g].sum())
+        s, i, fe = float(spread[g].sum()), float(inventory[g].sum()), float(fees[g].sum())
         out[label] = {"spread_capture_usd": _r(s), "inventory_pnl_usd": _r(i), "fees_usd": _r(fe),
-                      "total_usd": _r(s + i - fe), "fills": int(np.sum(acc.fills[g])),
-                      "time_share_pct": _r(float(np.sum(acc.time[g])) / total_t * 100.0, 4) if total_t > 0 else 0.0}
+                      "total_usd": _r(s + i - fe), "fills": int(np.sum(fills[g])),
+                      "time_share_pct": _r(float(np.sum(time[g])) / total_t * 100.0, 4) if total_t > 0 else 0.0}
     return out
 
 
@@ -356,37 +689,90 @@ def _markouts(hs: Sequence[float], parts: list[list[np.ndarray]]) -> dict[str, A
     return out
 
 
-def order_stats(fills: Sequence[Fill], orders: Sequence[OrderAccepted], strategy: str | None = None) -> dict[str, Any]:
-    """Fill ratios of accepted orders (module docstring, **Orders**); ``fills`` should already be
-    the strategy's own. Ratios are None when no order was accepted."""
-    def mine(o: OrderAccepted) -> bool:
-        return strategy is None or strategy in o.strategy.split(",")
+# ---------------------------------------------------------------------- batch (replays)
 
-    accepted: dict[tuple[str, int], OrderAccepted] = {}
-    for o in orders:
-        if mine(o):
-            accepted.setdefault((o.market, o.client_order_index), o)
-    filled = {(f.market, f.client_order_index) for f in fills}
-    maker_filled = {(f.market, f.client_order_index) for f in fills if f.liquidity == "maker"}
-    resting = [k for k, o in accepted.items() if o.time_in_force != "ioc"]
-    n_filled = sum(1 for k in accepted if k in filled)
-    n_maker = sum(1 for k in resting if k in maker_filled)
-    return {"orders_accepted": len(accepted), "orders_filled": n_filled,
-            "fill_ratio": _r(n_filled / len(accepted), 4) if accepted else None,
-            "resting_orders_accepted": len(resting), "resting_orders_maker_filled": n_maker,
-            "maker_fill_ratio": _r(n_maker / len(resting), 4) if resting else None}
+
+def mid_paths(events: Iterable[Any]) -> tuple[dict[str, MidPath], list[OrderAccepted]]:
+    """The mid paths and ``OrderAccepted`` events of ``events`` (time-ordered), as
+    :class:`PnlAttribution` sees them; returns (paths by market, sorted; order acceptances)."""
+    acc = PnlAttribution(lag_s=math.inf, keep_paths=True)
+    on = acc.on_event
+    for ev in events:
+        if type(ev) is not Fill:
+            on(ev)
+    return acc.paths(), acc.kept_orders
+
+
+def _replay(fills: Iterable[Fill], paths: Mapping[str, MidPath], orders: Sequence[OrderAccepted] | None,
+            params: RegimeParams) -> PnlAttribution:
+    """A :class:`PnlAttribution` fed with ``orders``, then ``paths`` and ``fills`` (fills by
+    ``ts_event``, ties in input order), finished at each path's end."""
+    acc = PnlAttribution(params, lag_s=math.inf)
+    for o in orders or ():
+        acc.orders.accepted(o)
+    ends = {}
+    for market, p in paths.items():
+        if len(p.ts) == 0:
+            continue
+        for t, m in zip(p.ts.tolist(), p.mid.tolist(), strict=True):
+            acc.on_mid(market, t, m)
+        ends[market] = max(int(p.end_ns), int(p.ts[-1]))
+        acc.end_ns = max(acc.end_ns, ends[market])
+    for f in sorted(fills, key=lambda f: f.ts_event):
+        acc.on_fill(f)
+    acc.finish(ends)
+    return acc
+
+
+def attribute(fills: Sequence[Fill], paths: Mapping[str, MidPath], orders: Sequence[OrderAccepted] | None = None,
+              strategy: str | None = None, params: RegimeParams = RegimeParams()) -> dict[str, Any]:
+    """The PnL split of ``fills`` (those of ``strategy``, or all when None) against ``paths``
+    (:func:`mid_paths`), computed by replaying them through :class:`PnlAttribution`; the return
+    value is :meth:`PnlAttribution.result`'s (``orders`` None: ``"orders": None``)."""
+    own = [f for f in fills if strategy is None or f.strategy == strategy]
+    return _replay(own, paths, orders, params).result(strategy, orders is not None)
 
 
 def attribute_all(fills: Sequence[Fill], paths: Mapping[str, MidPath], strategies: Sequence[str],
                   orders: Sequence[OrderAccepted] | None = None,
                   params: RegimeParams = RegimeParams()) -> dict[str, dict[str, Any]]:
-    """:func:`attribute` for each strategy and for ``"total"`` (every fill), sharing the regime
-    classification of each market."""
-    regimes = {m: classify(p, params) for m, p in sorted(paths.items()) if len(p.ts)}
-    out = {"total": attribute(fills, paths, orders, None, params, regimes)}
-    for s in strategies:
-        out[s] = attribute(fills, paths, orders, s, params, regimes)
-    return out
+    """:func:`attribute` for ``"total"`` (every fill) and each strategy, in one replay."""
+    return _replay(fills, paths, orders, params).results(strategies, orders is not None)
+
+
+def classify(path: MidPath, params: RegimeParams = RegimeParams()) -> Regimes:
+    """Volatility and trend buckets of a market on its sampling grid (module docstring), from
+    the same online sampler as :class:`PnlAttribution`.
+
+    Raises:
+        ValueError: empty path or non-positive ``sample_s``.
+    """
+    if len(path.ts) == 0:
+        raise ValueError("classify: empty mid path")
+    if int(round(params.sample_s * NS)) <= 0:
+        raise ValueError("classify: sample_s must be > 0")
+    acc = PnlAttribution(params, lag_s=math.inf)
+    mk = acc._market("_")
+    mk.rec = [[], [], [], []]
+    for t, m in zip(path.ts.tolist(), path.mid.tolist(), strict=True):
+        acc.on_mid("_", t, m)
+    end = max(int(path.end_ns), int(path.ts[-1]))
+    acc.end_ns = end
+    acc.finish({"_": end})
+    g, v, tr, b = mk.rec
+    return Regimes(np.asarray(g, dtype=np.int64), np.asarray(v, dtype=np.float64), np.asarray(tr, dtype=np.float64),
+                   np.asarray(b, dtype=np.int64), end)
+
+
+def order_stats(fills: Sequence[Fill], orders: Sequence[OrderAccepted], strategy: str | None = None) -> dict[str, Any]:
+    """Fill ratios of accepted orders (module docstring, **Orders**); ``fills`` should already be
+    the strategy's own. Ratios are None when no order was accepted."""
+    tr = _Orders()
+    for o in orders:
+        tr.accepted(o)
+    for f in fills:
+        tr.fill(f.market, f.client_order_index, f.size, f.liquidity == "maker", (strategy,))
+    return tr.stats(strategy)
 
 
 def _r(x: float, nd: int = 6) -> float:

@@ -6,10 +6,10 @@ writes ``fills.csv``, ``summary.json``, ``equity.png``, ``drawdown.png``, ``trad
 ``pnl_buckets.png`` and ``report.html`` into ``out``. :func:`backtest_command` is the CLI entry
 (prints a short table).
 
-PnL attribution: a :class:`shared.pnl_attribution.MarketTap` runs as a silent extra engine (it
-answers nothing) to collect the mid path and the ``OrderAccepted`` events; after the run every
-strategy's fills are split into spread capture, inventory PnL and fees, by regime bucket
-(:func:`shared.pnl_attribution.attribute_all`). The result is ``pnl_split`` in
+PnL attribution: a :class:`shared.pnl_attribution.PnlAttribution` runs as a silent extra engine
+(it answers nothing) and splits every strategy's fills into spread capture, inventory PnL and
+fees, by regime bucket, online as the market data, fills and order acceptances go by (memory
+bounded by the fills, not by the number of events). The result is ``pnl_split`` in
 ``summary.json``'s ``per_strategy.<name>`` and ``total`` (plus ``fifo_pnl_usd`` and
 ``identity_residual_usd`` = split total - FIFO ``pnl_usd``, which is 0 up to float rounding).
 
@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.executor.config import ExecutorConfig
 from shared.config import StackConfig, load_config
 from shared.markets import MarketInfo
-from shared.pnl_attribution import MarketTap, attribute_all
+from shared.pnl_attribution import PnlAttribution
 from shared.venue.matching import TIERS
 
 from . import strategies as registry
@@ -44,7 +44,7 @@ from .metrics import __doc__ as METRICS_DOC
 from .report import CHARTS, iso_ns, write_charts, write_fills_csv, write_html, write_summary
 
 UNLIMITED = 1e12
-TAP = "_pnl_attribution_tap"  # the silent engine collecting mids and order acceptances
+TAP = "_pnl_attribution_tap"  # the silent engine computing the PnL split online
 
 
 class BacktestConfig(BaseModel):
@@ -125,7 +125,7 @@ def run_backtest(data: Path, strategies: list[str], config: Path | None, out: Pa
     rec = Recorder(md.markets, bcfg.initial_capital_usd, bcfg.equity_sample_s)
     for label in engines:
         rec.add_strategy(label)
-    tap = MarketTap()
+    tap = PnlAttribution()
     bt = Backtest(md.markets, {**engines, TAP: tap}, ecfg, account=bcfg.account_index if bcfg.account_index is not None
                   else cfg.account_index, tier=tier, maker_fee=bcfg.maker_fee, taker_fee=bcfg.taker_fee,
                   recorder=rec)
@@ -139,7 +139,7 @@ def run_backtest(data: Path, strategies: list[str], config: Path | None, out: Pa
 
     out.mkdir(parents=True, exist_ok=True)
     summary = _summary(bt, md, list(engines), bcfg, notes)
-    _add_pnl_split(summary, bt, tap, list(engines))
+    _add_pnl_split(summary, tap, list(engines))
     write_fills_csv(out / "fills.csv", rec)
     write_summary(out / "summary.json", summary)
     charts = write_charts(out, rec, summary)
@@ -187,9 +187,9 @@ def _summary(bt: Backtest, md: Any, names: list[str], bcfg: BacktestConfig, note
     }
 
 
-def _add_pnl_split(summary: dict[str, Any], bt: Backtest, tap: MarketTap, names: list[str]) -> None:
+def _add_pnl_split(summary: dict[str, Any], tap: PnlAttribution, names: list[str]) -> None:
     """Put each strategy's (and the account's) PnL split into the summary, next to its FIFO PnL."""
-    splits = attribute_all(bt.recorder.fills, tap.paths(), names, tap.orders)
+    splits = tap.results(names)
     for name, split in splits.items():
         stats = summary["total"] if name == "total" else summary["per_strategy"][name]
         fifo = stats.get("pnl_usd")
