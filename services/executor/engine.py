@@ -123,6 +123,7 @@ Guard = Literal["max_position", "max_notional", "self_trade"]
 
 Tif = Literal["ioc", "gtt", "post_only"]
 _MARKET_DATA = (Bbo, BookSnapshot, Trade, MarketStats)
+_NEVER = 2**63  # an event time after any other (ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +318,10 @@ class Engine:
         self._retry_cancel_all = ""
         self._retry_markets: dict[str, None] = {}
         self._flushes = 0
+        # fast path of on_market_data (see there); False = re-check everything on every quote (tests)
+        self._fast = True
+        self._bands: dict[str, tuple[float, float]] = {}  # market -> open mid range of unchanged guard states
+        self._idle_until = 0  # event time (ns) before which _flush has nothing to do; 0 = not known
 
     # ------------------------------------------------------------------ public: bus inputs
 
@@ -335,6 +340,7 @@ class Engine:
         """
         if len(events) == 1 and type(events[0]) in _MARKET_DATA:
             return self.on_market_data(events[0])
+        self._changed()
         outs: list[_Out] = []
         dirty: dict[str, tuple[_Out, set[str]]] = {}
         for ev in events:
@@ -388,29 +394,99 @@ class Engine:
         ``BookSnapshot``, re-evaluates that market's guards (the notional limit moves with the
         mid; ``GuardState`` only on a change) and does the deferred work that became possible
         (:meth:`_flush`: quote updates deferred for budget, retries after a 23000 back-off).
-        Usually returns ``[]``; commands it queues are taken with :meth:`take_commands`."""
+        Usually returns ``[]``; commands it queues are taken with :meth:`take_commands`.
+
+        Fast path (outputs identical to re-checking everything): after a full guard evaluation
+        the market keeps the open range of mids within which none of its guard states can
+        change (:meth:`_guard_band`), and after finding the deferred work blocked the engine
+        keeps the event time at which it could proceed next (:meth:`_flush_idle`). A quote
+        whose mid lies inside the range, before that time, costs only the clock and the touch.
+        Every other input (intents, venue reports, positions, commands taken) drops both
+        (:meth:`_changed`), as they may move the inventory, the in-flight orders, the held
+        orders, the deferred work or the budget."""
         ts = ev.ts_event
         if ts > self.now:
             self.now = ts
         market = None
         t = type(ev)
         if t is Bbo:
-            if ev.bid_px > 0 and ev.ask_px > 0:  # type: ignore[attr-defined]
-                self.bbo[ev.market] = (ev.bid_px, ev.ask_px)  # type: ignore[attr-defined]
+            bid, ask = ev.bid_px, ev.ask_px  # type: ignore[attr-defined]
+            if bid > 0 and ask > 0:
                 market = ev.market  # type: ignore[attr-defined]
+                self.bbo[market] = (bid, ask)
         elif t is BookSnapshot:
             if ev.bids and ev.asks:  # type: ignore[attr-defined]
-                self.bbo[ev.market] = (ev.bids[0][0], ev.asks[0][0])  # type: ignore[attr-defined]
+                bid, ask = ev.bids[0][0], ev.asks[0][0]  # type: ignore[attr-defined]
                 market = ev.market  # type: ignore[attr-defined]
+                self.bbo[market] = (bid, ask)
         events: list[Event] = []
         if market is not None and market in self.markets:
-            made = self._eval_guards(market, ev)
-            if made is not None:
-                events = made.events
+            band = self._bands.get(market)
+            if band is None or not band[0] < (bid + ask) / 2.0 < band[1]:
+                made = self._eval_guards(market, ev, band=self._fast)
+                if made is not None:
+                    events = made.events
         if self._pending or self._held or self._retry_cancels or self._retry_cancel_all or self._retry_markets:
-            return events + self._flush()
+            if (self._fast and not self._commands and not self._recheck
+                    and (self.now < self._idle_until or self._flush_idle())):
+                self._flushes += 1  # what _flush does when it has nothing to do (its output ids count flushes)
+                return events
+            events = events + self._flush()
+            self._changed()
+            return events
         self._recheck.clear()
         return events
+
+    def _changed(self) -> None:
+        """Forget the fast path's guard bands and flush wait time (see :meth:`on_market_data`):
+        called by every input other than market data."""
+        if self._bands:
+            self._bands.clear()
+        self._idle_until = 0
+
+    def _flush_idle(self) -> bool:
+        """Whether :meth:`_flush` would do nothing now but count the flush (nothing queued in
+        this step, no order finished since the last flush); records in ``_idle_until`` the
+        event time (ns) until which that stays so while no other input arrives.
+
+        Its work waits for event time only: retries (failed cancels, cancel-all, refused taker
+        orders) for the end of the 23000 back-off, quote updates deferred for budget for
+        :meth:`_budget_ok_at`; wanted sets held by the self-trade guard and held taker orders
+        wait for an order to finish (a venue report, which calls :meth:`_changed`)."""
+        until = _NEVER
+        if self._retry_cancels or self._retry_cancel_all or self._retry_markets:
+            until = self.backoff_until
+        budget = False
+        wanted = self._wanted
+        for key, why in self._pending.items():
+            if key not in wanted:
+                until = 0  # _flush drops it
+                break
+            if why == "budget":
+                budget = True
+        if budget and until > self.now:
+            until = min(until, self._budget_ok_at())
+        self._idle_until = until
+        return self.now < until
+
+    def _budget_ok_at(self) -> int:
+        """The first event time (ns, from now on) at which :meth:`_quote_budget_ok` holds with no
+        command queued, if no more commands are taken: the end of the back-off, and the time
+        the oldest budget log entries have left the rolling minute so that one more request
+        fits under the budget minus the reserve (:data:`_NEVER` if it never fits)."""
+        limit = self.budget_limit()
+        if limit <= 0:
+            return self.backoff_until
+        need = self.cfg.send_weight()
+        cap = limit * (1.0 - self.cfg.budget_reserve) + EPS
+        used = self.budget_used()
+        if used + need <= cap:
+            return self.backoff_until
+        for ts, weight in self._budget_log:
+            used -= weight
+            if used + need <= cap:
+                return max(self.backoff_until, ts + BUDGET_WINDOW_NS)
+        return _NEVER
 
     def _find(self, coi: int) -> _Order | None:
         """The order with client order index ``coi``, live or recently finished."""
@@ -436,6 +512,7 @@ class Engine:
         event time (see :meth:`budget_used`)."""
         cmds, self._commands = self._commands, []
         if cmds:
+            self._idle_until = 0  # the budget moved
             requests = -(-len(cmds) // self.cfg.batch_max_txs)
             weight = requests * self.cfg.send_weight()
             self._budget_log.append((self.now, weight))
@@ -492,6 +569,7 @@ class Engine:
         times); after 23000 (too many requests) a refused resting order's wanted set is
         re-applied and a refused taker order's market rebalanced once the back-off of
         ``cfg.rate_limit_backoff_s`` (event time) is over."""
+        self._changed()
         if not ok and code == RATE_LIMITED:
             self.rate_limited += 1
             self.backoff_until = max(self.backoff_until, self.now + int(self.cfg.rate_limit_backoff_s * 1e9))
@@ -549,6 +627,7 @@ class Engine:
         ``cfg.unattributed_strategy``) and a ``PositionSnapshot`` per affected strategy.
         Duplicates (same trade id and side) are ignored.
         """
+        self._changed()
         m = self.by_id.get(int(market_id))
         if m is None:
             return []
@@ -614,6 +693,7 @@ class Engine:
         ``status``, ``remaining_base_amount`` string). A status starting with ``canceled`` or
         ``expired`` is terminal and yields ``OrderCanceled`` with the unfilled remainder;
         ``filled`` is terminal without an event; ``open`` marks the order resting."""
+        self._changed()
         try:
             coi = int(order.get("client_order_index") or 0)
         except (TypeError, ValueError):
@@ -647,6 +727,7 @@ class Engine:
         """A position from ``account_all_positions`` or the REST account (``sign`` 1/-1,
         ``position`` absolute size string): sets the account position (authoritative) and
         re-evaluates the limits; returns a ``RiskState`` if the state changed."""
+        self._changed()
         m = self.by_id.get(int(market_id))
         if m is None:
             return []
@@ -668,6 +749,7 @@ class Engine:
         order -> strategy map of accepted orders (for late fills). The engine clock is not
         advanced (history holds runner events stamped with wall time, inputs may be in sim
         time)."""
+        self._changed()
         max_coi = 0
         for ev in history:
             if isinstance(ev, PositionSnapshot):
@@ -695,12 +777,14 @@ class Engine:
     def set_account_position(self, market: str, position: float) -> None:
         """Set the account position in ``market`` (signed base units), e.g. from the REST
         account during reconciliation."""
+        self._changed()
         if market in self.markets:
             self.account_pos[market] = round(float(position), 10)
 
     def set_reconciled(self, ok: bool, reason: str = "", ts_ns: int | None = None) -> list[Event]:
         """Mark reconciliation done (``ok``) or failed (halted with ``reason``); returns a
         ``RiskState`` when the state changes."""
+        self._changed()
         self.reconciled = ok
         self.reconcile_reason = "" if ok else (reason or "reconciliation failed")
         ts = self.now if ts_ns is None else ts_ns
@@ -718,6 +802,7 @@ class Engine:
     def cancel_all_command(self, ts_ns: int | None = None, cause_id: str = "") -> OrderCommand:
         """A cancel-all (tx 16, immediate) of every resting order of the account; marks our
         live orders as cancel-requested."""
+        self._changed()
         for rec in self.orders.values():
             if rec.live:
                 rec.cancel_requested = True
@@ -1223,10 +1308,11 @@ class Engine:
                 limit=limit, reason=reason)
         return True
 
-    def _eval_guards(self, market: str, out: _Out | Event) -> _Out | None:
+    def _eval_guards(self, market: str, out: _Out | Event, band: bool = False) -> _Out | None:
         """Re-evaluate the guards of ``market`` and publish their changes into ``out`` (an
         event given instead is the cause of a new ``_Out``, made only when something changed;
-        returned when made).
+        returned when made). ``band``: also record the mid range in which the states hold
+        (:meth:`_guard_band`, for the fast path of :meth:`on_market_data`).
 
         ``max_position`` blocks a side when the inventory (account position plus our IOC orders
         in flight) leaves less than the market's minimum order on that side of the limit
@@ -1256,6 +1342,12 @@ class Engine:
                    k[1] == market and "buy" in b for k, b in blocked_st.items())),
                (held is not None and held[0] == "sell") or (bool(blocked_st) and any(
                    k[1] == market and "sell" in b for k, b in blocked_st.items())))
+        if band:
+            rng = self._guard_band(mid, inv, cap, nlim, min_base, m.min_quote_amount)
+            if rng is None:
+                self._bands.pop(market, None)
+            else:
+                self._bands[market] = rng
         before = self._gstate.get(market)
         if before == now:
             return None
@@ -1294,6 +1386,49 @@ class Engine:
                 self._set_guard(out, "self_trade", market, side, st, inv, 0.0,  # type: ignore[arg-type]
                                 why or f"no {side} order of ours in {market} waits for the self-trade guard")
         return out
+
+    @staticmethod
+    def _guard_band(mid: float, inv: float, cap: float, nlim: float, min_base: float,
+                    min_quote: float) -> tuple[float, float] | None:
+        """An open range ``(lo, hi)`` of mids (USD) around ``mid`` within which none of the
+        ``max_position``/``max_notional`` states of :meth:`_eval_guards` can differ from their
+        states at ``mid`` (inventory ``inv`` base units, limits ``cap`` base units and ``nlim``
+        USD, minimums ``min_base`` base units and ``min_quote`` USD all unchanged); None when
+        ``mid`` is too close to a switch point.
+
+        In ``x = 1/mid`` each state is the sign of a slack that is Lipschitz in ``x``: with
+        ``S(x) = max(min_base, min_quote * x)`` (the minimum order), the position slack
+        ``S(x) - EPS - (cap -/+ inv)`` with constant ``min_quote``, the notional slack
+        ``S(x) - EPS - (nlim * x -/+ inv)`` with ``min_quote + nlim``. A slack of magnitude
+        ``|s|`` at ``x0`` keeps its sign for ``|x - x0| < (|s| - margin) / constant``; the
+        margin, 1e-9 of the magnitudes involved (floating-point rounding is ~1e-16 of them),
+        keeps the float comparisons of :meth:`_eval_guards` equal to the exact ones. The range
+        is kept within ``x0 / 2`` of ``x0`` (mids in ``(2/3 mid, 2 mid)``) and narrowed by 0.1%
+        for the rounding of ``lo``/``hi``."""
+        x0 = 1.0 / mid
+        s0 = max(min_base, min_quote * x0)
+        s_max = max(min_base, min_quote * 2.0 * x0)  # bound of S over the range
+        ainv = abs(inv)
+        nx = nlim * x0
+        r = 0.5 * x0
+        m_pos = 1e-9 * (cap + ainv + s_max + EPS)
+        m_not = 1e-9 * (2.0 * nx + ainv + s_max + EPS)
+        lip_not = min_quote + nlim
+        for sinv in (inv, -inv):
+            slack = abs(s0 - EPS - (cap - sinv))
+            if not slack > m_pos:
+                return None
+            if min_quote > 0:
+                r = min(r, (slack - m_pos) / min_quote)
+            slack = abs(s0 - EPS - (nx - sinv))
+            if not slack > m_not:
+                return None
+            if lip_not > 0:
+                r = min(r, (slack - m_not) / lip_not)
+        if not r > 1e-9 * x0:
+            return None
+        r *= 0.999
+        return 1.0 / (x0 + r), 1.0 / (x0 - r)
 
     # ------------------------------------------------------------------ deferred work
 
