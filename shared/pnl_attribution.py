@@ -186,10 +186,11 @@ class _Scope:
 class _Market:
     """Online state of one market (see :class:`PnlAttribution`)."""
 
-    __slots__ = ("first_mid", "tail", "mid", "mq", "fq", "done_ts", "done_mid", "scopes", "held", "next_g",
+    __slots__ = ("quoted", "first_mid", "tail", "mid", "mq", "fq", "done_ts", "done_mid", "scopes", "held", "next_g",
                  "last_b", "v", "prev", "window", "time", "pend", "rec", "path_ts", "path_mid", "end")
 
     def __init__(self, n_h: int, lb: int, b0: int, keep_path: bool) -> None:
+        self.quoted = False  # has had a usable Bbo (Trades no longer set the mid)
         self.first_mid: float | None = None  # first mid appended (known before it is processed)
         self.tail: float | None = None  # last mid appended (repeats are not appended)
         self.mid: float | None = None  # mid of the processed part of the stream
@@ -328,7 +329,6 @@ class PnlAttribution:
         self._keep = keep_paths
         self.kept_orders: list[OrderAccepted] = []
         self.markets: dict[str, _Market] = {}
-        self._quoted: set[str] = set()
         self.end_ns = 0  # last Bbo/Trade time of any market
         self._seq = 0
         self._nfills: dict[str | None, list[int]] = {}  # scope -> [fills, maker fills]
@@ -342,21 +342,33 @@ class PnlAttribution:
     def on_event(self, ev: Any) -> list[Any]:
         """Take one event (see the class docstring); always returns ``[]``."""
         t = type(ev)
-        if t is Bbo:
+        if t is Bbo or t is Trade:
             ts = ev.ts_event
             if ts > self.end_ns:
                 self.end_ns = ts
-            if ev.bid_px > 0 and ev.ask_px > 0:
-                self._quoted.add(ev.market)
-                self.on_mid(ev.market, ts, (ev.bid_px + ev.ask_px) / 2.0)
+            mk = self.markets.get(ev.market)
+            if mk is None:
+                mk = self._market(ev.market)
+            if t is Bbo:
+                bid, ask = ev.bid_px, ev.ask_px
+                if not (bid > 0 and ask > 0):
+                    return _EMPTY
+                mk.quoted = True
+                mid = (bid + ask) / 2.0
+            elif mk.quoted:
+                return _EMPTY
+            else:
+                mid = ev.price
+            if mid != mk.tail:
+                self._append(mk, ts, mid)
+            lag = self._lag
+            if lag is not None:  # = self._drain(mk, w), called only when something is due
+                w = self.end_ns - lag
+                mq, fq = mk.mq, mk.fq
+                if (mq and mq[0][0] < w) or (fq and fq[0][0] < w):
+                    self._drain(mk, w)
         elif t is Fill:
             self.on_fill(ev)
-        elif t is Trade:
-            ts = ev.ts_event
-            if ts > self.end_ns:
-                self.end_ns = ts
-            if ev.market not in self._quoted:
-                self.on_mid(ev.market, ts, ev.price)
         elif t is OrderAccepted:
             self.orders.accepted(ev)
             if self._keep:
@@ -376,15 +388,18 @@ class PnlAttribution:
         Does not move :attr:`end_ns` (``on_event`` does)."""
         mk = self.markets.get(market) or self._market(market)
         if mid != mk.tail:
-            if mk.tail is None:
-                mk.first_mid = mid
-            mk.tail = mid
-            mk.mq.append((ts, mid))
-            if mk.path_ts is not None:
-                mk.path_ts.append(ts)
-                mk.path_mid.append(mid)  # type: ignore[union-attr]
+            self._append(mk, ts, mid)
         if self._lag is not None:
             self._drain(mk, self.end_ns - self._lag)
+
+    def _append(self, mk: _Market, ts: int, mid: float) -> None:
+        if mk.tail is None:
+            mk.first_mid = mid
+        mk.tail = mid
+        mk.mq.append((ts, mid))
+        if mk.path_ts is not None:
+            mk.path_ts.append(ts)
+            mk.path_mid.append(mid)  # type: ignore[union-attr]
 
     def on_fill(self, f: Fill) -> None:
         """An attributed fill (any strategy)."""
@@ -453,36 +468,47 @@ class PnlAttribution:
         if g is None or g >= t or g > cap:
             return
         step = self._step
+        fstep = float(step)
         m = mk.mid
         assert m is not None
         a = self._a
+        a1 = 1.0 - a
+        p = self.params
+        lo, hi, up, down = p.vol_low_bps, p.vol_high_bps, p.trend_up_bps, p.trend_down_bps
         time = mk.time
         rec = mk.rec
-        while g < t and g <= cap:
-            prev = mk.prev
+        window = mk.window
+        push = window.append
+        v = mk.v
+        b = mk.last_b
+        prev = mk.prev
+        lim = t if t <= cap else cap + 1  # g < t and g <= cap
+        while g < lim:
             if prev is None:  # first sample: v = 0, trend against itself
-                mk.window.append(m)
-                v = 0.0
+                push(m)
                 trend = _bps(m - m, m)
             else:
-                time[mk.last_b] += float(step)
-                rk = abs(m - prev)
-                rk = _bps(rk, prev)
-                v = mk.v
-                v = rk if v == 0.0 else a * rk + (1.0 - a) * v
-                mk.v = v
-                w = mk.window
-                w.append(m)
-                old = w[0]
-                trend = _bps(m - old, old)
-            mk.prev = m
-            b = mk.last_b = self._bucket(v, trend)
+                time[b] += fstep
+                if prev != 0.0:
+                    rk = abs(m - prev) / prev * 1e4
+                else:
+                    rk = _bps(abs(m - prev), prev)
+                v = rk if v == 0.0 else a * rk + a1 * v
+                push(m)
+                old = window[0]
+                trend = (m - old) / old * 1e4 if old != 0.0 else _bps(m - old, old)
+            prev = m
+            # = self._bucket(v, trend)
+            b = (0 if v < lo else 3 if v < hi else 6) + (2 if trend >= up else 0 if trend <= down else 1)
             if rec is not None:
                 rec[0].append(g)
                 rec[1].append(v)
                 rec[2].append(trend)
                 rec[3].append(b)
             g += step
+        mk.v = v
+        mk.last_b = b
+        mk.prev = prev
         mk.next_g = g
 
     def _resolve(self, mk: _Market, t: int, end: int | None) -> None:
@@ -538,8 +564,13 @@ class PnlAttribution:
             mk.next_g = ts
             self._resolve(mk, ts, None)
         else:
-            self._advance(mk, ts, self.end_ns if mk.end == 0 else mk.end)
-            self._resolve(mk, ts, None)
+            g = mk.next_g
+            if g is not None and g < ts:
+                self._advance(mk, ts, self.end_ns if mk.end == 0 else mk.end)
+            for dq in mk.pend:
+                if dq and dq[0][0] < ts:
+                    self._resolve(mk, ts, None)
+                    break
             b = mk.last_b
             dm = mid - mk.mid
             held = mk.held
