@@ -420,9 +420,9 @@ class Engine:
                 market = ev.market  # type: ignore[attr-defined]
                 self.bbo[market] = (bid, ask)
         events: list[Event] = []
-        if market is not None and market in self.markets:
+        if market is not None:
             band = self._bands.get(market)
-            if band is None or not band[0] < (bid + ask) / 2.0 < band[1]:
+            if (band is None or not band[0] < (bid + ask) / 2.0 < band[1]) and market in self.markets:
                 made = self._eval_guards(market, ev, band=self._fast)
                 if made is not None:
                     events = made.events
@@ -434,7 +434,8 @@ class Engine:
             events = events + self._flush()
             self._changed()
             return events
-        self._recheck.clear()
+        if self._recheck:
+            self._recheck.clear()
         return events
 
     def _changed(self) -> None:
