@@ -179,6 +179,8 @@ MEANING = {
         "batch_max_txs": "transactions per sendTxBatch request (one engine step = one batch when it fits)",
         "budget_reserve": "share of the budget quote updates may not use (kept for cancels and IOCs)",
         "rate_limit_backoff_s": "after error 23000: quote updates and cancel retries wait this long (event time)",
+        "order_check_s": "wall seconds between checks of stale orders with the venue (REST); 0 = no checks",
+        "order_stale_s": "an IOC in flight / an unconfirmed cancel this long (event time) is asked about",
     },
     LedgerConfig: {
         "db_url": "SQLAlchemy URL: SQLite (WAL) or postgresql+psycopg://...; env LEDGER_DB_URL wins",

@@ -31,6 +31,8 @@ Example (the defaults)::
         batch_max_txs: 15             # transactions per sendTxBatch request
         budget_reserve: 0.2           # share of the minute's budget kept for cancels and taker orders
         rate_limit_backoff_s: 10      # after error 23000: quote updates wait this long (event time)
+        order_check_s: 5              # how often the runner asks the venue about stale orders (0 = never)
+        order_stale_s: 3              # an IOC in flight / a cancel unconfirmed this long (event time) is stale
 
 Request budget (Lighter docs, rate limits; ``/work/shared/reference/lighter-api.md`` §6.8): REST
 limits are counted over a rolling minute; Standard accounts get 60 requests per minute,
@@ -95,6 +97,12 @@ class ExecutorConfig(BaseModel):
         rate_limit_backoff_s: after the venue answers 23000 (too many requests), quote/resting
             updates are deferred and failed cancels are retried only after this many seconds of
             event time (s).
+        order_check_s: wall seconds between the runner's checks of stale orders (0 = no
+            checks): it asks the venue (``accountActiveOrders`` / ``accountInactiveOrders``)
+            about our orders that :meth:`Engine.stale_orders` lists and feeds the answers back
+            as order reports; an order the venue does not know is finished unfilled.
+        order_stale_s: an IOC in flight, or an order whose cancel is unconfirmed, for this many
+            seconds of event time without a final order update is stale (s).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -122,6 +130,8 @@ class ExecutorConfig(BaseModel):
     batch_max_txs: int = Field(default=15, ge=1, le=50)
     budget_reserve: float = Field(default=0.2, ge=0.0, lt=1.0)
     rate_limit_backoff_s: float = Field(default=10.0, gt=0)
+    order_check_s: float = Field(default=5.0, ge=0)
+    order_stale_s: float = Field(default=3.0, gt=0)
 
     def position_limit(self, market: str) -> float:
         """Maximum absolute account position in ``market`` (base units)."""

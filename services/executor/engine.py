@@ -163,6 +163,28 @@ class OrderCommand:
     ts_event: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class StaleOrder:
+    """A live order of ours without its final venue update for ``cfg.order_stale_s`` of event
+    time (:meth:`Engine.stale_orders`); the runner asks the venue about it.
+
+    Attributes:
+        client_order_index: our id of the order.
+        order_index: the exchange order index when known (0 otherwise).
+        market: symbol.
+        market_id: Lighter market index.
+        why: ``ioc`` (a taker order in flight) or ``cancel`` (a cancel not confirmed).
+        age_ns: event time since it was sent / its cancel was requested (ns).
+    """
+
+    client_order_index: int
+    order_index: int
+    market: str
+    market_id: int
+    why: Literal["ioc", "cancel"]
+    age_ns: int
+
+
 @dataclass(slots=True)
 class _Strat:
     position: float = 0.0
@@ -190,6 +212,8 @@ class _Order:
     order_index: int = 0
     cancel_requested: bool = False
     req_size: int = 0  # resting orders: lots the strategy asked for (size may be clipped)
+    cancel_ts: int = 0  # event time (ns) of the last cancel request
+    checks: int = 0  # cancels re-sent after a stale-order check found the order still open
 
     @property
     def live(self) -> bool:
@@ -322,6 +346,8 @@ class Engine:
         self._fast = True
         self._bands: dict[str, tuple[float, float]] = {}  # market -> open mid range of unchanged guard states
         self._idle_until = 0  # event time (ns) before which _flush has nothing to do; 0 = not known
+        # intents restored at start-up, applied at the market's first market data (restore_intents)
+        self._restored: dict[str, dict[tuple[str, str], Event]] = {}  # market -> {(kind, strategy): intent}
 
     # ------------------------------------------------------------------ public: bus inputs
 
@@ -347,6 +373,8 @@ class Engine:
             self.now = max(self.now, ev.ts_event)
             out = _Out(ev)
             outs.append(out)
+            if self._restored:
+                self._supersede_restored(ev)
             if isinstance(ev, Bbo):
                 if ev.bid_px > 0 and ev.ask_px > 0:
                     self.bbo[ev.market] = (ev.bid_px, ev.ask_px)
@@ -382,6 +410,12 @@ class Engine:
         for market, (out, triggered) in dirty.items():
             self._rebalance(market, out, triggered)
             self._eval_guards(market, out)
+        if self._restored:
+            for ev in events:
+                if type(ev) in (Bbo, BookSnapshot):
+                    done = _Out(ev)
+                    done.events = self._activate_restored(ev.market, ev)  # type: ignore[attr-defined]
+                    outs.append(done)
         if self._pending or self._held or self._retry_cancels or self._retry_cancel_all or self._retry_markets:
             return [e for o in outs for e in o.events] + self._flush()
         self._recheck.clear()
@@ -426,6 +460,9 @@ class Engine:
                 made = self._eval_guards(market, ev, band=self._fast)
                 if made is not None:
                     events = made.events
+            if self._restored and market in self._restored and self.state != "halted":
+                events = events + self._activate_restored(market, ev)
+                self._changed()
         if self._pending or self._held or self._retry_cancels or self._retry_cancel_all or self._retry_markets:
             if (self._fast and not self._commands and not self._recheck
                     and (self.now < self._idle_until or self._flush_idle())):
@@ -708,21 +745,82 @@ class Engine:
         except (TypeError, ValueError):
             pass
         if status == "filled" or status.startswith("canceled") or status.startswith("expired"):
-            self._retire(rec)
-            self._retry_cancels.pop(coi, None)
-            self._cancel_failures.pop(coi, None)
-            self._recheck.add(rec.market)
             ts = _ts_ns(order.get("updated_at") or order.get("timestamp")) or self.now
-            out = _Out(key=f"order:{coi}:{status}", ts=ts, causation_id=rec.cause_id)
-            if status != "filled":
-                remaining = float(order.get("remaining_base_amount") or 0)
-                out.add(OrderCanceled, strategy=rec.label, market=rec.market, client_order_index=coi,
-                        remaining=remaining, reason=status)
-            self._eval_guards(rec.market, out)
-            return out.events + self._flush()
+            remaining = None if status == "filled" else float(order.get("remaining_base_amount") or 0)
+            return self._finish(rec, f"order:{coi}:{status}", ts, status, remaining)
         if status in ("open", "in-progress", "pending"):
             rec.status = "open"
         return []
+
+    def _finish(self, rec: _Order, key: str, ts: int, reason: str, remaining: float | None) -> list[Event]:
+        """Retire ``rec`` after its final report: ``OrderCanceled(remaining, reason)`` unless
+        filled (``remaining`` None); then the guards and the deferred work it may release."""
+        coi = rec.coi
+        self._retire(rec)
+        self._retry_cancels.pop(coi, None)
+        self._cancel_failures.pop(coi, None)
+        self._recheck.add(rec.market)
+        out = _Out(key=key, ts=ts, causation_id=rec.cause_id)
+        if remaining is not None:
+            out.add(OrderCanceled, strategy=rec.label, market=rec.market, client_order_index=coi,
+                    remaining=remaining, reason=reason)
+        self._eval_guards(rec.market, out)
+        return out.events + self._flush()
+
+    # ------------------------------------------------------------------ public: stale orders
+
+    def stale_orders(self) -> list[StaleOrder]:
+        """Our live orders whose final venue update is overdue by event time: IOC (taker)
+        orders sent at least ``cfg.order_stale_s`` ago, and orders whose cancel was requested at
+        least that long ago (a lost confirmation holds the self-trade guard's IOC). Sorted by
+        client order index. Read-only: the runner asks the venue about them and reports back
+        with :meth:`on_venue_order` (the venue knows the order) or :meth:`on_order_unknown`."""
+        limit = int(self.cfg.order_stale_s * 1e9)
+        out: list[StaleOrder] = []
+        for coi in sorted(self.orders):
+            rec = self.orders[coi]
+            if not rec.live:
+                continue
+            if rec.cancel_requested and self.now - rec.cancel_ts >= limit:
+                why: Literal["ioc", "cancel"] = "cancel"
+                age = self.now - rec.cancel_ts
+            elif rec.kind == "taker" and self.now - rec.ts_event >= limit:
+                why, age = "ioc", self.now - rec.ts_event
+            else:
+                continue
+            out.append(StaleOrder(coi, rec.order_index, rec.market, self.markets[rec.market].market_id, why, age))
+        return out
+
+    def on_order_unknown(self, client_order_index: int, reason: str = "") -> list[Event]:
+        """The venue knows no order ``client_order_index`` (neither among the account's active
+        nor its recent inactive orders) although it is stale (:meth:`stale_orders`): it is
+        treated as **finished unfilled** -- ``OrderCanceled`` with the unfilled remainder and a
+        reason starting ``unknown to the venue`` -- so it stops counting in flight and a held
+        IOC may go. Fills that still arrive for it are attributed as usual (the order is
+        remembered). Returns the events (none if the order is not live)."""
+        self._changed()
+        rec = self.orders.get(client_order_index)
+        if rec is None or not rec.live:
+            return []
+        m = self.markets[rec.market]
+        remaining = round(max(0.0, m.int_to_size(rec.size) - rec.filled), 10)
+        why = f"unknown to the venue after {self.cfg.order_stale_s:g}s without a final order update"
+        return self._finish(rec, f"order:{client_order_index}:unknown", self.now, why + (f": {reason}" if reason else ""),
+                            remaining)
+
+    def on_order_still_open(self, client_order_index: int) -> bool:
+        """The venue lists stale order ``client_order_index`` as active (open). An order whose
+        cancel was requested ``order_stale_s`` ago and is still open lost its cancel: the cancel
+        is queued again (a command for :meth:`take_commands`), at most :data:`CANCEL_RETRIES`
+        times per order. Returns whether a cancel was queued (an IOC still being matched, or an
+        order without a cancel request, is left alone)."""
+        self._changed()
+        rec = self.orders.get(client_order_index)
+        if rec is None or not rec.live or not rec.cancel_requested or rec.checks >= CANCEL_RETRIES:
+            return False
+        rec.checks += 1
+        self._cancel(rec, _Out(key=f"recancel:{rec.coi}:{rec.checks}", ts=self.now, causation_id=rec.cause_id))
+        return True
 
     def on_venue_position(self, market_id: int, pos: dict[str, Any]) -> list[Event]:
         """A position from ``account_all_positions`` or the REST account (``sign`` 1/-1,
@@ -775,6 +873,102 @@ class Engine:
         if self.next_coi > MAX_CLIENT_ORDER_INDEX:
             self.next_coi = 1
 
+    def restore_intents(self, intents: Iterable[Event]) -> int:
+        """Restore the strategies' standing wishes from the intent stream at start-up (the
+        runner reads it with XREVRANGE, oldest first; they may have been consumed before).
+
+        Per (strategy, market) the latest :class:`~shared.events.TargetPosition` is kept, and
+        the latest resting wish: a ``QuoteIntent``/``RestingOrders``, unless a later
+        ``CancelIntent`` of that strategy for that market (or all markets) withdrew it. They
+        are applied at the market's first two-sided ``Bbo``/``BookSnapshot`` while the engine
+        is not halted, exactly as if they had just arrived: targets are recorded and the market
+        rebalanced (the strategies get the refusals), resting sets go through the diff and the
+        risk gate. An intent older than ``max_intent_age_ms`` before that market data's time is
+        **not** restored (stale: dropped, its target not recorded). A newer intent of the same
+        (strategy, market) arriving meanwhile replaces the restored one; ``pause``, ``kill``
+        and ``flatten`` drop the restored wishes they concern. Returns how many wishes are kept."""
+        self._changed()
+        kept: dict[tuple[str, str, str], Event] = {}
+        for ev in intents:
+            if isinstance(ev, TargetPosition):
+                kept.pop(("target", ev.strategy, ev.market), None)
+                kept[("target", ev.strategy, ev.market)] = ev
+            elif isinstance(ev, QuoteIntent | RestingOrders):
+                kept.pop(("resting", ev.strategy, ev.market), None)
+                kept[("resting", ev.strategy, ev.market)] = ev
+            elif isinstance(ev, CancelIntent):
+                for k in [k for k in kept if k[0] == "resting" and k[1] == ev.strategy
+                          and (ev.market is None or k[2] == ev.market)]:
+                    del kept[k]
+        self._restored = {}
+        for (kind, strategy, market), ev in kept.items():
+            if market in self.markets:
+                self._restored.setdefault(market, {})[(kind, strategy)] = ev
+        return sum(len(v) for v in self._restored.values())
+
+    def restored_intents(self) -> list[Event]:
+        """The restored intents not applied yet (see :meth:`restore_intents`), by market."""
+        return [ev for market in sorted(self._restored) for ev in self._restored[market].values()]
+
+    def _supersede_restored(self, ev: Event) -> None:
+        """Drop restored wishes that the live input ``ev`` replaces or withdraws."""
+        drop: list[tuple[str, str, str | None]] = []  # (kind, strategy or "*", market or None)
+        if isinstance(ev, TargetPosition):
+            drop.append(("target", ev.strategy, ev.market))
+        elif isinstance(ev, QuoteIntent | RestingOrders):
+            drop.append(("resting", ev.strategy, ev.market))
+        elif isinstance(ev, CancelIntent):
+            drop.append(("resting", ev.strategy, ev.market))
+        elif isinstance(ev, Control) and ev.command in ("pause", "kill", "flatten"):
+            who = "*" if ev.command == "kill" else ev.target
+            drop += [("target", who, None), ("resting", who, None)]
+        for kind, strategy, market in drop:
+            for mk in [market] if market is not None else list(self._restored):
+                wishes = self._restored.get(mk)
+                if not wishes:
+                    continue
+                for key in [k for k in wishes if k[0] == kind and (strategy == "*" or k[1] == strategy)]:
+                    del wishes[key]
+                if not wishes:
+                    del self._restored[mk]
+
+    def _activate_restored(self, market: str, cause: Event) -> list[Event]:
+        """Apply the restored wishes of ``market`` (its touch is known now; see
+        :meth:`restore_intents`): targets first (recorded, one rebalance), then resting sets.
+        Nothing happens while halted or without a touch. Output ids derive from the market data
+        event's id (and the intent's); orders name the intent (resting) or the market data
+        event (the rebalance) as their cause. Returns the events."""
+        out = _Out(key=f"restore:{market}:{cause.id}", ts=cause.ts_event, causation_id=cause.id)
+        if self.state == "halted" or market not in self.bbo or market not in self.markets:
+            return []
+        wishes = self._restored.pop(market, {})
+        triggered: set[str] = set()
+        for (kind, strategy), ev in wishes.items():
+            if kind != "target" or self._paused(strategy) or self._stale(ev):
+                continue
+            assert isinstance(ev, TargetPosition)
+            st = self._strat(strategy, market)
+            st.target = float(ev.target)
+            self._seq += 1
+            st.seq = self._seq
+            st.slippage_bps = ev.max_slippage_bps if ev.max_slippage_bps > 0 else self.cfg.default_slippage_bps
+            triggered.add(strategy)
+        if triggered:
+            self._rebalance(market, out, triggered)
+        events = out.events
+        for (kind, _strategy), ev in wishes.items():
+            if kind != "resting":
+                continue
+            o = _Out(key=f"restore:{market}:{cause.id}:{ev.id}", ts=cause.ts_event, causation_id=ev.id)
+            if isinstance(ev, QuoteIntent):
+                self._on_quote(ev, o)
+            elif isinstance(ev, RestingOrders):
+                self._on_resting(ev, o)
+            events += o.events
+        guards = _Out(key=f"restore:{market}:{cause.id}:guards", ts=cause.ts_event, causation_id=cause.id)
+        self._eval_guards(market, guards)
+        return events + guards.events
+
     def set_account_position(self, market: str, position: float) -> None:
         """Set the account position in ``market`` (signed base units), e.g. from the REST
         account during reconciliation."""
@@ -807,6 +1001,7 @@ class Engine:
         for rec in self.orders.values():
             if rec.live:
                 rec.cancel_requested = True
+                rec.cancel_ts = self.now
         return OrderCommand(kind="cancel_all", cause_id=cause_id, ts_event=self.now if ts_ns is None else ts_ns)
 
     def position(self, strategy: str, market: str) -> float:
@@ -1241,6 +1436,7 @@ class Engine:
 
     def _cancel(self, rec: _Order, out: _Out | Event) -> None:
         rec.cancel_requested = True
+        rec.cancel_ts = self.now
         if isinstance(out, _Out):
             cause_id = out.cause.id if out.cause else (out.causation_id or out.key)
             ts = out.cause.ts_event if out.cause else out.ts
