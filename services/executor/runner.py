@@ -14,8 +14,13 @@ Start-up (fail closed):
 4. The engine starts HALTED (``RiskState halted "starting: not reconciled yet"``). The account
    feed (WS) is started; reconciliation then syncs the nonce, reads positions
    (``GET account``) and our resting orders (``accountActiveOrders`` per market, auth header),
-   cancels them (cancel-all tx 16) and waits for the account feed to be subscribed. Success ->
-   RUNNING; failure -> stays HALTED with the reason, retried every ``reconcile_retry_s``.
+   cancels them (cancel-all tx 16) and waits for the account feed to be subscribed. It then
+   reads the intent stream backwards (XREVRANGE: a read, not a consume -- the entries may be
+   acked already) for the strategies' latest ``TargetPosition`` and resting wish per (strategy,
+   market), back to ``max_intent_age_ms`` before the newest intent, and hands them to
+   ``Engine.restore_intents``: the first market data of each market re-pursues them (stale ones
+   are dropped there). Success -> RUNNING; failure -> stays HALTED with the reason, retried
+   every ``reconcile_retry_s``.
 
 Running: one consumer (group ``executor``) over ``{ns}:intent:{account}``, ``{ns}:control`` and
 ``{ns}:md:book:{SYM}``. Each batch goes to ``Engine.on_events``; its events are published with
@@ -34,6 +39,14 @@ and the ones after it are sent again (up to three rounds). Error 23000 (too many
 reported to the engine, which backs off by event time and keeps the wanted state (see the
 engine's ``on_send_result``); it never stops the service.
 
+Stale orders: every ``order_check_s`` (wall time) the runner takes ``Engine.stale_orders()``
+(IOCs in flight and unconfirmed cancels older than ``order_stale_s`` of event time), asks the
+venue about them per market (``accountActiveOrders``, then ``accountInactiveOrders`` for the ones
+not active; auth) and reports back: a listed order through ``Engine.on_venue_order`` (the WS
+path), an active order with a lost cancel through ``Engine.on_order_still_open`` (cancel sent
+again), an order the venue does not know through ``Engine.on_order_unknown`` (finished unfilled).
+Counted in ``..._stale_orders_resolved_total{how}``.
+
 Shutdown (SIGTERM/SIGINT): stop consuming, cancel our resting orders (cancel-all), keep
 positions, close connections.
 """
@@ -50,9 +63,22 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import SecretStr
 
-from shared.bus import Bus, Consumer, Delivery
+from shared.bus import EVENT_FIELD, Bus, Consumer, Delivery
 from shared.config import PRIVATE_KEY_ENV, ConfigError, StackConfig
-from shared.events import Event, Fill, GuardState, OrderRejected, PositionSnapshot, RiskState
+from shared.events import (
+    CancelIntent,
+    DecodeError,
+    Event,
+    Fill,
+    GuardState,
+    OrderRejected,
+    PositionSnapshot,
+    QuoteIntent,
+    RestingOrders,
+    RiskState,
+    TargetPosition,
+    decode,
+)
 from shared.markets import MarketInfo
 from shared.metrics import (
     DEAD_LETTERS,
@@ -67,7 +93,7 @@ from shared.redis_util import async_client, resolve_redis_url
 from shared.service import SeenIds, consumer_name, install_stop_handlers, report_lag, setup_logging
 
 from .config import ExecutorConfig
-from .engine import MAX_CLIENT_ORDER_INDEX, RATE_LIMITED, Engine, OrderCommand
+from .engine import MAX_CLIENT_ORDER_INDEX, RATE_LIMITED, Engine, OrderCommand, StaleOrder
 from .nonces import NonceError, NonceManager
 from .signer import Signer, SignError, generate_key
 from .venue import AccountFeed, LighterRest, SendResult, VenueError, iter_keyed
@@ -100,6 +126,12 @@ BUDGET_REMAINING = Gauge(f"{_P}budget_remaining", "Request weight left in the ro
 DEFERRED_UPDATES = Counter(f"{_P}deferred_updates_total",
                            "Quote/resting updates deferred for lack of request budget or during a 23000 back-off.")
 RATE_LIMITED_TOTAL = Counter(f"{_P}rate_limited_total", "Requests refused by the venue with 23000 (too many requests).")
+STALE_RESOLVED = Counter(f"{_P}stale_orders_resolved_total",
+                         "Stale orders (no final update within order_stale_s) resolved by a REST check: "
+                         "filled, canceled (canceled/expired), unknown (finished unfilled), cancel_resent.",
+                         ["how"])
+RESTORED_INTENTS = Counter(f"{_P}restored_intents_total",
+                           "Standing targets/resting wishes restored from the intent stream at start-up.")
 VOLUME_QUOTA = Gauge(f"{_P}volume_quota_remaining", "volume_quota_remaining from the last sendTx/sendTxBatch response.")
 _STATE_VALUE = {"running": 0, "reducing": 1, "halted": 2}
 
@@ -195,6 +227,8 @@ class ExecutorService:
                                     backoff_max_s=self.ecfg.ws_backoff_max_s)
             tasks.append(asyncio.create_task(self.feed.run(), name="account-feed"))
             tasks.append(asyncio.create_task(self._consume(), name="consume"))
+            if self.ecfg.order_check_s > 0:
+                tasks.append(asyncio.create_task(self._check_orders_loop(), name="order-check"))
             reconcile = asyncio.create_task(self._reconcile_loop(), name="reconcile")
             stop_wait = asyncio.create_task(self._stop.wait())
             # the feed and the consumer run until stopped; if one ends on its own, shut down
@@ -307,9 +341,133 @@ class ExecutorService:
                 mid = p.get("market_id")
                 if mid is not None:
                     outs += engine.on_venue_position(int(mid), p)
+            # read under the lock: no intent is consumed between the read and the restore
+            restored = engine.restore_intents(await self._latest_intents())
+            if restored:
+                RESTORED_INTENTS.inc(restored)
+                log.info("reconcile: %d standing target(s)/resting wish(es) restored from the intent stream; "
+                         "applied at each market's first market data", restored)
             outs += engine.set_reconciled(True, ts_ns=time.time_ns())
             await self._publish(outs)
         log.info("reconciled: account positions %s; state %s", engine.account_pos, engine.state)
+
+    async def _latest_intents(self, chunk: int = 1000, max_entries: int = 200_000) -> list[Event]:
+        """The intent stream's wishes that may still stand, oldest first: read backwards
+        (XREVRANGE, ``chunk`` entries per call) back to ``max_intent_age_ms`` before the newest
+        intent's ``ts_event`` (the whole stream when the age check is off), at most
+        ``max_entries`` entries. Only ``TargetPosition``, ``QuoteIntent``, ``RestingOrders`` and
+        ``CancelIntent``; undecodable entries are skipped (the consumer dead-letters them)."""
+        stream = self.bus.streams.intent(self.cfg.account_index)
+        age_ns = self.ecfg.max_intent_age_ms * 1_000_000
+        newest: int | None = None
+        out: list[Event] = []
+        top, read = "+", 0
+        while read < max_entries:
+            batch = await self.redis.xrevrange(stream, max=top, min="-", count=chunk)
+            if not batch:
+                break
+            read += len(batch)
+            done = False
+            for _eid, fields in batch:
+                raw = fields.get(EVENT_FIELD)
+                try:
+                    ev = decode(raw) if raw is not None else None
+                except DecodeError:
+                    ev = None
+                if not isinstance(ev, TargetPosition | QuoteIntent | RestingOrders | CancelIntent):
+                    continue
+                if newest is None:
+                    newest = ev.ts_event
+                if age_ns and ev.ts_event < newest - age_ns:
+                    done = True
+                    break
+                out.append(ev)
+            if done or len(batch) < chunk:
+                break
+            last = batch[-1][0].decode() if isinstance(batch[-1][0], bytes) else batch[-1][0]
+            ms, seq = (int(x) for x in last.split("-"))
+            if ms == 0 and seq == 0:
+                break
+            top = f"{ms}-{seq - 1}" if seq > 0 else f"{ms - 1}-18446744073709551615"
+        out.reverse()
+        return out
+
+    # ------------------------------------------------------------------ stale orders
+
+    async def _check_orders_loop(self) -> None:
+        """Every ``order_check_s``: :meth:`_check_stale_orders` (errors are logged, never fatal)."""
+        while not await self._sleep(self.ecfg.order_check_s):
+            engine = self.engine
+            if engine is None or not engine.reconciled:
+                continue
+            try:
+                await self._check_stale_orders()
+            except (VenueError, NonceError, SignError, TimeoutError, ConnectionError) as exc:
+                log.warning("stale-order check failed: %s", exc)
+            except Exception:  # never let the check kill the service
+                log.exception("stale-order check error")
+
+    async def _check_stale_orders(self) -> dict[int, str]:
+        """Ask the venue about the engine's stale orders and report the answers back (see the
+        module docstring); returns ``{client_order_index: how}`` for the resolved ones."""
+        engine = self.engine
+        assert engine is not None
+        async with self.io_lock:
+            stale = engine.stale_orders()
+        if not stale:
+            return {}
+        token = self._auth_token()
+        acct = self.cfg.account_index
+        by_market: dict[int, list[StaleOrder]] = {}
+        for s in stale:
+            by_market.setdefault(s.market_id, []).append(s)
+        found: dict[int, tuple[int, dict[str, Any]]] = {}
+
+        def index(mid: int, orders: list[dict[str, Any]], wanted: list[StaleOrder]) -> None:
+            by_oi = {s.order_index: s.client_order_index for s in wanted if s.order_index}
+            for o in orders:
+                try:
+                    coi = int(o.get("client_order_index") or 0) or by_oi.get(int(o.get("order_index") or 0), 0)
+                except (TypeError, ValueError):
+                    continue
+                if coi and coi not in found:
+                    found[coi] = (mid, o)
+
+        for mid, items in by_market.items():
+            index(mid, await self.rest.active_orders(acct, mid, token), items)
+            if any(s.client_order_index not in found for s in items):
+                index(mid, await self.rest.inactive_orders(acct, mid, token), items)
+        resolved: dict[int, str] = {}
+        async with self.io_lock:
+            outs: list[Event] = []
+            for s in stale:
+                coi = s.client_order_index
+                hit = found.get(coi)
+                if hit is None:
+                    got = engine.on_order_unknown(coi, f"not among the account's active or last 100 inactive "
+                                                       f"orders in {s.market}")
+                    how = "unknown" if got else ""
+                else:
+                    mid, o = hit
+                    status = str(o.get("status") or "")
+                    if status == "filled" or status.startswith(("canceled", "expired")):
+                        live = coi in engine.orders
+                        got = engine.on_venue_order(mid, o)
+                        how = ("filled" if status == "filled" else "canceled") if live else ""
+                    else:
+                        got = []
+                        how = "cancel_resent" if engine.on_order_still_open(coi) else ""
+                outs += got
+                if how:
+                    resolved[coi] = how
+                    STALE_RESOLVED.labels(how).inc()
+                    log.warning("stale %s order %d in %s (%.1fs without a final update): %s", s.why, coi, s.market,
+                                s.age_ns / 1e9, how)
+            await self._publish(outs)
+            cmds = engine.take_commands()
+        if cmds:
+            await self._execute(cmds)
+        return resolved
 
     # ------------------------------------------------------------------ bus inputs
 

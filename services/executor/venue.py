@@ -9,6 +9,8 @@ HTTP 4xx with ``{"code": <Lighter code>, "message": ...}``):
   "symbol", "sign", "position", "avg_entry_price", ...}], ...}]}``
 - ``GET accountActiveOrders?account_index=&market_id=`` with ``Authorization: <auth token>``
   -> ``{"orders": [Order ...]}``
+- ``GET accountInactiveOrders?account_index=&market_id=&limit=`` (auth) -> ``{"orders": [Order
+  ...], "next_cursor": ...}``: finished orders, newest first (stale-order checks)
 - ``POST sendTx`` form ``tx_type``, ``tx_info`` -> ``{"code": 200, "tx_hash": ...,
   "volume_quota_remaining": N}``
 - ``POST sendTxBatch`` form ``tx_types``, ``tx_infos`` (JSON-encoded lists; ``tx_infos`` a list
@@ -151,6 +153,15 @@ class LighterRest:
         """The account's resting orders in one market (needs the auth token)."""
         body = await self.get("accountActiveOrders", {"account_index": account_index, "market_id": market_id},
                               auth=auth)
+        return list(body.get("orders") or [])
+
+    async def inactive_orders(self, account_index: int, market_id: int, auth: str,
+                              limit: int = 100) -> list[dict[str, Any]]:
+        """The account's recently finished orders in one market, newest first (Lighter:
+        ``accountInactiveOrders``, auth, ``limit`` at most 100; older ones need the cursor,
+        which is not followed)."""
+        body = await self.get("accountInactiveOrders", {"account_index": account_index, "market_id": market_id,
+                                                        "limit": max(1, min(100, limit))}, auth=auth)
         return list(body.get("orders") or [])
 
     async def send_tx(self, tx_type: int, tx_info: str) -> SendResult:
