@@ -81,6 +81,8 @@ from shared.strategy_base import FillDedup, addressed_to
 from .config import SECTION, HedgerConfig, HedgerMarket, load_section
 
 SOURCE = "hedger"
+#: an accepted IOC whose end is never reported is given up after this many answer timeouts
+ACCEPTED_PATIENCE = 5
 EPS = 1e-9
 NS = 1_000_000_000
 
@@ -105,6 +107,32 @@ class Passive:
     coi: int = 0
     cancel_sent: int | None = None
     done: bool = False
+    deadline: int = 0
+
+
+@dataclass(slots=True)
+class Cross:
+    """The hedger's cross in flight in one market: the ``TargetPosition`` sent at ``sent`` ns
+    (``target`` signed base units, ``units`` of it to trade on ``side`` from ``start``, the hedge
+    position then) and what the executor reported of the IOC it sent for it: ``coi`` (0 until
+    known), ``size`` (base units of the whole IOC, possibly shared with other strategies),
+    ``owners`` (strategy names, FIFO order of the allocation), the hedger's fills of it
+    (``filled``), the unfilled ``remaining`` of its ``OrderCanceled`` (None before), the parts
+    refused locally (``rejected``, ``OrderRejected`` with index 0) and ``refused`` (the IOC
+    itself refused)."""
+
+    side: Side
+    units: float
+    target: float
+    start: float
+    sent: int
+    coi: int = 0
+    size: float = 0.0
+    owners: tuple[str, ...] = ()
+    filled: float = 0.0
+    remaining: float | None = None
+    rejected: float = 0.0
+    refused: bool = False
 
 
 @dataclass(slots=True)
@@ -123,6 +151,13 @@ class MarketState:
     last_attempt_emergency: bool = False
     guards: dict[tuple[str, str], int] = field(default_factory=dict)
     passive: Passive | None = None
+    pulling: Passive | None = None
+    cross: Cross | None = None
+    orphan: Cross | None = None
+    stated: float | None = None
+    attempt_open: bool = False
+    restate_after: int | None = None
+    resets: int = 0
     reference_mid: float | None = None
     last_side: Side | None = None
     last_slippage_bps: float | None = None
@@ -194,11 +229,18 @@ class HedgerEngine:
         return self._step(event, st)
 
     def fold(self, event: Event) -> None:
-        """Apply a position-bearing event (``Fill``, ``PositionSnapshot``, ``GuardState``)
-        without deciding anything: used to restore the positions from the exec stream."""
+        """Apply a past exec-stream event without deciding anything: used to restore the
+        positions at start. ``Fill``, ``PositionSnapshot`` and ``GuardState`` update positions
+        and guards; any event of the hedger's own (its fills, snapshots and order events) also
+        marks the target the executor holds for it as unknown, so that it is re-stated as the
+        position once nothing of the hedger's is in flight (see :meth:`_restate`)."""
         st = self._m.get(getattr(event, "market", None) or "")
-        if st is not None and isinstance(event, Fill | PositionSnapshot | GuardState):
+        if st is None:
+            return
+        if isinstance(event, Fill | PositionSnapshot | GuardState):
             self._fold(event, st)
+        if not self.cfg.dry_run and addressed_to(event, self.name):
+            st.stated = math.nan
 
     def position(self, market: str) -> float:
         """The hedger's own position in ``market`` (signed base units)."""
@@ -223,6 +265,9 @@ class HedgerEngine:
             "passive": None if p is None else {"side": p.side, "size": p.size, "price": p.price,
                                                "placed": p.placed, "canceling": p.cancel_sent is not None},
             "last_attempt": st.last_attempt, "skipped_min_clip": st.skipped_min_clip, "fills": st.fills,
+            "cross": None if st.cross is None else {"target": st.cross.target, "sent": st.cross.sent,
+                                                    "client_order_index": st.cross.coi},
+            "pulling": st.pulling is not None, "stated_target": st.stated, "resets": st.resets,
             "ts": st.now, "dry_run": self.cfg.dry_run,
         }
 
@@ -256,20 +301,75 @@ class HedgerEngine:
                 # cost of the hedge vs the decision's mid, bps (positive = paid)
                 sg = 1.0 if ev.side == "buy" else -1.0
                 st.last_slippage_bps = round(sg * (ev.price - st.reference_mid) / st.reference_mid * 1e4, 6)
-            p = st.passive
-            if p is not None and ev.liquidity == "maker" and ev.side == p.side:
-                p.filled = _clean(p.filled + ev.size)
-                if p.filled + EPS >= p.size:
-                    p.done = True
+            for p in (st.passive, st.pulling):
+                if p is not None and ev.liquidity == "maker" and ev.side == p.side:
+                    p.filled = _clean(p.filled + ev.size)
+                    if p.filled + EPS >= p.size:
+                        p.done = True
+            c = st.cross
+            if c is not None and ev.side == c.side and ev.liquidity == "taker" and ev.client_order_index:
+                if not c.coi:  # the venue's fill may be reported before the send result
+                    c.coi = ev.client_order_index
+                if ev.client_order_index == c.coi:
+                    c.filled = _clean(c.filled + ev.size)
         else:
             st.maker = _clean(st.maker + signed)
         return True
 
     def _order_event(self, ev: OrderAccepted | OrderRejected | OrderCanceled, st: MarketState) -> bool:
-        """Follow the passive order; True when it ended (judge it now)."""
+        """Follow the hedger's orders: the passive quote (being judged, or pulled), the IOC of
+        its cross; True when the event says something about them (decide again now)."""
+        q = st.pulling
+        if q is not None and isinstance(ev, OrderRejected) and ev.client_order_index and not q.accepted:
+            # a send failure of the pulled quote, which was never accepted (not the cross's IOC)
+            if self._passive_event(ev, q):
+                return True
+        c = st.cross
+        if c is None and isinstance(ev, OrderAccepted) and ev.time_in_force == "ioc":
+            # an IOC for the hedger while no cross is followed: the IOC of a cross that ended
+            # unanswered (held by the executor's self-trade guard, sent later), or one the executor
+            # sent on its own (flatten, a retried rebalance). Follow it: no re-statement while it
+            # lives (that would trade against it), one after it ended.
+            o = st.orphan
+            c = st.cross = o if o is not None and o.side == ev.side else Cross(
+                side=ev.side, units=ev.size, target=math.nan, start=st.hedge, sent=st.now)
+            st.orphan, st.attempt_open = None, st.stated is not None
+        if c is not None and self._cross_event(ev, c):
+            return True
+        if q is not None and self._passive_event(ev, q):
+            return True
         p = st.passive
-        if p is None:
-            return False
+        return p is not None and self._passive_event(ev, p)
+
+    @staticmethod
+    def _cross_event(ev: OrderAccepted | OrderRejected | OrderCanceled, c: Cross) -> bool:
+        """Follow the IOC the executor sent for the cross ``c``; True when ``ev`` concerns it."""
+        coi = ev.client_order_index
+        if isinstance(ev, OrderAccepted):
+            if ev.time_in_force != "ioc" or ev.side != c.side or c.size or (c.coi and coi != c.coi):
+                return False
+            c.coi, c.size, c.owners = coi, ev.size, tuple(ev.strategy.split(","))
+            return True
+        if isinstance(ev, OrderRejected):
+            if ev.side != c.side:
+                return False
+            if coi == 0:  # refused or clipped locally, in the step that netted the target
+                if c.coi:
+                    return False
+                c.rejected = _clean(c.rejected + ev.size)
+                return True
+            if c.coi and coi != c.coi:
+                return False
+            c.coi, c.refused = coi, True  # the IOC itself was refused by the venue
+            return True
+        if c.coi and coi == c.coi:
+            c.remaining = ev.remaining  # OrderCanceled: the IOC ended with this much unfilled
+            return True
+        return False
+
+    @staticmethod
+    def _passive_event(ev: OrderAccepted | OrderRejected | OrderCanceled, p: Passive) -> bool:
+        """Follow a passive quote; True when it ended (judge it now)."""
         if isinstance(ev, OrderAccepted):
             if ev.time_in_force == "post_only" and ev.side == p.side and not p.accepted:
                 p.accepted, p.coi = True, ev.client_order_index
@@ -301,10 +401,19 @@ class HedgerEngine:
         st.emergency = over and (age >= emergency_ns or guard_age >= emergency_ns)
         st.force_aggressive = over and (st.emergency or age >= int(round(cfg.max_exposure_s * NS)))
 
+        if st.stated is not None and math.isnan(st.stated) and st.restate_after is None:
+            # after a restart: settle for one answer timeout before re-stating (see _restate)
+            st.restate_after = now + int(round(cfg.passive_cancel_timeout_s * NS))
         out: list[Event] = []
         p = st.passive
         if p is not None:
-            return self._judge_passive(cause, st, p, over)
+            out = self._judge_passive(cause, st, p, over)
+            if st.passive is None and st.cross is None:
+                out += self._settle(cause, st, len(out))[1]
+            return out
+        idle, out = self._settle(cause, st, 0)
+        if not idle or out:
+            return out  # an order in flight, or the target was just re-stated: decide later
         if not over or mid is None or st.bid is None or st.ask is None:
             return out
         cool = cfg.emergency_cooldown_s if (st.emergency or st.last_attempt_emergency) else cfg.cooldown_s
@@ -347,6 +456,7 @@ class HedgerEngine:
                              clip=units)
         st.reference_mid = st.mid
         st.hedges["passive"] += 1
+        st.attempt_open = True
         if self.cfg.dry_run:
             st.passive = None
             self._attempted(st, False)
@@ -369,12 +479,15 @@ class HedgerEngine:
                                 reason="hedge: passive " + ("done" if success else "timed out"))
             if success:  # pull the rest: a resting hedge must not over-hedge later
                 st.passive = None
+                self._pull(st, p)
                 self._attempted(st, False)
             # else wait for the executor to confirm the cancel before crossing (no double hedge)
             return [pull]
         if not p.done and now - (p.cancel_sent or now) < int(round(cfg.passive_cancel_timeout_s * NS)):
             return []
         st.passive = None  # ended (filled, refused, canceled) or the cancel went unanswered
+        if not p.done:
+            self._pull(st, p)
         if success:
             self._attempted(st, False)
             return []
@@ -397,9 +510,110 @@ class HedgerEngine:
         if cfg.dry_run:
             return []
         target = _clean(st.hedge + (units if side == "buy" else -units))
+        st.cross = Cross(side=side, units=units, target=target, start=st.hedge, sent=st.now)
+        st.orphan = None
+        st.stated, st.restate_after, st.attempt_open = target, None, True
         return [TargetPosition(**child(cause, self.source, k), strategy=self.name, market=st.market,
                                target=target, max_slippage_bps=offset, reference_price=st.mid or 0.0,
                                reason=f"hedge:{mode}")]
+
+    def _pull(self, st: MarketState, p: Passive) -> None:
+        """Keep following a passive quote that was pulled but has not ended yet (it may still
+        fill) until its cancel is confirmed, it fills, or ``passive_cancel_timeout_s`` passes."""
+        p.deadline = st.now + int(round(self.cfg.passive_cancel_timeout_s * NS))
+        st.pulling = p
+
+    def _cross_ended(self, st: MarketState, c: Cross) -> bool:
+        """Whether the executor is done with the cross ``c``: nothing of it is in flight and
+        every fill of its IOC that is the hedger's has been seen.
+
+        Ended when the hedge position reached the target (IOC and internal fills); the IOC was
+        refused; the IOC's fills attributed to the hedger add up to its share of the IOC (whole
+        fill: no ``OrderCanceled``) or to its share of the filled part ``size - remaining`` after
+        the ``OrderCanceled`` (fills can be reported after the cancel); nothing reached the
+        venue (the parts refused locally plus the position moved cover ``units``). The share of
+        an IOC the executor sent for the hedger alone is the whole IOC; in an IOC shared with
+        other strategies (``owners`` in FIFO order, executor ``_attribute``) it is estimated
+        from ``units`` (exact when the hedger is first). Without any such report the cross ends
+        after ``passive_cancel_timeout_s``, or ``ACCEPTED_PATIENCE`` times that once the IOC was
+        accepted (a lost report: re-stating while the IOC lives would trade against it).
+        """
+        if c.refused or _clean(c.target - st.hedge) == 0.0:
+            return True
+        sg = 1.0 if c.side == "buy" else -1.0
+        moved = _clean(sg * (st.hedge - c.start))  # traded toward the target since the cross
+        timeout = int(round(self.cfg.passive_cancel_timeout_s * NS))
+        if c.coi and c.size > 0:
+            internal = max(0.0, moved - c.filled)  # crossed internally at the mid
+            share = c.size if c.owners == (self.name,) else min(c.size, max(0.0, c.units - c.rejected - internal))
+            if c.remaining is None:
+                expected = share
+            else:
+                done = max(0.0, c.size - c.remaining)
+                if c.owners and c.owners[0] == self.name:
+                    expected = min(share, done)
+                else:  # the others' allocations come first: the hedger's part is what is left
+                    expected = max(0.0, done - (c.size - share))
+            if c.filled + EPS >= expected:
+                return True
+            timeout *= ACCEPTED_PATIENCE
+        elif not c.coi and c.rejected > 0 and c.rejected + moved + EPS >= c.units:
+            return True
+        if st.now - c.sent < timeout:
+            return False
+        if not c.coi:
+            # unanswered: nothing may have been sent yet (e.g. an IOC the executor holds back until
+            # our crossing quotes are canceled) -- re-stating now could meet that IOC in flight.
+            # The attempt ends without a re-statement; an IOC accepted later is followed again.
+            st.orphan, st.attempt_open = c, False
+        return True
+
+    def _settle(self, cause: Event, st: MarketState, k: int) -> tuple[bool, list[Event]]:
+        """End the cross and the pulled quote the executor is done with; once nothing of the
+        hedger's is in flight (idle), re-state its target if needed. Returns ``(idle, events)``;
+        output ids start at ``k``."""
+        c = st.cross
+        if c is not None:
+            if not self._cross_ended(st, c):
+                return False, []
+            st.cross = None
+        q = st.pulling
+        if q is not None:
+            if not (q.done or st.now >= q.deadline):
+                return False, []
+            st.pulling = None
+        return True, self._restate(cause, st, k)
+
+    def _restate(self, cause: Event, st: MarketState, k: int) -> list[Event]:
+        """``TargetPosition(target = hedge position)`` when the target the executor holds for
+        the hedger differs from its position (called only when nothing of the hedger's is in
+        flight).
+
+        The executor keeps a strategy's last target standing: the part of a cross its IOC did not
+        fill, or a passive fill since the last cross, would otherwise be traded by the next
+        rebalance of the market that any other strategy's target triggers, at that moment's
+        price. With the position as target the executor's delta ``target - position - in
+        flight`` is 0 lots (the position is exactly the fills the executor reported, and no IOC
+        of the hedger lives), so this intent never trades itself. After a restart the held
+        target is unknown (:meth:`fold`): it is re-stated once ``passive_cancel_timeout_s``
+        after the first event, when idle. Not in dry run; not when no target was ever sent.
+        """
+        if self.cfg.dry_run or st.stated is None:
+            return []
+        if math.isnan(st.stated):
+            if st.restate_after is None or st.now < st.restate_after:
+                return []
+        elif not st.attempt_open:
+            return []  # only at the end of the hedger's own attempt: not on others' fills (flatten)
+        else:
+            st.attempt_open = False
+            if _clean(st.stated - st.hedge) == 0.0:
+                return []
+        st.stated, st.restate_after, st.attempt_open = st.hedge, None, False
+        st.resets += 1
+        return [TargetPosition(**child(cause, self.source, k), strategy=self.name, market=st.market,
+                               target=st.hedge, max_slippage_bps=self.cfg.price_offset_bps,
+                               reference_price=st.mid or 0.0, reason="hedge:reset")]
 
     def _attempted(self, st: MarketState, emergency: bool) -> None:
         st.last_attempt = st.now

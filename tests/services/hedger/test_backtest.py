@@ -1,6 +1,7 @@
 """maker + hedger on the bundled real recording (paper config), in process with the executor
 and the venue matching engine: the hedger trades, every hedge fill shrinks the maker+hedger
-exposure it lands on and moves the hedge toward, never past, flat (the engine test covers
+exposure it lands on and moves the hedge toward, never past, flat, and at the end the executor
+holds no standing target for the hedger beyond its position (the engine test covers
 determinism)."""
 
 from __future__ import annotations
@@ -8,6 +9,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
+import shared.backtest.runner as backtest_runner
 from shared.backtest.runner import run_backtest
 from shared.config import DEFAULT_CONFIG
 from shared.importers import BUNDLED_RECORDING
@@ -19,7 +23,15 @@ def _outside(hedge: float, maker: float) -> float:
     return max(lo - hedge, hedge - hi, 0.0)
 
 
-def test_maker_and_hedger_on_the_bundled_recording(tmp_path: Path):
+def test_maker_and_hedger_on_the_bundled_recording(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    runs: list[backtest_runner.Backtest] = []
+
+    class Kept(backtest_runner.Backtest):
+        def __init__(self, *a, **kw) -> None:
+            super().__init__(*a, **kw)
+            runs.append(self)
+
+    monkeypatch.setattr(backtest_runner, "Backtest", Kept)
     s1 = run_backtest(BUNDLED_RECORDING, ["maker", "hedger"], DEFAULT_CONFIG, tmp_path / "a")
     assert s1["total"]["fills"] > 0
     pos: dict[str, dict[str, float]] = {}
@@ -38,3 +50,10 @@ def test_maker_and_hedger_on_the_bundled_recording(tmp_path: Path):
                 # never past flat: the hedge moves toward [0, -maker inventory], never away from it
                 assert _outside(p["hedger"], p["maker"]) <= _outside(h_before, p["maker"]) + tol, r
     assert hedges > 0, "the hedger never traded on the bundled recording"
+    # nothing left standing: every cross that did not fill completely was re-stated as the
+    # position, so no later rebalance of the market can trade a forgotten hedge
+    ex = runs[0].executor
+    held = {m: (st.target, st.position) for (who, m), st in ex.strats.items() if who == "hedger"}
+    assert held, "the executor never got a target from the hedger"
+    for m, (target, position) in held.items():
+        assert target is not None and target == pytest.approx(position, abs=1e-9), (m, target, position)

@@ -15,6 +15,7 @@ from shared.events import (
     GuardState,
     OrderAccepted,
     OrderCanceled,
+    OrderRejected,
     PositionSnapshot,
     QuoteIntent,
     TargetPosition,
@@ -45,10 +46,27 @@ class Feed:
                    bid_px=bid, bid_sz=1.0, ask_px=ask, ask_sz=1.0)
 
     def fill(self, t: float, size: float, side: str = "buy", strategy: str = "maker", price: float = 173.0,
-             liquidity: str = "maker") -> Fill:
+             liquidity: str = "maker", coi: int = 0) -> Fill:
         i = self._id()
         return Fill(id=i, ts_event=T0 + int(t * S), source="executor", fill_id=f"f-{i}", strategy=strategy,
-                    market="SOL", side=side, price=price, size=size, liquidity=liquidity)
+                    market="SOL", side=side, price=price, size=size, liquidity=liquidity, client_order_index=coi)
+
+    def ioc_fill(self, t: float, size: float, side: str = "sell", coi: int = 9) -> Fill:
+        """A taker fill of the hedger's IOC ``coi``."""
+        return self.fill(t, size, side=side, strategy="hedger", price=172.9, liquidity="taker", coi=coi)
+
+
+def ioc_accepted(t: float, size: float, side: str = "sell", coi: int = 9, strategy: str = "hedger") -> OrderAccepted:
+    """The executor's acceptance of the IOC it sent for a cross."""
+    return OrderAccepted(id=f"acc{coi}-{t}", ts_event=T0 + int(t * S), source="executor", strategy=strategy,
+                         market="SOL", client_order_index=coi, side=side, price=172.8, size=size,
+                         time_in_force="ioc")
+
+
+def ioc_canceled(t: float, remaining: float, coi: int = 9, strategy: str = "hedger") -> OrderCanceled:
+    """The venue canceled the rest of the IOC (``remaining`` base units unfilled)."""
+    return OrderCanceled(id=f"canc{coi}-{t}", ts_event=T0 + int(t * S), source="executor", strategy=strategy,
+                         market="SOL", client_order_index=coi, remaining=remaining, reason="canceled")
 
 
 def run(eng: HedgerEngine, events: list[Event]) -> list[Event]:
@@ -181,6 +199,8 @@ def test_exposure_held_past_emergency_after_s_escalates():
     eng, f = engine(prefer_passive=False, cooldown_s=20.0), Feed()
     out = run(eng, [f.bbo(0), f.fill(0.0, 0.3)])
     assert out[0].reason == "hedge:aggressive" and out[0].target == pytest.approx(-0.1)
+    out = run(eng, [ioc_accepted(0.1, 0.1), ioc_canceled(0.3, 0.1)])  # nothing filled
+    assert [(e.reason, e.target) for e in out] == [("hedge:reset", 0.0)]
     assert run(eng, [f.bbo(9.9)]) == []  # normal cooldown (20 s)
     out = run(eng, [f.bbo(10.0)])  # 10 s over the trigger: emergency ignores the normal cooldown
     assert out[0].reason == "hedge:emergency" and out[0].target == pytest.approx(-0.14)
@@ -200,10 +220,13 @@ def test_emergency_after_guard_executes_within_cap_with_multiplied_clip():
     assert tp.reason == "hedge:emergency" and tp.target == pytest.approx(-0.14)
     assert tp.max_slippage_bps == 12.0 <= eng.cfg.max_slippage_bps
     assert eng.state("SOL")["emergency"] is True
+    # the IOC fills nothing: its target is re-stated as the position (0)
+    out = run(eng, [ioc_accepted(11.1, 0.14), ioc_canceled(11.3, 0.14)])
+    assert [(e.reason, e.target) for e in out] == [("hedge:reset", 0.0)]
     # emergency cooldown 0.75 s (not 6 s)
     assert run(eng, [f.bbo(11.5)]) == []
     out = run(eng, [f.bbo(11.8)])
-    assert len(out) == 1 and out[0].target == pytest.approx(-0.14)  # executor has not filled yet: same target
+    assert len(out) == 1 and out[0].target == pytest.approx(-0.14)  # nothing filled: the same target
     # guard released and exposure still over: the exposure age (0.8 s) is short -> not an emergency
     rel = GuardState(id="g3", ts_event=T0 + 12 * S, guard="max_position", market="SOL", side="buy", engaged=False)
     run(eng, [rel])
@@ -259,3 +282,157 @@ def test_config_checks_defaults_against_changed_fields():
     # only the offset changes: the default emergency extra (2) now exceeds the default cap (12)
     with pytest.raises(ConfigError, match=r"services\.hedger\.emergency_extra_bps"):
         engine(price_offset_bps=11.0)
+
+
+# ---------------------------------------------------------------------------- no standing target
+
+
+def crossing(**over) -> tuple[HedgerEngine, Feed]:
+    """An engine that crossed at t=0: maker long 0.3 SOL -> TargetPosition(hedger, -0.1)."""
+    eng, f = engine(prefer_passive=False, **over), Feed()
+    out = run(eng, [f.bbo(0), f.fill(0.0, 0.3)])
+    assert [(e.reason, e.target) for e in out] == [("hedge:aggressive", pytest.approx(-0.1))]
+    return eng, f
+
+
+def test_partial_ioc_fill_re_states_the_target_as_the_position():
+    eng, f = crossing()
+    # the IOC of 0.1 fills 0.04, then the venue cancels the rest: not over before the cancel
+    assert run(eng, [ioc_accepted(0.1, 0.1), f.ioc_fill(0.2, 0.04)]) == []
+    assert eng.state("SOL")["cross"] is not None and eng.state("SOL")["resets"] == 0
+    out = run(eng, [ioc_canceled(0.3, 0.06)])
+    assert len(out) == 1 and isinstance(out[0], TargetPosition)
+    tp = out[0]
+    assert tp.strategy == "hedger" and tp.reason == "hedge:reset"
+    assert tp.target == pytest.approx(-0.04) == eng.position("SOL")
+    assert eng.state("SOL")["cross"] is None and eng.state("SOL")["stated_target"] == pytest.approx(-0.04)
+    assert run(eng, [f.bbo(0.5), f.bbo(1.0)]) == []  # said once
+
+
+def test_no_reset_before_the_ioc_ended_when_the_cancel_comes_before_its_fills():
+    eng, f = crossing()
+    # the cancel says 0.1 - 0.06 = 0.04 filled, but that fill was not seen yet: re-stating now
+    # would trade it back when the executor gets it after the fill
+    assert run(eng, [ioc_accepted(0.1, 0.1), ioc_canceled(0.2, 0.06), f.bbo(0.3), f.bbo(1.5)]) == []
+    out = run(eng, [f.ioc_fill(1.6, 0.03)])
+    assert out == []  # 0.03 of the 0.04 seen
+    out = run(eng, [f.ioc_fill(1.7, 0.01)])
+    assert [(e.reason, e.target) for e in out] == [("hedge:reset", pytest.approx(-0.04))]
+
+
+def test_a_fully_filled_ioc_leaves_nothing_to_re_state():
+    eng, f = crossing()
+    out = run(eng, [ioc_accepted(0.1, 0.1), f.ioc_fill(0.2, 0.06), f.ioc_fill(0.2, 0.04), f.bbo(0.5), f.bbo(3.0)])
+    assert out == []
+    st = eng.state("SOL")
+    assert st["cross"] is None and st["resets"] == 0 and st["stated_target"] == pytest.approx(-0.1)
+    assert eng.position("SOL") == pytest.approx(-0.1)
+
+
+def test_ioc_refused_locally_or_by_the_venue_re_states_at_once():
+    eng, f = crossing()
+    rej = OrderRejected(id="r1", ts_event=T0 + S // 10, source="executor", strategy="hedger", market="SOL",
+                        client_order_index=0, side="sell", price=0.0, size=0.1, code=0,
+                        reason="no market data (BBO) for SOL yet")
+    assert [(e.reason, e.target) for e in run(eng, [rej])] == [("hedge:reset", 0.0)]
+    eng, f = crossing()
+    rej = OrderRejected(id="r2", ts_event=T0 + S // 10, source="executor", strategy="hedger", market="SOL",
+                        client_order_index=9, side="sell", price=172.8, size=0.1, code=21706, reason="refused")
+    assert [(e.reason, e.target) for e in run(eng, [rej])] == [("hedge:reset", 0.0)]
+
+
+def test_cooldown_runs_from_the_cross_and_the_next_cross_is_fresh():
+    eng, f = crossing(cooldown_s=6.0, emergency_after_s=100.0)
+    out = run(eng, [ioc_accepted(0.1, 0.1), f.ioc_fill(0.2, 0.04), ioc_canceled(0.3, 0.06)])
+    assert [e.reason for e in out] == ["hedge:reset"]
+    # still over the trigger (0.3 - 0.04): no new hedge during the 6 s cooldown of the cross at 0
+    assert run(eng, [f.bbo(1.0), f.bbo(5.9)]) == []
+    out = run(eng, [f.bbo(6.0)])
+    # the next cross is the hedger's own decision on the positions now: -0.04 - 0.1
+    assert [(e.reason, e.target) for e in out] == [("hedge:aggressive", pytest.approx(-0.14))]
+
+
+def test_no_new_cross_while_the_ioc_is_in_flight():
+    eng, f = crossing(cooldown_s=1.0, emergency_after_s=100.0)
+    assert run(eng, [ioc_accepted(0.1, 0.1), f.bbo(1.5), f.bbo(3.0)]) == []  # accepted, end not reported
+    out = run(eng, [ioc_canceled(3.1, 0.1)])
+    assert [e.reason for e in out] == ["hedge:reset"]
+    assert [e.reason for e in run(eng, [f.bbo(3.2)])] == ["hedge:aggressive"]
+
+
+def test_an_unanswered_cross_is_not_re_stated_and_its_late_ioc_is_followed():
+    # the executor holds the IOC back (self-trade guard: our crossing quotes are canceled first)
+    eng, f = crossing(cooldown_s=6.0, emergency_after_s=100.0)
+    assert run(eng, [f.bbo(1.0), f.bbo(2.5)]) == []  # 2 s unanswered: over, but no re-statement
+    assert eng.state("SOL")["cross"] is None and eng.state("SOL")["resets"] == 0
+    # the held IOC goes out later: followed, no new hedge while it lives, re-stated after its end
+    assert run(eng, [ioc_accepted(2.6, 0.1), f.bbo(2.7), f.ioc_fill(2.8, 0.03)]) == []
+    out = run(eng, [ioc_canceled(2.9, 0.07)])
+    assert [(e.reason, e.target) for e in out] == [("hedge:reset", pytest.approx(-0.03))]
+    assert run(eng, [f.bbo(5.9)]) == []  # cooldown of the cross at 0
+    assert [(e.reason, e.target) for e in run(eng, [f.bbo(6.0)])] == [("hedge:aggressive", pytest.approx(-0.13))]
+
+
+def test_passive_fills_are_re_stated_once_the_pulled_quote_ended():
+    eng, f = engine(cooldown_s=1.0), Feed()
+    run(eng, [f.bbo(0), f.fill(0.0, 0.3)])  # passive sell 0.1 at the ask (never confirmed accepted)
+    assert [type(e).__name__ for e in run(eng, [f.bbo(0.3)])] == ["CancelIntent"]  # not filled: pulled
+    out = run(eng, [f.bbo(2.4)])  # the cancel went unanswered for 2 s: cross
+    assert [(e.reason, e.target) for e in out] == [("hedge:aggressive", pytest.approx(-0.1))]
+    assert run(eng, [ioc_accepted(2.5, 0.1), f.ioc_fill(2.6, 0.1)]) == []  # target -0.1 == position
+    # the pulled quote is followed until its own timeout (2 s after the cross): nothing new before
+    assert run(eng, [f.bbo(4.3)]) == [] and eng.state("SOL")["pulling"] is True
+    # next attempt: a passive quote that fills 0.07 of 0.1 (a success), the rest is pulled
+    out = run(eng, [f.bbo(4.5)])
+    assert [type(e).__name__ for e in out] == ["QuoteIntent"] and out[0].ask_sz == pytest.approx(0.1)
+    acc = OrderAccepted(id="a8", ts_event=T0 + int(4.6 * S), source="executor", strategy="hedger", market="SOL",
+                        client_order_index=8, side="sell", price=ASK, size=0.1, time_in_force="post_only")
+    out = run(eng, [acc, f.fill(4.7, 0.07, side="sell", strategy="hedger", price=ASK, coi=8)])
+    assert [type(e).__name__ for e in out] == ["CancelIntent"]
+    assert run(eng, [f.bbo(4.8)]) == []  # the rest may still fill: no reset yet
+    out = run(eng, [f.fill(4.85, 0.01, side="sell", strategy="hedger", price=ASK, coi=8),
+                    OrderCanceled(id="c8", ts_event=T0 + int(4.9 * S), source="executor", strategy="hedger",
+                                  market="SOL", client_order_index=8, remaining=0.02)])
+    # the executor held -0.1 (the cross); the position is now -0.18: re-stated
+    assert [(e.reason, e.target) for e in out] == [("hedge:reset", pytest.approx(-0.18))]
+
+
+def test_fills_of_orders_not_the_hedgers_do_not_re_state():
+    eng, f = crossing()
+    run(eng, [ioc_accepted(0.1, 0.1), f.ioc_fill(0.2, 0.1)])  # done, target == position
+    # an operator flatten: the executor trades the hedger's position itself; the hedger must not
+    # answer with a target while that IOC lives
+    assert run(eng, [f.fill(1.0, 0.05, side="buy", strategy="hedger", liquidity="taker", coi=33)]) == []
+    assert eng.state("SOL")["resets"] == 0
+    # with its acceptance seen, the IOC is followed and re-stated after its end
+    out = run(eng, [ioc_accepted(1.1, 0.05, side="buy", coi=34, strategy="hedger,maker"),
+                    f.fill(1.2, 0.02, side="buy", strategy="hedger", liquidity="taker", coi=34)])
+    assert out == []
+    out = run(eng, [ioc_canceled(1.3, 0.03, coi=34, strategy="hedger,maker")])
+    assert [(e.reason, e.target) for e in out] == [("hedge:reset", pytest.approx(-0.03))]
+
+
+def test_after_a_restart_the_held_target_is_re_stated_once_settled():
+    eng, f = engine(), Feed()
+    # history: a cross whose IOC filled 0.04 of 0.1 before the stop; the held target is unknown
+    for ev in (f.fill(0.0, 0.3), ioc_accepted(0.1, 0.1), f.ioc_fill(0.2, 0.04)):
+        eng.fold(ev)
+    assert eng.position("SOL") == pytest.approx(-0.04)
+    out = run(eng, [f.bbo(100.0, 172.99, 173.01)])
+    assert [type(e).__name__ for e in out] == ["QuoteIntent"]  # exposure 0.26: a passive hedge
+    assert eng.state("SOL")["resets"] == 0
+    eng2, f2 = engine(trigger_notional_usd=1e9), Feed()  # never hedges: only the restart reset
+    eng2.fold(f2.fill(0.0, 0.04, side="sell", strategy="hedger"))
+    assert run(eng2, [f2.bbo(100.0), f2.bbo(101.9)]) == []  # settling 2 s (passive_cancel_timeout_s)
+    out = run(eng2, [f2.bbo(102.0)])
+    assert [(e.reason, e.target) for e in out] == [("hedge:reset", pytest.approx(-0.04))]
+    assert run(eng2, [f2.bbo(103.0)]) == []
+    eng3, f3 = engine(), Feed()
+    eng3.fold(f3.fill(0.0, 0.04))  # only the maker's history: the hedger never sent a target
+    assert run(eng3, [f3.bbo(100.0), f3.bbo(103.0)]) == []
+
+
+def test_dry_run_never_re_states():
+    eng, f = engine(dry_run=True, prefer_passive=False), Feed()
+    eng.fold(f.fill(0.0, 0.04, side="sell", strategy="hedger"))
+    assert run(eng, [f.bbo(0), f.fill(0.0, 0.3), f.bbo(5.0), f.bbo(30.0)]) == []
