@@ -48,7 +48,16 @@ comparison):
    ``max_slippage_bps``.
 6. **Cooldown**: after every attempt, successful or not, ``cooldown_s`` [6 s] (emergency:
    ``emergency_cooldown_s``) of event time before the next one.
-7. **Dry run**: every decision is made, counted and visible in :meth:`HedgerEngine.state`,
+7. **Nothing left standing**: the executor keeps a target standing, so once an attempt ended
+   (the cross's IOC and every fill of it the hedger is owed, a pulled quote) and nothing of the
+   hedger's is in flight, the target is re-stated as the position
+   (``TargetPosition(target = H, reason="hedge:reset")``, a delta of 0 lots: never a trade).
+   No attempt starts while an IOC or a pulled quote is in flight; the reset is not an attempt
+   (the cooldown runs from the cross). A cross the executor never answers ends after
+   ``passive_cancel_timeout_s`` without a reset (its IOC may be held back and sent later; an
+   IOC accepted later is followed again). After a restart (:meth:`HedgerEngine.fold` saw the
+   hedger's own events) the held target is re-stated once settled. See :meth:`_restate`.
+8. **Dry run**: every decision is made, counted and visible in :meth:`HedgerEngine.state`,
    nothing is emitted.
 
 Output ids come from :func:`shared.events.child`; the same inputs give identical outputs.

@@ -10,7 +10,11 @@ Consumer group: the strategy name (``hedger``). ``/health`` and ``/metrics`` on
 Restart: before consuming, the runner folds every ``Fill`` and ``PositionSnapshot`` of the
 maker and the hedger (and every ``GuardState``) from the exec stream into the engine, so the
 maker inventory and the hedge position survive a restart (fills are deduplicated by
-``fill_id``). Exposure timers restart at the first event.
+``fill_id``). Exposure timers restart at the first event. When that history holds any event of
+the hedger's own (its fills, snapshots, order events), the target the executor still holds for
+it is unknown (it may have stopped mid-cross): the engine re-states it as the restored position
+``passive_cancel_timeout_s`` after the first event, once nothing of its own is in flight
+(docs/hedger.md, *Nothing left standing*).
 
 Graceful shutdown (SIGTERM/SIGINT): after the consumer stops, the runner publishes a
 ``CancelIntent`` of the hedger for all markets, so a resting passive hedge is pulled; positions
@@ -30,9 +34,18 @@ from prometheus_client import Counter, Gauge
 
 from shared.bus import Bus
 from shared.config import StackConfig
-from shared.events import CancelIntent, Fill, GuardState, PositionSnapshot
+from shared.events import (
+    CancelIntent,
+    Fill,
+    GuardState,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    PositionSnapshot,
+)
 from shared.metrics import PREFIX
 from shared.service import EngineRunner
+from shared.strategy_base import addressed_to
 from shared.strategy_runner import (
     MeteredEngine,
     build_runner,
@@ -85,13 +98,15 @@ class Counts:
 
 
 async def restore_positions(engine: HedgerEngine, bus: Bus, account: int | str) -> int:
-    """Fold the maker's and the hedger's fills and position snapshots (and the guard states)
-    of the exec stream into ``engine``; returns how many events were folded."""
+    """Fold the maker's and the hedger's fills and position snapshots, the guard states and the
+    hedger's order events of the exec stream into ``engine`` (:meth:`HedgerEngine.fold`);
+    returns how many events were folded."""
     names = {engine.name, engine.cfg.maker_strategy}
     n = 0
     for d in await bus.read_all(bus.streams.exec(account)):
         ev = d.event
-        if isinstance(ev, GuardState) or (isinstance(ev, Fill | PositionSnapshot) and ev.strategy in names):
+        if (isinstance(ev, GuardState) or (isinstance(ev, Fill | PositionSnapshot) and ev.strategy in names)
+                or (isinstance(ev, OrderAccepted | OrderRejected | OrderCanceled) and addressed_to(ev, engine.name))):
             engine.fold(ev)
             n += 1
     return n

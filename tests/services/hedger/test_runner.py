@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from services.hedger.runner import build, restore_positions, run_until_stopped
 from shared.bus import Bus
 from shared.config import StackConfig
-from shared.events import Bbo, CancelIntent, Fill, QuoteIntent
+from shared.events import Bbo, CancelIntent, Fill, OrderAccepted, QuoteIntent, TargetPosition
 
 S = 1_000_000_000
 T0 = 1_762_800_000 * S
@@ -30,12 +30,23 @@ def fill(i: int, size: float, side: str = "buy", strategy: str = "maker") -> Fil
 async def test_restore_positions(redis_client, namespace):
     cfg = stack(namespace)
     bus = Bus(redis_client, namespace)
+    acc = OrderAccepted(id="acc", ts_event=T0 + 3 * S, source="executor", strategy="hedger", market="SOL",
+                        client_order_index=5, side="sell", price=172.8, size=0.02, time_in_force="ioc")
     await bus.publish(bus.streams.exec(cfg.account_index), [
-        fill(1, 0.03), fill(2, 0.5, strategy="trend"), fill(3, 0.01, side="sell", strategy="hedger"), fill(4, 0.01)])
+        fill(1, 0.03), fill(2, 0.5, strategy="trend"), acc, fill(3, 0.01, side="sell", strategy="hedger"),
+        fill(4, 0.01)])
     _runner, engine = build(cfg, bus)
-    assert await restore_positions(engine, bus, cfg.account_index) == 3
+    assert await restore_positions(engine, bus, cfg.account_index) == 4
     assert engine.maker_inventory("SOL") == pytest.approx(0.04)
     assert engine.position("SOL") == pytest.approx(-0.01)
+    # the hedger stopped mid-cross: the target the executor holds is unknown, re-stated once settled
+    assert engine.state("SOL")["stated_target"] != engine.state("SOL")["stated_target"]  # NaN
+    book = [Bbo(id=f"b{i}", ts_event=T0 + i * S, source="collector", market="SOL", bid_px=172.99, bid_sz=1,
+                ask_px=173.01, ask_sz=1) for i in (10, 13)]
+    assert engine.on_event(book[0]) == []
+    out = engine.on_event(book[1])
+    assert len(out) == 1 and isinstance(out[0], TargetPosition) and out[0].reason == "hedge:reset"
+    assert out[0].target == pytest.approx(-0.01)
 
 
 async def test_runner_hedges_and_pulls_on_shutdown(redis_client, namespace, read_stream):
