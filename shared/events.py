@@ -201,8 +201,20 @@ class OrderAccepted(Event, tag="order_accepted"):
 
 
 class OrderRejected(Event, tag="order_rejected"):
-    """An order that never reached the book: refused locally (``code`` 0) or by the venue
-    (``code`` is Lighter's error code, e.g. 21706 for a bad amount)."""
+    """An order that never reached the book. ``code``:
+
+    - 0: refused locally by the executor (``client_order_index`` 0) for any other reason: a
+      clip by ``max_position``/``max_notional_usd``, halted or reducing, no market data, the
+      self-trade guard, the open-orders cap, a resting order below the market minimum...
+      Retrying the same intent later may pass.
+    - 1: refused locally as **unreachable**: the strategy's remainder to its target is below
+      the market minimum (``min_base_amount`` or ``min_quote_amount``) and nothing of it is in
+      flight, so re-sending the same target can never trade. The executor keeps the target
+      (netting with another strategy may still fill it); the strategy should not retry it
+      until its target changes.
+    - -1: the send failed in transport or signing (the runner).
+    - >= 21000: refused by the venue (``client_order_index`` set); Lighter's error code, e.g.
+      21706 for a bad amount, 23000 for too many requests."""
 
     strategy: str
     market: str

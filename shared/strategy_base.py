@@ -10,8 +10,9 @@ pieces are plain, deterministic Python (no clock, no I/O):
 - :class:`Pending`: the no-spam rule for targets: a target sent is *pending* until the position
   reaches it; the same target goes out again only after its order died at the venue (venue
   reject/cancel) or ``retry_after_s`` without reaching it, and then at most once per bucket (not
-  in the bucket it was last sent in). A local refusal by the executor waits for the timer. A
-  different target is sent at once.
+  in the bucket it was last sent in). A local refusal by the executor waits for the timer; an
+  *unreachable* one (code 1: the remainder is below the market minimum) is not retried at all
+  until the target changes. A different target is sent at once.
 - :class:`MarketSizing`, :data:`DEFAULT_SIZES`, :class:`TargetStrategyConfig`: per-market order
   size bounds and the common part of the trend/renko configs.
 - :func:`clamp_size`: clamp a raw size to a market's ``MarketSizing`` and round it down to the lot.
@@ -165,9 +166,16 @@ class Pending:
     - venue reject (``OrderRejected`` with ``code != 0``) or ``OrderCanceled``: the order died,
       the retry may go out in the next bucket;
     - local refusal (``OrderRejected`` with ``code == 0``: the executor refused the order itself,
-      e.g. the remainder of a partly filled entry below the market's minimum size): refusing
-      again is certain, so the retry waits for ``retry_after_s`` (it does not count as died,
-      and a later death of an older order does not hasten it until the target is sent again).
+      e.g. a clip by a limit, the reducing state, no market data): refusing again is likely, so
+      the retry waits for ``retry_after_s`` (it does not count as died, and a later death of an
+      older order does not hasten it until the target is sent again);
+    - unreachable (``OrderRejected`` with ``code == 1``: the strategy's remainder to the target,
+      e.g. of a partly filled entry, is below the market's minimum order and nothing of it is in
+      flight): sending the same target again can never trade, so it is **not retried** (no timer,
+      no death of an older order revives it) until the target value changes (:meth:`check` with
+      a different target) or the position reaches it (the executor keeps the target and may
+      still fill it by netting it against another strategy's order). It does not block a new
+      entry (:meth:`may_enter`): only a different target can go out.
 
     A different target is sent at once.
     """
@@ -177,6 +185,7 @@ class Pending:
     bucket: int = 0
     dead: bool = False
     refused: bool = False
+    unreachable: bool = False
 
     def reached(self, position: float) -> None:
         """Clear the pending target once ``position`` equals it."""
@@ -184,26 +193,35 @@ class Pending:
             self.target = None
             self.dead = False
             self.refused = False
+            self.unreachable = False
 
-    def order_died(self, local: bool = False) -> None:
+    def order_died(self, local: bool = False, unreachable: bool = False) -> None:
         """An order for the pending target was rejected or canceled: a retry is allowed, at
-        once for a venue reject or cancel, after ``retry_after_s`` for a ``local`` refusal."""
+        once for a venue reject or cancel, after ``retry_after_s`` for a ``local`` refusal,
+        never (until the target changes) when ``unreachable``."""
         if self.target is None:
             return
-        if local:
+        if unreachable:
+            self.unreachable = True
+            self.dead = False
+        elif local:
             self.refused = True
             self.dead = False
         elif not self.refused:
             self.dead = True
 
     def retry_allowed(self, ts: int, bucket: int, retry_after_s: float) -> bool:
-        """May the pending target be sent again at ``ts`` in ``bucket``?"""
+        """May the pending target be sent again at ``ts`` in ``bucket``? Never while it is
+        unreachable."""
+        if self.unreachable:
+            return False
         dead = self.dead or ts - self.ts >= retry_after_s * 1e9
         return dead and bucket > self.bucket
 
     def may_enter(self, ts: int, bucket: int, retry_after_s: float) -> bool:
-        """No target pending, or the pending one may be retried."""
-        return self.target is None or self.retry_allowed(ts, bucket, retry_after_s)
+        """No target pending, the pending one is unreachable (given up: only a different target
+        can go out), or it may be retried."""
+        return self.target is None or self.unreachable or self.retry_allowed(ts, bucket, retry_after_s)
 
     def check(self, target: float, ts: int, bucket: int, retry_after_s: float) -> str | None:
         """Decide whether ``target`` goes out now: ``None`` = suppress, ``""`` = send,
@@ -218,6 +236,7 @@ class Pending:
         self.bucket = bucket
         self.dead = False
         self.refused = False
+        self.unreachable = False
         return suffix
 
 
@@ -347,7 +366,7 @@ class TargetEngine(ABC, Generic[S]):
     Exec events (``Fill``, ``OrderRejected``, ``OrderCanceled``, ``PositionSnapshot``) of this
     strategy and its markets are handled here: fills are deduplicated and folded into
     ``state.pos`` (clearing a reached pending target); a reject or cancel lets the pending
-    target be retried (see :class:`Pending`); a snapshot is kept as ``executor_position``.
+    target be retried, an unreachable refusal (code 1) stops its retries (see :class:`Pending`); a snapshot is kept as ``executor_position``.
     """
 
     SOURCE: ClassVar[str] = ""
@@ -430,7 +449,8 @@ class TargetEngine(ABC, Generic[S]):
             elif isinstance(event, PositionSnapshot):
                 st.executor_position = event.position  # informational; the position is the fill fold
             else:
-                st.pending.order_died(local=isinstance(event, OrderRejected) and event.code == 0)
+                code = event.code if isinstance(event, OrderRejected) else None
+                st.pending.order_died(local=code == 0, unreachable=code == 1)
         return []
 
     def position(self, market: str) -> float:

@@ -21,7 +21,9 @@ What it does
   absolute position, sent reduce-only), max position and max notional per market, counted in
   the worst case (position + IOCs in flight + all our resting orders on the order's side
   filling; targets are clipped, with an ``OrderRejected(code=0)`` for the clipped part), market
-  minimums (refused locally with ``OrderRejected(code=0)`` naming the minimum).
+  minimums (refused locally naming the minimum: ``OrderRejected(code=1)``, *unreachable*, when a
+  strategy's unclipped target remainder with nothing in flight is below it -- the strategy
+  should not retry that target; ``code=0`` otherwise, e.g. resting orders).
 - Guards (:meth:`Engine._eval_guards`): ``max_position``/``max_notional`` block the side that
   would grow the inventory, with a ``GuardState`` on every change; the **self-trade guard**
   never lets a taker order meet one of our resting orders: crossing resting orders are canceled
@@ -1198,8 +1200,15 @@ class Engine:
             send_lots, reduce_only, why = self._min_lots(m, price), True, None
         if why:
             for s, q in alloc:
+                # code 1 (unreachable) when retrying cannot help: the amount, not the price, failed;
+                # the order was not clipped by a limit or the reducing state; and nothing of the
+                # strategy is in flight here (an IOC ending unfilled would enlarge its remainder).
+                # The target stays recorded: a later rebalance (another strategy's delta) may still
+                # net it internally.
+                unreachable = price > 0 and not clip_reason and abs(self.in_flight(s, market)) < EPS
                 self._reject(out, s, m, sg * self._lots(m, q), m.int_to_price(price),
-                             f"refused locally: {why}")
+                             f"refused locally (unreachable: below the market minimum): {why}" if unreachable
+                             else f"refused locally: {why}", code=1 if unreachable else 0)
             return
         self._create(out, m, side, price, lots, "ioc", 0, reduce_only, "taker", alloc, send_lots=send_lots)
 
@@ -1242,9 +1251,14 @@ class Engine:
                                            ts_event=ts))
         return rec
 
-    def _reject(self, out: _Out, strategy: str, m: MarketInfo, lots: int, price: float, reason: str) -> None:
+    def _reject(self, out: _Out, strategy: str, m: MarketInfo, lots: int, price: float, reason: str,
+                code: int = 0) -> None:
+        """Emit a local refusal of ``lots`` (signed integer lots: + buy, - sell) at ``price`` USD:
+        ``OrderRejected`` with client order index 0 and ``code`` 0 (refused locally: other
+        reasons) or 1 (unreachable: the strategy's remainder is below the market minimum; see
+        :class:`~shared.events.OrderRejected`)."""
         out.add(OrderRejected, strategy=strategy, market=m.symbol, client_order_index=0,
-                side="buy" if lots > 0 else "sell", price=price, size=m.int_to_size(abs(lots)), code=0,
+                side="buy" if lots > 0 else "sell", price=price, size=m.int_to_size(abs(lots)), code=code,
                 reason=reason)
 
     # ------------------------------------------------------------------ resting orders (quotes, grids)

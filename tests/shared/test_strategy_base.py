@@ -66,3 +66,58 @@ def test_a_strategy_retries_after_the_cancel_of_an_order_it_shared():
     eng.on_event(OrderCanceled(id="c", ts_event=1, strategy="renko,trend", market="BTC", client_order_index=7,
                                remaining=0.0002))
     assert st.pending.check(0.0002, ts=15 * S, bucket=1, retry_after_s=30) == " retry"
+
+
+def test_unreachable_refusal_stops_retries_until_the_target_changes():
+    p = sent()
+    p.order_died(unreachable=True)
+    assert p.check(1.0, ts=15 * S, bucket=1, retry_after_s=30) is None
+    assert p.check(1.0, ts=300 * S, bucket=20, retry_after_s=30) is None  # no timer
+    p.order_died()  # a late death of an older order does not revive it
+    assert p.check(1.0, ts=400 * S, bucket=30, retry_after_s=30) is None
+    assert p.may_enter(400 * S, 30, 30)  # given up: an entry may compute a (different) target
+    assert p.check(1.5, ts=401 * S, bucket=30, retry_after_s=30) == ""  # a changed target goes out
+    assert not p.unreachable
+    assert p.check(1.5, ts=431 * S, bucket=31, retry_after_s=30) == " retry"  # and is retried as usual
+
+
+def test_reaching_an_unreachable_target_clears_it():
+    p = sent()
+    p.order_died(unreachable=True)
+    p.reached(1.0)  # e.g. filled by netting against another strategy
+    assert p.target is None and not p.unreachable
+    assert p.check(1.0, ts=1 * S, bucket=1, retry_after_s=30) == ""
+
+
+def _trend_engine_with_pending(target: float):
+    from services.strategy_trend.config import TrendConfig
+    from services.strategy_trend.engine import TrendEngine
+
+    eng = TrendEngine(TrendConfig(), ["BTC"])
+    st = eng._m["BTC"]
+    assert st.pending.check(target, ts=0, bucket=0, retry_after_s=30) == ""
+    return eng, st
+
+
+def _local_reject(code: int):
+    from shared.events import OrderRejected
+
+    return OrderRejected(id=f"r{code}", ts_event=1, strategy="trend", market="BTC", client_order_index=0,
+                         side="buy", price=115000.0, size=0.00005, code=code,
+                         reason="refused locally (unreachable: below the market minimum): size 5e-05 below "
+                                "min_base_amount 0.0002 BTC" if code == 1 else "refused locally: halted")
+
+
+def test_target_engine_does_not_retry_after_code_1_until_the_target_changes():
+    eng, st = _trend_engine_with_pending(0.0002)
+    eng.on_event(_local_reject(1))
+    assert st.pending.check(0.0002, ts=60 * S, bucket=2, retry_after_s=30) is None
+    assert st.pending.check(0.0002, ts=3600 * S, bucket=120, retry_after_s=30) is None
+    assert st.pending.check(0.0, ts=3601 * S, bucket=120, retry_after_s=30) == ""  # e.g. an exit
+
+
+def test_target_engine_still_retries_after_code_0():
+    eng, st = _trend_engine_with_pending(0.0002)
+    eng.on_event(_local_reject(0))
+    assert st.pending.check(0.0002, ts=15 * S, bucket=1, retry_after_s=30) is None  # waits for the timer
+    assert st.pending.check(0.0002, ts=30 * S, bucket=2, retry_after_s=30) == " retry"

@@ -154,8 +154,44 @@ def test_below_minimum_is_refused_locally_with_a_clear_reason():
     e.on_event(bbo())
     outs = e.on_event(target("A", 0.0001, 1))  # BTC min_base_amount 0.0002
     (rej,) = of(outs, OrderRejected)
-    assert rej.code == 0 and rej.client_order_index == 0
-    assert "min_base_amount 0.0002" in rej.reason and "refused locally" in rej.reason
+    assert rej.code == 1 and rej.client_order_index == 0  # unreachable: nothing in flight, not clipped
+    assert "min_base_amount 0.0002" in rej.reason and "refused locally (unreachable" in rej.reason
+    assert e.take_commands() == []
+
+
+def test_sub_minimum_remainder_of_a_partly_filled_entry_is_unreachable_code_1():
+    e = make()
+    e.on_event(bbo())
+    e.on_event(target("A", 0.001, 1))
+    (c,) = e.take_commands()
+    e.on_send_result(c, True)
+    e.on_venue_trade(1, trade(1, c.client_order_index, "0.00095", "115001.0"))
+    e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "canceled",
+                         "remaining_base_amount": "0.00005"})
+    outs = e.on_event(target("A", 0.001, 2))  # the strategy's retry: 0.00005 BTC left < 0.0002
+    (rej,) = of(outs, OrderRejected)
+    assert (rej.code, rej.strategy, rej.side, rej.size) == (1, "A", "buy", pytest.approx(0.00005))
+    assert "unreachable: below the market minimum" in rej.reason and "min_base_amount" in rej.reason
+    assert e.take_commands() == []
+
+
+def test_sub_minimum_remainder_with_an_order_in_flight_stays_code_0():
+    e = make()
+    e.on_event(bbo())
+    e.on_event(target("A", 0.001, 1))
+    (c,) = e.take_commands()
+    e.on_send_result(c, True)  # the IOC is in flight: if it ends unfilled the remainder grows
+    (rej,) = of(e.on_event(target("A", 0.00105, 2)), OrderRejected)
+    assert rej.code == 0 and rej.reason.startswith("refused locally: ")
+    assert e.take_commands() == []
+
+
+def test_sub_minimum_after_a_clip_stays_code_0():
+    e = make(max_position={"BTC": 0.00021})
+    e.on_event(bbo())
+    e.on_venue_position(1, {"market_id": 1, "sign": 1, "position": "0.00010"})
+    outs = e.on_event(target("A", 0.001, 1))  # clipped to 0.00011, which is below the minimum
+    assert [r.code for r in of(outs, OrderRejected)] == [0, 0]
     assert e.take_commands() == []
 
 
