@@ -350,6 +350,8 @@ class Engine:
         self._idle_until = 0  # event time (ns) before which _flush has nothing to do; 0 = not known
         # intents restored at start-up, applied at the market's first market data (restore_intents)
         self._restored: dict[str, dict[tuple[str, str], Event]] = {}  # market -> {(kind, strategy): intent}
+        self._restore_seq = 0  # target sequence number at the restore (newer targets beat a resumed flatten)
+        self.restored_controls = 0  # Control events folded at the restore
 
     # ------------------------------------------------------------------ public: bus inputs
 
@@ -876,8 +878,21 @@ class Engine:
             self.next_coi = 1
 
     def restore_intents(self, intents: Iterable[Event]) -> int:
-        """Restore the strategies' standing wishes from the intent stream at start-up (the
-        runner reads it with XREVRANGE, oldest first; they may have been consumed before).
+        """Restore the strategies' standing wishes from the intent stream, and the operator's
+        control state from the control stream, at start-up (the runner reads both without
+        consuming and merges them oldest first by Redis entry id; they may have been consumed
+        before).
+
+        ``Control`` events in the sequence are folded in order into the control state, which
+        is rebuilt from scratch when there is any (the stream is the record): ``kill`` halts
+        (until ``resume *``) and drops every earlier wish and flatten; ``pause`` drops the
+        earlier wishes of its target (or all); ``resume`` clears as it does live (``resume *``
+        also ends a flatten); ``flatten`` drops its target's earlier wishes and is **resumed**:
+        ``flatten *`` restores REDUCING, and at each market's first market data (not halted) the
+        strategies it names that hold a virtual position get a target of 0 again (no staleness
+        check: the positions must still be closed), unless the strategy sent a newer target
+        (restored, or live since the restore). Counted in ``restored_controls``;
+        :meth:`control_summary` describes the result.
 
         Per (strategy, market) the latest :class:`~shared.events.TargetPosition` is kept, and
         the latest resting wish: a ``QuoteIntent``/``RestingOrders``, unless a later
@@ -888,11 +903,44 @@ class Engine:
         risk gate. An intent older than ``max_intent_age_ms`` before that market data's time is
         **not** restored (stale: dropped, its target not recorded). A newer intent of the same
         (strategy, market) arriving meanwhile replaces the restored one; ``pause``, ``kill``
-        and ``flatten`` drop the restored wishes they concern. Returns how many wishes are kept."""
+        and ``flatten`` drop the restored wishes they concern. Returns how many wishes are kept
+        (a flatten to resume counts once per market)."""
         self._changed()
         kept: dict[tuple[str, str, str], Event] = {}
+        flattens: dict[str, Control] = {}  # target ("*" or a strategy) -> the flatten to resume
+        controls = 0
         for ev in intents:
-            if isinstance(ev, TargetPosition):
+            if isinstance(ev, Control):
+                if controls == 0:  # the control stream is the record: rebuild the state from it
+                    self.killed, self.paused_all, self.flattening = None, False, False
+                    self.paused = set()
+                controls += 1
+                who = ev.target
+                if ev.command == "kill":
+                    self.killed = self._kill_reason(ev)
+                    kept.clear()
+                    flattens.clear()
+                elif ev.command == "resume":
+                    if who == "*":
+                        self.paused_all, self.killed, self.flattening = False, None, False
+                        self.paused.clear()
+                        flattens.clear()
+                    else:
+                        self.paused.discard(who)
+                elif ev.command in ("pause", "flatten"):
+                    for k in [k for k in kept if who == "*" or k[1] == who]:
+                        del kept[k]
+                    if ev.command == "pause":
+                        if who == "*":
+                            self.paused_all = True
+                        else:
+                            self.paused.add(who)
+                    else:
+                        if who == "*":
+                            self.flattening = True
+                            flattens.clear()
+                        flattens[who] = ev
+            elif isinstance(ev, TargetPosition):
                 kept.pop(("target", ev.strategy, ev.market), None)
                 kept[("target", ev.strategy, ev.market)] = ev
             elif isinstance(ev, QuoteIntent | RestingOrders):
@@ -903,10 +951,33 @@ class Engine:
                           and (ev.market is None or k[2] == ev.market)]:
                     del kept[k]
         self._restored = {}
+        for who, ev in flattens.items():
+            for market in self.markets:
+                self._restored.setdefault(market, {})[("flatten", who)] = ev
         for (kind, strategy, market), ev in kept.items():
             if market in self.markets:
                 self._restored.setdefault(market, {})[(kind, strategy)] = ev
+        self._restore_seq = self._seq
+        self.restored_controls = controls  # the state they give is published by set_reconciled
         return sum(len(v) for v in self._restored.values())
+
+    def control_summary(self) -> str:
+        """The control state in words (logs): ``killed (<reason>)``, ``paused all``, ``paused:
+        A,B``, ``flattening``, joined by ``; ``, or ``running`` when none applies."""
+        parts = []
+        if self.killed:
+            parts.append(f"killed ({self.killed})")
+        if self.paused_all:
+            parts.append("paused all")
+        if self.paused:
+            parts.append("paused: " + ",".join(sorted(self.paused)))
+        if self.flattening:
+            parts.append("flattening")
+        return "; ".join(parts) or "running"
+
+    @staticmethod
+    def _kill_reason(ev: Control) -> str:
+        return f"kill switch{': ' + ev.reason if ev.reason else ''}"
 
     def restored_intents(self) -> list[Event]:
         """The restored intents not applied yet (see :meth:`restore_intents`), by market."""
@@ -924,6 +995,10 @@ class Engine:
         elif isinstance(ev, Control) and ev.command in ("pause", "kill", "flatten"):
             who = "*" if ev.command == "kill" else ev.target
             drop += [("target", who, None), ("resting", who, None)]
+            if ev.command != "pause":  # a kill ends a flatten to resume; a new flatten replaces it
+                drop.append(("flatten", who, None))
+        elif isinstance(ev, Control) and ev.command == "resume" and ev.target == "*":
+            drop.append(("flatten", "*", None))
         for kind, strategy, market in drop:
             for mk in [market] if market is not None else list(self._restored):
                 wishes = self._restored.get(mk)
@@ -945,6 +1020,19 @@ class Engine:
             return []
         wishes = self._restored.pop(market, {})
         triggered: set[str] = set()
+        flat_who = {strategy for (kind, strategy) in wishes if kind == "flatten"}
+        if flat_who:  # a flatten resumed: target 0 for its strategies with a position, unless newer
+            for (s, mk), st in sorted(self.strats.items(), key=lambda kv: kv[1].seq):
+                if mk != market or ("*" not in flat_who and s not in flat_who) or st.seq > self._restore_seq:
+                    continue
+                if abs(st.position) < EPS and not st.target:
+                    continue
+                st.target = 0.0
+                self._seq += 1
+                st.seq = self._seq
+                if st.slippage_bps <= 0:
+                    st.slippage_bps = self.cfg.default_slippage_bps
+                triggered.add(s)
         for (kind, strategy), ev in wishes.items():
             if kind != "target" or self._paused(strategy) or self._stale(ev):
                 continue
@@ -1698,7 +1786,7 @@ class Engine:
 
     def _on_control(self, ev: Control, out: _Out, dirty: dict[str, tuple[_Out, set[str]]]) -> None:
         if ev.command == "kill":
-            self.killed = f"kill switch{': ' + ev.reason if ev.reason else ''}"
+            self.killed = self._kill_reason(ev)
             self._forget_wanted(None, None)
             self._held.clear()
             self._retry_markets.clear()

@@ -19,8 +19,15 @@ Start-up (fail closed):
    acked already) for the strategies' latest ``TargetPosition`` and resting wish per (strategy,
    market), back to ``max_intent_age_ms`` before the newest intent, and hands them to
    ``Engine.restore_intents``: the first market data of each market re-pursues them (stale ones
-   are dropped there). Success -> RUNNING; failure -> stays HALTED with the reason, retried
-   every ``reconcile_retry_s``.
+   are dropped there). With them it reads the whole control stream (XRANGE, also a read: the
+   entries may be acked already), merged with the intents by Redis entry id, so the operator's
+   ``kill``/``pause``/``flatten``/``resume`` survive a restart: after a kill the executor stays
+   HALTED until ``resume *`` (a kill in force also cancels the account's resting orders when
+   ``cancel_on_start`` is off); a flatten is resumed. The ids of the folded ``Control`` events
+   are marked seen, so the consumer group does not apply one again when it delivers an entry
+   that arrived while the executor was down. Success -> RUNNING (HALTED after a kill, REDUCING
+   while flattening); failure -> stays HALTED with the reason, retried every
+   ``reconcile_retry_s``.
 
 Running: one consumer (group ``executor``) over ``{ns}:intent:{account}``, ``{ns}:control`` and
 ``{ns}:md:book:{SYM}``. Each batch goes to ``Engine.on_events``; its events are published with
@@ -67,6 +74,7 @@ from shared.bus import EVENT_FIELD, Bus, Consumer, Delivery
 from shared.config import PRIVATE_KEY_ENV, ConfigError, StackConfig
 from shared.events import (
     CancelIntent,
+    Control,
     DecodeError,
     Event,
     Fill,
@@ -132,6 +140,9 @@ STALE_RESOLVED = Counter(f"{_P}stale_orders_resolved_total",
                          ["how"])
 RESTORED_INTENTS = Counter(f"{_P}restored_intents_total",
                            "Standing targets/resting wishes restored from the intent stream at start-up.")
+RESTORED_CONTROLS = Counter(f"{_P}restored_controls_total",
+                            "Operator Control events (kill/pause/resume/flatten) folded from the control stream "
+                            "at start-up.")
 VOLUME_QUOTA = Gauge(f"{_P}volume_quota_remaining", "volume_quota_remaining from the last sendTx/sendTxBatch response.")
 _STATE_VALUE = {"running": 0, "reducing": 1, "halted": 2}
 
@@ -326,11 +337,11 @@ class ExecutorService:
         for m in engine.markets.values():
             orders = await self.rest.active_orders(self.cfg.account_index, m.market_id, token)
             resting += len(orders)
+        canceled = False
         if resting and self.ecfg.cancel_on_start:
             log.info("reconcile: canceling %d resting order(s) of the account", resting)
-            res = await self._execute([engine.cancel_all_command(time.time_ns())])
-            if not res[0].ok:
-                raise VenueError(f"cancel-all failed: {res[0].code} {res[0].message}")
+            await self._cancel_all_resting()
+            canceled = True
         try:
             await asyncio.wait_for(self.feed.connected.wait(), self.ecfg.reconcile_timeout_s)
         except TimeoutError:
@@ -341,18 +352,68 @@ class ExecutorService:
                 mid = p.get("market_id")
                 if mid is not None:
                     outs += engine.on_venue_position(int(mid), p)
-            # read under the lock: no intent is consumed between the read and the restore
-            restored = engine.restore_intents(await self._latest_intents())
-            if restored:
-                RESTORED_INTENTS.inc(restored)
-                log.info("reconcile: %d standing target(s)/resting wish(es) restored from the intent stream; "
-                         "applied at each market's first market data", restored)
+            # read under the lock: no intent or control is consumed between the read and the restore
+            await self._restore_from_streams()
             outs += engine.set_reconciled(True, ts_ns=time.time_ns())
             await self._publish(outs)
+        if engine.killed and resting and not canceled:
+            log.info("reconcile: kill switch in force: canceling %d resting order(s) of the account", resting)
+            await self._cancel_all_resting()
         log.info("reconciled: account positions %s; state %s", engine.account_pos, engine.state)
 
+    async def _restore_from_streams(self) -> tuple[int, int]:
+        """Fold the intent stream's standing wishes and the whole control stream, merged by
+        Redis entry id (a control after an intent of the same ms), into the engine
+        (``Engine.restore_intents``); mark the folded controls' ids seen. Call with the I/O lock
+        held. Returns ``(wishes restored, control events folded)``."""
+        engine = self.engine
+        assert engine is not None
+        controls = await self._control_entries()
+        merged = sorted([(k, 0, ev) for k, ev in await self._latest_intent_entries()]
+                        + [(k, 1, ev) for k, ev in controls], key=lambda x: (x[0], x[1]))
+        restored = engine.restore_intents([ev for _, _, ev in merged])
+        for _, ev in controls:
+            self.seen.add(ev.id)  # applied by the fold: not again when the group delivers it
+        if restored:
+            RESTORED_INTENTS.inc(restored)
+            log.info("reconcile: %d standing target(s)/resting wish(es) restored from the intent stream; "
+                     "applied at each market's first market data", restored)
+        if controls:
+            RESTORED_CONTROLS.inc(len(controls))
+            log.warning("reconcile: control state restored from %d control event(s): %s", len(controls),
+                        engine.control_summary())
+        return restored, len(controls)
+
+    async def _cancel_all_resting(self) -> None:
+        """Cancel every resting order of the account (cancel-all, tx 16).
+
+        Raises:
+            VenueError: the venue refused it.
+        """
+        assert self.engine is not None
+        res = await self._execute([self.engine.cancel_all_command(time.time_ns())])
+        if not res[0].ok:
+            raise VenueError(f"cancel-all failed: {res[0].code} {res[0].message}")
+
+    async def _control_entries(self) -> list[tuple[tuple[int, int], Control]]:
+        """The whole control stream, oldest first, as ``((ms, seq) of the entry id, Control)``:
+        a read (XRANGE), not a consume. Undecodable entries and other event types are skipped
+        (the consumer dead-letters them)."""
+        out: list[tuple[tuple[int, int], Control]] = []
+        for d in await self.bus.read_all(self.bus.streams.control):
+            if isinstance(d.event, Control):
+                ms, seq = (int(x) for x in d.entry_id.split("-"))
+                out.append(((ms, seq), d.event))
+        return out
+
     async def _latest_intents(self, chunk: int = 1000, max_entries: int = 200_000) -> list[Event]:
-        """The intent stream's wishes that may still stand, oldest first: read backwards
+        """The events of :meth:`_latest_intent_entries` (oldest first)."""
+        return [ev for _, ev in await self._latest_intent_entries(chunk, max_entries)]
+
+    async def _latest_intent_entries(self, chunk: int = 1000,
+                                     max_entries: int = 200_000) -> list[tuple[tuple[int, int], Event]]:
+        """The intent stream's wishes that may still stand, oldest first, as ``((ms, seq) of the
+        entry id, event)``: read backwards
         (XREVRANGE, ``chunk`` entries per call) back to ``max_intent_age_ms`` before the newest
         intent's ``ts_event`` (the whole stream when the age check is off), at most
         ``max_entries`` entries. Only ``TargetPosition``, ``QuoteIntent``, ``RestingOrders`` and
@@ -360,7 +421,7 @@ class ExecutorService:
         stream = self.bus.streams.intent(self.cfg.account_index)
         age_ns = self.ecfg.max_intent_age_ms * 1_000_000
         newest: int | None = None
-        out: list[Event] = []
+        out: list[tuple[tuple[int, int], Event]] = []
         top, read = "+", 0
         while read < max_entries:
             batch = await self.redis.xrevrange(stream, max=top, min="-", count=chunk)
@@ -368,7 +429,7 @@ class ExecutorService:
                 break
             read += len(batch)
             done = False
-            for _eid, fields in batch:
+            for eid, fields in batch:
                 raw = fields.get(EVENT_FIELD)
                 try:
                     ev = decode(raw) if raw is not None else None
@@ -381,7 +442,9 @@ class ExecutorService:
                 if age_ns and ev.ts_event < newest - age_ns:
                     done = True
                     break
-                out.append(ev)
+                key = eid.decode() if isinstance(eid, bytes) else str(eid)
+                ms, seq = (int(x) for x in key.split("-"))
+                out.append(((ms, seq), ev))
             if done or len(batch) < chunk:
                 break
             last = batch[-1][0].decode() if isinstance(batch[-1][0], bytes) else batch[-1][0]
