@@ -303,8 +303,8 @@ class MakerEngine:
                 st.accepted += 1
                 return []
             elif isinstance(event, OrderRejected):
-                if event.code == 0:
-                    return []  # refused locally: the same order would be refused again
+                if 0 <= event.code < 21000:
+                    return []  # refused locally (code 0/1): the same order would be refused again
                 st.dirty.add(event.side)
             else:
                 if event.reason == "canceled":

@@ -139,8 +139,8 @@ class GridEngine:
                 if not self._on_fill(event, st):
                     return []
             elif isinstance(event, OrderRejected):
-                if event.code == 0:
-                    return []  # refused locally: deterministic, a resend would be refused again
+                if 0 <= event.code < 21000:
+                    return []  # refused locally (code 0/1): deterministic, a resend would be refused again
                 st.resend = True
             else:
                 if event.reason == "canceled":
