@@ -41,7 +41,8 @@ brackets.
   from the average entry, time stop (``max_hold_s`` [300 s] after the opening fill),
   ``ao_reversal`` (long: AO falling and < 0; short: AO rising and > 0).
 - **Position** = this strategy's fills, deduplicated by ``fill_id``; no-spam/retry rules of
-  :class:`shared.strategy_base.Pending` with the ATR candle as the retry bucket (as trend).
+  :class:`shared.strategy_base.Pending` with the ATR candle as the retry bucket (as trend); a
+  target refused as unreachable (``OrderRejected`` code 1) is not retried until it changes.
 
 Time is only ``ts_event``; output ids come from :func:`shared.events.child`.
 """

@@ -48,7 +48,8 @@ Rules (defaults of :class:`TrendConfig` in brackets):
   while an entry is partly filled) is sent at once. An entry that was partly filled and then
   canceled is not topped up: the partial position is managed by the exit rules.
   An order the executor refused itself (``OrderRejected`` with ``code`` 0) is retried only after
-  ``retry_after_s``. These rules, the fill fold and the emission are
+  ``retry_after_s``; one it refused as unreachable (``code`` 1, e.g. a remainder below the
+  market minimum) is not retried until the target changes. These rules, the fill fold and the emission are
   :class:`shared.strategy_base.TargetEngine` and :class:`~shared.strategy_base.Pending`.
 
 Differences from the seed code (its QUIRKs, see seed-behaviour.md §1.2): the time stop is the real
