@@ -97,13 +97,18 @@ def read_stream():
 class VenueExecutor:
     """venue-sim and an executor, both running in the test's event loop on a real Redis.
 
-    Attributes: ``port`` (venue-sim), ``cfg`` (StackConfig), ``svc`` (ExecutorService), ``bus``,
-    ``exec_stream``. :meth:`wait_for` polls the exec stream (or another) until ``pred(events)``.
+    Attributes: ``port`` (venue-sim), ``cfg`` (StackConfig), ``svc`` (the current
+    ExecutorService), ``bus``, ``exec_stream``. :meth:`wait_for` polls the exec stream (or another)
+    until ``pred(events)``. :meth:`stop_executor` / :meth:`start_executor` stop the executor
+    gracefully and start a new one on the same namespace, venue and API key (a restart).
     """
 
-    def __init__(self, port, cfg, svc, bus):
-        self.port, self.cfg, self.svc, self.bus = port, cfg, svc, bus
+    def __init__(self, port, cfg, bus, launch):
+        self.port, self.cfg, self.bus = port, cfg, bus
         self.exec_stream = bus.streams.exec(cfg.account_index)
+        self._launch = launch  # () -> (ExecutorService, its run() task)
+        self.svc = None
+        self.task = None
 
     async def wait_for(self, pred, stream: str | None = None, timeout: float = 20.0) -> list:
         import asyncio
@@ -117,6 +122,54 @@ class VenueExecutor:
                 return evs
             await asyncio.sleep(0.05)
         raise AssertionError(f"timed out; stream has {[type(e).__name__ for e in evs]}")
+
+    async def start_executor(self, timeout: float = 20.0) -> list:
+        """Start an executor (the first, or a new one after :meth:`stop_executor`) and wait until
+        it has reconciled: its engine is reconciled and the exec stream holds, after the events
+        it had before this start, the ``RiskState`` of the reconciled state (``running``, or
+        ``halted`` with the kill reason when a kill is in force). Returns the exec stream's
+        events at that point."""
+        from shared.events import RiskState
+
+        assert self.task is None, "an executor is running"
+        before = len(await self.bus.read_all(self.exec_stream))
+        self.svc, self.task = self._launch()
+
+        def ready(evs: list) -> bool:
+            e = self.svc.engine
+            if self.task.done():
+                raise AssertionError(f"executor ended during start-up: {self.task.result()!r}")
+            return bool(e is not None and e.reconciled and any(
+                isinstance(x, RiskState) and (x.state, x.reason) == (e.state, e.state_reason) for x in evs[before:]))
+
+        return await self.wait_for(ready, timeout=timeout)
+
+    async def stop_executor(self) -> None:
+        """Stop the executor gracefully (cancel-all of its resting orders, positions kept) and
+        check it exited with 0."""
+        import asyncio
+
+        assert self.svc is not None and self.task is not None, "no executor running"
+        self.svc.stop()
+        task, self.task = self.task, None
+        assert await asyncio.wait_for(task, 15) == 0
+
+    async def venue_status(self) -> dict:
+        """venue-sim's ``GET /sim/status`` (``accounts[str(index)]["txs"]``: transactions taken)."""
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{self.port}/sim/status") as r:
+                return await r.json()
+
+    async def active_orders(self, market_id: int) -> list[dict]:
+        """venue-sim's resting orders of the account in ``market_id`` (``accountActiveOrders``)."""
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{self.port}/api/v1/accountActiveOrders",
+                                params={"account_index": self.cfg.account_index, "market_id": market_id}) as r:
+                return (await r.json())["orders"]
 
     async def account_positions(self) -> dict[int, float]:
         """venue-sim's positions of the account, by market id (signed base units)."""
@@ -133,7 +186,9 @@ class VenueExecutor:
 async def venue_executor(tmp_path, redis_client, redis_url, namespace, monkeypatch):
     """Factory ``await start(events, markets, services=None)``: writes ``events`` as a recording,
     serves it with venue-sim (speed 1, autostart), starts an executor against it and waits until
-    the executor has reconciled (RiskState running). Both are stopped after the test."""
+    the executor has reconciled (RiskState running). Returns a :class:`VenueExecutor`; its
+    ``stop_executor()`` / ``start_executor()`` restart the executor. Both are stopped after the
+    test."""
     import asyncio
 
     from services.executor.config import ExecutorConfig
@@ -166,17 +221,22 @@ async def venue_executor(tmp_path, redis_client, redis_url, namespace, monkeypat
                           venue=VenueConfig(rest_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}/stream"),
                           services={"executor": {"http_port": 0, "reconcile_retry_s": 0.3}, **(services or {})})
         ecfg = cfg.section("executor", ExecutorConfig)
-        svc = ExecutorService(cfg, ecfg, resolve_key(cfg, ecfg), redis_client)
+        key = resolve_key(cfg, ecfg)  # one key for every start: a restart keeps the API key
+
+        def launch():
+            svc = ExecutorService(cfg, ecfg, key, redis_client)
+            return svc, asyncio.create_task(svc.run())
+
+        h = VenueExecutor(port, cfg, Bus(redis_client, namespace), launch)
+        started.append((h, stop_venue, venue_task))
         await asyncio.sleep(0.5)
-        task = asyncio.create_task(svc.run())
-        started.append((svc, task, stop_venue, venue_task))
-        h = VenueExecutor(port, cfg, svc, Bus(redis_client, namespace))
+        h.svc, h.task = launch()
         await h.wait_for(lambda evs: any(isinstance(e, RiskState) and e.state == "running" for e in evs))
         return h
 
     yield start
-    for svc, task, stop_venue, venue_task in started:
-        svc.stop()
-        assert await asyncio.wait_for(task, 15) == 0
+    for h, stop_venue, venue_task in started:
+        if h.task is not None:
+            await h.stop_executor()
         stop_venue.set()
         await asyncio.wait_for(venue_task, 10)

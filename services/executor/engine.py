@@ -378,6 +378,8 @@ class Engine:
             out = _Out(ev)
             outs.append(out)
             if self._restored:
+                if self._join_restored(ev):
+                    continue
                 self._supersede_restored(ev)
             if isinstance(ev, Bbo):
                 if ev.bid_px > 0 and ev.ask_px > 0:
@@ -902,7 +904,9 @@ class Engine:
         rebalanced (the strategies get the refusals), resting sets go through the diff and the
         risk gate. An intent older than ``max_intent_age_ms`` before that market data's time is
         **not** restored (stale: dropped, its target not recorded). A newer intent of the same
-        (strategy, market) arriving meanwhile replaces the restored one; ``pause``, ``kill``
+        (strategy, market) arriving meanwhile replaces the restored one (before the market's
+        first touch it takes the restored one's place and is applied with them, see
+        :meth:`_join_restored`); ``pause``, ``kill``
         and ``flatten`` drop the restored wishes they concern. Returns how many wishes are kept
         (a flatten to resume counts once per market)."""
         self._changed()
@@ -982,6 +986,23 @@ class Engine:
     def restored_intents(self) -> list[Event]:
         """The restored intents not applied yet (see :meth:`restore_intents`), by market."""
         return [ev for market in sorted(self._restored) for ev in self._restored[market].values()]
+
+    def _join_restored(self, ev: Event) -> bool:
+        """A live wish (``TargetPosition``, ``QuoteIntent``, ``RestingOrders``) for a market whose
+        restored wishes still wait for its first touch (not halted, no two-sided market data
+        yet) replaces the restored wish of the same (strategy, market) and is applied with them
+        at that first market data, instead of being refused for lack of market data and
+        forgotten. This happens when an intent published while the executor was down is
+        delivered by the consumer group after reconciliation. Returns True if ``ev`` was taken."""
+        if not isinstance(ev, TargetPosition | QuoteIntent | RestingOrders):
+            return False
+        wishes = self._restored.get(ev.market)
+        if not wishes or ev.market in self.bbo or self.state == "halted" or self._paused(ev.strategy):
+            return False
+        key = ("target" if isinstance(ev, TargetPosition) else "resting", ev.strategy)
+        wishes.pop(key, None)
+        wishes[key] = ev
+        return True
 
     def _supersede_restored(self, ev: Event) -> None:
         """Drop restored wishes that the live input ``ev`` replaces or withdraws."""
