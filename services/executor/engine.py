@@ -944,6 +944,9 @@ class Engine:
                             self.flattening = True
                             flattens.clear()
                         flattens[who] = ev
+            elif isinstance(ev, TargetPosition | QuoteIntent | RestingOrders) and (
+                    self.killed or self._paused(ev.strategy)):
+                continue  # refused (and forgotten) live while killed, ignored while paused
             elif isinstance(ev, TargetPosition):
                 kept.pop(("target", ev.strategy, ev.market), None)
                 kept[("target", ev.strategy, ev.market)] = ev
@@ -1188,9 +1191,11 @@ class Engine:
             return
         if self.state == "halted":
             self._held.pop(market, None)
-            for s, _, d in deltas:
+            for s, st, d in deltas:
                 if s in triggered:
                     self._reject(out, s, m, d, 0.0, f"executor halted: {self.state_reason}")
+                    if self.killed:  # a kill forgets targets: after resume, strategies ask again
+                        st.target = None
             return
         bbo = self.bbo.get(market)
         if bbo is None:
@@ -1809,6 +1814,11 @@ class Engine:
         if ev.command == "kill":
             self.killed = self._kill_reason(ev)
             self._forget_wanted(None, None)
+            # standing targets and restored wishes are forgotten too (as when the kill is
+            # restored at start-up): after ``resume`` nothing trades until a strategy asks again
+            for st in self.strats.values():
+                st.target = None
+            self._restored = {}
             self._held.clear()
             self._retry_markets.clear()
             self._retry_cancels.clear()

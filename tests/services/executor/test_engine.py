@@ -219,6 +219,23 @@ def test_kill_switch_halts_and_cancels_all():
     assert of(outs, RiskState)[0].state == "running"
 
 
+def test_kill_forgets_standing_targets_so_resume_trades_nothing_until_asked_again():
+    e = make()
+    e.on_event(bbo())
+    e.on_event(Control(id="k1", ts_event=T0 + 5, source="op", command="kill", reason="test"))
+    e.take_commands()
+    e.on_event(target("A", 0.002, 6))  # refused while halted, but it was recorded before the fix
+    e.on_event(Control(id="r1", ts_event=T0 + 7, source="op", command="resume"))
+    # another strategy's target rebalances the market: A's pre-resume target must not trade
+    outs = e.on_event(target("B", 0.001, 8))
+    cmds = e.take_commands()
+    assert [(c.kind, c.side, c.size) for c in cmds] == [("create", "buy", 100)]  # B's 0.001 BTC only
+    assert not of(outs, OrderRejected)
+    # A asks again after the resume: now it trades
+    e.on_event(target("A", 0.002, 9))
+    assert [(c.kind, c.size) for c in e.take_commands()] == [("create", 200)]
+
+
 def test_reducing_only_shrinks():
     e = make()
     e.on_event(bbo())

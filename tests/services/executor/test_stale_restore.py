@@ -215,6 +215,20 @@ def test_kill_drops_restored_wishes():
     assert e.take_commands() == [] and e.restored_intents() == []
 
 
+def test_restore_keeps_no_intent_sent_while_killed_or_paused_as_live_would():
+    t = T0 + 10 * S
+    e = make()
+    kept = e.restore_intents([
+        Control(id="k", ts_event=t - 9 * S, source="op", command="kill", reason="x"),
+        target("A", 0.001, t - 8 * S),  # refused and forgotten live: halted by the kill
+        Control(id="r", ts_event=t - 7 * S, source="op", command="resume"),
+        Control(id="p", ts_event=t - 6 * S, source="op", command="pause", target="B"),
+        target("B", 0.002, t - 5 * S),  # ignored live: B is paused
+        target("C", 0.003, t - 4 * S),  # the only wish left
+    ])
+    assert kept == 1 and [ev.strategy for ev in e.restored_intents()] == ["C"]
+
+
 def test_restore_is_deterministic_and_market_data_fast_path_matches_on_events():
     t = T0 + 10 * S
     hist = [target("A", 0.001, t - S), QuoteIntent(id="q", ts_event=t - S, source="mm", strategy="mm",
