@@ -181,6 +181,10 @@ MEANING = {
         "rate_limit_backoff_s": "after error 23000: quote updates and cancel retries wait this long (event time)",
         "order_check_s": "wall seconds between checks of stale orders with the venue (REST); 0 = no checks",
         "order_stale_s": "an IOC in flight / an unconfirmed cancel this long (event time) is asked about",
+        "lockstep_barrier": "lockstep runs only (demo --lockstep sets it): wait until every other consumer "
+                            "group is idle and gather all intents into one engine batch, as the backtest does",
+        "lockstep_order": "strategy names in the backtest's order: how the intents of one barrier batch are sorted",
+        "lockstep_timeout_s": "longest wall wait of the barrier for quiet (then it goes on, with a warning)",
     },
     LedgerConfig: {
         "db_url": "SQLAlchemy URL: SQLite (WAL) or postgresql+psycopg://...; env LEDGER_DB_URL wins",

@@ -227,6 +227,11 @@ class Consumer:
                 return claimed
         return await self._read({s: ">" for s in self.streams}, block=self.block_ms)
 
+    async def fetch_new(self) -> list[Delivery]:
+        """New entries (never delivered to the group) that are already there, without waiting
+        (up to ``batch`` per stream); ``[]`` when there are none."""
+        return await self._read({s: ">" for s in self.streams}, block=None)
+
     async def _read(self, ids: dict[str, str], block: int | None) -> list[Delivery]:
         resp = await self.redis.xreadgroup(self.group, self.consumer, ids, count=self.batch, block=block)
         out: list[Delivery] = []

@@ -24,6 +24,11 @@ ledger, no fill has our account on both sides and, when the maker runs, it has f
 ``lockstep`` (``DemoOptions.lockstep``) runs venue-sim in lockstep (docs/venue-sim.md): the
 replay advances only when every service is idle, so a run is deterministic and its fills equal
 those of ``lighter-stack backtest`` on the same recording (``tests/integration/test_parity.py``).
+It also turns on the executor's lockstep barrier (``services.executor.lockstep_barrier``,
+with ``lockstep_order`` = the running strategies in :data:`SERVICE_ORDER`, named by their config
+sections' ``strategy``): the intents of all strategies caused by one event reach the executor
+engine as one batch, in the backtest's order, as ``lighter-stack backtest --strategy ...`` with
+the strategies given in that order feeds them.
 After a run, :attr:`Demo.fills` holds the executor's ``Fill`` events in stream order. The
 default stays paced by the wall clock: lockstep costs about 40 ms of wall time per recorded
 event (the bundled hour: about 90 s instead of 30 s).
@@ -153,6 +158,16 @@ class Demo:
         self.recording: Path = Path(opts.recording)
         self.venue_status: dict[str, Any] = {}
 
+    def strategy_names(self) -> list[str]:
+        """The running strategies' names (intents, fills) in :data:`SERVICE_ORDER`: each
+        service's ``strategy`` setting, else its service name without ``strategy-``."""
+        names = []
+        for svc in self.services:
+            if svc in STRATEGY_SERVICES:
+                section = self.cfg.services.get(svc) or self.cfg.services.get(svc.replace("-", "_")) or {}
+                names.append(str(section.get("strategy") or svc.removeprefix("strategy-")))
+        return names
+
     # ------------------------------------------------------------------ processes
 
     def _env(self, redis_url: str, ns: str, ports: dict[str, int], recording: Path) -> dict[str, str]:
@@ -177,6 +192,9 @@ class Demo:
             "LIGHTER_STACK_DATA": str(self.workdir),
             "PYTHONUNBUFFERED": "1",
         })
+        if self.opts.lockstep:
+            env["LS_SERVICES__EXECUTOR__LOCKSTEP_BARRIER"] = "true"
+            env["LS_SERVICES__EXECUTOR__LOCKSTEP_ORDER"] = json.dumps(self.strategy_names())
         if self.opts.config:
             env["LIGHTER_STACK_CONFIG"] = str(Path(self.opts.config).resolve())
         for name, port in ports.items():

@@ -33,6 +33,9 @@ Example (the defaults)::
         rate_limit_backoff_s: 10      # after error 23000: quote updates wait this long (event time)
         order_check_s: 5              # how often the runner asks the venue about stale orders (0 = never)
         order_stale_s: 3              # an IOC in flight / a cancel unconfirmed this long (event time) is stale
+        lockstep_barrier: false       # lockstep runs only: gather every strategy's intents into one batch
+        lockstep_order: []            # strategy names in the backtest's order (barrier batches are sorted so)
+        lockstep_timeout_s: 30        # the barrier waits at most this long for quiet (then goes on, warning)
 
 Request budget (Lighter docs, rate limits; ``/work/shared/reference/lighter-api.md`` §6.8): REST
 limits are counted over a rolling minute; Standard accounts get 60 requests per minute,
@@ -103,6 +106,20 @@ class ExecutorConfig(BaseModel):
             as order reports; an order the venue does not know is finished unfilled.
         order_stale_s: an IOC in flight, or an order whose cancel is unconfirmed, for this many
             seconds of event time without a final order update is stale (s).
+        lockstep_barrier: for lockstep runs (venue-sim ``lockstep: true``; ``lighter-stack demo
+            --lockstep`` sets it): when a read returns intents, the runner waits until every
+            other consumer group on the namespace's market-data, params and exec streams is idle
+            (pending 0, lag 0; :mod:`shared.quiet`), reads again without blocking and repeats
+            until nothing new arrives, then hands the whole set to the engine as one batch --
+            so the intents caused by one event net as in the backtest. Off (default) in paper
+            and live trading: there the executor processes what each read returns.
+        lockstep_order: strategy names in the order the backtest registers them; the intents of
+            one barrier batch are sorted like the backtest feeds them (see
+            ``docs/venue-sim.md``, Lockstep): by the exec event that caused them (publication
+            order; intents caused by market data last), then by position in this list
+            (strategies not listed after the listed ones, by name), then by arrival.
+        lockstep_timeout_s: the barrier waits at most this many wall seconds for quiet, then
+            processes what it has (warning): a dead strategy must not stop the executor.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -132,6 +149,9 @@ class ExecutorConfig(BaseModel):
     rate_limit_backoff_s: float = Field(default=10.0, gt=0)
     order_check_s: float = Field(default=5.0, ge=0)
     order_stale_s: float = Field(default=3.0, gt=0)
+    lockstep_barrier: bool = False
+    lockstep_order: list[str] = Field(default_factory=list)
+    lockstep_timeout_s: float = Field(default=30.0, gt=0)
 
     def position_limit(self, market: str) -> float:
         """Maximum absolute account position in ``market`` (base units)."""

@@ -37,6 +37,17 @@ the order, never duplicates it). Send results and account-feed reports go throug
 and are published with ``Bus.publish``. One lock serialises sends and feed processing, so an
 ``OrderAccepted`` is published before the fills of that order.
 
+Lockstep barrier (``lockstep_barrier``, off by default; ``lighter-stack demo --lockstep`` turns
+it on): when a read returns intents, the runner first waits until every *other* consumer group
+on the namespace's ``md:*``, ``params:*`` and exec streams is idle (:class:`shared.quiet.StreamWatch`:
+pending 0, lag 0 -- the strategies have consumed everything and, since they acknowledge together
+with publishing, published every intent it caused), reads again without blocking and repeats
+until nothing new arrives. The whole set is one engine batch, as in the backtest, so opposite
+targets of strategies reacting to the same event cross internally whatever order their intents
+arrive in. The intents of that batch come after the other inputs (market data, controls) and
+are sorted as the backtest feeds them (:meth:`ExecutorService._backtest_order`), because the
+engine's netting allocates FIFO by intent order.
+
 Sending: the commands of one engine step (one consumer batch, or one account-feed message) are
 signed with consecutive nonces and sent together, in chunks of ``batch_max_txs`` (15): a single
 command as ``sendTx``, more as one ``sendTxBatch`` request -- so a requote (cancel + create)
@@ -64,6 +75,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -97,6 +109,7 @@ from shared.metrics import (
     PROCESSING_SECONDS,
     start_http,
 )
+from shared.quiet import StreamWatch
 from shared.redis_util import async_client, resolve_redis_url
 from shared.service import SeenIds, consumer_name, install_stop_handlers, report_lag, setup_logging
 
@@ -203,6 +216,14 @@ class ExecutorService:
         self.started_at = time.time()
         self.processed = 0
         self._deferred_seen = 0
+        # lockstep barrier: every other consumer group on market data, params and our exec stream
+        self.intent_stream = self.bus.streams.intent(cfg.account_index)
+        self.quiet = StreamWatch(redis, cfg.ns, ("md:*", "params:*", f"exec:{cfg.account_index}"),
+                                 exclude_groups=(SERVICE,))
+        self._published_rank: OrderedDict[str, int] = OrderedDict()  # exec event id -> publication number
+        self._published_n = 0
+        self.barrier_waits = 0
+        self.barrier_timeouts = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -552,6 +573,8 @@ class ExecutorService:
             batch = await consumer.fetch()
             if not batch:
                 continue
+            if self.ecfg.lockstep_barrier and any(d.stream == self.intent_stream for d in batch):
+                batch = await self._barrier(consumer, batch)
             events: list[Event] = []
             delivered = []
             for d in batch:
@@ -583,6 +606,62 @@ class ExecutorService:
                 await self._execute(cmds)
             else:
                 self._observe_budget()
+
+    async def _barrier(self, consumer: Consumer, batch: list[Delivery]) -> list[Delivery]:
+        """Lockstep barrier (see module): wait for the other consumer groups to be idle, add what
+        a non-blocking read returns, repeat until it returns nothing; then order the batch as the
+        backtest would (other inputs in arrival order, then the intents in
+        :meth:`_backtest_order`)."""
+        self.barrier_waits += 1
+        while not self._stop.is_set():
+            if not await self._wait_quiet():
+                break
+            more = await consumer.fetch_new()
+            if not more:
+                break
+            batch = batch + more
+        rest = [d for d in batch if d.stream != self.intent_stream]
+        intents = [d for d in batch if d.stream == self.intent_stream]
+        return rest + self._backtest_order(intents)
+
+    async def _wait_quiet(self) -> bool:
+        """Poll until :attr:`quiet` reports every other group idle (True), or give up after
+        ``lockstep_timeout_s`` wall seconds (False, logged)."""
+        deadline = time.monotonic() + self.ecfg.lockstep_timeout_s
+        while True:
+            idle, _ = await self.quiet.poll()
+            if idle:
+                return True
+            if time.monotonic() > deadline or self._stop.is_set():
+                self.barrier_timeouts += 1
+                log.warning("lockstep barrier: the other consumers did not go idle within %.1fs; processing %s",
+                            self.ecfg.lockstep_timeout_s, "what was read")
+                return False
+            await asyncio.sleep(0.002)
+
+    def _backtest_order(self, intents: list[Delivery]) -> list[Delivery]:
+        """The intents of one barrier batch in the backtest's order (``shared/backtest/engine.py``:
+        strategies answering the executor's outputs are fed output by output, each output to the
+        strategies in registration order, before the strategies see the market-data event; the
+        answers to a market-data event come in registration order). Sort key: publication number
+        of the exec event that caused the intent (``causation_id``; other causes -- market data,
+        params -- after all exec events), then the strategy's position in ``lockstep_order``
+        (unlisted: after, by name), then arrival. Undecodable entries keep their place at the end."""
+        order = {name: i for i, name in enumerate(self.ecfg.lockstep_order)}
+        late = len(order)
+        never = self._published_n + 1
+
+        def key(item: tuple[int, Delivery]) -> tuple[int, int, str, int]:
+            k, d = item
+            ev = d.event
+            if ev is None:
+                return (never + 1, late, "", k)
+            cause = ev.causation_id
+            rank = self._published_rank.get(cause, never) if cause else never
+            name = str(getattr(ev, "strategy", ""))
+            return (rank, order.get(name, late), name, k)
+
+        return [d for _, d in sorted(enumerate(intents), key=key)]
 
     def _one_by_one(self, delivered: Sequence[Delivery]) -> list[Event]:
         """Feed events singly after a batch failed; an event that still fails is marked so that
@@ -770,6 +849,13 @@ class ExecutorService:
 
     def _observe(self, events: Sequence[Event]) -> None:
         crosses: set[tuple[str | None, str]] = set()
+        if self.ecfg.lockstep_barrier:  # publication order of our outputs, for _backtest_order
+            ranks = self._published_rank
+            for ev in events:
+                self._published_n += 1
+                ranks[ev.id] = self._published_n
+            while len(ranks) > 100_000:
+                ranks.popitem(last=False)
         for ev in events:
             if isinstance(ev, Fill):
                 FILLS.labels(ev.market, ev.liquidity).inc()

@@ -29,22 +29,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from shared.quiet import StreamWatch
+
 log = logging.getLogger(__name__)
 
 
-def _s(v: Any) -> Any:
-    return v.decode() if isinstance(v, bytes) else v
-
-
-def _field(d: dict[Any, Any], name: str) -> Any:
-    v = d.get(name)
-    if v is None:
-        v = d.get(name.encode())
-    return _s(v)
-
-
 class QuietGate:
-    """Waits until the consumer groups of a namespace are idle and nothing moves (see module).
+    """Waits until the consumer groups of a namespace are idle and nothing moves (see module;
+    the look at the consumer groups is :class:`shared.quiet.StreamWatch`).
 
     Args:
         redis: an asyncio Redis client.
@@ -67,44 +59,13 @@ class QuietGate:
         self.poll_s = poll_ms / 1000.0
         self.waits = 0
         self.timeouts = 0
-        self._keys: list[str] = []
-        self._keys_at = 0.0
-
-    async def _stream_keys(self) -> list[str]:
-        now = time.monotonic()
-        if not self._keys or now - self._keys_at > 0.5:  # new streams appear rarely (start-up)
-            keys = [_s(k) async for k in self.redis.scan_iter(match=f"{self.namespace}:*", _type="STREAM")]
-            self._keys = sorted(k for k in keys if not k.endswith(":dlq"))
-            self._keys_at = now
-        return self._keys
+        self.watch = StreamWatch(redis, namespace, ("*",))
 
     async def poll(self) -> tuple[bool, tuple[Any, ...]]:
         """One look: ``(idle, signature)``; the signature changes whenever anything moved."""
-        keys = await self._stream_keys()
         local = self.local_busy()
-        idle = local[0] == 0
-        last_ids: list[Any] = []
-        if keys:
-            pipe = self.redis.pipeline(transaction=False)
-            for k in keys:
-                pipe.xinfo_stream(k)
-                pipe.xinfo_groups(k)
-            res = await pipe.execute(raise_on_error=False)
-            for i, k in enumerate(keys):
-                info, groups = res[2 * i], res[2 * i + 1]
-                if isinstance(info, Exception) or isinstance(groups, Exception):
-                    self._keys = []  # the stream vanished (trimmed namespace): rescan next time
-                    continue
-                last = _field(info, "last-generated-id")
-                last_ids.append((k, last))
-                for g in groups:
-                    pending = int(_field(g, "pending") or 0)
-                    lag = _field(g, "lag")
-                    behind = (lag is not None and int(lag) > 0) or (
-                        lag is None and _field(g, "last-delivered-id") != last)
-                    if pending or behind:
-                        idle = False
-        return idle, (tuple(last_ids), local[1:])
+        idle, last_ids = await self.watch.poll()
+        return idle and local[0] == 0, (last_ids, local[1:])
 
     async def wait(self) -> bool:
         """Return when the stack has been quiet for ``settle_ms`` (True), or after
