@@ -6,6 +6,11 @@ executor and ledger as separate OS processes on a real Redis) with venue-sim in 
 in-process run is ``lighter-stack backtest`` (``shared.backtest.runner.run_backtest``) on the same
 slice and config. Ids differ between the two (the live executor numbers its orders from the wall
 clock), so fills are compared on ``(ts_event, strategy, market, side, price, size, liquidity)``.
+
+Cases: trend + grid, and trend + renko + grid (several target strategies: the executor's lockstep
+barrier must hand their intents of one event to the engine as one batch, in the backtest's
+strategy order; renko makes no fill on this slice). Not covered: the maker (with all five
+strategies its ETH quote prices drift from the backtest's after ~24 equal fills; docs/venue-sim.md).
 """
 
 from __future__ import annotations
@@ -26,10 +31,13 @@ from shared.redis_util import async_client
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config" / "paper.yaml"
-STRATEGIES = ["trend", "grid"]
 # 20 minutes of the bundled recording from 21:05 UTC (576 events): trend takes and closes
 # positions (taker fills), the grid's resting orders fill (maker fills).
 START_MIN, MINUTES = 9.0, 20.0
+CASES = {
+    "trend+grid": ["trend", "grid"],
+    "trend+renko+grid": ["trend", "renko", "grid"],
+}
 
 FillKey = tuple[str, str, str, str, str, str, str]
 Quote = tuple[int, str, float, float, float, float]
@@ -55,23 +63,25 @@ async def _bus_quotes_and_cleanup(redis_url: str, ns: str, markets: list[str]) -
         await redis.aclose()
 
 
-def _backtest_fills(recording: Path, out: Path) -> list[FillKey]:
-    run_backtest(recording, STRATEGIES, CONFIG, out)
+def _backtest_fills(recording: Path, strategies: list[str], out: Path) -> list[FillKey]:
+    run_backtest(recording, strategies, CONFIG, out)
     with open(out / "fills.csv", newline="", encoding="utf-8") as fh:
         return [(r["ts"], r["strategy"], r["market"], r["side"], r["price"], r["size"], r["liquidity"])
                 for r in csv.DictReader(fh)]
 
 
 @pytest.mark.e2e
-def test_bus_and_backtest_give_identical_fills(tmp_path, redis_url, recording_path, monkeypatch):
+@pytest.mark.parametrize("case", list(CASES))
+def test_bus_and_backtest_give_identical_fills(case, tmp_path, redis_url, recording_path, monkeypatch):
+    strategies = CASES[case]
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("LIGHTER_STACK_DATA", str(tmp_path))
     rec = slice_recording(recording_path, tmp_path / "slice.jsonl.gz", MINUTES, START_MIN)
-    expected = _backtest_fills(rec, tmp_path / "backtest")
-    assert len(expected) >= 3 and {f[1] for f in expected} == set(STRATEGIES), expected
+    expected = _backtest_fills(rec, strategies, tmp_path / "backtest")
+    assert len(expected) >= 3, expected
 
     demo = Demo(DemoOptions(recording=rec, lockstep=True, workdir=tmp_path / "demo", timeout_s=240,
-                            config=CONFIG, strategies=[f"strategy-{s}" for s in STRATEGIES]))
+                            config=CONFIG, strategies=[s if s in ("maker", "hedger") else f"strategy-{s}" for s in strategies]))
     summary = asyncio.run(demo.run())
     header, events = read_recording(rec)
     recorded = sorted(_quote(e) for e in events if isinstance(e, Bbo))

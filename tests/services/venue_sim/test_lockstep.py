@@ -130,3 +130,23 @@ async def test_quiet_gate_waits_for_consumer_groups(redis_client, namespace):
     assert await gate.wait() is True
     busy[0] = 3  # venue-sim still has WebSocket messages queued
     assert (await gate.poll())[0] is False
+
+
+async def test_stream_watch_ignores_excluded_groups_and_unwatched_streams(redis_client, namespace):
+    """The executor's barrier view: its own group and streams outside the patterns do not count."""
+    from shared.quiet import StreamWatch
+
+    md, intent = f"{namespace}:md:book:BTC", f"{namespace}:intent:1"
+    await redis_client.xadd(md, {"e": "1"})
+    await redis_client.xadd(intent, {"e": "1"})
+    await redis_client.xgroup_create(md, "executor", id="0")  # the caller's own group: holds the entry
+    await redis_client.xgroup_create(intent, "executor", id="0")
+    await redis_client.xgroup_create(md, "strategy-trend", id="0")
+    watch = StreamWatch(redis_client, namespace, ("md:*",), exclude_groups=("executor",))
+    assert await watch.stream_keys() == [md]
+    assert (await watch.poll())[0] is False  # the strategy has not read the book entry
+    resp = await redis_client.xreadgroup("strategy-trend", "c1", {md: ">"}, count=10)
+    await redis_client.xack(md, "strategy-trend", resp[0][1][0][0])
+    idle, last_ids = await watch.poll()
+    assert idle is True and [k for k, _ in last_ids] == [md]
+    assert (await StreamWatch(redis_client, namespace, ("md:*",)).poll())[0] is False  # executor counts
