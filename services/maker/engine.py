@@ -1,7 +1,9 @@
 """The maker as a pure engine: ``MakerEngine.on_event(ev) -> [ev]``.
 
 Avellaneda-Stoikov quotes (seed 003/§4) combined with the risk features of the lighter-bot maker
-(seed 001/§2). Time is only ``ts_event``; randomness only from ``random.Random(cfg.seed)``; output
+(seed 001/§2). Time is only ``ts_event``; randomness only from :func:`_jitter_unit` (a hash of
+``cfg.seed``, the market and the event time, so a quote's jitter does not depend on the history
+of earlier draws: a restart or a different interleaving of inputs gives the same price); output
 ids come from :func:`shared.events.derive_id`, so the same inputs give the same outputs, byte for
 byte. Defaults of :class:`MakerConfig` in brackets; full rationale in ``docs/maker.md``.
 
@@ -42,7 +44,8 @@ Rules, per market (prices in integer ticks ``tick_size``, mid ``s`` = (bid + ask
    releases it.
 7. **Prices**: ``half = max(half_AS, band/2) + (trend + regime + guard extras)/2`` (bps of the
    mid, in ticks), full spread capped at ``max_spread_bps`` [100]; at each requote a seeded
-   jitter uniform in ±``randomize_bps``/2 [1 bps full spread] widens/narrows both sides;
+   jitter uniform in ±``randomize_bps``/2 [1 bps full spread] widens/narrows both sides (drawn
+   from seed, market and event time);
    ``bid = floor(r − half)``, ``ask = ceil(r + half)``; post-only safety: bid ≤ best ask − 1
    tick, ask ≥ best bid + 1 tick.
 8. **Size** (§2.6, quirk fixed: the regime multiplier is no longer discarded):
@@ -73,7 +76,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -233,6 +235,14 @@ def _default_calibrate(*args: Any, **kwargs: Any) -> ModelParams:
     return calibration.calibrate(*args, **kwargs)
 
 
+def _jitter_unit(seed: int, market: str, ts_ns: int) -> float:
+    """A uniform number in [0, 1) from ``(seed, market, ts_ns)``: the first 64 bits of
+    :func:`shared.events.derive_id` (BLAKE2b) over 2**64. Keyed on the event time rather than
+    drawn from a sequential RNG, so the quote placed at a given event time always gets the same
+    jitter, whatever was drawn before (restarts, bus vs backtest input interleaving)."""
+    return int(derive_id("maker-jitter", seed, market, ts_ns), 16) / 2.0**64
+
+
 class MakerEngine:
     """The maker (see the module docstring).
 
@@ -255,7 +265,6 @@ class MakerEngine:
         self._m = {m: MState(market=m, sizing=cfg.sizes[m], tick=cfg.tick_size[m], soft=cfg.soft_inventory[m],
                              hard=cfg.max_inventory_units[m]) for m in self.markets}
         self._fills = FillDedup(seen_fills)
-        self._rng = random.Random(cfg.seed)
         self._calibrate = calibrate or _default_calibrate
         self._calib_cfg: dict[str, Any] = {}
         self._own_params: deque[str] = deque(maxlen=1000)
@@ -706,7 +715,8 @@ class MakerEngine:
                 del changes[s]
             if not changes:
                 return []
-        jitter = self._rng.uniform(-c.randomize_bps, c.randomize_bps) / 2.0 * bp if placing and c.randomize_bps else 0.0
+        jitter = (c.randomize_bps * (2.0 * _jitter_unit(c.seed, st.market, ts) - 1.0) / 2.0 * bp
+                  if placing and c.randomize_bps else 0.0)
         for side, w in changes.items():
             if w is None:
                 st.quotes[side] = None

@@ -134,8 +134,10 @@ class VenueServer:
         recent_trades: trades kept per market for ``recentTrades``.
         public_book: ``venue`` (the default): the public ``order_book`` channel shows the
             recorded level minus what our takers consumed, plus the resting orders of simulated
-            accounts, as Lighter would; ``recorded``: it shows the recorded top of book only
-            (lockstep/parity mode: market data then equals the recording, as in a backtest).
+            accounts, as Lighter would, and our fills appear on the public ``trade`` channel;
+            ``recorded``: the public channels show the recorded top of book and recorded trades
+            only (lockstep/parity mode: market data then equals the recording, as in a
+            backtest).
         meter: counts tx requests per account over a rolling minute of sim time and refuses
             those over the rate limit (23000); default: Standard tier, 60 per minute, enforced.
     """
@@ -361,7 +363,10 @@ class VenueServer:
             self._fills_fh.flush()
         self.height += 1
         t = self.fill_trade_json(f)
-        self._public_trade_msg(f.market_id, t, f.ts_ns)
+        if self.public_book == "venue":
+            # as Lighter: our trades are public too. ``recorded`` (lockstep/parity): the public
+            # channels carry the recording only, as the backtest's strategies see it
+            self._public_trade_msg(f.market_id, t, f.ts_ns)
         for acct in {f.taker_account, f.maker_account} - {BOOK_ACCOUNT}:
             self.account_fills.setdefault(acct, deque(maxlen=500)).append(f)
             trades = {str(f.market_id): [t]}

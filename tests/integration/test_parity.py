@@ -7,10 +7,11 @@ in-process run is ``lighter-stack backtest`` (``shared.backtest.runner.run_backt
 slice and config. Ids differ between the two (the live executor numbers its orders from the wall
 clock), so fills are compared on ``(ts_event, strategy, market, side, price, size, liquidity)``.
 
-Cases: trend + grid, and trend + renko + grid (several target strategies: the executor's lockstep
+Cases: trend + grid; trend + renko + grid (several target strategies: the executor's lockstep
 barrier must hand their intents of one event to the engine as one batch, in the backtest's
-strategy order; renko makes no fill on this slice). Not covered: the maker (with all five
-strategies its ETH quote prices drift from the backtest's after ~24 equal fills; docs/venue-sim.md).
+strategy order; renko makes no fill on this slice); and all five strategies of the demo,
+maker and hedger included (the maker's quotes need venue-sim's public channels to carry the
+recording only, our own fills included, and a jitter keyed on event time, not on draw order).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ START_MIN, MINUTES = 9.0, 20.0
 CASES = {
     "trend+grid": ["trend", "grid"],
     "trend+renko+grid": ["trend", "renko", "grid"],
+    # the whole demo line-up: the maker's quotes (A-S from its own calibration, seeded jitter)
+    # and the hedger's crosses must match too
+    "all five": ["trend", "renko", "grid", "maker", "hedger"],
 }
 
 FillKey = tuple[str, str, str, str, str, str, str]
