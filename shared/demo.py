@@ -398,7 +398,7 @@ class Demo:
             "max_requests_per_min": account.get("max_requests_per_min", 0),
             "rate_limited": account.get("rate_limited", 0),
             "self_trade_fills": account.get("self_trade_fills", 0),
-            "self_trade_cancels": self.venue_status.get("self_trade_cancels", 0),
+            "self_trade_cancels": account.get("self_trade_cancels", 0),
             "namespace": ns,
             "workdir": str(self.workdir),
         }
