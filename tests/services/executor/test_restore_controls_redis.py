@@ -42,8 +42,16 @@ def _bbo(t: int) -> Bbo:
 
 
 async def _publish(bus: Bus, stream: str, events: list, consume: bool) -> None:
+    ids: list[str] = []
     for ev in events:  # one XADD each: entry ids give the arrival order across streams
-        await bus.publish(stream, [ev])
+        ids += await bus.publish(stream, [ev])
+    # entries of two streams in the same server ms are ordered control-last by the restore (the
+    # safe tie-break); wait for the next ms so the next call's entries are unambiguously later
+    last_ms = int(str(ids[-1]).split("-")[0])
+    while True:
+        sec, usec = await bus.redis.time()
+        if sec * 1000 + usec // 1000 > last_ms:
+            break
     if consume:  # the previous executor consumed and acked them
         consumer = Consumer(bus, [stream], "executor", "executor-old")
         await consumer.start()
