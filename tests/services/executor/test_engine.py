@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from executor_kit import ACCT, BTC, ETH, T0, lighter_trade, make_engine, of
 
 from services.executor.config import ExecutorConfig
 from services.executor.engine import Engine, OrderCommand
@@ -20,18 +21,8 @@ from shared.events import (
     TargetPosition,
     encode,
 )
-from shared.markets import MarketInfo
 
-ACCT = 1001
-BTC = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, min_base_amount=0.0002,
-                 min_quote_amount=10.0)
-ETH = MarketInfo(symbol="ETH", market_id=0, size_decimals=4, price_decimals=2, min_base_amount=0.005,
-                 min_quote_amount=10.0)
-T0 = 1_757_973_376_000_000_000
-
-
-def make(**cfg) -> Engine:
-    return Engine(ExecutorConfig(**cfg), {"BTC": BTC, "ETH": ETH}, ACCT, next_client_order_index=100)
+make = make_engine
 
 
 def bbo(i: int = 0, bid: float = 115000.0, ask: float = 115001.0, market: str = "BTC") -> Bbo:
@@ -44,23 +35,7 @@ def target(strategy: str, tgt: float, i: int, market: str = "BTC", slip: float =
                           market=market, target=tgt, max_slippage_bps=slip)
 
 
-def trade(trade_id: int, coi: int, size: str, price: str, side: str = "buy", maker: bool = False,
-          market_id: int = 1) -> dict:
-    """A Lighter Trade where our account is on ``side``."""
-    ours_bid = side == "buy"
-    return {
-        "trade_id": trade_id, "type": "trade", "market_id": market_id, "size": size, "price": price,
-        "usd_amount": f"{float(size) * float(price):.6f}",
-        "ask_account_id": 9 if ours_bid else ACCT, "bid_account_id": ACCT if ours_bid else 9,
-        "ask_client_id": 0 if ours_bid else coi, "bid_client_id": coi if ours_bid else 0,
-        # maker is the ask when is_maker_ask; our side is maker iff (we sell) == is_maker_ask
-        "is_maker_ask": (not ours_bid) if maker else ours_bid,
-        "taker_fee": 196, "maker_fee": 28, "timestamp": 1_757_973_377_000,
-    }
-
-
-def of(events, cls):
-    return [e for e in events if isinstance(e, cls)]
+trade = lighter_trade
 
 
 def test_two_strategies_that_disagree_cross_internally_and_send_the_difference():

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import deque
 
 import pytest
+from executor_kit import BTC, MS, T0, S, lighter_trade, make_engine, of
 
-from services.executor.config import ExecutorConfig
 from services.executor.engine import RATE_LIMITED, Engine, OrderCommand
 from shared.events import (
     Bbo,
@@ -18,18 +18,10 @@ from shared.events import (
     RestingOrders,
     TargetPosition,
 )
-from shared.markets import MarketInfo
-
-ACCT = 1001
-BTC = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, min_base_amount=0.0002,
-                 min_quote_amount=10.0)
-T0 = 1_757_973_376_000_000_000
-MS = 1_000_000
-S = 1_000_000_000
 
 
 def make(**cfg) -> Engine:
-    return Engine(ExecutorConfig(**cfg), {"BTC": BTC}, ACCT, next_client_order_index=100)
+    return make_engine((BTC,), **cfg)
 
 
 def bbo(t: int = 0, bid: float = 115000.0, ask: float = 115001.0) -> Bbo:
@@ -48,17 +40,8 @@ def target(strategy: str, tgt: float, t: int) -> TargetPosition:
 
 
 def trade(trade_id: int, coi: int, size: str, price: str, side: str, maker: bool) -> dict:
-    ours_bid = side == "buy"
-    return {"trade_id": trade_id, "market_id": 1, "size": size, "price": price,
-            "usd_amount": f"{float(size) * float(price):.6f}",
-            "ask_account_id": 9 if ours_bid else ACCT, "bid_account_id": ACCT if ours_bid else 9,
-            "ask_client_id": 0 if ours_bid else coi, "bid_client_id": coi if ours_bid else 0,
-            "is_maker_ask": (not ours_bid) if maker else ours_bid, "taker_fee": 0, "maker_fee": 0,
-            "timestamp": (T0 + S) // MS}
-
-
-def of(events, cls):
-    return [e for e in events if isinstance(e, cls)]
+    return lighter_trade(trade_id, coi, size, price, side, maker, taker_fee=0, maker_fee=0,
+                         timestamp_ms=(T0 + S) // MS)
 
 
 def guards(events, guard: str | None = None):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from services.executor.config import ExecutorConfig
+from executor_kit import T0, lighter_trade, make_engine, of
+
 from services.executor.engine import MAX_OPEN_ORDERS_PER_MARKET, Engine
 from shared.events import (
     Bbo,
@@ -15,18 +16,8 @@ from shared.events import (
     RestingOrders,
     RiskState,
 )
-from shared.markets import MarketInfo
 
-ACCT = 1001
-BTC = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, min_base_amount=0.0002,
-                 min_quote_amount=10.0)
-ETH = MarketInfo(symbol="ETH", market_id=0, size_decimals=4, price_decimals=2, min_base_amount=0.005,
-                 min_quote_amount=10.0)
-T0 = 1_757_973_376_000_000_000
-
-
-def make(**cfg) -> Engine:
-    return Engine(ExecutorConfig(**cfg), {"BTC": BTC, "ETH": ETH}, ACCT, next_client_order_index=100)
+make = make_engine
 
 
 def bbo(i: int = 0) -> Bbo:
@@ -41,16 +32,7 @@ def ro(i: int, orders, strategy: str = "grid", market: str = "BTC", post_only: b
 
 def trade(trade_id: int, coi: int, size: str, price: str, side: str) -> dict:
     """A Lighter trade where our resting order on ``side`` was the maker."""
-    ours_bid = side == "buy"
-    return {"trade_id": trade_id, "market_id": 1, "size": size, "price": price,
-            "usd_amount": f"{float(size) * float(price):.6f}",
-            "ask_account_id": 9 if ours_bid else ACCT, "bid_account_id": ACCT if ours_bid else 9,
-            "ask_client_id": 0 if ours_bid else coi, "bid_client_id": coi if ours_bid else 0,
-            "is_maker_ask": not ours_bid, "taker_fee": 196, "maker_fee": 28, "timestamp": 1_757_973_377_000}
-
-
-def of(events, cls):
-    return [e for e in events if isinstance(e, cls)]
+    return lighter_trade(trade_id, coi, size, price, side, maker=True)
 
 
 def accept(e: Engine, cmds) -> None:

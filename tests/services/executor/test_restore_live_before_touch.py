@@ -5,20 +5,14 @@ instead of being refused for lack of market data and forgotten."""
 
 from __future__ import annotations
 
-from services.executor.config import ExecutorConfig
+from executor_kit import BTC, T0, S, make_engine
+
 from services.executor.engine import Engine
 from shared.events import Bbo, Control, OrderRejected, QuoteIntent, TargetPosition
-from shared.markets import MarketInfo
-
-ACCT = 1001
-BTC = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, min_base_amount=0.0002,
-                 min_quote_amount=10.0)
-T0 = 1_757_973_376_000_000_000
-S = 1_000_000_000
 
 
 def make() -> Engine:
-    return Engine(ExecutorConfig(), {"BTC": BTC}, ACCT, next_client_order_index=100)
+    return make_engine((BTC,))
 
 
 def bbo(t: int) -> Bbo:

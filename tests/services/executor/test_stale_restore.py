@@ -3,6 +3,8 @@ strategies' standing wishes restored after a restart (``restore_intents``)."""
 
 from __future__ import annotations
 
+from executor_kit import ACCT, BTC, ETH, T0, S, make_engine
+
 from services.executor.config import ExecutorConfig
 from services.executor.engine import Engine, StaleOrder
 from shared.events import (
@@ -15,19 +17,8 @@ from shared.events import (
     RestingOrders,
     TargetPosition,
 )
-from shared.markets import MarketInfo
 
-ACCT = 1001
-BTC = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, min_base_amount=0.0002,
-                 min_quote_amount=10.0)
-ETH = MarketInfo(symbol="ETH", market_id=0, size_decimals=4, price_decimals=2, min_base_amount=0.005,
-                 min_quote_amount=10.0)
-T0 = 1_757_973_376_000_000_000
-S = 1_000_000_000
-
-
-def make(**cfg) -> Engine:
-    return Engine(ExecutorConfig(**cfg), {"BTC": BTC, "ETH": ETH}, ACCT, next_client_order_index=100)
+make = make_engine
 
 
 def bbo(t: int, bid: float = 115000.0, ask: float = 115001.0, market: str = "BTC", i: int = 0) -> Bbo:
