@@ -9,6 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY shared ./shared
+COPY lighter_stack ./lighter_stack
 COPY services ./services
 RUN pip install --no-cache-dir ".[postgres]"
 COPY config ./config

@@ -1,4 +1,4 @@
-"""Speed and memory of in-process backtests (``shared.backtest``); prints figures, never fails on them.
+"""Speed and memory of in-process backtests (``lighter_stack.backtest``); prints figures, never fails on them.
 
 Speed: the bundled BTC+ETH recording (1,751 top-of-book and trade events over ~1 h) is looped
 with shifted timestamps (each loop starts 1 s after the previous one ended; event ids
@@ -11,7 +11,7 @@ figures):
 
 - ``trend``: strategy-trend (``services.strategy_trend.engine.make_engine``);
 - ``renko``: strategy-renko (skipped, value ``null`` with a note, when not importable);
-- ``ema_cross``: the tiny EMA-cross reference strategy (``shared.backtest.ema_cross``).
+- ``ema_cross``: the tiny EMA-cross reference strategy (``lighter_stack.backtest.ema_cross``).
 
 Memory: ``peak_rss_mb`` is this process's peak (it holds the looped events). To see whether
 memory grows with the run, two child processes stream ``--events`` and 10 x ``--events``
@@ -41,10 +41,10 @@ import msgspec
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from lighter_stack.backtest import strategies as registry  # noqa: E402
+from lighter_stack.backtest.data import load_data  # noqa: E402
+from lighter_stack.backtest.engine import Backtest  # noqa: E402
 from services.executor.config import ExecutorConfig  # noqa: E402
-from shared.backtest import strategies as registry  # noqa: E402
-from shared.backtest.data import load_data  # noqa: E402
-from shared.backtest.engine import Backtest  # noqa: E402
 from shared.config import StackConfig  # noqa: E402
 from shared.events import Event, derive_id  # noqa: E402
 

@@ -7,17 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.collector.config import CollectorConfig
-from services.executor.config import ExecutorConfig
-from services.hedger.config import HedgerConfig
-from services.ledger.config import LedgerConfig
-from services.maker.config import MakerConfig
-from services.strategy_grid.config import GridConfig
-from services.strategy_renko.config import RenkoConfig
-from services.strategy_trend.config import TrendConfig
-from services.venue_sim.config import VenueSimConfig
-from shared.backtest.runner import BacktestConfig
+from lighter_stack.backtest.runner import BacktestConfig
+from lighter_stack.registry import SERVICES
 from shared.config import StackConfig, VenueConfig
+
+_MODEL = {name: spec.config_model() for name, spec in SERVICES.items()}
+VenueSimConfig, CollectorConfig, TrendConfig = _MODEL["venue-sim"], _MODEL["collector"], _MODEL["strategy-trend"]
+RenkoConfig, GridConfig, MakerConfig = _MODEL["strategy-renko"], _MODEL["strategy-grid"], _MODEL["maker"]
+HedgerConfig, ExecutorConfig, LedgerConfig = _MODEL["hedger"], _MODEL["executor"], _MODEL["ledger"]
 
 MEANING = {
     StackConfig: {
@@ -197,10 +194,8 @@ MEANING = {
 # the maker's fields carry their meaning in their Field(description=...)
 MEANING[MakerConfig] = {n: f.description or '' for n, f in MakerConfig.model_fields.items()}
 
-SECTIONS = [("venue-sim", VenueSimConfig), ("collector", CollectorConfig), ("strategy-trend", TrendConfig),
-            ("strategy-renko", RenkoConfig), ("strategy-grid", GridConfig), ("maker", MakerConfig),
-            ("hedger", HedgerConfig), ("executor", ExecutorConfig),
-            ("ledger", LedgerConfig), ("backtest", BacktestConfig)]
+SECTIONS = [*_MODEL.items(), ("backtest", BacktestConfig)]
+
 
 HEAD = """# Configuration reference
 

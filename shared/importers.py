@@ -39,7 +39,7 @@ import msgspec
 
 from shared.config import REPO_ROOT
 from shared.events import Bbo, Trade, derive_id
-from shared.markets import MarketInfo
+from shared.markets import KNOWN_MARKETS, MarketInfo
 from shared.recording import RecordingError, RecordingHeader, write_recording
 
 SOURCE = "recording"
@@ -47,14 +47,6 @@ SOURCE = "recording"
 PRICES_COLUMNS = ("timestamp", "bid_price", "bid_size", "ask_price", "ask_size")
 PRICES_OPTIONAL = "market_id"
 TRADES_COLUMNS = ("timestamp", "price", "size", "side", "trade_id", "usd_amount")
-
-#: Lighter metadata of the markets in the bundled data (orderBookDetails, 2025).
-KNOWN_MARKETS: dict[str, MarketInfo] = {
-    "BTC": MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1,
-                      min_base_amount=0.0002, min_quote_amount=10.0),
-    "ETH": MarketInfo(symbol="ETH", market_id=0, size_decimals=4, price_decimals=2,
-                      min_base_amount=0.005, min_quote_amount=10.0),
-}
 
 BUNDLED_CSV_DIR = REPO_ROOT / "data" / "lighter_djienne_collector_2025-09-15"
 BUNDLED_RECORDING = REPO_ROOT / "data" / "recordings" / "lighter-2025-09-15-btc-eth.jsonl.gz"

@@ -166,3 +166,12 @@ def _fmt(n: int, decimals: int) -> str:
 def bps(x: float, ref: float) -> float:
     """``x`` as basis points of ``ref`` (1 bp = 0.01 %)."""
     return x / ref * 1e4 if ref else math.nan
+
+
+#: Lighter metadata of the markets in the bundled data (orderBookDetails, 2025).
+KNOWN_MARKETS: dict[str, MarketInfo] = {
+    "BTC": MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1,
+                      min_base_amount=0.0002, min_quote_amount=10.0),
+    "ETH": MarketInfo(symbol="ETH", market_id=0, size_decimals=4, price_decimals=2,
+                      min_base_amount=0.005, min_quote_amount=10.0),
+}

@@ -7,7 +7,7 @@ Full description with a worked example: ``docs/pnl-attribution.md``.
 
 **Mid path** (per market, USD): every ``Bbo`` with ``bid_px > 0`` and ``ask_px > 0`` sets
 ``mid = (bid_px + ask_px) / 2``; a ``Trade`` sets ``mid = price`` only while the market has not
-had a usable ``Bbo`` yet (the backtest :class:`shared.backtest.metrics.Recorder` marks positions
+had a usable ``Bbo`` yet (the backtest :class:`lighter_stack.backtest.metrics.Recorder` marks positions
 the same way). ``mid(t)`` is the last mid with ``ts_event <= t``.
 
 **Mid at a fill** ``m_i``: the last mid strictly **before** the fill's ``ts_event`` (market data

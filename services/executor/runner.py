@@ -640,7 +640,7 @@ class ExecutorService:
             await asyncio.sleep(0.002)
 
     def _backtest_order(self, intents: list[Delivery]) -> list[Delivery]:
-        """The intents of one barrier batch in the backtest's order (``shared/backtest/engine.py``:
+        """The intents of one barrier batch in the backtest's order (``lighter_stack/backtest/engine.py``:
         strategies answering the executor's outputs are fed output by output, each output to the
         strategies in registration order, before the strategies see the market-data event; the
         answers to a market-data event come in registration order). Sort key: publication number

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.config import merge_market_values, require_positive, section_markets
-from shared.importers import KNOWN_MARKETS
+from shared.markets import KNOWN_MARKETS
 from shared.strategy_base import DEFAULT_SIZES, MarketSizing, default_sizes, merge_sizes
 
 SECTION = "maker"

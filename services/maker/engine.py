@@ -95,8 +95,7 @@ from shared.events import (
     Trade,
     derive_id,
 )
-from shared.importers import KNOWN_MARKETS
-from shared.markets import MarketInfo
+from shared.markets import KNOWN_MARKETS, MarketInfo
 from shared.strategy_base import FillDedup, MarketSizing, addressed_to
 
 from .config import SECTION, MakerConfig

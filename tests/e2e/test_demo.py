@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.e2e
 def test_short_demo_trades_and_ledger_matches_venue(tmp_path, redis_url):
     env = dict(os.environ, REDIS_URL=redis_url, LIGHTER_STACK_DATA=str(tmp_path))
-    cmd = [sys.executable, "-m", "shared.cli", "demo", "--minutes", "40", "--speed", "150", "--timeout", "240"]
+    cmd = [sys.executable, "-m", "lighter_stack.cli", "demo", "--minutes", "40", "--speed", "150", "--timeout", "240"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=420)
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     assert lines, f"no output; stderr:\n{proc.stderr[-3000:]}"

@@ -25,15 +25,15 @@ from pathlib import Path
 
 import pytest
 
+from lighter_stack.demo import Demo, DemoOptions
+from lighter_stack.pnl_split_tool import pnl_split, read_fills
 from services.executor.config import ExecutorConfig
 from services.ledger.engine import LedgerEngine
 from services.maker.config import MakerConfig
 from shared.bus import Bus
 from shared.config import load_config
-from shared.demo import Demo, DemoOptions
 from shared.events import Fill, OrderRejected, PositionSnapshot
 from shared.pnl_attribution import mid_paths
-from shared.pnl_split_tool import pnl_split, read_fills
 from shared.recording import read_recording
 from shared.redis_util import async_client
 

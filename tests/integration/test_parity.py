@@ -1,9 +1,9 @@
 """Parity: one recording through the Redis bus and through the in-process backtest gives the same
 fills, event for event.
 
-The bus run is the demo's (``shared.demo``: venue-sim, collector, strategy-trend, strategy-grid,
+The bus run is the demo's (``lighter_stack.demo``: venue-sim, collector, strategy-trend, strategy-grid,
 executor and ledger as separate OS processes on a real Redis) with venue-sim in lockstep; the
-in-process run is ``lighter-stack backtest`` (``shared.backtest.runner.run_backtest``) on the same
+in-process run is ``lighter-stack backtest`` (``lighter_stack.backtest.runner.run_backtest``) on the same
 slice and config. Ids differ between the two (the live executor numbers its orders from the wall
 clock), so fills are compared on ``(ts_event, strategy, market, side, price, size, liquidity)``.
 
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.backtest.report import iso_ns
-from shared.backtest.runner import run_backtest
+from lighter_stack.backtest.report import iso_ns
+from lighter_stack.backtest.runner import run_backtest
+from lighter_stack.demo import Demo, DemoOptions, slice_recording
 from shared.bus import Bus
-from shared.demo import Demo, DemoOptions, slice_recording
 from shared.events import Bbo
 from shared.recording import read_recording
 from shared.redis_util import async_client

@@ -365,7 +365,7 @@ def test_unusable_input_raises_and_other_markets_are_ignored():
 
 @pytest.fixture(scope="module")
 def bundled():
-    from shared.backtest.data import load_data
+    from lighter_stack.backtest.data import load_data
     from shared.importers import BUNDLED_RECORDING
 
     md = load_data(BUNDLED_RECORDING)
@@ -393,7 +393,7 @@ def test_bundled_recording_gives_finite_positive_parameters(bundled, sym):
 def test_cli_prints_the_parameters_as_json_last_line(tmp_path):
     from typer.testing import CliRunner
 
-    from shared.cli import app
+    from lighter_stack.cli import app
     from shared.importers import BUNDLED_RECORDING
 
     out = tmp_path / "eth.json"
@@ -411,7 +411,7 @@ def test_cli_prints_the_parameters_as_json_last_line(tmp_path):
 def test_cli_reads_a_top_of_book_csv_folder():
     from typer.testing import CliRunner
 
-    from shared.cli import app
+    from lighter_stack.cli import app
     from shared.importers import BUNDLED_CSV_DIR
 
     res = CliRunner().invoke(app, ["calibrate", "--data", str(BUNDLED_CSV_DIR), "--market", "BTC"])
@@ -424,7 +424,7 @@ def test_cli_reads_a_top_of_book_csv_folder():
 def test_cli_calibration_settings_from_the_maker_section(tmp_path):
     from typer.testing import CliRunner
 
-    from shared.cli import app
+    from lighter_stack.cli import app
     from shared.importers import BUNDLED_RECORDING
 
     cfg = tmp_path / "c.yaml"
@@ -443,8 +443,8 @@ async def test_publish_appends_the_event_to_the_params_stream(redis_url, namespa
 
     from typer.testing import CliRunner
 
+    from lighter_stack.cli import app
     from shared.bus import Bus
-    from shared.cli import app
     from shared.importers import BUNDLED_RECORDING
 
     monkeypatch.setenv("REDIS_URL", redis_url)

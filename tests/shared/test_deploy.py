@@ -3,7 +3,7 @@ the services define, with the labels those metrics carry, and use counters and g
 PromQL needs (counters inside ``rate``/``increase``, gauges never).
 
 The metric definitions come from the Prometheus registry after importing every service runner
-(``shared.cli.SERVICES``), so a renamed metric, a typo in a panel or an alert, or a filter on a
+(``lighter_stack.cli.SERVICES``), so a renamed metric, a typo in a panel or an alert, or a filter on a
 label the metric does not have fails here instead of showing an empty panel.
 """
 
@@ -21,7 +21,7 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-from shared.cli import SERVICES
+from lighter_stack.cli import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -60,8 +60,8 @@ class Defined:
 
     def __init__(self) -> None:
         importlib.import_module("shared.metrics")
-        for package in SERVICES.values():
-            importlib.import_module(f"{package}.runner")
+        for spec in SERVICES.values():
+            importlib.import_module(spec.runner)
         self.samples: dict[str, tuple[str, set[str]]] = {}
         # prometheus_client has no public accessor for a collector's label names
         for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001

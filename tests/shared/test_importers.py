@@ -211,7 +211,7 @@ def test_unknown_symbol_metadata_inferred(tmp_path):
 def test_import_csv_command_writes_a_recording_and_reports_errors(tmp_path):
     from typer.testing import CliRunner
 
-    from shared.cli import app
+    from lighter_stack.cli import app
     from shared.recording import read_recording
 
     out = tmp_path / "btc.jsonl.gz"

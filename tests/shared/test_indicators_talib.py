@@ -1,7 +1,7 @@
 """TA-Lib parity: every indicator column, fed bar by bar, equals the TA-Lib C library on real
 data (Bybit SOLUSDT 1m, 43,200 bars; Lighter PAXG 1m klines, 10,000 bars) on every row after
 warm-up, within 1e-8 × max(1, |TA-Lib|); the warm-up rows are exactly TA-Lib's NaN rows.
-Also through :func:`shared.indicator_tool.run_indicators` (the written CSV is parsed back), and
+Also through :func:`lighter_stack.indicator_tool.run_indicators` (the written CSV is parsed back), and
 the layout/row errors of the OHLCV reader."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.indicator_tool import (
+from lighter_stack.indicator_tool import (
     COLUMNS,
     Bar,
     OhlcvFormatError,
@@ -177,7 +177,7 @@ def test_missing_file(tmp_path):
 def test_indicators_command_writes_the_columns_and_rejects_bad_files(tmp_path):
     from typer.testing import CliRunner
 
-    from shared.cli import app
+    from lighter_stack.cli import app
 
     src = tmp_path / "bars.csv"
     lines = ["timestamp,open,high,low,close,volume"] + [

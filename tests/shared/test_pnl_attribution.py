@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from lighter_stack.backtest.data import load_data
+from lighter_stack.backtest.report import read_fills_csv
+from lighter_stack.backtest.runner import run_backtest
+from lighter_stack.cli import app
 from services.ledger.engine import LedgerEngine
 from services.ledger.store import LedgerStore
-from shared.backtest.data import load_data
-from shared.backtest.report import read_fills_csv
-from shared.backtest.runner import run_backtest
-from shared.cli import app
 from shared.config import DEFAULT_CONFIG, load_config
 from shared.events import Bbo, Fill, OrderAccepted, OrderCanceled, Trade
 from shared.pnl_attribution import (

@@ -22,7 +22,7 @@ from services.collector.runner import run_collector
 from shared.bus import Bus, Streams
 from shared.config import StackConfig, VenueConfig
 from shared.events import Bbo, BookDelta, BookSnapshot, MarketStats, Trade
-from shared.importers import KNOWN_MARKETS
+from shared.markets import KNOWN_MARKETS
 from shared.redis_util import free_port
 
 SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "reference" / "lighter-samples"

@@ -18,7 +18,7 @@ from services.collector.parse import (
     split_channel,
 )
 from shared.events import MarketStats, Trade, decode, encode
-from shared.importers import KNOWN_MARKETS
+from shared.markets import KNOWN_MARKETS
 
 WORK = Path(__file__).resolve().parents[4]
 SAMPLES = WORK / "shared" / "reference" / "lighter-samples"

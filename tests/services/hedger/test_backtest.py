@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import shared.backtest.runner as backtest_runner
-from shared.backtest.runner import run_backtest
+import lighter_stack.backtest.runner as backtest_runner
+from lighter_stack.backtest.runner import run_backtest
 from shared.config import DEFAULT_CONFIG
 from shared.importers import BUNDLED_RECORDING
 

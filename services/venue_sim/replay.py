@@ -13,7 +13,7 @@ Lockstep mode (``gate`` given, see :mod:`services.venue_sim.lockstep`): no wall 
 Each recorded event is applied only when ``await gate()`` returns (the stack is quiet); the
 engine first executes the transactions due at or before the event's time, then applies the
 event. The resulting updates are sent in two steps, as the in-process backtest
-(:mod:`shared.backtest.engine`) feeds them: our account's updates first (fills, then positions,
+(:mod:`lighter_stack.backtest.engine`) feeds them: our account's updates first (fills, then positions,
 then orders), then, once the stack is quiet again, the public market data (book, trades). The
 sim clock stays at the event's time until the next event, so a transaction arriving meanwhile
 gets that time as its arrival (the speed bump then delays its execution in sim time). After the

@@ -101,7 +101,7 @@ def test_recorder_exposure_and_equity_match_a_brute_force_count():
     """Exposure is accounted when a fill changes what is open (not on every event), and the
     backtest loop sets ``last_ts`` itself between equity samples: the metrics must equal those
     of calling ``on_time`` on every event, and exposure the time-weighted count of open state."""
-    from shared.backtest.metrics import Recorder
+    from lighter_stack.backtest.metrics import Recorder
     from shared.events import Fill
 
     eth = MarketInfo(symbol="ETH", market_id=0, size_decimals=4, price_decimals=2, min_base_amount=0.005,

@@ -8,9 +8,9 @@ import msgspec
 import numpy as np
 import pytest
 
+from lighter_stack.pricesim import SIM_MARKET, SimParams, simulate, simulate_path, write_simulated
 from shared.events import Bbo, Trade
 from shared.markets import MarketInfo
-from shared.pricesim import SIM_MARKET, SimParams, simulate, simulate_path, write_simulated
 from shared.recording import read_recording
 
 FAST = SimParams(duration_s=1800.0)
@@ -140,7 +140,7 @@ def test_bad_params_raise(bad):
 def test_simulate_command_is_deterministic_and_rejects_bad_parameters(tmp_path):
     from typer.testing import CliRunner
 
-    from shared.cli import app
+    from lighter_stack.cli import app
 
     a, b = tmp_path / "a.jsonl.gz", tmp_path / "b.jsonl.gz"
     for path in (a, b):

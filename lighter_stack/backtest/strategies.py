@@ -14,6 +14,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from lighter_stack import registry as services
 from shared.config import StackConfig
 from shared.events import Event
 
@@ -32,15 +33,13 @@ class StrategyNotAvailable(LookupError):
 
 
 #: name -> "module:function" (lazy) or a factory.
+#: Every strategy service of :data:`lighter_stack.registry.SERVICES` with an engine, plus ema-cross.
 REGISTRY: dict[str, str | Factory] = {
-    "trend": "services.strategy_trend.engine:make_engine",
-    "renko": "services.strategy_renko.engine:make_engine",
-    "grid": "services.strategy_grid.engine:make_engine",
-    "ema-cross": "shared.backtest.ema_cross:make_engine",
-    "maker": "services.maker.engine:make_engine",
-    "hedger": "services.hedger.engine:make_engine",
+    **{s.strategy: s.engine for s in services.strategy_services() if s.strategy and s.engine},
+    "ema-cross": "lighter_stack.backtest.ema_cross:make_engine",
 }
-ALIASES = {"strategy-trend": "trend", "strategy-renko": "renko", "strategy-grid": "grid", "ema_cross": "ema-cross"}
+ALIASES = {**{s.name: s.strategy for s in services.strategy_services() if s.strategy and s.name != s.strategy},
+           "ema_cross": "ema-cross"}
 
 
 def register(name: str, factory: str | Factory) -> None:

@@ -8,7 +8,7 @@ events. Three inputs are recognised:
   ``trades_<SYM>.csv``, with or without the ``market_id`` column): imported with
   :func:`shared.importers.import_top_of_book_csv` (no clock corrections);
 - an **OHLCV klines CSV** (``timestamp,open,high,low,close,volume`` or Binance's
-  ``Open Time,Open,High,Low,Close,Volume,...``, read with :func:`shared.indicator_tool.read_ohlcv`):
+  ``Open Time,Open,High,Low,Close,Volume,...``, read with :func:`lighter_stack.indicator_tool.read_ohlcv`):
   bars become a synthetic tick path (below).
 
 Synthetic tick path of a bar (open time ``t``, bar length ``Δ`` = the smallest positive step
@@ -25,7 +25,7 @@ bar's range.
 Symbols: a klines file's symbol is the file name up to the first ``_``/``-``/``.`` with a quote
 suffix ``USDT``/``USDC``/``BUSD``/``USD``/``PERP`` removed (``SOLUSDT_1m.csv`` -> ``SOL``).
 Market metadata: ``services.backtest.markets.<SYM>`` of the config if given, else
-:data:`shared.importers.KNOWN_MARKETS` (BTC, ETH), else inferred: ``price_decimals`` = the most
+:data:`shared.markets.KNOWN_MARKETS` (BTC, ETH), else inferred: ``price_decimals`` = the most
 decimals seen in the prices (at most 6), ``size_decimals = max(0, 6 - price_decimals)`` (Lighter's
 markets follow roughly ``size + price decimals = 6``), ``min_base_amount`` one lot,
 ``min_quote_amount`` 10 USD, no fees. Markets with an unknown (negative) or duplicate
@@ -44,10 +44,10 @@ from pathlib import Path
 
 import msgspec
 
+from lighter_stack.indicator_tool import Bar, OhlcvFormatError, read_ohlcv
 from shared.events import AnyEvent, Bbo, Trade, derive_id
-from shared.importers import KNOWN_MARKETS, import_top_of_book_csv
-from shared.indicator_tool import Bar, OhlcvFormatError, read_ohlcv
-from shared.markets import MarketInfo
+from shared.importers import import_top_of_book_csv
+from shared.markets import KNOWN_MARKETS, MarketInfo
 from shared.recording import RecordingError, read_header, read_recording
 
 SOURCE = "backtest-data"
@@ -118,7 +118,7 @@ def _fix_ids(markets: list[MarketInfo]) -> list[MarketInfo]:
 
 
 def read_klines(path: Path) -> tuple[list[Bar], int]:
-    """Read an OHLCV CSV with :func:`shared.indicator_tool.read_ohlcv` (layouts in the module
+    """Read an OHLCV CSV with :func:`lighter_stack.indicator_tool.read_ohlcv` (layouts in the module
     docstring; rows strictly increasing in time).
 
     Returns ``(bars, price_decimals)`` (the most decimals of any price, at most 6).

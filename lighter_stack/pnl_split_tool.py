@@ -3,7 +3,7 @@
 Fills come from a ledger database (any SQLAlchemy URL, or a ``*.db``/``*.sqlite`` file path),
 read-only, or from a backtest's ``fills.csv``; the mid path comes from the market data the
 fills traded on (a recording, a top-of-book CSV folder or a klines CSV, read with
-:func:`shared.backtest.data.load_data`). Fills of markets without a mid in the data, or outside
+:func:`lighter_stack.backtest.data.load_data`). Fills of markets without a mid in the data, or outside
 the data's time span (first to last market-data event), are left out and counted in the notes.
 The split itself is :mod:`shared.pnl_attribution` (definitions in ``docs/pnl-attribution.md``).
 
@@ -54,7 +54,7 @@ def read_fills(source: str) -> list[Fill]:
         raise FileNotFoundError(f"{p}: no such file")
     if p.suffix.lower() != ".csv":
         raise ValueError(f"{p}: want a backtest fills.csv, a ledger *.db file or a database URL")
-    from shared.backtest.report import read_fills_csv
+    from lighter_stack.backtest.report import read_fills_csv
 
     return sorted(read_fills_csv(p), key=lambda f: f.ts_event)
 
@@ -63,7 +63,7 @@ def pnl_split(data: Path, fills_source: str, strategies: list[str] | None = None
     """The PnL split of the fills of ``fills_source`` against the mid path of ``data``.
 
     Args:
-        data: the market data the fills traded on (see :func:`shared.backtest.data.load_data`).
+        data: the market data the fills traded on (see :func:`lighter_stack.backtest.data.load_data`).
         fills_source: see :func:`read_fills`.
         strategies: only these strategies (default: every strategy in the fills, sorted);
             ``total`` then covers these strategies' fills.
@@ -72,9 +72,9 @@ def pnl_split(data: Path, fills_source: str, strategies: list[str] | None = None
         The JSON object of the module docstring.
 
     Raises:
-        shared.backtest.data.DataError, FileNotFoundError, ValueError, SchemaError: bad inputs.
+        lighter_stack.backtest.data.DataError, FileNotFoundError, ValueError, SchemaError: bad inputs.
     """
-    from shared.backtest.data import load_data
+    from lighter_stack.backtest.data import load_data
 
     md = load_data(data)
     paths, orders = mid_paths(md.events())

@@ -14,23 +14,13 @@ from typing import Annotated
 
 import typer
 
+from lighter_stack import registry
 from shared.config import ConfigError, load_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="lighter-stack: an event-sourced trading system for the Lighter perp DEX.")
 
-# service name (as in services/<name>/ and docker-compose) -> importable package
-SERVICES = {
-    "venue-sim": "services.venue_sim",
-    "collector": "services.collector",
-    "strategy-trend": "services.strategy_trend",
-    "strategy-renko": "services.strategy_renko",
-    "strategy-grid": "services.strategy_grid",
-    "maker": "services.maker",
-    "hedger": "services.hedger",
-    "executor": "services.executor",
-    "ledger": "services.ledger",
-}
+SERVICES = registry.SERVICES
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: LIGHTER_STACK_CONFIG or config/paper.yaml)")]
 
@@ -50,7 +40,7 @@ def run(service: Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICE
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    runner = importlib.import_module(f"{SERVICES[service]}.runner")
+    runner = importlib.import_module(SERVICES[service].runner)
     try:
         code = runner.main(cfg)
     except ConfigError as exc:
@@ -70,7 +60,7 @@ def demo(
 ) -> None:
     """Paper-trade the bundled real Lighter recording with every service as its own process;
     check that the ledger's fills equal venue-sim's; print PnL and a JSON summary line."""
-    from shared import demo as demo_mod
+    from lighter_stack import demo as demo_mod
 
     opts = demo_mod.DemoOptions(minutes=minutes, speed=speed, timeout_s=timeout, config=config,
                                 lockstep=lockstep)
@@ -104,7 +94,7 @@ def pnl_split(
 ) -> None:
     """PnL split of recorded fills: spread capture, inventory PnL and fees, by volatility/trend
     bucket, with adverse selection (docs/pnl-attribution.md); rich tables, then one JSON line."""
-    from shared.pnl_split_tool import pnl_split_command
+    from lighter_stack.pnl_split_tool import pnl_split_command
 
     raise typer.Exit(pnl_split_command(data, fills, strategy or None))
 
@@ -134,7 +124,7 @@ def indicators(
 ) -> None:
     """Compute sma_20, ema_8, ema_21, rsi_14, Bollinger(20, 2), atr_14 and ao_5_34 for every bar
     (empty during warm-up); the values match TA-Lib (see docs/indicators.md)."""
-    from shared.indicator_tool import OhlcvFormatError, run_indicators
+    from lighter_stack.indicator_tool import OhlcvFormatError, run_indicators
 
     try:
         rows = run_indicators(csv, out)
@@ -154,7 +144,7 @@ def backtest(
 ) -> None:
     """Run strategies in process on recorded data with the venue-sim matching engine, the
     executor and the ledger (the same engines as live); deterministic."""
-    from shared.backtest.runner import backtest_command
+    from lighter_stack.backtest.runner import backtest_command
     from shared.config import DEFAULT_CONFIG
 
     raise typer.Exit(backtest_command(data, strategy, config or DEFAULT_CONFIG, out, progress))
@@ -168,8 +158,8 @@ def simulate(
     start_price: Annotated[float, typer.Option(help="initial mid, USD")] = 100.0,
 ) -> None:
     """Write a synthetic recording (random walk with volatility regimes, trends and jumps) for
-    venue-sim and backtests; other parameters: shared/pricesim.py."""
-    from shared.pricesim import SimParams, write_simulated
+    venue-sim and backtests; other parameters: lighter_stack/pricesim.py."""
+    from lighter_stack.pricesim import SimParams, write_simulated
 
     try:
         params = SimParams(duration_s=minutes * 60.0, start_price=start_price)
@@ -193,7 +183,7 @@ def calibrate(
     """Estimate Avellaneda-Stoikov sigma, A, k and gamma of one market from recorded mids and
     trades (docs/calibration.md); the last line is the parameters as one JSON object with units.
     Exit code 0 ok, 1 parameters not usable (problems printed), 2 bad input."""
-    from shared.calibration import calibrate_command
+    from lighter_stack.calibrate_tool import calibrate_command
 
     raise typer.Exit(calibrate_command(data, market, config, out, publish, strategy, order_size))
 
@@ -211,7 +201,13 @@ def profile(
 ) -> None:
     """Derive a market's maker/hedger sizes, notional floor, lot and tick from its metadata, a mid
     and a balance; write a config profile to layer with --profile (docs/profiles.md)."""
-    from shared.profiles import ProfileError, ProfileOptions, derive_profile, market_info, write_profile
+    from lighter_stack.profiles import (
+        ProfileError,
+        ProfileOptions,
+        derive_profile,
+        market_info,
+        write_profile,
+    )
 
     try:
         info, px = market_info(symbol, url=url, metadata=metadata, mid=mid)

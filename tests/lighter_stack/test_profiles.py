@@ -13,17 +13,17 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from services.hedger.config import load_section
-from shared.cli import app
-from shared.config import DEFAULT_CONFIG, load_config
-from shared.markets import MarketInfo
-from shared.profiles import (
+from lighter_stack.cli import app
+from lighter_stack.profiles import (
     ProfileError,
     derive_profile,
     load_metadata_file,
     market_info,
     parse_order_book_details,
 )
+from services.hedger.config import load_section
+from shared.config import DEFAULT_CONFIG, load_config
+from shared.markets import MarketInfo
 
 SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "lighter-samples" / "http_order_book_details.json"
 ETH_PAYLOAD = {"code": 200, "order_book_details": [{

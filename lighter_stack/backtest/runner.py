@@ -1,7 +1,7 @@
 """``lighter-stack backtest``: run strategies over historical data in process, at full speed.
 
-:func:`run_backtest` loads the data (:mod:`shared.backtest.data`), builds the strategies from the
-registry (:mod:`shared.backtest.strategies`), runs :class:`shared.backtest.engine.Backtest` and
+:func:`run_backtest` loads the data (:mod:`lighter_stack.backtest.data`), builds the strategies from the
+registry (:mod:`lighter_stack.backtest.strategies`), runs :class:`lighter_stack.backtest.engine.Backtest` and
 writes ``fills.csv``, ``summary.json``, ``equity.png``, ``drawdown.png``, ``trades.png``,
 ``pnl_buckets.png`` and ``report.html`` into ``out``. :func:`backtest_command` is the CLI entry
 (prints a short table).
@@ -95,8 +95,8 @@ def run_backtest(data: Path, strategies: list[str], config: Path | None, out: Pa
         stack_cfg: an already loaded config (instead of ``config``; tests).
 
     Raises:
-        shared.backtest.data.DataError: missing or broken data (names file and line).
-        shared.backtest.strategies.StrategyNotAvailable: unknown or unimportable strategy.
+        lighter_stack.backtest.data.DataError: missing or broken data (names file and line).
+        lighter_stack.backtest.strategies.StrategyNotAvailable: unknown or unimportable strategy.
         shared.config.ConfigError: invalid config.
         ValueError: no strategy, or two with the same name.
     """

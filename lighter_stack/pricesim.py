@@ -249,7 +249,7 @@ def simulate(params: SimParams | None = None, seed: int = 0) -> tuple[RecordingH
                 t += 1
     header = RecordingHeader(
         markets=[m], source=f"{SOURCE} seed={seed}", depth="top",
-        notes="synthetic data from shared.pricesim; params: " + msgspec.json.encode(params).decode(),
+        notes="synthetic data from lighter_stack.pricesim; params: " + msgspec.json.encode(params).decode(),
     )
     return header, events
 

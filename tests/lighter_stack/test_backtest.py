@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.backtest import strategies as registry
-from shared.backtest.data import DataError, load_data, symbol_from_filename
-from shared.backtest.runner import run_backtest
+from lighter_stack.backtest import strategies as registry
+from lighter_stack.backtest.data import DataError, load_data, symbol_from_filename
+from lighter_stack.backtest.runner import run_backtest
 from shared.config import StackConfig
 from shared.events import Bbo, Event, TargetPosition, child
 

@@ -8,7 +8,7 @@ the services (strategies first: the maker and the hedger pull their quotes; then
 cancels its resting orders), checks that the ledger's venue fills equal venue-sim's own fill
 record (count and quantity per market) and that the ledger holds, per strategy, as many fills as
 the exec stream (attribution), prints a per-strategy PnL table and the maker's PnL split
-(:mod:`shared.pnl_split_tool` on the ledger's fills and the recording) and, as its last line,
+(:mod:`lighter_stack.pnl_split_tool` on the ledger's fills and the recording) and, as its last line,
 one JSON object::
 
     {"events": ..., "intents": ..., "orders": ..., "fills": ..., "ledger_fills": ...,
@@ -53,16 +53,16 @@ import aiohttp
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lighter_stack import registry
+from lighter_stack.pnl_split_tool import pnl_split, read_fills, render
 from shared.bus import Bus
 from shared.config import REPO_ROOT, StackConfig, load_config
 from shared.events import Fill, OrderAccepted, OrderRejected
-from shared.pnl_split_tool import pnl_split, read_fills, render
 from shared.recording import read_recording, write_recording
 from shared.redis_util import EmbeddedRedis, async_client, free_port, redis_reachable
 
-SERVICE_ORDER = ["ledger", "executor", "collector", "strategy-trend", "strategy-renko", "strategy-grid", "maker",
-                 "hedger"]
-STRATEGY_SERVICES = ("strategy-trend", "strategy-renko", "strategy-grid", "maker", "hedger")
+SERVICE_ORDER = [name for name in registry.SERVICES if name != "venue-sim"]
+STRATEGY_SERVICES = tuple(s.name for s in registry.strategy_services())
 """Services that trade through the executor (``DemoOptions.strategies`` picks among them)."""
 MM_STRATEGIES = ("maker", "hedger")
 """Strategies whose fills must reach the ledger when they run (the demo fails on 0 maker fills)."""
@@ -119,7 +119,7 @@ def _service_cmd(service: str) -> list[str]:
     exe = Path(sys.executable).parent / "lighter-stack"
     if exe.exists():
         return [str(exe), "run", service]
-    return [sys.executable, "-m", "shared.cli", "run", service]
+    return [sys.executable, "-m", "lighter_stack.cli", "run", service]
 
 
 def slice_recording(src: Path, dst: Path, minutes: float, start_minutes: float = 0.0) -> Path:
@@ -160,12 +160,12 @@ class Demo:
 
     def strategy_names(self) -> list[str]:
         """The running strategies' names (intents, fills) in :data:`SERVICE_ORDER`: each
-        service's ``strategy`` setting, else its service name without ``strategy-``."""
+        service's ``strategy`` setting, else its registry default (:mod:`lighter_stack.registry`)."""
         names = []
         for svc in self.services:
             if svc in STRATEGY_SERVICES:
                 section = self.cfg.services.get(svc) or self.cfg.services.get(svc.replace("-", "_")) or {}
-                names.append(str(section.get("strategy") or svc.removeprefix("strategy-")))
+                names.append(str(section.get("strategy") or registry.SERVICES[svc].strategy))
         return names
 
     # ------------------------------------------------------------------ processes

@@ -43,8 +43,8 @@ from typing import Any
 import yaml
 
 from shared.events import Bbo
-from shared.importers import BUNDLED_RECORDING, KNOWN_MARKETS
-from shared.markets import MarketInfo
+from shared.importers import BUNDLED_RECORDING
+from shared.markets import KNOWN_MARKETS, MarketInfo
 from shared.recording import RecordingError, read_recording
 
 #: Metadata known offline: the bundled recording's markets (BTC, ETH; Lighter orderBookDetails,
