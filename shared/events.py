@@ -245,7 +245,9 @@ class Fill(Event, tag="fill"):
     ``fill_id`` is unique per attributed fill. ``venue_trade_id`` is the Lighter trade id the
     fill came from (one venue trade may be split between strategies); it is empty for an
     ``internal`` fill, where two strategies of the account crossed inside the executor at
-    ``price`` without touching the venue. ``fee`` is in USD (positive = paid).
+    ``price`` without touching the venue. ``fee`` is in USD (positive = paid). ``reason`` is the
+    ``reason`` of the strategy's :class:`TargetPosition` the fill executes (e.g. ``take profit``,
+    ``stop``, ``time stop``, ``signal``, ``flatten``); empty for resting orders and quotes.
     """
 
     fill_id: str
@@ -258,6 +260,7 @@ class Fill(Event, tag="fill"):
     liquidity: Liquidity = "taker"
     client_order_index: int = 0
     venue_trade_id: str = ""
+    reason: str = ""
 
 
 class PositionSnapshot(Event, tag="position"):
