@@ -61,11 +61,14 @@ Rules, per market (prices in integer ticks ``tick_size``, mid ``s`` = (bid + ask
    replace it. Pulls go out at once; placements and replacements are limited to
    ``max_requotes_per_min`` [24] QuoteIntents per rolling 60 s over all markets. The
    QuoteIntent repeats the unchanged side, so the executor keeps that order (queue position).
-10. **Calibration**: BBOs and trades of the last ``calibration_window_s`` [900] are kept; once
-    they span ``min_calibration_span_s`` [300] and then every ``recalibrate_s`` [300] of event
-    time, ``shared.calibration.calibrate`` is called; its ``ModelParams`` is emitted (the runner
-    writes it to ``{ns}:params:maker``) and used when ok. Params read back from that stream
-    with an id this engine emitted are ignored.
+10. **Calibration** (:mod:`services.maker.calibrator`): BBOs and trades of the last
+    ``calibration_window_s`` [900] are kept; once they span ``min_calibration_span_s`` [300] and
+    then every ``recalibrate_s`` [300] of event time, ``shared.calibration.calibrate`` is called.
+    Inline (the default, backtests): at the triggering Bbo, its ``ModelParams`` is emitted (the
+    runner writes it to ``{ns}:params:maker``) and used when ok, before quoting on that Bbo;
+    params read back from that stream with an id this engine emitted are ignored. The live
+    service (``calibration_thread``) builds the engine with ``calibrate_inline=False`` and
+    calibrates in a worker thread; those params reach the engine through the stream.
 
 Metrics-only figures (no effect on quotes): adverse selection = mid move after each fill at
 ``adverse_horizons_s`` [1, 10 s], bps, positive = against us (price fell after a buy, rose after
@@ -122,12 +125,13 @@ class FifoBook:
     def __init__(self) -> None:
         self.lots: deque[list[float]] = deque()  # [signed size base units, price USD]
         self.realized = 0.0
+        self._position = 0.0
 
     @property
     def position(self) -> float:
-        """Signed base units (+ long)."""
-        p = sum(lot[0] for lot in self.lots)
-        return 0.0 if abs(p) < 1e-10 else round(p, 10)
+        """Signed base units (+ long): the sum of the lots, rounded to 1e-10 (kept up to date by
+        :meth:`apply`, read on every quote)."""
+        return self._position
 
     def apply(self, side: Side, size: float, price: float, fee: float = 0.0) -> float:
         """Fold one fill; returns the realized PnL it produced (USD, fee deducted)."""
@@ -145,6 +149,8 @@ class FifoBook:
         if left > 1e-10:
             self.lots.append([sign * left, price])
         self.realized += pnl
+        p = sum(lot[0] for lot in self.lots)
+        self._position = 0.0 if abs(p) < 1e-10 else round(p, 10)
         return pnl
 
 

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from prometheus_client import REGISTRY
 
-from services.maker import engine as maker_engine
+from services.maker import calibrator as maker_calibrator
 from services.maker.runner import build, run_until_stopped
 from shared.bus import Bus
 from shared.config import StackConfig
@@ -46,7 +46,7 @@ async def test_runner_quotes_calibrates_and_cancels_on_shutdown(redis_client, na
     def stub(bbos, trades, market, ccfg, *, strategy, order_size, cause, source):
         return msgspec.structs.replace(mp(f"cal-{cause.id}", (cause.ts_event - T0) / S, ok=True), source=source)
 
-    monkeypatch.setattr(maker_engine, "_default_calibrate", stub)
+    monkeypatch.setattr(maker_calibrator, "_default_calibrate", stub)
     cfg = stack(namespace, min_calibration_span_s=10, recalibrate_s=600)
     bus = Bus(redis_client, namespace)
     acct = cfg.account_index
@@ -67,7 +67,7 @@ async def test_runner_quotes_calibrates_and_cancels_on_shutdown(redis_client, na
         assert q.bid_px is not None and q.ask_px is not None and q.bid_px < 99_999.9 < 100_000.1 < q.ask_px
         params = await read_stream(bus, params_stream, 2)
         assert [p.id for p in params] == ["bad", "cal-b2"]  # the calibrated params went to the params stream
-        for _ in range(100):  # the engine reads its own params back (ignored) and the bad one (counted)
+        for _ in range(100):  # the engine takes the calibrated params from the stream and counts the bad one
             if engine.state("BTC")["params_rejected"] == 1 and engine.state("BTC")["params_ok"]:
                 break
             await asyncio.sleep(0.05)
