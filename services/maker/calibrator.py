@@ -90,6 +90,10 @@ class Calibrator:
             order_size=, cause=, source=) -> ModelParams`` (default
             :func:`shared.calibration.calibrate`; tests pass a stub).
         source: ``source`` of the ``ModelParams``.
+
+    Attributes:
+        calibrate: the calibration function given (None: :func:`shared.calibration.calibrate`,
+            looked up at each run); may be replaced, e.g. by a benchmark replaying recorded params.
     """
 
     def __init__(self, cfg: MakerConfig, markets: list[str], inputs: CalibrationInputs,
@@ -98,7 +102,7 @@ class Calibrator:
         self.source = source
         self._w = {m: _Window() for m in markets}
         self._inputs = inputs
-        self._calibrate = calibrate
+        self.calibrate = calibrate
         self._window_ns = int(cfg.calibration_window_s * NS)
         self._span_ns = cfg.min_calibration_span_s * NS
         self._every_ns = int(cfg.recalibrate_s * NS)
@@ -135,7 +139,7 @@ class Calibrator:
         Raises:
             Exception: whatever the calibration function raises (``ValueError`` without a usable Bbo).
         """
-        fn = self._calibrate or _default_calibrate
+        fn = self.calibrate or _default_calibrate
         return fn(job.bbos, job.trades, job.info, job.settings, strategy=self.cfg.strategy,
                   order_size=job.order_size, cause=job.cause, source=self.source)
 
