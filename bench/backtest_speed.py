@@ -11,7 +11,17 @@ figures):
 
 - ``trend``: strategy-trend (``services.strategy_trend.engine.make_engine``);
 - ``renko``: strategy-renko (skipped, value ``null`` with a note, when not importable);
-- ``ema_cross``: the tiny EMA-cross reference strategy (``lighter_stack.backtest.ema_cross``).
+- ``ema_cross``: the tiny EMA-cross reference strategy (``lighter_stack.backtest.ema_cross``);
+- ``maker``: the market maker (``services.maker.engine.make_engine``), over the bundled hour
+  itself, not the looped data (``maker_events``): its cost is set by its calibrations, one per
+  market every ``recalibrate_s`` (300 s) of event time, so events per second depend on how many
+  events an hour of event time holds, not on how many hours are run; looping would only
+  multiply the run time (about 150 s per looped run). ``maker_events_per_s`` is the whole
+  backtest with the calibrations inline, as ``lighter-stack backtest`` runs them (arch, scipy
+  imported before timing). ``maker_quoting_events_per_s`` is the same backtest with each
+  calibration's ``ModelParams`` replayed from a first run (same fills, checked): what the
+  quoting path costs once calibration is off it, as in the live service (a worker thread).
+  ``maker_calibrations`` and ``maker_calibration_ms`` (mean CPU ms each) say where the rest goes.
 
 Memory: ``peak_rss_mb`` is this process's peak (it holds the looped events). To see whether
 memory grows with the run, two child processes stream ``--events`` and 10 x ``--events``
@@ -20,7 +30,8 @@ peak RSS (``stream_peak_rss_mb``) with the fills and equity samples they kept. `
 skips them.
 
 Last line: one JSON object ``{"trend_events_per_s", "renko_events_per_s",
-"ema_cross_events_per_s", "peak_rss_mb", "stream_peak_rss_mb", ...}``.
+"ema_cross_events_per_s", "maker_events_per_s", "maker_quoting_events_per_s", "peak_rss_mb",
+"stream_peak_rss_mb", ...}``.
 Run: ``python bench/backtest_speed.py``.
 """
 
@@ -101,6 +112,60 @@ def time_strategy(name: str, markets: list, events: list, repeat: int = 1) -> tu
     return best_cpu, best_wall, fills
 
 
+def time_maker(repeat: int = 3) -> dict[str, object]:
+    """The maker over the bundled hour (module docstring): best events per CPU second with its
+    calibrations inline and with them replayed, the fills, the calibrations and their mean CPU
+    time (ms).
+
+    Raises:
+        RuntimeError: the replayed run's fills differ from the inline run's.
+    """
+    md = load_data(RECORDING)
+    events = list(md.events())
+    made: dict[str, object] = {}
+    cpu_in_fit = [0.0]
+
+    def bt_with(calibrate: object) -> Backtest:
+        cfg = StackConfig(markets=[m.symbol for m in md.markets])
+        eng = registry.make("maker", cfg)
+        eng.calibrator.calibrate = calibrate
+        return Backtest(md.markets, {eng.name: eng}, cfg.section("executor", ExecutorConfig), account=cfg.account_index)
+
+    def recording(*args: object, **kwargs: object) -> object:
+        c0 = time.process_time()
+        try:
+            p = calibrate(*args, **kwargs)
+        finally:
+            cpu_in_fit[0] += time.process_time() - c0
+        made[kwargs["cause"].id] = p  # type: ignore[attr-defined]
+        return p
+
+    def replaying(*_args: object, **kwargs: object) -> object:
+        return made[kwargs["cause"].id]  # type: ignore[attr-defined]
+
+    from shared.calibration import calibrate
+
+    bt_with(None).run(events)  # imports arch/scipy and warms the caches: not timed
+    best = {"inline": 0.0, "replayed": 0.0}
+    fills: dict[str, list] = {}
+    for _ in range(max(1, repeat)):
+        for mode, fn in (("inline", recording), ("replayed", replaying)):
+            cpu_in_fit[0] = 0.0
+            bt = bt_with(fn)
+            c0 = time.process_time()
+            bt.run(events)
+            cpu = time.process_time() - c0
+            best[mode] = max(best[mode], len(events) / max(cpu, 1e-9))
+            fills[mode] = [(f.ts_event, f.market, f.side, f.price, f.size) for f in bt.recorder.fills]
+            if mode == "inline":
+                fit_ms = cpu_in_fit[0] * 1e3
+    if fills["inline"] != fills["replayed"]:
+        raise RuntimeError("maker: replayed calibrations gave other fills than inline ones")
+    return {"maker_events": len(events), "maker_events_per_s": round(best["inline"]),
+            "maker_quoting_events_per_s": round(best["replayed"]), "maker_fills": len(fills["inline"]),
+            "maker_calibrations": len(made), "maker_calibration_ms": round(fit_ms / max(1, len(made)), 1)}
+
+
 def _stream_run(n: int) -> None:
     """Child process: stream ``n`` looped events through a trend backtest; print one JSON line."""
     markets, gen = _looped(n)
@@ -156,6 +221,11 @@ def main() -> None:
         wall[key] = round(eps_wall)
         print(f"{name}: {eps:,.0f} events/s (CPU), {eps_wall:,.0f} (wall), {fills} fills", file=sys.stderr)
     res["wall_events_per_s"] = wall
+    mk = time_maker(args.repeat)
+    res.update(mk)
+    print(f"maker (bundled hour, {mk['maker_events']} events): {mk['maker_events_per_s']:,} events/s (CPU), "
+          f"{mk['maker_quoting_events_per_s']:,} with its {mk['maker_calibrations']} calibrations replayed "
+          f"({mk['maker_calibration_ms']} ms CPU each), {mk['maker_fills']} fills", file=sys.stderr)
     res["peak_rss_mb"] = _peak_rss_mb()
     if not args.no_memory:
         runs = [_stream_rss(n) for n in (args.events, 10 * args.events)]

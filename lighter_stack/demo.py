@@ -195,6 +195,7 @@ class Demo:
         if self.opts.lockstep:
             env["LS_SERVICES__EXECUTOR__LOCKSTEP_BARRIER"] = "true"
             env["LS_SERVICES__EXECUTOR__LOCKSTEP_ORDER"] = json.dumps(self.strategy_names())
+            env["LS_SERVICES__MAKER__CALIBRATION_THREAD"] = "false"  # calibrate at the backtest's event times
         if self.opts.config:
             env["LIGHTER_STACK_CONFIG"] = str(Path(self.opts.config).resolve())
         for name, port in ports.items():

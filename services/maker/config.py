@@ -67,6 +67,7 @@ class MakerConfig(BaseModel):
     min_calibration_span_s: float = Field(default=300.0, gt=0, description="first calibration once the buffer spans this long, s")
     max_buffer_events: int = Field(default=50_000, ge=100, description="at most this many BBOs (and trades) kept per market")
     calibration: dict[str, Any] = Field(default_factory=dict, description="options passed to shared.calibration (its own config model)")
+    calibration_thread: bool = Field(default=True, description="live service: calibrate in a worker thread off the consume loop (params published to the params stream, used when read back); false: inline at the triggering Bbo as backtests do (lockstep replays, for backtest parity)")
 
     # --- seed 001 volatility band (spreads are full bid-ask spreads, as in the seed)
     vol_sample_s: float = Field(default=5.0, gt=0, description="mid sampling interval of the volatility EWMA and trend filter, s (seed loop cadence)")

@@ -61,11 +61,14 @@ Rules, per market (prices in integer ticks ``tick_size``, mid ``s`` = (bid + ask
    replace it. Pulls go out at once; placements and replacements are limited to
    ``max_requotes_per_min`` [24] QuoteIntents per rolling 60 s over all markets. The
    QuoteIntent repeats the unchanged side, so the executor keeps that order (queue position).
-10. **Calibration**: BBOs and trades of the last ``calibration_window_s`` [900] are kept; once
-    they span ``min_calibration_span_s`` [300] and then every ``recalibrate_s`` [300] of event
-    time, ``shared.calibration.calibrate`` is called; its ``ModelParams`` is emitted (the runner
-    writes it to ``{ns}:params:maker``) and used when ok. Params read back from that stream
-    with an id this engine emitted are ignored.
+10. **Calibration** (:mod:`services.maker.calibrator`): BBOs and trades of the last
+    ``calibration_window_s`` [900] are kept; once they span ``min_calibration_span_s`` [300] and
+    then every ``recalibrate_s`` [300] of event time, ``shared.calibration.calibrate`` is called.
+    Inline (the default, backtests): at the triggering Bbo, its ``ModelParams`` is emitted (the
+    runner writes it to ``{ns}:params:maker``) and used when ok, before quoting on that Bbo;
+    params read back from that stream with an id this engine emitted are ignored. The live
+    service (``calibration_thread``) builds the engine with ``calibrate_inline=False`` and
+    calibrates in a worker thread; those params reach the engine through the stream.
 
 Metrics-only figures (no effect on quotes): adverse selection = mid move after each fill at
 ``adverse_horizons_s`` [1, 10 s], bps, positive = against us (price fell after a buy, rose after
@@ -77,7 +80,6 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +100,7 @@ from shared.events import (
 from shared.markets import KNOWN_MARKETS, MarketInfo
 from shared.strategy_base import FillDedup, MarketSizing, addressed_to
 
+from .calibrator import Calibrate, CalibrationJob, Calibrator, usable_bbo
 from .config import SECTION, MakerConfig
 
 log = logging.getLogger(__name__)
@@ -106,8 +109,6 @@ SOURCE = "maker"
 NS = 1_000_000_000
 EPS = 1e-12
 LN2 = math.log(2.0)
-
-Calibrate = Callable[..., ModelParams]
 
 __all__ = ["SOURCE", "FifoBook", "MakerConfig", "MakerEngine", "make_engine"]
 
@@ -124,12 +125,13 @@ class FifoBook:
     def __init__(self) -> None:
         self.lots: deque[list[float]] = deque()  # [signed size base units, price USD]
         self.realized = 0.0
+        self._position = 0.0
 
     @property
     def position(self) -> float:
-        """Signed base units (+ long)."""
-        p = sum(lot[0] for lot in self.lots)
-        return 0.0 if abs(p) < 1e-10 else round(p, 10)
+        """Signed base units (+ long): the sum of the lots, rounded to 1e-10 (kept up to date by
+        :meth:`apply`, read on every quote)."""
+        return self._position
 
     def apply(self, side: Side, size: float, price: float, fee: float = 0.0) -> float:
         """Fold one fill; returns the realized PnL it produced (USD, fee deducted)."""
@@ -147,6 +149,8 @@ class FifoBook:
         if left > 1e-10:
             self.lots.append([sign * left, price])
         self.realized += pnl
+        p = sum(lot[0] for lot in self.lots)
+        self._position = 0.0 if abs(p) < 1e-10 else round(p, 10)
         return pnl
 
 
@@ -173,9 +177,6 @@ class MState:
     now: int = 0
     bid: float | None = None
     ask: float | None = None
-    bbos: deque[Bbo] = field(default_factory=deque)
-    trades: deque[Trade] = field(default_factory=deque)
-    calib_next: int | None = None
     params: ModelParams | None = None
     params_applied: int = 0
     params_rejected: int = 0
@@ -228,12 +229,6 @@ class MState:
         return (self.bid + self.ask) / 2.0
 
 
-def _default_calibrate(*args: Any, **kwargs: Any) -> ModelParams:
-    from shared import calibration  # imported lazily (numpy/scipy/arch only when calibrating)
-
-    return calibration.calibrate(*args, **kwargs)
-
-
 def _jitter_unit(seed: int, market: str, ts_ns: int) -> float:
     """A uniform number in [0, 1) from ``(seed, market, ts_ns)``: the first 64 bits of
     :func:`shared.events.derive_id` (BLAKE2b) over 2**64. Keyed on the event time rather than
@@ -253,10 +248,15 @@ class MakerEngine:
             order_size=, cause=, source=) -> ModelParams`` (default
             :func:`shared.calibration.calibrate`; tests pass a stub).
         seen_fills: how many fill ids to remember for deduplication.
+        calibrate_inline: True: the engine's :class:`~services.maker.calibrator.Calibrator`
+            calibrates at the triggering ``Bbo`` (backtests, lockstep); False: no calibration
+            here, params come as ``ModelParams`` events (the live runner calibrates off its
+            consume loop with :meth:`calibration_inputs`).
     """
 
     def __init__(self, cfg: MakerConfig, markets: list[str], source: str = SOURCE,
-                 calibrate: Calibrate | None = None, seen_fills: int = 100_000) -> None:
+                 calibrate: Calibrate | None = None, seen_fills: int = 100_000,
+                 calibrate_inline: bool = True) -> None:
         self.cfg = cfg
         self.name = cfg.strategy
         self.source = source
@@ -264,8 +264,9 @@ class MakerEngine:
         self._m = {m: MState(market=m, sizing=cfg.sizes[m], tick=cfg.tick_size[m], soft=cfg.soft_inventory[m],
                              hard=cfg.max_inventory_units[m]) for m in self.markets}
         self._fills = FillDedup(seen_fills)
-        self._calibrate = calibrate or _default_calibrate
         self._calib_cfg: dict[str, Any] = {}
+        self.calibrator = (Calibrator(cfg, self.markets, self.calibration_inputs, calibrate, source)
+                           if calibrate_inline else None)
         self._own_params: deque[str] = deque(maxlen=1000)
         self._emits: deque[int] = deque()  # ts of QuoteIntents that placed/replaced, all markets
 
@@ -280,15 +281,15 @@ class MakerEngine:
         """Consume one event; return the ``ModelParams`` and ``QuoteIntent`` it causes."""
         if isinstance(event, Bbo):
             st = self._m.get(event.market)
-            if st is None or not (0 < event.bid_px <= event.ask_px):
+            if st is None or not usable_bbo(event):
                 return []
             return self._on_bbo(event, st)
         if isinstance(event, Trade):
             st = self._m.get(event.market)
             if st is not None:
                 st.now = max(st.now, event.ts_event)
-                st.trades.append(event)
-                self._trim(st)
+                if self.calibrator is not None:
+                    self.calibrator.observe(event, st.now)
             return []
         if isinstance(event, ModelParams):
             st = self._m.get(event.market)
@@ -385,27 +386,19 @@ class MakerEngine:
 
     # ------------------------------------------------------------------ inputs
 
-    def _trim(self, st: MState) -> None:
-        horizon = st.now - int(self.cfg.calibration_window_s * NS)
-        cap = self.cfg.max_buffer_events
-        for buf in (st.bbos, st.trades):
-            while buf and (buf[0].ts_event < horizon or len(buf) > cap):
-                buf.popleft()
-
     def _on_bbo(self, ev: Bbo, st: MState) -> list[Event]:
         ts = ev.ts_event
         st.now = max(st.now, ts)
         st.bid, st.ask = ev.bid_px, ev.ask_px
         mid = ev.mid
-        st.bbos.append(ev)
-        self._trim(st)
+        job = self.calibrator.observe(ev, st.now) if self.calibrator is not None else None
         self._adverse(st, mid)
         self._sample_vol(st, ts, mid)
         self._trend(st, ts, mid)
         self._guard_tick(st)
         self._regime(st)
         out: list[Event] = []
-        params = self._maybe_calibrate(ev, st)
+        params = self._calibrate_now(job, st) if job is not None else None
         if params is not None:
             out.append(params)
         out += self._quote(ev, st)
@@ -433,24 +426,28 @@ class MakerEngine:
         st.params = p
         st.params_applied += 1
 
-    def _maybe_calibrate(self, ev: Bbo, st: MState) -> ModelParams | None:
-        ts = ev.ts_event
-        if st.calib_next is None:
-            if not st.bbos or ts - st.bbos[0].ts_event < self.cfg.min_calibration_span_s * NS:
-                return None
-        elif ts < st.calib_next:
-            return None
-        st.calib_next = ts + int(self.cfg.recalibrate_s * NS)
+    def _calibrate_now(self, job: CalibrationJob, st: MState) -> ModelParams | None:
+        """Inline mode: run ``job``, take and return its params (None when the fit raised)."""
+        assert self.calibrator is not None
         try:
-            p = self._calibrate(list(st.bbos), list(st.trades), self._market_info(st), self._calibration_cfg(st),
-                                strategy=self.name, order_size=st.sizing.max_size, cause=ev, source=self.source)
+            p = self.calibrator.run(job)
         except Exception as exc:  # a failed fit must not stop quoting nor dead-letter the BBO
-            st.calib_errors += 1
-            log.warning("maker %s: calibration failed: %s: %s", st.market, type(exc).__name__, exc)
+            self.calibration_failed(st.market, exc)
             return None
         self._own_params.append(p.id)
         self._take_params(st, p)
         return p
+
+    def calibration_inputs(self, market: str) -> tuple[MarketInfo, Any, float]:
+        """What a calibration of ``market`` needs besides its window: the market's metadata, the
+        ``shared.calibration.CalibrationConfig`` and the clip size (``max_size``, base units)."""
+        st = self._m[market]
+        return self._market_info(st), self._calibration_cfg(st), st.sizing.max_size
+
+    def calibration_failed(self, market: str, exc: BaseException) -> None:
+        """Count and log a calibration of ``market`` that raised (quoting goes on)."""
+        self._m[market].calib_errors += 1
+        log.warning("maker %s: calibration failed: %s: %s", market, type(exc).__name__, exc)
 
     def _market_info(self, st: MState) -> MarketInfo:
         """The market's metadata for the calibration: Lighter's (``KNOWN_MARKETS``) when its tick

@@ -2,10 +2,18 @@
 
 Inputs: ``{ns}:md:book:{SYM}`` and ``{ns}:md:trade:{SYM}`` of each quoted market (the engine uses
 ``Bbo`` and ``Trade``), ``{ns}:exec:{account}`` (the maker's fills and order outcomes) and
-``{ns}:params:{strategy}`` (``ModelParams``; the ones this engine calibrated come back here and
-are ignored by id). Outputs: ``QuoteIntent`` to ``{ns}:intent:{account}``, ``ModelParams`` to
-``{ns}:params:{strategy}``. Consumer group: the strategy name (``maker``). Port: ``http_port``
-(9107) serves ``/health`` and ``/metrics``.
+``{ns}:params:{strategy}`` (``ModelParams``). Outputs: ``QuoteIntent`` to ``{ns}:intent:{account}``,
+``ModelParams`` to ``{ns}:params:{strategy}``. Consumer group: the strategy name (``maker``).
+Port: ``http_port`` (9107) serves ``/health`` and ``/metrics``.
+
+Calibration off the consume loop (``calibration_thread``, default true): the runner feeds the
+market data to a :class:`~services.maker.calibrator.Calibrator` (:class:`CalibrationTask`); a
+due calibration runs in a worker thread (``arch``'s GARCH fit takes tens of ms, its first import
+seconds) while the loop goes on quoting with the params in use; the result is published to
+``{ns}:params:{strategy}`` and taken into use when the engine reads it back (a failed fit is
+counted in ``calibration_errors_total``). With ``calibration_thread: false`` the engine
+calibrates inline at the triggering Bbo, as in a backtest (the demo sets this in lockstep, so the
+bus run gives the backtest's fills); its own params read back from the stream are ignored by id.
 
 Restart: before consuming, the maker's ``Fill`` events of the exec stream are folded into the
 engine (inventory and FIFO lots survive; fills are deduplicated by ``fill_id``).
@@ -20,8 +28,11 @@ after each event of a market; the engine stays pure.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -42,6 +53,7 @@ from shared.strategy_runner import (
 )
 from shared.strategy_runner import restore_fills as restore_strategy_fills
 
+from .calibrator import CalibrationJob, Calibrator
 from .config import SECTION, MakerConfig
 from .engine import SOURCE, MakerEngine
 
@@ -113,6 +125,55 @@ class Metrics:
             ADVERSE.labels(market, f"{h:g}").observe(bps)
 
 
+class CalibrationTask:
+    """The engine of the live service with its calibration off the consume loop.
+
+    :meth:`on_event` gives every event to the engine (built with ``calibrate_inline=False``) and
+    the market data to ``calibrator``; a job it reports due is run by ``calibrator.run`` in a
+    one-thread pool, and an asyncio task publishes the resulting ``ModelParams`` to
+    ``params_stream`` (the engine's input: it applies them when it reads them back). Jobs run one
+    at a time, in order. A job that raises is counted by ``engine.calibration_failed``. Must be
+    called from the running event loop (the runner's consume loop). :meth:`close` cancels what
+    is pending.
+    """
+
+    def __init__(self, engine: MakerEngine, calibrator: Calibrator, bus: Bus, params_stream: str) -> None:
+        self.engine = engine
+        self.markets = engine.markets
+        self.calibrator = calibrator
+        self._bus = bus
+        self._stream = params_stream
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maker-calibration")
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def on_event(self, event: Event) -> list[Event]:
+        out = self.engine.on_event(event)
+        job = self.calibrator.observe(event)
+        if job is not None:
+            task = asyncio.get_running_loop().create_task(self._calibrate(job))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return out
+
+    async def _calibrate(self, job: CalibrationJob) -> None:
+        try:
+            p = await asyncio.get_running_loop().run_in_executor(self._pool, self.calibrator.run, job)
+        except Exception as exc:  # a failed fit must never stop the service
+            self.engine.calibration_failed(job.market, exc)
+            return
+        try:
+            await self._bus.publish(self._stream, [p])
+        except Exception:  # the next calibration will try again
+            log.exception("maker %s: publishing ModelParams %s failed", job.market, p.id)
+
+    async def close(self) -> None:
+        """Cancel pending calibrations and stop the worker thread (a running fit finishes)."""
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 def shutdown_intents(engine: MakerEngine, ts_ns: int | None = None) -> list[CancelIntent]:
     """One ``CancelIntent`` for all markets of the maker (none in dry run), stamped with the
     engine's latest event time (or ``ts_ns``/the wall clock when it saw nothing)."""
@@ -126,7 +187,8 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
         ConfigError: invalid ``services.maker`` section or a market without sizing.
     """
     mcfg = cfg.section(SECTION, MakerConfig)
-    engine = MakerEngine(mcfg, mcfg.resolve_markets(cfg.markets), source=SOURCE)
+    threaded = mcfg.calibration_thread
+    engine = MakerEngine(mcfg, mcfg.resolve_markets(cfg.markets), source=SOURCE, calibrate_inline=not threaded)
     streams = bus.streams
     inputs = [s for m in engine.markets for s in (streams.book(m), streams.trade(m))]
     inputs += [streams.exec(cfg.account_index), streams.params(mcfg.strategy)]
@@ -139,7 +201,11 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
     for m in engine.markets:  # create every counter series at 0, so increase() sees the first increment
         for counter in COUNTERS.values():
             counter.labels(m)
-    wrapped = MeteredEngine(engine, Metrics(engine).publish)
+    inner: Any = engine
+    if threaded:
+        inner = CalibrationTask(engine, Calibrator(mcfg, engine.markets, engine.calibration_inputs, source=SOURCE),
+                                bus, params_stream)
+    wrapped = MeteredEngine(inner, Metrics(engine).publish)
     runner = EngineRunner(SOURCE, wrapped, bus, inputs, route=route, group=mcfg.strategy,
                           http_port=mcfg.http_port, consumer=consumer)
     return runner, engine
@@ -159,7 +225,12 @@ async def run_until_stopped(runner: EngineRunner, engine: MakerEngine, bus: Bus,
     wrapped = runner.engine
     publish = wrapped._publish if isinstance(wrapped, MeteredEngine) else None  # the same counters' baseline
     restore = partial(restore_strategy_fills, own_markets_only=True, publish=publish)
-    await restore_run_shutdown(restore, _restored, shutdown_intents, _stopped, log)(runner, engine, bus, account)
+    try:
+        await restore_run_shutdown(restore, _restored, shutdown_intents, _stopped, log)(runner, engine, bus, account)
+    finally:
+        task = getattr(wrapped, "engine", None)
+        if isinstance(task, CalibrationTask):
+            await task.close()
 
 
 async def run(cfg: StackConfig, url: str) -> None:

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from prometheus_client import REGISTRY
 
-from services.maker import engine as maker_engine
+from services.maker import calibrator as maker_calibrator
 from services.maker.runner import build, run_until_stopped
 from shared.bus import Bus
 from shared.config import StackConfig
@@ -46,7 +46,7 @@ async def test_runner_quotes_calibrates_and_cancels_on_shutdown(redis_client, na
     def stub(bbos, trades, market, ccfg, *, strategy, order_size, cause, source):
         return msgspec.structs.replace(mp(f"cal-{cause.id}", (cause.ts_event - T0) / S, ok=True), source=source)
 
-    monkeypatch.setattr(maker_engine, "_default_calibrate", stub)
+    monkeypatch.setattr(maker_calibrator, "_default_calibrate", stub)
     cfg = stack(namespace, min_calibration_span_s=10, recalibrate_s=600)
     bus = Bus(redis_client, namespace)
     acct = cfg.account_index
@@ -67,7 +67,7 @@ async def test_runner_quotes_calibrates_and_cancels_on_shutdown(redis_client, na
         assert q.bid_px is not None and q.ask_px is not None and q.bid_px < 99_999.9 < 100_000.1 < q.ask_px
         params = await read_stream(bus, params_stream, 2)
         assert [p.id for p in params] == ["bad", "cal-b2"]  # the calibrated params went to the params stream
-        for _ in range(100):  # the engine reads its own params back (ignored) and the bad one (counted)
+        for _ in range(100):  # the engine takes the calibrated params from the stream and counts the bad one
             if engine.state("BTC")["params_rejected"] == 1 and engine.state("BTC")["params_ok"]:
                 break
             await asyncio.sleep(0.05)
@@ -99,3 +99,65 @@ async def test_dry_run_publishes_no_intent(redis_client, namespace, run_until):
                     lambda: engine.state("BTC")["bid_px"] is not None)
     assert engine.state("BTC")["requotes"] == 1
     assert await bus.read_all(bus.streams.intent(cfg.account_index)) == []
+
+
+async def test_calibration_runs_off_the_consume_loop(redis_client, namespace, monkeypatch, read_stream):
+    """A slow fit (1 s) runs in the worker thread: the quotes of later books go out meanwhile;
+    the params are published when done and taken into use when read back."""
+    import threading
+    import time
+
+    threads: list[str] = []
+
+    def slow(bbos, trades, market, ccfg, *, strategy, order_size, cause, source):
+        threads.append(threading.current_thread().name)
+        time.sleep(1.0)
+        return msgspec.structs.replace(mp(f"cal-{cause.id}", (cause.ts_event - T0) / S, ok=True), source=source)
+
+    monkeypatch.setattr(maker_calibrator, "_default_calibrate", slow)
+    cfg = stack(namespace, min_calibration_span_s=10, recalibrate_s=600, max_quote_age_s=1)
+    bus = Bus(redis_client, namespace)
+    runner, engine = build(cfg, bus, consumer="t3")
+    assert engine.calibrator is None  # the engine does not calibrate itself
+    params_stream, intent_stream = bus.streams.params("maker"), bus.streams.intent(cfg.account_index)
+    task = asyncio.create_task(run_until_stopped(runner, engine, bus, cfg.account_index))
+    try:
+        await bus.publish(bus.streams.book("BTC"), [bbo(1, 0.0), bbo(2, 10.0)])  # b2: calibration due
+        await read_stream(bus, intent_stream, 2)
+        await bus.publish(bus.streams.book("BTC"), [bbo(3, 12.0)])  # quoted while the fit runs
+        intents = await read_stream(bus, intent_stream, 3, timeout=0.8)  # b1; b2, b3 requote (age > 1 s)
+        assert [q.causation_id for q in intents] == ["b1", "b2", "b3"] and await bus.read_all(params_stream) == []
+        params = await read_stream(bus, params_stream, 1)
+        assert [p.id for p in params] == ["cal-b2"]
+        assert threads and threads[0].startswith("maker-calibration")
+        for _ in range(100):
+            if engine.state("BTC")["params_ok"]:
+                break
+            await asyncio.sleep(0.05)
+        assert engine.state("BTC")["params_applied"] == 1 and engine.state("BTC")["sigma"] == 20.0
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_inline_calibration_when_not_threaded(redis_client, namespace, monkeypatch, read_stream):
+    """calibration_thread false (lockstep replays): the params are made at the triggering book,
+    published with its quote, used at once and ignored when read back."""
+    def stub(bbos, trades, market, ccfg, *, strategy, order_size, cause, source):
+        return msgspec.structs.replace(mp(f"cal-{cause.id}", (cause.ts_event - T0) / S, ok=True), source=source)
+
+    monkeypatch.setattr(maker_calibrator, "_default_calibrate", stub)
+    cfg = stack(namespace, min_calibration_span_s=10, recalibrate_s=600, calibration_thread=False)
+    bus = Bus(redis_client, namespace)
+    runner, engine = build(cfg, bus, consumer="t4")
+    assert engine.calibrator is not None
+    await bus.publish(bus.streams.book("BTC"), [bbo(1, 0.0), bbo(2, 10.0)])
+    task = asyncio.create_task(run_until_stopped(runner, engine, bus, cfg.account_index))
+    try:
+        params = await read_stream(bus, bus.streams.params("maker"), 1)
+        assert [p.id for p in params] == ["cal-b2"] and engine.state("BTC")["params_ok"]
+        await asyncio.sleep(0.3)  # read back: not applied twice
+        assert engine.state("BTC")["params_applied"] == 1
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 10)
