@@ -3,6 +3,7 @@ in the temporary folder and outside the repository's parent pass."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,10 @@ def test_forbidden_paths():
     assert not forbidden(str(REPO / "tests" / "fixtures" / "lighter-samples" / "ws_trade_update.json"), REPO)
     assert not forbidden(str(REPO / "data" / "recordings"), REPO)
     assert not forbidden("/etc/hostname", Path("/srv/ws/repo"))  # outside the parent: not the guard's business
+    # a clone inside the temporary folder: its siblings are still forbidden, other temp files are not
+    clone = Path(tempfile.gettempdir()) / "cleanclone-x" / "repo"
+    assert forbidden(str(clone.parent / "shared" / "data" / "x.csv"), clone)
+    assert not forbidden(str(clone / "tests" / "fixtures" / "x.csv"), clone)
 
 
 def test_session_guard_stops_a_read_next_to_the_repo(tmp_path):

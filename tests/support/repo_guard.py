@@ -21,15 +21,21 @@ from pathlib import Path
 _installed: list[Path] = []
 
 
+def _under(p: str, folder: str) -> bool:
+    return p == folder or p.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def forbidden(path: str, repo: Path) -> bool:
     """True when the absolute form of ``path`` lies under ``repo.parent`` but not under ``repo``,
-    the temporary folder or the Python installation (``repo`` is an absolute, resolved path)."""
+    the temporary folder or the Python installation (``repo`` is an absolute, resolved path).
+    An allowed folder that contains the repository itself (a clone inside ``/tmp``) allows
+    nothing beyond the repository."""
     p = os.path.abspath(path)
-    parent = str(repo.parent)
-    if not p.startswith(parent.rstrip(os.sep) + os.sep):
+    if not _under(p, str(repo.parent)):
         return False
-    allowed = {str(repo), tempfile.gettempdir(), sys.prefix, sys.base_prefix, sys.exec_prefix}
-    return not any(p == a or p.startswith(a.rstrip(os.sep) + os.sep) for a in allowed)
+    extra = {tempfile.gettempdir(), sys.prefix, sys.base_prefix, sys.exec_prefix}
+    allowed = [str(repo)] + [a for a in extra if not _under(str(repo), a)]
+    return not any(_under(p, a) for a in allowed)
 
 
 def forbid_reads_outside_repo(repo: Path) -> bool:
