@@ -1,4 +1,5 @@
-# lighter-stack: the two fresh-machine commands are `make demo` and `make test`.
+# lighter-stack: the two fresh-machine commands are `make demo` and `make test-all` (CI: .ci/run);
+# `make test` is the fast tier for development.
 # Everything else is installed into .venv by `make install` (Python 3.11+ is the only prerequisite).
 
 # the first interpreter that runs and is 3.11+ (pyenv shims may exist for versions that do not run)
@@ -8,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench up down lint config-check clean
+.PHONY: install demo test test-all bench up down lint config-check clean
 
 install: $(STAMP)
 
@@ -22,7 +23,10 @@ $(STAMP): pyproject.toml
 demo: install         ## paper mode on the bundled real Lighter recording, all services as processes
 	$(BIN)/lighter-stack demo
 
-test: install         ## unit, integration (real Redis, venue-sim, SDK) and end-to-end tests
+test: install         ## fast tier: unit and integration tests (real Redis, venue-sim, SDK); no e2e or parity runs
+	$(BIN)/python -m pytest -q -m "not e2e and not parity"
+
+test-all: install     ## every test: the fast tier plus the end-to-end demos and the bus-vs-backtest parity runs
 	$(BIN)/python -m pytest -q
 
 bench: install        ## benchmarks that print figures (not pass/fail)

@@ -72,18 +72,38 @@ def demo(
 @app.command()
 def pnl(
     strategy: Annotated[str | None, typer.Option(help="only this strategy")] = None,
-    since_hours: Annotated[float | None, typer.Option("--since-hours", help="only trades closed in the last N hours")] = None,
+    since_hours: Annotated[float | None, typer.Option(
+        "--since-hours", help="only trades closed in the last N hours, counted back from now (the wall clock; "
+                              "see --from-last-fill)")] = None,
+    from_last_fill: Annotated[bool, typer.Option(
+        "--from-last-fill", help="count --since-hours back from the newest fill in the ledger instead of now "
+                                 "(for a ledger filled by a replay or backtest)")] = False,
     recent: Annotated[int, typer.Option(help="show the N most recent closed trades")] = 10,
     market: Annotated[str | None, typer.Option(help="only this market (symbol)")] = None,
     db_url: Annotated[str | None, typer.Option("--db-url", help="ledger database URL (default: LEDGER_DB_URL, then the ledger's configured db_url)")] = None,
 ) -> None:
-    """Realized FIFO PnL per strategy from the ledger: trades, win rate, PnL %, USD, best/worst.
+    """Realized FIFO PnL per strategy from the ledger: trades, win rate, PnL %, USD, average PnL
+    per trade, best/worst; then the most recent closed trades with their exit reason.
 
-    ``--since-hours`` counts back from the newest fill in the ledger (so replayed data reads the
-    same as live data)."""
+    ``--since-hours`` counts back from now (wall clock); ``--from-last-fill`` counts back from the
+    newest fill in the ledger instead (replayed data)."""
+    import time
+
     from services.ledger.report import pnl_command
 
-    raise typer.Exit(pnl_command(db_url, strategy, since_hours, recent, market))
+    now_ns = None if from_last_fill else time.time_ns()
+    raise typer.Exit(pnl_command(db_url, strategy, since_hours, recent, market, now_ns=now_ns))
+
+
+@app.command("ledger-migrate")
+def ledger_migrate(
+    db_url: Annotated[str | None, typer.Option("--db-url", help="ledger database URL (default: LEDGER_DB_URL, then the ledger's configured db_url)")] = None,
+) -> None:
+    """Bring an existing ledger database (SQLite or PostgreSQL) to this version's schema, as the
+    ledger service does at start; prints the schema version before and after."""
+    from services.ledger.report import migrate_command
+
+    raise typer.Exit(migrate_command(db_url))
 
 
 @app.command("pnl-split")

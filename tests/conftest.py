@@ -8,11 +8,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from repo_guard import forbid_reads_outside_repo
 
 from shared.redis_util import EmbeddedRedis, async_client, redis_reachable
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+forbid_reads_outside_repo(REPO)  # a test that opens a file next to the repo fails (tests/support/repo_guard.py)
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,8 @@ class ClosedTrade:
 
     ``side`` is the closed position's side (``long``/``short``); prices, fees and PnL in USD;
     ``size`` in base units; ``entry_ts``/``exit_ts`` in ns since the epoch (UTC); ``seq``
-    numbers the lots closed by ``exit_fill_id``, from 0, in FIFO order.
+    numbers the lots closed by ``exit_fill_id``, from 0, in FIFO order; ``exit_reason`` is the
+    closing fill's :attr:`~shared.events.Fill.reason` (e.g. ``take profit``, ``stop``; may be empty).
     """
 
     strategy: str
@@ -72,6 +73,7 @@ class ClosedTrade:
     gross_pnl_usd: float
     pnl_usd: float
     pnl_pct: float
+    exit_reason: str = ""
 
 
 class InvalidFill(ValueError):
@@ -159,7 +161,7 @@ class LedgerEngine:
                 entry_ts=lot.ts_event, exit_ts=fill.ts_event,
                 entry_fill_id=lot.fill_id, exit_fill_id=fill.fill_id, seq=len(closed),
                 entry_fee_usd=entry_fee, exit_fee_usd=exit_fee, gross_pnl_usd=gross,
-                pnl_usd=pnl, pnl_pct=pnl / (lot.price * size) * 100.0,
+                pnl_usd=pnl, pnl_pct=pnl / (lot.price * size) * 100.0, exit_reason=fill.reason,
             ))
             lot.size -= size
             remaining -= size

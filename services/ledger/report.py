@@ -4,14 +4,16 @@
   and the most recent ones, as plain dicts;
 - :func:`render_pnl`: the ``rich`` tables;
 - :func:`pnl_command`: what ``lighter-stack pnl`` runs;
+- :func:`migrate_command`: what ``lighter-stack ledger-migrate`` runs;
 - :func:`ledger_stats`: fills, venue fills, internal fills, fees and realized PnL.
 
 Time window: ``since_hours`` keeps trades whose **exit time** is at or after
-``as_of - since_hours``. ``as_of`` is, by default, the ``ts_event`` of the **latest fill in the
-database**, not the wall clock: the ledger's clock is exchange time, so the same query gives
-the same answer on a live database and on one filled by a replay or backtest of historical
-data. Pass ``now_ns`` (e.g. ``time.time_ns()``) to measure from another instant. The report
-prints the instant it used.
+``as_of - since_hours``. ``lighter-stack pnl --since-hours`` counts back from **now** (the wall
+clock: the CLI passes ``now_ns=time.time_ns()``); with ``--from-last-fill`` it counts back from
+the ``ts_event`` of the latest fill in the database instead, so a ledger filled by a replay or
+backtest of historical data can be windowed too. The functions below default to the latest fill
+(``now_ns=None``: exchange time, the same answer on every run). The report prints the instant it
+used.
 
 Wins are trades with ``pnl_usd > 0``, losses ``< 0``; a zero trade is neither (seed
 behaviour). Win rate = wins / trades x 100. "PnL %" sums the trades' ``pnl_pct``.
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import case, distinct, func, select
 from sqlalchemy.engine import make_url
@@ -61,11 +64,20 @@ def open_store(db_url: str | None = None) -> LedgerStore:
         SchemaError: the database has no ledger tables or an unsupported schema version.
     """
     url = resolve_db_url(db_url)
+    require_sqlite_file(url)
+    return LedgerStore(url, create=False)
+
+
+def require_sqlite_file(url: str) -> None:
+    """Check that a file-backed SQLite ``url`` names an existing file (other URLs pass).
+
+    Raises:
+        FileNotFoundError: naming the missing file.
+    """
     u = make_url(url)
     if u.drivername.startswith("sqlite") and u.database and u.database != ":memory:" \
             and not u.database.startswith("file:") and not Path(u.database).expanduser().exists():
         raise FileNotFoundError(f"no ledger database at {u.database}")
-    return LedgerStore(url, create=False)
 
 
 def _as_of(conn, now_ns: int | None) -> int:
@@ -165,7 +177,8 @@ def recent_trades(db_url: str | None = None, n: int = 10, strategy: str | None =
                   now_ns: int | None = None) -> list[dict[str, Any]]:
     """The ``n`` most recent closed trades (by exit time, newest first) matching the filters
     (same meaning as :func:`pnl_stats`). Each dict holds the ``closed_trades`` columns: prices,
-    fees and ``pnl_usd`` in USD, ``size`` in base units, ``entry_ts``/``exit_ts`` in ns (UTC).
+    fees and ``pnl_usd`` in USD, ``size`` in base units, ``entry_ts``/``exit_ts`` in ns (UTC),
+    ``exit_reason`` (the closing fill's reason, may be empty).
 
     Raises:
         FileNotFoundError, SchemaError: see :func:`open_store`.
@@ -210,13 +223,14 @@ def render_pnl(stats: dict[str, Any], recent: list[dict[str, Any]], console: Con
     filt = "".join(f", {k} {stats[k]}" for k in ("strategy", "market") if stats.get(k))
     console.print(f"Ledger {stats['db']}: {window}up to {fmt_ts(stats['as_of_ns'])} UTC{filt}")
     t = Table(title="Realized PnL (FIFO, net of fees)")
-    for col in ("strategy", "trades", "wins", "losses", "win rate %", "PnL %", "PnL USD",
+    for col in ("strategy", "trades", "wins", "losses", "win rate %", "PnL %", "PnL USD", "avg PnL USD",
                 "avg win USD", "avg loss USD", "best USD", "worst USD"):
         t.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=col == "strategy")
 
     def row(name: str, s: dict[str, Any], style: str | None = None) -> None:
         t.add_row(name, str(s["trades"]), str(s["wins"]), str(s["losses"]), f"{s['win_rate_pct']:.2f}",
-                  _pnl(s["pnl_pct"], "{:+.2f}"), _pnl(s["pnl_usd"]), _num(s["avg_win_usd"]),
+                  _pnl(s["pnl_pct"], "{:+.2f}"), _pnl(s["pnl_usd"]), _pnl(s["avg_pnl_usd"], "{:+,.4f}"),
+                  _num(s["avg_win_usd"]),
                   _num(s["avg_loss_usd"]), _pnl(s["best_usd"]), _pnl(s["worst_usd"]), style=style)
 
     for name, s in stats["strategies"].items():
@@ -229,27 +243,28 @@ def render_pnl(stats: dict[str, Any], recent: list[dict[str, Any]], console: Con
         return
     r = Table(title=f"{len(recent)} most recent closed trades")
     for col in ("exit time (UTC)", "strategy", "market", "side", "size", "entry price", "exit price",
-                "PnL USD", "PnL %"):
+                "PnL USD", "PnL %", "exit reason"):
         r.add_column(col, no_wrap=True,
                      justify="right" if col in {"size", "entry price", "exit price", "PnL USD", "PnL %"} else "left")
     for tr in recent:
         r.add_row(fmt_ts(tr["exit_ts"]), tr["strategy"], tr["market"], tr["side"], f"{tr['size']:.6g}",
                   f"{tr['entry_price']:,.4f}", f"{tr['exit_price']:,.4f}", _pnl(tr["pnl_usd"], "{:+,.4f}"),
-                  _pnl(tr["pnl_pct"], "{:+.3f}"))
+                  _pnl(tr["pnl_pct"], "{:+.3f}"), escape(tr["exit_reason"] or "-"))
     console.print(r)
 
 
 def pnl_command(db_url: str | None, strategy: str | None, since_hours: float | None, recent: int,
                 market: str | None, *, now_ns: int | None = None, console: Console | None = None) -> int:
-    """``lighter-stack pnl``: print per-strategy and total stats and the ``recent`` most recent
-    closed trades.
+    """``lighter-stack pnl``: print per-strategy and total stats (with the average PnL per trade)
+    and the ``recent`` most recent closed trades (with their exit reason).
 
     Args:
         db_url: ledger database URL (default: see :func:`resolve_db_url`).
         strategy, market: filters.
-        since_hours: exit time within the last N hours before the latest fill (or ``now_ns``).
+        since_hours: exit time within the last N hours before ``now_ns``.
         recent: how many recent trades to list (0 = none).
-        now_ns: reference instant in ns; default the latest fill's ``ts_event``.
+        now_ns: reference instant in ns since the epoch (the CLI passes the wall clock); default
+            the latest fill's ``ts_event``.
         console: where to print (default stdout).
 
     Returns:
@@ -266,6 +281,32 @@ def pnl_command(db_url: str | None, strategy: str | None, since_hours: float | N
         console.print(f"[red]pnl: {exc}[/red]")
         return 1
     render_pnl(stats, rec, console)
+    return 0
+
+
+def migrate_command(db_url: str | None, console: Console | None = None) -> int:
+    """``lighter-stack ledger-migrate``: bring an existing ledger database to the current schema
+    version (:func:`services.ledger.store.upgrade_database`), printing the versions before and after.
+
+    Returns:
+        0, or 1 when a SQLite file does not exist (nothing is created) or the database is newer
+        than this code (message printed).
+    """
+    from services.ledger.store import upgrade_database
+
+    console = console or Console()
+    url = resolve_db_url(db_url)
+    try:
+        require_sqlite_file(url)
+        before, now = upgrade_database(url)
+    except (FileNotFoundError, SchemaError) as exc:
+        console.print(f"[red]ledger-migrate: {exc}[/red]")
+        return 1
+    shown = make_url(url).render_as_string(hide_password=True)
+    if before == now:
+        console.print(f"ledger {shown}: schema version {now}, nothing to do")
+    else:
+        console.print(f"ledger {shown}: schema version {before if before is not None else 'none'} -> {now}")
     return 0
 
 

@@ -113,21 +113,55 @@ def migrate(db: Engine) -> int:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def stored_version(db: Engine) -> int | None:
+    """The schema version recorded in ``db`` (``None``: no ``schema_version`` table or no row);
+    creates nothing."""
+    if "schema_version" not in set(inspect(db).get_table_names()):
+        return None
+    with db.connect() as conn:
+        return conn.scalar(select(func.max(SchemaVersionRow.version)))
+
+
 def check_schema(db: Engine) -> int:
-    """The schema version of an existing ledger database, without creating anything.
+    """The schema version of an existing ledger database, without creating or altering anything.
 
     Raises:
-        SchemaError: the ledger tables are missing or the version is newer than this code.
+        SchemaError: the ledger tables are missing, the version is newer than this code, or it
+            is older (the message says how to migrate: ``lighter-stack ledger-migrate``, or start
+            the ledger service, which migrates at start).
     """
     tables = set(inspect(db).get_table_names())
     missing = {t for t in Base.metadata.tables if t not in tables}
     if missing:
         raise SchemaError(f"not a ledger database (missing tables: {', '.join(sorted(missing))})")
-    with db.connect() as conn:
-        v = conn.scalar(select(func.max(SchemaVersionRow.version)))
+    v = stored_version(db)
     if v is None or v > SCHEMA_VERSION:
         raise SchemaError(f"unsupported ledger schema version {v}")
+    if v < SCHEMA_VERSION:
+        raise SchemaError(f"ledger database schema version {v} is older than this code ({SCHEMA_VERSION}): "
+                          f"run `lighter-stack ledger-migrate` (same --db-url) or start the ledger service once")
     return v
+
+
+def upgrade_database(db_url: str) -> tuple[int | None, int]:
+    """Create or migrate the ledger database at ``db_url`` to :data:`SCHEMA_VERSION` (what the
+    ledger service does at start), for ``lighter-stack ledger-migrate``.
+
+    Returns:
+        ``(version before, version now)``; ``before`` is ``None`` for a database without ledger
+        tables (they are created).
+
+    Raises:
+        SchemaError: the database is newer than this code.
+        sqlalchemy.exc.SQLAlchemyError: the database failed (nothing is half-migrated: the steps
+            run in one transaction).
+    """
+    db = make_db_engine(db_url)
+    try:
+        before = stored_version(db)
+        return before, migrate(db)
+    finally:
+        db.dispose()
 
 
 def fill_row(fill: Fill) -> dict:
@@ -135,7 +169,8 @@ def fill_row(fill: Fill) -> dict:
     return {"fill_id": fill.fill_id, "event_id": fill.id, "ts_event": fill.ts_event, "ts_recv": fill.ts_recv,
             "source": fill.source, "strategy": fill.strategy, "market": fill.market, "side": fill.side,
             "price": fill.price, "size": fill.size, "fee": fill.fee, "liquidity": fill.liquidity,
-            "client_order_index": fill.client_order_index, "venue_trade_id": fill.venue_trade_id}
+            "client_order_index": fill.client_order_index, "venue_trade_id": fill.venue_trade_id,
+            "reason": fill.reason}
 
 
 def row_to_fill(row) -> Fill:
@@ -143,7 +178,7 @@ def row_to_fill(row) -> Fill:
     return Fill(id=row.event_id, ts_event=row.ts_event, ts_recv=row.ts_recv, source=row.source,
                 fill_id=row.fill_id, strategy=row.strategy, market=row.market, side=row.side,
                 price=row.price, size=row.size, fee=row.fee, liquidity=row.liquidity,
-                client_order_index=row.client_order_index, venue_trade_id=row.venue_trade_id)
+                client_order_index=row.client_order_index, venue_trade_id=row.venue_trade_id, reason=row.reason)
 
 
 def closed_row(ct: ClosedTrade) -> dict:
@@ -152,7 +187,8 @@ def closed_row(ct: ClosedTrade) -> dict:
             "entry_price": ct.entry_price, "exit_price": ct.exit_price, "entry_ts": ct.entry_ts,
             "exit_ts": ct.exit_ts, "entry_fill_id": ct.entry_fill_id, "exit_fill_id": ct.exit_fill_id,
             "seq": ct.seq, "entry_fee_usd": ct.entry_fee_usd, "exit_fee_usd": ct.exit_fee_usd,
-            "gross_pnl_usd": ct.gross_pnl_usd, "pnl_usd": ct.pnl_usd, "pnl_pct": ct.pnl_pct}
+            "gross_pnl_usd": ct.gross_pnl_usd, "pnl_usd": ct.pnl_usd, "pnl_pct": ct.pnl_pct,
+            "exit_reason": ct.exit_reason}
 
 
 @dataclass(slots=True)

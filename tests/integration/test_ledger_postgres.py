@@ -50,3 +50,31 @@ def test_ledger_on_postgresql_is_idempotent_and_rebuilds(pg_url):
     assert stats["realized_pnl_usd"] == pytest.approx(0.01 - 0.0002)  # (110-100)*0.001 minus both fees
     assert store.rebuild_engine().lot_count() == 1
     store.close()
+
+
+def test_version_1_database_on_postgresql_gets_the_reason_columns(pg_url):
+    """A version-1 ledger on PostgreSQL (made here by dropping the version-2 columns and marking
+    it version 1, with a fill and a closed trade written by version 1's columns): ``ledger-migrate``
+    adds the columns with empty reasons; new fills store theirs."""
+    from services.ledger.models import SCHEMA_VERSION
+    from services.ledger.report import migrate_command, recent_trades
+
+    store = LedgerStore(pg_url)
+    store.record(store.rebuild_engine(), [_fill(0, "buy", 100.0), _fill(1, "sell", 110.0)])
+    with store.db.begin() as c:
+        c.execute(sa.text("ALTER TABLE fills DROP COLUMN reason"))
+        c.execute(sa.text("ALTER TABLE closed_trades DROP COLUMN exit_reason"))
+        c.execute(sa.text("UPDATE schema_version SET version = 1"))  # a fresh database has one row
+    store.close()
+    with pytest.raises(Exception, match="older than this code"):
+        LedgerStore(pg_url, create=False)
+    assert migrate_command(pg_url) == 0
+    store = LedgerStore(pg_url)
+    assert store.schema_version == SCHEMA_VERSION
+    store.record(store.rebuild_engine(), [Fill(id="e2", ts_event=2, fill_id="f2", strategy="trend", market="BTC",
+                                               side="buy", price=105.0, size=0.001, venue_trade_id="2"),
+                                          Fill(id="e3", ts_event=3, fill_id="f3", strategy="trend", market="BTC",
+                                               side="sell", price=104.0, size=0.001, venue_trade_id="3",
+                                               reason="stop")])
+    store.close()
+    assert [r["exit_reason"] for r in recent_trades(pg_url, 5)] == ["stop", ""]

@@ -75,6 +75,7 @@ def _backtest_fills(recording: Path, strategies: list[str], out: Path) -> list[F
 
 
 @pytest.mark.e2e
+@pytest.mark.parity
 @pytest.mark.parametrize("case", list(CASES))
 def test_bus_and_backtest_give_identical_fills(case, tmp_path, redis_url, recording_path, monkeypatch):
     strategies = CASES[case]

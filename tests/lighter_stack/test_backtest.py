@@ -17,7 +17,7 @@ from shared.events import Bbo, Event, TargetPosition, child
 REPO = Path(__file__).resolve().parents[2]
 RECORDING = REPO / "data" / "recordings" / "lighter-2025-09-15-btc-eth.jsonl.gz"
 CSV_DIR = REPO / "data" / "lighter_djienne_collector_2025-09-15"
-SOL_KLINES = REPO.parent / "shared" / "data" / "bybit_linear_SOLUSDT_1m_2025-05-30" / "SOLUSDT_1m.csv"
+SOL_KLINES = REPO / "tests" / "fixtures" / "bybit_linear_SOLUSDT_1m_2025-05-30" / "SOLUSDT_1m.csv"
 
 
 def _outputs_ok(out: Path) -> dict:

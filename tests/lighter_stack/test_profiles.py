@@ -25,7 +25,7 @@ from services.hedger.config import load_section
 from shared.config import DEFAULT_CONFIG, load_config
 from shared.markets import MarketInfo
 
-SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "lighter-samples" / "http_order_book_details.json"
+SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "lighter-samples" / "http_order_book_details.json"
 ETH_PAYLOAD = {"code": 200, "order_book_details": [{
     "symbol": "ETH", "market_id": 0, "min_base_amount": "0.0050", "min_quote_amount": "10.000000",
     "supported_size_decimals": 4, "supported_price_decimals": 2, "size_decimals": 4, "price_decimals": 2,
@@ -84,8 +84,7 @@ def test_order_book_details_parsing_and_files(tmp_path):
     f = tmp_path / "obd.json"
     f.write_text(json.dumps(ETH_PAYLOAD))
     assert load_metadata_file(f)["ETH"][1] == 2361.31
-    if SAMPLE.exists():  # the real captured payload
-        assert market_info("ETH", metadata=SAMPLE)[0].price_decimals == 2
+    assert market_info("ETH", metadata=SAMPLE)[0].price_decimals == 2  # the real captured payload
 
 
 def test_url_source_over_loopback():

@@ -7,7 +7,7 @@ import pytest
 
 from shared.markets import MarketInfo
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "lighter-samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "lighter-samples"
 ETH = MarketInfo(symbol="ETH", market_id=0, size_decimals=4, price_decimals=2, min_base_amount=0.005, min_quote_amount=10.0)
 BTC = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, min_base_amount=0.0002, min_quote_amount=10.0)
 

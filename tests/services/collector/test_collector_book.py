@@ -12,8 +12,7 @@ from services.collector.book import BookBuilder, Status
 from services.collector.parse import parse_order_book
 from shared.events import Bbo, BookDelta, BookSnapshot
 
-# the project's shared reference folder sits next to the repo (like tests/conftest.py SHARED_DATA)
-SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "reference" / "lighter-samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "lighter-samples"
 
 
 def sample(name: str) -> dict:

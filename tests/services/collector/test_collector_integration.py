@@ -25,7 +25,7 @@ from shared.events import Bbo, BookDelta, BookSnapshot, MarketStats, Trade
 from shared.markets import KNOWN_MARKETS
 from shared.redis_util import free_port
 
-SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "reference" / "lighter-samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "lighter-samples"
 
 
 def sample(name: str) -> dict:

@@ -20,9 +20,9 @@ from services.collector.parse import (
 from shared.events import MarketStats, Trade, decode, encode
 from shared.markets import KNOWN_MARKETS
 
-WORK = Path(__file__).resolve().parents[4]
-SAMPLES = WORK / "shared" / "reference" / "lighter-samples"
-CAPTURE = WORK / "shared" / "data" / "lighter_ws_market_stats_2025-11-01" / "ws_raw.jsonl"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+SAMPLES = FIXTURES / "lighter-samples"
+CAPTURE = FIXTURES / "lighter_ws_market_stats_2025-11-01" / "ws_raw.jsonl"
 
 
 def sample(name: str) -> dict:

@@ -3,6 +3,7 @@
 import pytest
 from rich.console import Console
 
+from services.ledger.models import SCHEMA_VERSION
 from services.ledger.report import ledger_stats, pnl_command, pnl_stats, recent_trades
 from services.ledger.store import LedgerStore
 from shared.events import Fill
@@ -133,4 +134,4 @@ def test_ledger_stats(tmp_path):
     assert s["realized_pnl_usd"] == pytest.approx(2.465)
     assert s["fees_usd"] == pytest.approx(0.045) and s["fees_usd_by_strategy"]["b"] == pytest.approx(0.015)
     assert s["positions"] == {"a": {"ETH": 1.0}, "b": {"BTC": 0.2, "ETH": -0.5}}
-    assert s["last_fill_ts_event"] == T0 + 5 * H and s["schema_version"] == 1
+    assert s["last_fill_ts_event"] == T0 + 5 * H and s["schema_version"] == SCHEMA_VERSION

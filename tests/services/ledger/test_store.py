@@ -7,7 +7,7 @@ from sqlalchemy import func, select, text
 import services.ledger.store as store_mod
 from services.ledger.config import LedgerConfig
 from services.ledger.engine import LedgerEngine
-from services.ledger.models import ClosedTradeRow, FillRow, SchemaVersionRow
+from services.ledger.models import SCHEMA_VERSION, ClosedTradeRow, FillRow, SchemaVersionRow
 from services.ledger.store import LedgerStore, SchemaError
 from shared.events import Fill
 
@@ -107,12 +107,12 @@ def test_sqlite_wal_schema_version_and_reopen(url):
     st = LedgerStore(url)
     with st.db.connect() as c:
         assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert c.scalars(select(SchemaVersionRow.version)).all() == [1]
+        assert c.scalars(select(SchemaVersionRow.version)).all() == [SCHEMA_VERSION]  # fresh: one row
     st.close()
     st2 = LedgerStore(url)
     with st2.db.connect() as c:
-        assert c.scalars(select(SchemaVersionRow.version)).all() == [1]
-    assert st2.schema_version == 1
+        assert c.scalars(select(SchemaVersionRow.version)).all() == [SCHEMA_VERSION]
+    assert st2.schema_version == SCHEMA_VERSION == 2
 
 
 def test_newer_database_is_refused(url):
@@ -127,19 +127,21 @@ def test_migration_hook_runs_missing_versions_once(url, monkeypatch):
     LedgerStore(url).close()
     calls = []
 
-    def to_v2(conn):
-        calls.append(2)
+    nxt = SCHEMA_VERSION + 1
+
+    def to_next(conn):
+        calls.append(nxt)
         conn.execute(text("ALTER TABLE fills ADD COLUMN note VARCHAR(20) NOT NULL DEFAULT ''"))
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(store_mod, "MIGRATIONS", {2: to_v2})
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", nxt)
+    monkeypatch.setattr(store_mod, "MIGRATIONS", {nxt: to_next})
     st = LedgerStore(url)
-    assert st.schema_version == 2 and calls == [2]
+    assert st.schema_version == nxt and calls == [nxt]
     with st.db.connect() as c:
-        assert sorted(c.scalars(select(SchemaVersionRow.version))) == [1, 2]
+        assert sorted(c.scalars(select(SchemaVersionRow.version))) == [SCHEMA_VERSION, nxt]
         assert "note" in {r[1] for r in c.execute(text("PRAGMA table_info(fills)"))}
     LedgerStore(url)
-    assert calls == [2]
+    assert calls == [nxt]
 
 
 def test_default_db_url_creates_var_folder(tmp_path, monkeypatch):

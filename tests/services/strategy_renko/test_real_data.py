@@ -32,8 +32,6 @@ def run(cfg: RenkoConfig, events: list) -> tuple[RenkoEngine, list]:
 
 @pytest.fixture(scope="module")
 def events(recording_path) -> list:
-    if not recording_path.exists():
-        pytest.skip("bundled recording not present")
     _, evs = read_recording(recording_path)
     return list(evs)
 

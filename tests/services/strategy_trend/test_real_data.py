@@ -16,7 +16,6 @@ from shared.candles import CandleBuilder
 from shared.events import Bbo, Fill, encode
 
 CSV = Path(__file__).resolve().parents[3] / "data" / "lighter_djienne_collector_2025-09-15" / "prices_BTC.csv"
-pytestmark = pytest.mark.skipif(not CSV.exists(), reason="real BTC slice not present")
 
 
 def bbos() -> list[Bbo]:
