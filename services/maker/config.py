@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.config import merge_market_values, require_positive, section_markets
+from shared.config import describe_errors, merge_market_values, require_positive, section_markets
 from shared.markets import KNOWN_MARKETS
 from shared.strategy_base import DEFAULT_SIZES, MarketSizing, default_sizes, merge_sizes
 
@@ -169,7 +169,7 @@ class MakerConfig(BaseModel):
         try:
             CalibrationConfig(**self.calibration)
         except ValidationError as exc:
-            raise ValueError(f"calibration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+            raise ValueError(describe_errors(exc, "calibration", CalibrationConfig).removeprefix("config error: ")) from None
         return self
 
     def resolve_markets(self, stack_markets: list[str]) -> list[str]:
