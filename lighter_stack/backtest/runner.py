@@ -16,9 +16,12 @@ bounded by the fills, not by the number of events). The result is ``pnl_split`` 
 Config (optional ``--config`` YAML, the stack config format): the strategies' sections
 (``services.strategy-trend``, ...), ``services.executor`` (limits) and ``services.backtest``
 (:class:`BacktestConfig`). The stack's top-level ``markets`` is replaced by the data's markets.
-Markets of the data missing from ``services.executor.max_position`` while
-``default_max_position`` is 0 (the shipped default: no trading) get an unlimited position
-limit in the backtest (noted in the summary): the data decides what is traded.
+Markets of the data missing from ``services.executor.max_position`` are bounded by the
+executor's notional limit only (``default_max_position`` null, the shipped default); when a
+config sets ``default_max_position: 0`` (no trading there) they get an unlimited position limit
+in the backtest (noted in the summary): the data decides what is traded. The strategies size
+markets their config does not list from their ``notional_usd`` and the data's market metadata
+(passed as ``market_info``), so a backtest on any market's data runs without a config file.
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ def run_backtest(data: Path, strategies: list[str], config: Path | None, out: Pa
             notes.append(f"executor max_position unlimited for {', '.join(missing)} (not configured)")
     engines: dict[str, Any] = {}
     for name in strategies:
-        eng = registry.make(name, cfg)
+        eng = registry.make(name, cfg, {m.symbol: m for m in md.markets})
         label = str(getattr(eng, "name", name))
         if label in engines:
             raise ValueError(f"strategy {label} given twice")
