@@ -46,7 +46,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from shared.config import ConfigError
-from shared.markets import MarketInfo
+from shared.markets import LIGHTER_MIN_QUOTE_USD, MarketInfo
 from shared.strategy_base import DEFAULT_NOTIONAL_USD, merge_sizes, notional_size
 
 SECTION = "hedger"
@@ -163,7 +163,8 @@ class HedgerConfig(BaseModel):
     def derived_limits(self, mid: float, info: MarketInfo) -> HedgerMarket:
         """Thresholds of a market ``markets`` does not list (module docstring): multiples of
         ``notional_usd`` in base units at ``mid``; ``min_clip_units`` the market's smallest
-        order (``min_base_amount``, ``min_quote_amount`` plus 5 %, on the lot).
+        order (``min_base_amount``, ``min_quote_amount`` -- at least Lighter's 10 USD -- plus
+        5 %, on the lot).
 
         Raises:
             ValueError: ``mid`` is not > 0.
@@ -171,7 +172,7 @@ class HedgerConfig(BaseModel):
         base = notional_size(self.notional_usd, mid, info)
         return HedgerMarket(trigger_units=round(base * TRIGGER_ORDERS, 12), target_units=round(base * TARGET_ORDERS, 12),
                             max_clip_units=round(base * CLIP_ORDERS, 12),
-                            min_clip_units=notional_size(info.min_quote_amount, mid, info))
+                            min_clip_units=notional_size(max(info.min_quote_amount, LIGHTER_MIN_QUOTE_USD), mid, info))
 
 
 def load_section(stack: Any) -> HedgerConfig:
