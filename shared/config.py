@@ -33,6 +33,7 @@ variable ``LIGHTER_API_PRIVATE_KEY`` and is held as a ``SecretStr``.
 from __future__ import annotations
 
 import os
+import re
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -230,6 +231,9 @@ def known_keys(model: type[BaseModel], loc: Sequence[Any]) -> list[str] | None:
     return None
 
 
+_KEYED = re.compile(r"^([A-Za-z_][\w]*(?:\.[\w-]+)*): (.+)$", re.S)
+
+
 def describe_errors(exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
     """``config error: <where>: <what>; ...`` for every error of ``exc`` (``<where>`` =
     ``prefix.<error location>``); an unknown key is reported as ``<where>: unknown key (known:
@@ -242,6 +246,11 @@ def describe_errors(exc: ValidationError, prefix: str = "", model: type[BaseMode
         if err["type"] == "extra_forbidden":
             keys = known_keys(model, err["loc"][:-1]) if model is not None else None
             msg = f"unknown key (known: {', '.join(keys)})" if keys else "unknown key"
+        elif err["type"] == "value_error":
+            # a validator's "<key path>: <what>" names the field itself: join it to the location
+            m = _KEYED.match(str((err.get("ctx") or {}).get("error", "")))
+            if m:
+                where, msg = f"{where}.{m.group(1)}" if where else m.group(1), m.group(2)
         parts.append(f"{where}: {msg}")
     return "config error: " + "; ".join(parts)
 
