@@ -46,7 +46,6 @@ unweighted; Premium accounts 24,000 weighted requests per minute where ``sendTx`
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,6 +54,9 @@ TIER_REQUESTS_PER_MINUTE = {"standard": 60, "premium": 24_000}
 """Lighter REST budget per rolling minute by account tier (weight units)."""
 TIER_SEND_WEIGHT = {"standard": 1, "premium": 6}
 """Weight of one sendTx/sendTxBatch request by tier (Standard accounts are unweighted)."""
+NO_POSITION_LIMIT = 1e12
+"""Base units: the position limit of a market without one (finite, unlike ``inf``, so the
+engine's guard arithmetic keeps its cached ranges; the notional limit is always smaller)."""
 
 
 class ExecutorConfig(BaseModel):
@@ -160,9 +162,10 @@ class ExecutorConfig(BaseModel):
 
     def position_limit(self, market: str) -> float:
         """Maximum absolute account position in ``market`` (base units): ``max_position``, else
-        ``default_max_position``, else ``inf`` (only :meth:`notional_limit` bounds it)."""
+        ``default_max_position``, else :data:`NO_POSITION_LIMIT` (only :meth:`notional_limit`
+        bounds it)."""
         limit = self.max_position.get(market, self.default_max_position)
-        return math.inf if limit is None else float(limit)
+        return NO_POSITION_LIMIT if limit is None else float(limit)
 
     def budget_per_minute(self) -> int:
         """Request budget in weight units per rolling minute (0 = unlimited): the configured

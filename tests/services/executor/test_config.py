@@ -14,7 +14,7 @@ def test_defaults():
 
 def test_unlisted_market_is_bounded_by_the_notional_default_only():
     c = StackConfig().section("executor", ExecutorConfig)
-    assert c.position_limit("PAXG") == float("inf") and c.notional_limit("PAXG") == 2000
+    assert c.position_limit("PAXG") == 1e12 and c.notional_limit("PAXG") == 2000  # notional binds
     refuse = ExecutorConfig(default_max_position=0)  # explicit 0: no trading where not listed
     assert refuse.position_limit("PAXG") == 0.0 and refuse.position_limit("BTC") == 0.01
     assert ExecutorConfig(default_max_position=3).position_limit("PAXG") == 3.0
