@@ -85,7 +85,9 @@ MEANING = {
         "take_profit_bps": "exit at this gain from the average entry, bps",
         "stop_loss_bps": "exit at this loss, bps", "max_hold_s": "time stop, seconds of event time",
         "atr_size_multiplier": "size = ATR * this / mid, clamped to the market's sizes",
-        "sizes": "per market `min_size`, `max_size`, `size_step` in base units",
+        "sizes": "per market `min_size`, `max_size`, `size_step` in base units (markets not listed: from notional_usd)",
+        "notional_usd": "markets without sizes: min_size = this notional, USD, on the lot and >= the market minimums; max_size twice it",
+        "dry_run": "decide, count and log signals with a simulated position; send no intents",
         "max_slippage_bps": "worst price the executor may pay, bps from the touch",
         "retry_after_s": "re-send an unanswered target after this long",
     },
@@ -109,7 +111,9 @@ MEANING = {
         "take_profit_bps": "exit at this gain from the average entry, bps", "stop_loss_bps": "exit at this loss, bps",
         "max_hold_s": "time stop, seconds of event time",
         "ao_size_multiplier": "size = |AO| x this / mid, clamped to the market's sizes",
-        "sizes": "per market `min_size`, `max_size`, `size_step` in base units",
+        "sizes": "per market `min_size`, `max_size`, `size_step` in base units (markets not listed: from notional_usd)",
+        "notional_usd": "markets without sizes: min_size = this notional, USD, on the lot and >= the market minimums; max_size twice it",
+        "dry_run": "decide, count and log signals with a simulated position; send no intents",
         "max_slippage_bps": "worst price the executor may pay, bps from the touch",
         "retry_after_s": "re-send an unanswered target after this long",
     },
@@ -121,15 +125,20 @@ MEANING = {
         "levels_per_side": "levels below and above the anchor", "max_orders": "most resting orders wanted at once",
         "recenter_pct": "re-anchor when the mid moves this far from the anchor, percent",
         "cooldown_s": "minimum event time between two changes of the wanted orders",
-        "post_only": "grid orders are post-only", "sizes": "order size per market, base units",
-        "max_position": "per market: stop adding on the side that would grow |position| beyond this",
+        "post_only": "grid orders are post-only",
+        "sizes": "order size per market, base units (markets not listed: from notional_usd)",
+        "max_position": "per market: stop adding on the side that would grow |position| beyond this "
+                        "(markets not listed: max_position_orders orders)",
+        "notional_usd": "markets without sizes: order notional, USD, on the lot and >= the market minimums",
+        "max_position_orders": "markets without max_position: the cap is this many orders",
     },
     HedgerConfig: {
         "strategy": "strategy name of the hedge: fills, intents and consumer group",
         "maker_strategy": "strategy whose inventory is hedged",
         "http_port": "/health and /metrics port", "dry_run": "decide and expose metrics, send no intents",
         "markets": "per market `trigger_units`, `target_units`, `max_clip_units`, `min_clip_units` (base units); "
-                   "the hedged markets (merged over the SOL default; `lighter-stack profile` writes them)",
+                   "merged over the SOL default; `lighter-stack profile` writes them. Hedged: these markets and "
+                   "the top-level markets (those without thresholds: from notional_usd)",
         "trigger_notional_usd": "no hedge while |exposure| x mid is at or below this, USD (0 = off)",
         "prefer_passive": "first try a post-only quote at the touch",
         "passive_wait_s": "event time the passive quote gets before it is judged",
@@ -143,6 +152,8 @@ MEANING = {
         "emergency_clip_multiplier": "clip multiplier in an emergency",
         "emergency_extra_bps": "extra offset of an emergency cross; offset + this must be <= max_slippage_bps",
         "emergency_cooldown_s": "event time between two emergency attempts",
+        "notional_usd": "markets without thresholds: base order notional, USD; trigger 2.5x, target 1x, "
+                        "max clip 5x it, min clip the market's smallest order",
     },
     BacktestConfig: {
         "account_index": "simulated account (default: the top-level account_index)",
@@ -155,7 +166,8 @@ MEANING = {
     ExecutorConfig: {
         "http_port": "/health and /metrics port",
         "max_position": "per market: max |account position|, base units",
-        "default_max_position": "for markets not listed (0 = no trading)",
+        "default_max_position": "for markets not listed, base units; null = none (the notional limit "
+                                "bounds them), 0 = no trading there",
         "max_notional_usd": "per market: max |position| x mid, USD",
         "default_max_notional_usd": "for markets not listed",
         "default_slippage_bps": "used when an intent gives no max_slippage_bps",
@@ -207,6 +219,29 @@ values parsed as YAML), e.g. `LS_VENUE__REST_URL=http://venue-sim:8090` or
 
 A wrong value stops the service at start-up with a message naming the field, e.g.
 `config error: services.executor.max_position.BTC: Input should be a valid number`.
+
+Typos stop start-up too. `lighter-stack run SERVICE` (and `backtest`, `demo`, `calibrate`) checks
+the whole file, every section and not only the service's own, so one typo anywhere stops every
+service, naming the bad name and the known ones:
+
+- a section under `services:` that no service reads:
+  `config error: services.strategy-trnd: unknown service section (known: backtest, collector, executor, ...)`;
+- a key a section (or a nested part of it: a market's `sizes`, the hedger's `markets.<SYM>`, the
+  maker's `calibration`, `backtest.markets.<SYM>`) does not have:
+  `config error: services.executor.max_postion: unknown key (known: auth_token_ttl_s, ...)`.
+
+Section names match with `-` and `_` alike and in any case (`LS_SERVICES__STRATEGY_TREND__...`
+is `strategy-trend`). The known sections are the services of `lighter_stack/registry.py` plus
+`backtest`.
+
+Any market, no per-market config: every strategy trades a market its section does not list.
+Per-market values (`sizes`, `max_position`, the maker's `tick_size`/`soft_inventory`/
+`max_inventory_units`, the hedger's `markets.<SYM>`) are derived at the market's first mid from
+the strategy's `notional_usd` (25 USD by default) and the market's lot and minimums (from the
+backtest's data, Lighter's known markets, or guessed from the mid); listed values still win. The
+executor bounds an unlisted market by `default_max_notional_usd` (2000 USD) only
+(`default_max_position: null`). So `lighter-stack backtest --data <CSV folder of any market>
+--strategy trend|renko|grid|maker --out DIR` needs no config. Every strategy has `dry_run`.
 Secrets are never read from the file: the live API key comes only from `LIGHTER_API_PRIVATE_KEY`.
 (Generated by `docs/gen_config_reference.py`.)
 """

@@ -38,7 +38,9 @@ def calibrate_command(data: object, market: str, config: object | None = None, o
         return 2
 
     try:
-        stack = load_config(Path(str(config)) if config is not None else None)
+        from lighter_stack.registry import config_sections
+
+        stack = load_config(Path(str(config)) if config is not None else None, sections=config_sections())
         maker_raw: dict[str, object] = {}
         for key in sorted(stack.services):
             if key.lower().replace("-", "_") == "maker":

@@ -35,7 +35,8 @@ def run(service: Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICE
         typer.echo(f"unknown service {service!r}; choose one of: {', '.join(SERVICES)}", err=True)
         raise typer.Exit(2)
     try:
-        cfg = load_config([config, *profile] if profile else config)
+        # every section is checked, not only this service's: one typo anywhere stops every service
+        cfg = load_config([config, *profile] if profile else config, sections=registry.config_sections())
         cfg.require_live_allowed()
     except ConfigError as exc:
         typer.echo(str(exc), err=True)

@@ -148,7 +148,7 @@ class Demo:
         self.workdir = (opts.workdir or Path("var") / f"demo-{self.run_id}").resolve()
         self.procs: list[_Proc] = []
         self.redis_server: EmbeddedRedis | None = None
-        self.cfg: StackConfig = load_config(opts.config)
+        self.cfg: StackConfig = load_config(opts.config, sections=registry.config_sections())
         self.fills: list[Fill] = []
         unknown = set(opts.strategies or ()) - set(STRATEGY_SERVICES)
         if unknown:

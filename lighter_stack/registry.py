@@ -1,7 +1,7 @@
 """The one registry of services: name -> package, config section, default port, engine factory.
 
 Every place that needs to know the services reads this table: ``lighter-stack run`` (the CLI),
-the backtest's strategy registry, the demo (start order, strategy services), the deploy checks
+the config check at start-up (:func:`config_sections`), the backtest's strategy registry, the demo (start order, strategy services), the deploy checks
 (every service scraped by Prometheus, every metric defined) and the configuration reference
 generator. Adding a service means adding its folder under ``services/`` and one line here.
 
@@ -77,6 +77,23 @@ SERVICES: dict[str, ServiceSpec] = {s.name: s for s in (
     _S("hedger", "services.hedger", "services.hedger.config:HedgerConfig", 9108,
        strategy="hedger", engine="services.hedger.engine:make_engine"),
 )}
+
+
+#: Config sections under ``services:`` that are not a service's: name -> ``"module:Class"``.
+EXTRA_SECTIONS: dict[str, str] = {"backtest": "lighter_stack.backtest.config:BacktestConfig"}
+
+
+def config_sections() -> dict[str, type[Any]]:
+    """Every known section under ``services:`` -> its model: each service's (:data:`SERVICES`)
+    plus :data:`EXTRA_SECTIONS` (``backtest``). What :func:`shared.config.check_sections` and
+    ``load_config(..., sections=...)`` take to refuse a typo anywhere in the config.
+
+    Raises:
+        ImportError, AttributeError: a model path does not resolve.
+    """
+    out = {name: spec.config_model() for name, spec in SERVICES.items()}
+    out.update({name: load(path) for name, path in EXTRA_SECTIONS.items()})
+    return out
 
 
 def strategy_services() -> list[ServiceSpec]:

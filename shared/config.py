@@ -18,6 +18,14 @@ variable ``LIGHTER_STACK_PROFILES`` (paths separated by ``os.pathsep``, layered 
 files). This is how a market profile (``lighter-stack profile``, docs/profiles.md) is applied
 without editing the base file. Environment overrides apply last.
 
+Typos stop start-up: every model forbids keys it does not declare (``config error:
+services.executor.max_postion: unknown key (known: ...)``), and :func:`check_sections` (or
+``load_config(..., sections=...)``) refuses a section under ``services:`` that no service reads
+(``config error: services.strategy-trnd: unknown service section (known: backtest, collector,
+...)``) and validates every known section, so one typo anywhere stops every service. The names
+of the sections come from the application (``lighter_stack.registry.config_sections``): this
+module knows no service.
+
 Secrets never live in the file: the live API private key comes only from the environment
 variable ``LIGHTER_API_PRIVATE_KEY`` and is held as a ``SecretStr``.
 """
@@ -25,9 +33,11 @@ variable ``LIGHTER_API_PRIVATE_KEY`` and is held as a ``SecretStr``.
 from __future__ import annotations
 
 import os
+import re
+import types
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -93,7 +103,7 @@ class StackConfig(BaseModel):
         try:
             return model.model_validate(raw)
         except ValidationError as exc:
-            raise ConfigError(_describe(exc, f"services.{name}")) from None
+            raise ConfigError(describe_errors(exc, f"services.{name}", model)) from None
 
     def private_key(self) -> SecretStr | None:
         """The live API private key from ``LIGHTER_API_PRIVATE_KEY``, if set."""
@@ -161,12 +171,87 @@ def section_markets(section: str, given: Sequence[str] | None, stack_markets: Se
     return markets
 
 
-def _describe(exc: ValidationError, prefix: str = "") -> str:
+def section_key(name: str) -> str:
+    """The normalised form of a section or key name: lower case, ``-`` as ``_`` (so
+    ``strategy-trend``, ``STRATEGY_TREND`` and an environment-made ``strategy_trend`` match)."""
+    return str(name).lower().replace("-", "_")
+
+
+def check_sections(cfg: StackConfig, sections: Mapping[str, type[BaseModel]]) -> None:
+    """Refuse unknown sections under ``services:`` and validate every known one.
+
+    Args:
+        cfg: the loaded stack config.
+        sections: every section name the application knows (``strategy-trend``, ``backtest``,
+            ...) -> its pydantic model (which forbids unknown keys).
+
+    Raises:
+        ConfigError: ``config error: services.<name>: unknown service section (known: ...)``
+            for a section no model reads, or the first invalid field of a known section
+            (``services.<name>.<key>: unknown key (known: ...)`` for a key the model lacks).
+    """
+    known = {section_key(n): n for n in sections}
+    names = ", ".join(sorted(sections))
+    for key in cfg.services:
+        if section_key(key) not in known:
+            raise ConfigError(f"config error: services.{key}: unknown service section (known: {names})")
+    for name, model in sections.items():
+        cfg.section(name, model)
+
+
+def _unwrap(tp: Any) -> Any:
+    """The model/dict/list part of an optional annotation (``X | None`` -> ``X``)."""
+    if get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        return args[0] if len(args) == 1 else tp
+    return tp
+
+
+def known_keys(model: type[BaseModel], loc: Sequence[Any]) -> list[str] | None:
+    """The keys the model accepts at ``loc`` (a pydantic error location without its last
+    part): the fields of the (nested) model there, or ``None`` when it is not a model."""
+    tp: Any = model
+    for part in loc:
+        tp = _unwrap(tp)
+        origin = get_origin(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(part))
+            if field is None:
+                return None
+            tp = field.annotation
+        elif origin is dict:
+            tp = get_args(tp)[1]
+        elif origin in (list, tuple):
+            tp = get_args(tp)[0]
+        else:
+            return None
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return sorted(tp.model_fields)
+    return None
+
+
+_KEYED = re.compile(r"^([A-Za-z_][\w]*(?:\.[\w-]+)*): (.+)$", re.S)
+
+
+def describe_errors(exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
+    """``config error: <where>: <what>; ...`` for every error of ``exc`` (``<where>`` =
+    ``prefix.<error location>``); an unknown key is reported as ``<where>: unknown key (known:
+    <the keys of model at that place>)``."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
         where = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
-        parts.append(f"{where}: {err['msg']}")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            keys = known_keys(model, err["loc"][:-1]) if model is not None else None
+            msg = f"unknown key (known: {', '.join(keys)})" if keys else "unknown key"
+        elif err["type"] == "value_error":
+            # a validator's "<key path>: <what>" names the field itself: join it to the location
+            m = _KEYED.match(str((err.get("ctx") or {}).get("error", "")))
+            if m:
+                where, msg = f"{where}.{m.group(1)}" if where else m.group(1), m.group(2)
+        parts.append(f"{where}: {msg}")
     return "config error: " + "; ".join(parts)
 
 
@@ -236,7 +321,8 @@ def _read_tree(p: Path) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | Sequence[str | Path | None] | None = None,
-                environ: dict[str, str] | None = None) -> StackConfig:
+                environ: dict[str, str] | None = None,
+                sections: Mapping[str, type[BaseModel]] | None = None) -> StackConfig:
     """Load and validate the configuration.
 
     Args:
@@ -246,9 +332,12 @@ def load_config(path: str | Path | Sequence[str | Path | None] | None = None,
             Files named in ``LIGHTER_STACK_PROFILES`` (``os.pathsep``-separated) are layered
             after them.
         environ: environment to read overrides from (default ``os.environ``).
+        sections: every known section under ``services:`` -> its model; when given, the whole
+            config is checked with :func:`check_sections` (unknown section or key stops here).
 
     Raises:
-        ConfigError: unreadable file, invalid YAML, or an invalid field (named in the message).
+        ConfigError: unreadable file, invalid YAML, an unknown section or key, or an invalid
+            field (named in the message).
     """
     env = os.environ if environ is None else environ
     default = Path(env.get("LIGHTER_STACK_CONFIG") or DEFAULT_CONFIG)
@@ -262,6 +351,9 @@ def load_config(path: str | Path | Sequence[str | Path | None] | None = None,
         merge_trees(tree, _read_tree(p))
     apply_env(tree, dict(env))
     try:
-        return StackConfig.model_validate(tree)
+        cfg = StackConfig.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(describe_errors(exc, "", StackConfig)) from None
+    if sections is not None:
+        check_sections(cfg, sections)
+    return cfg

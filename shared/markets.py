@@ -9,6 +9,7 @@ and ``base_amount_int = size * 10**size_decimals`` (lots), per market, from ``or
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal
 
@@ -166,6 +167,38 @@ def _fmt(n: int, decimals: int) -> str:
 def bps(x: float, ref: float) -> float:
     """``x`` as basis points of ``ref`` (1 bp = 0.01 %)."""
     return x / ref * 1e4 if ref else math.nan
+
+
+#: Lighter's smallest order notional on its perp markets (``min_quote_amount``, 2025), USD.
+LIGHTER_MIN_QUOTE_USD = 10.0
+
+
+def guess_market(symbol: str, mid: float) -> MarketInfo:
+    """Metadata for a market nobody described, from one mid price (USD, > 0).
+
+    Lighter's markets quote about six significant digits and have ``size_decimals +
+    price_decimals`` of about 6 (ETH 2 + 4, SOL 3 + 3, DOGE 6 + 0; BTC 1 + 5), so:
+    ``price_decimals = clamp(5 - floor(log10(mid)), 0, 8)``, ``size_decimals = max(0, 6 -
+    price_decimals)``, ``min_base_amount`` one lot, ``min_quote_amount``
+    :data:`LIGHTER_MIN_QUOTE_USD`, ``market_id`` -1, no fees. A guess: the executor rounds to the
+    venue's real lot and tick.
+
+    Raises:
+        ValueError: ``mid`` is not a positive finite number.
+    """
+    if not (mid > 0 and math.isfinite(mid)):
+        raise ValueError(f"guess_market {symbol}: mid must be > 0, got {mid!r}")
+    pd = min(8, max(0, 5 - math.floor(math.log10(mid))))
+    sd = max(0, 6 - pd)
+    return MarketInfo(symbol=symbol, market_id=-1, size_decimals=sd, price_decimals=pd,
+                      min_base_amount=10.0 ** -sd, min_quote_amount=LIGHTER_MIN_QUOTE_USD)
+
+
+def market_info(symbol: str, mid: float, given: Mapping[str, MarketInfo] | None = None) -> MarketInfo:
+    """The metadata of ``symbol``: ``given[symbol]`` (e.g. the backtest data's markets), else
+    :data:`KNOWN_MARKETS`, else :func:`guess_market` from ``mid``."""
+    info = (given or {}).get(symbol) or KNOWN_MARKETS.get(symbol)
+    return info if info is not None else guess_market(symbol, mid)
 
 
 #: Lighter metadata of the markets in the bundled data (orderBookDetails, 2025).

@@ -18,6 +18,8 @@ pieces are plain, deterministic Python (no clock, no I/O):
 - :func:`clamp_size`: clamp a raw size to a market's ``MarketSizing`` and round it down to the lot.
 - :func:`price_exit`: the stop-loss / take-profit test against the average entry.
 - :func:`merge_sizes`: merge a config's per-market sizes field by field over defaults.
+- :func:`notional_size`, :func:`notional_sizing`: sizes of a market the config does not list,
+  from a notional in USD and the market's lot and minimums (every strategy uses them).
 - :func:`signal_labels`: ``(side, reason)`` of an emitted target, for metrics.
 - :class:`TargetEngine`: the common part of a target-position engine: per-market state, the
   exec-event handling (fill fold, pending target) and the emission of ``TargetPosition``.
@@ -25,9 +27,11 @@ pieces are plain, deterministic Python (no clock, no I/O):
 
 from __future__ import annotations
 
+import logging
 import math
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -47,8 +51,20 @@ from shared.events import (
     Trade,
     child,
 )
+from shared.markets import MarketInfo, market_info
 
 POS_EPS = 1e-9  # base units: a position or target difference below this is zero
+
+log = logging.getLogger(__name__)
+
+#: Default order notional of every strategy in a market its config does not list (USD): the
+#: shipped BTC/ETH sizes are about this much (0.0002 BTC, 0.005 ETH in 2025), 2.5x Lighter's
+#: 10 USD minimum.
+DEFAULT_NOTIONAL_USD = 25.0
+#: ``max_size / min_size`` of a derived sizing (the shipped BTC/ETH sizes: 0.0002-0.0004, 0.005-0.01).
+MAX_SIZE_RATIO = 2.0
+#: A derived size is at least ``min_quote_amount`` times this (a mid move must not put it below).
+MIN_QUOTE_MARGIN = 1.05
 
 
 _MARKET_DATA = frozenset({Trade, MarketStats})  # ignored by target engines
@@ -136,22 +152,27 @@ class Position:
         closing resets it; flipping restarts it at the fill price and time."""
         if f.size <= 0:
             return
+        self.trade(f.size, f.side == "buy", f.price, f.ts_event)
+
+    def trade(self, size: float, buy: bool, price: float, ts: int) -> None:
+        """Fold a trade of ``size`` > 0 base units (``buy`` or sell) at ``price`` USD at ``ts``
+        ns: a fill (:meth:`apply`) or, in dry run, the simulated execution of a target."""
         self.fills += 1
-        signed = f.size if f.side == "buy" else -f.size
+        signed = size if buy else -size
         old = self.size
         new = old + signed
         if abs(new) < POS_EPS:
             new = 0.0
         if old == 0.0 or (old > 0) == (signed > 0):  # opening or adding
-            self.avg_entry = (abs(old) * self.avg_entry + f.size * f.price) / (abs(old) + f.size)
+            self.avg_entry = (abs(old) * self.avg_entry + size * price) / (abs(old) + size)
             if old == 0.0:
-                self.entry_ts = f.ts_event
+                self.entry_ts = ts
         elif new == 0.0:  # closed
             self.avg_entry = 0.0
             self.entry_ts = None
         elif (new > 0) != (old > 0):  # flipped: the remainder was opened at this fill
-            self.avg_entry = f.price
-            self.entry_ts = f.ts_event
+            self.avg_entry = price
+            self.entry_ts = ts
         self.size = new
 
 
@@ -285,6 +306,44 @@ def merge_sizes(given: Any, defaults: dict[str, dict[str, float]]) -> Any:
     return merged
 
 
+def notional_size(notional_usd: float, mid: float, info: MarketInfo) -> float:
+    """Base units of an order of ``notional_usd`` USD at ``mid`` USD in market ``info``: rounded
+    **up** to the lot, and at least the market's minimums (``min_base_amount``, and
+    ``min_quote_amount · MIN_QUOTE_MARGIN`` USD of notional).
+
+    Raises:
+        ValueError: ``mid`` or ``notional_usd`` is not > 0.
+    """
+    if not (mid > 0 and notional_usd > 0):
+        raise ValueError(f"notional_size: mid {mid!r} and notional_usd {notional_usd!r} must be > 0")
+    units = max(notional_usd, info.min_quote_amount * MIN_QUOTE_MARGIN) / mid
+    lot = info.lot
+    size = max(math.ceil(units / lot - 1e-9) * lot, info.min_base_amount)
+    return round(size, 12)
+
+
+def notional_sizing(notional_usd: float, mid: float, info: MarketInfo,
+                    max_ratio: float = MAX_SIZE_RATIO) -> MarketSizing:
+    """The :class:`MarketSizing` of a market the config does not list: ``min_size`` =
+    :func:`notional_size`, ``max_size`` = ``max_ratio`` x that, ``size_step`` = the lot.
+
+    Raises:
+        ValueError: ``mid`` or ``notional_usd`` is not > 0.
+    """
+    size = notional_size(notional_usd, mid, info)
+    return MarketSizing(min_size=size, max_size=round(size * max_ratio, 12), size_step=info.lot)
+
+
+def unlisted_info(market: str, mid: float, given: Mapping[str, MarketInfo] | None) -> MarketInfo:
+    """The metadata the sizes of a market missing from the config are derived from
+    (:func:`shared.markets.market_info`: ``given``, then Lighter's known markets, then a guess
+    from ``mid``); logs the choice (once per market and engine: callers keep the result)."""
+    info = market_info(market, mid, given)
+    log.info("%s: not in the config: sizes from the notional in USD, lot %g, min %g units / %g USD (mid %g)",
+             market, info.lot, info.min_base_amount, info.min_quote_amount, mid)
+    return info
+
+
 def default_sizes() -> dict[str, MarketSizing]:
     """:data:`DEFAULT_SIZES` as models (the default of a config's ``sizes``)."""
     return {k: MarketSizing(**v) for k, v in DEFAULT_SIZES.items()}
@@ -305,20 +364,16 @@ class TargetStrategyConfig(BaseModel):
         return merge_sizes(v, DEFAULT_SIZES)
 
     def resolve_markets(self, stack_markets: list[str]) -> list[str]:
-        """The markets traded: ``markets`` or the stack's. Every one needs a ``sizes`` entry.
+        """The markets traded: ``markets`` or the stack's. A market without a ``sizes`` entry
+        is sized from ``notional_usd`` at its first mid (:func:`notional_sizing`).
 
         Raises:
-            ConfigError: a market has no sizing, or the list is empty.
+            ConfigError: the list is empty.
         """
         given: list[str] | None = getattr(self, "markets")  # noqa: B009 (declared by the subclass)
-        sizes: dict[str, MarketSizing] = getattr(self, "sizes")  # noqa: B009
         markets = list(given) if given is not None else list(stack_markets)
         if not markets:
             raise ConfigError(f"config error: services.{self.SECTION}.markets: no market to trade")
-        missing = [m for m in markets if m not in sizes]
-        if missing:
-            raise ConfigError(f"config error: services.{self.SECTION}.sizes: no sizing for {', '.join(missing)} "
-                              "(set min_size and max_size per market)")
         return markets
 
 
@@ -339,7 +394,7 @@ class TargetState:
     (``@dataclass(slots=True, kw_only=True)``)."""
 
     market: str
-    sizing: MarketSizing
+    sizing: MarketSizing | None  # None: not in the config, derived at the first mid
     mid: float | None = None
     pos: Position = field(default_factory=Position)  # position from fills
     executor_position: float | None = None  # the executor's last PositionSnapshot (informational)
@@ -358,10 +413,23 @@ class TargetEngine(ABC, Generic[S]):
 
     Args:
         cfg: the strategy's configuration (``strategy``, ``max_slippage_bps``,
-            ``retry_after_s``, ``take_profit_bps``, ``stop_loss_bps``, ``max_hold_s``).
+            ``retry_after_s``, ``take_profit_bps``, ``stop_loss_bps``, ``max_hold_s``,
+            ``sizes``, ``notional_usd``, ``dry_run``).
         markets: markets to trade.
         source: ``source`` of the output events (default: the engine's ``SOURCE``).
         seen_fills: how many fill ids to remember for deduplication.
+        market_info: metadata of the markets (lot, minimums) for sizing markets missing from
+            ``cfg.sizes``; a market not in it is looked up in ``KNOWN_MARKETS``, else guessed
+            from its mid (:func:`shared.markets.market_info`).
+
+    Sizing: ``cfg.sizes[market]`` when the config has it; else, at the market's first usable
+    mid, :func:`notional_sizing` of ``cfg.notional_usd`` (``min_size`` that notional on the lot
+    and above the minimums, ``max_size`` twice it).
+
+    Dry run (``cfg.dry_run``): every decision is made and counted as when trading (``signals``
+    in the engine's state, a log line per intent), but no intent is returned; the position is
+    simulated instead, as if each target filled at once at the mid it was decided on (seed
+    000's dry run: no orders, simulated position), so exits follow entries as they would.
 
     Exec events (``Fill``, ``OrderRejected``, ``OrderCanceled``, ``PositionSnapshot``) of this
     strategy and its markets are handled here: fills are deduplicated and folded into
@@ -372,11 +440,12 @@ class TargetEngine(ABC, Generic[S]):
     SOURCE: ClassVar[str] = ""
 
     def __init__(self, cfg: Any, markets: list[str], source: str | None = None,
-                 seen_fills: int = 100_000) -> None:
+                 seen_fills: int = 100_000, market_info: Mapping[str, MarketInfo] | None = None) -> None:
         self.cfg = cfg
         self.name: str = cfg.strategy
         self.source = self.SOURCE if source is None else source
         self.markets = list(markets)
+        self.market_info = dict(market_info or {})
         self._m: dict[str, S] = {m: self._new_state(m) for m in self.markets}
         self._fills = FillDedup(seen_fills)
 
@@ -433,6 +502,9 @@ class TargetEngine(ABC, Generic[S]):
                 return []  # one-sided or crossed book: no usable mid
             mid = (bid + ask) / 2.0  # = event.mid
             st.mid = mid
+            if st.sizing is None:  # a market the config does not list: size it on its first mid
+                c = self.cfg
+                st.sizing = notional_sizing(c.notional_usd, mid, unlisted_info(st.market, mid, self.market_info))
             return self._on_mid(event, mid, st)  # type: ignore[arg-type]
         if t in _MARKET_DATA:
             return []
@@ -454,7 +526,8 @@ class TargetEngine(ABC, Generic[S]):
         return []
 
     def position(self, market: str) -> float:
-        """The strategy's position in ``market`` (signed base units), from its fills."""
+        """The strategy's position in ``market`` (signed base units), from its fills (in dry
+        run: simulated)."""
         return self._m[market].pos.size
 
     def _emit(self, out: list[Event], cause: Bbo, st: S, bucket: int, target: float,
@@ -475,4 +548,16 @@ class TargetEngine(ABC, Generic[S]):
         )
         key = "{}:{}".format(*signal_labels(tp))
         st.signals[key] = st.signals.get(key, 0) + 1
+        if self.cfg.dry_run:
+            self._dry_run(st, tp)
+            return
         out.append(tp)
+
+    def _dry_run(self, st: S, tp: TargetPosition) -> None:
+        """Dry run: log the (counted) intent ``tp`` instead of sending it and simulate its
+        execution at its ``reference_price`` (the position moves to the target, which is reached)."""
+        log.info("%s dry run %s: target %g (%s)", self.name, st.market, tp.target, tp.reason)
+        delta = tp.target - st.pos.size
+        if abs(delta) >= POS_EPS:
+            st.pos.trade(abs(delta), delta > 0, tp.reference_price, tp.ts_event)
+        st.pending.reached(st.pos.size)

@@ -16,9 +16,12 @@ bounded by the fills, not by the number of events). The result is ``pnl_split`` 
 Config (optional ``--config`` YAML, the stack config format): the strategies' sections
 (``services.strategy-trend``, ...), ``services.executor`` (limits) and ``services.backtest``
 (:class:`BacktestConfig`). The stack's top-level ``markets`` is replaced by the data's markets.
-Markets of the data missing from ``services.executor.max_position`` while
-``default_max_position`` is 0 (the shipped default: no trading) get an unlimited position
-limit in the backtest (noted in the summary): the data decides what is traded.
+Markets of the data missing from ``services.executor.max_position`` are bounded by the
+executor's notional limit only (``default_max_position`` null, the shipped default); when a
+config sets ``default_max_position: 0`` (no trading there) they get an unlimited position limit
+in the backtest (noted in the summary): the data decides what is traded. The strategies size
+markets their config does not list from their ``notional_usd`` and the data's market metadata
+(passed as ``market_info``), so a backtest on any market's data runs without a config file.
 """
 
 from __future__ import annotations
@@ -28,52 +31,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from lighter_stack.registry import config_sections
 from services.executor.config import ExecutorConfig
-from shared.config import StackConfig, load_config
-from shared.markets import MarketInfo
+from shared.config import StackConfig, check_sections, load_config
 from shared.pnl_attribution import PnlAttribution
 from shared.venue.matching import TIERS
 
 from . import strategies as registry
+from .config import BacktestConfig
 from .data import load_data
 from .engine import Backtest
 from .metrics import Recorder
 from .metrics import __doc__ as METRICS_DOC
 from .report import CHARTS, iso_ns, write_charts, write_fills_csv, write_html, write_summary
 
+__all__ = ["BacktestConfig", "backtest_command", "run_backtest"]
+
 UNLIMITED = 1e12
 TAP = "_pnl_attribution_tap"  # the silent engine computing the PnL split online
-
-
-class BacktestConfig(BaseModel):
-    """Section ``services.backtest``.
-
-    Attributes:
-        account_index: simulated account (default: the stack's ``account_index``).
-        tier: venue tier ``standard`` (300/200/200 ms speed bump, no fees) or ``premium``.
-        maker_fee / taker_fee: fee fractions overriding the tier's (0.0002 = 2 bps).
-        initial_capital_usd: equity at the start (returns, drawdown %).
-        equity_sample_s: equity sampling interval (event time).
-        markets: market metadata per symbol (``MarketInfo`` fields) for data whose markets are
-            not known (klines, CSV folders of other markets).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    account_index: int | None = Field(default=None, ge=0)
-    tier: str = Field(default="standard", pattern="^(standard|premium)$")
-    maker_fee: float | None = Field(default=None, ge=0)
-    taker_fee: float | None = Field(default=None, ge=0)
-    initial_capital_usd: float = Field(default=10_000.0, gt=0)
-    equity_sample_s: float = Field(default=60.0, gt=0)
-    markets: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-    def market_overrides(self) -> dict[str, MarketInfo]:
-        out = {}
-        for sym, d in self.markets.items():
-            out[sym.upper()] = MarketInfo(**{"symbol": sym.upper(), "market_id": -1, **d})
-        return out
 
 
 def _stack_config(config: Path | None) -> StackConfig:
@@ -97,12 +72,14 @@ def run_backtest(data: Path, strategies: list[str], config: Path | None, out: Pa
     Raises:
         lighter_stack.backtest.data.DataError: missing or broken data (names file and line).
         lighter_stack.backtest.strategies.StrategyNotAvailable: unknown or unimportable strategy.
-        shared.config.ConfigError: invalid config.
+        shared.config.ConfigError: invalid config, an unknown section under ``services:`` or an
+            unknown key in any section.
         ValueError: no strategy, or two with the same name.
     """
     if not strategies:
         raise ValueError("at least one --strategy is needed")
     cfg = stack_cfg if stack_cfg is not None else _stack_config(config)
+    check_sections(cfg, config_sections())  # a typo in any section stops the run, named
     bcfg = cfg.section("backtest", BacktestConfig)
     md = load_data(data, bcfg.market_overrides())
     symbols = [m.symbol for m in md.markets]
@@ -116,7 +93,7 @@ def run_backtest(data: Path, strategies: list[str], config: Path | None, out: Pa
             notes.append(f"executor max_position unlimited for {', '.join(missing)} (not configured)")
     engines: dict[str, Any] = {}
     for name in strategies:
-        eng = registry.make(name, cfg)
+        eng = registry.make(name, cfg, {m.symbol: m for m in md.markets})
         label = str(getattr(eng, "name", name))
         if label in engines:
             raise ValueError(f"strategy {label} given twice")

@@ -11,12 +11,14 @@ Extra strategies (tests, benchmarks, notebooks) can be added with :func:`registe
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from lighter_stack import registry as services
 from shared.config import StackConfig
 from shared.events import Event
+from shared.markets import MarketInfo
 
 
 class StrategyEngine(Protocol):
@@ -75,11 +77,21 @@ def resolve(name: str) -> Factory:
     return factory
 
 
-def make(name: str, cfg: StackConfig) -> StrategyEngine:
+def make(name: str, cfg: StackConfig, market_info: Mapping[str, MarketInfo] | None = None) -> StrategyEngine:
     """Build the engine of strategy ``name`` from the stack config.
+
+    ``market_info`` (the data's markets) is passed to factories that take a ``market_info``
+    keyword (the strategy services' ``make_engine``): it sizes markets the config does not list.
 
     Raises:
         StrategyNotAvailable: see :func:`resolve`.
         shared.config.ConfigError: the strategy's config section is invalid.
     """
-    return resolve(name)(cfg)
+    factory = resolve(name)
+    try:
+        takes_info = "market_info" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a callable without a signature
+        takes_info = False
+    if takes_info and market_info is not None:
+        return factory(cfg, market_info=market_info)  # type: ignore[call-arg]
+    return factory(cfg)

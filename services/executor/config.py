@@ -12,7 +12,8 @@ Example (the defaults)::
         max_position: {BTC: 0.01, ETH: 0.2}
         max_notional_usd: {}          # per market; markets not listed use default_max_notional_usd
         default_max_notional_usd: 2000
-        default_max_position: 0.0     # base units for markets not in max_position (0 = refuse)
+        default_max_position: null    # base units for markets not in max_position (null = no unit cap:
+                                      # the notional cap applies; 0 = refuse)
         default_slippage_bps: 10
         quote_expiry: -1              # post-only/GTT order expiry: -1 = SDK default (28 days)
         max_intent_age_ms: 60000
@@ -53,6 +54,9 @@ TIER_REQUESTS_PER_MINUTE = {"standard": 60, "premium": 24_000}
 """Lighter REST budget per rolling minute by account tier (weight units)."""
 TIER_SEND_WEIGHT = {"standard": 1, "premium": 6}
 """Weight of one sendTx/sendTxBatch request by tier (Standard accounts are unweighted)."""
+NO_POSITION_LIMIT = 1e12
+"""Base units: the position limit of a market without one (finite, unlike ``inf``, so the
+engine's guard arithmetic keeps its cached ranges; the notional limit is always smaller)."""
 
 
 class ExecutorConfig(BaseModel):
@@ -62,7 +66,10 @@ class ExecutorConfig(BaseModel):
         http_port: port of ``/health`` and ``/metrics`` (0 = none).
         max_position: per market (symbol), the largest absolute **account** position in base
             units that an order may lead to. A target beyond it is clipped (with a reason).
-        default_max_position: limit for markets missing from ``max_position`` (0 = no trading).
+        default_max_position: limit for markets missing from ``max_position``, base units;
+            ``None`` (default) = no base-unit limit there, so a market the config does not list
+            is traded under its notional limit (``max_notional_usd`` or
+            ``default_max_notional_usd``, 2,000 USD); 0 = no trading in unlisted markets.
         max_notional_usd: per market, the largest absolute account notional (position x price)
             in USD an order may lead to.
         default_max_notional_usd: notional limit for markets missing from ``max_notional_usd``.
@@ -126,7 +133,7 @@ class ExecutorConfig(BaseModel):
 
     http_port: int = Field(default=9103, ge=0, le=65535)
     max_position: dict[str, float] = Field(default_factory=lambda: {"BTC": 0.01, "ETH": 0.2})
-    default_max_position: float = Field(default=0.0, ge=0)
+    default_max_position: float | None = Field(default=None, ge=0)
     max_notional_usd: dict[str, float] = Field(default_factory=dict)
     default_max_notional_usd: float = Field(default=2000.0, ge=0)
     default_slippage_bps: float = Field(default=10.0, ge=0, le=1000)
@@ -154,8 +161,11 @@ class ExecutorConfig(BaseModel):
     lockstep_timeout_s: float = Field(default=30.0, gt=0)
 
     def position_limit(self, market: str) -> float:
-        """Maximum absolute account position in ``market`` (base units)."""
-        return float(self.max_position.get(market, self.default_max_position))
+        """Maximum absolute account position in ``market`` (base units): ``max_position``, else
+        ``default_max_position``, else :data:`NO_POSITION_LIMIT` (only :meth:`notional_limit`
+        bounds it)."""
+        limit = self.max_position.get(market, self.default_max_position)
+        return NO_POSITION_LIMIT if limit is None else float(limit)
 
     def budget_per_minute(self) -> int:
         """Request budget in weight units per rolling minute (0 = unlimited): the configured

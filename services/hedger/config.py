@@ -24,6 +24,15 @@ Example (the defaults; seed 001's SOL numbers, docs/hedger.md says where each co
         emergency_clip_multiplier: 1.4
         emergency_extra_bps: 2.0   # seed 6.0 made the emergency offset 16 > cap 12: never executed
         emergency_cooldown_s: 0.75
+        notional_usd: 25.0         # markets without thresholds: the base order notional, USD
+
+Markets: the hedger hedges the stack's ``markets`` (those the maker quotes by default) and every
+market with thresholds under ``markets``. A market without thresholds gets them at its first mid
+from ``notional_usd``: with ``base`` = that notional in base units (rounded up to the lot, at least
+the market minimums; :func:`shared.strategy_base.notional_size`), ``trigger_units`` 2.5 x base,
+``target_units`` 1 x base, ``max_clip_units`` 5 x base and ``min_clip_units`` the market's
+smallest order -- seed 001's ratios to the maker's soft inventory cap (trigger 0.5x, target 0.2x,
+clip 1x) with the maker's default cap of 5 orders.
 
 Validation refuses a config whose emergency cross could never execute: ``price_offset_bps +
 emergency_extra_bps`` must not exceed ``max_slippage_bps`` (the error names
@@ -37,13 +46,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from shared.config import ConfigError
-from shared.strategy_base import merge_sizes
+from shared.markets import LIGHTER_MIN_QUOTE_USD, MarketInfo
+from shared.strategy_base import DEFAULT_NOTIONAL_USD, merge_sizes, notional_size
 
 SECTION = "hedger"
 
 #: Seed 001's SOL hedger thresholds (config.yaml at 2fe908c, docs/state_packet.md).
 SEED_SOL: dict[str, float] = {"trigger_units": 0.05, "target_units": 0.02, "max_clip_units": 0.10}
 DEFAULT_MARKETS: dict[str, dict[str, float]] = {"SOL": dict(SEED_SOL)}
+#: Thresholds of a market without any, in multiples of the base order (``notional_usd``).
+TRIGGER_ORDERS, TARGET_ORDERS, CLIP_ORDERS = 2.5, 1.0, 5.0
 
 
 class HedgerMarket(BaseModel):
@@ -105,6 +117,7 @@ class HedgerConfig(BaseModel):
     emergency_clip_multiplier: float = Field(default=1.4, ge=1)
     emergency_extra_bps: float = Field(default=2.0, ge=0, validate_default=True)
     emergency_cooldown_s: float = Field(default=0.75, ge=0)
+    notional_usd: float = Field(default=DEFAULT_NOTIONAL_USD, gt=0)
 
     @field_validator("markets", mode="before")
     @classmethod
@@ -135,15 +148,31 @@ class HedgerConfig(BaseModel):
         """Worst price of an emergency cross, bps beyond the touch."""
         return self.price_offset_bps + self.emergency_extra_bps
 
-    def resolve_markets(self) -> list[str]:
-        """The hedged markets (the keys of ``markets``, sorted).
+    def resolve_markets(self, stack_markets: list[str] | None = None) -> list[str]:
+        """The hedged markets, sorted: the keys of ``markets`` and the stack's ``stack_markets``
+        (those without thresholds get :meth:`derived_limits` at their first mid).
 
         Raises:
-            ConfigError: no market configured.
+            ConfigError: no market at all.
         """
-        if not self.markets:
+        markets = sorted({*self.markets, *(stack_markets or ())})
+        if not markets:
             raise ConfigError(f"config error: services.{SECTION}.markets: no market to hedge")
-        return sorted(self.markets)
+        return markets
+
+    def derived_limits(self, mid: float, info: MarketInfo) -> HedgerMarket:
+        """Thresholds of a market ``markets`` does not list (module docstring): multiples of
+        ``notional_usd`` in base units at ``mid``; ``min_clip_units`` the market's smallest
+        order (``min_base_amount``, ``min_quote_amount`` -- at least Lighter's 10 USD -- plus
+        5 %, on the lot).
+
+        Raises:
+            ValueError: ``mid`` is not > 0.
+        """
+        base = notional_size(self.notional_usd, mid, info)
+        return HedgerMarket(trigger_units=round(base * TRIGGER_ORDERS, 12), target_units=round(base * TARGET_ORDERS, 12),
+                            max_clip_units=round(base * CLIP_ORDERS, 12),
+                            min_clip_units=notional_size(max(info.min_quote_amount, LIGHTER_MIN_QUOTE_USD), mid, info))
 
 
 def load_section(stack: Any) -> HedgerConfig:

@@ -66,6 +66,7 @@ Output ids come from :func:`shared.events.child`; the same inputs give identical
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -85,7 +86,8 @@ from shared.events import (
     TargetPosition,
     child,
 )
-from shared.strategy_base import FillDedup, addressed_to
+from shared.markets import MarketInfo
+from shared.strategy_base import FillDedup, addressed_to, unlisted_info
 
 from .config import SECTION, HedgerConfig, HedgerMarket, load_section
 
@@ -149,7 +151,7 @@ class MarketState:
     """Everything the hedger knows about one market (positions in signed base units, times ns)."""
 
     market: str
-    limits: HedgerMarket
+    limits: HedgerMarket | None  # None: not in the config, derived at the first mid
     bid: float | None = None
     ask: float | None = None
     maker: float = 0.0
@@ -201,18 +203,22 @@ class HedgerEngine:
 
     Args:
         cfg: the hedger's configuration (validated: emergency offset within the cap).
-        markets: markets hedged (each needs ``cfg.markets[m]``).
+        markets: markets hedged; one missing from ``cfg.markets`` gets
+            :meth:`HedgerConfig.derived_limits` at its first mid.
         source: ``source`` of the output events.
         seen_fills: how many fill ids to remember for deduplication.
+        market_info: metadata (lot, minimums) for those derived limits; a market not in it:
+            ``KNOWN_MARKETS``, else guessed from its mid.
     """
 
     def __init__(self, cfg: HedgerConfig, markets: list[str], source: str = SOURCE,
-                 seen_fills: int = 100_000) -> None:
+                 seen_fills: int = 100_000, market_info: Mapping[str, MarketInfo] | None = None) -> None:
         self.cfg = cfg
         self.name = cfg.strategy
         self.source = source
         self.markets = list(markets)
-        self._m = {m: MarketState(market=m, limits=cfg.markets[m]) for m in self.markets}
+        self.market_info = dict(market_info or {})
+        self._m = {m: MarketState(market=m, limits=cfg.markets.get(m)) for m in self.markets}
         self._fills = FillDedup(seen_fills)
 
     # ------------------------------------------------------------------------------ public API
@@ -226,6 +232,9 @@ class HedgerEngine:
             if not (event.bid_px > 0 and event.ask_px > event.bid_px):
                 return []
             st.bid, st.ask = event.bid_px, event.ask_px
+            if st.limits is None:
+                mid = (event.bid_px + event.ask_px) / 2.0
+                st.limits = self.cfg.derived_limits(mid, unlisted_info(st.market, mid, self.market_info))
         elif isinstance(event, Fill | PositionSnapshot | GuardState):
             if not self._fold(event, st):
                 return []
@@ -396,6 +405,8 @@ class HedgerEngine:
 
     def _step(self, cause: Event, st: MarketState) -> list[Event]:
         cfg, lim, now = self.cfg, st.limits, st.now
+        if lim is None:
+            return []  # a market not in the config before its first mid: nothing to decide on
         e = st.exposure
         mid = st.mid
         over = abs(e) > lim.trigger_units + EPS and (
@@ -629,7 +640,8 @@ class HedgerEngine:
         st.last_attempt_emergency = emergency
 
 
-def make_engine(cfg: StackConfig, source: str = SOURCE) -> HedgerEngine:
+def make_engine(cfg: StackConfig, source: str = SOURCE,
+                market_info: Mapping[str, MarketInfo] | None = None) -> HedgerEngine:
     """The engine as the service builds it from the stack config (used by backtests):
     section ``services.hedger``.
 
@@ -638,7 +650,7 @@ def make_engine(cfg: StackConfig, source: str = SOURCE) -> HedgerEngine:
             emergency cross would exceed ``max_slippage_bps``) or no market.
     """
     hcfg = load_section(cfg)
-    return HedgerEngine(hcfg, hcfg.resolve_markets(), source=source)
+    return HedgerEngine(hcfg, hcfg.resolve_markets(cfg.markets), source=source, market_info=market_info)
 
 
 __all__ += ["SECTION"]

@@ -125,7 +125,7 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
         ConfigError: invalid ``services.hedger`` section.
     """
     hcfg = load_section(cfg)
-    engine = HedgerEngine(hcfg, hcfg.resolve_markets(), source=SOURCE)
+    engine = HedgerEngine(hcfg, hcfg.resolve_markets(cfg.markets), source=SOURCE)
     for m in engine.markets:  # create every counter series at 0, so increase() sees the first increment
         for mode in get_args(Mode):
             HEDGES.labels(m, mode)

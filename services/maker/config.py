@@ -20,6 +20,15 @@ Example (a subset; every default is in the model below)::
         sizes: {BTC: {min_size: 0.0002, max_size: 0.0004, size_step: 0.00001}}
         soft_inventory: {BTC: 0.001}
         max_inventory_units: {BTC: 0.002}
+        notional_usd: 25              # markets missing from sizes: min_size notional, USD
+
+Any market can be quoted: a market missing from a per-market dict gets, at its first mid,
+``sizes`` from ``notional_usd`` (``min_size`` that notional rounded up to the market's lot and at
+least its minimums, ``max_size`` twice it), ``tick_size`` the market's tick,
+``soft_inventory`` ``soft_inventory_orders`` [5] x ``min_size`` and ``max_inventory_units``
+``max_inventory_orders`` [10] x ``min_size`` (the shipped BTC/ETH ratios). The lot, tick and
+minimums come from the market's metadata (the backtest's data; Lighter's known markets; else
+guessed from the mid, :func:`shared.markets.guess_market`).
 """
 
 from __future__ import annotations
@@ -28,9 +37,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.config import merge_market_values, require_positive, section_markets
+from shared.config import describe_errors, merge_market_values, require_positive, section_markets
 from shared.markets import KNOWN_MARKETS
-from shared.strategy_base import DEFAULT_SIZES, MarketSizing, default_sizes, merge_sizes
+from shared.strategy_base import DEFAULT_NOTIONAL_USD, DEFAULT_SIZES, MarketSizing, default_sizes, merge_sizes
 
 SECTION = "maker"
 
@@ -123,6 +132,9 @@ class MakerConfig(BaseModel):
     tick_size: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_TICKS), description="per market: price tick, USD (Lighter price decimals)")
     soft_inventory: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SOFT_INVENTORY), description="per market: soft inventory cap, base units (size shrinks to min_size and, without A-S params, quotes skew)")
     max_inventory_units: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MAX_INVENTORY), description="per market: hard cap; the side that would grow |inventory| beyond it is not quoted, base units")
+    notional_usd: float = Field(default=DEFAULT_NOTIONAL_USD, gt=0, description="markets missing from sizes: min_size = this notional on the lot (and >= the market minimums), max_size twice it, USD")
+    soft_inventory_orders: float = Field(default=5.0, gt=0, description="markets missing from soft_inventory: this many min_size")
+    max_inventory_orders: float = Field(default=10.0, gt=0, description="markets missing from max_inventory_units: this many min_size")
     post_only: bool = Field(default=True, description="quotes are post-only limit orders")
     max_spread_bps: float = Field(default=100.0, gt=0, description="cap of the full quoted spread, bps (guards against a bad A-S fit)")
     max_reservation_offset_bps: float = Field(default=50.0, ge=0, description="cap of |reservation price - mid|, bps")
@@ -170,17 +182,15 @@ class MakerConfig(BaseModel):
         try:
             CalibrationConfig(**self.calibration)
         except ValidationError as exc:
-            raise ValueError(f"calibration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+            raise ValueError(describe_errors(exc, "calibration", CalibrationConfig).removeprefix("config error: ")) from None
         return self
 
     def resolve_markets(self, stack_markets: list[str]) -> list[str]:
-        """The markets quoted: ``markets`` or the stack's; each needs ``sizes``, ``tick_size``,
-        ``soft_inventory`` and ``max_inventory_units``.
+        """The markets quoted: ``markets`` or the stack's (a market missing from ``sizes``,
+        ``tick_size``, ``soft_inventory`` or ``max_inventory_units`` gets the derived default
+        at its first mid, see the module docstring).
 
         Raises:
-            ConfigError: no market, or a market missing one of those.
+            ConfigError: no market.
         """
-        return section_markets(SECTION, self.markets, stack_markets,
-                               (("sizes", self.sizes), ("tick_size", self.tick_size),
-                                ("soft_inventory", self.soft_inventory),
-                                ("max_inventory_units", self.max_inventory_units)), verb="quote")
+        return section_markets(SECTION, self.markets, stack_markets, (), verb="quote")

@@ -80,6 +80,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +99,7 @@ from shared.events import (
     derive_id,
 )
 from shared.markets import KNOWN_MARKETS, MarketInfo
-from shared.strategy_base import FillDedup, MarketSizing, addressed_to
+from shared.strategy_base import FillDedup, MarketSizing, addressed_to, notional_sizing, unlisted_info
 
 from .calibrator import Calibrate, CalibrationJob, Calibrator, usable_bbo
 from .config import SECTION, MakerConfig
@@ -170,7 +171,7 @@ class MState:
     """Everything the engine keeps for one market."""
 
     market: str
-    sizing: MarketSizing
+    sizing: MarketSizing | None  # None / 0.0 below: not in the config, derived at the first mid
     tick: float
     soft: float
     hard: float
@@ -242,7 +243,9 @@ class MakerEngine:
 
     Args:
         cfg: the maker's configuration.
-        markets: markets to quote (each needs sizes, tick size, soft and hard inventory caps).
+        markets: markets to quote; one missing from ``cfg.sizes``, ``tick_size``,
+            ``soft_inventory`` or ``max_inventory_units`` gets the derived default at its first
+            mid (:meth:`_size_unlisted`).
         source: ``source`` of the output events.
         calibrate: the calibration function, ``calibrate(bbos, trades, market, cfg, strategy=,
             order_size=, cause=, source=) -> ModelParams`` (default
@@ -252,17 +255,22 @@ class MakerEngine:
             calibrates at the triggering ``Bbo`` (backtests, lockstep); False: no calibration
             here, params come as ``ModelParams`` events (the live runner calibrates off its
             consume loop with :meth:`calibration_inputs`).
+        market_info: metadata (lot, tick, minimums) for those derived defaults; a market not in
+            it: ``KNOWN_MARKETS``, else guessed from its mid.
     """
 
     def __init__(self, cfg: MakerConfig, markets: list[str], source: str = SOURCE,
                  calibrate: Calibrate | None = None, seen_fills: int = 100_000,
-                 calibrate_inline: bool = True) -> None:
+                 calibrate_inline: bool = True,
+                 market_info: Mapping[str, MarketInfo] | None = None) -> None:
         self.cfg = cfg
         self.name = cfg.strategy
         self.source = source
         self.markets = list(markets)
-        self._m = {m: MState(market=m, sizing=cfg.sizes[m], tick=cfg.tick_size[m], soft=cfg.soft_inventory[m],
-                             hard=cfg.max_inventory_units[m]) for m in self.markets}
+        self.market_info = dict(market_info or {})
+        self._m = {m: MState(market=m, sizing=cfg.sizes.get(m), tick=cfg.tick_size.get(m, 0.0),
+                             soft=cfg.soft_inventory.get(m, 0.0), hard=cfg.max_inventory_units.get(m, 0.0))
+                   for m in self.markets}
         self._fills = FillDedup(seen_fills)
         self._calib_cfg: dict[str, Any] = {}
         self.calibrator = (Calibrator(cfg, self.markets, self.calibration_inputs, calibrate, source)
@@ -283,6 +291,8 @@ class MakerEngine:
             st = self._m.get(event.market)
             if st is None or not usable_bbo(event):
                 return []
+            if st.sizing is None or not (st.tick and st.soft and st.hard):
+                self._size_unlisted(st, (event.bid_px + event.ask_px) / 2.0)
             return self._on_bbo(event, st)
         if isinstance(event, Trade):
             st = self._m.get(event.market)
@@ -293,8 +303,8 @@ class MakerEngine:
             return []
         if isinstance(event, ModelParams):
             st = self._m.get(event.market)
-            if st is None or event.strategy != self.name or event.id in self._own_params:
-                return []
+            if st is None or event.strategy != self.name or event.id in self._own_params or not st.tick:
+                return []  # (no tick yet: a market not in the config before its first mid)
             self._take_params(st, event)
             return self._quote(event, st)
         if isinstance(event, Fill | OrderAccepted | OrderCanceled | OrderRejected):
@@ -322,6 +332,21 @@ class MakerEngine:
             self._guard_tick(st)
             return self._quote(event, st)
         return []
+
+    def _size_unlisted(self, st: MState, mid: float) -> None:
+        """Fill in what the config does not give for ``st.market`` at its first ``mid``: sizes
+        from ``notional_usd``, the market's tick, soft/hard inventory caps as multiples of
+        ``min_size`` (module docstring of :mod:`services.maker.config`)."""
+        c = self.cfg
+        info = unlisted_info(st.market, mid, self.market_info)
+        if st.sizing is None:
+            st.sizing = notional_sizing(c.notional_usd, mid, info)
+        if not st.tick:
+            st.tick = info.tick
+        if not st.soft:
+            st.soft = round(st.sizing.min_size * c.soft_inventory_orders, 12)
+        if not st.hard:
+            st.hard = round(st.sizing.min_size * c.max_inventory_orders, 12)
 
     def position(self, market: str) -> float:
         """The maker's inventory in ``market`` (signed base units), from its fills."""
@@ -353,7 +378,7 @@ class MakerEngine:
             "reservation_offset_bps": st.reservation_offset_bps,
             "band_bps": st.band_bps,
             "inventory": st.fifo.position,
-            "inventory_clips": st.fifo.position / st.sizing.max_size,
+            "inventory_clips": st.fifo.position / st.sizing.max_size if st.sizing else 0.0,
             "sigma": self._conv(st, p)[0] if p else None,
             "A": p.A if p else None,
             "k": self._conv(st, p)[1] if p else None,
@@ -734,12 +759,14 @@ class MakerEngine:
                             post_only=c.post_only)]
 
 
-def make_engine(cfg: StackConfig, source: str = SOURCE) -> MakerEngine:
+def make_engine(cfg: StackConfig, source: str = SOURCE,
+                market_info: Mapping[str, MarketInfo] | None = None) -> MakerEngine:
     """The engine as the service builds it from the stack config (used by backtests): section
-    ``services.maker`` and its markets (or the stack's ``markets``).
+    ``services.maker`` and its markets (or the stack's ``markets``); ``market_info``: metadata
+    (lot, tick, minimums) of markets missing from the per-market settings.
 
     Raises:
-        ConfigError: an invalid field, or a market without sizes, tick size or inventory caps.
+        ConfigError: an invalid field, or no market.
     """
     mcfg = cfg.section(SECTION, MakerConfig)
-    return MakerEngine(mcfg, mcfg.resolve_markets(cfg.markets), source=source)
+    return MakerEngine(mcfg, mcfg.resolve_markets(cfg.markets), source=source, market_info=market_info)

@@ -19,6 +19,13 @@ Example (the defaults)::
         post_only: true
         sizes: {BTC: 0.0002, ETH: 0.005}            # per order, base units
         max_position: {BTC: 0.001, ETH: 0.025}      # inventory cap per market, base units
+        notional_usd: 25           # markets without sizes: per-order notional, USD
+        max_position_orders: 5     # markets without max_position: cap = this many orders
+
+A market missing from ``sizes`` (any market the stack trades, e.g. a backtest on new data) gets,
+at its first mid, orders of ``notional_usd`` USD rounded up to the market's lot and at least its
+minimums (:func:`shared.strategy_base.notional_size`); one missing from ``max_position`` gets
+``max_position_orders`` times its order size (the shipped BTC/ETH ratio).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.config import merge_market_values, require_positive, section_markets
+from shared.strategy_base import DEFAULT_NOTIONAL_USD
 
 SECTION = "strategy-grid"
 
@@ -56,6 +64,8 @@ class GridConfig(BaseModel):
     post_only: bool = True
     sizes: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SIZES))
     max_position: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MAX_POSITION))
+    notional_usd: float = Field(default=DEFAULT_NOTIONAL_USD, gt=0)
+    max_position_orders: float = Field(default=5.0, ge=1)
 
     @field_validator("sizes", mode="before")
     @classmethod
@@ -82,10 +92,10 @@ class GridConfig(BaseModel):
         return int(round(self.cooldown_s * 1e9))
 
     def resolve_markets(self, stack_markets: list[str]) -> list[str]:
-        """The markets traded: ``markets`` or the stack's; each needs ``sizes`` and ``max_position``.
+        """The markets traded: ``markets`` or the stack's (those missing from ``sizes`` or
+        ``max_position`` are sized from ``notional_usd`` at their first mid).
 
         Raises:
-            ConfigError: a market without a size or inventory cap, or no market at all.
+            ConfigError: no market at all.
         """
-        return section_markets(SECTION, self.markets, stack_markets,
-                               (("sizes", self.sizes), ("max_position", self.max_position)))
+        return section_markets(SECTION, self.markets, stack_markets, ())

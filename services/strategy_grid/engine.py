@@ -30,6 +30,9 @@ Rules (defaults of :class:`GridConfig` in brackets):
   cooldown is emitted by the first input after it. An order the venue refused or ended
   (``OrderRejected`` with a venue code, ``OrderCanceled`` other than a plain ``canceled``, e.g.
   ``canceled-post-only``) makes the next allowed emission resend the set.
+- **Markets not in the config**: a market missing from ``sizes`` gets orders of
+  ``notional_usd`` [25 USD] at its first mid (rounded up to the lot, at least the market's
+  minimums), one missing from ``max_position`` a cap of ``max_position_orders`` [5] orders.
 - **Dry run** (``dry_run``): everything above is computed and visible in :meth:`state` (and the
   runner's metrics), but nothing is emitted.
 
@@ -39,6 +42,7 @@ give identical outputs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +57,8 @@ from shared.events import (
     Side,
     child,
 )
-from shared.strategy_base import FillDedup, addressed_to
+from shared.markets import MarketInfo
+from shared.strategy_base import FillDedup, addressed_to, notional_size, unlisted_info
 
 from .config import SECTION, GridConfig
 
@@ -103,12 +108,15 @@ class GridEngine:
     """
 
     def __init__(self, cfg: GridConfig, markets: list[str], source: str = SOURCE,
-                 seen_fills: int = 100_000) -> None:
+                 seen_fills: int = 100_000, market_info: Mapping[str, MarketInfo] | None = None) -> None:
         self.cfg = cfg
         self.name = cfg.strategy
         self.source = source
         self.markets = list(markets)
-        self._m = {m: MarketState(market=m, size=cfg.sizes[m], cap=cfg.max_position[m]) for m in self.markets}
+        self.market_info = dict(market_info or {})
+        # 0.0: not in the config, derived at the first mid (_size_unlisted)
+        self._m = {m: MarketState(market=m, size=cfg.sizes.get(m, 0.0), cap=cfg.max_position.get(m, 0.0))
+                   for m in self.markets}
         self._fills = FillDedup(seen_fills)
 
     @property
@@ -126,6 +134,8 @@ class GridEngine:
                 return []
             st.now = max(st.now, event.ts_event)
             st.bid, st.ask = event.bid_px, event.ask_px
+            if st.size == 0.0 or st.cap == 0.0:
+                self._size_unlisted(st)
             self._on_mid(st)
             return self._maybe_emit(event, st)
         if isinstance(event, Fill | OrderRejected | OrderCanceled):
@@ -175,6 +185,17 @@ class GridEngine:
             "ts": st.now,
             "dry_run": self.cfg.dry_run,
         }
+
+    def _size_unlisted(self, st: MarketState) -> None:
+        """Order size and inventory cap of a market missing from ``sizes``/``max_position``, at
+        its first mid: ``notional_usd`` on the lot and above the minimums; cap
+        ``max_position_orders`` orders."""
+        mid = st.mid
+        assert mid is not None
+        if st.size == 0.0:
+            st.size = notional_size(self.cfg.notional_usd, mid, unlisted_info(st.market, mid, self.market_info))
+        if st.cap == 0.0:
+            st.cap = round(st.size * self.cfg.max_position_orders, 12)
 
     # ------------------------------------------------------------------------------ grid
 
@@ -268,12 +289,14 @@ class GridEngine:
                               orders=list(st.wanted), post_only=self.cfg.post_only)]
 
 
-def make_engine(cfg: StackConfig, source: str = SOURCE) -> GridEngine:
+def make_engine(cfg: StackConfig, source: str = SOURCE,
+                market_info: Mapping[str, MarketInfo] | None = None) -> GridEngine:
     """The engine as the service would build it from the stack config (used by backtests):
-    section ``services.strategy-grid`` and its markets (or the stack's ``markets``).
+    section ``services.strategy-grid`` and its markets (or the stack's ``markets``);
+    ``market_info``: metadata (lot, minimums) to size markets missing from ``sizes``.
 
     Raises:
-        ConfigError: an invalid field, or a market without a size or inventory cap.
+        ConfigError: an invalid field, or no market.
     """
     gcfg = cfg.section(SECTION, GridConfig)
-    return GridEngine(gcfg, gcfg.resolve_markets(cfg.markets), source=source)
+    return GridEngine(gcfg, gcfg.resolve_markets(cfg.markets), source=source, market_info=market_info)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from shared.strategy_base import MarketSizing, TargetStrategyConfig, default_sizes
+from shared.strategy_base import DEFAULT_NOTIONAL_USD, MarketSizing, TargetStrategyConfig, default_sizes
 
 SECTION = "strategy-renko"
 
@@ -20,7 +20,10 @@ class RenkoConfig(TargetStrategyConfig):
     """Every parameter of the Renko+AO divergence strategy (rules in ``engine.py``).
 
     ``markets``: ``None`` = the top-level ``markets``. ``sizes`` merge field by field over
-    :data:`shared.strategy_base.DEFAULT_SIZES` (BTC 0.0002–0.0004, ETH 0.005–0.01).
+    :data:`shared.strategy_base.DEFAULT_SIZES` (BTC 0.0002–0.0004, ETH 0.005–0.01). A market
+    without ``sizes`` is sized at its first mid from ``notional_usd`` [25 USD] (``min_size``
+    that notional on the lot and above the minimums, ``max_size`` twice it). ``dry_run``:
+    signals are decided, counted and logged and the position is simulated; no intent is sent.
     """
 
     SECTION = SECTION
@@ -28,6 +31,7 @@ class RenkoConfig(TargetStrategyConfig):
     strategy: str = Field(default="renko", min_length=1)
     markets: list[str] | None = None
     http_port: int = Field(default=9105, ge=0, le=65535)
+    dry_run: bool = False  # decide, count and log signals, simulate the position, send no intent
 
     # brick size: Wilder ATR over fixed-interval mid candles
     atr_candle_interval_s: float = Field(default=15.0, gt=0)
@@ -61,6 +65,7 @@ class RenkoConfig(TargetStrategyConfig):
     # sizing and orders
     ao_size_multiplier: float = Field(default=0.1, ge=0)
     sizes: dict[str, MarketSizing] = Field(default_factory=default_sizes)
+    notional_usd: float = Field(default=DEFAULT_NOTIONAL_USD, gt=0)  # markets without sizes: min_size notional
     max_slippage_bps: float = Field(default=10.0, ge=0)
     retry_after_s: float = Field(default=30.0, gt=0)
 

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,7 @@ from shared.candles import CandleBuilder
 from shared.config import StackConfig
 from shared.events import Bbo, Event
 from shared.indicators import ATR, SMA, Bands, Bollinger
+from shared.markets import MarketInfo
 from shared.strategy_base import (
     TargetEngine,
     TargetState,
@@ -246,7 +248,8 @@ class MarketState(TargetState):
 
 class RenkoEngine(TargetEngine[MarketState]):
     """The Renko+AO divergence strategy (see the module docstring); arguments of
-    :class:`~shared.strategy_base.TargetEngine` (``cfg.sizes`` needs every market)."""
+    :class:`~shared.strategy_base.TargetEngine` (markets missing from ``cfg.sizes`` are
+    sized from ``cfg.notional_usd``)."""
 
     SOURCE = SOURCE
     cfg: RenkoConfig
@@ -255,7 +258,7 @@ class RenkoEngine(TargetEngine[MarketState]):
         c = self.cfg
         return MarketState(
             market=market,
-            sizing=c.sizes[market],
+            sizing=c.sizes.get(market),  # None: derived from notional_usd at the first mid
             candles=CandleBuilder(c.candle_interval_ns, fill_gaps=c.candle_fill_gaps, max_fill=c.candle_max_fill),
             atr=ATR(c.renko_atr_period),
             renko=RenkoBuilder(c.renko_reversal_bricks),
@@ -392,11 +395,13 @@ class RenkoEngine(TargetEngine[MarketState]):
         return None
 
 
-def make_engine(cfg: StackConfig, source: str = SOURCE) -> RenkoEngine:
-    """The engine for a stack config: section ``services.strategy-renko`` and its markets.
+def make_engine(cfg: StackConfig, source: str = SOURCE,
+                market_info: Mapping[str, MarketInfo] | None = None) -> RenkoEngine:
+    """The engine for a stack config: section ``services.strategy-renko`` and its markets;
+    ``market_info``: metadata (lot, minimums) to size markets missing from ``sizes``.
 
     Raises:
-        ConfigError: invalid section or a market without sizing.
+        ConfigError: invalid section or no market.
     """
     rcfg = cfg.section(SECTION, RenkoConfig)
-    return RenkoEngine(rcfg, rcfg.resolve_markets(cfg.markets), source=source)
+    return RenkoEngine(rcfg, rcfg.resolve_markets(cfg.markets), source=source, market_info=market_info)

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from shared.strategy_base import DEFAULT_SIZES, MarketSizing, TargetStrategyConfig, default_sizes
+from shared.strategy_base import (
+    DEFAULT_NOTIONAL_USD,
+    DEFAULT_SIZES,
+    MarketSizing,
+    TargetStrategyConfig,
+    default_sizes,
+)
 
 __all__ = ["DEFAULT_SIZES", "MarketSizing", "TrendConfig"]
 
@@ -19,7 +25,11 @@ class TrendConfig(TargetStrategyConfig):
 
     ``markets``: ``None`` = the top-level ``markets`` of the stack config. ``sizes`` given in
     the file are merged field by field over :data:`DEFAULT_SIZES` (setting only
-    ``sizes.BTC.max_size`` keeps the other defaults); market keys are upper-cased.
+    ``sizes.BTC.max_size`` keeps the other defaults); market keys are upper-cased. A market
+    without ``sizes`` is sized at its first mid from ``notional_usd`` [25 USD]: ``min_size`` =
+    that notional rounded up to the lot and at least the market minimums, ``max_size`` twice it
+    (:func:`shared.strategy_base.notional_sizing`). ``dry_run``: signals are decided, counted
+    and logged and the position is simulated, but no intent is sent.
     """
 
     SECTION = "strategy-trend"
@@ -27,6 +37,7 @@ class TrendConfig(TargetStrategyConfig):
     strategy: str = Field(default="trend", min_length=1)
     markets: list[str] | None = None
     http_port: int = Field(default=9102, ge=0, le=65535)
+    dry_run: bool = False  # decide, count and log signals, simulate the position, send no intent
 
     # candles from the mid
     candle_interval_s: float = Field(default=15.0, gt=0)
@@ -59,6 +70,7 @@ class TrendConfig(TargetStrategyConfig):
     # sizing and orders
     atr_size_multiplier: float = Field(default=0.5, ge=0)
     sizes: dict[str, MarketSizing] = Field(default_factory=default_sizes)
+    notional_usd: float = Field(default=DEFAULT_NOTIONAL_USD, gt=0)  # markets without sizes: min_size notional
     max_slippage_bps: float = Field(default=10.0, ge=0)
     retry_after_s: float = Field(default=30.0, gt=0)
 

@@ -65,6 +65,7 @@ always give byte-identical outputs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,7 @@ from shared.candles import Candle, CandleBuilder
 from shared.config import StackConfig
 from shared.events import Bbo, Event
 from shared.indicators import ATR, EMA, RSI, Bands, Bollinger, RealizedVolBps
+from shared.markets import MarketInfo
 from shared.strategy_base import (
     TargetEngine,
     TargetState,
@@ -110,7 +112,8 @@ class MarketState(TargetState):
 
 class TrendEngine(TargetEngine[MarketState]):
     """The RSI+BB trend strategy (see the module docstring); arguments of
-    :class:`~shared.strategy_base.TargetEngine` (``cfg.sizes`` needs every market)."""
+    :class:`~shared.strategy_base.TargetEngine` (markets missing from ``cfg.sizes`` are
+    sized from ``cfg.notional_usd``)."""
 
     SOURCE = SOURCE
     cfg: TrendConfig
@@ -119,7 +122,7 @@ class TrendEngine(TargetEngine[MarketState]):
         c = self.cfg
         return MarketState(
             market=market,
-            sizing=c.sizes[market],
+            sizing=c.sizes.get(market),  # None: derived from notional_usd at the first mid
             candles=CandleBuilder(c.candle_interval_ns, fill_gaps=c.candle_fill_gaps, max_fill=c.candle_max_fill),
             rsi=RSI(c.rsi_period, flat_value=50.0),
             bb=Bollinger(c.bb_period, c.bb_std),
@@ -241,12 +244,13 @@ class TrendEngine(TargetEngine[MarketState]):
         return clamp_size(raw, st.sizing)
 
 
-def make_engine(cfg: StackConfig) -> TrendEngine:
+def make_engine(cfg: StackConfig, market_info: Mapping[str, MarketInfo] | None = None) -> TrendEngine:
     """The engine as the service would build it from the stack config (used by backtests):
-    section ``services.strategy-trend`` and its markets (or the stack's ``markets``).
+    section ``services.strategy-trend`` and its markets (or the stack's ``markets``);
+    ``market_info``: metadata (lot, minimums) to size markets missing from ``sizes``.
 
     Raises:
-        ConfigError: an invalid field, or a market without sizing.
+        ConfigError: an invalid field, or no market.
     """
     tcfg = cfg.section("strategy-trend", TrendConfig)
-    return TrendEngine(tcfg, tcfg.resolve_markets(cfg.markets))
+    return TrendEngine(tcfg, tcfg.resolve_markets(cfg.markets), market_info=market_info)

@@ -122,7 +122,9 @@ def test_cli_writes_a_profile_that_layers_into_a_valid_config(tmp_path):
     assert frag["services"]["hedger"]["markets"]["SOL"] == {
         "trigger_units": 0.05, "target_units": 0.02, "max_clip_units": 0.1, "min_clip_units": 0.061}
     assert frag["services"]["maker"]["sizes"]["SOL"] == {"min_size": 0.061, "max_size": 0.072, "size_step": 0.001}
-    cfg = load_config([DEFAULT_CONFIG, out], environ={})
+    from lighter_stack.registry import config_sections
+
+    cfg = load_config([DEFAULT_CONFIG, out], environ={}, sections=config_sections())  # no unknown key
     h = load_section(cfg)
     assert h.markets["SOL"].min_clip_units == 0.061
     ex = cfg.services["executor"]

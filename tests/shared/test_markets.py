@@ -73,3 +73,17 @@ def test_fast_scaling_equals_the_decimal_reading_of_the_shortest_repr():
         ETH.price_to_int(float("nan"))
     with pytest.raises(OverflowError):
         ETH.size_to_int(float("inf"))
+
+
+def test_guess_market_follows_lighters_six_significant_digits():
+    from shared.markets import KNOWN_MARKETS, guess_market, market_info
+
+    assert [(guess_market("X", px).price_decimals, guess_market("X", px).size_decimals)
+            for px in (4500.0, 200.0, 0.25)] == [(2, 4), (3, 3), (6, 0)]  # ETH, SOL, DOGE on Lighter
+    g = guess_market("DOGE", 0.25)
+    assert g.min_base_amount == g.lot == 1.0 and g.min_quote_amount == 10.0
+    with pytest.raises(ValueError, match="mid must be > 0"):
+        guess_market("X", 0.0)
+    assert market_info("BTC", 1.0) is KNOWN_MARKETS["BTC"]  # known metadata wins over a guess
+    given = {"BTC": guess_market("BTC", 100.0)}
+    assert market_info("BTC", 1.0, given) is given["BTC"]

@@ -1,5 +1,7 @@
 """shared.strategy_base.Pending: the no-spam/retry rule of target-position strategies."""
 
+import pytest
+
 from shared.strategy_base import Pending
 
 S = 1_000_000_000
@@ -121,3 +123,20 @@ def test_target_engine_still_retries_after_code_0():
     eng.on_event(_local_reject(0))
     assert st.pending.check(0.0002, ts=15 * S, bucket=1, retry_after_s=30) is None  # waits for the timer
     assert st.pending.check(0.0002, ts=30 * S, bucket=2, retry_after_s=30) == " retry"
+
+
+def test_notional_sizing_of_an_unlisted_market():
+    from shared.markets import KNOWN_MARKETS, MarketInfo
+    from shared.strategy_base import notional_size, notional_sizing
+
+    btc = KNOWN_MARKETS["BTC"]
+    assert notional_size(25.0, 100_000.0, btc) == 0.00025  # 25 USD on the 0.00001 lot
+    assert notional_size(25.0, 100_001.0, btc) == 0.00025  # rounded up, not down
+    assert notional_size(5.0, 100_000.0, btc) == 0.0002  # raised to min_base_amount
+    coarse = MarketInfo(symbol="C", market_id=1, size_decimals=0, price_decimals=4, min_base_amount=1.0,
+                        min_quote_amount=10.0)
+    assert notional_size(5.0, 3.0, coarse) == 4.0  # 10 USD x 1.05 = 3.5 units, up to the lot
+    s = notional_sizing(25.0, 0.25, coarse)
+    assert (s.min_size, s.max_size, s.size_step) == (100.0, 200.0, 1.0)
+    with pytest.raises(ValueError):
+        notional_size(25.0, 0.0, btc)

@@ -9,7 +9,15 @@ from shared.config import ConfigError, StackConfig
 def test_defaults():
     c = StackConfig().section("executor", ExecutorConfig)
     assert c.http_port == 9103 and c.position_limit("BTC") == 0.01 and c.position_limit("ETH") == 0.2
-    assert c.notional_limit("BTC") == 2000 and c.default_slippage_bps == 10 and c.position_limit("PAXG") == 0.0
+    assert c.notional_limit("BTC") == 2000 and c.default_slippage_bps == 10
+
+
+def test_unlisted_market_is_bounded_by_the_notional_default_only():
+    c = StackConfig().section("executor", ExecutorConfig)
+    assert c.position_limit("PAXG") == 1e12 and c.notional_limit("PAXG") == 2000  # notional binds
+    refuse = ExecutorConfig(default_max_position=0)  # explicit 0: no trading where not listed
+    assert refuse.position_limit("PAXG") == 0.0 and refuse.position_limit("BTC") == 0.01
+    assert ExecutorConfig(default_max_position=3).position_limit("PAXG") == 3.0
 
 
 def test_bad_value_names_the_field():

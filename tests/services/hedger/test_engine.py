@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from services.hedger.config import HedgerConfig
@@ -436,3 +437,21 @@ def test_dry_run_never_re_states():
     eng, f = engine(dry_run=True, prefer_passive=False), Feed()
     eng.fold(f.fill(0.0, 0.04, side="sell", strategy="hedger"))
     assert run(eng, [f.bbo(0), f.fill(0.0, 0.3), f.bbo(5.0), f.bbo(30.0)]) == []
+
+
+def test_unlisted_market_is_hedged_with_thresholds_from_notional_usd():
+    from shared.markets import guess_market
+
+    lim = HedgerConfig().derived_limits(0.25, guess_market("DOGE", 0.25))  # lot 1 DOGE; 25 USD = 100 DOGE
+    assert (lim.trigger_units, lim.target_units, lim.max_clip_units, lim.min_clip_units) == (250.0, 100.0, 500.0, 42.0)
+    e = make_engine(StackConfig(markets=["DOGE"]))
+    assert e.markets == ["DOGE", "SOL"]  # the stack's markets and those with thresholds
+    f = Feed()
+    doge = [f.bbo(0.0, 0.2499, 0.2501, market="DOGE"),
+            Fill(id="mf1", ts_event=T0 + S, source="executor", fill_id="mf1", strategy="maker", market="DOGE",
+                 side="buy", price=0.25, size=400.0, liquidity="maker", client_order_index=1)]
+    out = run(e, doge)
+    assert out and all(getattr(o, "market", "DOGE") == "DOGE" for o in out)
+    assert e.maker_inventory("DOGE") == 400.0
+    quiet = make_engine(StackConfig(markets=["DOGE"]))
+    assert run(quiet, [doge[0], msgspec.structs.replace(doge[1], size=200.0)]) == []  # below the 250 DOGE trigger

@@ -445,9 +445,10 @@ def test_dry_run_emits_nothing_but_computes():
 def test_make_engine_and_config_errors():
     e = make_engine(StackConfig(markets=["BTC", "ETH"]))
     assert e.markets == ["BTC", "ETH"] and e.cfg.http_port == 9107
-    with pytest.raises(ConfigError, match="services.maker.tick_size: nothing set for SOL"):
-        make_engine(StackConfig(markets=["SOL"], services={"maker": {"sizes": {"SOL": {"min_size": 0.1, "max_size": 0.2}}}}))
+    assert make_engine(StackConfig(markets=["SOL"])).markets == ["SOL"]  # sized from notional_usd
+    with pytest.raises(ConfigError, match="no market to quote"):
+        make_engine(StackConfig(markets=[]))
     with pytest.raises(ConfigError, match="resume_bps must not exceed pause_bps"):
         make_engine(StackConfig(services={"maker": {"resume_bps": 40}}))
-    with pytest.raises(ConfigError, match="calibration: .*horizon_z"):
+    with pytest.raises(ConfigError, match=r"calibration\.horizon_z: unknown key"):
         make_engine(StackConfig(services={"maker": {"calibration": {"horizon_z": 1}}}))

@@ -164,7 +164,8 @@ def test_make_engine_and_config_errors():
                                                                               "sizes": {"btc": 0.0003}}}))
     assert e.markets == ["BTC"] and e.cfg.sizes["BTC"] == 0.0003 and e.cfg.sizes["ETH"] == 0.005
     assert e.cfg.http_port == 9106 and e.name == "grid"
-    with pytest.raises(ConfigError, match="PAXG"):
-        make_engine(StackConfig(markets=["PAXG"]))
+    assert make_engine(StackConfig(markets=["PAXG"])).markets == ["PAXG"]  # sized from notional_usd
+    with pytest.raises(ConfigError, match="no market to trade"):
+        make_engine(StackConfig(markets=[]))
     with pytest.raises(ConfigError, match="spacing_pct"):
         make_engine(StackConfig(services={"strategy-grid": {"spacing_pct": 0}}))

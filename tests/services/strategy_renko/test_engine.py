@@ -402,8 +402,9 @@ def test_make_engine_and_config():
             c.stop_loss_bps, c.max_hold_s, c.http_port) == (14, 1.0, 20, 5, 34, 20, 2.0, 0.3, 0.2, 10, 5, 300, 9105)
     assert c.sizes["ETH"].min_size == 0.005 and c.sizes["ETH"].max_size == 0.02
     assert c.sizes["BTC"].max_size == 0.0004
-    with pytest.raises(ConfigError, match="PAXG"):
-        make_engine(StackConfig(markets=["PAXG"]))
+    assert make_engine(StackConfig(markets=["PAXG"])).markets == ["PAXG"]  # sized from notional_usd
+    with pytest.raises(ConfigError, match="no market to trade"):
+        make_engine(StackConfig(markets=[]))
     with pytest.raises(ConfigError, match="services.strategy-renko.stop_loss_bps"):
         make_engine(StackConfig(services={"strategy-renko": {"stop_loss_bps": 0}}))
     with pytest.raises(ConfigError, match="ao_fast_period"):

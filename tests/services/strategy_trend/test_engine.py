@@ -393,8 +393,9 @@ def test_config_defaults_and_validation():
     env_style = TrendConfig(sizes={"btc": {"max_size": 0.001}})  # LS_..._SIZES__BTC__MAX_SIZE
     assert env_style.sizes["BTC"].max_size == 0.001 and env_style.sizes["BTC"].min_size == 0.0002
     assert cfg.resolve_markets(["BTC", "ETH"]) == ["BTC", "ETH"]
-    with pytest.raises(ConfigError, match="PAXG"):
-        cfg.resolve_markets(["BTC", "PAXG"])
+    assert cfg.resolve_markets(["BTC", "PAXG"]) == ["BTC", "PAXG"]  # PAXG: sized from notional_usd
+    with pytest.raises(ConfigError, match="no market to trade"):
+        cfg.resolve_markets([])
     with pytest.raises(ValueError):
         TrendConfig(vol_min_bps=30)
     with pytest.raises(ValueError):

@@ -70,9 +70,10 @@ async def test_runner_turns_book_stream_into_intents(redis_client, namespace):
                                      {"market": "BTC", "side": "long", "reason": "entry"}) >= 1
 
 
-def test_build_rejects_market_without_sizing(redis_client, namespace):
-    cfg = StackConfig(namespace=namespace, markets=["BTC", "PAXG"])
-    with pytest.raises(ConfigError, match="PAXG"):
-        build(cfg, Bus(redis_client, namespace))
+def test_build_takes_a_market_without_sizing_and_rejects_bad_config(redis_client, namespace):
+    cfg = StackConfig(namespace=namespace, markets=["BTC", "PAXG"])  # PAXG: sized from notional_usd
+    build(cfg, Bus(redis_client, namespace))
+    with pytest.raises(ConfigError, match="no market to trade"):
+        build(StackConfig(namespace=namespace, markets=[]), Bus(redis_client, namespace))
     with pytest.raises(ConfigError, match="services.strategy-trend.take_profit_bps"):
         build(stack(namespace, take_profit_bps=-1), Bus(redis_client, namespace))
