@@ -30,23 +30,18 @@ Start-up (fail closed):
    ``reconcile_retry_s``.
 
 Running: one consumer (group ``executor``) over ``{ns}:intent:{account}``, ``{ns}:control`` and
-``{ns}:md:book:{SYM}``. Each batch goes to ``Engine.on_events``; its events are published with
-``Consumer.commit`` (atomic with the acks, undecodable entries go to the DLQ) and only then are
-its order commands signed and sent (at-most-once sending: a crash between commit and send loses
+``{ns}:md:book:{SYM}``, through the shared :class:`~shared.service.ConsumerLoop` (this service is
+its handler). Each batch goes to ``Engine.on_events`` (after an engine error: one event at a
+time, a failing one dead-lettered); its events are published with ``Consumer.commit`` (atomic
+with the acks, undecodable entries go to the DLQ) and only then are its order commands signed
+and sent (at-most-once sending: a crash between commit and send loses
 the order, never duplicates it). Send results and account-feed reports go through the engine
 and are published with ``Bus.publish``. One lock serialises sends and feed processing, so an
 ``OrderAccepted`` is published before the fills of that order.
 
 Lockstep barrier (``lockstep_barrier``, off by default; ``lighter-stack demo --lockstep`` turns
-it on): when a read returns intents, the runner first waits until every *other* consumer group
-on the namespace's ``md:*``, ``params:*`` and exec streams is idle (:class:`shared.quiet.StreamWatch`:
-pending 0, lag 0 -- the strategies have consumed everything and, since they acknowledge together
-with publishing, published every intent it caused), reads again without blocking and repeats
-until nothing new arrives. The whole set is one engine batch, as in the backtest, so opposite
-targets of strategies reacting to the same event cross internally whatever order their intents
-arrive in. The intents of that batch come after the other inputs (market data, controls) and
-are sorted as the backtest feeds them (:meth:`ExecutorService._backtest_order`), because the
-engine's netting allocates FIFO by intent order.
+it on): a read that returns intents is completed and ordered as the backtest would feed it
+before it becomes one engine batch; see :mod:`services.executor.lockstep`.
 
 Sending: the commands of one engine step (one consumer batch, or one account-feed message) are
 signed with consecutive nonces and sent together, in chunks of ``batch_max_txs`` (15): a single
@@ -75,7 +70,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -101,20 +95,25 @@ from shared.events import (
 )
 from shared.markets import MarketInfo
 from shared.metrics import (
-    DEAD_LETTERS,
-    DUPLICATES,
-    EVENTS_IN,
     EVENTS_OUT,
     PREFIX,
-    PROCESSING_SECONDS,
     start_http,
 )
 from shared.quiet import StreamWatch
 from shared.redis_util import async_client, resolve_redis_url
-from shared.service import SeenIds, consumer_name, install_stop_handlers, report_lag, setup_logging
+from shared.service import (
+    BatchHandler,
+    ConsumerLoop,
+    SeenIds,
+    consumer_name,
+    feed_engine,
+    install_stop_handlers,
+    setup_logging,
+)
 
 from .config import ExecutorConfig
 from .engine import MAX_CLIENT_ORDER_INDEX, RATE_LIMITED, Engine, OrderCommand, StaleOrder
+from .lockstep import LockstepBarrier
 from .nonces import NonceError, NonceManager
 from .signer import Signer, SignError, generate_key
 from .venue import AccountFeed, LighterRest, SendResult, VenueError, iter_keyed
@@ -182,8 +181,9 @@ def resolve_key(cfg: StackConfig, ecfg: ExecutorConfig) -> SecretStr:
     return generate_key()
 
 
-class ExecutorService:
-    """One executor for ``cfg.account_index``.
+class ExecutorService(BatchHandler):
+    """One executor for ``cfg.account_index``; the :class:`~shared.service.BatchHandler` of its
+    bus inputs (:meth:`gather`, :meth:`on_batch`, :meth:`after_commit`).
 
     Args:
         cfg: the stack config.
@@ -218,12 +218,12 @@ class ExecutorService:
         self._deferred_seen = 0
         # lockstep barrier: every other consumer group on market data, params and our exec stream
         self.intent_stream = self.bus.streams.intent(cfg.account_index)
-        self.quiet = StreamWatch(redis, cfg.ns, ("md:*", "params:*", f"exec:{cfg.account_index}"),
-                                 exclude_groups=(SERVICE,))
-        self._published_rank: OrderedDict[str, int] = OrderedDict()  # exec event id -> publication number
-        self._published_n = 0
-        self.barrier_waits = 0
-        self.barrier_timeouts = 0
+        self.lockstep = LockstepBarrier(
+            StreamWatch(redis, cfg.ns, ("md:*", "params:*", f"exec:{cfg.account_index}"), exclude_groups=(SERVICE,)),
+            self.intent_stream, ecfg.lockstep_order, ecfg.lockstep_timeout_s, self._stop)
+        self._cmds: list[OrderCommand] = []
+        self.loop = ConsumerLoop(SERVICE, Consumer(self.bus, self.inputs, SERVICE, consumer_name(SERVICE)), self,
+                                 self.seen, lock=self.io_lock)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -258,7 +258,7 @@ class ExecutorService:
                                     ping_interval_s=self.ecfg.ws_ping_interval_s,
                                     backoff_max_s=self.ecfg.ws_backoff_max_s)
             tasks.append(asyncio.create_task(self.feed.run(), name="account-feed"))
-            tasks.append(asyncio.create_task(self._consume(), name="consume"))
+            tasks.append(asyncio.create_task(self.loop.run(self._stop), name="consume"))
             if self.ecfg.order_check_s > 0:
                 tasks.append(asyncio.create_task(self._check_orders_loop(), name="order-check"))
             reconcile = asyncio.create_task(self._reconcile_loop(), name="reconcile")
@@ -553,129 +553,36 @@ class ExecutorService:
             await self._execute(cmds)
         return resolved
 
-    # ------------------------------------------------------------------ bus inputs
+    # ------------------------------------------------------------------ bus inputs (BatchHandler)
 
-    async def _consume(self) -> None:
-        consumer = Consumer(self.bus, self.inputs, SERVICE, consumer_name(SERVICE))
-        await consumer.start()
-        assert self.engine is not None
-        lag_task = asyncio.create_task(report_lag(consumer, SERVICE))
-        try:
-            await self._consume_loop(consumer)
-        finally:
-            lag_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lag_task
+    async def gather(self, consumer: Consumer, batch: list[Delivery]) -> list[Delivery]:
+        """With ``lockstep_barrier`` on and an intent in ``batch``: the lockstep batch
+        (:meth:`LockstepBarrier.gather`); else ``batch``."""
+        if self.ecfg.lockstep_barrier and self.lockstep.wants(batch):
+            return await self.lockstep.gather(consumer, batch)
+        return batch
 
-    async def _consume_loop(self, consumer: Consumer) -> None:
-        assert self.engine is not None
-        while not self._stop.is_set():
-            batch = await consumer.fetch()
-            if not batch:
-                continue
-            if self.ecfg.lockstep_barrier and any(d.stream == self.intent_stream for d in batch):
-                batch = await self._barrier(consumer, batch)
-            events: list[Event] = []
-            delivered = []
-            for d in batch:
-                if d.event is None:
-                    DEAD_LETTERS.labels(SERVICE, d.stream).inc()
-                    log.warning("dead letter from %s %s: %s", d.stream, d.entry_id, d.error)
-                    continue
-                EVENTS_IN.labels(SERVICE, d.stream).inc()
-                if not self.seen.add(d.event.id):
-                    DUPLICATES.labels(SERVICE, d.stream).inc()
-                    continue
-                events.append(d.event)
-                delivered.append(d)
-            async with self.io_lock:
-                t0 = time.perf_counter()
-                try:
-                    outs = self.engine.on_events(events)
-                    for _ in events:  # the batch is processed jointly (netting): each event's share
-                        PROCESSING_SECONDS.labels(SERVICE).observe((time.perf_counter() - t0) / len(events))
-                except Exception:  # an engine bug must not kill the service or lose the inputs
-                    log.exception("engine failed on a batch of %d events; retrying one by one", len(events))
-                    self.engine.take_commands()
-                    outs = self._one_by_one(delivered)
-                cmds = self.engine.take_commands()
-                await consumer.commit(batch, [(self.exec_stream, e) for e in outs], SERVICE)
-                self._observe(outs)
-            self.processed += len(events)
-            if cmds:
-                await self._execute(cmds)
-            else:
-                self._observe_budget()
+    async def on_batch(self, deliveries: list[Delivery]) -> list[tuple[str, Event]]:
+        """One engine step over the batch (``Engine.on_events``, jointly for netting; after an
+        engine error the events again one at a time, a failing one dead-lettered); runs under
+        the I/O lock. Its order commands are kept for :meth:`after_commit`."""
+        engine = self.engine
+        assert engine is not None
+        outs = feed_engine(SERVICE, deliveries, engine.on_event, on_events=engine.on_events,
+                           on_batch_error=engine.take_commands)
+        self._cmds = engine.take_commands()
+        self.processed += len(deliveries)
+        return [(self.exec_stream, e) for e in outs]
 
-    async def _barrier(self, consumer: Consumer, batch: list[Delivery]) -> list[Delivery]:
-        """Lockstep barrier (see module): wait for the other consumer groups to be idle, add what
-        a non-blocking read returns, repeat until it returns nothing; then order the batch as the
-        backtest would (other inputs in arrival order, then the intents in
-        :meth:`_backtest_order`)."""
-        self.barrier_waits += 1
-        while not self._stop.is_set():
-            if not await self._wait_quiet():
-                break
-            more = await consumer.fetch_new()
-            if not more:
-                break
-            batch = batch + more
-        rest = [d for d in batch if d.stream != self.intent_stream]
-        intents = [d for d in batch if d.stream == self.intent_stream]
-        return rest + self._backtest_order(intents)
-
-    async def _wait_quiet(self) -> bool:
-        """Poll until :attr:`quiet` reports every other group idle (True), or give up after
-        ``lockstep_timeout_s`` wall seconds (False, logged)."""
-        deadline = time.monotonic() + self.ecfg.lockstep_timeout_s
-        while True:
-            idle, _ = await self.quiet.poll()
-            if idle:
-                return True
-            if time.monotonic() > deadline or self._stop.is_set():
-                self.barrier_timeouts += 1
-                log.warning("lockstep barrier: the other consumers did not go idle within %.1fs; processing %s",
-                            self.ecfg.lockstep_timeout_s, "what was read")
-                return False
-            await asyncio.sleep(0.002)
-
-    def _backtest_order(self, intents: list[Delivery]) -> list[Delivery]:
-        """The intents of one barrier batch in the backtest's order (``lighter_stack/backtest/engine.py``:
-        strategies answering the executor's outputs are fed output by output, each output to the
-        strategies in registration order, before the strategies see the market-data event; the
-        answers to a market-data event come in registration order). Sort key: publication number
-        of the exec event that caused the intent (``causation_id``; other causes -- market data,
-        params -- after all exec events), then the strategy's position in ``lockstep_order``
-        (unlisted: after, by name), then arrival. Undecodable entries keep their place at the end."""
-        order = {name: i for i, name in enumerate(self.ecfg.lockstep_order)}
-        late = len(order)
-        never = self._published_n + 1
-
-        def key(item: tuple[int, Delivery]) -> tuple[int, int, str, int]:
-            k, d = item
-            ev = d.event
-            if ev is None:
-                return (never + 1, late, "", k)
-            cause = ev.causation_id
-            rank = self._published_rank.get(cause, never) if cause else never
-            name = str(getattr(ev, "strategy", ""))
-            return (rank, order.get(name, late), name, k)
-
-        return [d for _, d in sorted(enumerate(intents), key=key)]
-
-    def _one_by_one(self, delivered: Sequence[Delivery]) -> list[Event]:
-        """Feed events singly after a batch failed; an event that still fails is marked so that
-        ``Consumer.commit`` writes it to the dead-letter stream with the reason."""
-        assert self.engine is not None
-        outs: list[Event] = []
-        for d in delivered:
-            try:
-                outs.extend(self.engine.on_event(d.event))
-            except Exception as exc:
-                log.exception("engine failed on %s", d.event.id)
-                d.error = f"engine error: {type(exc).__name__}: {exc}"
-                DEAD_LETTERS.labels(SERVICE, d.stream).inc()
-        return outs
+    async def after_commit(self, deliveries: list[Delivery], outputs: list[tuple[str, Event]]) -> None:
+        """The outputs are published: observe them, then sign and send the step's commands
+        (at-most-once sending)."""
+        self._observe([e for _, e in outputs])
+        cmds, self._cmds = self._cmds, []
+        if cmds:
+            await self._execute(cmds)
+        else:
+            self._observe_budget()
 
     # ------------------------------------------------------------------ venue I/O
 
@@ -849,13 +756,8 @@ class ExecutorService:
 
     def _observe(self, events: Sequence[Event]) -> None:
         crosses: set[tuple[str | None, str]] = set()
-        if self.ecfg.lockstep_barrier:  # publication order of our outputs, for _backtest_order
-            ranks = self._published_rank
-            for ev in events:
-                self._published_n += 1
-                ranks[ev.id] = self._published_n
-            while len(ranks) > 100_000:
-                ranks.popitem(last=False)
+        if self.ecfg.lockstep_barrier:  # publication order of our outputs, for the lockstep order
+            self.lockstep.record(events)
         for ev in events:
             if isinstance(ev, Fill):
                 FILLS.labels(ev.market, ev.liquidity).inc()
