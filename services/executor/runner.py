@@ -73,7 +73,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
 from pydantic import SecretStr
 
 from shared.bus import EVENT_FIELD, Bus, Consumer, Delivery
@@ -96,7 +95,6 @@ from shared.events import (
 from shared.markets import MarketInfo
 from shared.metrics import (
     EVENTS_OUT,
-    PREFIX,
     start_http,
 )
 from shared.quiet import StreamWatch
@@ -112,51 +110,36 @@ from shared.service import (
 )
 
 from .config import ExecutorConfig
-from .engine import MAX_CLIENT_ORDER_INDEX, RATE_LIMITED, Engine, OrderCommand, StaleOrder
+from .engine import MAX_CLIENT_ORDER_INDEX, Engine, OrderCommand, StaleOrder
 from .lockstep import LockstepBarrier
+from .metrics import (
+    ACCOUNT_POSITION,
+    BUDGET_REMAINING,
+    BUDGET_USED,
+    DEFERRED_UPDATES,
+    FILLS,
+    GUARD_ENGAGED,
+    GUARD_ENGAGEMENTS,
+    INTERNAL_CROSSES,
+    ORDERS_SENT,
+    REJECTS,
+    REQUESTS_PER_MINUTE,
+    RESTORED_CONTROLS,
+    RESTORED_INTENTS,
+    RISK_STATE,
+    SELF_TRADE_REFUSALS,
+    STALE_RESOLVED,
+    STATE_VALUE,
+    STRATEGY_POSITION,
+)
 from .nonces import NonceError, NonceManager
+from .sending import send_chunk
 from .signer import Signer, SignError, generate_key
 from .venue import AccountFeed, LighterRest, SendResult, VenueError, iter_keyed
 
 log = logging.getLogger("executor")
 
 SERVICE = "executor"
-_P = f"{PREFIX}executor_"
-ORDERS_SENT = Counter(f"{_P}orders_sent_total", "Order transactions sent to the venue.", ["market", "side"])
-REJECTS = Counter(f"{_P}rejects_total", "Orders rejected (code 0 = refused locally).", ["code"])
-FILLS = Counter(f"{_P}fills_total", "Attributed fills published.", ["market", "liquidity"])
-INTERNAL_CROSSES = Counter(f"{_P}internal_crosses_total", "Internal crosses between strategies.", ["market"])
-NONCE_RESYNCS = Counter(f"{_P}nonce_resyncs_total", "Nonce resyncs from nextNonce after an error.")
-RISK_STATE = Gauge(f"{_P}risk_state", "Risk state: 0 running, 1 reducing, 2 halted.")
-ACCOUNT_POSITION = Gauge(f"{_P}account_position", "Account position (base units).", ["market"])
-STRATEGY_POSITION = Gauge(f"{_P}strategy_position", "Virtual position per strategy (base units).",
-                          ["strategy", "market"])
-SEND_SECONDS = Histogram(f"{_P}send_seconds", "Wall time of one sendTx/sendTxBatch round trip.",
-                         buckets=(1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0))
-GUARD_ENGAGED = Gauge(f"{_P}guard_engaged", "1 while a guard blocks a side (max_position, max_notional, self_trade).",
-                      ["guard", "market", "side"])
-GUARD_ENGAGEMENTS = Counter(f"{_P}guard_engagements_total", "Times a guard engaged.", ["guard", "market", "side"])
-SELF_TRADE_REFUSALS = Counter(f"{_P}self_trade_refusals_total",
-                              "Resting orders refused because they would cross our own resting order.", ["market"])
-REQUESTS = Counter(f"{_P}requests_total", "sendTx/sendTxBatch requests made.", ["endpoint"])
-REQUESTS_PER_MINUTE = Gauge(f"{_P}requests_per_minute",
-                            "sendTx/sendTxBatch requests in the rolling minute (engine, event time).")
-BUDGET_USED = Gauge(f"{_P}budget_used", "Request weight used in the rolling minute (engine, event time).")
-BUDGET_REMAINING = Gauge(f"{_P}budget_remaining", "Request weight left in the rolling minute (engine, event time).")
-DEFERRED_UPDATES = Counter(f"{_P}deferred_updates_total",
-                           "Quote/resting updates deferred for lack of request budget or during a 23000 back-off.")
-RATE_LIMITED_TOTAL = Counter(f"{_P}rate_limited_total", "Requests refused by the venue with 23000 (too many requests).")
-STALE_RESOLVED = Counter(f"{_P}stale_orders_resolved_total",
-                         "Stale orders (no final update within order_stale_s) resolved by a REST check: "
-                         "filled, canceled (canceled/expired), unknown (finished unfilled), cancel_resent.",
-                         ["how"])
-RESTORED_INTENTS = Counter(f"{_P}restored_intents_total",
-                           "Standing targets/resting wishes restored from the intent stream at start-up.")
-RESTORED_CONTROLS = Counter(f"{_P}restored_controls_total",
-                            "Operator Control events (kill/pause/resume/flatten) folded from the control stream "
-                            "at start-up.")
-VOLUME_QUOTA = Gauge(f"{_P}volume_quota_remaining", "volume_quota_remaining from the last sendTx/sendTxBatch response.")
-_STATE_VALUE = {"running": 0, "reducing": 1, "halted": 2}
 
 
 def resolve_key(cfg: StackConfig, ecfg: ExecutorConfig) -> SecretStr:
@@ -242,7 +225,7 @@ class ExecutorService(BatchHandler):
     async def run(self) -> int:
         """Run until :meth:`stop`; returns the exit code (0)."""
         http = await start_http(self.ecfg.http_port, self.health)
-        RISK_STATE.set(_STATE_VALUE["halted"])
+        RISK_STATE.set(STATE_VALUE["halted"])
         tasks: list[asyncio.Task] = []
         try:
             assert self._key is not None
@@ -610,73 +593,10 @@ class ExecutorService(BatchHandler):
         self._observe_budget()
         return results
 
-    def _sent(self, endpoint: str, res: SendResult) -> None:
-        REQUESTS.labels(endpoint).inc()
-        if res.volume_quota_remaining is not None:
-            VOLUME_QUOTA.set(res.volume_quota_remaining)
-        if res.code == RATE_LIMITED:
-            RATE_LIMITED_TOTAL.inc()
-            log.warning("%s: 23000 too many requests (%s); the engine backs off", endpoint, res.message)
-
     async def _send_chunk(self, chunk: list[OrderCommand]) -> list[SendResult]:
-        """Send up to ``batch_max_txs`` commands in one request (``sendTx`` for one); returns
-        one result per command. After a failed batch ``nextNonce`` says how many txs were
-        taken; the refused one keeps the error, later ones are sent again (up to three rounds;
-        not after 23000 or an unknown outcome)."""
-        if len(chunk) == 1:
-            return [await self._send(chunk[0])]
+        """One request for up to ``batch_max_txs`` commands (:func:`~services.executor.sending.send_chunk`)."""
         assert self.signer is not None
-        results: list[SendResult | None] = [None] * len(chunk)
-        todo = list(range(len(chunk)))
-        async with self.nonces.lock:
-            for _round in range(3):
-                if not todo:
-                    break
-                try:
-                    await self.nonces.ensure_synced()
-                except NonceError as exc:
-                    for i in todo:
-                        results[i] = SendResult(False, -1, str(exc))
-                    todo = []
-                    break
-                signed = []
-                for i in todo:
-                    nonce = self.nonces.allocate()
-                    try:
-                        signed.append((i, self.signer.sign(chunk[i], nonce)))
-                    except SignError as exc:
-                        self.nonces.release(nonce)
-                        results[i] = SendResult(False, -1, f"signing failed: {exc}")
-                todo = []
-                if not signed:
-                    break
-                t0 = time.perf_counter()
-                res = await self.rest.send_tx_batch([tx.tx_type for _, tx in signed], [tx.tx_info for _, tx in signed])
-                SEND_SECONDS.observe(time.perf_counter() - t0)
-                self._sent("sendTxBatch", res)
-                if res.ok:
-                    for k, (i, _tx) in enumerate(signed):
-                        h = res.tx_hashes[k] if k < len(res.tx_hashes) else ""
-                        results[i] = SendResult(True, 200, res.message, h, (h,), res.volume_quota_remaining)
-                    continue
-                try:
-                    taken = max(0, min(len(signed), await self.nonces.sync() - signed[0][1].nonce))
-                    NONCE_RESYNCS.inc()
-                except NonceError as exc:
-                    log.warning("batch failed (%s %s) and nextNonce too: %s", res.code, res.message, exc)
-                    for i, _tx in signed:
-                        results[i] = SendResult(False, None, f"{res.message}; outcome unknown: {exc}")
-                    break
-                for k, (i, _tx) in enumerate(signed):
-                    if k < taken:
-                        results[i] = SendResult(True, 200, "taken (batch)", "")
-                    elif res.code in (RATE_LIMITED, None) or (k == taken and res.code != 21104):
-                        results[i] = res
-                    else:
-                        todo.append(i)
-            for i in todo:
-                results[i] = SendResult(False, -1, "not sent: the batch kept failing")
-        return [r if r is not None else SendResult(False, -1, "not sent") for r in results]
+        return await send_chunk(self.rest, self.nonces, self.signer, chunk)
 
     def _observe_budget(self) -> None:
         e = self.engine
@@ -689,34 +609,6 @@ class ExecutorService(BatchHandler):
         if e.deferred_updates > self._deferred_seen:
             DEFERRED_UPDATES.inc(e.deferred_updates - self._deferred_seen)
             self._deferred_seen = e.deferred_updates
-
-    async def _send(self, cmd: OrderCommand) -> SendResult:
-        assert self.signer is not None
-        async with self.nonces.lock:
-            for attempt in range(2):
-                try:
-                    await self.nonces.ensure_synced()
-                except NonceError as exc:
-                    return SendResult(False, -1, str(exc))
-                nonce = self.nonces.allocate()
-                try:
-                    tx = self.signer.sign(cmd, nonce)
-                except SignError as exc:
-                    self.nonces.release(nonce)
-                    return SendResult(False, -1, f"signing failed: {exc}")
-                t0 = time.perf_counter()
-                res = await self.rest.send_tx(tx.tx_type, tx.tx_info)
-                SEND_SECONDS.observe(time.perf_counter() - t0)
-                self._sent("sendTx", res)
-                if res.ok:
-                    return res
-                self.nonces.report_error(res.code, nonce)
-                if self.nonces.needs_sync:
-                    NONCE_RESYNCS.inc()
-                if res.code == 21104 and attempt == 0:
-                    continue
-                return res
-        return SendResult(False, -1, "unreachable")  # pragma: no cover
 
     async def _on_feed_connected(self) -> None:
         self._feed_sessions += 1
@@ -771,7 +663,7 @@ class ExecutorService(BatchHandler):
                 STRATEGY_POSITION.labels(ev.strategy, ev.market).set(ev.position)
                 ACCOUNT_POSITION.labels(ev.market).set(ev.account_position)
             elif isinstance(ev, RiskState):
-                RISK_STATE.set(_STATE_VALUE.get(ev.state, 2))
+                RISK_STATE.set(STATE_VALUE.get(ev.state, 2))
                 log.info("risk state %s: %s", ev.state, ev.reason)
             elif isinstance(ev, GuardState):
                 GUARD_ENGAGED.labels(ev.guard, ev.market, ev.side).set(1 if ev.engaged else 0)
