@@ -13,8 +13,10 @@ Start-up (fail closed):
    average.
 4. The engine starts HALTED (``RiskState halted "starting: not reconciled yet"``). The account
    feed (WS) is started; reconciliation then syncs the nonce, reads positions
-   (``GET account``) and our resting orders (``accountActiveOrders`` per market, auth header),
-   cancels them (cancel-all tx 16) and waits for the account feed to be subscribed. It then
+   (``GET account``) and the account's resting orders (``accountActiveOrders`` per market, auth
+   header), cancels those of ``cancel_scope`` (default ``own``: the ones whose client order index
+   is ours, one cancel tx each; ``all``: one cancel-all tx 16; ``none``: none;
+   :meth:`ExecutorService._cancel_all_resting`) and waits for the account feed to be subscribed. It then
    reads the intent stream backwards (XREVRANGE: a read, not a consume -- the entries may be
    acked already) for the strategies' latest ``TargetPosition`` and resting wish per (strategy,
    market), back to ``max_intent_age_ms`` before the newest intent, and hands them to
@@ -22,8 +24,8 @@ Start-up (fail closed):
    are dropped there). With them it reads the whole control stream (XRANGE, also a read: the
    entries may be acked already), merged with the intents by Redis entry id, so the operator's
    ``kill``/``pause``/``flatten``/``resume`` survive a restart: after a kill the executor stays
-   HALTED until ``resume *`` (a kill in force also cancels the account's resting orders when
-   ``cancel_on_start`` is off); a flatten is resumed. The ids of the folded ``Control`` events
+   HALTED until ``resume *`` (a kill in force also cancels our resting orders, in that scope,
+   when ``cancel_on_start`` is off); a flatten is resumed. The ids of the folded ``Control`` events
    are marked seen, so the consumer group does not apply one again when it delivers an entry
    that arrived while the executor was down. Success -> RUNNING (HALTED after a kill, REDUCING
    while flattening); failure -> stays HALTED with the reason, retried every
@@ -60,8 +62,8 @@ path), an active order with a lost cancel through ``Engine.on_order_still_open``
 again), an order the venue does not know through ``Engine.on_order_unknown`` (finished unfilled).
 Counted in ``..._stale_orders_resolved_total{how}``.
 
-Shutdown (SIGTERM/SIGINT): stop consuming, cancel our resting orders (cancel-all), keep
-positions, close connections.
+Shutdown (SIGTERM/SIGINT): stop consuming, cancel the resting orders of ``cancel_scope`` (by
+default only ours), keep positions, close connections.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ from shared.events import (
     Event,
     Fill,
     GuardState,
+    OrderAccepted,
     OrderRejected,
     PositionSnapshot,
     QuoteIntent,
@@ -205,6 +208,7 @@ class ExecutorService(BatchHandler):
             StreamWatch(redis, cfg.ns, ("md:*", "params:*", f"exec:{cfg.account_index}"), exclude_groups=(SERVICE,)),
             self.intent_stream, ecfg.lockstep_order, ecfg.lockstep_timeout_s, self._stop)
         self._cmds: list[OrderCommand] = []
+        self.own_cois: set[int] = set()  # client order indices of OrderAccepted on the exec stream at start
         self.loop = ConsumerLoop(SERVICE, Consumer(self.bus, self.inputs, SERVICE, consumer_name(SERVICE)), self,
                                  self.seen, lock=self.io_lock)
 
@@ -300,6 +304,7 @@ class ExecutorService(BatchHandler):
         engine = Engine(self.ecfg, markets, self.cfg.account_index, next_client_order_index=start,
                         reconciled=False)
         engine.restore(history)
+        self.own_cois = {ev.client_order_index for ev in history if isinstance(ev, OrderAccepted)}
         self.engine = engine
         log.info("executor for account %d: markets %s, %d exec events folded, next client order index %d",
                  self.cfg.account_index, sorted(markets), len(history), engine.next_coi)
@@ -389,15 +394,50 @@ class ExecutorService(BatchHandler):
         return restored, len(controls)
 
     async def _cancel_all_resting(self) -> None:
-        """Cancel every resting order of the account (cancel-all, tx 16).
+        """Cancel the resting orders of ``cancel_scope`` (start, shutdown, a kill in force at
+        start): ``all`` -> one account-wide cancel-all (tx 16); ``own`` and ``none`` -> the
+        account's active orders whose client order index is ours (:meth:`_own_order_cancels`),
+        one cancel tx (15) each; other bots' orders on the account stay.
 
         Raises:
-            VenueError: the venue refused it.
+            VenueError: the venue refused a cancel, or listing the active orders failed.
         """
-        assert self.engine is not None
-        res = await self._execute([self.engine.cancel_all_command(time.time_ns())])
-        if not res[0].ok:
-            raise VenueError(f"cancel-all failed: {res[0].code} {res[0].message}")
+        engine = self.engine
+        assert engine is not None
+        if self.ecfg.cancel_scope == "all":
+            res = await self._execute([engine.cancel_all_command(time.time_ns())])
+            if not res[0].ok:
+                raise VenueError(f"cancel-all failed: {res[0].code} {res[0].message}")
+            return
+        cmds, others = await self._own_order_cancels()
+        log.info("canceling %d resting order(s) of ours; %d other order(s) on the account are left alone",
+                 len(cmds), others)
+        failed = [r for r in await self._execute(cmds) if not r.ok]
+        if failed:
+            raise VenueError(f"{len(failed)} of {len(cmds)} cancel(s) failed: {failed[0].code} {failed[0].message}")
+
+    async def _own_order_cancels(self) -> tuple[list[OrderCommand], int]:
+        """Cancel commands for the account's active orders (``accountActiveOrders`` per market,
+        auth) whose client order index is ours: one of an ``OrderAccepted`` on our exec stream
+        (folded at start, :attr:`own_cois`) or of a live order of the engine. Returns the
+        commands and the number of other active orders (not ours: left alone)."""
+        engine = self.engine
+        assert engine is not None
+        own = self.own_cois | set(engine.orders)
+        token = self._auth_token()
+        now = time.time_ns()
+        cmds: list[OrderCommand] = []
+        others = 0
+        for m in engine.markets.values():
+            for o in await self.rest.active_orders(self.cfg.account_index, m.market_id, token):
+                coi, order_index = _order_ids(o)
+                if coi and coi in own:
+                    cmds.append(OrderCommand(kind="cancel", market=m.symbol, market_id=m.market_id,
+                                             client_order_index=coi, order_index=order_index or coi,
+                                             cause_id="cancel_own", ts_event=now))
+                else:
+                    others += 1
+        return cmds, others
 
     async def _control_entries(self) -> list[tuple[tuple[int, int], Control]]:
         """The whole control stream, oldest first, as ``((ms, seq) of the entry id, Control)``:
@@ -675,17 +715,28 @@ class ExecutorService(BatchHandler):
             INTERNAL_CROSSES.labels(market).inc()
 
     async def _shutdown(self) -> None:
+        """On SIGTERM with ``cancel_on_shutdown``: cancel the resting orders of ``cancel_scope``
+        (:meth:`_cancel_all_resting`); positions are kept. Failures are logged, never raised."""
         engine = self.engine
         if engine is None or not self.ecfg.cancel_on_shutdown or self.nonces.next_nonce is None:
             return
-        log.info("shutdown: canceling resting orders (positions are kept)")
+        log.info("shutdown: canceling resting orders (%s; positions are kept)", self.ecfg.cancel_scope)
         try:
-            res = await asyncio.wait_for(self._execute([engine.cancel_all_command(time.time_ns())]),
-                                         self.ecfg.reconcile_timeout_s)
-            if not res[0].ok:
-                log.warning("shutdown cancel-all failed: %s %s", res[0].code, res[0].message)
+            await asyncio.wait_for(self._cancel_all_resting(), self.ecfg.reconcile_timeout_s)
         except Exception as exc:
-            log.warning("shutdown cancel-all failed: %s", exc)
+            log.warning("shutdown cancel failed: %s", exc)
+
+
+def _order_ids(order: dict[str, Any]) -> tuple[int, int]:
+    """``(client_order_index, order_index)`` of a venue order (``accountActiveOrders`` JSON);
+    0 for a missing or malformed field."""
+    out = []
+    for name in ("client_order_index", "order_index"):
+        try:
+            out.append(int(order.get(name) or 0))
+        except (TypeError, ValueError):
+            out.append(0)
+    return out[0], out[1]
 
 
 async def _amain(cfg: StackConfig) -> int:
