@@ -177,6 +177,8 @@ MEANING = {
         "reconcile_timeout_s": "timeout of one reconciliation",
         "cancel_on_start": "cancel our resting orders after reconciling",
         "cancel_on_shutdown": "cancel our resting orders on SIGTERM (positions are kept)",
+        "cancel_scope": "which orders those cancel: `own` (client order indices we placed; other bots' "
+                        "orders stay), `all` (account-wide cancel-all) or `none` (no cancel)",
         "paper_key": "`generate` (env key or a throwaway one) or `env` (require LIGHTER_API_PRIVATE_KEY)",
         "auth_token_ttl_s": "lifetime of the auth token for private channels",
         "ws_ping_interval_s": "account feed ping interval", "ws_backoff_max_s": "longest reconnect delay",

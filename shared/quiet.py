@@ -8,7 +8,7 @@ must equal the stream's ``last-generated-id``). Our consumers acknowledge an inp
 has also published everything its inputs caused.
 
 Used by venue-sim's lockstep pacing (:mod:`services.venue_sim.lockstep`: every group of the
-namespace) and by the executor's lockstep barrier (:mod:`services.executor.runner`: every group
+namespace) and by the executor's lockstep barrier (:mod:`services.executor.lockstep`: every group
 but its own, on the market-data and exec streams).
 """
 

@@ -4,6 +4,11 @@ An *engine* is plain synchronous Python: ``on_event(event) -> list[Event]``, no 
 clock, seeded randomness only. A *runner* (here :class:`EngineRunner`) reads the input streams,
 calls the engine, publishes the outputs and only then acknowledges the inputs, in one Redis
 transaction. Live, paper, replay and backtest run the same engines; only the runner differs.
+
+Every consuming service uses the one loop here: :class:`ConsumerLoop` (fetch, dead letters,
+dedup, commit) with a :class:`BatchHandler` (the service's part: what a batch produces, and a
+hook after the commit). :class:`EngineRunner` is the handler of the strategies; the executor and
+the ledger have their own handlers.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import signal
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Protocol
 
 from shared.bus import Bus, Consumer, Delivery
@@ -48,12 +53,12 @@ class SeenIds:
 
     def __init__(self, capacity: int = 200_000) -> None:
         self.capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._ids: OrderedDict[Hashable, None] = OrderedDict()
 
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._ids
 
-    def add(self, event_id: str) -> bool:
+    def add(self, event_id: Hashable) -> bool:
         """Record ``event_id``; return False if it was already there."""
         if event_id in self._ids:
             return False
@@ -68,8 +73,180 @@ def consumer_name(service: str) -> str:
     return f"{service}@{socket.gethostname()}:{os.getpid()}"
 
 
-class EngineRunner:
-    """Runs one engine against the bus.
+class BatchHandler:
+    """The service-specific part of consuming, driven by a :class:`ConsumerLoop`.
+
+    Override :meth:`on_batch`; the other hooks are optional. Per fetched batch the loop calls,
+    in order: :meth:`gather` (may add deliveries or reorder the batch), then screens each
+    delivery (undecodable -> dead letter; :meth:`reject_reason` -> dead letter with that reason;
+    :meth:`dedup_key` ``None`` -> acknowledged unhandled; a key seen before -> dropped as a
+    duplicate), then :meth:`on_batch` with the remaining deliveries, then ``Consumer.commit``
+    (outputs, dead letters and acknowledgements of the whole batch in one transaction), then
+    :meth:`after_commit`.
+    """
+
+    def dedup_key(self, event: Event) -> Hashable | None:
+        """Dedup key of ``event`` (default: its id); ``None`` = acknowledge it without handling."""
+        return event.id
+
+    def reject_reason(self, event: Event) -> str | None:
+        """Reason to dead-letter ``event`` instead of handling it (default: never)."""
+        return None
+
+    async def gather(self, consumer: Consumer, batch: list[Delivery]) -> list[Delivery]:
+        """The batch to process (default: ``batch`` as fetched). May read more with
+        ``consumer.fetch_new()``; every delivery returned is committed."""
+        return batch
+
+    async def on_batch(self, deliveries: list[Delivery]) -> list[tuple[str, Event]] | None:
+        """Process the screened deliveries (decoded, valid, new; possibly none). Returns the
+        ``(stream, event)`` outputs to publish atomically with the acknowledgement, or ``None``
+        to commit nothing (the whole batch stays pending, e.g. stopped before a DB write
+        succeeded). Setting ``d.error`` on a delivery dead-letters it with that reason."""
+        raise NotImplementedError
+
+    async def after_commit(self, deliveries: list[Delivery], outputs: list[tuple[str, Event]]) -> None:
+        """Runs after the commit, outside the loop's lock (default: nothing); e.g. send the
+        orders the committed outputs announced."""
+
+
+class ConsumerLoop:
+    """The one consume loop: fetch -> screen (dead letters, duplicates) -> handler -> commit
+    (publish + dead-letter + ack in one transaction) -> after-commit hook. See
+    :class:`BatchHandler` for the protocol.
+
+    Delivery is at-least-once (:class:`shared.bus.Consumer`: own pending entries first after a
+    restart, then entries of dead consumers claimed after ``claim_idle_ms``), processing once:
+    keys seen before (:class:`SeenIds`) are dropped.
+
+    Args:
+        service: metric label and ``service`` field of dead letters.
+        consumer: the group reader.
+        handler: the service's part.
+        seen: the dedup set (default: a new :class:`SeenIds`); pass one to mark ids seen from
+            outside (e.g. events already folded at start-up).
+        lock: held from screening to the end of the commit (e.g. the executor's I/O lock, so
+            venue reports are not processed in between).
+    """
+
+    def __init__(self, service: str, consumer: Consumer, handler: BatchHandler, seen: SeenIds | None = None,
+                 lock: asyncio.Lock | None = None) -> None:
+        self.service = service
+        self.consumer = consumer
+        self.handler = handler
+        self.seen = seen if seen is not None else SeenIds()
+        self.lock = lock
+        self.dead_letters = 0
+        self.duplicates = 0
+        self.batches = 0
+
+    def _dead(self, d: Delivery) -> None:
+        self.dead_letters += 1
+        DEAD_LETTERS.labels(self.service, d.stream).inc()
+        log.warning("dead letter from %s %s: %s", d.stream, d.entry_id, d.error)
+
+    def screen(self, batch: Sequence[Delivery]) -> list[Delivery]:
+        """The deliveries of ``batch`` to hand to the handler, in order: undecodable and
+        rejected ones get ``error`` set (``commit`` dead-letters them), ones whose
+        :meth:`BatchHandler.dedup_key` is ``None`` or seen before are left out (and acknowledged)."""
+        out: list[Delivery] = []
+        for d in batch:
+            if d.event is None:
+                self._dead(d)
+                continue
+            EVENTS_IN.labels(self.service, d.stream).inc()
+            reason = self.handler.reject_reason(d.event)
+            if reason is not None:
+                d.error = reason
+                self._dead(d)
+                continue
+            key = self.handler.dedup_key(d.event)
+            if key is None:
+                continue
+            if not self.seen.add(key):
+                self.duplicates += 1
+                DUPLICATES.labels(self.service, d.stream).inc()
+                continue
+            out.append(d)
+        return out
+
+    async def step(self, batch: list[Delivery]) -> bool:
+        """Process one fetched batch (see :class:`BatchHandler`). Returns False when the handler
+        committed nothing (the batch stays pending)."""
+        batch = await self.handler.gather(self.consumer, batch)
+        async with self.lock if self.lock is not None else contextlib.nullcontext():
+            deliveries = self.screen(batch)
+            outputs = await self.handler.on_batch(deliveries)
+            if outputs is None:
+                return False
+            await self.consumer.commit(batch, outputs, self.service)
+        for stream, _ev in outputs:
+            EVENTS_OUT.labels(self.service, stream).inc()
+        self.batches += 1
+        await self.handler.after_commit(deliveries, outputs)
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Create the consumer groups, then fetch and :meth:`step` until ``stop`` is set;
+        reports the consumer lag meanwhile (:func:`report_lag`)."""
+        await self.consumer.start()
+        lag_task = asyncio.create_task(report_lag(self.consumer, self.service))
+        try:
+            while not stop.is_set():
+                batch = await self.consumer.fetch()
+                if batch:
+                    await self.step(batch)
+        finally:
+            lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag_task
+
+
+def feed_engine(service: str, deliveries: Sequence[Delivery], on_event: Callable[[Event], list[Event]],
+                on_events: Callable[[list[Event]], list[Event]] | None = None,
+                on_batch_error: Callable[[], object] | None = None) -> list[Event]:
+    """Feed the events of ``deliveries`` to an engine and return what it produced, in order.
+
+    With ``on_events`` the events go in jointly (one call; ``PROCESSING_SECONDS`` gets each
+    event's share of it); if that raises, ``on_batch_error()`` runs (e.g. to drop half-made
+    order commands) and the events are fed one at a time through ``on_event``. An event whose
+    ``on_event`` raises gets ``d.error = "engine error: <Type>: <message>"`` (``Consumer.commit``
+    dead-letters it with that reason) and produces nothing; an engine bug never kills the
+    service nor loses the input.
+    """
+    if on_events is not None:
+        events = [d.event for d in deliveries if d.event is not None]
+        t0 = time.perf_counter()
+        try:
+            outs = on_events(events)
+        except Exception:
+            log.exception("engine failed on a batch of %d events; retrying one by one", len(events))
+            if on_batch_error is not None:
+                on_batch_error()
+        else:
+            for _ in events:
+                PROCESSING_SECONDS.labels(service).observe((time.perf_counter() - t0) / len(events))
+            return outs
+    outs = []
+    for d in deliveries:
+        assert d.event is not None
+        t0 = time.perf_counter()
+        try:
+            produced = on_event(d.event)
+        except Exception as exc:
+            log.exception("engine failed on %s", d.event.id)
+            d.error = f"engine error: {type(exc).__name__}: {exc}"
+            DEAD_LETTERS.labels(service, d.stream).inc()
+            continue
+        PROCESSING_SECONDS.labels(service).observe(time.perf_counter() - t0)
+        outs.extend(produced)
+    return outs
+
+
+class EngineRunner(BatchHandler):
+    """Runs one engine against the bus through a :class:`ConsumerLoop`: each screened event
+    goes to ``engine.on_event`` (:func:`feed_engine`; a failing event is dead-lettered), its
+    outputs are routed and published with the acknowledgement.
 
     Args:
         service: service instance name (metric label, consumer group, ``source`` of outputs).
@@ -80,7 +257,7 @@ class EngineRunner:
         group: consumer group name (default: ``service``).
         http_port: port of ``/health`` and ``/metrics`` (0 = none).
         claim_idle_ms: see :class:`shared.bus.Consumer`.
-        on_idle: optional callback run when a read returns nothing (e.g. to flush state).
+        consumer: consumer name inside the group (default :func:`consumer_name`).
     """
 
     def __init__(self, service: str, engine: Engine, bus: Bus, inputs: Sequence[str],
@@ -95,6 +272,7 @@ class EngineRunner:
                                  claim_idle_ms=claim_idle_ms)
         self.http_port = http_port
         self.seen = SeenIds()
+        self.loop = ConsumerLoop(service, self.consumer, self, self.seen)
         self.processed = 0
         self.started_at = time.time()
         self.last_event_at = 0.0
@@ -109,52 +287,22 @@ class EngineRunner:
         """Ask :meth:`run` to finish after the current batch."""
         self._stop.set()
 
-    def process(self, batch: Sequence[Delivery]) -> list[tuple[str, Event]]:
-        """Feed a batch to the engine; returns routed outputs. Undecodable entries and events
-        already seen are skipped (the former are dead-lettered by ``commit``)."""
-        outputs: list[tuple[str, Event]] = []
-        for d in batch:
-            if d.event is None:
-                DEAD_LETTERS.labels(self.service, d.stream).inc()
-                log.warning("dead letter from %s %s: %s", d.stream, d.entry_id, d.error)
-                continue
-            EVENTS_IN.labels(self.service, d.stream).inc()
-            if not self.seen.add(d.event.id):
-                DUPLICATES.labels(self.service, d.stream).inc()
-                continue
-            t0 = time.perf_counter()
-            try:
-                produced = self.engine.on_event(d.event)
-            except Exception as exc:  # an engine bug must not kill the service or lose the input
-                log.exception("engine failed on %s", d.event.id)
-                d.error = f"engine error: {type(exc).__name__}: {exc}"
-                DEAD_LETTERS.labels(self.service, d.stream).inc()
-                continue
-            PROCESSING_SECONDS.labels(self.service).observe(time.perf_counter() - t0)
-            for ev in produced:
-                stream = self.route(ev)
-                outputs.append((stream, ev))
-                EVENTS_OUT.labels(self.service, stream).inc()
-            self.processed += 1
-        return outputs
+    async def on_batch(self, deliveries: list[Delivery]) -> list[tuple[str, Event]]:
+        """Feed each event to the engine; returns the routed outputs."""
+        produced = feed_engine(self.service, deliveries, self.engine.on_event)
+        self.processed += sum(1 for d in deliveries if d.error is None)
+        return [(self.route(ev), ev) for ev in produced]
+
+    async def after_commit(self, deliveries: list[Delivery], outputs: list[tuple[str, Event]]) -> None:
+        """Note the time of the last committed batch."""
+        self.last_event_at = time.time()
 
     async def run(self) -> None:
         """Consume until :meth:`stop` is called (or SIGTERM/SIGINT when run by :func:`run_service`)."""
-        await self.consumer.start()
         http = await start_http(self.http_port, self.health)
-        lag_task = asyncio.create_task(report_lag(self.consumer, self.service))
         try:
-            while not self._stop.is_set():
-                batch = await self.consumer.fetch()
-                if not batch:
-                    continue
-                outputs = self.process(batch)
-                await self.consumer.commit(batch, outputs, self.service)
-                self.last_event_at = time.time()
+            await self.loop.run(self._stop)
         finally:
-            lag_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lag_task
             await http.cleanup()
 
 

@@ -21,6 +21,7 @@ Example (the defaults)::
         reconcile_timeout_s: 10
         cancel_on_start: true
         cancel_on_shutdown: true
+        cancel_scope: own             # which resting orders those cancel: own | all | none
         paper_key: generate           # generate | env
         auth_token_ttl_s: 3600
         ws_ping_interval_s: 30
@@ -48,7 +49,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TIER_REQUESTS_PER_MINUTE = {"standard": 60, "premium": 24_000}
 """Lighter REST budget per rolling minute by account tier (weight units)."""
@@ -83,8 +84,17 @@ class ExecutorConfig(BaseModel):
         reconcile_retry_s: seconds between reconciliation attempts while halted by a failed
             reconciliation.
         reconcile_timeout_s: timeout of each REST call during reconciliation (s).
-        cancel_on_start / cancel_on_shutdown: cancel the account's resting orders (cancel-all
-            tx) during reconciliation / on SIGTERM.
+        cancel_on_start / cancel_on_shutdown: cancel resting orders (those of ``cancel_scope``)
+            during reconciliation / on SIGTERM.
+        cancel_scope: which resting orders the start and shutdown cancels touch. ``own``
+            (default; safe when other bots trade the same account): only the account's active
+            orders (``accountActiveOrders`` per market) whose client order index is ours -- one
+            of an ``OrderAccepted`` on our exec stream (folded at start) or of an order the
+            engine holds live -- each canceled by its own cancel tx. ``all``: one account-wide
+            cancel-all tx (every resting order of the account, other bots' too). ``none``: no
+            cancel at start or shutdown (as ``cancel_on_start: false`` and
+            ``cancel_on_shutdown: false``). A kill switch in force at start cancels like a
+            live ``kill`` does, account-wide, whatever the scope.
         paper_key: in paper mode, ``generate`` uses ``LIGHTER_API_PRIVATE_KEY`` when set and
             otherwise a throwaway key generated at start (venue-sim does not verify
             signatures); ``env`` requires the environment variable as in live mode.
@@ -143,6 +153,7 @@ class ExecutorConfig(BaseModel):
     reconcile_timeout_s: float = Field(default=10.0, gt=0)
     cancel_on_start: bool = True
     cancel_on_shutdown: bool = True
+    cancel_scope: Literal["own", "all", "none"] = "own"
     paper_key: Literal["generate", "env"] = "generate"
     auth_token_ttl_s: int = Field(default=3600, ge=60, le=8 * 3600)
     ws_ping_interval_s: float = Field(default=30.0, gt=0)
@@ -159,6 +170,14 @@ class ExecutorConfig(BaseModel):
     lockstep_barrier: bool = False
     lockstep_order: list[str] = Field(default_factory=list)
     lockstep_timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _scope_none_cancels_nothing(self) -> ExecutorConfig:
+        """``cancel_scope: none`` turns both ``cancel_on_start`` and ``cancel_on_shutdown`` off."""
+        if self.cancel_scope == "none":
+            self.cancel_on_start = False
+            self.cancel_on_shutdown = False
+        return self
 
     def position_limit(self, market: str) -> float:
         """Maximum absolute account position in ``market`` (base units): ``max_position``, else

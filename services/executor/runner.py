@@ -13,8 +13,10 @@ Start-up (fail closed):
    average.
 4. The engine starts HALTED (``RiskState halted "starting: not reconciled yet"``). The account
    feed (WS) is started; reconciliation then syncs the nonce, reads positions
-   (``GET account``) and our resting orders (``accountActiveOrders`` per market, auth header),
-   cancels them (cancel-all tx 16) and waits for the account feed to be subscribed. It then
+   (``GET account``) and the account's resting orders (``accountActiveOrders`` per market, auth
+   header), cancels those of ``cancel_scope`` (default ``own``: the ones whose client order index
+   is ours, one cancel tx each; ``all``: one cancel-all tx 16; ``none``: none;
+   :meth:`ExecutorService._cancel_all_resting`) and waits for the account feed to be subscribed. It then
    reads the intent stream backwards (XREVRANGE: a read, not a consume -- the entries may be
    acked already) for the strategies' latest ``TargetPosition`` and resting wish per (strategy,
    market), back to ``max_intent_age_ms`` before the newest intent, and hands them to
@@ -22,31 +24,26 @@ Start-up (fail closed):
    are dropped there). With them it reads the whole control stream (XRANGE, also a read: the
    entries may be acked already), merged with the intents by Redis entry id, so the operator's
    ``kill``/``pause``/``flatten``/``resume`` survive a restart: after a kill the executor stays
-   HALTED until ``resume *`` (a kill in force also cancels the account's resting orders when
-   ``cancel_on_start`` is off); a flatten is resumed. The ids of the folded ``Control`` events
+   HALTED until ``resume *`` (a kill in force also cancels our resting orders, in that scope,
+   when ``cancel_on_start`` is off); a flatten is resumed. The ids of the folded ``Control`` events
    are marked seen, so the consumer group does not apply one again when it delivers an entry
    that arrived while the executor was down. Success -> RUNNING (HALTED after a kill, REDUCING
    while flattening); failure -> stays HALTED with the reason, retried every
    ``reconcile_retry_s``.
 
 Running: one consumer (group ``executor``) over ``{ns}:intent:{account}``, ``{ns}:control`` and
-``{ns}:md:book:{SYM}``. Each batch goes to ``Engine.on_events``; its events are published with
-``Consumer.commit`` (atomic with the acks, undecodable entries go to the DLQ) and only then are
-its order commands signed and sent (at-most-once sending: a crash between commit and send loses
+``{ns}:md:book:{SYM}``, through the shared :class:`~shared.service.ConsumerLoop` (this service is
+its handler). Each batch goes to ``Engine.on_events`` (after an engine error: one event at a
+time, a failing one dead-lettered); its events are published with ``Consumer.commit`` (atomic
+with the acks, undecodable entries go to the DLQ) and only then are its order commands signed
+and sent (at-most-once sending: a crash between commit and send loses
 the order, never duplicates it). Send results and account-feed reports go through the engine
 and are published with ``Bus.publish``. One lock serialises sends and feed processing, so an
 ``OrderAccepted`` is published before the fills of that order.
 
 Lockstep barrier (``lockstep_barrier``, off by default; ``lighter-stack demo --lockstep`` turns
-it on): when a read returns intents, the runner first waits until every *other* consumer group
-on the namespace's ``md:*``, ``params:*`` and exec streams is idle (:class:`shared.quiet.StreamWatch`:
-pending 0, lag 0 -- the strategies have consumed everything and, since they acknowledge together
-with publishing, published every intent it caused), reads again without blocking and repeats
-until nothing new arrives. The whole set is one engine batch, as in the backtest, so opposite
-targets of strategies reacting to the same event cross internally whatever order their intents
-arrive in. The intents of that batch come after the other inputs (market data, controls) and
-are sorted as the backtest feeds them (:meth:`ExecutorService._backtest_order`), because the
-engine's netting allocates FIFO by intent order.
+it on): a read that returns intents is completed and ordered as the backtest would feed it
+before it becomes one engine batch; see :mod:`services.executor.lockstep`.
 
 Sending: the commands of one engine step (one consumer batch, or one account-feed message) are
 signed with consecutive nonces and sent together, in chunks of ``batch_max_txs`` (15): a single
@@ -65,8 +62,8 @@ path), an active order with a lost cancel through ``Engine.on_order_still_open``
 again), an order the venue does not know through ``Engine.on_order_unknown`` (finished unfilled).
 Counted in ``..._stale_orders_resolved_total{how}``.
 
-Shutdown (SIGTERM/SIGINT): stop consuming, cancel our resting orders (cancel-all), keep
-positions, close connections.
+Shutdown (SIGTERM/SIGINT): stop consuming, cancel the resting orders of ``cancel_scope`` (by
+default only ours), keep positions, close connections.
 """
 
 from __future__ import annotations
@@ -75,11 +72,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
 from pydantic import SecretStr
 
 from shared.bus import EVENT_FIELD, Bus, Consumer, Delivery
@@ -91,6 +86,7 @@ from shared.events import (
     Event,
     Fill,
     GuardState,
+    OrderAccepted,
     OrderRejected,
     PositionSnapshot,
     QuoteIntent,
@@ -101,63 +97,52 @@ from shared.events import (
 )
 from shared.markets import MarketInfo
 from shared.metrics import (
-    DEAD_LETTERS,
-    DUPLICATES,
-    EVENTS_IN,
     EVENTS_OUT,
-    PREFIX,
-    PROCESSING_SECONDS,
     start_http,
 )
 from shared.quiet import StreamWatch
 from shared.redis_util import async_client, resolve_redis_url
-from shared.service import SeenIds, consumer_name, install_stop_handlers, report_lag, setup_logging
+from shared.service import (
+    BatchHandler,
+    ConsumerLoop,
+    SeenIds,
+    consumer_name,
+    feed_engine,
+    install_stop_handlers,
+    setup_logging,
+)
 
 from .config import ExecutorConfig
-from .engine import MAX_CLIENT_ORDER_INDEX, RATE_LIMITED, Engine, OrderCommand, StaleOrder
+from .engine import MAX_CLIENT_ORDER_INDEX, Engine, OrderCommand, StaleOrder
+from .lockstep import LockstepBarrier
+from .metrics import (
+    ACCOUNT_POSITION,
+    BUDGET_REMAINING,
+    BUDGET_USED,
+    DEFERRED_UPDATES,
+    FILLS,
+    GUARD_ENGAGED,
+    GUARD_ENGAGEMENTS,
+    INTERNAL_CROSSES,
+    ORDERS_SENT,
+    REJECTS,
+    REQUESTS_PER_MINUTE,
+    RESTORED_CONTROLS,
+    RESTORED_INTENTS,
+    RISK_STATE,
+    SELF_TRADE_REFUSALS,
+    STALE_RESOLVED,
+    STATE_VALUE,
+    STRATEGY_POSITION,
+)
 from .nonces import NonceError, NonceManager
+from .sending import send_chunk
 from .signer import Signer, SignError, generate_key
 from .venue import AccountFeed, LighterRest, SendResult, VenueError, iter_keyed
 
 log = logging.getLogger("executor")
 
 SERVICE = "executor"
-_P = f"{PREFIX}executor_"
-ORDERS_SENT = Counter(f"{_P}orders_sent_total", "Order transactions sent to the venue.", ["market", "side"])
-REJECTS = Counter(f"{_P}rejects_total", "Orders rejected (code 0 = refused locally).", ["code"])
-FILLS = Counter(f"{_P}fills_total", "Attributed fills published.", ["market", "liquidity"])
-INTERNAL_CROSSES = Counter(f"{_P}internal_crosses_total", "Internal crosses between strategies.", ["market"])
-NONCE_RESYNCS = Counter(f"{_P}nonce_resyncs_total", "Nonce resyncs from nextNonce after an error.")
-RISK_STATE = Gauge(f"{_P}risk_state", "Risk state: 0 running, 1 reducing, 2 halted.")
-ACCOUNT_POSITION = Gauge(f"{_P}account_position", "Account position (base units).", ["market"])
-STRATEGY_POSITION = Gauge(f"{_P}strategy_position", "Virtual position per strategy (base units).",
-                          ["strategy", "market"])
-SEND_SECONDS = Histogram(f"{_P}send_seconds", "Wall time of one sendTx/sendTxBatch round trip.",
-                         buckets=(1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0))
-GUARD_ENGAGED = Gauge(f"{_P}guard_engaged", "1 while a guard blocks a side (max_position, max_notional, self_trade).",
-                      ["guard", "market", "side"])
-GUARD_ENGAGEMENTS = Counter(f"{_P}guard_engagements_total", "Times a guard engaged.", ["guard", "market", "side"])
-SELF_TRADE_REFUSALS = Counter(f"{_P}self_trade_refusals_total",
-                              "Resting orders refused because they would cross our own resting order.", ["market"])
-REQUESTS = Counter(f"{_P}requests_total", "sendTx/sendTxBatch requests made.", ["endpoint"])
-REQUESTS_PER_MINUTE = Gauge(f"{_P}requests_per_minute",
-                            "sendTx/sendTxBatch requests in the rolling minute (engine, event time).")
-BUDGET_USED = Gauge(f"{_P}budget_used", "Request weight used in the rolling minute (engine, event time).")
-BUDGET_REMAINING = Gauge(f"{_P}budget_remaining", "Request weight left in the rolling minute (engine, event time).")
-DEFERRED_UPDATES = Counter(f"{_P}deferred_updates_total",
-                           "Quote/resting updates deferred for lack of request budget or during a 23000 back-off.")
-RATE_LIMITED_TOTAL = Counter(f"{_P}rate_limited_total", "Requests refused by the venue with 23000 (too many requests).")
-STALE_RESOLVED = Counter(f"{_P}stale_orders_resolved_total",
-                         "Stale orders (no final update within order_stale_s) resolved by a REST check: "
-                         "filled, canceled (canceled/expired), unknown (finished unfilled), cancel_resent.",
-                         ["how"])
-RESTORED_INTENTS = Counter(f"{_P}restored_intents_total",
-                           "Standing targets/resting wishes restored from the intent stream at start-up.")
-RESTORED_CONTROLS = Counter(f"{_P}restored_controls_total",
-                            "Operator Control events (kill/pause/resume/flatten) folded from the control stream "
-                            "at start-up.")
-VOLUME_QUOTA = Gauge(f"{_P}volume_quota_remaining", "volume_quota_remaining from the last sendTx/sendTxBatch response.")
-_STATE_VALUE = {"running": 0, "reducing": 1, "halted": 2}
 
 
 def resolve_key(cfg: StackConfig, ecfg: ExecutorConfig) -> SecretStr:
@@ -182,8 +167,9 @@ def resolve_key(cfg: StackConfig, ecfg: ExecutorConfig) -> SecretStr:
     return generate_key()
 
 
-class ExecutorService:
-    """One executor for ``cfg.account_index``.
+class ExecutorService(BatchHandler):
+    """One executor for ``cfg.account_index``; the :class:`~shared.service.BatchHandler` of its
+    bus inputs (:meth:`gather`, :meth:`on_batch`, :meth:`after_commit`).
 
     Args:
         cfg: the stack config.
@@ -218,12 +204,13 @@ class ExecutorService:
         self._deferred_seen = 0
         # lockstep barrier: every other consumer group on market data, params and our exec stream
         self.intent_stream = self.bus.streams.intent(cfg.account_index)
-        self.quiet = StreamWatch(redis, cfg.ns, ("md:*", "params:*", f"exec:{cfg.account_index}"),
-                                 exclude_groups=(SERVICE,))
-        self._published_rank: OrderedDict[str, int] = OrderedDict()  # exec event id -> publication number
-        self._published_n = 0
-        self.barrier_waits = 0
-        self.barrier_timeouts = 0
+        self.lockstep = LockstepBarrier(
+            StreamWatch(redis, cfg.ns, ("md:*", "params:*", f"exec:{cfg.account_index}"), exclude_groups=(SERVICE,)),
+            self.intent_stream, ecfg.lockstep_order, ecfg.lockstep_timeout_s, self._stop)
+        self._cmds: list[OrderCommand] = []
+        self.own_cois: set[int] = set()  # client order indices of OrderAccepted on the exec stream at start
+        self.loop = ConsumerLoop(SERVICE, Consumer(self.bus, self.inputs, SERVICE, consumer_name(SERVICE)), self,
+                                 self.seen, lock=self.io_lock)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -242,7 +229,7 @@ class ExecutorService:
     async def run(self) -> int:
         """Run until :meth:`stop`; returns the exit code (0)."""
         http = await start_http(self.ecfg.http_port, self.health)
-        RISK_STATE.set(_STATE_VALUE["halted"])
+        RISK_STATE.set(STATE_VALUE["halted"])
         tasks: list[asyncio.Task] = []
         try:
             assert self._key is not None
@@ -258,7 +245,7 @@ class ExecutorService:
                                     ping_interval_s=self.ecfg.ws_ping_interval_s,
                                     backoff_max_s=self.ecfg.ws_backoff_max_s)
             tasks.append(asyncio.create_task(self.feed.run(), name="account-feed"))
-            tasks.append(asyncio.create_task(self._consume(), name="consume"))
+            tasks.append(asyncio.create_task(self.loop.run(self._stop), name="consume"))
             if self.ecfg.order_check_s > 0:
                 tasks.append(asyncio.create_task(self._check_orders_loop(), name="order-check"))
             reconcile = asyncio.create_task(self._reconcile_loop(), name="reconcile")
@@ -317,6 +304,7 @@ class ExecutorService:
         engine = Engine(self.ecfg, markets, self.cfg.account_index, next_client_order_index=start,
                         reconciled=False)
         engine.restore(history)
+        self.own_cois = {ev.client_order_index for ev in history if isinstance(ev, OrderAccepted)}
         self.engine = engine
         log.info("executor for account %d: markets %s, %d exec events folded, next client order index %d",
                  self.cfg.account_index, sorted(markets), len(history), engine.next_coi)
@@ -406,15 +394,50 @@ class ExecutorService:
         return restored, len(controls)
 
     async def _cancel_all_resting(self) -> None:
-        """Cancel every resting order of the account (cancel-all, tx 16).
+        """Cancel the resting orders of ``cancel_scope`` (start, shutdown, a kill in force at
+        start): ``all`` -> one account-wide cancel-all (tx 16); ``own`` and ``none`` -> the
+        account's active orders whose client order index is ours (:meth:`_own_order_cancels`),
+        one cancel tx (15) each; other bots' orders on the account stay.
 
         Raises:
-            VenueError: the venue refused it.
+            VenueError: the venue refused a cancel, or listing the active orders failed.
         """
-        assert self.engine is not None
-        res = await self._execute([self.engine.cancel_all_command(time.time_ns())])
-        if not res[0].ok:
-            raise VenueError(f"cancel-all failed: {res[0].code} {res[0].message}")
+        engine = self.engine
+        assert engine is not None
+        if self.ecfg.cancel_scope == "all":
+            res = await self._execute([engine.cancel_all_command(time.time_ns())])
+            if not res[0].ok:
+                raise VenueError(f"cancel-all failed: {res[0].code} {res[0].message}")
+            return
+        cmds, others = await self._own_order_cancels()
+        log.info("canceling %d resting order(s) of ours; %d other order(s) on the account are left alone",
+                 len(cmds), others)
+        failed = [r for r in await self._execute(cmds) if not r.ok]
+        if failed:
+            raise VenueError(f"{len(failed)} of {len(cmds)} cancel(s) failed: {failed[0].code} {failed[0].message}")
+
+    async def _own_order_cancels(self) -> tuple[list[OrderCommand], int]:
+        """Cancel commands for the account's active orders (``accountActiveOrders`` per market,
+        auth) whose client order index is ours: one of an ``OrderAccepted`` on our exec stream
+        (folded at start, :attr:`own_cois`) or of a live order of the engine. Returns the
+        commands and the number of other active orders (not ours: left alone)."""
+        engine = self.engine
+        assert engine is not None
+        own = self.own_cois | set(engine.orders)
+        token = self._auth_token()
+        now = time.time_ns()
+        cmds: list[OrderCommand] = []
+        others = 0
+        for m in engine.markets.values():
+            for o in await self.rest.active_orders(self.cfg.account_index, m.market_id, token):
+                coi, order_index = _order_ids(o)
+                if coi and coi in own:
+                    cmds.append(OrderCommand(kind="cancel", market=m.symbol, market_id=m.market_id,
+                                             client_order_index=coi, order_index=order_index or coi,
+                                             cause_id="cancel_own", ts_event=now))
+                else:
+                    others += 1
+        return cmds, others
 
     async def _control_entries(self) -> list[tuple[tuple[int, int], Control]]:
         """The whole control stream, oldest first, as ``((ms, seq) of the entry id, Control)``:
@@ -553,129 +576,36 @@ class ExecutorService:
             await self._execute(cmds)
         return resolved
 
-    # ------------------------------------------------------------------ bus inputs
+    # ------------------------------------------------------------------ bus inputs (BatchHandler)
 
-    async def _consume(self) -> None:
-        consumer = Consumer(self.bus, self.inputs, SERVICE, consumer_name(SERVICE))
-        await consumer.start()
-        assert self.engine is not None
-        lag_task = asyncio.create_task(report_lag(consumer, SERVICE))
-        try:
-            await self._consume_loop(consumer)
-        finally:
-            lag_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lag_task
+    async def gather(self, consumer: Consumer, batch: list[Delivery]) -> list[Delivery]:
+        """With ``lockstep_barrier`` on and an intent in ``batch``: the lockstep batch
+        (:meth:`LockstepBarrier.gather`); else ``batch``."""
+        if self.ecfg.lockstep_barrier and self.lockstep.wants(batch):
+            return await self.lockstep.gather(consumer, batch)
+        return batch
 
-    async def _consume_loop(self, consumer: Consumer) -> None:
-        assert self.engine is not None
-        while not self._stop.is_set():
-            batch = await consumer.fetch()
-            if not batch:
-                continue
-            if self.ecfg.lockstep_barrier and any(d.stream == self.intent_stream for d in batch):
-                batch = await self._barrier(consumer, batch)
-            events: list[Event] = []
-            delivered = []
-            for d in batch:
-                if d.event is None:
-                    DEAD_LETTERS.labels(SERVICE, d.stream).inc()
-                    log.warning("dead letter from %s %s: %s", d.stream, d.entry_id, d.error)
-                    continue
-                EVENTS_IN.labels(SERVICE, d.stream).inc()
-                if not self.seen.add(d.event.id):
-                    DUPLICATES.labels(SERVICE, d.stream).inc()
-                    continue
-                events.append(d.event)
-                delivered.append(d)
-            async with self.io_lock:
-                t0 = time.perf_counter()
-                try:
-                    outs = self.engine.on_events(events)
-                    for _ in events:  # the batch is processed jointly (netting): each event's share
-                        PROCESSING_SECONDS.labels(SERVICE).observe((time.perf_counter() - t0) / len(events))
-                except Exception:  # an engine bug must not kill the service or lose the inputs
-                    log.exception("engine failed on a batch of %d events; retrying one by one", len(events))
-                    self.engine.take_commands()
-                    outs = self._one_by_one(delivered)
-                cmds = self.engine.take_commands()
-                await consumer.commit(batch, [(self.exec_stream, e) for e in outs], SERVICE)
-                self._observe(outs)
-            self.processed += len(events)
-            if cmds:
-                await self._execute(cmds)
-            else:
-                self._observe_budget()
+    async def on_batch(self, deliveries: list[Delivery]) -> list[tuple[str, Event]]:
+        """One engine step over the batch (``Engine.on_events``, jointly for netting; after an
+        engine error the events again one at a time, a failing one dead-lettered); runs under
+        the I/O lock. Its order commands are kept for :meth:`after_commit`."""
+        engine = self.engine
+        assert engine is not None
+        outs = feed_engine(SERVICE, deliveries, engine.on_event, on_events=engine.on_events,
+                           on_batch_error=engine.take_commands)
+        self._cmds = engine.take_commands()
+        self.processed += len(deliveries)
+        return [(self.exec_stream, e) for e in outs]
 
-    async def _barrier(self, consumer: Consumer, batch: list[Delivery]) -> list[Delivery]:
-        """Lockstep barrier (see module): wait for the other consumer groups to be idle, add what
-        a non-blocking read returns, repeat until it returns nothing; then order the batch as the
-        backtest would (other inputs in arrival order, then the intents in
-        :meth:`_backtest_order`)."""
-        self.barrier_waits += 1
-        while not self._stop.is_set():
-            if not await self._wait_quiet():
-                break
-            more = await consumer.fetch_new()
-            if not more:
-                break
-            batch = batch + more
-        rest = [d for d in batch if d.stream != self.intent_stream]
-        intents = [d for d in batch if d.stream == self.intent_stream]
-        return rest + self._backtest_order(intents)
-
-    async def _wait_quiet(self) -> bool:
-        """Poll until :attr:`quiet` reports every other group idle (True), or give up after
-        ``lockstep_timeout_s`` wall seconds (False, logged)."""
-        deadline = time.monotonic() + self.ecfg.lockstep_timeout_s
-        while True:
-            idle, _ = await self.quiet.poll()
-            if idle:
-                return True
-            if time.monotonic() > deadline or self._stop.is_set():
-                self.barrier_timeouts += 1
-                log.warning("lockstep barrier: the other consumers did not go idle within %.1fs; processing %s",
-                            self.ecfg.lockstep_timeout_s, "what was read")
-                return False
-            await asyncio.sleep(0.002)
-
-    def _backtest_order(self, intents: list[Delivery]) -> list[Delivery]:
-        """The intents of one barrier batch in the backtest's order (``lighter_stack/backtest/engine.py``:
-        strategies answering the executor's outputs are fed output by output, each output to the
-        strategies in registration order, before the strategies see the market-data event; the
-        answers to a market-data event come in registration order). Sort key: publication number
-        of the exec event that caused the intent (``causation_id``; other causes -- market data,
-        params -- after all exec events), then the strategy's position in ``lockstep_order``
-        (unlisted: after, by name), then arrival. Undecodable entries keep their place at the end."""
-        order = {name: i for i, name in enumerate(self.ecfg.lockstep_order)}
-        late = len(order)
-        never = self._published_n + 1
-
-        def key(item: tuple[int, Delivery]) -> tuple[int, int, str, int]:
-            k, d = item
-            ev = d.event
-            if ev is None:
-                return (never + 1, late, "", k)
-            cause = ev.causation_id
-            rank = self._published_rank.get(cause, never) if cause else never
-            name = str(getattr(ev, "strategy", ""))
-            return (rank, order.get(name, late), name, k)
-
-        return [d for _, d in sorted(enumerate(intents), key=key)]
-
-    def _one_by_one(self, delivered: Sequence[Delivery]) -> list[Event]:
-        """Feed events singly after a batch failed; an event that still fails is marked so that
-        ``Consumer.commit`` writes it to the dead-letter stream with the reason."""
-        assert self.engine is not None
-        outs: list[Event] = []
-        for d in delivered:
-            try:
-                outs.extend(self.engine.on_event(d.event))
-            except Exception as exc:
-                log.exception("engine failed on %s", d.event.id)
-                d.error = f"engine error: {type(exc).__name__}: {exc}"
-                DEAD_LETTERS.labels(SERVICE, d.stream).inc()
-        return outs
+    async def after_commit(self, deliveries: list[Delivery], outputs: list[tuple[str, Event]]) -> None:
+        """The outputs are published: observe them, then sign and send the step's commands
+        (at-most-once sending)."""
+        self._observe([e for _, e in outputs])
+        cmds, self._cmds = self._cmds, []
+        if cmds:
+            await self._execute(cmds)
+        else:
+            self._observe_budget()
 
     # ------------------------------------------------------------------ venue I/O
 
@@ -703,73 +633,10 @@ class ExecutorService:
         self._observe_budget()
         return results
 
-    def _sent(self, endpoint: str, res: SendResult) -> None:
-        REQUESTS.labels(endpoint).inc()
-        if res.volume_quota_remaining is not None:
-            VOLUME_QUOTA.set(res.volume_quota_remaining)
-        if res.code == RATE_LIMITED:
-            RATE_LIMITED_TOTAL.inc()
-            log.warning("%s: 23000 too many requests (%s); the engine backs off", endpoint, res.message)
-
     async def _send_chunk(self, chunk: list[OrderCommand]) -> list[SendResult]:
-        """Send up to ``batch_max_txs`` commands in one request (``sendTx`` for one); returns
-        one result per command. After a failed batch ``nextNonce`` says how many txs were
-        taken; the refused one keeps the error, later ones are sent again (up to three rounds;
-        not after 23000 or an unknown outcome)."""
-        if len(chunk) == 1:
-            return [await self._send(chunk[0])]
+        """One request for up to ``batch_max_txs`` commands (:func:`~services.executor.sending.send_chunk`)."""
         assert self.signer is not None
-        results: list[SendResult | None] = [None] * len(chunk)
-        todo = list(range(len(chunk)))
-        async with self.nonces.lock:
-            for _round in range(3):
-                if not todo:
-                    break
-                try:
-                    await self.nonces.ensure_synced()
-                except NonceError as exc:
-                    for i in todo:
-                        results[i] = SendResult(False, -1, str(exc))
-                    todo = []
-                    break
-                signed = []
-                for i in todo:
-                    nonce = self.nonces.allocate()
-                    try:
-                        signed.append((i, self.signer.sign(chunk[i], nonce)))
-                    except SignError as exc:
-                        self.nonces.release(nonce)
-                        results[i] = SendResult(False, -1, f"signing failed: {exc}")
-                todo = []
-                if not signed:
-                    break
-                t0 = time.perf_counter()
-                res = await self.rest.send_tx_batch([tx.tx_type for _, tx in signed], [tx.tx_info for _, tx in signed])
-                SEND_SECONDS.observe(time.perf_counter() - t0)
-                self._sent("sendTxBatch", res)
-                if res.ok:
-                    for k, (i, _tx) in enumerate(signed):
-                        h = res.tx_hashes[k] if k < len(res.tx_hashes) else ""
-                        results[i] = SendResult(True, 200, res.message, h, (h,), res.volume_quota_remaining)
-                    continue
-                try:
-                    taken = max(0, min(len(signed), await self.nonces.sync() - signed[0][1].nonce))
-                    NONCE_RESYNCS.inc()
-                except NonceError as exc:
-                    log.warning("batch failed (%s %s) and nextNonce too: %s", res.code, res.message, exc)
-                    for i, _tx in signed:
-                        results[i] = SendResult(False, None, f"{res.message}; outcome unknown: {exc}")
-                    break
-                for k, (i, _tx) in enumerate(signed):
-                    if k < taken:
-                        results[i] = SendResult(True, 200, "taken (batch)", "")
-                    elif res.code in (RATE_LIMITED, None) or (k == taken and res.code != 21104):
-                        results[i] = res
-                    else:
-                        todo.append(i)
-            for i in todo:
-                results[i] = SendResult(False, -1, "not sent: the batch kept failing")
-        return [r if r is not None else SendResult(False, -1, "not sent") for r in results]
+        return await send_chunk(self.rest, self.nonces, self.signer, chunk)
 
     def _observe_budget(self) -> None:
         e = self.engine
@@ -782,34 +649,6 @@ class ExecutorService:
         if e.deferred_updates > self._deferred_seen:
             DEFERRED_UPDATES.inc(e.deferred_updates - self._deferred_seen)
             self._deferred_seen = e.deferred_updates
-
-    async def _send(self, cmd: OrderCommand) -> SendResult:
-        assert self.signer is not None
-        async with self.nonces.lock:
-            for attempt in range(2):
-                try:
-                    await self.nonces.ensure_synced()
-                except NonceError as exc:
-                    return SendResult(False, -1, str(exc))
-                nonce = self.nonces.allocate()
-                try:
-                    tx = self.signer.sign(cmd, nonce)
-                except SignError as exc:
-                    self.nonces.release(nonce)
-                    return SendResult(False, -1, f"signing failed: {exc}")
-                t0 = time.perf_counter()
-                res = await self.rest.send_tx(tx.tx_type, tx.tx_info)
-                SEND_SECONDS.observe(time.perf_counter() - t0)
-                self._sent("sendTx", res)
-                if res.ok:
-                    return res
-                self.nonces.report_error(res.code, nonce)
-                if self.nonces.needs_sync:
-                    NONCE_RESYNCS.inc()
-                if res.code == 21104 and attempt == 0:
-                    continue
-                return res
-        return SendResult(False, -1, "unreachable")  # pragma: no cover
 
     async def _on_feed_connected(self) -> None:
         self._feed_sessions += 1
@@ -849,13 +688,8 @@ class ExecutorService:
 
     def _observe(self, events: Sequence[Event]) -> None:
         crosses: set[tuple[str | None, str]] = set()
-        if self.ecfg.lockstep_barrier:  # publication order of our outputs, for _backtest_order
-            ranks = self._published_rank
-            for ev in events:
-                self._published_n += 1
-                ranks[ev.id] = self._published_n
-            while len(ranks) > 100_000:
-                ranks.popitem(last=False)
+        if self.ecfg.lockstep_barrier:  # publication order of our outputs, for the lockstep order
+            self.lockstep.record(events)
         for ev in events:
             if isinstance(ev, Fill):
                 FILLS.labels(ev.market, ev.liquidity).inc()
@@ -869,7 +703,7 @@ class ExecutorService:
                 STRATEGY_POSITION.labels(ev.strategy, ev.market).set(ev.position)
                 ACCOUNT_POSITION.labels(ev.market).set(ev.account_position)
             elif isinstance(ev, RiskState):
-                RISK_STATE.set(_STATE_VALUE.get(ev.state, 2))
+                RISK_STATE.set(STATE_VALUE.get(ev.state, 2))
                 log.info("risk state %s: %s", ev.state, ev.reason)
             elif isinstance(ev, GuardState):
                 GUARD_ENGAGED.labels(ev.guard, ev.market, ev.side).set(1 if ev.engaged else 0)
@@ -881,17 +715,28 @@ class ExecutorService:
             INTERNAL_CROSSES.labels(market).inc()
 
     async def _shutdown(self) -> None:
+        """On SIGTERM with ``cancel_on_shutdown``: cancel the resting orders of ``cancel_scope``
+        (:meth:`_cancel_all_resting`); positions are kept. Failures are logged, never raised."""
         engine = self.engine
         if engine is None or not self.ecfg.cancel_on_shutdown or self.nonces.next_nonce is None:
             return
-        log.info("shutdown: canceling resting orders (positions are kept)")
+        log.info("shutdown: canceling resting orders (%s; positions are kept)", self.ecfg.cancel_scope)
         try:
-            res = await asyncio.wait_for(self._execute([engine.cancel_all_command(time.time_ns())]),
-                                         self.ecfg.reconcile_timeout_s)
-            if not res[0].ok:
-                log.warning("shutdown cancel-all failed: %s %s", res[0].code, res[0].message)
+            await asyncio.wait_for(self._cancel_all_resting(), self.ecfg.reconcile_timeout_s)
         except Exception as exc:
-            log.warning("shutdown cancel-all failed: %s", exc)
+            log.warning("shutdown cancel failed: %s", exc)
+
+
+def _order_ids(order: dict[str, Any]) -> tuple[int, int]:
+    """``(client_order_index, order_index)`` of a venue order (``accountActiveOrders`` JSON);
+    0 for a missing or malformed field."""
+    out = []
+    for name in ("client_order_index", "order_index"):
+        try:
+            out.append(int(order.get(name) or 0))
+        except (TypeError, ValueError):
+            out.append(0)
+    return out[0], out[1]
 
 
 async def _amain(cfg: StackConfig) -> int:

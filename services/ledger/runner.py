@@ -1,7 +1,8 @@
 """The ledger service: exec-stream fills -> SQL database (fills, FIFO closed trades).
 
-Loop: fetch a batch from ``{ns}:exec:{account}`` (group ``ledger``) -> validate the fills and
-drop the fill ids already seen in memory -> one DB transaction (insert new fills and their closed
+Loop (the shared :class:`~shared.service.ConsumerLoop`, this service as its handler): fetch a
+batch from ``{ns}:exec:{account}`` (group ``ledger``) -> validate the fills and drop the fill
+ids already seen in memory -> one DB transaction (insert new fills and their closed
 trades; fill ids already in the DB are skipped) -> ``consumer.commit`` (dead letters + XACK).
 An entry is acknowledged only after the DB commit, so a crash between the two redelivers it and
 the fill-id unique constraint makes the second write a no-op. Other event types are acknowledged
@@ -31,10 +32,17 @@ from services.ledger.engine import InvalidFill, LedgerEngine, validate_fill
 from services.ledger.store import LedgerStore
 from shared.bus import Bus, Consumer, Delivery
 from shared.config import StackConfig
-from shared.events import Fill
-from shared.metrics import DEAD_LETTERS, DUPLICATES, EVENTS_IN, PREFIX, PROCESSING_SECONDS, start_http
+from shared.events import Event, Fill
+from shared.metrics import DUPLICATES, PREFIX, PROCESSING_SECONDS, start_http
 from shared.redis_util import async_client, resolve_redis_url
-from shared.service import SeenIds, consumer_name, install_stop_handlers, report_lag, setup_logging
+from shared.service import (
+    BatchHandler,
+    ConsumerLoop,
+    SeenIds,
+    consumer_name,
+    install_stop_handlers,
+    setup_logging,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +61,11 @@ DB_WRITE_SECONDS = Histogram(f"{PREFIX}ledger_db_write_seconds", "Wall time of o
 DB_ERRORS = Counter(f"{PREFIX}ledger_db_errors_total", "Failed ledger DB transactions (retried).")
 
 
-class LedgerService:
-    """The ledger's runner: a consumer on the exec stream feeding :class:`LedgerStore`.
+class LedgerService(BatchHandler):
+    """The ledger's runner: a :class:`~shared.service.ConsumerLoop` on the exec stream feeding
+    :class:`LedgerStore`. As its :class:`~shared.service.BatchHandler`: dedup by fill id (other
+    event types are acknowledged unhandled), invalid fills dead-lettered (``invalid fill: ...``),
+    the batch's fills written in one DB transaction before the acknowledgement.
 
     Args:
         bus: the bus of the run's namespace.
@@ -76,13 +87,23 @@ class LedgerService:
                                  block_ms=self.cfg.block_ms)
         self.pause_before_ack_s = pause_before_ack_s
         self.seen = SeenIds(self.cfg.seen_capacity)
+        self.loop = ConsumerLoop(SERVICE, self.consumer, self, self.seen)
         self.engine = LedgerEngine()
         self.fills_recorded = 0
-        self.duplicates = 0
-        self.dead_letters = 0
+        self.db_duplicates = 0
         self.last_fill_ts = 0
         self.started_at = time.time()
         self._stop = asyncio.Event()
+
+    @property
+    def duplicates(self) -> int:
+        """Fills dropped as already recorded: seen in memory, or already in the DB."""
+        return self.loop.duplicates + self.db_duplicates
+
+    @property
+    def dead_letters(self) -> int:
+        """Entries sent to the DLQ (undecodable entries, invalid fills)."""
+        return self.loop.dead_letters
 
     def health(self) -> dict[str, Any]:
         """Body of ``GET /health``."""
@@ -104,33 +125,36 @@ class LedgerService:
             REALIZED_PNL.labels(strategy).set(pnl)
         OPEN_LOTS.set(self.engine.lot_count())
 
+    def dedup_key(self, event: Event) -> str | None:
+        """Fills are deduplicated by ``fill_id``; other events are acknowledged and ignored."""
+        return event.fill_id if isinstance(event, Fill) else None
+
+    def reject_reason(self, event: Event) -> str | None:
+        """``invalid fill: <why>`` for a fill that fails :func:`validate_fill`."""
+        if not isinstance(event, Fill):
+            return None
+        try:
+            validate_fill(event)
+        except InvalidFill as exc:
+            return f"invalid fill: {exc}"
+        return None
+
     def select(self, batch: Sequence[Delivery]) -> list[Fill]:
-        """The fills of ``batch`` to write: non-fill events are skipped, invalid fills get
-        ``error`` set (so ``commit`` dead-letters them), fill ids seen before are dropped."""
-        fills: list[Fill] = []
-        for d in batch:
-            if d.event is None:
-                self.dead_letters += 1
-                DEAD_LETTERS.labels(SERVICE, d.stream).inc()
-                log.warning("dead letter from %s %s: %s", d.stream, d.entry_id, d.error)
-                continue
-            EVENTS_IN.labels(SERVICE, d.stream).inc()
-            if not isinstance(d.event, Fill):
-                continue
-            try:
-                validate_fill(d.event)
-            except InvalidFill as exc:
-                d.error = f"invalid fill: {exc}"
-                self.dead_letters += 1
-                DEAD_LETTERS.labels(SERVICE, d.stream).inc()
-                log.warning("invalid fill %s from %s %s: %s", d.event.fill_id, d.stream, d.entry_id, exc)
-                continue
-            if not self.seen.add(d.event.fill_id):
-                self.duplicates += 1
-                DUPLICATES.labels(SERVICE, d.stream).inc()
-                continue
-            fills.append(d.event)
-        return fills
+        """The fills of ``batch`` to write (the loop's screening: invalid fills get ``error``
+        set so ``commit`` dead-letters them, fill ids seen before are dropped)."""
+        return [d.event for d in self.loop.screen(batch) if isinstance(d.event, Fill)]
+
+    async def on_batch(self, deliveries: list[Delivery]) -> list[tuple[str, Event]] | None:
+        """Write the batch's fills in one DB transaction; ``None`` (commit nothing) if the service
+        stopped before the write succeeded. Nothing is published."""
+        fills = [d.event for d in deliveries if isinstance(d.event, Fill)]
+        if fills and not await self.write(fills):
+            return None
+        if self.pause_before_ack_s:
+            log.warning("test hook: sleeping %.1fs before acknowledging %d entries", self.pause_before_ack_s,
+                        len(deliveries))
+            await asyncio.sleep(self.pause_before_ack_s)
+        return []
 
     async def write(self, fills: list[Fill]) -> bool:
         """Write ``fills`` in one DB transaction, retrying with backoff (and a state rebuild)
@@ -156,7 +180,7 @@ class LedgerService:
             for _ in fills:  # one DB transaction per batch: each fill's share of it
                 PROCESSING_SECONDS.labels(SERVICE).observe(elapsed / len(fills))
             break
-        self.duplicates += len(res.duplicates)
+        self.db_duplicates += len(res.duplicates)
         if res.duplicates:
             DUPLICATES.labels(SERVICE, self.stream).inc(len(res.duplicates))
         for f in res.inserted:
@@ -169,34 +193,20 @@ class LedgerService:
         OPEN_LOTS.set(self.engine.lot_count())
         return True
 
-    async def handle(self, batch: Sequence[Delivery]) -> bool:
-        """Process one fetched batch: DB transaction, then dead letters + acknowledgement.
-        Returns False (nothing acknowledged) if the service stopped first."""
-        fills = self.select(batch)
-        if fills and not await self.write(fills):
-            return False
-        if self.pause_before_ack_s:
-            log.warning("test hook: sleeping %.1fs before acknowledging %d entries", self.pause_before_ack_s, len(batch))
-            await asyncio.sleep(self.pause_before_ack_s)
-        await self.consumer.commit(batch, [], SERVICE)
-        return True
+    async def handle(self, batch: list[Delivery]) -> bool:
+        """Process one fetched batch (:meth:`ConsumerLoop.step`): DB transaction, then dead
+        letters + acknowledgement. Returns False (nothing acknowledged) if the service stopped first."""
+        return await self.loop.step(batch)
 
     async def run(self, http_port: int | None = None) -> None:
         """Consume until :meth:`stop`; serves ``/health`` and ``/metrics`` on ``http_port``
         (default: the config's; 0 = none)."""
         await self.load()
         http = await start_http(self.cfg.http_port if http_port is None else http_port, self.health)
-        lag_task = asyncio.create_task(report_lag(self.consumer, SERVICE))
         log.info("ledger consuming %s (group %s) into %s", self.stream, self.cfg.group, self.store.safe_url)
         try:
-            while not self._stop.is_set():
-                batch = await self.consumer.fetch()
-                if batch:
-                    await self.handle(batch)
+            await self.loop.run(self._stop)
         finally:
-            lag_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lag_task
             await http.cleanup()
 
 

@@ -11,6 +11,7 @@ stale). Every wait is on a condition with a timeout.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -190,3 +191,81 @@ async def test_resting_quote_is_back_on_the_venue_after_a_restart(venue_executor
     assert (acc.strategy, acc.causation_id, acc.time_in_force) == ("mm", q.id, "post_only")
     assert acc.client_order_index == after["client_order_index"]
     assert h.svc.engine.resting_orders("mm", "BTC") == [("buy", 114000.0, 0.0002)]
+
+
+async def _foreign_order(h, coi: int = 42, price: float = 113000.0) -> dict:
+    """A post-only BTC bid placed on the account by "another bot": same account, a client order
+    index the executor never allocated, sent around the executor's engine. Returns it as
+    venue-sim lists it."""
+    from services.executor.engine import OrderCommand
+    from services.executor.sending import send_one
+
+    svc = h.svc
+    m = svc.engine.markets["BTC"]
+    cmd = OrderCommand(kind="create", market="BTC", market_id=m.market_id, client_order_index=coi, side="buy",
+                       price=m.price_to_int(price), size=m.size_to_int(0.0002), tif="post_only", order_expiry=-1)
+    res = await send_one(svc.rest, svc.nonces, svc.signer, cmd)
+    assert res.ok, res
+    orders = await _wait_active(h, lambda o: any(x["client_order_index"] == coi for x in o))
+    return next(x for x in orders if x["client_order_index"] == coi)
+
+
+def _cois(orders: list[dict]) -> list[int]:
+    return sorted(o["client_order_index"] for o in orders)
+
+
+async def _ours_and_foreign(h) -> tuple[dict, dict]:
+    d = _Driver(h)
+    await d.bbo()
+    await h.wait_for(lambda evs: "BTC" in h.svc.engine.bbo)
+    foreign = await _foreign_order(h)
+    await d.quote(114000.0, 0.0002)
+    orders = await _wait_active(h, lambda o: len(o) == 2)
+    (ours,) = [o for o in orders if o["client_order_index"] != foreign["client_order_index"]]
+    assert ours["client_order_index"] in h.svc.engine.orders
+    return ours, foreign
+
+
+async def test_shutdown_cancels_only_our_orders_by_default(venue_executor):
+    h = await venue_executor(_recording(), ["BTC"])
+    assert h.svc.ecfg.cancel_scope == "own"
+    ours, foreign = await _ours_and_foreign(h)
+    txs = await _Driver(h).txs()
+    await h.stop_executor()
+    left = await _wait_active(h, lambda o: len(o) == 1)
+    assert _cois(left) == _cois([foreign])  # another bot's order survives our shutdown
+    assert await _Driver(h).txs() == txs + 1  # one cancel tx (ours), no cancel-all
+
+
+async def test_start_cancels_only_our_orders_by_default(venue_executor):
+    h = await venue_executor(_recording(), ["BTC"], services={"executor": {
+        "http_port": 0, "reconcile_retry_s": 0.3, "cancel_on_shutdown": False}})
+    ours, foreign = await _ours_and_foreign(h)
+    await h.stop_executor()
+    assert len(await h.active_orders(BTC_ID)) == 2  # both kept: cancel_on_shutdown is off
+    txs = await _Driver(h).txs()
+    await h.start_executor()  # ours is known from its OrderAccepted on the exec stream
+    assert _cois(await _wait_active(h, lambda o: len(o) == 1)) == _cois([foreign])
+    assert await _Driver(h).txs() == txs + 1
+
+
+async def test_cancel_scope_all_cancels_every_order_of_the_account(venue_executor):
+    h = await venue_executor(_recording(), ["BTC"], services={"executor": {
+        "http_port": 0, "reconcile_retry_s": 0.3, "cancel_scope": "all"}})
+    await _ours_and_foreign(h)
+    txs = await _Driver(h).txs()
+    await h.stop_executor()
+    await _wait_active(h, lambda o: o == [])  # today's cancel-all: the other bot's order too
+    assert await _Driver(h).txs() == txs + 1
+
+
+async def test_cancel_scope_none_cancels_nothing(venue_executor):
+    h = await venue_executor(_recording(), ["BTC"], services={"executor": {
+        "http_port": 0, "reconcile_retry_s": 0.3, "cancel_scope": "none"}})
+    await _ours_and_foreign(h)
+    txs = await _Driver(h).txs()
+    await h.stop_executor()
+    await h.start_executor()
+    await h.wait_for(lambda evs: sum(isinstance(e, RiskState) and e.state == "running" for e in evs) >= 2)
+    await asyncio.sleep(0.3)  # a cancel, had one been sent, would be taken by now
+    assert len(await h.active_orders(BTC_ID)) == 2 and await _Driver(h).txs() == txs

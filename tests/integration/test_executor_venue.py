@@ -189,14 +189,14 @@ async def test_executor_end_to_end(fake_venue, redis_client, redis_url, namespac
     monkeypatch.delenv("LIGHTER_API_PRIVATE_KEY", raising=False)
     cfg = StackConfig(namespace=namespace, redis_url=redis_url, markets=["BTC", "ETH"],
                       venue=VenueConfig(rest_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}/stream"),
-                      services={"executor": {"http_port": 0, "reconcile_retry_s": 0.2}})
+                      services={"executor": {"http_port": 0, "reconcile_retry_s": 0.2, "cancel_scope": "all"}})
     ecfg = cfg.section("executor", ExecutorConfig)
     svc = ExecutorService(cfg, ecfg, resolve_key(cfg, ecfg), redis_client)
     task = asyncio.create_task(svc.run())
     bus = Bus(redis_client, namespace)
     exec_stream = bus.streams.exec(ACCT)
     try:
-        # starts halted, reconciles (cancels the resting order with a cancel-all), then runs
+        # starts halted, reconciles (cancel_scope all: cancels the resting order with a cancel-all), then runs
         await _wait_for(bus, exec_stream, lambda evs: any(isinstance(e, RiskState) and e.state == "running"
                                                           for e in evs))
         evs = [d.event for d in await bus.read_all(exec_stream)]
@@ -270,7 +270,7 @@ async def test_executor_end_to_end(fake_venue, redis_client, redis_url, namespac
         svc.stop()
         code = await asyncio.wait_for(task, 15)
     assert code == 0
-    # shutdown cancels our resting orders (cancel-all), keeps the position
+    # shutdown cancels the account's resting orders (cancel_scope all: cancel-all), keeps the position
     assert fake.txs[-1][0] == 16 and fake.position == 50
 
 

@@ -1,0 +1,30 @@
+"""venue-sim's HTTP helpers shared by the REST and tx endpoints."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from shared.venue import errors as E
+from shared.venue.errors import VenueError
+
+
+def error_response(exc: VenueError) -> web.Response:
+    """Lighter's error body ``{"code", "message"}`` with HTTP 400."""
+    return web.json_response(exc.to_json(), status=400)
+
+
+def query_int(request: web.Request, name: str, default: int | None = None) -> int:
+    """Integer query parameter ``name`` (``default`` when missing or empty).
+
+    Raises:
+        VenueError: 21501 when missing without a default, or not an integer.
+    """
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        if default is None:
+            raise VenueError(E.INVALID_TX_INFO, f"missing query parameter {name}")
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise VenueError(E.INVALID_TX_INFO, f"{name} must be an integer") from None

@@ -1,0 +1,194 @@
+"""venue-sim: the tx path -- ``sendTx``, ``sendTxBatch`` (rate limit, nonce, validation, hand-off to
+the matching engine) and the nonce endpoints ``nextNonce``, ``apikeys``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from services.venue_sim.base import (
+    ORDER_TYPES,
+    TIF_CODES,
+    TX_CANCEL,
+    TX_CANCEL_ALL,
+    TX_CREATE,
+    ServerBase,
+    _ms,
+    tx_hash_of,
+)
+from services.venue_sim.httpio import error_response, query_int
+from services.venue_sim.metrics import ORDERS, REJECTS, TXS
+from services.venue_sim.ratelimit import BATCH_MAX_TXS
+from shared.venue import errors as E
+from shared.venue.errors import VenueError
+from shared.venue.matching import CancelAll, CancelOrder, CreateOrder
+
+log = logging.getLogger("services.venue_sim.server")  # the server's logger, as before the split
+
+
+class TxHandling(ServerBase):
+    """Txs in (REST and WS): rate limit, nonces, validation, scheduling."""
+
+    def _parse_tx(self, tx_type: int, info: dict[str, Any], tx_hash: str) -> CreateOrder | CancelOrder | CancelAll:
+        acct = int(info["AccountIndex"])
+        if tx_type == TX_CREATE:
+            otype = ORDER_TYPES.get(int(info["Type"]))
+            if otype is None:
+                raise VenueError(E.INVALID_ORDER_TYPE, f"order type {info['Type']} (venue-sim: limit 0, market 1)")
+            tif = TIF_CODES.get(int(info["TimeInForce"]))
+            if tif is None or (otype == "market" and tif != "ioc"):
+                raise VenueError(E.INVALID_TIF, f"time in force {info['TimeInForce']} for {otype}")
+            return CreateOrder(account=acct, market_id=int(info["MarketIndex"]),
+                               client_order_index=int(info["ClientOrderIndex"]), base_amount=int(info["BaseAmount"]),
+                               price=int(info["Price"]), is_ask=bool(int(info["IsAsk"])), order_type=otype,
+                               time_in_force=tif, reduce_only=bool(int(info.get("ReduceOnly") or 0)),
+                               order_expiry_ms=int(info.get("OrderExpiry") or 0), nonce=int(info["Nonce"]),
+                               tx_hash=tx_hash)
+        if tx_type == TX_CANCEL:
+            return CancelOrder(account=acct, market_id=int(info["MarketIndex"]), index=int(info["Index"]),
+                               tx_hash=tx_hash)
+        attrs = info.get("L2TxAttributes") or {}
+        market = attrs.get("5", info.get("MarketIndex"))
+        market = None if market is None or int(market) == 255 else int(market)
+        return CancelAll(account=acct, market_id=market, scheduled=int(info.get("TimeInForce") or 0) != 0,
+                         tx_hash=tx_hash)
+
+    def _admit(self, tx_info: str, txs: int) -> None:
+        """Charge one tx request of ``txs`` txs to the account of ``tx_info`` (its
+        ``AccountIndex``) at the current sim time, before any tx of it is processed.
+        ``tx_info`` without a readable account is not charged (the tx path refuses it).
+
+        Raises:
+            ratelimit.RateLimited: 23000, the account is over the rate limit.
+        """
+        try:
+            acct = int(json.loads(tx_info)["AccountIndex"])
+        except (ValueError, KeyError, TypeError):
+            return
+        try:
+            self.meter.admit(acct, self.clock(), txs)
+        except VenueError as exc:
+            self.tx_requests += 1
+            REJECTS.labels(str(exc.code)).inc()
+            log.info("refused a request of account %s: %s", acct, exc)
+            raise
+
+    def send_tx(self, tx_type: int, tx_info: str) -> dict[str, Any]:
+        """One ``sendTx`` request: charge the account's rate limit, then validate, schedule and
+        acknowledge the tx; returns Lighter's sendTx body.
+
+        Raises:
+            VenueError: with Lighter's code (23000 too many requests -- nothing processed,
+                21104 nonce, 21706 amount, 21728 duplicate client order index, 21732
+                reduce-only, 21602 market, 21505 tx type, 21501 bad tx_info).
+        """
+        self._admit(tx_info, 1)
+        return self._one_tx(tx_type, tx_info)
+
+    def _one_tx(self, tx_type: int, tx_info: str) -> dict[str, Any]:
+        """Validate, schedule and acknowledge one tx (no rate-limit charge)."""
+        self.tx_requests += 1
+        try:
+            return self._send_tx(tx_type, tx_info)
+        except VenueError as exc:
+            REJECTS.labels(str(exc.code)).inc()
+            log.info("rejected tx type %s: %s", tx_type, exc)
+            raise
+
+    def _send_tx(self, tx_type: int, tx_info: str) -> dict[str, Any]:
+        if tx_type not in (TX_CREATE, TX_CANCEL, TX_CANCEL_ALL):
+            raise VenueError(E.UNSUPPORTED_TX_TYPE, f"tx type {tx_type} (venue-sim supports 14, 15, 16)")
+        try:
+            info = json.loads(tx_info)
+            acct, key, nonce = int(info["AccountIndex"]), int(info["ApiKeyIndex"]), int(info["Nonce"])
+            expired_at = int(info.get("ExpiredAt") or 0)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise VenueError(E.INVALID_TX_INFO, f"{type(exc).__name__}: {exc}") from None
+        if expired_at and expired_at < time.time() * 1000:
+            raise VenueError(E.TX_EXPIRED, f"ExpiredAt {expired_at} is in the past")
+        expected = self.nonces.get((acct, key), 0)
+        if nonce != expected:
+            raise VenueError(E.INVALID_NONCE, f"nonce {nonce}, expected {expected} for account {acct} key {key}")
+        h = tx_hash_of(tx_info)
+        try:
+            tx = self._parse_tx(tx_type, info, h)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise VenueError(E.INVALID_TX_INFO, f"{type(exc).__name__}: {exc}") from None
+        acc = self.engine.submit(tx, self.clock())
+        self.nonces[(acct, key)] = expected + 1
+        TXS.labels(str(tx_type)).inc()
+        if isinstance(tx, CreateOrder):
+            ORDERS.labels(self.markets[tx.market_id].symbol, tx.order_type, tx.time_in_force).inc()
+        self.on_tx()
+        return {"code": 200, "message": json.dumps({"ratelimit": "didn't use volume quota"}), "tx_hash": h,
+                "predicted_execution_time_ms": _ms(acc.exec_ns), "volume_quota_remaining": 100_000}
+
+    def send_tx_batch(self, tx_types: str, tx_infos: str) -> dict[str, Any]:
+        """One ``sendTxBatch`` request (one request of the rate limit, charged to the first
+        tx's account): process the txs in order; the first refused tx stops it (earlier ones
+        stay accepted).
+
+        Raises:
+            VenueError: 21501 for malformed lists or more than 15 txs, 23000 over the rate limit
+                (both before any tx is processed), else the first refused tx's error.
+        """
+        try:
+            types = [int(t) for t in json.loads(tx_types)]
+            infos = [i if isinstance(i, str) else json.dumps(i) for i in json.loads(tx_infos)]
+            if len(types) != len(infos) or not types:
+                raise ValueError("tx_types and tx_infos must be non-empty lists of one length")
+            if len(types) > BATCH_MAX_TXS:
+                raise ValueError(f"{len(types)} txs in one batch; at most {BATCH_MAX_TXS}")
+        except (ValueError, TypeError) as exc:
+            REJECTS.labels(str(E.INVALID_TX_INFO)).inc()
+            raise VenueError(E.INVALID_TX_INFO, str(exc)) from None
+        self._admit(infos[0], len(infos))
+        hashes, predicted = [], 0
+        for t, i in zip(types, infos, strict=True):
+            body = self._one_tx(t, i)
+            hashes.append(body["tx_hash"])
+            predicted = max(predicted, body["predicted_execution_time_ms"])
+        return {"code": 200, "message": "", "tx_hash": hashes, "predicted_execution_time_ms": predicted,
+                "volume_quota_remaining": 100_000}
+
+    # ---------------------------------------------------------------- REST handlers
+
+    async def h_send_tx(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        try:
+            tx_type = int(str(form.get("tx_type", "")))
+        except ValueError:
+            return error_response(VenueError(E.INVALID_TX_INFO, "tx_type must be an integer"))
+        try:
+            return web.json_response(self.send_tx(tx_type, str(form.get("tx_info", ""))))
+        except VenueError as exc:
+            return error_response(exc)
+
+    async def h_send_tx_batch(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        try:
+            return web.json_response(self.send_tx_batch(str(form.get("tx_types", "[]")),
+                                                        str(form.get("tx_infos", "[]"))))
+        except VenueError as exc:
+            return error_response(exc)
+
+    async def h_next_nonce(self, request: web.Request) -> web.Response:
+        try:
+            acct, key = query_int(request, "account_index"), query_int(request, "api_key_index")
+        except VenueError as exc:
+            return error_response(exc)
+        return web.json_response({"code": 200, "nonce": self.nonces.get((acct, key), 0)})
+
+    async def h_apikeys(self, request: web.Request) -> web.Response:
+        try:
+            acct = query_int(request, "account_index")
+        except VenueError as exc:
+            return error_response(exc)
+        keys = [{"account_index": a, "api_key_index": k, "nonce": n, "public_key": ""}
+                for (a, k), n in sorted(self.nonces.items()) if a == acct]
+        return web.json_response({"code": 200, "api_keys": keys})
