@@ -42,12 +42,13 @@ Inputs from the bus::
     outs = engine.on_event(ev)                 # == on_events([ev])
     cmds = engine.take_commands()              # order commands produced since the last take
 
-Reports from the venue (the runner parses the WS/REST frames into plain dicts)::
+Reports from the venue (typed, :mod:`shared.venue.reports`; the runner's venue client parses
+Lighter's WS/REST JSON into them, the backtest makes them from the matching engine)::
 
     engine.on_send_result(cmd, ok, code, message, tx_hash) -> list[Event]
-    engine.on_venue_trade(market_id, trade_dict)           -> list[Event]
-    engine.on_venue_order(market_id, order_dict)           -> list[Event]
-    engine.on_venue_position(market_id, position_dict)     -> list[Event]
+    engine.on_venue_trade(VenueTrade)                      -> list[Event]
+    engine.on_venue_order(VenueOrder)                      -> list[Event]
+    engine.on_venue_position(VenuePosition)                -> list[Event]
 
 Start-up and state (runner)::
 
@@ -108,6 +109,7 @@ from shared.events import (
 )
 from shared.markets import MarketInfo
 from shared.service import SeenIds
+from shared.venue.reports import VenueOrder, VenuePosition, VenueTrade
 
 from .config import ExecutorConfig
 
@@ -257,23 +259,6 @@ class _Out:
 
     def add(self, cls: type[Event], **kw: Any) -> None:
         self.events.append(cls(**self.env(), **kw))
-
-
-def _ts_ns(v: Any) -> int:
-    """A Lighter timestamp (s, ms, us or ns; guessed by magnitude) in ns; 0 when missing."""
-    try:
-        x = int(v)
-    except (TypeError, ValueError):
-        return 0
-    if x <= 0:
-        return 0
-    if x < 10**11:
-        return x * 10**9
-    if x < 10**14:
-        return x * 10**6
-    if x < 10**17:
-        return x * 10**3
-    return x
 
 
 class Engine:
@@ -660,11 +645,9 @@ class Engine:
             self._eval_guards(rec.market, out)
         return out.events
 
-    def on_venue_trade(self, market_id: int, trade: dict[str, Any]) -> list[Event]:
-        """A trade from ``account_all_trades`` (fields as Lighter's Trade: ``trade_id``,
-        ``size``/``price``/``usd_amount`` strings, ``ask_account_id``/``bid_account_id``,
-        ``ask_client_id``/``bid_client_id``, ``is_maker_ask``, ``taker_fee``/``maker_fee`` in
-        1e-6 of notional, ``timestamp`` in ms).
+    def on_venue_trade(self, trade: VenueTrade) -> list[Event]:
+        """A trade of the account (:class:`~shared.venue.reports.VenueTrade`, from
+        ``account_all_trades`` or the backtest's matching engine).
 
         Emits, per side of the trade that is ours, one ``Fill`` per strategy the size is
         attributed to (FIFO over the order's allocation; fills of unknown orders go to
@@ -672,34 +655,24 @@ class Engine:
         Duplicates (same trade id and side) are ignored.
         """
         self._changed()
-        m = self.by_id.get(int(market_id))
+        m = self.by_id.get(trade.market_id)
         if m is None:
             return []
-        trade_id = str(trade.get("trade_id_str") or trade.get("trade_id") or "")
-        size = float(trade.get("size") or 0)
-        price = float(trade.get("price") or 0)
+        trade_id = trade.trade_id
+        size = trade.size
+        price = trade.price
         if not trade_id or size <= 0:
             return []
-        usd = float(trade.get("usd_amount") or size * price)
-        ts = _ts_ns(trade.get("timestamp")) or self.now
+        ts = trade.ts_ns or self.now
         self.now = max(self.now, ts)
         events: list[Event] = []
-        for side, acct_key, coi_key in (("buy", "bid_account_id", "bid_client_id"),
-                                        ("sell", "ask_account_id", "ask_client_id")):
-            try:
-                ours = int(trade.get(acct_key, -1)) == self.account
-            except (TypeError, ValueError):
-                ours = False
-            if not ours or (trade_id, side) in self.seen_trades:
+        for side, acct, coi in (("buy", trade.bid_account, trade.bid_client_order_index),
+                                ("sell", trade.ask_account, trade.ask_client_order_index)):
+            if acct != self.account or (trade_id, side) in self.seen_trades:
                 continue
             self.seen_trades.add((trade_id, side))
-            maker = bool(trade.get("is_maker_ask")) == (side == "sell")
-            fee_units = float(trade.get("maker_fee" if maker else "taker_fee") or 0)
-            fee = usd * fee_units / 1e6
-            try:
-                coi = int(trade.get(coi_key + "_str") or trade.get(coi_key) or 0)
-            except (TypeError, ValueError):
-                coi = 0
+            maker = trade.is_maker_ask == (side == "sell")
+            fee = trade.maker_fee_usd if maker else trade.taker_fee_usd
             rec = self._find(coi) if coi else None
             out = _Out(key=f"trade:{trade_id}:{side}", ts=ts, causation_id=rec.cause_id if rec else None)
             parts = self._attribute(rec, size)
@@ -721,38 +694,33 @@ class Engine:
             events.extend(out.events)
         return events
 
-    def mark_trade_seen(self, trade: dict[str, Any]) -> None:
+    def mark_trade_seen(self, trade: VenueTrade) -> None:
         """Record our sides of ``trade`` as already processed without emitting fills (trades
         of the account from before this run, e.g. in the first ``subscribed`` snapshot)."""
-        trade_id = str(trade.get("trade_id_str") or trade.get("trade_id") or "")
-        for side, acct_key in (("buy", "bid_account_id"), ("sell", "ask_account_id")):
-            try:
-                if trade_id and int(trade.get(acct_key, -1)) == self.account:
-                    self.seen_trades.add((trade_id, side))
-            except (TypeError, ValueError):
-                pass
+        if not trade.trade_id:
+            return
+        if trade.bid_account == self.account:
+            self.seen_trades.add((trade.trade_id, "buy"))
+        if trade.ask_account == self.account:
+            self.seen_trades.add((trade.trade_id, "sell"))
 
-    def on_venue_order(self, market_id: int, order: dict[str, Any]) -> list[Event]:
-        """An order update from ``account_all_orders`` (``client_order_index``, ``order_index``,
-        ``status``, ``remaining_base_amount`` string). A status starting with ``canceled`` or
-        ``expired`` is terminal and yields ``OrderCanceled`` with the unfilled remainder;
-        ``filled`` is terminal without an event; ``open`` marks the order resting."""
+    def on_venue_order(self, order: VenueOrder) -> list[Event]:
+        """An order update (:class:`~shared.venue.reports.VenueOrder`, from
+        ``account_all_orders``, the REST order lists or the backtest's matching engine). A
+        status starting with ``canceled`` or ``expired`` is terminal and yields ``OrderCanceled``
+        with the unfilled remainder; ``filled`` is terminal without an event; ``open`` marks the
+        order resting."""
         self._changed()
-        try:
-            coi = int(order.get("client_order_index") or 0)
-        except (TypeError, ValueError):
-            return []
+        coi = order.client_order_index
         rec = self.orders.get(coi)
         if rec is None or rec.status == "done":
             return []
-        status = str(order.get("status") or "")
-        try:
-            rec.order_index = int(order.get("order_index") or rec.order_index)
-        except (TypeError, ValueError):
-            pass
+        status = order.status
+        if order.order_index:
+            rec.order_index = order.order_index
         if status == "filled" or status.startswith("canceled") or status.startswith("expired"):
-            ts = _ts_ns(order.get("updated_at") or order.get("timestamp")) or self.now
-            remaining = None if status == "filled" else float(order.get("remaining_base_amount") or 0)
+            ts = order.ts_ns or self.now
+            remaining = None if status == "filled" else order.remaining
             return self._finish(rec, f"order:{coi}:{status}", ts, status, remaining)
         if status in ("open", "in-progress", "pending"):
             rec.status = "open"
@@ -828,17 +796,16 @@ class Engine:
         self._cancel(rec, _Out(key=f"recancel:{rec.coi}:{rec.checks}", ts=self.now, causation_id=rec.cause_id))
         return True
 
-    def on_venue_position(self, market_id: int, pos: dict[str, Any]) -> list[Event]:
-        """A position from ``account_all_positions`` or the REST account (``sign`` 1/-1,
-        ``position`` absolute size string): sets the account position (authoritative) and
-        re-evaluates the limits; returns a ``RiskState`` if the state changed."""
+    def on_venue_position(self, pos: VenuePosition) -> list[Event]:
+        """The account position in one market (:class:`~shared.venue.reports.VenuePosition`,
+        from ``account_all_positions``, the REST account or the backtest's matching engine):
+        sets the account position (authoritative) and re-evaluates the limits; returns a
+        ``RiskState`` if the state changed."""
         self._changed()
-        m = self.by_id.get(int(market_id))
+        m = self.by_id.get(pos.market_id)
         if m is None:
             return []
-        size = float(pos.get("position") or 0)
-        sign = -1 if int(pos.get("sign") or 1) < 0 else 1
-        self.account_pos[m.symbol] = round(sign * size, 10)
+        self.account_pos[m.symbol] = round(pos.position, 10)
         self._reports += 1
         out = _Out(key=f"position:{m.symbol}:{self.now}:{self._reports}", ts=self.now)
         self._check_limits(out)

@@ -112,12 +112,22 @@ from shared.metrics import (
 from shared.quiet import StreamWatch
 from shared.redis_util import async_client, resolve_redis_url
 from shared.service import SeenIds, consumer_name, install_stop_handlers, report_lag, setup_logging
+from shared.venue.reports import VenueOrder, VenueTrade
 
 from .config import ExecutorConfig
 from .engine import MAX_CLIENT_ORDER_INDEX, RATE_LIMITED, Engine, OrderCommand, StaleOrder
 from .nonces import NonceError, NonceManager
 from .signer import Signer, SignError, generate_key
-from .venue import AccountFeed, LighterRest, SendResult, VenueError, iter_keyed
+from .venue import (
+    AccountFeed,
+    LighterRest,
+    RestError,
+    SendResult,
+    VenueError,
+    feed_reports,
+    parse_order,
+    parse_position,
+)
 
 log = logging.getLogger("executor")
 
@@ -302,7 +312,7 @@ class ExecutorService:
                     log.warning("venue has no market(s) %s; not trading them", missing)
                 if markets:
                     return markets
-                raise VenueError("no configured market on the venue")
+                raise RestError("no configured market on the venue")
             except VenueError as exc:
                 log.warning("market metadata: %s; retrying", exc)
                 await self._publish([RiskState(id=f"mdfail{time.time_ns():x}"[:16], ts_event=time.time_ns(),
@@ -371,8 +381,11 @@ class ExecutorService:
             outs: list[Event] = []
             for p in positions:
                 mid = p.get("market_id")
-                if mid is not None:
-                    outs += engine.on_venue_position(int(mid), p)
+                pos = parse_position(mid, p) if mid is not None else None
+                if pos is None:
+                    log.warning("reconcile: skipping malformed position %s", str(p)[:200])
+                else:
+                    outs += engine.on_venue_position(pos)
             # read under the lock: no intent or control is consumed between the read and the restore
             await self._restore_from_streams()
             outs += engine.set_reconciled(True, ts_ns=time.time_ns())
@@ -414,7 +427,7 @@ class ExecutorService:
         assert self.engine is not None
         res = await self._execute([self.engine.cancel_all_command(time.time_ns())])
         if not res[0].ok:
-            raise VenueError(f"cancel-all failed: {res[0].code} {res[0].message}")
+            raise RestError(f"cancel-all failed: {res[0].code} {res[0].message}")
 
     async def _control_entries(self) -> list[tuple[tuple[int, int], Control]]:
         """The whole control stream, oldest first, as ``((ms, seq) of the entry id, Control)``:
@@ -533,10 +546,11 @@ class ExecutorService:
                     how = "unknown" if got else ""
                 else:
                     mid, o = hit
-                    status = str(o.get("status") or "")
-                    if status == "filled" or status.startswith(("canceled", "expired")):
+                    rep = parse_order(mid, {**o, "client_order_index": coi})
+                    status = rep.status if rep is not None else ""
+                    if rep is not None and (status == "filled" or status.startswith(("canceled", "expired"))):
                         live = coi in engine.orders
-                        got = engine.on_venue_order(mid, o)
+                        got = engine.on_venue_order(rep)
                         how = ("filled" if status == "filled" else "canceled") if live else ""
                     else:
                         got = []
@@ -821,18 +835,16 @@ class ExecutorService:
         snapshot = str(msg.get("type", "")).startswith("subscribed/")
         async with self.io_lock:
             outs: list[Event] = []
-            if kind == "trades":
-                for mid, t in iter_keyed(msg.get("trades")):
+            for rep in feed_reports(kind, msg):  # Lighter's JSON parsed here, malformed entries skipped
+                if isinstance(rep, VenueTrade):
                     if snapshot and self._feed_sessions <= 1:
-                        engine.mark_trade_seen(t)  # history from before this run: positions come from REST
+                        engine.mark_trade_seen(rep)  # history from before this run: positions come from REST
                     else:
-                        outs += engine.on_venue_trade(mid, t)
-            elif kind == "orders":
-                for mid, o in iter_keyed(msg.get("orders")):
-                    outs += engine.on_venue_order(mid, o)
-            elif kind == "positions":
-                for mid, p in iter_keyed(msg.get("positions")):
-                    outs += engine.on_venue_position(mid, p)
+                        outs += engine.on_venue_trade(rep)
+                elif isinstance(rep, VenueOrder):
+                    outs += engine.on_venue_order(rep)
+                else:
+                    outs += engine.on_venue_position(rep)
             await self._publish(outs)
             cmds = engine.take_commands()
         if cmds:
