@@ -107,6 +107,7 @@ from shared.markets import MarketInfo
 from shared.service import SeenIds
 from shared.venue.reports import VenueOrder, VenuePosition, VenueTrade
 
+from .attribution import Attribution
 from .common import (
     _MARKET_DATA,
     _NEVER,
@@ -129,7 +130,7 @@ from .config import ExecutorConfig
 from .orders import OrderRegistry
 
 
-class Engine(OrderRegistry):
+class Engine(OrderRegistry, Attribution):
     """The executor's decision logic for one account.
 
     Args:
@@ -906,11 +907,6 @@ class Engine(OrderRegistry):
         return RiskState(id=derive_id("state", self.state, self.state_reason, ts_ns), ts_event=ts_ns,
                          source=SOURCE, state=self.state, reason=self.state_reason)  # type: ignore[arg-type]
 
-    def position(self, strategy: str, market: str) -> float:
-        """Virtual position of ``strategy`` in ``market`` (signed base units)."""
-        st = self.strats.get((strategy, market))
-        return st.position if st else 0.0
-
     # ------------------------------------------------------------------ intents
 
     def _paused(self, strategy: str) -> bool:
@@ -919,13 +915,6 @@ class Engine(OrderRegistry):
     def _stale(self, ev: Event) -> bool:
         age = self.cfg.max_intent_age_ms
         return bool(age) and ev.ts_event < self.now - age * 1_000_000
-
-    def _strat(self, strategy: str, market: str) -> _Strat:
-        key = (strategy, market)
-        st = self.strats.get(key)
-        if st is None:
-            st = self.strats[key] = _Strat()
-        return st
 
     def _on_target(self, ev: TargetPosition, out: _Out, dirty: dict[str, tuple[_Out, set[str]]]) -> None:
         if self._paused(ev.strategy):
@@ -1527,45 +1516,6 @@ class Engine(OrderRegistry):
         self._emit_state(out)
 
     # ------------------------------------------------------------------ positions and risk
-
-    def _attribute(self, rec: _Order | None, size: float) -> list[tuple[str, float]]:
-        if rec is None:
-            return [(self.cfg.unattributed_strategy, size)]
-        parts: list[tuple[str, float]] = []
-        left = size
-        for a in rec.alloc:
-            if left <= EPS:
-                break
-            take = min(a[1], left)
-            if take > EPS:
-                a[1] = round(a[1] - take, 10)
-                left = round(left - take, 10)
-                parts.append((a[0], take))
-        if left > EPS:  # more than allocated (should not happen): give it to the first owner
-            owner = rec.alloc[0][0] if rec.alloc else self.cfg.unattributed_strategy
-            parts.append((owner, left))
-        merged: dict[str, float] = {}
-        for s, q in parts:
-            merged[s] = round(merged.get(s, 0.0) + q, 10)
-        return list(merged.items())
-
-    @staticmethod
-    def _apply(st: _Strat, qty: float, price: float) -> None:
-        """Add a signed fill of ``qty`` base units at ``price`` to a virtual position."""
-        pos = st.position
-        new = round(pos + qty, 10)
-        if abs(pos) < EPS or (pos > 0) == (qty > 0):
-            st.avg_entry = (abs(pos) * st.avg_entry + abs(qty) * price) / abs(new) if abs(new) > EPS else 0.0
-        elif abs(new) < EPS:
-            st.avg_entry = 0.0
-        elif (new > 0) != (pos > 0):
-            st.avg_entry = price
-        st.position = 0.0 if abs(new) < EPS else new
-
-    def _snapshot(self, out: _Out, strategy: str, market: str) -> None:
-        st = self._strat(strategy, market)
-        out.add(PositionSnapshot, strategy=strategy, market=market, position=st.position,
-                avg_entry_price=st.avg_entry, account_position=self.account_pos.get(market, 0.0))
 
     def _check_limits(self, out: _Out) -> None:
         over = None
