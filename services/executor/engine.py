@@ -82,7 +82,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from shared.events import (
     Bbo,
@@ -127,10 +127,11 @@ from .common import (
     _Strat,
 )
 from .config import ExecutorConfig
+from .netting import Netting
 from .orders import OrderRegistry
 
 
-class Engine(OrderRegistry, Attribution):
+class Engine(OrderRegistry, Attribution, Netting):
     """The executor's decision logic for one account.
 
     Args:
@@ -915,179 +916,6 @@ class Engine(OrderRegistry, Attribution):
     def _stale(self, ev: Event) -> bool:
         age = self.cfg.max_intent_age_ms
         return bool(age) and ev.ts_event < self.now - age * 1_000_000
-
-    def _on_target(self, ev: TargetPosition, out: _Out, dirty: dict[str, tuple[_Out, set[str]]]) -> None:
-        if self._paused(ev.strategy):
-            return
-        if ev.market not in self.markets:
-            out.add(OrderRejected, strategy=ev.strategy, market=ev.market, client_order_index=0,
-                    side="buy" if ev.target >= 0 else "sell", price=0.0, size=abs(ev.target), code=0,
-                    reason=f"market {ev.market} is not traded by this executor")
-            return
-        st = self._strat(ev.strategy, ev.market)
-        st.target = float(ev.target)
-        self._seq += 1
-        st.seq = self._seq
-        st.slippage_bps = ev.max_slippage_bps if ev.max_slippage_bps > 0 else self.cfg.default_slippage_bps
-        if self._stale(ev):
-            return
-        prev = dirty.get(ev.market)
-        triggered = prev[1] if prev else set()
-        triggered.add(ev.strategy)
-        dirty[ev.market] = (out, triggered)
-
-    def _rebalance(self, market: str, out: _Out, triggered: set[str], report_clips: bool = True) -> None:
-        """Net the strategies' deltas in ``market``: internal cross, then one IOC for the rest
-        (risk gate, self-trade guard). ``triggered``: strategies whose new intent caused the
-        call (they get the refusals when nothing can be sent); ``report_clips``: emit the
-        ``OrderRejected`` of clipped parts (False when re-run for a held or retried order)."""
-        m = self.markets[market]
-        strats = [(s, st) for (s, mk), st in self.strats.items() if mk == market and st.target is not None]
-        strats.sort(key=lambda x: x[1].seq)
-        deltas: list[tuple[str, _Strat, int]] = []
-        for s, st in strats:
-            d = self._lots(m, st.target - st.position - self.in_flight(s, market))  # type: ignore[operator]
-            if d:
-                deltas.append((s, st, d))
-        if not deltas:
-            self._held.pop(market, None)
-            return
-        if self.state == "halted":
-            self._held.pop(market, None)
-            for s, st, d in deltas:
-                if s in triggered:
-                    self._reject(out, s, m, d, 0.0, f"executor halted: {self.state_reason}")
-                    if self.killed:  # a kill forgets targets: after resume, strategies ask again
-                        st.target = None
-            return
-        bbo = self.bbo.get(market)
-        if bbo is None:
-            for s, _, d in deltas:
-                if s in triggered:
-                    self._reject(out, s, m, d, 0.0, f"no market data (BBO) for {market} yet")
-            return
-        bid, ask = bbo
-        mid = (bid + ask) / 2.0
-
-        # 1. internal cross of opposite deltas, FIFO on both sides
-        buy_total = sum(d for _, _, d in deltas if d > 0)
-        sell_total = -sum(d for _, _, d in deltas if d < 0)
-        cross = min(buy_total, sell_total)
-        remaining: list[tuple[str, _Strat, int]] = []
-        if cross > 0:
-            left = {1: cross, -1: cross}
-            crossed: list[tuple[str, int]] = []
-            for s, st, d in deltas:
-                sg = 1 if d > 0 else -1
-                take = min(abs(d), left[sg])
-                left[sg] -= take
-                if take:
-                    crossed.append((s, sg * take))
-                if abs(d) - take:
-                    remaining.append((s, st, sg * (abs(d) - take)))
-            for s, q in crossed:
-                size = m.int_to_size(abs(q))
-                self._apply(self._strat(s, market), (1 if q > 0 else -1) * size, mid)
-                out.add(Fill, fill_id=derive_id("internal", out.cause.id if out.cause else out.key, market, s),
-                        strategy=s, market=market, side="buy" if q > 0 else "sell", price=mid, size=size,
-                        fee=0.0, liquidity="internal", client_order_index=0, venue_trade_id="")
-                self._snapshot(out, s, market)
-        else:
-            remaining = deltas
-        if not remaining:
-            self._held.pop(market, None)
-            return
-
-        # 2. one venue order for the net remainder
-        net = sum(d for _, _, d in remaining)
-        side: Side = "buy" if net > 0 else "sell"
-        sg = 1 if net > 0 else -1
-        touch = ask if side == "buy" else bid
-        lots = abs(net)
-        exposure = self._inventory(market)
-        # worst case: our resting orders on this side fill as well (also those being canceled)
-        worst = exposure + sg * self._resting_exposure(market, side)
-        reduce_only = False
-        clip_reason = ""
-        if self.state == "reducing":
-            if exposure * sg >= 0:
-                lots, clip_reason = 0, f"reducing ({self.state_reason}): only orders that shrink the position"
-            else:
-                cap = self._lots(m, abs(exposure))
-                if lots > cap:
-                    lots, clip_reason = cap, f"reducing ({self.state_reason}): order limited to the position"
-                reduce_only = True
-        cap_units = self.cfg.position_limit(market)
-        cap_why = f"max_position {cap_units:g} {market}"
-        notional_cap = self.cfg.notional_limit(market) / touch if touch > 0 else 0.0
-        if notional_cap < cap_units:
-            cap_units, cap_why = notional_cap, f"max_notional_usd {self.cfg.notional_limit(market):g} USD"
-        resulting = worst + sg * m.int_to_size(lots)
-        if not reduce_only and abs(resulting) > cap_units + EPS and abs(resulting) > abs(exposure):
-            room = cap_units - sg * worst  # base units we may still add in this direction
-            allowed = max(0, self._lots(m, room)) if room > 0 else 0
-            if allowed < lots:
-                with_resting = f" (with our resting {side} orders {worst - exposure:+g})" if worst != exposure else ""
-                clip_reason = (f"clipped by {cap_why}: account position {exposure:g} {market}{with_resting} "
-                               f"+ {sg * m.int_to_size(lots):g} would exceed it")
-                lots = allowed
-        # allocate the (possibly clipped) order FIFO; report the clipped parts
-        alloc: list[list[Any]] = []
-        budget = lots
-        for s, _st, d in remaining:
-            take = min(abs(d), budget)
-            budget -= take
-            if take:
-                alloc.append([s, m.int_to_size(take)])
-            if abs(d) - take and clip_reason and report_clips:
-                self._reject(out, s, m, sg * (abs(d) - take), touch, clip_reason)
-        if lots <= 0:
-            self._held.pop(market, None)
-            return
-        slip = min((st.slippage_bps for s, st, _ in remaining if s in {a[0] for a in alloc}),
-                   default=self.cfg.default_slippage_bps)
-        if side == "buy":
-            price = m.price_to_int(ask * (1 + slip / 1e4), "down")
-        else:
-            price = m.price_to_int(bid * (1 - slip / 1e4), "up")
-        # self-trade guard: an IOC is only sent when none of our resting orders (any strategy's,
-        # pending, open or being canceled) lies within its limit; crossing ones are canceled
-        # first and the IOC waits for the venue's confirmations (re-run from _flush)
-        crossing = self._crossing(market, side, price, "quote")
-        if crossing:
-            for r in crossing:
-                if not r.cancel_requested:
-                    self._cancel(r, out)
-            owners = ",".join(dict.fromkeys(self._owner(r) for r in crossing))
-            levels = ",".join(m.price_str(r.price) for r in crossing)
-            self._held[market] = (side, price, (
-                f"taker {side} IOC of {','.join(a[0] for a in alloc)} at {m.price_str(price)} would cross our "
-                f"resting {'sell' if side == 'buy' else 'buy'} order(s) at {levels} ({owners}): canceled first, "
-                f"the IOC waits for the confirmations"))
-            return
-        self._held.pop(market, None)
-        why = m.check_amount(m.int_to_size(lots), m.int_to_price(price)) if price > 0 else "no valid price"
-        send_lots = lots
-        if why and price > 0 and sg * exposure < 0 and lots == abs(self._lots(m, exposure)):
-            # Closing the whole account position, which is below the market minimum (dust left by a
-            # partial fill). Such an order can never pass the minimum, so send it reduce-only at the
-            # minimum size: the venue clamps a reduce-only order to the position, so exactly the
-            # dust trades. Only a full close qualifies: a larger reduce-only order would otherwise
-            # also close other strategies' share of the position.
-            send_lots, reduce_only, why = self._min_lots(m, price), True, None
-        if why:
-            for s, q in alloc:
-                # code 1 (unreachable) when retrying cannot help: the amount, not the price, failed;
-                # the order was not clipped by a limit or the reducing state; and nothing of the
-                # strategy is in flight here (an IOC ending unfilled would enlarge its remainder).
-                # The target stays recorded: a later rebalance (another strategy's delta) may still
-                # net it internally.
-                unreachable = price > 0 and not clip_reason and abs(self.in_flight(s, market)) < EPS
-                self._reject(out, s, m, sg * self._lots(m, q), m.int_to_price(price),
-                             f"refused locally (unreachable: below the market minimum): {why}" if unreachable
-                             else f"refused locally: {why}", code=1 if unreachable else 0)
-            return
-        self._create(out, m, side, price, lots, "ioc", 0, reduce_only, "taker", alloc, send_lots=send_lots)
 
     # ------------------------------------------------------------------ resting orders (quotes, grids)
 
