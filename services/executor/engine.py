@@ -96,7 +96,6 @@ from shared.events import (
     PositionSnapshot,
     QuoteIntent,
     RestingOrders,
-    RiskState,
     Side,
     TargetPosition,
     derive_id,
@@ -110,11 +109,9 @@ from .budget import RequestBudget
 from .common import (
     _MARKET_DATA,
     CANCEL_RETRIES,
-    EPS,
     MAX_CLIENT_ORDER_INDEX,
     MAX_OPEN_ORDERS_PER_MARKET,
     RATE_LIMITED,
-    SOURCE,
     OrderCommand,
     StaleOrder,
     _Order,
@@ -122,13 +119,14 @@ from .common import (
     _Strat,
 )
 from .config import ExecutorConfig
+from .control import ControlState
 from .guards import Guards
 from .netting import Netting
 from .orders import OrderRegistry
 from .resting import RestingSets
 
 
-class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBudget):
+class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBudget, ControlState):
     """The executor's decision logic for one account.
 
     Args:
@@ -670,24 +668,6 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
         self.restored_controls = controls  # the state they give is published by set_reconciled
         return sum(len(v) for v in self._restored.values())
 
-    def control_summary(self) -> str:
-        """The control state in words (logs): ``killed (<reason>)``, ``paused all``, ``paused:
-        A,B``, ``flattening``, joined by ``; ``, or ``running`` when none applies."""
-        parts = []
-        if self.killed:
-            parts.append(f"killed ({self.killed})")
-        if self.paused_all:
-            parts.append("paused all")
-        if self.paused:
-            parts.append("paused: " + ",".join(sorted(self.paused)))
-        if self.flattening:
-            parts.append("flattening")
-        return "; ".join(parts) or "running"
-
-    @staticmethod
-    def _kill_reason(ev: Control) -> str:
-        return f"kill switch{': ' + ev.reason if ev.reason else ''}"
-
     def restored_intents(self) -> list[Event]:
         """The restored intents not applied yet (see :meth:`restore_intents`), by market."""
         return [ev for market in sorted(self._restored) for ev in self._restored[market].values()]
@@ -748,17 +728,7 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
         triggered: set[str] = set()
         flat_who = {strategy for (kind, strategy) in wishes if kind == "flatten"}
         if flat_who:  # a flatten resumed: target 0 for its strategies with a position, unless newer
-            for (s, mk), st in sorted(self.strats.items(), key=lambda kv: kv[1].seq):
-                if mk != market or ("*" not in flat_who and s not in flat_who) or st.seq > self._restore_seq:
-                    continue
-                if abs(st.position) < EPS and not st.target:
-                    continue
-                st.target = 0.0
-                self._seq += 1
-                st.seq = self._seq
-                if st.slippage_bps <= 0:
-                    st.slippage_bps = self.cfg.default_slippage_bps
-                triggered.add(s)
+            triggered.update(s for s, _ in self._flatten_targets(flat_who, market, self._restore_seq))
         for (kind, strategy), ev in wishes.items():
             if kind != "target" or self._paused(strategy) or self._stale(ev):
                 continue
@@ -785,39 +755,7 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
         self._eval_guards(market, guards)
         return events + guards.events
 
-    def set_account_position(self, market: str, position: float) -> None:
-        """Set the account position in ``market`` (signed base units), e.g. from the REST
-        account during reconciliation."""
-        self._changed()
-        if market in self.markets:
-            self.account_pos[market] = round(float(position), 10)
-
-    def set_reconciled(self, ok: bool, reason: str = "", ts_ns: int | None = None) -> list[Event]:
-        """Mark reconciliation done (``ok``) or failed (halted with ``reason``); returns a
-        ``RiskState`` when the state changes."""
-        self._changed()
-        self.reconciled = ok
-        self.reconcile_reason = "" if ok else (reason or "reconciliation failed")
-        ts = self.now if ts_ns is None else ts_ns
-        self._reports += 1
-        out = _Out(key=f"reconcile:{ok}:{self._reports}:{ts}", ts=ts)
-        self._check_limits(out)
-        self._emit_state(out)
-        return out.events
-
-    def state_event(self, ts_ns: int) -> RiskState:
-        """A ``RiskState`` event stating the current state (e.g. at start)."""
-        return RiskState(id=derive_id("state", self.state, self.state_reason, ts_ns), ts_event=ts_ns,
-                         source=SOURCE, state=self.state, reason=self.state_reason)  # type: ignore[arg-type]
-
     # ------------------------------------------------------------------ intents
-
-    def _paused(self, strategy: str) -> bool:
-        return self.paused_all or strategy in self.paused
-
-    def _stale(self, ev: Event) -> bool:
-        age = self.cfg.max_intent_age_ms
-        return bool(age) and ev.ts_event < self.now - age * 1_000_000
 
     # ------------------------------------------------------------------ resting orders (quotes, grids)
 
@@ -827,87 +765,7 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
 
     # ------------------------------------------------------------------ control
 
-    def _on_control(self, ev: Control, out: _Out, dirty: dict[str, tuple[_Out, set[str]]]) -> None:
-        if ev.command == "kill":
-            self.killed = self._kill_reason(ev)
-            self._forget_wanted(None, None)
-            # standing targets and restored wishes are forgotten too (as when the kill is
-            # restored at start-up): after ``resume`` nothing trades until a strategy asks again
-            for st in self.strats.values():
-                st.target = None
-            self._restored = {}
-            self._held.clear()
-            self._retry_markets.clear()
-            self._retry_cancels.clear()
-            self._commands.append(self.cancel_all_command(ev.ts_event, ev.id))
-        elif ev.command == "pause":
-            if ev.target == "*":
-                self.paused_all = True
-            else:
-                self.paused.add(ev.target)
-            self._forget_wanted(None if ev.target == "*" else ev.target, None)
-            self._cancel_quotes(None if ev.target == "*" else ev.target, None, ev)
-        elif ev.command == "resume":
-            if ev.target == "*":
-                self.paused_all = False
-                self.paused.clear()
-                self.killed = None
-                self.flattening = False
-            else:
-                self.paused.discard(ev.target)
-        elif ev.command == "flatten":
-            if ev.target == "*":
-                self.flattening = True
-            self._forget_wanted(None if ev.target == "*" else ev.target, None)
-            self._cancel_quotes(None if ev.target == "*" else ev.target, None, ev)
-            self._emit_state(out)
-            for (s, mk), st in sorted(self.strats.items(), key=lambda kv: kv[1].seq):
-                if ev.target not in ("*", s):
-                    continue
-                if st.target is None and abs(st.position) < EPS:
-                    continue
-                st.target = 0.0
-                self._seq += 1
-                st.seq = self._seq
-                if st.slippage_bps <= 0:
-                    st.slippage_bps = self.cfg.default_slippage_bps
-                prev = dirty.get(mk)
-                trig = prev[1] if prev else set()
-                trig.add(s)
-                dirty[mk] = (out, trig)
-            return
-        self._check_limits(out)
-        self._emit_state(out)
-
     # ------------------------------------------------------------------ positions and risk
-
-    def _check_limits(self, out: _Out) -> None:
-        over = None
-        for market, pos in sorted(self.account_pos.items()):
-            lim = self.cfg.position_limit(market)
-            if abs(pos) > lim * (1 + 1e-9) + EPS:
-                over = f"account position {pos:g} {market} exceeds max_position {lim:g}"
-                break
-        self.over_limit = over
-        self._emit_state(out)
-
-    def _derive_state(self) -> tuple[str, str]:
-        if self.killed:
-            return "halted", self.killed
-        if not self.reconciled:
-            return "halted", self.reconcile_reason
-        if self.flattening:
-            return "reducing", "flatten"
-        if self.over_limit:
-            return "reducing", self.over_limit
-        return "running", ""
-
-    def _emit_state(self, out: _Out) -> None:
-        state, reason = self._derive_state()
-        if (state, reason) != (self.state, self.state_reason):
-            self.state, self.state_reason = state, reason
-            out.add(RiskState, state=state, reason=reason)
-
 
 __all__ = ["MAX_CLIENT_ORDER_INDEX", "MAX_OPEN_ORDERS_PER_MARKET", "RATE_LIMITED", "Engine", "OrderCommand",
            "StaleOrder"]
