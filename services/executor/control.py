@@ -18,9 +18,39 @@ class ControlState:
     """Control state: a part of :class:`~services.executor.engine.Engine` (a mixin
     working on the engine's state; see the module docstring)."""
 
-    def _on_control(self, ev: Control, out: _Out, dirty: dict[str, tuple[_Out, set[str]]]) -> None:
+    def _control_state(self, ev: Control) -> None:
+        """Fold one ``Control`` into the control state (no side effects): ``kill`` sets the kill
+        reason; ``pause`` pauses its target (``*`` = all); ``resume *`` clears pauses, the kill and
+        a flatten, ``resume <strategy>`` that strategy's pause; ``flatten *`` sets flattening.
+        Used live (:meth:`_on_control`) and when the control stream is folded at start-up."""
+        who = ev.target
         if ev.command == "kill":
             self.killed = self._kill_reason(ev)
+        elif ev.command == "pause":
+            if who == "*":
+                self.paused_all = True
+            else:
+                self.paused.add(who)
+        elif ev.command == "resume":
+            if who == "*":
+                self.paused_all = False
+                self.paused.clear()
+                self.killed = None
+                self.flattening = False
+            else:
+                self.paused.discard(who)
+        elif ev.command == "flatten" and who == "*":
+            self.flattening = True
+
+    def _on_control(self, ev: Control, out: _Out, dirty: dict[str, tuple[_Out, set[str]]]) -> None:
+        """A live ``Control``: the state change (:meth:`_control_state`) and its effects. Kill:
+        wanted sets, standing targets, restored wishes, held and retried orders are forgotten and a
+        cancel-all is queued. Pause: the target's wanted sets forgotten, its resting orders
+        canceled. Flatten: likewise, then target 0 for the target's strategies (the touched
+        markets are added to ``dirty`` for the batch's rebalance)."""
+        self._control_state(ev)
+        who = None if ev.target == "*" else ev.target
+        if ev.command == "kill":
             self._forget_wanted(None, None)
             # standing targets and restored wishes are forgotten too (as when the kill is
             # restored at start-up): after ``resume`` nothing trades until a strategy asks again
@@ -31,26 +61,10 @@ class ControlState:
             self._retry_markets.clear()
             self._retry_cancels.clear()
             self._commands.append(self.cancel_all_command(ev.ts_event, ev.id))
-        elif ev.command == "pause":
-            if ev.target == "*":
-                self.paused_all = True
-            else:
-                self.paused.add(ev.target)
-            self._forget_wanted(None if ev.target == "*" else ev.target, None)
-            self._cancel_quotes(None if ev.target == "*" else ev.target, None, ev)
-        elif ev.command == "resume":
-            if ev.target == "*":
-                self.paused_all = False
-                self.paused.clear()
-                self.killed = None
-                self.flattening = False
-            else:
-                self.paused.discard(ev.target)
-        elif ev.command == "flatten":
-            if ev.target == "*":
-                self.flattening = True
-            self._forget_wanted(None if ev.target == "*" else ev.target, None)
-            self._cancel_quotes(None if ev.target == "*" else ev.target, None, ev)
+        elif ev.command in ("pause", "flatten"):
+            self._forget_wanted(who, None)
+            self._cancel_quotes(who, None, ev)
+        if ev.command == "flatten":
             self._emit_state(out)
             for s, mk in self._flatten_targets({ev.target}):
                 prev = dirty.get(mk)
