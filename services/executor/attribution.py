@@ -15,6 +15,12 @@ class Attribution:
     """Attribution: a part of :class:`~services.executor.engine.Engine` (a mixin
     working on the engine's state; see the module docstring)."""
 
+    def _init_attribution(self) -> None:
+        """Set up this part's state (called by the engine's constructor)."""
+        self.strats: dict[tuple[str, str], _Strat] = {}
+        self.account_pos: dict[str, float] = {m: 0.0 for m in self.markets}
+        self._seq = 0
+
     def _strat(self, strategy: str, market: str) -> _Strat:
         key = (strategy, market)
         st = self.strats.get(key)

@@ -11,6 +11,8 @@ queues (``_retry_cancels``, ``_cancel_failures``, ``_retry_cancel_all``, ``_retr
 
 from __future__ import annotations
 
+from collections import deque
+
 from shared.events import Event
 
 from .common import _NEVER, BUDGET_WINDOW_NS, EPS, OrderCommand, _Out
@@ -19,6 +21,22 @@ from .common import _NEVER, BUDGET_WINDOW_NS, EPS, OrderCommand, _Out
 class RequestBudget:
     """Request budget and deferred work: a part of :class:`~services.executor.engine.Engine` (a mixin
     working on the engine's state; see the module docstring)."""
+
+    def _init_budget(self) -> None:
+        """Set up this part's state (called by the engine's constructor)."""
+        self._budget_log: deque[tuple[int, int]] = deque()  # (ts ns, weight) per engine step
+        self._budget_used = 0
+        self.requests_sent = 0
+        self.deferred_updates = 0
+        self.rate_limited = 0
+        self.backoff_until = 0
+        self._retry_cancels: dict[int, int] = {}  # coi -> failed sends so far
+        self._cancel_failures: dict[int, int] = {}
+        self._retry_cancel_all = ""
+        self._retry_markets: dict[str, None] = {}
+        self._recheck: set[str] = set()  # markets where an order finished: holds may be released
+        self._flushes = 0
+        self._idle_until = 0  # event time (ns) before which _flush has nothing to do; 0 = not known
 
     def take_commands(self) -> list[OrderCommand]:
         """The order commands produced since the last call, in the order to execute them.

@@ -18,6 +18,18 @@ class ControlState:
     """Control state: a part of :class:`~services.executor.engine.Engine` (a mixin
     working on the engine's state; see the module docstring)."""
 
+    def _init_control(self, reconciled: bool) -> None:
+        """Set up this part's state (called by the engine's constructor)."""
+        self.paused: set[str] = set()
+        self.paused_all = False
+        # risk state inputs; the published state is derived from them
+        self.killed: str | None = None
+        self.reconciled = reconciled
+        self.reconcile_reason = "" if reconciled else "starting: not reconciled yet"
+        self.flattening = False
+        self.over_limit: str | None = None
+        self.state, self.state_reason = self._derive_state()
+
     def _control_state(self, ev: Control) -> None:
         """Fold one ``Control`` into the control state (no side effects): ``kill`` sets the kill
         reason; ``pause`` pauses its target (``*`` = all); ``resume *`` clears pauses, the kill and

@@ -34,6 +34,26 @@ What it does
   deferred (latest wanted set kept, applied later), cancels and IOCs never; error 23000 backs
   off. See ``docs/internals.md`` (executor guards, request budget).
 
+Parts
+-----
+:class:`Engine` is a facade: it holds the state and the bus-input entry points (``on_event(s)``,
+``on_market_data``), and inherits the rest from parts with one job each, one module per part;
+each part sets up the state it owns (``_init_<part>``) and documents it in its module docstring:
+
+=============================  ==========================================================
+``orders.py``                  order registry: client order indices, live/finished orders,
+                               create/cancel/refuse, queries (in flight, resting, crossing, stale)
+``attribution.py``             virtual positions per (strategy, market), FIFO fill attribution
+``netting.py``                 targets -> internal cross + one risk-gated IOC (``_rebalance``)
+``resting.py``                 resting-order sets (QuoteIntent/RestingOrders diff, placement)
+``guards.py``                  inventory and self-trade guards, the fast path's guard band
+``budget.py``                  request budget, 23000 back-off, deferred work (``_flush``)
+``control.py``                 kill/pause/resume/flatten, reconciliation, derived risk state
+``restore.py``                 start-up: exec history, standing wishes, control state
+``venue_reports.py``           send results and typed venue reports -> order events, fills
+``common.py``                  shared types and constants (``OrderCommand``, ``StaleOrder``, ...)
+=============================  ==========================================================
+
 API
 ---
 Inputs from the bus::
@@ -79,9 +99,7 @@ events (``ts_event``) and venue reports (their ``timestamp``).
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
 from collections.abc import Sequence
-from typing import Literal
 
 from shared.events import (
     Bbo,
@@ -89,33 +107,22 @@ from shared.events import (
     CancelIntent,
     Control,
     Event,
-    Fill,
-    OrderAccepted,
-    OrderCanceled,
-    OrderRejected,
     QuoteIntent,
     RestingOrders,
-    Side,
     TargetPosition,
-    derive_id,
 )
 from shared.markets import MarketInfo
-from shared.service import SeenIds
-from shared.venue.reports import VenueOrder, VenuePosition, VenueTrade
 
 from .attribution import Attribution
 from .budget import RequestBudget
 from .common import (
     _MARKET_DATA,
-    CANCEL_RETRIES,
     MAX_CLIENT_ORDER_INDEX,
     MAX_OPEN_ORDERS_PER_MARKET,
     RATE_LIMITED,
     OrderCommand,
     StaleOrder,
-    _Order,
     _Out,
-    _Strat,
 )
 from .config import ExecutorConfig
 from .control import ControlState
@@ -124,9 +131,10 @@ from .netting import Netting
 from .orders import OrderRegistry
 from .resting import RestingSets
 from .restore import Restore
+from .venue_reports import VenueReports
 
 
-class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBudget, ControlState, Restore):
+class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBudget, ControlState, Restore, VenueReports):
     """The executor's decision logic for one account.
 
     Args:
@@ -151,57 +159,19 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
         self.markets = dict(markets)
         self.by_id = {m.market_id: m for m in markets.values()}
         self.account = account_index
-        self.next_coi = next_client_order_index
-        self.now = 0
-        self.bbo: dict[str, tuple[float, float]] = {}
-        self.strats: dict[tuple[str, str], _Strat] = {}
-        self.account_pos: dict[str, float] = {m: 0.0 for m in markets}
-        self.orders: dict[int, _Order] = {}  # live orders only: scanned on every rebalance
-        # finished orders, kept (bounded) so that late venue reports still find their order
-        self.done_orders: OrderedDict[int, _Order] = OrderedDict()
-        self.paused: set[str] = set()
-        self.paused_all = False
-        self.seen_trades = SeenIds(200_000)  # (venue trade id, our side), bounded
-        self._seq = 0
-        self._reports = 0  # venue/runner reports without a natural id, for unique output ids
-        self._commands: list[OrderCommand] = []
-        # risk state inputs; the published state is derived from them
-        self.killed: str | None = None
-        self.reconciled = reconciled
-        self.reconcile_reason = "" if reconciled else "starting: not reconciled yet"
-        self.flattening = False
-        self.over_limit: str | None = None
-        self.state, self.state_reason = self._derive_state()
-        # guards: (guard, market, side) -> engaged; self-trade holds and deferred resting updates
-        self.guards: dict[tuple[str, str, str], bool] = {}
-        self.guard_engagements = 0
-        self._held: dict[str, tuple[Side, int, str]] = {}  # market -> (IOC side, limit ticks, reason)
-        self._wanted: dict[tuple[str, str], tuple[Event, list[tuple[Side, float, float]], bool]] = {}
-        self._pending: dict[tuple[str, str], Literal["budget", "blocked"]] = {}  # insertion-ordered
-        self._blocked: dict[tuple[str, str], dict[Side, str]] = {}  # deferred by the self-trade guard
-        self._recheck: set[str] = set()  # markets where an order finished: holds may be released
-        self._limits: dict[str, tuple[float, float, float]] = {}  # market -> (max units, max USD, min base)
-        self._gstate: dict[str, tuple[bool, ...]] = {}  # market -> last evaluated guard states
-        # request budget (event time)
-        self._budget_log: deque[tuple[int, int]] = deque()  # (ts ns, weight) per engine step
-        self._budget_used = 0
-        self.requests_sent = 0
-        self.deferred_updates = 0
-        self.rate_limited = 0
-        self.backoff_until = 0
-        self._retry_cancels: dict[int, int] = {}  # coi -> failed sends so far
-        self._cancel_failures: dict[int, int] = {}
-        self._retry_cancel_all = ""
-        self._retry_markets: dict[str, None] = {}
-        self._flushes = 0
+        self.now = 0  # event time (ns): the latest input's
+        self.bbo: dict[str, tuple[float, float]] = {}  # market -> (bid, ask) USD
         # fast path of on_market_data (see there); False = re-check everything on every quote (tests)
         self._fast = True
-        self._bands: dict[str, tuple[float, float]] = {}  # market -> open mid range of unchanged guard states
-        self._idle_until = 0  # event time (ns) before which _flush has nothing to do; 0 = not known
-        # intents restored at start-up, applied at the market's first market data (restore_intents)
-        self._restored: dict[str, dict[tuple[str, str], Event]] = {}  # market -> {(kind, strategy): intent}
-        self._restore_seq = 0  # target sequence number at the restore (newer targets beat a resumed flatten)
-        self.restored_controls = 0  # Control events folded at the restore
+        # each part sets up the state it owns
+        self._init_orders(next_client_order_index)
+        self._init_attribution()
+        self._init_resting()
+        self._init_guards()
+        self._init_budget()
+        self._init_control(reconciled)
+        self._init_restore()
+        self._init_venue_reports()
 
     # ------------------------------------------------------------------ public: bus inputs
 
@@ -342,208 +312,7 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
 
     # ------------------------------------------------------------------ public: venue reports
 
-    def on_send_result(self, cmd: OrderCommand, ok: bool, code: int = 200, message: str = "",
-                       tx_hash: str = "") -> list[Event]:
-        """Outcome of sending ``cmd``: ``OrderAccepted`` or ``OrderRejected`` for a create
-        (``code`` = Lighter error code, or -1 for a transport/signing failure); nothing for
-        cancels (their effect arrives as order updates).
-
-        Failures are never lost: a failed cancel (or cancel-all) is sent again on a later event
-        (23000: without limit, after the back-off; other codes: up to :data:`CANCEL_RETRIES`
-        times); after 23000 (too many requests) a refused resting order's wanted set is
-        re-applied and a refused taker order's market rebalanced once the back-off of
-        ``cfg.rate_limit_backoff_s`` (event time) is over."""
-        self._changed()
-        if not ok and code == RATE_LIMITED:
-            self.rate_limited += 1
-            self.backoff_until = max(self.backoff_until, self.now + int(self.cfg.rate_limit_backoff_s * 1e9))
-        if cmd.kind == "cancel_all":
-            if not ok:
-                self._retry_cancel_all = cmd.cause_id or "cancel_all"
-            return []
-        if cmd.kind == "cancel":
-            if not ok:
-                rec = self.orders.get(cmd.client_order_index)
-                if rec is not None and rec.live and rec.cancel_requested:
-                    rec.cancel_requested = False
-                    fails = self._cancel_failures.get(rec.coi, 0) + (0 if code == RATE_LIMITED else 1)
-                    self._cancel_failures[rec.coi] = fails
-                    if fails <= CANCEL_RETRIES:
-                        self._retry_cancels[rec.coi] = fails
-                    self._recheck.add(rec.market)
-            return []
-        rec = self._find(cmd.client_order_index)
-        if rec is None:
-            return []
-        if not ok and code == RATE_LIMITED and rec.live:
-            if rec.kind == "quote":
-                key = (self._owner(rec), rec.market)
-                if key in self._wanted:
-                    self._pending[key] = "budget"
-            else:
-                self._retry_markets[rec.market] = None
-        if not ok:
-            self._recheck.add(rec.market)
-        out = _Out(key=f"send:{cmd.client_order_index}", ts=cmd.ts_event, causation_id=cmd.cause_id)
-        m = self.markets[rec.market]
-        price, size = m.int_to_price(rec.price), m.int_to_size(rec.size)
-        if ok:
-            if rec.status == "pending":
-                rec.status = "open"
-            out.add(OrderAccepted, strategy=rec.label, market=rec.market, client_order_index=rec.coi,
-                    side=rec.side, price=price, size=size, order_type="limit", time_in_force=rec.tif,
-                    reduce_only=rec.reduce_only, tx_hash=tx_hash or "")
-        else:
-            self._retire(rec)
-            out.add(OrderRejected, strategy=rec.label, market=rec.market, client_order_index=rec.coi,
-                    side=rec.side, price=price, size=size, code=int(code), reason=message or "send failed")
-            self._eval_guards(rec.market, out)
-        return out.events
-
-    def on_venue_trade(self, trade: VenueTrade) -> list[Event]:
-        """A trade of the account (:class:`~shared.venue.reports.VenueTrade`, from
-        ``account_all_trades`` or the backtest's matching engine).
-
-        Emits, per side of the trade that is ours, one ``Fill`` per strategy the size is
-        attributed to (FIFO over the order's allocation; fills of unknown orders go to
-        ``cfg.unattributed_strategy``) and a ``PositionSnapshot`` per affected strategy.
-        Duplicates (same trade id and side) are ignored.
-        """
-        self._changed()
-        m = self.by_id.get(trade.market_id)
-        if m is None:
-            return []
-        trade_id = trade.trade_id
-        size = trade.size
-        price = trade.price
-        if not trade_id or size <= 0:
-            return []
-        ts = trade.ts_ns or self.now
-        self.now = max(self.now, ts)
-        events: list[Event] = []
-        for side, acct, coi in (("buy", trade.bid_account, trade.bid_client_order_index),
-                                ("sell", trade.ask_account, trade.ask_client_order_index)):
-            if acct != self.account or (trade_id, side) in self.seen_trades:
-                continue
-            self.seen_trades.add((trade_id, side))
-            maker = trade.is_maker_ask == (side == "sell")
-            fee = trade.maker_fee_usd if maker else trade.taker_fee_usd
-            rec = self._find(coi) if coi else None
-            out = _Out(key=f"trade:{trade_id}:{side}", ts=ts, causation_id=rec.cause_id if rec else None)
-            parts = self._attribute(rec, size)
-            sign = 1 if side == "buy" else -1
-            self.account_pos[m.symbol] = round(self.account_pos.get(m.symbol, 0.0) + sign * size, 10)
-            if rec is not None:
-                rec.filled = round(rec.filled + size, 10)
-            for strategy, part in parts:
-                st = self._strat(strategy, m.symbol)
-                self._apply(st, sign * part, price)
-                out.add(Fill, fill_id=derive_id("fill", trade_id, side, strategy), strategy=strategy,
-                        market=m.symbol, side=side, price=price, size=part, fee=fee * part / size,
-                        liquidity="maker" if maker else "taker", client_order_index=coi,
-                        venue_trade_id=trade_id)
-            for strategy in dict.fromkeys(s for s, _ in parts):
-                self._snapshot(out, strategy, m.symbol)
-            self._check_limits(out)
-            self._eval_guards(m.symbol, out)
-            events.extend(out.events)
-        return events
-
-    def mark_trade_seen(self, trade: VenueTrade) -> None:
-        """Record our sides of ``trade`` as already processed without emitting fills (trades
-        of the account from before this run, e.g. in the first ``subscribed`` snapshot)."""
-        if not trade.trade_id:
-            return
-        if trade.bid_account == self.account:
-            self.seen_trades.add((trade.trade_id, "buy"))
-        if trade.ask_account == self.account:
-            self.seen_trades.add((trade.trade_id, "sell"))
-
-    def on_venue_order(self, order: VenueOrder) -> list[Event]:
-        """An order update (:class:`~shared.venue.reports.VenueOrder`, from
-        ``account_all_orders``, the REST order lists or the backtest's matching engine). A
-        status starting with ``canceled`` or ``expired`` is terminal and yields ``OrderCanceled``
-        with the unfilled remainder; ``filled`` is terminal without an event; ``open`` marks the
-        order resting."""
-        self._changed()
-        coi = order.client_order_index
-        rec = self.orders.get(coi)
-        if rec is None or rec.status == "done":
-            return []
-        status = order.status
-        if order.order_index:
-            rec.order_index = order.order_index
-        if status == "filled" or status.startswith("canceled") or status.startswith("expired"):
-            ts = order.ts_ns or self.now
-            remaining = None if status == "filled" else order.remaining
-            return self._finish(rec, f"order:{coi}:{status}", ts, status, remaining)
-        if status in ("open", "in-progress", "pending"):
-            rec.status = "open"
-        return []
-
-    def _finish(self, rec: _Order, key: str, ts: int, reason: str, remaining: float | None) -> list[Event]:
-        """Retire ``rec`` after its final report: ``OrderCanceled(remaining, reason)`` unless
-        filled (``remaining`` None); then the guards and the deferred work it may release."""
-        coi = rec.coi
-        self._retire(rec)
-        self._retry_cancels.pop(coi, None)
-        self._cancel_failures.pop(coi, None)
-        self._recheck.add(rec.market)
-        out = _Out(key=key, ts=ts, causation_id=rec.cause_id)
-        if remaining is not None:
-            out.add(OrderCanceled, strategy=rec.label, market=rec.market, client_order_index=coi,
-                    remaining=remaining, reason=reason)
-        self._eval_guards(rec.market, out)
-        return out.events + self._flush()
-
     # ------------------------------------------------------------------ public: stale orders
-
-    def on_order_unknown(self, client_order_index: int, reason: str = "") -> list[Event]:
-        """The venue knows no order ``client_order_index`` (neither among the account's active
-        nor its recent inactive orders) although it is stale (:meth:`stale_orders`): it is
-        treated as **finished unfilled** -- ``OrderCanceled`` with the unfilled remainder and a
-        reason starting ``unknown to the venue`` -- so it stops counting in flight and a held
-        IOC may go. Fills that still arrive for it are attributed as usual (the order is
-        remembered). Returns the events (none if the order is not live)."""
-        self._changed()
-        rec = self.orders.get(client_order_index)
-        if rec is None or not rec.live:
-            return []
-        m = self.markets[rec.market]
-        remaining = round(max(0.0, m.int_to_size(rec.size) - rec.filled), 10)
-        why = f"unknown to the venue after {self.cfg.order_stale_s:g}s without a final order update"
-        return self._finish(rec, f"order:{client_order_index}:unknown", self.now, why + (f": {reason}" if reason else ""),
-                            remaining)
-
-    def on_order_still_open(self, client_order_index: int) -> bool:
-        """The venue lists stale order ``client_order_index`` as active (open). An order whose
-        cancel was requested ``order_stale_s`` ago and is still open lost its cancel: the cancel
-        is queued again (a command for :meth:`take_commands`), at most :data:`CANCEL_RETRIES`
-        times per order. Returns whether a cancel was queued (an IOC still being matched, or an
-        order without a cancel request, is left alone)."""
-        self._changed()
-        rec = self.orders.get(client_order_index)
-        if rec is None or not rec.live or not rec.cancel_requested or rec.checks >= CANCEL_RETRIES:
-            return False
-        rec.checks += 1
-        self._cancel(rec, _Out(key=f"recancel:{rec.coi}:{rec.checks}", ts=self.now, causation_id=rec.cause_id))
-        return True
-
-    def on_venue_position(self, pos: VenuePosition) -> list[Event]:
-        """The account position in one market (:class:`~shared.venue.reports.VenuePosition`,
-        from ``account_all_positions``, the REST account or the backtest's matching engine):
-        sets the account position (authoritative) and re-evaluates the limits; returns a
-        ``RiskState`` if the state changed."""
-        self._changed()
-        m = self.by_id.get(pos.market_id)
-        if m is None:
-            return []
-        self.account_pos[m.symbol] = round(pos.position, 10)
-        self._reports += 1
-        out = _Out(key=f"position:{m.symbol}:{self.now}:{self._reports}", ts=self.now)
-        self._check_limits(out)
-        self._eval_guards(m.symbol, out)
-        return out.events
 
     # ------------------------------------------------------------------ public: start-up
 

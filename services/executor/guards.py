@@ -18,6 +18,15 @@ class Guards:
     """Guards: a part of :class:`~services.executor.engine.Engine` (a mixin
     working on the engine's state; see the module docstring)."""
 
+    def _init_guards(self) -> None:
+        """Set up this part's state (called by the engine's constructor)."""
+        self.guards: dict[tuple[str, str, str], bool] = {}  # (guard, market, side) -> engaged
+        self.guard_engagements = 0
+        self._held: dict[str, tuple[Side, int, str]] = {}  # market -> (IOC side, limit ticks, reason)
+        self._limits: dict[str, tuple[float, float, float]] = {}  # market -> (max units, max USD, min base)
+        self._gstate: dict[str, tuple[bool, ...]] = {}  # market -> last evaluated guard states
+        self._bands: dict[str, tuple[float, float]] = {}  # market -> open mid range of unchanged guard states
+
     def guard_engaged(self, guard: Guard, market: str, side: Side) -> bool:
         """Whether ``guard`` currently blocks ``side`` in ``market``."""
         return self.guards.get((guard, market, side), False)

@@ -8,6 +8,7 @@ State (set up by :meth:`OrderRegistry._init_orders`): ``orders`` (live, by clien
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from typing import Any, Literal
 
 from shared.events import Event, OrderRejected, Side
@@ -19,6 +20,14 @@ from .common import DONE_ORDERS_KEPT, MAX_CLIENT_ORDER_INDEX, OrderCommand, Stal
 class OrderRegistry:
     """The executor's order registry: a part of :class:`~services.executor.engine.Engine` (a mixin
     working on the engine's state; see the module docstring)."""
+
+    def _init_orders(self, next_client_order_index: int) -> None:
+        """Set up this part's state (called by the engine's constructor)."""
+        self.next_coi = next_client_order_index
+        self.orders: dict[int, _Order] = {}  # live orders only: scanned on every rebalance
+        # finished orders, kept (bounded) so that late venue reports still find their order
+        self.done_orders: OrderedDict[int, _Order] = OrderedDict()
+        self._commands: list[OrderCommand] = []
 
     def _find(self, coi: int) -> _Order | None:
         """The order with client order index ``coi``, live or recently finished."""

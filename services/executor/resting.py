@@ -10,6 +10,7 @@ self-trade guard)."""
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from shared.events import Event, OrderRejected, QuoteIntent, RestingOrders, Side
 from shared.markets import MarketInfo
@@ -20,6 +21,12 @@ from .common import MAX_OPEN_ORDERS_PER_MARKET, Tif, _Out
 class RestingSets:
     """Resting-order sets: a part of :class:`~services.executor.engine.Engine` (a mixin
     working on the engine's state; see the module docstring)."""
+
+    def _init_resting(self) -> None:
+        """Set up this part's state (called by the engine's constructor)."""
+        self._wanted: dict[tuple[str, str], tuple[Event, list[tuple[Side, float, float]], bool]] = {}
+        self._pending: dict[tuple[str, str], Literal["budget", "blocked"]] = {}  # insertion-ordered
+        self._blocked: dict[tuple[str, str], dict[Side, str]] = {}  # deferred by the self-trade guard
 
     def _on_quote(self, ev: QuoteIntent, out: _Out) -> None:
         """A QuoteIntent is a :class:`RestingOrders` of at most one bid and one ask."""

@@ -30,6 +30,13 @@ class Restore:
     """Restore at start-up: a part of :class:`~services.executor.engine.Engine` (a mixin
     working on the engine's state; see the module docstring)."""
 
+    def _init_restore(self) -> None:
+        """Set up this part's state (called by the engine's constructor)."""
+        # intents restored at start-up, applied at the market's first market data (restore_intents)
+        self._restored: dict[str, dict[tuple[str, str], Event]] = {}  # market -> {(kind, strategy): intent}
+        self._restore_seq = 0  # target sequence number at the restore (newer targets beat a resumed flatten)
+        self.restored_controls = 0  # Control events folded at the restore
+
     def restore(self, history: Iterable[Event]) -> None:
         """Fold the exec stream's history (our own outputs): virtual positions from the last
         ``PositionSnapshot`` per (strategy, market), seen venue trade ids from ``Fill``, the
