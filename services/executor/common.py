@@ -101,6 +101,7 @@ class _Strat:
     target: float | None = None
     seq: int = 0
     slippage_bps: float = 0.0
+    reason: str = ""  # the reason of the standing target (Fill.reason of what executes it)
 
 
 @dataclass(slots=True)
@@ -123,6 +124,7 @@ class _Order:
     req_size: int = 0  # resting orders: lots the strategy asked for (size may be clipped)
     cancel_ts: int = 0  # event time (ns) of the last cancel request
     checks: int = 0  # cancels re-sent after a stale-order check found the order still open
+    reasons: dict[str, str] | None = None  # taker orders: strategy -> reason of the target it executes
 
     @property
     def live(self) -> bool:

@@ -104,6 +104,7 @@ class ControlState:
             if (not_after is not None and st.seq > not_after) or (st.target is None and abs(st.position) < EPS):
                 continue
             st.target = 0.0
+            st.reason = "flatten"
             self._seq += 1
             st.seq = self._seq
             if st.slippage_bps <= 0:

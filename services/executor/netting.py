@@ -36,6 +36,7 @@ class Netting:
         self._seq += 1
         st.seq = self._seq
         st.slippage_bps = ev.max_slippage_bps if ev.max_slippage_bps > 0 else self.cfg.default_slippage_bps
+        st.reason = ev.reason
         if self._stale(ev):
             return
         prev = dirty.get(ev.market)
@@ -106,7 +107,8 @@ class Netting:
                 self._apply(self._strat(s, market), (1 if q > 0 else -1) * size, mid)
                 out.add(Fill, fill_id=derive_id("internal", out.cause.id if out.cause else out.key, market, s),
                         strategy=s, market=market, side="buy" if q > 0 else "sell", price=mid, size=size,
-                        fee=0.0, liquidity="internal", client_order_index=0, venue_trade_id="")
+                        fee=0.0, liquidity="internal", client_order_index=0, venue_trade_id="",
+                        reason=self._strat(s, market).reason)
                 self._snapshot(out, s, market)
         else:
             remaining = deltas
@@ -218,4 +220,6 @@ class Netting:
                              f"refused locally (unreachable: below the market minimum): {why}" if unreachable
                              else f"refused locally: {why}", code=1 if unreachable else 0)
             return
-        self._create(out, m, side, price, lots, "ioc", 0, reduce_only, "taker", alloc, send_lots=send_lots)
+        owners = {a[0] for a in alloc}
+        self._create(out, m, side, price, lots, "ioc", 0, reduce_only, "taker", alloc, send_lots=send_lots,
+                     reasons={s: st.reason for s, st, _ in remaining if s in owners})

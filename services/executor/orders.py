@@ -46,16 +46,17 @@ class OrderRegistry:
 
     def _create(self, out: _Out, m: MarketInfo, side: Side, price: int, lots: int, tif: Tif, expiry: int,
                 reduce_only: bool, kind: Literal["taker", "quote"], alloc: list[list[Any]],
-                send_lots: int | None = None) -> _Order:
+                send_lots: int | None = None, reasons: dict[str, str] | None = None) -> _Order:
         """Record an order of ``lots`` and queue its create command. ``send_lots`` (default
         ``lots``) is the size put on the wire when it differs: a reduce-only dust close is sent
-        at the market minimum and clamped by the venue to the ``lots`` we track."""
+        at the market minimum and clamped by the venue to the ``lots`` we track. ``reasons``:
+        per allocated strategy, the reason of the target the order executes (``Fill.reason``)."""
         coi = self.next_coi
         self.next_coi = coi + 1 if coi < MAX_CLIENT_ORDER_INDEX else 1
         cause_id = out.cause.id if out.cause else (out.causation_id or out.key)
         ts = out.cause.ts_event if out.cause else out.ts
         rec = _Order(coi=coi, market=m.symbol, side=side, price=price, size=lots, tif=tif, kind=kind,
-                     alloc=alloc, cause_id=cause_id, ts_event=ts, reduce_only=reduce_only)
+                     alloc=alloc, cause_id=cause_id, ts_event=ts, reduce_only=reduce_only, reasons=reasons)
         self.orders[coi] = rec
         self._commands.append(OrderCommand(kind="create", market=m.symbol, market_id=m.market_id,
                                            client_order_index=coi, side=side, price=price,

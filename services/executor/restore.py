@@ -227,6 +227,7 @@ class Restore:
             self._seq += 1
             st.seq = self._seq
             st.slippage_bps = ev.max_slippage_bps if ev.max_slippage_bps > 0 else self.cfg.default_slippage_bps
+            st.reason = ev.reason
             triggered.add(strategy)
         if triggered:
             self._rebalance(market, out, triggered)

@@ -113,6 +113,7 @@ class VenueReports:
             rec = self._find(coi) if coi else None
             out = _Out(key=f"trade:{trade_id}:{side}", ts=ts, causation_id=rec.cause_id if rec else None)
             parts = self._attribute(rec, size)
+            reasons = rec.reasons if rec is not None else None
             sign = 1 if side == "buy" else -1
             self.account_pos[m.symbol] = round(self.account_pos.get(m.symbol, 0.0) + sign * size, 10)
             if rec is not None:
@@ -123,7 +124,7 @@ class VenueReports:
                 out.add(Fill, fill_id=derive_id("fill", trade_id, side, strategy), strategy=strategy,
                         market=m.symbol, side=side, price=price, size=part, fee=fee * part / size,
                         liquidity="maker" if maker else "taker", client_order_index=coi,
-                        venue_trade_id=trade_id)
+                        venue_trade_id=trade_id, reason=reasons.get(strategy, "") if reasons else "")
             for strategy in dict.fromkeys(s for s, _ in parts):
                 self._snapshot(out, strategy, m.symbol)
             self._check_limits(out)
