@@ -24,6 +24,9 @@ class Netting:
     working on the engine's state; see the module docstring)."""
 
     def _on_target(self, ev: TargetPosition, out: _Out, dirty: dict[str, tuple[_Out, set[str]]]) -> None:
+        """Record a strategy's target (with its slippage and reason; ignored while the strategy
+        is paused, refused for a market not traded here) and mark its market ``dirty`` for the
+        batch's rebalance, unless the intent is stale (the target is kept, nothing is sent)."""
         if self._paused(ev.strategy):
             return
         if ev.market not in self.markets:
