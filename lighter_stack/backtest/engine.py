@@ -4,8 +4,9 @@ Per market-data event, in time order:
 
 1. the matching engine executes every pending transaction due at or before the event's time and
    applies the event (:meth:`MatchingEngine.on_market_data`); the updates concerning our account
-   are turned into Lighter's dicts (:mod:`shared.venue.lighter_json`, the same as venue-sim
-   sends) and fed to the executor engine: trades first, then positions, then order updates;
+   are turned into typed venue reports (:mod:`shared.venue.reports`: the same values the
+   executor's venue client parses from venue-sim's JSON) and fed to the executor engine: trades
+   first, then positions, then order updates;
 2. the executor engine gets the event (its touch), then every strategy engine gets it;
 3. the strategies' intents of that event go to the executor engine as one batch (they net, as
    intents arriving in one consumer batch do live);
@@ -42,6 +43,7 @@ from shared.venue.matching import (
     Tier,
     Update,
 )
+from shared.venue.reports import order_from_order, position_from_position, trade_from_fill
 
 from .metrics import Recorder
 from .strategies import StrategyEngine
@@ -74,7 +76,6 @@ class Backtest:
         self.recorder = recorder if recorder is not None else Recorder(self.markets)
         self.now = 0
         self.events = 0
-        self.height = 1
         self.nonce = 0
         self.exec_counts: dict[str, int] = {}
 
@@ -213,7 +214,7 @@ class Backtest:
         return CancelAll(account=self.account, market_id=None, tx_hash=h)
 
     def _venue_updates(self, ups: list[Update]) -> list[Event]:
-        """Our account's venue updates as Lighter dicts -> executor (trades, positions, orders)."""
+        """Our account's venue updates as typed reports -> executor (trades, positions, orders)."""
         acct = self.account
         fills: list[Any] = []
         positions: list[Any] = []
@@ -236,16 +237,11 @@ class Backtest:
         venue = self.venue
         out: list[Event] = []
         for f in fills:
-            self.height += 1
-            d = LJ.fill_trade_json(self.by_id[f.market_id], f, height=self.height, taker_fee=venue.taker_fee,
-                                   maker_fee=venue.maker_fee)
-            out += ex.on_venue_trade(f.market_id, d)
+            out += ex.on_venue_trade(trade_from_fill(self.by_id[f.market_id], f, taker_fee=venue.taker_fee,
+                                                     maker_fee=venue.maker_fee))
         for p in positions:
-            m = self.by_id[p.market_id]
-            mark = LJ.mark_price(m, venue.state[p.market_id], p.avg_entry_price)
-            out += ex.on_venue_position(p.market_id, LJ.position_json(m, p, mark=mark))
+            out += ex.on_venue_position(position_from_position(self.by_id[p.market_id], p))
         for o in orders:
-            self.height += 1
-            out += ex.on_venue_order(o.market_id, LJ.order_json(self.by_id[o.market_id], o, height=self.height))
+            out += ex.on_venue_order(order_from_order(self.by_id[o.market_id], o))
         out += self._submit()
         return out

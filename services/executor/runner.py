@@ -111,6 +111,7 @@ from shared.service import (
     install_stop_handlers,
     setup_logging,
 )
+from shared.venue.reports import VenueOrder, VenueTrade
 
 from .config import ExecutorConfig
 from .engine import MAX_CLIENT_ORDER_INDEX, Engine, OrderCommand, StaleOrder
@@ -138,7 +139,16 @@ from .metrics import (
 from .nonces import NonceError, NonceManager
 from .sending import send_chunk
 from .signer import Signer, SignError, generate_key
-from .venue import AccountFeed, LighterRest, SendResult, VenueError, iter_keyed
+from .venue import (
+    AccountFeed,
+    LighterRest,
+    RestError,
+    SendResult,
+    VenueError,
+    feed_reports,
+    parse_order,
+    parse_position,
+)
 
 log = logging.getLogger("executor")
 
@@ -289,7 +299,7 @@ class ExecutorService(BatchHandler):
                     log.warning("venue has no market(s) %s; not trading them", missing)
                 if markets:
                     return markets
-                raise VenueError("no configured market on the venue")
+                raise RestError("no configured market on the venue")
             except VenueError as exc:
                 log.warning("market metadata: %s; retrying", exc)
                 await self._publish([RiskState(id=f"mdfail{time.time_ns():x}"[:16], ts_event=time.time_ns(),
@@ -359,8 +369,11 @@ class ExecutorService(BatchHandler):
             outs: list[Event] = []
             for p in positions:
                 mid = p.get("market_id")
-                if mid is not None:
-                    outs += engine.on_venue_position(int(mid), p)
+                pos = parse_position(mid, p) if mid is not None else None
+                if pos is None:
+                    log.warning("reconcile: skipping malformed position %s", str(p)[:200])
+                else:
+                    outs += engine.on_venue_position(pos)
             # read under the lock: no intent or control is consumed between the read and the restore
             await self._restore_from_streams()
             outs += engine.set_reconciled(True, ts_ns=time.time_ns())
@@ -407,14 +420,14 @@ class ExecutorService(BatchHandler):
         if self.ecfg.cancel_scope == "all":
             res = await self._execute([engine.cancel_all_command(time.time_ns())])
             if not res[0].ok:
-                raise VenueError(f"cancel-all failed: {res[0].code} {res[0].message}")
+                raise RestError(f"cancel-all failed: {res[0].code} {res[0].message}")
             return
         cmds, others = await self._own_order_cancels()
         log.info("canceling %d resting order(s) of ours; %d other order(s) on the account are left alone",
                  len(cmds), others)
         failed = [r for r in await self._execute(cmds) if not r.ok]
         if failed:
-            raise VenueError(f"{len(failed)} of {len(cmds)} cancel(s) failed: {failed[0].code} {failed[0].message}")
+            raise RestError(f"{len(failed)} of {len(cmds)} cancel(s) failed: {failed[0].code} {failed[0].message}")
 
     async def _own_order_cancels(self) -> tuple[list[OrderCommand], int]:
         """Cancel commands for the account's active orders (``accountActiveOrders`` per market,
@@ -430,10 +443,11 @@ class ExecutorService(BatchHandler):
         others = 0
         for m in engine.markets.values():
             for o in await self.rest.active_orders(self.cfg.account_index, m.market_id, token):
-                coi, order_index = _order_ids(o)
-                if coi and coi in own:
+                rep = parse_order(m.market_id, o)
+                if rep is not None and rep.client_order_index in own:
+                    coi = rep.client_order_index
                     cmds.append(OrderCommand(kind="cancel", market=m.symbol, market_id=m.market_id,
-                                             client_order_index=coi, order_index=order_index or coi,
+                                             client_order_index=coi, order_index=rep.order_index or coi,
                                              cause_id="cancel_own", ts_event=now))
                 else:
                     others += 1
@@ -556,10 +570,11 @@ class ExecutorService(BatchHandler):
                     how = "unknown" if got else ""
                 else:
                     mid, o = hit
-                    status = str(o.get("status") or "")
-                    if status == "filled" or status.startswith(("canceled", "expired")):
+                    rep = parse_order(mid, {**o, "client_order_index": coi})
+                    status = rep.status if rep is not None else ""
+                    if rep is not None and (status == "filled" or status.startswith(("canceled", "expired"))):
                         live = coi in engine.orders
-                        got = engine.on_venue_order(mid, o)
+                        got = engine.on_venue_order(rep)
                         how = ("filled" if status == "filled" else "canceled") if live else ""
                     else:
                         got = []
@@ -660,18 +675,16 @@ class ExecutorService(BatchHandler):
         snapshot = str(msg.get("type", "")).startswith("subscribed/")
         async with self.io_lock:
             outs: list[Event] = []
-            if kind == "trades":
-                for mid, t in iter_keyed(msg.get("trades")):
+            for rep in feed_reports(kind, msg):  # Lighter's JSON parsed here, malformed entries skipped
+                if isinstance(rep, VenueTrade):
                     if snapshot and self._feed_sessions <= 1:
-                        engine.mark_trade_seen(t)  # history from before this run: positions come from REST
+                        engine.mark_trade_seen(rep)  # history from before this run: positions come from REST
                     else:
-                        outs += engine.on_venue_trade(mid, t)
-            elif kind == "orders":
-                for mid, o in iter_keyed(msg.get("orders")):
-                    outs += engine.on_venue_order(mid, o)
-            elif kind == "positions":
-                for mid, p in iter_keyed(msg.get("positions")):
-                    outs += engine.on_venue_position(mid, p)
+                        outs += engine.on_venue_trade(rep)
+                elif isinstance(rep, VenueOrder):
+                    outs += engine.on_venue_order(rep)
+                else:
+                    outs += engine.on_venue_position(rep)
             await self._publish(outs)
             cmds = engine.take_commands()
         if cmds:
@@ -725,18 +738,6 @@ class ExecutorService(BatchHandler):
             await asyncio.wait_for(self._cancel_all_resting(), self.ecfg.reconcile_timeout_s)
         except Exception as exc:
             log.warning("shutdown cancel failed: %s", exc)
-
-
-def _order_ids(order: dict[str, Any]) -> tuple[int, int]:
-    """``(client_order_index, order_index)`` of a venue order (``accountActiveOrders`` JSON);
-    0 for a missing or malformed field."""
-    out = []
-    for name in ("client_order_index", "order_index"):
-        try:
-            out.append(int(order.get(name) or 0))
-        except (TypeError, ValueError):
-            out.append(0)
-    return out[0], out[1]
 
 
 async def _amain(cfg: StackConfig) -> int:

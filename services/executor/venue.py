@@ -43,17 +43,21 @@ import aiohttp
 import websockets
 
 from shared.markets import MarketInfo
+from shared.venue.errors import VenueError
+from shared.venue.reports import VenueOrder, VenuePosition, VenueTrade
 
 log = logging.getLogger(__name__)
 
 
-class VenueError(RuntimeError):
-    """A REST call failed: ``code`` is Lighter's error code (or the HTTP status, or -1 for a
-    transport error)."""
+class RestError(VenueError):
+    """A REST call failed (one of the :class:`~shared.venue.errors.VenueError` family):
+    ``code`` is Lighter's error code (or the HTTP status, or -1 for a transport error);
+    ``message`` the full description."""
 
     def __init__(self, message: str, code: int = -1) -> None:
-        super().__init__(message)
+        Exception.__init__(self, message)
         self.code = code
+        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +102,7 @@ class LighterRest:
         """GET ``/api/v1/<path>`` and return the JSON body.
 
         Raises:
-            VenueError: transport error, non-JSON body, HTTP error or ``code`` not 200.
+            RestError: transport error, non-JSON body, HTTP error or ``code`` not 200.
         """
         s = await self._s()
         headers = {"Authorization": auth} if auth else None
@@ -108,15 +112,15 @@ class LighterRest:
                 text = await r.text()
                 status = r.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise VenueError(f"GET {path}: {type(exc).__name__}: {exc}") from None
+            raise RestError(f"GET {path}: {type(exc).__name__}: {exc}") from None
         try:
             body = json.loads(text)
         except ValueError:
-            raise VenueError(f"GET {path}: HTTP {status}, not JSON: {text[:200]}", status) from None
+            raise RestError(f"GET {path}: HTTP {status}, not JSON: {text[:200]}", status) from None
         code = body.get("code", status) if isinstance(body, dict) else status
         if status != 200 or code not in (200, 0):
             msg = body.get("message", text[:200]) if isinstance(body, dict) else text[:200]
-            raise VenueError(f"GET {path}: HTTP {status} code {code}: {msg}", int(code or status))
+            raise RestError(f"GET {path}: HTTP {status} code {code}: {msg}", int(code or status))
         return body
 
     async def next_nonce(self, account_index: int, api_key_index: int) -> int:
@@ -141,12 +145,12 @@ class LighterRest:
         """The account's positions (Lighter Position objects).
 
         Raises:
-            VenueError: also when the account is unknown.
+            RestError: also when the account is unknown.
         """
         body = await self.get("account", {"by": "index", "value": account_index})
         accts = body.get("accounts") or []
         if not accts:
-            raise VenueError(f"account {account_index} not found", 21100)
+            raise RestError(f"account {account_index} not found", 21100)
         return list(accts[0].get("positions") or [])
 
     async def active_orders(self, account_index: int, market_id: int, auth: str) -> list[dict[str, Any]]:
@@ -341,4 +345,114 @@ def iter_keyed(payload: Any) -> list[tuple[int, dict[str, Any]]]:
         for obj in payload:
             if isinstance(obj, dict):
                 out.append((int(obj.get("market_id", obj.get("market_index", -1))), obj))
+    return out
+
+
+# ---------------------------------------------------------------------- Lighter JSON -> typed reports
+# The only place (besides venue-sim) that knows Lighter's field names: the engine gets the structs
+# of shared.venue.reports. A malformed object gives None (the caller logs and skips it).
+
+
+def lighter_ts_ns(v: Any) -> int:
+    """A Lighter timestamp (s, ms, us or ns; guessed by magnitude) in ns; 0 when missing."""
+    try:
+        x = int(v)
+    except (TypeError, ValueError):
+        return 0
+    if x <= 0:
+        return 0
+    if x < 10**11:
+        return x * 10**9
+    if x < 10**14:
+        return x * 10**6
+    if x < 10**17:
+        return x * 10**3
+    return x
+
+
+def _int(v: Any, default: int) -> int:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def parse_trade(market_id: Any, d: dict[str, Any]) -> VenueTrade | None:
+    """Lighter's Trade object (``trade_id``/``trade_id_str``, ``size``/``price``/``usd_amount``
+    decimal strings, ``ask_account_id``/``bid_account_id``, ``ask_client_id[_str]``/
+    ``bid_client_id[_str]``, ``is_maker_ask``, ``taker_fee``/``maker_fee`` in 1e-6 of notional,
+    ``timestamp`` in ms) as a :class:`VenueTrade`. None when it has no trade id, no positive size
+    or an amount that is not a number. Unreadable account ids count as not ours (-1), unreadable
+    client order indices as unknown (0)."""
+    try:
+        trade_id = str(d.get("trade_id_str") or d.get("trade_id") or "")
+        size = float(d.get("size") or 0)
+        price = float(d.get("price") or 0)
+        if not trade_id or not size > 0:
+            return None
+        usd = float(d.get("usd_amount") or size * price)
+        market_id = int(market_id)
+        taker_fee = usd * float(d.get("taker_fee") or 0) / 1e6
+        maker_fee = usd * float(d.get("maker_fee") or 0) / 1e6
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return VenueTrade(
+        trade_id=trade_id, market_id=market_id, price=price, size=size, usd_amount=usd,
+        ts_ns=lighter_ts_ns(d.get("timestamp")), bid_account=_int(d.get("bid_account_id", -1), -1),
+        ask_account=_int(d.get("ask_account_id", -1), -1),
+        bid_client_order_index=_int(d.get("bid_client_id_str") or d.get("bid_client_id") or 0, 0),
+        ask_client_order_index=_int(d.get("ask_client_id_str") or d.get("ask_client_id") or 0, 0),
+        is_maker_ask=bool(d.get("is_maker_ask")), taker_fee_usd=taker_fee, maker_fee_usd=maker_fee)
+
+
+def parse_order(market_id: Any, d: dict[str, Any]) -> VenueOrder | None:
+    """Lighter's Order object (``client_order_index``, ``order_index``, ``status``,
+    ``remaining_base_amount`` decimal string, ``updated_at``/``timestamp`` in ms) as a
+    :class:`VenueOrder`. None without a readable positive client order index or with a
+    remaining amount that is not a number."""
+    try:
+        coi = int(d.get("client_order_index") or 0)
+        remaining = float(d.get("remaining_base_amount") or 0)
+        market_id = int(market_id)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    if coi <= 0:
+        return None
+    return VenueOrder(market_id=market_id, client_order_index=coi,
+                      order_index=_int(d.get("order_index") or 0, 0), status=str(d.get("status") or ""),
+                      remaining=remaining, ts_ns=lighter_ts_ns(d.get("updated_at") or d.get("timestamp")))
+
+
+def parse_position(market_id: Any, d: dict[str, Any]) -> VenuePosition | None:
+    """Lighter's Position object (``position`` absolute size string, ``sign`` 1/-1) as a
+    :class:`VenuePosition` (signed base units). None when the size, the sign or ``market_id``
+    is not a number."""
+    try:
+        size = float(d.get("position") or 0)
+        sign = -1 if int(d.get("sign") or 1) < 0 else 1
+        market_id = int(market_id)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return VenuePosition(market_id=market_id, position=sign * size)
+
+
+def feed_reports(kind: str, msg: dict[str, Any]) -> list[VenueTrade | VenueOrder | VenuePosition]:
+    """The typed reports of one account-channel frame (``kind`` ``trades``/``orders``/``positions``
+    from :class:`AccountFeed`), in frame order. Objects that do not parse (or whose market id is
+    unreadable) are logged and skipped."""
+    parse = {"trades": parse_trade, "orders": parse_order, "positions": parse_position}.get(kind)
+    if parse is None:
+        return []
+    try:
+        items = iter_keyed(msg.get(kind))
+    except (TypeError, ValueError) as exc:
+        log.warning("account feed: unreadable %s frame (%s): %s", kind, exc, str(msg)[:200])
+        return []
+    out: list[VenueTrade | VenueOrder | VenuePosition] = []
+    for mid, obj in items:
+        rep = parse(mid, obj)  # type: ignore[operator]
+        if rep is None:
+            log.warning("account feed: skipping malformed %s entry: %s", kind[:-1], str(obj)[:200])
+        else:
+            out.append(rep)
     return out

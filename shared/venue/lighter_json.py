@@ -1,8 +1,9 @@
 """Matching-engine objects as Lighter's JSON objects (the dicts of the account WS channels).
 
-Shared by venue-sim (which sends them over its WebSocket and REST API) and by in-process
-backtests (which hand them straight to the executor engine's ``on_venue_trade`` /
-``on_venue_order`` / ``on_venue_position``), so both paths feed the executor identical dicts.
+Used by venue-sim (which sends them over its WebSocket and REST API). In-process backtests do not
+use the JSON: they hand the executor typed reports made straight from the matching engine
+(:mod:`shared.venue.reports`), which equal what the executor's venue client parses from these
+dicts (tested in ``tests/services/executor/test_venue_reports.py``).
 
 Everything here is pure: the caller passes what the dict needs from the venue's state
 (``height`` = venue-sim's block height counter, the fee rates, the mark price, ...). Amounts are

@@ -7,6 +7,7 @@ from executor_kit import ACCT, BTC, ETH, T0, lighter_trade, make_engine, of
 
 from services.executor.config import ExecutorConfig
 from services.executor.engine import Engine, OrderCommand
+from services.executor.venue import parse_order, parse_position, parse_trade
 from shared.events import (
     Bbo,
     CancelIntent,
@@ -60,7 +61,7 @@ def test_two_strategies_that_disagree_cross_internally_and_send_the_difference()
     # venue accepts, then fills the order: attributed to A
     acc = e.on_send_result(c, True, 200, "", "hash1")
     assert of(acc, OrderAccepted)[0].strategy == "A" and of(acc, OrderAccepted)[0].time_in_force == "ioc"
-    outs = e.on_venue_trade(1, trade(555, c.client_order_index, "0.00100", "115010.0"))
+    outs = e.on_venue_trade(parse_trade(1, trade(555, c.client_order_index, "0.00100", "115010.0")))
     f = of(outs, Fill)
     assert [(x.strategy, x.size, x.liquidity, x.venue_trade_id, x.client_order_index) for x in f] == [
         ("A", 0.001, "taker", "555", c.client_order_index)]
@@ -70,8 +71,8 @@ def test_two_strategies_that_disagree_cross_internally_and_send_the_difference()
     assert snap.avg_entry_price == pytest.approx((115000.5 + 115010.0) / 2)
     assert e.in_flight("A", "BTC") == 0.0
     # the order update that shows it filled is terminal without an event
-    assert e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "filled",
-                                "remaining_base_amount": "0.00000"}) == []
+    assert e.on_venue_order(parse_order(1, {"client_order_index": c.client_order_index, "status": "filled",
+                                "remaining_base_amount": "0.00000"})) == []
     # nothing left to do: same targets again -> no order
     assert e.on_events([target("A", 0.002, 3), target("B", -0.001, 4)]) == []
     assert e.take_commands() == []
@@ -85,19 +86,19 @@ def test_fifo_attribution_of_a_partial_fill_across_two_strategies():
     assert c.size == 300 and c.side == "buy"
     e.on_send_result(c, True)
     # one venue trade of 0.0015: A (first intent) gets 0.001, B gets 0.0005
-    outs = e.on_venue_trade(1, trade(700, c.client_order_index, "0.00150", "115001.0", maker=False))
+    outs = e.on_venue_trade(parse_trade(1, trade(700, c.client_order_index, "0.00150", "115001.0", maker=False)))
     fills = of(outs, Fill)
     assert [(f.strategy, f.size, f.venue_trade_id) for f in fills] == [("A", 0.001, "700"), ("B", 0.0005, "700")]
     assert len({f.fill_id for f in fills}) == 2
     assert sum(f.fee for f in fills) == pytest.approx(0.0015 * 115001.0 * 196 / 1e6)
     # the IOC remainder is canceled by the venue -> OrderCanceled, in-flight released
-    outs = e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "canceled-not-enough-liquidity",
-                                "remaining_base_amount": "0.00150"})
+    outs = e.on_venue_order(parse_order(1, {"client_order_index": c.client_order_index, "status": "canceled-not-enough-liquidity",
+                                "remaining_base_amount": "0.00150"}))
     (oc,) = of(outs, OrderCanceled)
     assert oc.remaining == 0.0015 and oc.reason == "canceled-not-enough-liquidity" and oc.strategy == "A,B"
     assert e.in_flight("B", "BTC") == 0.0
     # a duplicate trade report is ignored
-    assert e.on_venue_trade(1, trade(700, c.client_order_index, "0.00150", "115001.0")) == []
+    assert e.on_venue_trade(parse_trade(1, trade(700, c.client_order_index, "0.00150", "115001.0"))) == []
     # the next intent retries B's missing 0.0015
     e.on_event(target("B", 0.002, 3))
     (c2,) = e.take_commands()
@@ -140,9 +141,9 @@ def test_sub_minimum_remainder_of_a_partly_filled_entry_is_unreachable_code_1():
     e.on_event(target("A", 0.001, 1))
     (c,) = e.take_commands()
     e.on_send_result(c, True)
-    e.on_venue_trade(1, trade(1, c.client_order_index, "0.00095", "115001.0"))
-    e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "canceled",
-                         "remaining_base_amount": "0.00005"})
+    e.on_venue_trade(parse_trade(1, trade(1, c.client_order_index, "0.00095", "115001.0")))
+    e.on_venue_order(parse_order(1, {"client_order_index": c.client_order_index, "status": "canceled",
+                         "remaining_base_amount": "0.00005"}))
     outs = e.on_event(target("A", 0.001, 2))  # the strategy's retry: 0.00005 BTC left < 0.0002
     (rej,) = of(outs, OrderRejected)
     assert (rej.code, rej.strategy, rej.side, rej.size) == (1, "A", "buy", pytest.approx(0.00005))
@@ -164,7 +165,7 @@ def test_sub_minimum_remainder_with_an_order_in_flight_stays_code_0():
 def test_sub_minimum_after_a_clip_stays_code_0():
     e = make(max_position={"BTC": 0.00021})
     e.on_event(bbo())
-    e.on_venue_position(1, {"market_id": 1, "sign": 1, "position": "0.00010"})
+    e.on_venue_position(parse_position(1, {"market_id": 1, "sign": 1, "position": "0.00010"}))
     outs = e.on_event(target("A", 0.001, 1))  # clipped to 0.00011, which is below the minimum
     assert [r.code for r in of(outs, OrderRejected)] == [0, 0]
     assert e.take_commands() == []
@@ -214,7 +215,7 @@ def test_kill_forgets_standing_targets_so_resume_trades_nothing_until_asked_agai
 def test_reducing_only_shrinks():
     e = make()
     e.on_event(bbo())
-    e.on_venue_position(1, {"market_id": 1, "sign": 1, "position": "0.02000"})  # over max 0.01
+    e.on_venue_position(parse_position(1, {"market_id": 1, "sign": 1, "position": "0.02000"}))  # over max 0.01
     assert e.state == "reducing"
     outs = e.on_event(target("A", 0.001, 1))
     assert "reducing" in of(outs, OrderRejected)[0].reason
@@ -235,8 +236,8 @@ def test_pause_ignores_intents_and_flatten_targets_zero():
     e.on_event(target("A", 0.002, 4))
     (c,) = e.take_commands()
     e.on_send_result(c, True)
-    e.on_venue_trade(1, trade(1, c.client_order_index, "0.00200", "115001.0"))
-    e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "filled"})
+    e.on_venue_trade(parse_trade(1, trade(1, c.client_order_index, "0.00200", "115001.0")))
+    e.on_venue_order(parse_order(1, {"client_order_index": c.client_order_index, "status": "filled"}))
     outs = e.on_event(Control(id="f1", ts_event=T0 + 5, source="op", command="flatten", target="*"))
     assert of(outs, RiskState)[0].state == "reducing"
     (c2,) = e.take_commands()
@@ -264,7 +265,7 @@ def test_quotes_place_keep_replace_and_cancel():
     assert [(c.kind, c.side) for c in cmds2] == [("cancel", "buy"), ("create", "buy")]
     assert cmds2[0].order_index == cmds[0].client_order_index
     # maker fill on the ask -> attributed to mm as maker
-    outs = e.on_venue_trade(1, trade(9, cmds[1].client_order_index, "0.00100", "115010.0", side="sell", maker=True))
+    outs = e.on_venue_trade(parse_trade(1, trade(9, cmds[1].client_order_index, "0.00100", "115010.0", side="sell", maker=True)))
     (f,) = of(outs, Fill)
     assert (f.strategy, f.side, f.liquidity) == ("mm", "sell", "maker")
     assert f.fee == pytest.approx(0.001 * 115010.0 * 28 / 1e6)
@@ -283,7 +284,7 @@ def test_venue_reject_and_unknown_order_fill():
     assert rej.code == 21739 and rej.client_order_index == c.client_order_index
     assert e.in_flight("A", "BTC") == 0.0
     # a fill of an order we do not know goes to the unattributed strategy
-    (f,) = of(e.on_venue_trade(1, trade(42, 77, "0.00100", "115000.0")), Fill)
+    (f,) = of(e.on_venue_trade(parse_trade(1, trade(42, 77, "0.00100", "115000.0"))), Fill)
     assert f.strategy == "_unattributed"
 
 
@@ -294,9 +295,9 @@ def _run_scenario() -> list[bytes]:
     cmds: list[OrderCommand] = e.take_commands()
     for c in cmds:
         out += e.on_send_result(c, True, 200, "", "h")
-        out += e.on_venue_trade(1, trade(1000 + c.client_order_index, c.client_order_index, "0.00100", "115001.0"))
-        out += e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "canceled",
-                                    "remaining_base_amount": "0.00050"})
+        out += e.on_venue_trade(parse_trade(1, trade(1000 + c.client_order_index, c.client_order_index, "0.00100", "115001.0")))
+        out += e.on_venue_order(parse_order(1, {"client_order_index": c.client_order_index, "status": "canceled",
+                                    "remaining_base_amount": "0.00050"}))
     return [encode(x) for x in out]
 
 
@@ -313,12 +314,12 @@ def test_restore_from_exec_history():
     hist = e.on_events([target("A", 0.002, 1), target("B", -0.001, 2)])
     (c,) = e.take_commands()
     hist += e.on_send_result(c, True)
-    hist += e.on_venue_trade(1, trade(555, c.client_order_index, "0.00100", "115010.0"))
+    hist += e.on_venue_trade(parse_trade(1, trade(555, c.client_order_index, "0.00100", "115010.0")))
     e2 = Engine(ExecutorConfig(), {"BTC": BTC, "ETH": ETH}, ACCT, next_client_order_index=1, reconciled=False)
     e2.restore(hist)
     assert e2.position("A", "BTC") == pytest.approx(0.002) and e2.position("B", "BTC") == pytest.approx(-0.001)
     assert e2.next_coi == c.client_order_index + 1
-    assert e2.on_venue_trade(1, trade(555, c.client_order_index, "0.00100", "115010.0")) == []
+    assert e2.on_venue_trade(parse_trade(1, trade(555, c.client_order_index, "0.00100", "115010.0"))) == []
     assert e2.state == "halted"
     outs = e2.set_reconciled(True)
     assert of(outs, RiskState)[0].state == "running"
@@ -332,18 +333,18 @@ def test_dust_left_by_a_partial_fill_is_closed_reduce_only_at_the_minimum_size()
     e.on_event(target("A", 0.005, 1, market="ETH"))
     (c,) = e.take_commands()
     e.on_send_result(c, True)
-    e.on_venue_trade(0, trade(800, c.client_order_index, "0.0014", "4510.50", market_id=0))
-    e.on_venue_order(0, {"client_order_index": c.client_order_index, "status": "canceled",
-                         "remaining_base_amount": "0.0036"})
-    e.on_venue_position(0, {"market_id": 0, "sign": 1, "position": "0.0014"})
+    e.on_venue_trade(parse_trade(0, trade(800, c.client_order_index, "0.0014", "4510.50", market_id=0)))
+    e.on_venue_order(parse_order(0, {"client_order_index": c.client_order_index, "status": "canceled",
+                         "remaining_base_amount": "0.0036"}))
+    e.on_venue_position(parse_position(0, {"market_id": 0, "sign": 1, "position": "0.0014"}))
     outs = e.on_event(target("A", 0.0, 2, market="ETH"))
     assert not of(outs, OrderRejected)
     (close,) = e.take_commands()
     assert (close.side, close.reduce_only, close.size, close.tif) == ("sell", True, 50, "ioc")
     e.on_send_result(close, True)
     assert e.in_flight("A", "ETH") == pytest.approx(-0.0014)  # tracked at the dust, not the wire size
-    fills = of(e.on_venue_trade(0, trade(801, close.client_order_index, "0.0014", "4510.00", side="sell",
-                                         market_id=0)), Fill)
+    fills = of(e.on_venue_trade(parse_trade(0, trade(801, close.client_order_index, "0.0014", "4510.00", side="sell",
+                                         market_id=0))), Fill)
     assert [(f.strategy, f.side, f.size) for f in fills] == [("A", "sell", 0.0014)]
 
 
@@ -353,8 +354,8 @@ def test_a_partial_reduction_below_the_minimum_is_still_refused():
     e.on_events([target("A", 0.01, 1, market="ETH"), target("B", 0.01, 2, market="ETH")])
     (c,) = e.take_commands()
     e.on_send_result(c, True)
-    e.on_venue_trade(0, trade(900, c.client_order_index, "0.0200", "4510.50", market_id=0))
-    e.on_venue_position(0, {"market_id": 0, "sign": 1, "position": "0.0200"})
+    e.on_venue_trade(parse_trade(0, trade(900, c.client_order_index, "0.0200", "4510.50", market_id=0)))
+    e.on_venue_position(parse_position(0, {"market_id": 0, "sign": 1, "position": "0.0200"}))
     outs = e.on_event(target("A", 0.008, 3, market="ETH"))  # sell 0.002 < 0.005 while B stays long
     (rej,) = of(outs, OrderRejected)
     assert "min_base_amount" in rej.reason and e.take_commands() == []
@@ -368,11 +369,11 @@ def test_finished_orders_leave_the_live_set_but_late_reports_still_find_them():
         (c,) = e.take_commands()
         e.on_send_result(c, True)
         side = "buy" if i % 2 else "sell"
-        e.on_venue_trade(1, trade(1000 + i, c.client_order_index, "0.00100", "115001.0", side=side))
-        e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "filled",
-                             "remaining_base_amount": "0"})
+        e.on_venue_trade(parse_trade(1, trade(1000 + i, c.client_order_index, "0.00100", "115001.0", side=side)))
+        e.on_venue_order(parse_order(1, {"client_order_index": c.client_order_index, "status": "filled",
+                             "remaining_base_amount": "0"}))
     assert e.orders == {} and len(e.done_orders) == 5
     # a late duplicate report of a finished order changes nothing
-    assert e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "canceled",
-                                "remaining_base_amount": "0"}) == []
-    assert e.on_venue_trade(1, trade(1005, c.client_order_index, "0.00100", "115001.0", side="buy")) == []
+    assert e.on_venue_order(parse_order(1, {"client_order_index": c.client_order_index, "status": "canceled",
+                                "remaining_base_amount": "0"})) == []
+    assert e.on_venue_trade(parse_trade(1, trade(1005, c.client_order_index, "0.00100", "115001.0", side="buy"))) == []

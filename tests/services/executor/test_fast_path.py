@@ -13,6 +13,7 @@ import pytest
 
 from services.executor.config import ExecutorConfig
 from services.executor.engine import RATE_LIMITED, Engine, OrderCommand
+from services.executor.venue import parse_order, parse_position, parse_trade
 from shared.events import (
     Bbo,
     BookSnapshot,
@@ -148,9 +149,9 @@ class Session:
     def finish(self, coi: int, status: str) -> None:
         cmd = self.live.pop(coi)
         left = self.left.pop(coi)
-        self.same("on_venue_order", cmd.market_id, {"client_order_index": coi, "order_index": coi + 10**9,
-                                                    "status": status, "remaining_base_amount": f"{left:.8f}",
-                                                    "timestamp": self.t // MS})
+        self.same("on_venue_order", parse_order(cmd.market_id, {
+            "client_order_index": coi, "order_index": coi + 10**9, "status": status,
+            "remaining_base_amount": f"{left:.8f}", "timestamp": self.t // MS}))
 
     def venue_report(self) -> None:
         rng = self.rng
@@ -158,8 +159,8 @@ class Session:
         if r < 0.15:
             market = rng.choice(("BTC", "ETH"))
             p = self.pos[market]
-            self.same("on_venue_position", MARKETS[market].market_id,
-                      {"position": f"{abs(p):.8f}", "sign": -1 if p < 0 else 1})
+            self.same("on_venue_position", parse_position(MARKETS[market].market_id,
+                                                          {"position": f"{abs(p):.8f}", "sign": -1 if p < 0 else 1}))
             return
         if not self.live:
             return
@@ -167,8 +168,9 @@ class Session:
         cmd = self.live[coi]
         m = MARKETS[cmd.market]
         if r < 0.25 and cmd.tif != "ioc":
-            self.same("on_venue_order", cmd.market_id, {"client_order_index": coi, "order_index": coi + 10**9,
-                                                        "status": "open", "remaining_base_amount": "1"})
+            self.same("on_venue_order", parse_order(cmd.market_id, {
+                "client_order_index": coi, "order_index": coi + 10**9, "status": "open",
+                "remaining_base_amount": "1"}))
             return
         if r < 0.4:
             self.finish(coi, "canceled-expired" if cmd.tif == "ioc" else "canceled")
@@ -180,12 +182,12 @@ class Session:
         self.trade_id += 1
         buy = cmd.side == "buy"
         maker = cmd.tif != "ioc"
-        self.same("on_venue_trade", cmd.market_id, {
+        self.same("on_venue_trade", parse_trade(cmd.market_id, {
             "trade_id": self.trade_id, "size": f"{size:.8f}", "price": f"{price:.8f}",
             "usd_amount": f"{size * price:.6f}", "ask_account_id": 9 if buy else ACCT,
             "bid_account_id": ACCT if buy else 9, "ask_client_id": 0 if buy else coi,
             "bid_client_id": coi if buy else 0, "is_maker_ask": (not buy) if maker else buy,
-            "taker_fee": 200, "maker_fee": 0, "timestamp": self.t // MS})
+            "taker_fee": 200, "maker_fee": 0, "timestamp": self.t // MS}))
         self.pos[cmd.market] = round(self.pos[cmd.market] + (size if buy else -size), 10)
         self.left[coi] = round(self.left[coi] - size, 10)
         if take >= lots:

@@ -8,6 +8,7 @@ import pytest
 from executor_kit import BTC, MS, T0, S, lighter_trade, make_engine, of
 
 from services.executor.engine import RATE_LIMITED, Engine, OrderCommand
+from services.executor.venue import parse_order, parse_position, parse_trade
 from shared.events import (
     Bbo,
     CancelIntent,
@@ -55,8 +56,8 @@ def accept(e: Engine, cmds) -> None:
 
 
 def canceled(e: Engine, c: OrderCommand) -> list:
-    return e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "canceled",
-                                "remaining_base_amount": "0.00020"})
+    return e.on_venue_order(parse_order(1, {"client_order_index": c.client_order_index, "status": "canceled",
+                                "remaining_base_amount": "0.00020"}))
 
 
 # ---------------------------------------------------------------------------------- self-trade guard
@@ -170,8 +171,8 @@ def test_resting_order_waits_while_our_ioc_could_hit_it():
     outs = e.on_event(quote(2, 115000.5, 115010.0))
     assert [(c.side, c.price) for c in e.take_commands()] == [("sell", 1150100)]
     assert guards(outs, "self_trade") == [("self_trade", "buy", True)]
-    e.on_venue_trade(1, trade(5, ioc.client_order_index, "0.00020", "115000.0", "sell", maker=False))
-    outs = e.on_venue_order(1, {"client_order_index": ioc.client_order_index, "status": "filled"})
+    e.on_venue_trade(parse_trade(1, trade(5, ioc.client_order_index, "0.00020", "115000.0", "sell", maker=False)))
+    outs = e.on_venue_order(parse_order(1, {"client_order_index": ioc.client_order_index, "status": "filled"}))
     assert guards(outs, "self_trade") == [("self_trade", "buy", False)]
     assert [(c.side, c.price) for c in e.take_commands()] == [("buy", 1150005)]
 
@@ -189,8 +190,8 @@ def test_position_limit_blocks_only_the_growing_side_and_releases():
     assert (g.guard, g.market, g.side, g.engaged, g.limit) == ("max_position", "BTC", "buy", True, 0.0004)
     assert g.position == pytest.approx(0.0004)
     e.on_send_result(ioc, True)
-    e.on_venue_trade(1, trade(1, ioc.client_order_index, "0.00040", "115001.0", "buy", maker=False))
-    e.on_venue_order(1, {"client_order_index": ioc.client_order_index, "status": "filled"})
+    e.on_venue_trade(parse_trade(1, trade(1, ioc.client_order_index, "0.00040", "115001.0", "buy", maker=False)))
+    e.on_venue_order(parse_order(1, {"client_order_index": ioc.client_order_index, "status": "filled"}))
     outs = e.on_event(quote(2, 114990.0, 115010.0))
     (rej,) = of(outs, OrderRejected)
     assert rej.side == "buy" and "max_position 0.0004 BTC" in rej.reason
@@ -199,7 +200,7 @@ def test_position_limit_blocks_only_the_growing_side_and_releases():
     assert e.guard_engaged("max_position", "BTC", "buy") and not e.guard_engaged("max_position", "BTC", "sell")
     accept(e, cmds)
     # the ask fills: 0.0002 of room again -> released
-    outs = e.on_venue_trade(1, trade(2, cmds[0].client_order_index, "0.00020", "115010.0", "sell", maker=True))
+    outs = e.on_venue_trade(parse_trade(1, trade(2, cmds[0].client_order_index, "0.00020", "115010.0", "sell", maker=True)))
     (g,) = of(outs, GuardState)
     assert (g.guard, g.side, g.engaged) == ("max_position", "buy", False) and g.position == pytest.approx(0.0002)
 
@@ -211,17 +212,17 @@ def test_engaging_cancels_resting_orders_of_the_blocked_side():
     cmds = e.take_commands()
     accept(e, cmds)
     # the venue reports a position at the limit (e.g. a manual trade): our bid could only grow it
-    outs = e.on_venue_position(1, {"position": "0.00100", "sign": 1})
+    outs = e.on_venue_position(parse_position(1, {"position": "0.00100", "sign": 1}))
     assert guards(outs) == [("max_position", "buy", True)]
     assert [(c.kind, c.client_order_index) for c in e.take_commands()] == [("cancel", cmds[0].client_order_index)]
-    outs = e.on_venue_position(1, {"position": "0.00050", "sign": 1})
+    outs = e.on_venue_position(parse_position(1, {"position": "0.00050", "sign": 1}))
     assert guards(outs) == [("max_position", "buy", False)]
 
 
 def test_notional_limit_blocks_and_releases_with_price():
     e = make(max_notional_usd={"BTC": 50.0})  # 50 USD ~ 0.000435 BTC at 115000
     e.on_event(bbo())
-    e.on_venue_position(1, {"position": "0.00030", "sign": -1})
+    e.on_venue_position(parse_position(1, {"position": "0.00030", "sign": -1}))
     outs = e.on_event(bbo(1))
     assert not of(outs, GuardState)  # room 0.000135 BTC... below the minimum of 0.0002
     assert e.guard_engaged("max_notional", "BTC", "sell") and not e.guard_engaged("max_notional", "BTC", "buy")
@@ -236,7 +237,7 @@ def test_notional_limit_blocks_and_releases_with_price():
 def test_guard_events_only_on_change():
     e = make(max_position={"BTC": 0.0002})
     e.on_event(bbo())
-    e.on_venue_position(1, {"position": "0.00020", "sign": 1})
+    e.on_venue_position(parse_position(1, {"position": "0.00020", "sign": 1}))
     assert e.guard_engaged("max_position", "BTC", "buy")
     for t in range(1, 5):
         assert not of(e.on_event(bbo(t)), GuardState)
@@ -401,8 +402,8 @@ def test_cancel_intent_drops_a_held_back_order_and_releases_the_guard():
     assert e.take_commands() == [] and e.guard_engaged("self_trade", "BTC", "buy")
     outs = e.on_event(CancelIntent(id="c", ts_event=T0 + 3, source="mm", strategy="mm", market="BTC"))
     assert guards(outs) == [("self_trade", "buy", False)]
-    e.on_venue_order(1, {"client_order_index": ioc.client_order_index, "status": "canceled",
-                         "remaining_base_amount": "0.00020"})
+    e.on_venue_order(parse_order(1, {"client_order_index": ioc.client_order_index, "status": "canceled",
+                         "remaining_base_amount": "0.00020"}))
     assert e.take_commands() == []  # the dropped bid is not placed any more
 
 
@@ -414,7 +415,7 @@ def test_on_market_data_equals_on_events_for_market_data():
         for t in range(1, 4):
             log += e.on_event(quote(t, 114990.0 + t, 115010.0))
             log.append(e.take_commands())
-        log += e.on_venue_position(1, {"position": "0.00030", "sign": -1})
+        log += e.on_venue_position(parse_position(1, {"position": "0.00030", "sign": -1}))
         for t, (b, a) in enumerate([(115000.0, 115001.0), (57500.0, 57501.0), (115000.0, 115001.0)]):
             log += feed(bbo((61 + t) * S, bid=b, ask=a))
             log.append(e.take_commands())

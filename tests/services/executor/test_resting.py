@@ -5,6 +5,7 @@ from __future__ import annotations
 from executor_kit import T0, lighter_trade, make_engine, of
 
 from services.executor.engine import MAX_OPEN_ORDERS_PER_MARKET, Engine
+from services.executor.venue import parse_order, parse_position, parse_trade
 from shared.events import (
     Bbo,
     CancelIntent,
@@ -109,13 +110,13 @@ def test_maker_fill_attributed_to_owner_and_other_strategies_untouched():
     e.on_event(ro(3, GRID))
     assert e.take_commands() == []
     buy = cmds[0]
-    outs = e.on_venue_trade(1, trade(77, buy.client_order_index, "0.00020", "114885.0", "buy"))
+    outs = e.on_venue_trade(parse_trade(1, trade(77, buy.client_order_index, "0.00020", "114885.0", "buy")))
     (f,) = of(outs, Fill)
     assert (f.strategy, f.side, f.size, f.liquidity, f.client_order_index) == (
         "grid", "buy", 0.0002, "maker", buy.client_order_index)
     (snap,) = of(outs, PositionSnapshot)
     assert snap.strategy == "grid" and snap.position == 0.0002 and snap.account_position == 0.0002
-    e.on_venue_order(1, {"client_order_index": buy.client_order_index, "status": "filled"})
+    e.on_venue_order(parse_order(1, {"client_order_index": buy.client_order_index, "status": "filled"}))
     assert ("buy", 114885.0, 0.0002) not in e.resting_orders("grid", "BTC")
     # the grid wants it back: placed again
     e.on_event(ro(4, GRID))
@@ -178,10 +179,10 @@ def test_reducing_only_orders_that_shrink_exposure():
     e.on_event(ro(1, [("buy", 114885.0, 0.0002)]))
     (c,) = e.take_commands()
     e.on_send_result(c, True)
-    e.on_venue_trade(1, trade(1, c.client_order_index, "0.00020", "114885.0", "buy"))
-    e.on_venue_order(1, {"client_order_index": c.client_order_index, "status": "filled"})
+    e.on_venue_trade(parse_trade(1, trade(1, c.client_order_index, "0.00020", "114885.0", "buy")))
+    e.on_venue_order(parse_order(1, {"client_order_index": c.client_order_index, "status": "filled"}))
     # the venue reports a larger position: over the limit -> reducing
-    outs = e.on_venue_position(1, {"position": "0.00030", "sign": 1})
+    outs = e.on_venue_position(parse_position(1, {"position": "0.00030", "sign": 1}))
     assert of(outs, RiskState)[0].state == "reducing"
     outs = e.on_event(ro(2, [("buy", 114800.0, 0.0002), ("sell", 115115.0, 0.0002), ("sell", 115200.0, 0.0002)]))
     cmds = e.take_commands()

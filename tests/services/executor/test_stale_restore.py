@@ -7,6 +7,7 @@ from executor_kit import ACCT, BTC, ETH, T0, S, make_engine
 
 from services.executor.config import ExecutorConfig
 from services.executor.engine import Engine, StaleOrder
+from services.executor.venue import parse_order, parse_trade
 from shared.events import (
     Bbo,
     CancelIntent,
@@ -62,8 +63,8 @@ def test_rest_report_resolves_a_lost_ioc_and_the_retried_target_trades_again():
     assert e.take_commands() == []
     assert [s.client_order_index for s in e.stale_orders()] == [coi]
     # the runner's REST check finds it expired unfilled: the same path as a WS order update
-    outs = e.on_venue_order(1, {"client_order_index": coi, "order_index": 77, "status": "canceled-expired",
-                                "remaining_base_amount": "0.00100", "updated_at": 1_757_973_380_000})
+    outs = e.on_venue_order(parse_order(1, {"client_order_index": coi, "order_index": 77, "status": "canceled-expired",
+                                "remaining_base_amount": "0.00100", "updated_at": 1_757_973_380_000}))
     (c,) = [o for o in outs if isinstance(o, OrderCanceled)]
     assert (c.client_order_index, c.remaining, c.reason) == (coi, 0.001, "canceled-expired")
     assert e.in_flight("A", "BTC") == 0 and e.stale_orders() == []
@@ -73,8 +74,8 @@ def test_rest_report_resolves_a_lost_ioc_and_the_retried_target_trades_again():
     assert (cmd.kind, cmd.tif, cmd.side, cmd.size) == ("create", "ioc", "buy", 100)
     assert cmd.client_order_index != coi
     # a late WS update of the first order changes nothing
-    assert e.on_venue_order(1, {"client_order_index": coi, "status": "canceled-expired",
-                                "remaining_base_amount": "0.00100"}) == []
+    assert e.on_venue_order(parse_order(1, {"client_order_index": coi, "status": "canceled-expired",
+                                "remaining_base_amount": "0.00100"})) == []
 
 
 def test_order_unknown_to_the_venue_is_finished_unfilled_with_a_reason_and_late_fills_still_count():
@@ -90,7 +91,7 @@ def test_order_unknown_to_the_venue_is_finished_unfilled_with_a_reason_and_late_
     fill = {"trade_id": 5, "size": "0.00100", "price": "115001.0", "usd_amount": "115.001",
             "ask_account_id": 9, "bid_account_id": ACCT, "ask_client_id": 0, "bid_client_id": coi,
             "is_maker_ask": True, "taker_fee": 0, "maker_fee": 0, "timestamp": 1_757_973_381_000}
-    e.on_venue_trade(1, fill)
+    e.on_venue_trade(parse_trade(1, fill))
     assert e.position("A", "BTC") == 0.001
 
 
@@ -101,7 +102,7 @@ def test_lost_cancel_confirmation_releases_the_held_ioc_after_the_check():
                            bid_px=114990.0, bid_sz=0.0002))
     (q,) = e.take_commands()
     e.on_send_result(q, True)
-    e.on_venue_order(1, {"client_order_index": q.client_order_index, "order_index": 55, "status": "open"})
+    e.on_venue_order(parse_order(1, {"client_order_index": q.client_order_index, "order_index": 55, "status": "open"}))
     # the hedger sells through mm's bid: the bid is canceled first, the IOC is held
     e.on_event(target("H", -0.0002, T0 + 2))
     (cancel,) = e.take_commands()
@@ -118,8 +119,8 @@ def test_lost_cancel_confirmation_releases_the_held_ioc_after_the_check():
     assert again.kind == "cancel" and again.order_index == 55
     assert e.stale_orders() == []  # the re-sent cancel restarts the clock
     # the venue then lists it canceled: the held IOC goes out
-    outs = e.on_venue_order(1, {"client_order_index": q.client_order_index, "status": "canceled",
-                                "remaining_base_amount": "0.00020"})
+    outs = e.on_venue_order(parse_order(1, {"client_order_index": q.client_order_index, "status": "canceled",
+                                "remaining_base_amount": "0.00020"}))
     assert any(isinstance(o, OrderCanceled) for o in outs)
     (ioc,) = e.take_commands()
     assert (ioc.kind, ioc.tif, ioc.side) == ("create", "ioc", "sell")
