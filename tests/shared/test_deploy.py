@@ -3,7 +3,7 @@ the services define, with the labels those metrics carry, and use counters and g
 PromQL needs (counters inside ``rate``/``increase``, gauges never).
 
 The metric definitions come from the Prometheus registry after importing every service runner
-(``lighter_stack.cli.SERVICES``), so a renamed metric, a typo in a panel or an alert, or a filter on a
+(``lighter_stack.registry.SERVICES``), so a renamed metric, a typo in a panel or an alert, or a filter on a
 label the metric does not have fails here instead of showing an empty panel.
 """
 
@@ -21,7 +21,7 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-from lighter_stack.cli import SERVICES
+from lighter_stack.registry import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -214,8 +214,23 @@ def test_alert_rules_are_complete_and_loaded() -> None:
 
 def test_every_service_is_scraped() -> None:
     prom = yaml.safe_load(PROMETHEUS.read_text())
-    scraped = {sc["labels"]["service"] for job in prom["scrape_configs"] for sc in job["static_configs"]}
-    assert scraped == set(SERVICES)
+    scraped = {sc["labels"]["service"]: sc["targets"] for job in prom["scrape_configs"]
+               for sc in job["static_configs"]}
+    assert set(scraped) == set(SERVICES)
+    for name, spec in SERVICES.items():
+        assert scraped[name] == [f"{name}:{spec.port}"], name
+
+
+def test_compose_runs_every_registered_service_on_its_port() -> None:
+    """docker-compose.yml has one container per service of the registry, running
+    ``lighter-stack run <name>`` with a health check on the registry's port."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name, spec in SERVICES.items():
+        assert name in compose, f"{name} missing from docker-compose.yml"
+        assert compose[name]["command"] == ["run", name], name
+        assert f"127.0.0.1:{spec.port}/health" in " ".join(compose[name]["healthcheck"]["test"]), name
+    runs = {n for n, c in compose.items() if isinstance(c.get("command"), list) and c["command"][:1] == ["run"]}
+    assert runs == set(SERVICES)
 
 
 PROMTOOL = shutil.which("promtool")
