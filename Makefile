@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-all bench up down lint config-check clean
+.PHONY: install sysdeps demo test test-all bench up down lint config-check clean
 
 install: $(STAMP)
 
@@ -23,10 +23,13 @@ $(STAMP): pyproject.toml
 demo: install         ## paper mode on the bundled real Lighter recording, all services as processes
 	$(BIN)/lighter-stack demo
 
-test: install         ## fast tier: unit and integration tests (real Redis, venue-sim, SDK); no e2e or parity runs
+sysdeps:              ## Debian packages some tests use (promtool, prometheus, alertmanager), when root
+	@bash deploy/sysdeps.sh
+
+test: install sysdeps ## fast tier: unit and integration tests (real Redis, venue-sim, SDK); no e2e or parity runs
 	$(BIN)/python -m pytest -q -m "not e2e and not parity"
 
-test-all: install     ## every test: the fast tier plus the end-to-end demos and the bus-vs-backtest parity runs
+test-all: install sysdeps ## every test: the fast tier plus the end-to-end demos and the bus-vs-backtest parity runs
 	$(BIN)/python -m pytest -q
 
 bench: install        ## benchmarks that print figures (not pass/fail)
