@@ -33,9 +33,9 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator, model_validator
 
 from shared.config import ConfigError
 from shared.events import (
@@ -349,16 +349,47 @@ def default_sizes() -> dict[str, MarketSizing]:
     return {k: MarketSizing(**v) for k, v in DEFAULT_SIZES.items()}
 
 
+#: A strategy name (``strategy`` of fills, intents and the consumer group): not empty.
+StrategyName = Annotated[str, Field(min_length=1)]
+#: A TCP port (``http_port`` of /health and /metrics); 0 = any free port.
+HttpPort = Annotated[int, Field(ge=0, le=65535)]
+
+
 class TargetStrategyConfig(BaseModel):
-    """Base of the target-position strategy configs (trend, renko): merges ``sizes`` over
-    :data:`DEFAULT_SIZES` (:func:`merge_sizes`) and resolves the traded markets. Declares no
-    field, so each config keeps its own fields in its own order; a subclass sets ``SECTION``
-    and declares ``markets`` and ``sizes``."""
+    """Base of the target-position strategy configs (trend, renko): the fields every one of
+    them has and :class:`TargetEngine` reads, in this order at the head of each config; a
+    subclass sets ``SECTION``, gives ``strategy``, ``http_port``, ``take_profit_bps``,
+    ``stop_loss_bps`` and ``max_hold_s`` their defaults (same types) and adds its own fields.
+
+    ``markets``: ``None`` = the top-level ``markets`` of the stack config. ``sizes`` given in
+    the file are merged field by field over :data:`DEFAULT_SIZES` (:func:`merge_sizes`: setting
+    only ``sizes.BTC.max_size`` keeps the other defaults); market keys are upper-cased. A market
+    without ``sizes`` is sized at its first mid from ``notional_usd`` [25 USD]: ``min_size`` =
+    that notional rounded up to the lot and at least the market minimums, ``max_size`` twice it
+    (:func:`notional_sizing`). ``dry_run``: signals are decided, counted and logged and the
+    position is simulated, but no intent is sent. Units: ``_bps`` basis points of price, ``_s``
+    seconds of event time."""
 
     model_config = ConfigDict(extra="forbid")
     SECTION: ClassVar[str] = ""
 
-    @field_validator("sizes", mode="before", check_fields=False)
+    strategy: StrategyName
+    markets: list[str] | None = None
+    http_port: HttpPort
+    dry_run: bool = False  # decide, count and log signals, simulate the position, send no intent
+
+    # exit rules (TargetEngine._exit_reason)
+    take_profit_bps: PositiveFloat
+    stop_loss_bps: PositiveFloat
+    max_hold_s: PositiveFloat
+
+    # sizing and orders
+    sizes: dict[str, MarketSizing] = Field(default_factory=default_sizes)
+    notional_usd: float = Field(default=DEFAULT_NOTIONAL_USD, gt=0)  # markets without sizes: min_size notional
+    max_slippage_bps: float = Field(default=10.0, ge=0)
+    retry_after_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("sizes", mode="before")
     @classmethod
     def _merge_sizes(cls, v: Any) -> Any:
         return merge_sizes(v, DEFAULT_SIZES)
@@ -370,8 +401,7 @@ class TargetStrategyConfig(BaseModel):
         Raises:
             ConfigError: the list is empty.
         """
-        given: list[str] | None = getattr(self, "markets")  # noqa: B009 (declared by the subclass)
-        markets = list(given) if given is not None else list(stack_markets)
+        markets = list(self.markets) if self.markets is not None else list(stack_markets)
         if not markets:
             raise ConfigError(f"config error: services.{self.SECTION}.markets: no market to trade")
         return markets
