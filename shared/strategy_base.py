@@ -31,12 +31,13 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator, model_validator
 
+from shared.candles import CandleBuilder
 from shared.config import ConfigError
 from shared.events import (
     Bbo,
@@ -51,6 +52,7 @@ from shared.events import (
     Trade,
     child,
 )
+from shared.indicators import Bands
 from shared.markets import MarketInfo, market_info
 
 POS_EPS = 1e-9  # base units: a position or target difference below this is zero
@@ -418,6 +420,18 @@ def signal_labels(tp: TargetPosition) -> tuple[str, str]:
     return parts[1], ("entry" if parts[0] == "entry" else parts[2])
 
 
+def band_state(bands: Bands | None, position: float | None) -> dict[str, float | None]:
+    """The Bollinger part of a target engine's ``state(market)`` snapshot: ``bb_upper``,
+    ``bb_middle``, ``bb_lower`` (prices, ``None`` before the bands are ready) and
+    ``bb_position`` (the mid's place in the band, 0 lower .. 1 upper)."""
+    return {
+        "bb_upper": bands.upper if bands else None,
+        "bb_middle": bands.middle if bands else None,
+        "bb_lower": bands.lower if bands else None,
+        "bb_position": position,
+    }
+
+
 @dataclass(slots=True, kw_only=True)
 class TargetState:
     """What :class:`TargetEngine` keeps for one market; an engine's market state extends it
@@ -425,6 +439,7 @@ class TargetState:
 
     market: str
     sizing: MarketSizing | None  # None: not in the config, derived at the first mid
+    candles: CandleBuilder  # mid candles: their bucket is the once-per-bucket unit of Pending
     mid: float | None = None
     pos: Position = field(default_factory=Position)  # position from fills
     executor_position: float | None = None  # the executor's last PositionSnapshot (informational)
@@ -559,6 +574,41 @@ class TargetEngine(ABC, Generic[S]):
         """The strategy's position in ``market`` (signed base units), from its fills (in dry
         run: simulated)."""
         return self._m[market].pos.size
+
+    @staticmethod
+    def _position_state(st: S) -> dict[str, Any]:
+        """The position part of ``state(market)``: ``position`` (signed base units),
+        ``avg_entry_price``, ``entry_ts`` (ns of the opening fill), ``executor_position`` (the
+        last snapshot), ``pending_target`` and ``signals`` (``"side:reason"`` -> intents)."""
+        return {
+            "position": st.pos.size,
+            "avg_entry_price": st.pos.avg_entry,
+            "entry_ts": st.pos.entry_ts,
+            "executor_position": st.executor_position,
+            "pending_target": st.pending.target,
+            "signals": dict(st.signals),
+        }
+
+    def _exit_or_enter(self, ev: Bbo, mid: float, st: S, may_signal: bool,
+                       entry: Callable[[], tuple[float, str] | None]) -> list[Event]:
+        """The decision on a mid, once the engine updated its indicators. Not flat: the exit
+        rules (:meth:`_exit`), and no entry. Flat: when ``may_signal`` (the engine's entry
+        trigger: a closed candle, a fresh divergence) and :meth:`Pending.may_enter` allow it,
+        ``entry()`` -> ``(signed target in base units, reason)`` or ``None`` is emitted. The
+        bucket of the no-spam rule is ``st.candles``' bucket of ``ev.ts_event``. Returns the
+        intents (often none)."""
+        flat = st.pos.size == 0.0
+        if flat and not may_signal:
+            return []  # no exit to check, no entry without the engine's trigger
+        bucket = st.candles.bucket(ev.ts_event)
+        out: list[Event] = []
+        if (flat or not self._exit(out, ev, st, bucket, mid)) and may_signal \
+                and st.pending.may_enter(ev.ts_event, bucket, self.cfg.retry_after_s):
+            decided = entry()
+            if decided is not None:
+                target, reason = decided
+                self._emit(out, ev, st, bucket, target, reason, mid)
+        return out
 
     def _emit(self, out: list[Event], cause: Bbo, st: S, bucket: int, target: float,
               reason: str, mid: float) -> None:
