@@ -21,6 +21,7 @@ _TARGET_STRATEGY = {
     "strategy": "strategy name: fills, intents and consumer group", "markets": "null = top-level markets",
     "http_port": "/health and /metrics port",
     "dry_run": "decide, count and log signals with a simulated position; send no intents",
+    "candle_fill_gaps": "empty buckets become flat candles", "candle_max_fill": "at most this many filled buckets",
     "take_profit_bps": "exit at this gain from the average entry, bps",
     "stop_loss_bps": "exit at this loss, bps", "max_hold_s": "time stop, seconds of event time",
     "sizes": "per market `min_size`, `max_size`, `size_step` in base units (markets not listed: from notional_usd)",
@@ -84,7 +85,6 @@ MEANING = {
     },
     TrendConfig: {
         **_TARGET_STRATEGY, "candle_interval_s": "candle length, seconds of mid",
-        "candle_fill_gaps": "empty buckets become flat candles", "candle_max_fill": "at most this many filled buckets",
         "rsi_period": "Wilder RSI period (candles)", "bb_period": "Bollinger period", "bb_std": "Bollinger width, population std",
         "ema_fast_period": "fast EMA", "ema_slow_period": "slow EMA", "atr_period": "Wilder ATR period (sizing)",
         "volatility_period": "returns in the volatility mean",
@@ -100,7 +100,6 @@ MEANING = {
     RenkoConfig: {
         **_TARGET_STRATEGY,
         "atr_candle_interval_s": "candles of the mid for the brick-size ATR, seconds",
-        "candle_fill_gaps": "empty buckets become flat candles", "candle_max_fill": "at most this many filled buckets",
         "renko_atr_period": "Wilder ATR period (candles)", "renko_atr_multiplier": "brick size = ATR x this",
         "fallback_brick_bps": "brick size until the ATR is ready, bps of the mid (seed: 0.1 %)",
         "min_brick_bps": "floor on the brick size, bps of the mid (0 = pure ATR)",

@@ -361,7 +361,8 @@ class TargetStrategyConfig(BaseModel):
     """Base of the target-position strategy configs (trend, renko): the fields every one of
     them has and :class:`TargetEngine` reads, in this order at the head of each config; a
     subclass sets ``SECTION``, gives ``strategy``, ``http_port``, ``take_profit_bps``,
-    ``stop_loss_bps`` and ``max_hold_s`` their defaults (same types) and adds its own fields.
+    ``stop_loss_bps`` and ``max_hold_s`` their defaults (same types), has a
+    ``candle_interval_ns`` (the length of its mid candles, ns) and adds its own fields.
 
     ``markets``: ``None`` = the top-level ``markets`` of the stack config. ``sizes`` given in
     the file are merged field by field over :data:`DEFAULT_SIZES` (:func:`merge_sizes`: setting
@@ -379,6 +380,10 @@ class TargetStrategyConfig(BaseModel):
     markets: list[str] | None = None
     http_port: HttpPort
     dry_run: bool = False  # decide, count and log signals, simulate the position, send no intent
+
+    # candles of the mid (interval: the subclass's ``candle_interval_ns``)
+    candle_fill_gaps: bool = True
+    candle_max_fill: int = Field(default=20, ge=0)
 
     # exit rules (TargetEngine._exit_reason)
     take_profit_bps: PositiveFloat
@@ -496,7 +501,19 @@ class TargetEngine(ABC, Generic[S]):
 
     @abstractmethod
     def _new_state(self, market: str) -> S:
-        """The strategy's per-market state for ``market`` (a :class:`TargetState` subclass)."""
+        """The strategy's per-market state for ``market`` (a :class:`TargetState` subclass,
+        built with the fields of :meth:`_target_state`)."""
+
+    def _target_state(self, market: str) -> dict[str, Any]:
+        """The :class:`TargetState` fields of a new market state: ``market``, ``sizing``
+        (``cfg.sizes[market]``, or ``None``: derived from ``notional_usd`` at the first mid) and
+        the mid ``candles`` (``cfg.candle_interval_ns``, ``candle_fill_gaps``, ``candle_max_fill``)."""
+        c = self.cfg
+        return {
+            "market": market,
+            "sizing": c.sizes.get(market),
+            "candles": CandleBuilder(c.candle_interval_ns, fill_gaps=c.candle_fill_gaps, max_fill=c.candle_max_fill),
+        }
 
     @abstractmethod
     def _on_mid(self, ev: Bbo, mid: float, st: S) -> list[Event]:

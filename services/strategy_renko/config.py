@@ -34,8 +34,6 @@ class RenkoConfig(TargetStrategyConfig):
 
     # brick size: Wilder ATR over fixed-interval mid candles
     atr_candle_interval_s: float = Field(default=15.0, gt=0)
-    candle_fill_gaps: bool = True
-    candle_max_fill: int = Field(default=20, ge=0)
     renko_atr_period: int = Field(default=14, ge=1)
     renko_atr_multiplier: float = Field(default=1.0, gt=0)
     fallback_brick_bps: float = Field(default=10.0, gt=0)  # 0.1 % of price until the ATR is ready

@@ -55,7 +55,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.candles import CandleBuilder
 from shared.config import StackConfig
 from shared.events import Bbo, Event
 from shared.indicators import ATR, SMA, Bands, Bollinger
@@ -257,9 +256,7 @@ class RenkoEngine(TargetEngine[MarketState]):
     def _new_state(self, market: str) -> MarketState:
         c = self.cfg
         return MarketState(
-            market=market,
-            sizing=c.sizes.get(market),  # None: derived from notional_usd at the first mid
-            candles=CandleBuilder(c.candle_interval_ns, fill_gaps=c.candle_fill_gaps, max_fill=c.candle_max_fill),
+            **self._target_state(market),
             atr=ATR(c.renko_atr_period),
             renko=RenkoBuilder(c.renko_reversal_bricks),
             ao_fast=SMA(c.ao_fast_period),

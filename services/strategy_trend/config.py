@@ -30,8 +30,6 @@ class TrendConfig(TargetStrategyConfig):
 
     # candles from the mid
     candle_interval_s: float = Field(default=15.0, gt=0)
-    candle_fill_gaps: bool = True
-    candle_max_fill: int = Field(default=20, ge=0)
 
     # indicators
     rsi_period: int = Field(default=14, ge=1)

@@ -69,7 +69,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.candles import Candle, CandleBuilder
+from shared.candles import Candle
 from shared.config import StackConfig
 from shared.events import Bbo, Event
 from shared.indicators import ATR, EMA, RSI, Bands, Bollinger, RealizedVolBps
@@ -121,9 +121,7 @@ class TrendEngine(TargetEngine[MarketState]):
     def _new_state(self, market: str) -> MarketState:
         c = self.cfg
         return MarketState(
-            market=market,
-            sizing=c.sizes.get(market),  # None: derived from notional_usd at the first mid
-            candles=CandleBuilder(c.candle_interval_ns, fill_gaps=c.candle_fill_gaps, max_fill=c.candle_max_fill),
+            **self._target_state(market),
             rsi=RSI(c.rsi_period, flat_value=50.0),
             bb=Bollinger(c.bb_period, c.bb_std),
             ema_fast=EMA(c.ema_fast_period),
