@@ -5,6 +5,8 @@ target and sends it as a :class:`~shared.events.TargetPosition`, without spammin
 pieces are plain, deterministic Python (no clock, no I/O):
 
 - :class:`FillDedup`: a bounded set of seen ``fill_id`` values (delivery is at-least-once).
+- :class:`StrategyEngineBase`, :class:`TopOfBook`, :func:`addressed_to`, :func:`died_at_venue`:
+  what every engine (target, grid, maker, hedger) keeps and how it reads its exec events.
 - :class:`Position`: the fold of one market's fills: signed size, size-weighted average entry
   price, the time of the fill that opened it.
 - :class:`Pending`: the no-spam rule for targets: a target sent is *pending* until the position
@@ -83,6 +85,54 @@ def addressed_to(event: Event, strategy: str) -> bool:
     if isinstance(event, OrderAccepted | OrderRejected | OrderCanceled):
         return strategy in name.split(",")
     return name == strategy
+
+
+def died_at_venue(event: OrderRejected | OrderCanceled) -> bool:
+    """Whether a reject or cancel of a quoting strategy's order means the venue ended an order
+    the strategy still wants (so sending it again may succeed): a reject with a venue code (the
+    executor's own refusals, codes ``0 <= code < 21000``, are deterministic: the same order
+    would be refused again), or a cancel the strategy did not ask for (``reason`` other than
+    ``"canceled"``, e.g. ``canceled-post-only``)."""
+    if isinstance(event, OrderRejected):
+        return not 0 <= event.code < 21000
+    return event.reason != "canceled"
+
+
+class TopOfBook:
+    """Mixin of a per-market state dataclass that keeps the best bid and ask (its own fields
+    ``bid``, ``ask``: USD, ``None`` until seen): gives their ``mid``."""
+
+    __slots__ = ()
+    bid: float | None
+    ask: float | None
+
+    @property
+    def mid(self) -> float | None:
+        """``(bid + ask) / 2`` in USD, ``None`` until both sides were seen."""
+        if self.bid is None or self.ask is None:
+            return None
+        return (self.bid + self.ask) / 2.0
+
+
+class StrategyEngineBase:
+    """What every strategy engine keeps: its config ``cfg``, its name (``cfg.strategy``), the
+    ``source`` of its output events, the ``markets`` it trades, the metadata of markets
+    (``market_info``: lot, tick, minimums, for markets its config does not list) and the fill
+    deduplication (delivery is at-least-once; :class:`FillDedup` of ``seen_fills`` ids)."""
+
+    def __init__(self, cfg: Any, markets: list[str], source: str, seen_fills: int = 100_000,
+                 market_info: Mapping[str, MarketInfo] | None = None) -> None:
+        self.cfg = cfg
+        self.name: str = cfg.strategy
+        self.source = source
+        self.markets = list(markets)
+        self.market_info = dict(market_info or {})
+        self._fills = FillDedup(seen_fills)
+
+    @property
+    def duplicate_fills(self) -> int:
+        """Fills seen again (same ``fill_id``) and ignored."""
+        return self._fills.duplicates
 
 
 class Sizing(Protocol):
@@ -455,7 +505,7 @@ class TargetState:
 S = TypeVar("S", bound=TargetState)
 
 
-class TargetEngine(ABC, Generic[S]):
+class TargetEngine(StrategyEngineBase, ABC, Generic[S]):
     """Base of a target-position engine: subclasses give ``_new_state(market)``,
     ``_on_mid(bbo, mid, state) -> [events]`` (called on each usable mid, ``state.mid`` set) and
     ``_reversal(state)`` (their own exit rule), call :meth:`_exit` first and :meth:`_emit` to
@@ -491,13 +541,8 @@ class TargetEngine(ABC, Generic[S]):
 
     def __init__(self, cfg: Any, markets: list[str], source: str | None = None,
                  seen_fills: int = 100_000, market_info: Mapping[str, MarketInfo] | None = None) -> None:
-        self.cfg = cfg
-        self.name: str = cfg.strategy
-        self.source = self.SOURCE if source is None else source
-        self.markets = list(markets)
-        self.market_info = dict(market_info or {})
+        super().__init__(cfg, markets, self.SOURCE if source is None else source, seen_fills, market_info)
         self._m: dict[str, S] = {m: self._new_state(m) for m in self.markets}
-        self._fills = FillDedup(seen_fills)
 
     @abstractmethod
     def _new_state(self, market: str) -> S:
@@ -546,11 +591,6 @@ class TargetEngine(ABC, Generic[S]):
             reason = f"exit {side} {why} mid={mid:.6g} entry={st.pos.avg_entry:.6g} pos={st.pos.size:.8g}"
             self._emit(out, ev, st, bucket, 0.0, reason, mid)
         return True
-
-    @property
-    def duplicate_fills(self) -> int:
-        """Fills seen again (same ``fill_id``) and ignored."""
-        return self._fills.duplicates
 
     def on_event(self, event: Event) -> list[Event]:
         """Consume one event; return the ``TargetPosition`` intents it causes (often none)."""
