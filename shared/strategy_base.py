@@ -5,7 +5,8 @@ target and sends it as a :class:`~shared.events.TargetPosition`, without spammin
 pieces are plain, deterministic Python (no clock, no I/O):
 
 - :class:`FillDedup`: a bounded set of seen ``fill_id`` values (delivery is at-least-once).
-- :class:`StrategyEngineBase`, :class:`TopOfBook`, :func:`addressed_to`, :func:`died_at_venue`:
+- :class:`StrategyEngineBase`, :class:`TopOfBook`, :func:`addressed_to`, :func:`own_state`,
+  :func:`died_at_venue`:
   what every engine (target, grid, maker, hedger) keeps and how it reads its exec events.
 - :class:`Position`: the fold of one market's fills: signed size, size-weighted average entry
   price, the time of the fill that opened it.
@@ -61,6 +62,8 @@ POS_EPS = 1e-9  # base units: a position or target difference below this is zero
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 #: Default order notional of every strategy in a market its config does not list (USD): the
 #: shipped BTC/ETH sizes are about this much (0.0002 BTC, 0.005 ETH in 2025), 2.5x Lighter's
 #: 10 USD minimum.
@@ -96,6 +99,15 @@ def died_at_venue(event: OrderRejected | OrderCanceled) -> bool:
     if isinstance(event, OrderRejected):
         return not 0 <= event.code < 21000
     return event.reason != "canceled"
+
+
+def own_state(event: Event, strategy: str, states: Mapping[str, T]) -> T | None:
+    """The per-market state (of ``states``, by market) an exec event of ``strategy`` is for:
+    ``None`` when the event is not addressed to ``strategy`` (:func:`addressed_to`) or its market
+    is not traded."""
+    if not addressed_to(event, strategy):
+        return None
+    return states.get(getattr(event, "market", ""))
 
 
 class TopOfBook:
@@ -611,9 +623,7 @@ class TargetEngine(StrategyEngineBase, ABC, Generic[S]):
         if t in _MARKET_DATA:
             return []
         if isinstance(event, _EXEC_INPUTS):
-            if not addressed_to(event, self.name):
-                return []
-            st = self._m.get(event.market)
+            st = own_state(event, self.name, self._m)
             if st is None:
                 return []
             if isinstance(event, Fill):

@@ -103,9 +103,9 @@ from shared.strategy_base import (
     MarketSizing,
     StrategyEngineBase,
     TopOfBook,
-    addressed_to,
     died_at_venue,
     notional_sizing,
+    own_state,
     unlisted_info,
 )
 
@@ -302,9 +302,7 @@ class MakerEngine(StrategyEngineBase):
             self._take_params(st, event)
             return self._quote(event, st)
         if isinstance(event, Fill | OrderAccepted | OrderCanceled | OrderRejected):
-            if not addressed_to(event, self.name):
-                return []
-            st = self._m.get(event.market)
+            st = own_state(event, self.name, self._m)
             if st is None:
                 return []
             st.now = max(st.now, event.ts_event)

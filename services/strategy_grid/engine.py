@@ -61,9 +61,9 @@ from shared.markets import MarketInfo
 from shared.strategy_base import (
     StrategyEngineBase,
     TopOfBook,
-    addressed_to,
     died_at_venue,
     notional_size,
+    own_state,
     unlisted_info,
 )
 
@@ -132,9 +132,7 @@ class GridEngine(StrategyEngineBase):
             self._on_mid(st)
             return self._maybe_emit(event, st)
         if isinstance(event, Fill | OrderRejected | OrderCanceled):
-            if not addressed_to(event, self.name):
-                return []
-            st = self._m.get(event.market)
+            st = own_state(event, self.name, self._m)
             if st is None:
                 return []
             st.now = max(st.now, event.ts_event)
