@@ -16,6 +16,21 @@ VenueSimConfig, CollectorConfig, TrendConfig = _MODEL["venue-sim"], _MODEL["coll
 RenkoConfig, GridConfig, MakerConfig = _MODEL["strategy-renko"], _MODEL["strategy-grid"], _MODEL["maker"]
 HedgerConfig, ExecutorConfig, LedgerConfig = _MODEL["hedger"], _MODEL["executor"], _MODEL["ledger"]
 
+# the fields of shared.strategy_base.TargetStrategyConfig (trend, renko)
+_TARGET_STRATEGY = {
+    "strategy": "strategy name: fills, intents and consumer group", "markets": "null = top-level markets",
+    "http_port": "/health and /metrics port",
+    "dry_run": "decide, count and log signals with a simulated position; send no intents",
+    "candle_fill_gaps": "empty buckets become flat candles", "candle_max_fill": "at most this many filled buckets",
+    "take_profit_bps": "exit at this gain from the average entry, bps",
+    "stop_loss_bps": "exit at this loss, bps", "max_hold_s": "time stop, seconds of event time",
+    "sizes": "per market `min_size`, `max_size`, `size_step` in base units (markets not listed: from notional_usd)",
+    "notional_usd": "markets without sizes: min_size = this notional, USD, on the lot and >= the market minimums; "
+                    "max_size twice it",
+    "max_slippage_bps": "worst price the executor may pay, bps from the touch",
+    "retry_after_s": "re-send an unanswered target after this long",
+}
+
 MEANING = {
     StackConfig: {
         "mode": "`paper` (venue-sim, default) or `live` (Lighter; see docs/modes.md)",
@@ -69,9 +84,7 @@ MEANING = {
         "seen_trade_ids": "trade ids remembered to publish resent trades once",
     },
     TrendConfig: {
-        "strategy": "strategy name: fills, intents and consumer group", "markets": "null = top-level markets",
-        "http_port": "/health and /metrics port", "candle_interval_s": "candle length, seconds of mid",
-        "candle_fill_gaps": "empty buckets become flat candles", "candle_max_fill": "at most this many filled buckets",
+        **_TARGET_STRATEGY, "candle_interval_s": "candle length, seconds of mid",
         "rsi_period": "Wilder RSI period (candles)", "bb_period": "Bollinger period", "bb_std": "Bollinger width, population std",
         "ema_fast_period": "fast EMA", "ema_slow_period": "slow EMA", "atr_period": "Wilder ATR period (sizing)",
         "volatility_period": "returns in the volatility mean",
@@ -82,20 +95,11 @@ MEANING = {
         "trend_confirmation_bps": "min |EMA fast - EMA slow| / EMA slow, bps",
         "vol_min_bps": "min mean |15 s return|, bps (seed 2.0 for SOL; paper.yaml 0.5 for BTC/ETH)",
         "vol_max_bps": "max mean |return|, bps",
-        "take_profit_bps": "exit at this gain from the average entry, bps",
-        "stop_loss_bps": "exit at this loss, bps", "max_hold_s": "time stop, seconds of event time",
         "atr_size_multiplier": "size = ATR * this / mid, clamped to the market's sizes",
-        "sizes": "per market `min_size`, `max_size`, `size_step` in base units (markets not listed: from notional_usd)",
-        "notional_usd": "markets without sizes: min_size = this notional, USD, on the lot and >= the market minimums; max_size twice it",
-        "dry_run": "decide, count and log signals with a simulated position; send no intents",
-        "max_slippage_bps": "worst price the executor may pay, bps from the touch",
-        "retry_after_s": "re-send an unanswered target after this long",
     },
     RenkoConfig: {
-        "strategy": "strategy name: fills, intents and consumer group", "markets": "null = top-level markets",
-        "http_port": "/health and /metrics port",
+        **_TARGET_STRATEGY,
         "atr_candle_interval_s": "candles of the mid for the brick-size ATR, seconds",
-        "candle_fill_gaps": "empty buckets become flat candles", "candle_max_fill": "at most this many filled buckets",
         "renko_atr_period": "Wilder ATR period (candles)", "renko_atr_multiplier": "brick size = ATR x this",
         "fallback_brick_bps": "brick size until the ATR is ready, bps of the mid (seed: 0.1 %)",
         "min_brick_bps": "floor on the brick size, bps of the mid (0 = pure ATR)",
@@ -108,14 +112,7 @@ MEANING = {
         "bb_enhancement_factor": "strength multiplier near a band edge (capped at 1)",
         "divergence_price_bricks": "price gap between swings, in bricks, that gives full price strength",
         "divergence_ao_bricks": "AO gap between swings, in bricks, that gives full AO strength",
-        "take_profit_bps": "exit at this gain from the average entry, bps", "stop_loss_bps": "exit at this loss, bps",
-        "max_hold_s": "time stop, seconds of event time",
         "ao_size_multiplier": "size = |AO| x this / mid, clamped to the market's sizes",
-        "sizes": "per market `min_size`, `max_size`, `size_step` in base units (markets not listed: from notional_usd)",
-        "notional_usd": "markets without sizes: min_size = this notional, USD, on the lot and >= the market minimums; max_size twice it",
-        "dry_run": "decide, count and log signals with a simulated position; send no intents",
-        "max_slippage_bps": "worst price the executor may pay, bps from the touch",
-        "retry_after_s": "re-send an unanswered target after this long",
     },
     GridConfig: {
         "strategy": "strategy name: fills, intents and consumer group", "markets": "null = top-level markets",

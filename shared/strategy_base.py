@@ -5,6 +5,9 @@ target and sends it as a :class:`~shared.events.TargetPosition`, without spammin
 pieces are plain, deterministic Python (no clock, no I/O):
 
 - :class:`FillDedup`: a bounded set of seen ``fill_id`` values (delivery is at-least-once).
+- :class:`StrategyEngineBase`, :class:`TopOfBook`, :func:`addressed_to`, :func:`own_state`,
+  :func:`died_at_venue`:
+  what every engine (target, grid, maker, hedger) keeps and how it reads its exec events.
 - :class:`Position`: the fold of one market's fills: signed size, size-weighted average entry
   price, the time of the fill that opened it.
 - :class:`Pending`: the no-spam rule for targets: a target sent is *pending* until the position
@@ -31,12 +34,13 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator, model_validator
 
+from shared.candles import CandleBuilder
 from shared.config import ConfigError
 from shared.events import (
     Bbo,
@@ -51,11 +55,14 @@ from shared.events import (
     Trade,
     child,
 )
+from shared.indicators import Bands
 from shared.markets import MarketInfo, market_info
 
 POS_EPS = 1e-9  # base units: a position or target difference below this is zero
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Default order notional of every strategy in a market its config does not list (USD): the
 #: shipped BTC/ETH sizes are about this much (0.0002 BTC, 0.005 ETH in 2025), 2.5x Lighter's
@@ -81,6 +88,63 @@ def addressed_to(event: Event, strategy: str) -> bool:
     if isinstance(event, OrderAccepted | OrderRejected | OrderCanceled):
         return strategy in name.split(",")
     return name == strategy
+
+
+def died_at_venue(event: OrderRejected | OrderCanceled) -> bool:
+    """Whether a reject or cancel of a quoting strategy's order means the venue ended an order
+    the strategy still wants (so sending it again may succeed): a reject with a venue code (the
+    executor's own refusals, codes ``0 <= code < 21000``, are deterministic: the same order
+    would be refused again), or a cancel the strategy did not ask for (``reason`` other than
+    ``"canceled"``, e.g. ``canceled-post-only``)."""
+    if isinstance(event, OrderRejected):
+        return not 0 <= event.code < 21000
+    return event.reason != "canceled"
+
+
+def own_state(event: Event, strategy: str, states: Mapping[str, T]) -> T | None:
+    """The per-market state (of ``states``, by market) an exec event of ``strategy`` is for:
+    ``None`` when the event is not addressed to ``strategy`` (:func:`addressed_to`) or its market
+    is not traded."""
+    if not addressed_to(event, strategy):
+        return None
+    return states.get(getattr(event, "market", ""))
+
+
+class TopOfBook:
+    """Mixin of a per-market state dataclass that keeps the best bid and ask (its own fields
+    ``bid``, ``ask``: USD, ``None`` until seen): gives their ``mid``."""
+
+    __slots__ = ()
+    bid: float | None
+    ask: float | None
+
+    @property
+    def mid(self) -> float | None:
+        """``(bid + ask) / 2`` in USD, ``None`` until both sides were seen."""
+        if self.bid is None or self.ask is None:
+            return None
+        return (self.bid + self.ask) / 2.0
+
+
+class StrategyEngineBase:
+    """What every strategy engine keeps: its config ``cfg``, its name (``cfg.strategy``), the
+    ``source`` of its output events, the ``markets`` it trades, the metadata of markets
+    (``market_info``: lot, tick, minimums, for markets its config does not list) and the fill
+    deduplication (delivery is at-least-once; :class:`FillDedup` of ``seen_fills`` ids)."""
+
+    def __init__(self, cfg: Any, markets: list[str], source: str, seen_fills: int = 100_000,
+                 market_info: Mapping[str, MarketInfo] | None = None) -> None:
+        self.cfg = cfg
+        self.name: str = cfg.strategy
+        self.source = source
+        self.markets = list(markets)
+        self.market_info = dict(market_info or {})
+        self._fills = FillDedup(seen_fills)
+
+    @property
+    def duplicate_fills(self) -> int:
+        """Fills seen again (same ``fill_id``) and ignored."""
+        return self._fills.duplicates
 
 
 class Sizing(Protocol):
@@ -349,16 +413,52 @@ def default_sizes() -> dict[str, MarketSizing]:
     return {k: MarketSizing(**v) for k, v in DEFAULT_SIZES.items()}
 
 
+#: A strategy name (``strategy`` of fills, intents and the consumer group): not empty.
+StrategyName = Annotated[str, Field(min_length=1)]
+#: A TCP port (``http_port`` of /health and /metrics); 0 = any free port.
+HttpPort = Annotated[int, Field(ge=0, le=65535)]
+
+
 class TargetStrategyConfig(BaseModel):
-    """Base of the target-position strategy configs (trend, renko): merges ``sizes`` over
-    :data:`DEFAULT_SIZES` (:func:`merge_sizes`) and resolves the traded markets. Declares no
-    field, so each config keeps its own fields in its own order; a subclass sets ``SECTION``
-    and declares ``markets`` and ``sizes``."""
+    """Base of the target-position strategy configs (trend, renko): the fields every one of
+    them has and :class:`TargetEngine` reads, in this order at the head of each config; a
+    subclass sets ``SECTION``, gives ``strategy``, ``http_port``, ``take_profit_bps``,
+    ``stop_loss_bps`` and ``max_hold_s`` their defaults (same types), has a
+    ``candle_interval_ns`` (the length of its mid candles, ns) and adds its own fields.
+
+    ``markets``: ``None`` = the top-level ``markets`` of the stack config. ``sizes`` given in
+    the file are merged field by field over :data:`DEFAULT_SIZES` (:func:`merge_sizes`: setting
+    only ``sizes.BTC.max_size`` keeps the other defaults); market keys are upper-cased. A market
+    without ``sizes`` is sized at its first mid from ``notional_usd`` [25 USD]: ``min_size`` =
+    that notional rounded up to the lot and at least the market minimums, ``max_size`` twice it
+    (:func:`notional_sizing`). ``dry_run``: signals are decided, counted and logged and the
+    position is simulated, but no intent is sent. Units: ``_bps`` basis points of price, ``_s``
+    seconds of event time."""
 
     model_config = ConfigDict(extra="forbid")
     SECTION: ClassVar[str] = ""
 
-    @field_validator("sizes", mode="before", check_fields=False)
+    strategy: StrategyName
+    markets: list[str] | None = None
+    http_port: HttpPort
+    dry_run: bool = False  # decide, count and log signals, simulate the position, send no intent
+
+    # candles of the mid (interval: the subclass's ``candle_interval_ns``)
+    candle_fill_gaps: bool = True
+    candle_max_fill: int = Field(default=20, ge=0)
+
+    # exit rules (TargetEngine._exit_reason)
+    take_profit_bps: PositiveFloat
+    stop_loss_bps: PositiveFloat
+    max_hold_s: PositiveFloat
+
+    # sizing and orders
+    sizes: dict[str, MarketSizing] = Field(default_factory=default_sizes)
+    notional_usd: float = Field(default=DEFAULT_NOTIONAL_USD, gt=0)  # markets without sizes: min_size notional
+    max_slippage_bps: float = Field(default=10.0, ge=0)
+    retry_after_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("sizes", mode="before")
     @classmethod
     def _merge_sizes(cls, v: Any) -> Any:
         return merge_sizes(v, DEFAULT_SIZES)
@@ -370,8 +470,7 @@ class TargetStrategyConfig(BaseModel):
         Raises:
             ConfigError: the list is empty.
         """
-        given: list[str] | None = getattr(self, "markets")  # noqa: B009 (declared by the subclass)
-        markets = list(given) if given is not None else list(stack_markets)
+        markets = list(self.markets) if self.markets is not None else list(stack_markets)
         if not markets:
             raise ConfigError(f"config error: services.{self.SECTION}.markets: no market to trade")
         return markets
@@ -388,6 +487,18 @@ def signal_labels(tp: TargetPosition) -> tuple[str, str]:
     return parts[1], ("entry" if parts[0] == "entry" else parts[2])
 
 
+def band_state(bands: Bands | None, position: float | None) -> dict[str, float | None]:
+    """The Bollinger part of a target engine's ``state(market)`` snapshot: ``bb_upper``,
+    ``bb_middle``, ``bb_lower`` (prices, ``None`` before the bands are ready) and
+    ``bb_position`` (the mid's place in the band, 0 lower .. 1 upper)."""
+    return {
+        "bb_upper": bands.upper if bands else None,
+        "bb_middle": bands.middle if bands else None,
+        "bb_lower": bands.lower if bands else None,
+        "bb_position": position,
+    }
+
+
 @dataclass(slots=True, kw_only=True)
 class TargetState:
     """What :class:`TargetEngine` keeps for one market; an engine's market state extends it
@@ -395,6 +506,7 @@ class TargetState:
 
     market: str
     sizing: MarketSizing | None  # None: not in the config, derived at the first mid
+    candles: CandleBuilder  # mid candles: their bucket is the once-per-bucket unit of Pending
     mid: float | None = None
     pos: Position = field(default_factory=Position)  # position from fills
     executor_position: float | None = None  # the executor's last PositionSnapshot (informational)
@@ -405,7 +517,7 @@ class TargetState:
 S = TypeVar("S", bound=TargetState)
 
 
-class TargetEngine(ABC, Generic[S]):
+class TargetEngine(StrategyEngineBase, ABC, Generic[S]):
     """Base of a target-position engine: subclasses give ``_new_state(market)``,
     ``_on_mid(bbo, mid, state) -> [events]`` (called on each usable mid, ``state.mid`` set) and
     ``_reversal(state)`` (their own exit rule), call :meth:`_exit` first and :meth:`_emit` to
@@ -441,17 +553,24 @@ class TargetEngine(ABC, Generic[S]):
 
     def __init__(self, cfg: Any, markets: list[str], source: str | None = None,
                  seen_fills: int = 100_000, market_info: Mapping[str, MarketInfo] | None = None) -> None:
-        self.cfg = cfg
-        self.name: str = cfg.strategy
-        self.source = self.SOURCE if source is None else source
-        self.markets = list(markets)
-        self.market_info = dict(market_info or {})
+        super().__init__(cfg, markets, self.SOURCE if source is None else source, seen_fills, market_info)
         self._m: dict[str, S] = {m: self._new_state(m) for m in self.markets}
-        self._fills = FillDedup(seen_fills)
 
     @abstractmethod
     def _new_state(self, market: str) -> S:
-        """The strategy's per-market state for ``market`` (a :class:`TargetState` subclass)."""
+        """The strategy's per-market state for ``market`` (a :class:`TargetState` subclass,
+        built with the fields of :meth:`_target_state`)."""
+
+    def _target_state(self, market: str) -> dict[str, Any]:
+        """The :class:`TargetState` fields of a new market state: ``market``, ``sizing``
+        (``cfg.sizes[market]``, or ``None``: derived from ``notional_usd`` at the first mid) and
+        the mid ``candles`` (``cfg.candle_interval_ns``, ``candle_fill_gaps``, ``candle_max_fill``)."""
+        c = self.cfg
+        return {
+            "market": market,
+            "sizing": c.sizes.get(market),
+            "candles": CandleBuilder(c.candle_interval_ns, fill_gaps=c.candle_fill_gaps, max_fill=c.candle_max_fill),
+        }
 
     @abstractmethod
     def _on_mid(self, ev: Bbo, mid: float, st: S) -> list[Event]:
@@ -485,11 +604,6 @@ class TargetEngine(ABC, Generic[S]):
             self._emit(out, ev, st, bucket, 0.0, reason, mid)
         return True
 
-    @property
-    def duplicate_fills(self) -> int:
-        """Fills seen again (same ``fill_id``) and ignored."""
-        return self._fills.duplicates
-
     def on_event(self, event: Event) -> list[Event]:
         """Consume one event; return the ``TargetPosition`` intents it causes (often none)."""
         t = type(event)
@@ -509,9 +623,7 @@ class TargetEngine(ABC, Generic[S]):
         if t in _MARKET_DATA:
             return []
         if isinstance(event, _EXEC_INPUTS):
-            if not addressed_to(event, self.name):
-                return []
-            st = self._m.get(event.market)
+            st = own_state(event, self.name, self._m)
             if st is None:
                 return []
             if isinstance(event, Fill):
@@ -529,6 +641,41 @@ class TargetEngine(ABC, Generic[S]):
         """The strategy's position in ``market`` (signed base units), from its fills (in dry
         run: simulated)."""
         return self._m[market].pos.size
+
+    @staticmethod
+    def _position_state(st: S) -> dict[str, Any]:
+        """The position part of ``state(market)``: ``position`` (signed base units),
+        ``avg_entry_price``, ``entry_ts`` (ns of the opening fill), ``executor_position`` (the
+        last snapshot), ``pending_target`` and ``signals`` (``"side:reason"`` -> intents)."""
+        return {
+            "position": st.pos.size,
+            "avg_entry_price": st.pos.avg_entry,
+            "entry_ts": st.pos.entry_ts,
+            "executor_position": st.executor_position,
+            "pending_target": st.pending.target,
+            "signals": dict(st.signals),
+        }
+
+    def _exit_or_enter(self, ev: Bbo, mid: float, st: S, may_signal: bool,
+                       entry: Callable[[], tuple[float, str] | None]) -> list[Event]:
+        """The decision on a mid, once the engine updated its indicators. Not flat: the exit
+        rules (:meth:`_exit`), and no entry. Flat: when ``may_signal`` (the engine's entry
+        trigger: a closed candle, a fresh divergence) and :meth:`Pending.may_enter` allow it,
+        ``entry()`` -> ``(signed target in base units, reason)`` or ``None`` is emitted. The
+        bucket of the no-spam rule is ``st.candles``' bucket of ``ev.ts_event``. Returns the
+        intents (often none)."""
+        flat = st.pos.size == 0.0
+        if flat and not may_signal:
+            return []  # no exit to check, no entry without the engine's trigger
+        bucket = st.candles.bucket(ev.ts_event)
+        out: list[Event] = []
+        if (flat or not self._exit(out, ev, st, bucket, mid)) and may_signal \
+                and st.pending.may_enter(ev.ts_event, bucket, self.cfg.retry_after_s):
+            decided = entry()
+            if decided is not None:
+                target, reason = decided
+                self._emit(out, ev, st, bucket, target, reason, mid)
+        return out
 
     def _emit(self, out: list[Event], cause: Bbo, st: S, bucket: int, target: float,
               reason: str, mid: float) -> None:

@@ -9,7 +9,8 @@ A strategy service runs one pure engine (``on_event(ev) -> [ev]``, with ``name``
   first, so its position survives a restart (:func:`restore_fills`; engines dedupe fills by
   ``fill_id``);
 - Prometheus metrics are updated after each event by :class:`MeteredEngine` (the engine itself
-  stays pure);
+  stays pure): gauges from the engine's ``state(market)`` (:func:`set_gauges`), counters from
+  its running totals (:class:`CounterTotals`);
 - :func:`run_strategy` connects to Redis, installs the stop handlers and runs a body: restore,
   consume, and at shutdown publish the strategy's shutdown intents (:func:`restore_run_shutdown`,
   :func:`restore_then_run`; :func:`cancel_all_intents` for a quoting strategy);
@@ -190,3 +191,23 @@ def set_gauges(gauges: dict[str, Gauge], market: str, state: dict[str, Any]) -> 
         v = state.get(key)
         if v is not None:
             gauge.labels(market).set(float(v))
+
+
+class CounterTotals:
+    """Turns an engine's running totals (counts since start that only grow: fills, requotes,
+    bricks, ...) into increments of Prometheus counters: remembers the last total counted per
+    counter and label values."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[Any, ...], int] = {}
+
+    def count(self, counter: Counter, total: int, *labels: str) -> int:
+        """Increment ``counter.labels(*labels)`` by how much ``total`` grew since the last call
+        with the same counter and labels (from 0); returns that increase (0 when none)."""
+        key = (counter, *labels)
+        delta = total - self._last.get(key, 0)
+        if delta <= 0:
+            return 0
+        self._last[key] = total
+        counter.labels(*labels).inc(delta)
+        return delta

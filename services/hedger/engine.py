@@ -87,7 +87,7 @@ from shared.events import (
     child,
 )
 from shared.markets import MarketInfo
-from shared.strategy_base import FillDedup, addressed_to, unlisted_info
+from shared.strategy_base import StrategyEngineBase, TopOfBook, addressed_to, unlisted_info
 
 from .config import SECTION, HedgerConfig, HedgerMarket, load_section
 
@@ -147,7 +147,7 @@ class Cross:
 
 
 @dataclass(slots=True)
-class MarketState:
+class MarketState(TopOfBook):
     """Everything the hedger knows about one market (positions in signed base units, times ns)."""
 
     market: str
@@ -179,12 +179,6 @@ class MarketState:
     fills: int = 0
 
     @property
-    def mid(self) -> float | None:
-        if self.bid is None or self.ask is None:
-            return None
-        return (self.bid + self.ask) / 2.0
-
-    @property
     def exposure(self) -> float:
         return _clean(self.maker + self.hedge)
 
@@ -198,7 +192,7 @@ def _sign(x: float) -> float:
     return 0.0 if abs(x) < EPS else math.copysign(1.0, x)
 
 
-class HedgerEngine:
+class HedgerEngine(StrategyEngineBase):
     """The hedger (see the module docstring).
 
     Args:
@@ -211,15 +205,12 @@ class HedgerEngine:
             ``KNOWN_MARKETS``, else guessed from its mid.
     """
 
+    cfg: HedgerConfig
+
     def __init__(self, cfg: HedgerConfig, markets: list[str], source: str = SOURCE,
                  seen_fills: int = 100_000, market_info: Mapping[str, MarketInfo] | None = None) -> None:
-        self.cfg = cfg
-        self.name = cfg.strategy
-        self.source = source
-        self.markets = list(markets)
-        self.market_info = dict(market_info or {})
+        super().__init__(cfg, markets, source, seen_fills, market_info)
         self._m = {m: MarketState(market=m, limits=cfg.markets.get(m)) for m in self.markets}
-        self._fills = FillDedup(seen_fills)
 
     # ------------------------------------------------------------------------------ public API
 

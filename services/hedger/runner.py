@@ -47,6 +47,7 @@ from shared.metrics import PREFIX
 from shared.service import EngineRunner
 from shared.strategy_base import addressed_to
 from shared.strategy_runner import (
+    CounterTotals,
     MeteredEngine,
     build_runner,
     cancel_all_intents,
@@ -54,6 +55,7 @@ from shared.strategy_runner import (
     positions,
     restore_run_shutdown,
     run_strategy,
+    set_gauges,
     strategy_main,
 )
 
@@ -72,6 +74,9 @@ EMERG_G = Gauge(f"{P}emergency", "1 while the hedger is in emergency escalation.
 SLIP_G = Gauge(f"{P}last_slippage_bps", "Last hedge fill vs the decision mid, bps (positive = paid).", ["market"])
 HEDGES = Counter(f"{P}hedges_total", "Hedge attempts by mode (counted in dry run too).", ["market", "mode"])
 
+_GAUGES = {"exposure": EXPOSURE_G, "maker_inventory": MAKER_G, "hedge_position": POS_G,
+           "force_aggressive": FORCE_G, "emergency": EMERG_G, "last_slippage_bps": SLIP_G}
+
 
 class Counts:
     """Sets the gauges and turns the engine's running hedge counts into counter increments
@@ -79,22 +84,13 @@ class Counts:
 
     def __init__(self, engine: HedgerEngine) -> None:
         self.engine = engine
-        self._last: dict[str, dict[str, int]] = {}
+        self._totals = CounterTotals()
 
     def publish(self, market: str) -> None:
         st = self.engine.state(market)
-        EXPOSURE_G.labels(market).set(st["exposure"])
-        MAKER_G.labels(market).set(st["maker_inventory"])
-        POS_G.labels(market).set(st["hedge_position"])
-        FORCE_G.labels(market).set(1.0 if st["force_aggressive"] else 0.0)
-        EMERG_G.labels(market).set(1.0 if st["emergency"] else 0.0)
-        if st["last_slippage_bps"] is not None:
-            SLIP_G.labels(market).set(st["last_slippage_bps"])
-        last = self._last.setdefault(market, {})
+        set_gauges(_GAUGES, market, st)  # booleans as 1.0/0.0
         for mode, n in st["hedges"].items():
-            if n > last.get(mode, 0):
-                HEDGES.labels(market, mode).inc(n - last.get(mode, 0))
-            last[mode] = n
+            self._totals.count(HEDGES, n, market, mode)
 
 
 async def restore_positions(engine: HedgerEngine, bus: Bus, account: int | str) -> int:

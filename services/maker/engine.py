@@ -99,7 +99,15 @@ from shared.events import (
     derive_id,
 )
 from shared.markets import KNOWN_MARKETS, MarketInfo
-from shared.strategy_base import FillDedup, MarketSizing, addressed_to, notional_sizing, unlisted_info
+from shared.strategy_base import (
+    MarketSizing,
+    StrategyEngineBase,
+    TopOfBook,
+    died_at_venue,
+    notional_sizing,
+    own_state,
+    unlisted_info,
+)
 
 from .calibrator import Calibrate, CalibrationJob, Calibrator, usable_bbo
 from .config import SECTION, MakerConfig
@@ -167,7 +175,7 @@ class SideQuote:
 
 
 @dataclass(slots=True)
-class MState:
+class MState(TopOfBook):
     """Everything the engine keeps for one market."""
 
     market: str
@@ -223,12 +231,6 @@ class MState:
     adverse_sum: dict[float, float] = field(default_factory=dict)
     adverse_n: dict[float, int] = field(default_factory=dict)
 
-    @property
-    def mid(self) -> float | None:
-        if self.bid is None or self.ask is None:
-            return None
-        return (self.bid + self.ask) / 2.0
-
 
 def _jitter_unit(seed: int, market: str, ts_ns: int) -> float:
     """A uniform number in [0, 1) from ``(seed, market, ts_ns)``: the first 64 bits of
@@ -238,7 +240,7 @@ def _jitter_unit(seed: int, market: str, ts_ns: int) -> float:
     return int(derive_id("maker-jitter", seed, market, ts_ns), 16) / 2.0**64
 
 
-class MakerEngine:
+class MakerEngine(StrategyEngineBase):
     """The maker (see the module docstring).
 
     Args:
@@ -259,19 +261,16 @@ class MakerEngine:
             it: ``KNOWN_MARKETS``, else guessed from its mid.
     """
 
+    cfg: MakerConfig
+
     def __init__(self, cfg: MakerConfig, markets: list[str], source: str = SOURCE,
                  calibrate: Calibrate | None = None, seen_fills: int = 100_000,
                  calibrate_inline: bool = True,
                  market_info: Mapping[str, MarketInfo] | None = None) -> None:
-        self.cfg = cfg
-        self.name = cfg.strategy
-        self.source = source
-        self.markets = list(markets)
-        self.market_info = dict(market_info or {})
+        super().__init__(cfg, markets, source, seen_fills, market_info)
         self._m = {m: MState(market=m, sizing=cfg.sizes.get(m), tick=cfg.tick_size.get(m, 0.0),
                              soft=cfg.soft_inventory.get(m, 0.0), hard=cfg.max_inventory_units.get(m, 0.0))
                    for m in self.markets}
-        self._fills = FillDedup(seen_fills)
         self._calib_cfg: dict[str, Any] = {}
         self.calibrator = (Calibrator(cfg, self.markets, self.calibration_inputs, calibrate, source)
                            if calibrate_inline else None)
@@ -279,11 +278,6 @@ class MakerEngine:
         self._emits: deque[int] = deque()  # ts of QuoteIntents that placed/replaced, all markets
 
     # ------------------------------------------------------------------ public API
-
-    @property
-    def duplicate_fills(self) -> int:
-        """Fills seen again (same ``fill_id``) and ignored."""
-        return self._fills.duplicates
 
     def on_event(self, event: Event) -> list[Event]:
         """Consume one event; return the ``ModelParams`` and ``QuoteIntent`` it causes."""
@@ -308,9 +302,7 @@ class MakerEngine:
             self._take_params(st, event)
             return self._quote(event, st)
         if isinstance(event, Fill | OrderAccepted | OrderCanceled | OrderRejected):
-            if not addressed_to(event, self.name):
-                return []
-            st = self._m.get(event.market)
+            st = own_state(event, self.name, self._m)
             if st is None:
                 return []
             st.now = max(st.now, event.ts_event)
@@ -321,14 +313,13 @@ class MakerEngine:
             elif isinstance(event, OrderAccepted):
                 st.accepted += 1
                 return []
-            elif isinstance(event, OrderRejected):
-                if 0 <= event.code < 21000:
-                    return []  # refused locally (code 0/1): the same order would be refused again
-                st.dirty.add(event.side)
             else:
-                if event.reason == "canceled":
-                    return []  # our own replacement
-                st.dirty.update(("buy", "sell"))  # e.g. canceled-post-only: find out which side by requoting
+                if not died_at_venue(event):
+                    return []  # refused by the executor (the same order would be refused again) or our own replacement
+                if isinstance(event, OrderRejected):
+                    st.dirty.add(event.side)
+                else:
+                    st.dirty.update(("buy", "sell"))  # e.g. canceled-post-only: find out which side by requoting
             self._guard_tick(st)
             return self._quote(event, st)
         return []

@@ -42,6 +42,7 @@ from shared.events import CancelIntent, Event, ModelParams
 from shared.metrics import PREFIX
 from shared.service import EngineRunner
 from shared.strategy_runner import (
+    CounterTotals,
     MeteredEngine,
     cancel_all_intents,
     dry_run_note,
@@ -108,17 +109,13 @@ class Metrics:
 
     def __init__(self, engine: MakerEngine) -> None:
         self.engine = engine
-        self._last: dict[str, dict[str, int]] = {}
+        self._totals = CounterTotals()
 
     def publish(self, market: str) -> None:
         st = self.engine.state(market)
-        flat = {k: (float(v) if isinstance(v, bool) else v) for k, v in st.items()}
-        set_gauges(GAUGES, market, flat)
-        last = self._last.setdefault(market, dict.fromkeys(COUNTERS, 0))
+        set_gauges(GAUGES, market, st)  # booleans as 1.0/0.0
         for key, counter in COUNTERS.items():
-            if st[key] > last[key]:
-                counter.labels(market).inc(st[key] - last[key])
-                last[key] = st[key]
+            self._totals.count(counter, st[key], market)
         for h, mean in st["adverse_mean_bps"].items():
             ADVERSE_MEAN.labels(market, f"{h:g}").set(mean)
         for h, bps in self.engine.drain_adverse(market):

@@ -58,7 +58,14 @@ from shared.events import (
     child,
 )
 from shared.markets import MarketInfo
-from shared.strategy_base import FillDedup, addressed_to, notional_size, unlisted_info
+from shared.strategy_base import (
+    StrategyEngineBase,
+    TopOfBook,
+    died_at_venue,
+    notional_size,
+    own_state,
+    unlisted_info,
+)
 
 from .config import SECTION, GridConfig
 
@@ -71,7 +78,7 @@ __all__ = ["SOURCE", "GridConfig", "GridEngine", "MarketState", "make_engine"]
 
 
 @dataclass(slots=True)
-class MarketState:
+class MarketState(TopOfBook):
     market: str
     size: float
     cap: float
@@ -90,14 +97,8 @@ class MarketState:
     fills: int = 0
     emissions: int = 0
 
-    @property
-    def mid(self) -> float | None:
-        if self.bid is None or self.ask is None:
-            return None
-        return (self.bid + self.ask) / 2.0
 
-
-class GridEngine:
+class GridEngine(StrategyEngineBase):
     """The grid strategy (see the module docstring).
 
     Args:
@@ -107,22 +108,14 @@ class GridEngine:
         seen_fills: how many fill ids to remember for deduplication.
     """
 
+    cfg: GridConfig
+
     def __init__(self, cfg: GridConfig, markets: list[str], source: str = SOURCE,
                  seen_fills: int = 100_000, market_info: Mapping[str, MarketInfo] | None = None) -> None:
-        self.cfg = cfg
-        self.name = cfg.strategy
-        self.source = source
-        self.markets = list(markets)
-        self.market_info = dict(market_info or {})
+        super().__init__(cfg, markets, source, seen_fills, market_info)
         # 0.0: not in the config, derived at the first mid (_size_unlisted)
         self._m = {m: MarketState(market=m, size=cfg.sizes.get(m, 0.0), cap=cfg.max_position.get(m, 0.0))
                    for m in self.markets}
-        self._fills = FillDedup(seen_fills)
-
-    @property
-    def duplicate_fills(self) -> int:
-        """Fills seen again (same ``fill_id``) and ignored."""
-        return self._fills.duplicates
 
     # ------------------------------------------------------------------------------ public API
 
@@ -139,22 +132,16 @@ class GridEngine:
             self._on_mid(st)
             return self._maybe_emit(event, st)
         if isinstance(event, Fill | OrderRejected | OrderCanceled):
-            if not addressed_to(event, self.name):
-                return []
-            st = self._m.get(event.market)
+            st = own_state(event, self.name, self._m)
             if st is None:
                 return []
             st.now = max(st.now, event.ts_event)
             if isinstance(event, Fill):
                 if not self._on_fill(event, st):
                     return []
-            elif isinstance(event, OrderRejected):
-                if 0 <= event.code < 21000:
-                    return []  # refused locally (code 0/1): deterministic, a resend would be refused again
-                st.resend = True
             else:
-                if event.reason == "canceled":
-                    return []  # our own cancel (the set changed)
+                if not died_at_venue(event):
+                    return []  # refused by the executor (a resend would be refused again) or our own cancel
                 st.resend = True
             return self._maybe_emit(event, st)
         return []

@@ -31,12 +31,14 @@ from shared.events import RestingOrders, derive_id
 from shared.metrics import PREFIX
 from shared.service import EngineRunner
 from shared.strategy_runner import (
+    CounterTotals,
     MeteredEngine,
     build_runner,
     dry_run_note,
     positions,
     restore_run_shutdown,
     run_strategy,
+    set_gauges,
     strategy_main,
 )
 from shared.strategy_runner import restore_fills as restore_strategy_fills
@@ -56,6 +58,9 @@ RECENTERS = Counter(f"{P}recenters_total", "Grid re-anchorings.", ["market"])
 FILLS = Counter(f"{P}fills_total", "Fills of this strategy (deduplicated).", ["market"])
 EMITS = Counter(f"{P}emissions_total", "RestingOrders intents emitted (counted in dry run too).", ["market"])
 
+_GAUGES = {"levels": LEVELS_G, "wanted_orders": WANTED_G, "position": POS_G, "anchor": ANCHOR_G}
+_COUNTERS = {"recenters": RECENTERS, "fills": FILLS, "emissions": EMITS}
+
 
 class Counts:
     """Sets the gauges and turns the engine's running totals (recenters, fills, emissions)
@@ -63,25 +68,18 @@ class Counts:
 
     def __init__(self, engine: GridEngine) -> None:
         self.engine = engine
-        self._last: dict[str, dict[str, int]] = {}
+        self._totals = CounterTotals()
 
     def publish(self, market: str) -> None:
         st = self.engine.state(market)
         publish_state(market, st)
-        last = self._last.setdefault(market, {"recenters": 0, "fills": 0, "emissions": 0})
-        for key, counter in (("recenters", RECENTERS), ("fills", FILLS), ("emissions", EMITS)):
-            if st[key] > last[key]:
-                counter.labels(market).inc(st[key] - last[key])
-                last[key] = st[key]
+        for key, counter in _COUNTERS.items():
+            self._totals.count(counter, st[key], market)
 
 
 def publish_state(market: str, state: dict[str, Any]) -> None:
-    """Set the gauges of ``market`` from an engine state snapshot."""
-    LEVELS_G.labels(market).set(state["levels"])
-    WANTED_G.labels(market).set(state["wanted_orders"])
-    POS_G.labels(market).set(state["position"])
-    if state["anchor"] is not None:
-        ANCHOR_G.labels(market).set(state["anchor"])
+    """Set the gauges of ``market`` from an engine state snapshot (no anchor yet: not set)."""
+    set_gauges(_GAUGES, market, state)
 
 
 async def restore_fills(engine: GridEngine, bus: Bus, account: int | str) -> int:

@@ -9,34 +9,31 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveFloat, model_validator
 
-from shared.strategy_base import DEFAULT_NOTIONAL_USD, MarketSizing, TargetStrategyConfig, default_sizes
+from shared.strategy_base import HttpPort, StrategyName, TargetStrategyConfig
 
 SECTION = "strategy-renko"
 
 
 class RenkoConfig(TargetStrategyConfig):
-    """Every parameter of the Renko+AO divergence strategy (rules in ``engine.py``).
-
-    ``markets``: ``None`` = the top-level ``markets``. ``sizes`` merge field by field over
-    :data:`shared.strategy_base.DEFAULT_SIZES` (BTC 0.0002–0.0004, ETH 0.005–0.01). A market
-    without ``sizes`` is sized at its first mid from ``notional_usd`` [25 USD] (``min_size``
-    that notional on the lot and above the minimums, ``max_size`` twice it). ``dry_run``:
-    signals are decided, counted and logged and the position is simulated; no intent is sent.
+    """Every parameter of the Renko+AO divergence strategy (rules in ``engine.py``); the
+    fields every target strategy has (``markets``, ``sizes`` over
+    :data:`shared.strategy_base.DEFAULT_SIZES` (BTC 0.0002–0.0004, ETH 0.005–0.01),
+    ``notional_usd``, ``dry_run``, ...) and their rules are
+    :class:`shared.strategy_base.TargetStrategyConfig`'s.
     """
 
     SECTION = SECTION
 
-    strategy: str = Field(default="renko", min_length=1)
-    markets: list[str] | None = None
-    http_port: int = Field(default=9105, ge=0, le=65535)
-    dry_run: bool = False  # decide, count and log signals, simulate the position, send no intent
+    strategy: StrategyName = "renko"
+    http_port: HttpPort = 9105
+    take_profit_bps: PositiveFloat = 10.0
+    stop_loss_bps: PositiveFloat = 5.0
+    max_hold_s: PositiveFloat = 300.0
 
     # brick size: Wilder ATR over fixed-interval mid candles
     atr_candle_interval_s: float = Field(default=15.0, gt=0)
-    candle_fill_gaps: bool = True
-    candle_max_fill: int = Field(default=20, ge=0)
     renko_atr_period: int = Field(default=14, ge=1)
     renko_atr_multiplier: float = Field(default=1.0, gt=0)
     fallback_brick_bps: float = Field(default=10.0, gt=0)  # 0.1 % of price until the ATR is ready
@@ -57,17 +54,8 @@ class RenkoConfig(TargetStrategyConfig):
     divergence_price_bricks: float = Field(default=2.0, gt=0)  # price gap (bricks) for full price strength
     divergence_ao_bricks: float = Field(default=1.0, gt=0)     # AO gap (bricks) for full AO strength
 
-    # exit
-    take_profit_bps: float = Field(default=10.0, gt=0)
-    stop_loss_bps: float = Field(default=5.0, gt=0)
-    max_hold_s: float = Field(default=300.0, gt=0)
-
-    # sizing and orders
+    # sizing
     ao_size_multiplier: float = Field(default=0.1, ge=0)
-    sizes: dict[str, MarketSizing] = Field(default_factory=default_sizes)
-    notional_usd: float = Field(default=DEFAULT_NOTIONAL_USD, gt=0)  # markets without sizes: min_size notional
-    max_slippage_bps: float = Field(default=10.0, ge=0)
-    retry_after_s: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> RenkoConfig:

@@ -55,7 +55,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.candles import CandleBuilder
 from shared.config import StackConfig
 from shared.events import Bbo, Event
 from shared.indicators import ATR, SMA, Bands, Bollinger
@@ -63,6 +62,7 @@ from shared.markets import MarketInfo
 from shared.strategy_base import (
     TargetEngine,
     TargetState,
+    band_state,
     clamp_size,
     signal_labels,
 )
@@ -224,7 +224,6 @@ def find_divergences(points: list[tuple[int, float, float | None]], brick_size: 
 class MarketState(TargetState):
     """Everything the engine keeps for one market (position, pending target: TargetState)."""
 
-    candles: CandleBuilder
     atr: ATR
     renko: RenkoBuilder
     ao_fast: SMA
@@ -257,9 +256,7 @@ class RenkoEngine(TargetEngine[MarketState]):
     def _new_state(self, market: str) -> MarketState:
         c = self.cfg
         return MarketState(
-            market=market,
-            sizing=c.sizes.get(market),  # None: derived from notional_usd at the first mid
-            candles=CandleBuilder(c.candle_interval_ns, fill_gaps=c.candle_fill_gaps, max_fill=c.candle_max_fill),
+            **self._target_state(market),
             atr=ATR(c.renko_atr_period),
             renko=RenkoBuilder(c.renko_reversal_bricks),
             ao_fast=SMA(c.ao_fast_period),
@@ -275,7 +272,6 @@ class RenkoEngine(TargetEngine[MarketState]):
     def state(self, market: str) -> dict[str, Any]:
         """A snapshot of one market's bricks, indicators and position (metrics, debugging)."""
         st = self._m[market]
-        b = st.bands
         d = st.last_divergence
         return {
             "bricks": st.bricks,
@@ -286,19 +282,11 @@ class RenkoEngine(TargetEngine[MarketState]):
             "atr": st.atr_v,
             "ao": st.ao_v,
             "ao_prev": st.ao_prev,
-            "bb_upper": b.upper if b else None,
-            "bb_middle": b.middle if b else None,
-            "bb_lower": b.lower if b else None,
-            "bb_position": st.bb_position,
+            **band_state(st.bands, st.bb_position),
             "divergences": dict(st.divergences),
             "last_divergence_kind": d.kind if d else None,
             "last_divergence_strength": d.strength if d else None,
-            "position": st.pos.size,
-            "avg_entry_price": st.pos.avg_entry,
-            "entry_ts": st.pos.entry_ts,
-            "executor_position": st.executor_position,
-            "pending_target": st.pending.target,
-            "signals": dict(st.signals),
+            **self._position_state(st),
         }
 
     # ------------------------------------------------------------------------------------------
@@ -324,23 +312,21 @@ class RenkoEngine(TargetEngine[MarketState]):
                 fresh = div
         if st.bands is not None:
             st.bb_position = st.bands.position(mid)
-        flat = st.pos.size == 0.0
-        if flat and fresh is None:
-            return []  # no exit to check, no entry without a fresh divergence
-        bucket = st.candles.bucket(ev.ts_event)
-        out: list[Event] = []
-        if (flat or not self._exit(out, ev, st, bucket, mid)) and fresh is not None \
-                and fresh.strength >= self.cfg.min_divergence_strength \
-                and st.pending.may_enter(ev.ts_event, bucket, self.cfg.retry_after_s) and st.ao_v is not None:
-            sign = 1.0 if fresh.kind == "bullish" else -1.0
-            side = "long" if sign > 0 else "short"
-            size_ = clamp_size(abs(st.ao_v) * self.cfg.ao_size_multiplier / mid, st.sizing)
-            reason = (f"entry {side} divergence={fresh.kind} strength={fresh.strength:.3f} "
-                      f"raw={fresh.raw_strength:.3f}{' bb_enhanced' if fresh.enhanced else ''} "
-                      f"swing={fresh.price1:.6g}->{fresh.price2:.6g} ao={fresh.ao1:.4g}->{fresh.ao2:.4g} "
-                      f"brick={size:.6g} mid={mid:.6g}")
-            self._emit(out, ev, st, bucket, sign * size_, reason, mid)
-        return out
+        # entries only on a fresh divergence strong enough, with an AO value to size by
+        signal = fresh is not None and fresh.strength >= self.cfg.min_divergence_strength and st.ao_v is not None
+        return self._exit_or_enter(ev, mid, st, signal, lambda: self._entry(fresh, size, mid, st))
+
+    def _entry(self, fresh: Divergence | None, brick: float, mid: float, st: MarketState) -> tuple[float, str]:
+        """``(signed target, reason)`` of the entry on divergence ``fresh`` (brick size ``brick``)."""
+        assert fresh is not None and st.ao_v is not None
+        sign = 1.0 if fresh.kind == "bullish" else -1.0
+        side = "long" if sign > 0 else "short"
+        size = clamp_size(abs(st.ao_v) * self.cfg.ao_size_multiplier / mid, st.sizing)
+        reason = (f"entry {side} divergence={fresh.kind} strength={fresh.strength:.3f} "
+                  f"raw={fresh.raw_strength:.3f}{' bb_enhanced' if fresh.enhanced else ''} "
+                  f"swing={fresh.price1:.6g}->{fresh.price2:.6g} ao={fresh.ao1:.4g}->{fresh.ao2:.4g} "
+                  f"brick={brick:.6g} mid={mid:.6g}")
+        return sign * size, reason
 
     def _on_brick(self, brick: Brick, mid: float, st: MarketState) -> Divergence | None:
         c = self.cfg

@@ -27,6 +27,7 @@ from shared.config import StackConfig
 from shared.metrics import PREFIX
 from shared.service import EngineRunner
 from shared.strategy_runner import (
+    CounterTotals,
     MeteredEngine,
     build_runner,
     restore_then_run,
@@ -64,26 +65,16 @@ class Counts:
 
     def __init__(self, engine: RenkoEngine) -> None:
         self.engine = engine
-        self._seen: dict[str, dict[str, int]] = {m: {} for m in engine.markets}
+        self._totals = CounterTotals()
 
     def publish(self, market: str) -> None:
         state = self.engine.state(market)
         publish_state(market, state)
-        seen = self._seen[market]
-        counts = {"up": state["bricks_up"], "down": state["bricks_down"],
-                  **{f"div:{k}": v for k, v in state["divergences"].items()}}
-        for key, total in counts.items():
-            delta = total - seen.get(key, 0)
-            if delta <= 0:
-                continue
-            seen[key] = total
-            if key.startswith("div:"):
-                kind = key[4:]
-                DIVERGENCES.labels(market, kind).inc(delta)
-                if state["last_divergence_strength"] is not None:
-                    STRENGTH_H.labels(market, kind).observe(state["last_divergence_strength"])
-            else:
-                BRICKS.labels(market, key).inc(delta)
+        self._totals.count(BRICKS, state["bricks_up"], market, "up")
+        self._totals.count(BRICKS, state["bricks_down"], market, "down")
+        for kind, total in state["divergences"].items():
+            if self._totals.count(DIVERGENCES, total, market, kind) and state["last_divergence_strength"] is not None:
+                STRENGTH_H.labels(market, kind).observe(state["last_divergence_strength"])
 
 
 def publish_state(market: str, state: dict[str, Any]) -> None:

@@ -7,42 +7,29 @@ sizes in base units of the market.
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveFloat, model_validator
 
-from shared.strategy_base import (
-    DEFAULT_NOTIONAL_USD,
-    DEFAULT_SIZES,
-    MarketSizing,
-    TargetStrategyConfig,
-    default_sizes,
-)
+from shared.strategy_base import DEFAULT_SIZES, HttpPort, MarketSizing, StrategyName, TargetStrategyConfig
 
 __all__ = ["DEFAULT_SIZES", "MarketSizing", "TrendConfig"]
 
 
 class TrendConfig(TargetStrategyConfig):
-    """Every parameter of the RSI+BB trend strategy (see ``engine.py`` for the rules).
-
-    ``markets``: ``None`` = the top-level ``markets`` of the stack config. ``sizes`` given in
-    the file are merged field by field over :data:`DEFAULT_SIZES` (setting only
-    ``sizes.BTC.max_size`` keeps the other defaults); market keys are upper-cased. A market
-    without ``sizes`` is sized at its first mid from ``notional_usd`` [25 USD]: ``min_size`` =
-    that notional rounded up to the lot and at least the market minimums, ``max_size`` twice it
-    (:func:`shared.strategy_base.notional_sizing`). ``dry_run``: signals are decided, counted
-    and logged and the position is simulated, but no intent is sent.
+    """Every parameter of the RSI+BB trend strategy (see ``engine.py`` for the rules); the
+    fields every target strategy has (``markets``, ``sizes``, ``notional_usd``, ``dry_run``,
+    ...) and their rules are :class:`shared.strategy_base.TargetStrategyConfig`'s.
     """
 
     SECTION = "strategy-trend"
 
-    strategy: str = Field(default="trend", min_length=1)
-    markets: list[str] | None = None
-    http_port: int = Field(default=9102, ge=0, le=65535)
-    dry_run: bool = False  # decide, count and log signals, simulate the position, send no intent
+    strategy: StrategyName = "trend"
+    http_port: HttpPort = 9102
+    take_profit_bps: PositiveFloat = 8.0
+    stop_loss_bps: PositiveFloat = 4.0
+    max_hold_s: PositiveFloat = 180.0
 
     # candles from the mid
     candle_interval_s: float = Field(default=15.0, gt=0)
-    candle_fill_gaps: bool = True
-    candle_max_fill: int = Field(default=20, ge=0)
 
     # indicators
     rsi_period: int = Field(default=14, ge=1)
@@ -62,17 +49,8 @@ class TrendConfig(TargetStrategyConfig):
     vol_min_bps: float = Field(default=2.0, ge=0)
     vol_max_bps: float = Field(default=25.0, ge=0)
 
-    # exit rules
-    take_profit_bps: float = Field(default=8.0, gt=0)
-    stop_loss_bps: float = Field(default=4.0, gt=0)
-    max_hold_s: float = Field(default=180.0, gt=0)
-
-    # sizing and orders
+    # sizing
     atr_size_multiplier: float = Field(default=0.5, ge=0)
-    sizes: dict[str, MarketSizing] = Field(default_factory=default_sizes)
-    notional_usd: float = Field(default=DEFAULT_NOTIONAL_USD, gt=0)  # markets without sizes: min_size notional
-    max_slippage_bps: float = Field(default=10.0, ge=0)
-    retry_after_s: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrendConfig:

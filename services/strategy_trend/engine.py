@@ -69,7 +69,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.candles import Candle, CandleBuilder
+from shared.candles import Candle
 from shared.config import StackConfig
 from shared.events import Bbo, Event
 from shared.indicators import ATR, EMA, RSI, Bands, Bollinger, RealizedVolBps
@@ -77,6 +77,7 @@ from shared.markets import MarketInfo
 from shared.strategy_base import (
     TargetEngine,
     TargetState,
+    band_state,
     clamp_size,
     signal_labels,
 )
@@ -92,7 +93,6 @@ __all__ = ["SOURCE", "MarketState", "TrendEngine", "make_engine", "signal_labels
 class MarketState(TargetState):
     """Everything the engine keeps for one market (position, pending target: TargetState)."""
 
-    candles: CandleBuilder
     rsi: RSI
     bb: Bollinger
     ema_fast: EMA
@@ -121,9 +121,7 @@ class TrendEngine(TargetEngine[MarketState]):
     def _new_state(self, market: str) -> MarketState:
         c = self.cfg
         return MarketState(
-            market=market,
-            sizing=c.sizes.get(market),  # None: derived from notional_usd at the first mid
-            candles=CandleBuilder(c.candle_interval_ns, fill_gaps=c.candle_fill_gaps, max_fill=c.candle_max_fill),
+            **self._target_state(market),
             rsi=RSI(c.rsi_period, flat_value=50.0),
             bb=Bollinger(c.bb_period, c.bb_std),
             ema_fast=EMA(c.ema_fast_period),
@@ -139,26 +137,17 @@ class TrendEngine(TargetEngine[MarketState]):
     def state(self, market: str) -> dict[str, Any]:
         """A snapshot of one market's indicators and position (for metrics and debugging)."""
         st = self._m[market]
-        b = st.bands
         return {
             "candles": st.n_candles,
             "ready": self._ready(st),
             "mid": st.mid,
             "rsi": st.rsi_v,
-            "bb_upper": b.upper if b else None,
-            "bb_middle": b.middle if b else None,
-            "bb_lower": b.lower if b else None,
-            "bb_position": st.bb_position,
+            **band_state(st.bands, st.bb_position),
             "ema_fast": st.ema_fast_v,
             "ema_slow": st.ema_slow_v,
             "atr": st.atr_v,
             "volatility_bps": st.vol_v,
-            "position": st.pos.size,
-            "avg_entry_price": st.pos.avg_entry,
-            "entry_ts": st.pos.entry_ts,
-            "executor_position": st.executor_position,
-            "pending_target": st.pending.target,
-            "signals": dict(st.signals),
+            **self._position_state(st),
         }
 
     # ------------------------------------------------------------------------------------------
@@ -171,18 +160,8 @@ class TrendEngine(TargetEngine[MarketState]):
             self._on_candle(c, st)
         if st.bands is not None:
             st.bb_position = st.bands.position(mid)
-        flat = st.pos.size == 0.0
-        if flat and not closed:
-            return []  # no exit to check, no entry without a closed candle
-        bucket = st.candles.bucket(ev.ts_event)
-        out: list[Event] = []
-        if (flat or not self._exit(out, ev, st, bucket, mid)) and closed \
-                and st.pending.may_enter(ev.ts_event, bucket, self.cfg.retry_after_s):
-            entry = self._entry(mid, st)
-            if entry is not None:
-                target, reason = entry
-                self._emit(out, ev, st, bucket, target, reason, mid)
-        return out
+        # entries only at a candle close
+        return self._exit_or_enter(ev, mid, st, bool(closed), lambda: self._entry(mid, st))
 
     def _on_candle(self, c: Candle, st: MarketState) -> None:
         st.n_candles += 1

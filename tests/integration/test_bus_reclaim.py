@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from redis.exceptions import ResponseError
+from ledger_kit import pending, run_until
 
 from services.ledger.config import LedgerConfig
 from services.ledger.engine import LedgerEngine
@@ -58,27 +58,6 @@ def expected_pnl(fills: list[Fill]) -> tuple[float, list]:
     return sum(c.pnl_usd for c in closed), closed
 
 
-async def pending(redis, stream: str) -> int | None:
-    try:
-        return (await redis.xpending(stream, GROUP))["pending"]
-    except ResponseError:
-        return None
-
-
-async def run_until(svc: LedgerService, cond, timeout: float = 20.0) -> None:
-    task = asyncio.create_task(svc.run(http_port=0))
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not await cond():
-            if task.done():
-                task.result()
-            assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-            await asyncio.sleep(0.05)
-    finally:
-        svc.stop()
-        await asyncio.wait_for(task, 5)
-
-
 def assert_db_matches(store: LedgerStore, fills: list[Fill]) -> None:
     ids = store.fill_ids()
     assert sorted(ids) == sorted(f.fill_id for f in fills)          # each fill exactly once
@@ -95,7 +74,7 @@ async def rescue(redis_client, bus: Bus, store: LedgerStore, stream: str, n: int
     async def done():
         return await pending(redis_client, stream) == 0 and store.fill_count() == n
 
-    await run_until(svc, done)
+    await run_until(svc, done, timeout=20.0)
     return svc
 
 
@@ -190,7 +169,7 @@ async def test_malformed_entries_go_to_dlq_and_processing_continues(redis_client
     async def done():
         return await pending(redis_client, stream) == 0 and store.fill_count() == 6
 
-    await run_until(svc, done)
+    await run_until(svc, done, timeout=20.0)
     dlq = await redis_client.xrange(bus.streams.dlq)
     assert len(dlq) == 3
     reasons = [fields[b"reason"].decode() for _, fields in dlq]
@@ -209,6 +188,6 @@ async def test_malformed_entries_go_to_dlq_and_processing_continues(redis_client
     async def done2():
         return await pending(redis_client, stream) == 0 and store.fill_count() == 8
 
-    await run_until(svc2, done2)
+    await run_until(svc2, done2, timeout=20.0)
     assert await redis_client.xlen(bus.streams.dlq) == 3
     assert_db_matches(store, good + later)

@@ -140,3 +140,38 @@ def test_notional_sizing_of_an_unlisted_market():
     assert (s.min_size, s.max_size, s.size_step) == (100.0, 200.0, 1.0)
     with pytest.raises(ValueError):
         notional_size(25.0, 0.0, btc)
+
+
+def test_died_at_venue_separates_venue_ends_from_executor_refusals_and_own_cancels():
+    from shared.events import OrderCanceled, OrderRejected
+    from shared.strategy_base import died_at_venue
+
+    def rej(code: int) -> OrderRejected:
+        return OrderRejected(id=f"r{code}", ts_event=0, strategy="grid", market="BTC", client_order_index=0,
+                             side="buy", price=100.0, size=1.0, code=code, reason="x")
+
+    def cxl(reason: str) -> OrderCanceled:
+        return OrderCanceled(id=reason, ts_event=0, strategy="grid", market="BTC", client_order_index=7,
+                             remaining=1.0, reason=reason)
+
+    assert not died_at_venue(rej(0)) and not died_at_venue(rej(1))      # the executor's own refusals
+    assert died_at_venue(rej(21706)) and died_at_venue(rej(-1))          # venue code, failed send
+    assert not died_at_venue(cxl("canceled"))                            # a cancel we asked for
+    assert died_at_venue(cxl("canceled-post-only"))
+
+
+def test_top_of_book_mid_needs_both_sides():
+    from dataclasses import dataclass
+
+    from shared.strategy_base import TopOfBook
+
+    @dataclass(slots=True)
+    class St(TopOfBook):
+        bid: float | None = None
+        ask: float | None = None
+
+    st = St(bid=99.0)
+    assert st.mid is None
+    st.ask = 101.0
+    assert st.mid == 100.0
+    assert not hasattr(st, "__dict__")  # the mixin keeps the state's slots

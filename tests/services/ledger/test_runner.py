@@ -4,7 +4,7 @@ ack only after the DB write, health body, and main() without Redis."""
 import asyncio
 
 import pytest
-from redis.exceptions import ResponseError
+from ledger_kit import pending, run_until
 
 from services.ledger.config import LedgerConfig
 from services.ledger.runner import LedgerService
@@ -19,29 +19,6 @@ ACCOUNT = 1001
 def fill(i: int, side: str, price: float, size: float, event_id: str | None = None) -> Fill:
     return Fill(id=event_id or f"e{i}", ts_event=T0 + i, fill_id=f"f{i}", strategy="s", market="BTC", side=side,
                 price=price, size=size, fee=0.01, venue_trade_id=f"v{i}")
-
-
-async def pending(redis, stream: str, group: str = "ledger") -> int | None:
-    """Entries pending in ``group`` (None before the group exists)."""
-    try:
-        return (await redis.xpending(stream, group))["pending"]
-    except ResponseError:
-        return None
-
-
-async def run_until(svc: LedgerService, cond, timeout: float = 10.0) -> None:
-    """Run ``svc`` until ``await cond()`` is true, then stop it."""
-    task = asyncio.create_task(svc.run(http_port=0))
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not await cond():
-            if task.done():
-                task.result()
-            assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-            await asyncio.sleep(0.05)
-    finally:
-        svc.stop()
-        await asyncio.wait_for(task, 5)
 
 
 async def test_fills_recorded_other_events_ignored_duplicates_dropped(redis_client, namespace, tmp_path):

@@ -5,34 +5,26 @@ inventory, shutdown publishes one CancelIntent (inventory kept), dry run publish
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import msgspec
 import pytest
+import strategy_kit
 from prometheus_client import REGISTRY
+from strategy_kit import T0, S
 
 from services.maker import calibrator as maker_calibrator
 from services.maker.runner import build, run_until_stopped
 from shared.bus import Bus
-from shared.config import StackConfig
-from shared.events import Bbo, CancelIntent, Fill, ModelParams, QuoteIntent
+from shared.events import Bbo, CancelIntent, ModelParams, QuoteIntent
 
-S = 1_000_000_000
-T0 = 1_757_899_995 * S
-
-
-def stack(namespace: str, **section) -> StackConfig:
-    return StackConfig(namespace=namespace, markets=["BTC"],
-                       services={"maker": {"http_port": 0, "randomize_bps": 0.0, **section}})
+stack = partial(strategy_kit.stack, "maker", randomize_bps=0.0)
+fill = partial(strategy_kit.fill, strategy="maker", liquidity="maker")
 
 
 def bbo(i: int, t: float) -> Bbo:
     return Bbo(id=f"b{i}", ts_event=T0 + int(t * S), source="collector", market="BTC", bid_px=99_999.9, bid_sz=1,
                ask_px=100_000.1, ask_sz=1)
-
-
-def fill(i: int, fill_id: str, side: str = "buy", strategy: str = "maker") -> Fill:
-    return Fill(id=f"fe{i}", ts_event=T0 + i * S, source="executor", fill_id=fill_id, strategy=strategy,
-                market="BTC", side=side, price=100_000.0, size=0.0002, liquidity="maker")
 
 
 def mp(pid: str, t: float, ok: bool) -> ModelParams:

@@ -4,27 +4,19 @@ position, shutdown cancels the grid's orders (and keeps the position), dry run p
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import pytest
+import strategy_kit
 from prometheus_client import REGISTRY
+from strategy_kit import T0, S
 
 from services.strategy_grid.runner import build, restore_fills, run_until_stopped
 from shared.bus import Bus
-from shared.config import StackConfig
-from shared.events import Bbo, Fill, RestingOrders, TargetPosition
+from shared.events import Bbo, RestingOrders, TargetPosition
 
-S = 1_000_000_000
-T0 = 1_757_899_995 * S
-
-
-def stack(namespace: str, **section) -> StackConfig:
-    return StackConfig(namespace=namespace, markets=["BTC"],
-                       services={"strategy-grid": {"http_port": 0, **section}})
-
-
-def fill(i: int, fill_id: str, side: str = "buy", strategy: str = "grid") -> Fill:
-    return Fill(id=f"fe{i}", ts_event=T0 + i * S, source="executor", fill_id=fill_id, strategy=strategy,
-                market="BTC", side=side, price=100_000.0, size=0.0002, liquidity="maker")
+stack = partial(strategy_kit.stack, "strategy-grid")
+fill = partial(strategy_kit.fill, strategy="grid", liquidity="maker")
 
 
 async def test_restore_position_from_exec_fills(redis_client, namespace):

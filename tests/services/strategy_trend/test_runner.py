@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 
 import pytest
+import strategy_kit
 from prometheus_client import REGISTRY
+from strategy_kit import T0, S, run_until_published
 
 from services.strategy_trend.runner import build, restore_fills
 from shared.bus import Bus
 from shared.config import ConfigError, StackConfig
-from shared.events import Bbo, Fill, TargetPosition
+from shared.events import Bbo, TargetPosition
 
-S = 1_000_000_000
-T0 = 1_757_899_995 * S
-
-
-def stack(namespace: str, **section) -> StackConfig:
-    return StackConfig(namespace=namespace, markets=["BTC"],
-                       services={"strategy-trend": {"http_port": 0, **section}})
-
-
-def fill(i: int, fill_id: str, side: str = "buy", strategy: str = "trend") -> Fill:
-    return Fill(id=f"fe{i}", ts_event=T0 + i * S, source="executor", fill_id=fill_id, strategy=strategy,
-                market="BTC", side=side, price=100_000.0, size=0.0002)
+stack = partial(strategy_kit.stack, "strategy-trend")
+fill = partial(strategy_kit.fill, strategy="trend")
 
 
 async def test_restart_restores_position_from_exec_fills(redis_client, namespace):
@@ -51,17 +43,7 @@ async def test_runner_turns_book_stream_into_intents(redis_client, namespace):
     runner, engine = build(cfg, bus, consumer="t1")
     assert runner.consumer.group == "trend"
     assert runner.inputs == [f"{namespace}:md:book:BTC", f"{namespace}:exec:1001"]
-    task = asyncio.create_task(runner.run())
-    intent_stream = bus.streams.intent(cfg.account_index)
-    try:
-        for _ in range(100):
-            got = await bus.read_all(intent_stream)
-            if got:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        runner.stop()
-        await asyncio.wait_for(task, 5)
+    got = await run_until_published(runner, bus, bus.streams.intent(cfg.account_index))
     assert len(got) == 1
     tp = got[0].event
     assert isinstance(tp, TargetPosition) and tp.target == pytest.approx(0.0002) and tp.causation_id == "b21"
