@@ -14,7 +14,8 @@ Start-up: read the ``services.recorder`` section, write ``archive.json`` in the 
   (:class:`services.recorder.engine.RecorderBuffer`).
 
 Streams are trimmed by length (``stream_maxlen``): when a stream's oldest entry is newer than the
-recorder's position, entries were trimmed before they were read; this is logged and counted in
+recorder's position, trimming reached entries not yet read (those before the oldest are lost);
+this is logged and counted in
 ``lighter_stack_recorder_trim_gaps_total``. How far behind it is:
 ``lighter_stack_recorder_behind_seconds`` (newest entry of the stream minus newest read) and
 ``lighter_stack_recorder_buffered_entries`` (read, not yet written).
@@ -56,7 +57,8 @@ BEHIND = Gauge(f"{PREFIX}recorder_behind_seconds",
                "Newest entry time of the stream minus newest entry time the recorder read (s).", ["stream"])
 BUFFERED = Gauge(f"{PREFIX}recorder_buffered_entries", "Entries read and not yet written.", ["stream"])
 TRIM_GAPS = Counter(f"{PREFIX}recorder_trim_gaps_total",
-                    "Times a stream was trimmed past the recorder's position (entries lost).", ["stream"])
+                    "Times a stream was trimmed past the recorder's read position (entries may be lost).",
+                    ["stream"])
 WRITE_ERRORS = Counter(f"{PREFIX}recorder_write_errors_total", "Failed archive writes (retried).")
 LAST_WRITE = Gauge(f"{PREFIX}recorder_last_write_timestamp_seconds", "Wall time of the last archive write.")
 
@@ -148,9 +150,9 @@ class Recorder:
         return new
 
     async def probe(self) -> None:
-        """Update the lag metrics, and count a trim gap when Redis deleted an entry newer than the
-        stream's position (``max-deleted-entry-id`` of ``XINFO STREAM``, Redis 7): it was trimmed
-        before it was read and is missing from the archive."""
+        """Update the lag metrics, and count a trim gap when the stream's oldest entry is newer than
+        its read position: trimming reached entries not yet read, the ones between the position
+        and the oldest entry (if any) are missing from the archive. Each position counts once."""
         pending = self.buf.pending()
         for stream, pos in list(self.buf.positions.items()):
             BUFFERED.labels(stream).set(pending.get(stream, 0))
@@ -164,12 +166,12 @@ class Recorder:
             else:
                 self.behind[stream] = 0.0
             BEHIND.labels(stream).set(self.behind[stream])
-            deleted = info.get("max-deleted-entry-id")
-            if pos and deleted and split_id(_sid(deleted)) > split_id(pos) and self._gaps.get(stream) != deleted:
-                self._gaps[stream] = deleted
+            oldest = _sid(first[0]) if first else None
+            if pos and oldest and split_id(oldest) > split_id(pos) and self._gaps.get(stream) != pos:
+                self._gaps[stream] = pos
                 TRIM_GAPS.labels(stream).inc()
-                log.warning("recorder: %s was trimmed past the read position %s (up to %s): entries lost; "
-                            "raise stream_maxlen or check the recorder's lag", stream, pos, _sid(deleted))
+                log.warning("recorder: %s was trimmed past the read position %s (oldest entry now %s): entries "
+                            "may be lost; raise stream_maxlen or check the recorder's lag", stream, pos, oldest)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Discover, read, flush and probe until ``stop`` is set; then write everything buffered."""
