@@ -165,11 +165,13 @@ def recording_items(path: str | Path) -> Iterator[Item]:
             yield Item(key, {EVENT_FIELD: encode(ev)}, ev.ts_event)
 
 
-def archive_items(root: str | Path, only: Sequence[str] | None = None) -> Iterator[Item]:
-    """The entries of an archive as :class:`Item` (paced by entry time), in bus order."""
+def archive_items(root: str | Path, only: Sequence[str] | None = None, start_ms: int | None = None,
+                  end_ms: int | None = None) -> Iterator[Item]:
+    """The entries of an archive as :class:`Item` (paced by entry time), in bus order; ``only``:
+    stream key prefixes (:func:`shared.archive.key_matcher`); ``start_ms``/``end_ms``: entry-time range."""
     import json
 
-    for r in iter_rows(root, key_matcher(only)):
+    for r in iter_rows(root, key_matcher(only), start_ms, end_ms):
         if r.error == "no event field":
             fields = {k.encode(): str(v).encode() for k, v in json.loads(r.fields).items()}
             fields[b"raw"] = r.raw
@@ -238,23 +240,40 @@ async def namespace_empty(redis: Any, namespace: str) -> bool:
     return True
 
 
-def archive_to_recording(root: str | Path, out: str | Path) -> int:
-    """Write the archive's market data as a recording (module docstring); returns the event count.
+def parse_time_ms(text: str | None) -> int | None:
+    """``2026-12-05`` or ``2026-12-05T14:00`` (UTC unless an offset is given) -> ms since the
+    epoch; None for None. Raises ValueError on another shape."""
+    from datetime import UTC, datetime
+
+    if text is None:
+        return None
+    t = datetime.fromisoformat(text)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return int(t.timestamp() * 1000)
+
+
+def archive_to_recording(root: str | Path, out: str | Path, start_ms: int | None = None,
+                         end_ms: int | None = None) -> int:
+    """Write the archive's market data (entries in ``[start_ms, end_ms)``) as a recording (module
+    docstring); returns the event count.
 
     Raises:
         lighter_stack.backtest.data.DataError: not an archive, or no market data in it.
     """
-    from lighter_stack.backtest.data import load_data
+    from lighter_stack.backtest.data import load_archive
 
-    md = load_data(root)
+    md = load_archive(root, start_ms=start_ms, end_ms=end_ms)
     header = RecordingHeader(markets=md.markets, source=f"lighter-stack archive {Path(root).name}",
                              depth="top", notes="; ".join(md.notes)[:500])
     return write_recording(out, header, md.events())
 
 
 def replay_command(source: Path, namespace: str | None, speed: float, only: list[str] | None,
-                   to_recording: Path | None, config: Path | None, progress: bool = True) -> int:
-    """``lighter-stack replay``: exit 0 done, 2 bad source, namespace in use, config or Redis."""
+                   to_recording: Path | None, config: Path | None, progress: bool = True,
+                   start: str | None = None, end: str | None = None) -> int:
+    """``lighter-stack replay``: exit 0 done, 2 bad source, time, namespace in use, config or Redis.
+    ``start``/``end``: archive entry-time range (:func:`parse_time_ms`)."""
     import typer
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -267,14 +286,20 @@ def replay_command(source: Path, namespace: str | None, speed: float, only: list
         typer.echo(f"replay failed: {msg}", err=True)
         return 2
 
+    try:
+        start_ms, end_ms = parse_time_ms(start), parse_time_ms(end)
+    except ValueError as exc:
+        return fail(f"--start/--end: {exc} (want YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)")
     archive = source.is_dir()
+    if not archive and (start_ms is not None or end_ms is not None):
+        return fail("--start/--end select hours of a Parquet archive, not of a recording")
     if archive and not is_archive(source):
         return fail(f"{source}: folder has no archive.json (not a Parquet archive)")
     if to_recording is not None:
         if not archive:
             return fail("--to-recording needs a Parquet archive folder")
         try:
-            n = archive_to_recording(source, to_recording)
+            n = archive_to_recording(source, to_recording, start_ms, end_ms)
         except (DataError, ArchiveError, OSError) as exc:
             return fail(str(exc))
         typer.echo(f"wrote {to_recording}: {n} market-data events (venue-sim: services.venue_sim.recording)")
@@ -295,8 +320,9 @@ def replay_command(source: Path, namespace: str | None, speed: float, only: list
             if not await namespace_empty(redis, ns):
                 raise ArchiveError(f"namespace {ns!r} already has keys; replay into a new one")
             if archive:
-                total: int | None = count_rows(source, key_matcher(only))
-                items = archive_items(source, only)
+                ranged = start_ms is not None or end_ms is not None
+                total: int | None = None if ranged else count_rows(source, key_matcher(only))
+                items = archive_items(source, only, start_ms, end_ms)
             else:
                 from services.venue_sim.replay import count_events
 

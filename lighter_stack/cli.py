@@ -163,6 +163,9 @@ def replay(
         "--only", help="archive: only stream keys starting with this (repeatable; e.g. md, control)")] = None,
     to_recording: Annotated[Path | None, typer.Option(
         "--to-recording", help="instead write the archive's market data as a recording for venue-sim")] = None,
+    start: Annotated[str | None, typer.Option(help="archive: only entries written at or after this UTC time "
+                                                    "(2026-12-05 or 2026-12-05T14:00)")] = None,
+    end: Annotated[str | None, typer.Option(help="archive: only entries written before this UTC time")] = None,
     progress: Annotated[bool, typer.Option(help="progress bar on a terminal")] = True,
     config: ConfigOpt = None,
 ) -> None:
@@ -170,7 +173,7 @@ def replay(
     full speed (docs/replay.md); or convert an archive to a recording venue-sim replays."""
     from lighter_stack.archive_tool import replay_command
 
-    raise typer.Exit(replay_command(source, namespace, speed, only, to_recording, config, progress))
+    raise typer.Exit(replay_command(source, namespace, speed, only, to_recording, config, progress, start, end))
 
 
 @app.command()

@@ -294,20 +294,32 @@ def _key_of(dirname: str) -> str:
     return dirname.replace(".", ":")
 
 
-def _iter_key(d: Path) -> Iterator[Row]:
+def _file_hour_ms(f: Path) -> int:
+    t = datetime.strptime(f"{f.parent.name} {f.stem}", "%Y-%m-%d %H").replace(tzinfo=UTC)
+    return int(t.timestamp() * 1000)
+
+
+def _iter_key(d: Path, start_ms: int | None, end_ms: int | None) -> Iterator[Row]:
     for f in _files(d):
+        h = _file_hour_ms(f)
+        if (start_ms is not None and h + 3_600_000 <= start_ms) or (end_ms is not None and h >= end_ms):
+            continue
         t = _read_table(f)
         for rec in t.to_pylist():
-            yield Row(**rec)
+            if (start_ms is None or rec["entry_ms"] >= start_ms) and (end_ms is None or rec["entry_ms"] < end_ms):
+                yield Row(**rec)
 
 
-def iter_rows(root: str | Path, keys: Callable[[str], bool] | None = None) -> Iterator[Row]:
+def iter_rows(root: str | Path, keys: Callable[[str], bool] | None = None, start_ms: int | None = None,
+              end_ms: int | None = None) -> Iterator[Row]:
     """Every archived entry in bus order (module docstring), lazily (one hour file per stream
     in memory at a time).
 
     Args:
         root: the archive folder.
         keys: keep only the streams whose key (``md:book:BTC``) it accepts (default: all).
+        start_ms, end_ms: keep only entries with ``start_ms <= entry time < end_ms`` (ms since the
+            epoch, the Redis entry time; None = unbounded).
 
     Raises:
         ArchiveError: not an archive folder, or a file that cannot be read.
@@ -316,7 +328,7 @@ def iter_rows(root: str | Path, keys: Callable[[str], bool] | None = None) -> It
     its = []
     for name, d in key_dirs(root).items():
         if keys is None or keys(_key_of(name)):
-            its.append(_iter_key(d))
+            its.append(_iter_key(d, start_ms, end_ms))
     return heapq.merge(*its, key=lambda r: (r.entry_ms, r.ts_event or 0))
 
 
@@ -329,15 +341,17 @@ def key_matcher(prefixes: Sequence[str] | None) -> Callable[[str], bool] | None:
     return lambda key: any(key == p or key.startswith(p + ":") for p in pre)
 
 
-def market_data_events(root: str | Path, types: Sequence[str] = ("bbo", "trade")) -> list[AnyEvent]:
+def market_data_events(root: str | Path, types: Sequence[str] = ("bbo", "trade"), start_ms: int | None = None,
+                       end_ms: int | None = None) -> list[AnyEvent]:
     """The archive's market data (streams ``md:*``) of the given event ``type`` tags as events,
     sorted by ``ts_event`` (ties keep bus order): what backtests and venue-sim replay.
+    ``start_ms``/``end_ms``: entry-time range as in :func:`iter_rows`.
 
     Raises:
         ArchiveError: not an archive folder or a broken file.
     """
     wanted = set(types)
-    out = [r.event() for r in iter_rows(root, key_matcher(["md"])) if r.type in wanted]
+    out = [r.event() for r in iter_rows(root, key_matcher(["md"]), start_ms, end_ms) if r.type in wanted]
     out.sort(key=lambda e: e.ts_event)
     return out
 

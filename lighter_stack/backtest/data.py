@@ -200,7 +200,7 @@ def load_data(path: str | Path, market_overrides: Mapping[str, MarketInfo] | Non
         raise DataError(f"{p}: no such file or folder")
     if p.is_dir():
         if is_archive(p):
-            return _load_archive(p, over)
+            return load_archive(p, over)
         if any(p.glob("prices_*.csv")):
             try:
                 header, events, stats = import_top_of_book_csv(p, markets={**KNOWN_MARKETS, **over})
@@ -231,14 +231,24 @@ def load_data(path: str | Path, market_overrides: Mapping[str, MarketInfo] | Non
                     "a CSV folder or an OHLCV *.csv)")
 
 
-def _load_archive(p: Path, over: dict[str, MarketInfo]) -> MarketData:
+def load_archive(path: str | Path, market_overrides: Mapping[str, MarketInfo] | None = None,
+                 start_ms: int | None = None, end_ms: int | None = None) -> MarketData:
+    """A Parquet archive as backtest input (module docstring), optionally only the entries written
+    in ``[start_ms, end_ms)`` (Redis entry time, ms since the epoch).
+
+    Raises:
+        DataError: not an archive, a broken file, or no Bbo/Trade in the range.
+    """
+    p = Path(path)
+    over = dict(market_overrides or {})
     try:
         meta = read_meta(p)
-        events = market_data_events(p)
+        events = market_data_events(p, start_ms=start_ms, end_ms=end_ms)
     except ArchiveError as exc:
         raise DataError(str(exc)) from None
     if not events:
-        raise DataError(f"{p}: archive has no Bbo or Trade events in its md:book/md:trade streams")
+        raise DataError(f"{p}: archive has no Bbo or Trade events in its md:book/md:trade streams"
+                        + (" in the time range" if start_ms is not None or end_ms is not None else ""))
     described = {m.symbol: m for m in meta.markets}
     symbols: list[str] = []
     pdec: dict[str, int] = {}

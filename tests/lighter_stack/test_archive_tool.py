@@ -107,6 +107,30 @@ def test_archive_items_keep_dead_letters(tmp_path, redis_url):
         load_data(tmp_path)
 
 
+def test_time_range_of_an_archive(tmp_path):
+    from lighter_stack.archive_tool import parse_time_ms
+    from shared.archive import make_row, write_meta, write_rows
+    from shared.events import encode
+
+    assert parse_time_ms("2025-09-15") == 1_757_894_400_000
+    assert parse_time_ms("2025-09-15T01:00") == 1_757_898_000_000
+    assert parse_time_ms("2025-09-15T03:00+02:00") == 1_757_898_000_000
+    write_meta(tmp_path / "a", "ns")
+    day = 1_757_894_400_000
+    write_rows(tmp_path / "a", [
+        make_row("ns:md:book:BTC", "md:book:BTC", f"{day + i * 3_600_000}-0", {b"event": encode(
+            Bbo(id=f"b{i}", ts_event=i, market="BTC", bid_px=100.0, bid_sz=1, ask_px=100.1, ask_sz=1))})
+        for i in range(30)])
+    rec = tmp_path / "day.jsonl.gz"
+    cli = CliRunner()
+    res = cli.invoke(app, ["replay", str(tmp_path / "a"), "--start", "2025-09-15T22:00", "--end", "2025-09-16",
+                           "--to-recording", str(rec)])
+    assert res.exit_code == 0, res.output
+    assert [e.id for e in read_recording(rec)[1]] == ["b22", "b23"]
+    res = cli.invoke(app, ["replay", str(tmp_path / "a"), "--start", "yesterday"])
+    assert res.exit_code == 2 and "--start/--end" in res.output
+
+
 def test_replay_errors(tmp_path):
     cli = CliRunner()
     res = cli.invoke(app, ["replay", str(tmp_path)])

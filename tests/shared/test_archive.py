@@ -93,6 +93,10 @@ def test_rows_split_by_hour_and_read_back_in_bus_order(tmp_path):
     assert got == [("md:book:BTC", "b1"), ("md:trade:BTC", "t"), ("control", "c"), ("md:book:BTC", "b2")]
     assert [r.id for r in iter_rows(tmp_path, key_matcher(["md:trade", "control"]))] == ["t", "c"]
     assert [e.id for e in market_data_events(tmp_path)] == ["b1", "t", "b2"]
+    # entry-time ranges [start, end): whole hour files are skipped, boundary rows filtered
+    assert [r.id for r in iter_rows(tmp_path, start_ms=T0_MS + H)] == ["c", "b2"]
+    assert [r.id for r in iter_rows(tmp_path, end_ms=T0_MS + H)] == ["b1", "t"]
+    assert [e.id for e in market_data_events(tmp_path, start_ms=T0_MS + H - 1, end_ms=T0_MS + H)] == ["b1", "t"]
     assert last_entry_id(tmp_path, "md:book:BTC") == f"{T0_MS + H}-0"
 
 
