@@ -15,6 +15,7 @@ _MODEL = {name: spec.config_model() for name, spec in SERVICES.items()}
 VenueSimConfig, CollectorConfig, TrendConfig = _MODEL["venue-sim"], _MODEL["collector"], _MODEL["strategy-trend"]
 RenkoConfig, GridConfig, MakerConfig = _MODEL["strategy-renko"], _MODEL["strategy-grid"], _MODEL["maker"]
 HedgerConfig, ExecutorConfig, LedgerConfig = _MODEL["hedger"], _MODEL["executor"], _MODEL["ledger"]
+RecorderConfig = _MODEL["recorder"]
 
 # the fields of shared.strategy_base.TargetStrategyConfig (trend, renko)
 _TARGET_STRATEGY = {
@@ -199,6 +200,13 @@ MEANING = {
         "http_port": "/health and /metrics port", "group": "consumer group",
         "claim_idle_ms": "claim entries a dead ledger left pending this long",
         "batch": "entries per read", "block_ms": "read wait", "seen_capacity": "fill ids remembered in memory",
+    },
+    RecorderConfig: {
+        "out": "Parquet archive folder; null = <LIGHTER_STACK_DATA or ./var>/archive (docs/replay.md)",
+        "http_port": "/health and /metrics port", "read_batch": "entries per stream per XREAD",
+        "block_ms": "XREAD wait, ms", "discover_s": "how often the namespace is scanned for new streams, s",
+        "flush_s": "buffered rows of open hours are written at least this often, s (closed hours at once)",
+        "behind_warn_s": "/health answers 503 `behind` when a stream is this far ahead of what was read, s",
     },
 }
 

@@ -109,7 +109,8 @@ def ledger_migrate(
 
 @app.command("pnl-split")
 def pnl_split(
-    data: Annotated[Path, typer.Option(help="market data the fills traded on: recording, CSV folder or klines CSV")],
+    data: Annotated[Path, typer.Option(help="market data the fills traded on: recording, Parquet archive, CSV folder "
+                                            "or klines CSV")],
     fills: Annotated[str, typer.Option(help="ledger database URL or *.db file, or a backtest fills.csv")],
     strategy: Annotated[list[str] | None, typer.Option(help="only this strategy (repeatable; default: all)")] = None,
 ) -> None:
@@ -139,6 +140,43 @@ def import_csv(
 
 
 @app.command()
+def record(
+    out: Annotated[Path, typer.Option(help="archive folder (Parquet, one file per stream and UTC hour)")],
+    namespace: Annotated[str | None, typer.Option(help="namespace to archive (default: the config's)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Archive what Redis holds now of a namespace's streams (md, intent, exec, control, params,
+    dlq) to Parquet; run again to add only what is new (docs/replay.md). The recorder service
+    does this continuously."""
+    from lighter_stack.archive_tool import record_command
+
+    raise typer.Exit(record_command(namespace, out, config))
+
+
+@app.command()
+def replay(
+    source: Annotated[Path, typer.Argument(help="recording (*.jsonl.gz) or Parquet archive folder")],
+    namespace: Annotated[str | None, typer.Option(help="namespace to publish into; must have no keys yet "
+                                                        "(default: replay-<8 hex>)")] = None,
+    speed: Annotated[float, typer.Option(help="x recorded pace (1 = as recorded); 0 = as fast as possible")] = 0.0,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="archive: only stream keys starting with this (repeatable; e.g. md, control)")] = None,
+    to_recording: Annotated[Path | None, typer.Option(
+        "--to-recording", help="instead write the archive's market data as a recording for venue-sim")] = None,
+    start: Annotated[str | None, typer.Option(help="archive: only entries written at or after this UTC time "
+                                                    "(2026-12-05 or 2026-12-05T14:00)")] = None,
+    end: Annotated[str | None, typer.Option(help="archive: only entries written before this UTC time")] = None,
+    progress: Annotated[bool, typer.Option(help="progress bar on a terminal")] = True,
+    config: ConfigOpt = None,
+) -> None:
+    """Re-publish a recording or a Parquet archive into a new namespace in bus order, at xN or
+    full speed (docs/replay.md); or convert an archive to a recording venue-sim replays."""
+    from lighter_stack.archive_tool import replay_command
+
+    raise typer.Exit(replay_command(source, namespace, speed, only, to_recording, config, progress, start, end))
+
+
+@app.command()
 def indicators(
     csv: Annotated[Path, typer.Option("--csv", help="OHLCV CSV: timestamp,open,high,low,close,volume or Binance klines")],
     out: Annotated[Path, typer.Option("--out", help="CSV to write, one column per indicator")],
@@ -157,7 +195,8 @@ def indicators(
 
 @app.command()
 def backtest(
-    data: Annotated[Path, typer.Option(help="recording (*.jsonl.gz), top-of-book+trades CSV folder, or OHLCV klines CSV")],
+    data: Annotated[Path, typer.Option(help="recording (*.jsonl.gz), Parquet archive folder, top-of-book+trades CSV "
+                                            "folder, or OHLCV klines CSV")],
     strategy: Annotated[list[str], typer.Option(help="strategy to run (repeatable: several share one account)")],
     out: Annotated[Path, typer.Option(help="output folder: fills.csv, summary.json, report.html, PNGs")],
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: config/paper.yaml)")] = None,
@@ -193,7 +232,8 @@ def simulate(
 
 @app.command()
 def calibrate(
-    data: Annotated[Path, typer.Option(help="recording (*.jsonl.gz) or top-of-book+trades CSV folder")],
+    data: Annotated[Path, typer.Option(help="recording (*.jsonl.gz), Parquet archive folder or top-of-book+trades "
+                                            "CSV folder")],
     market: Annotated[str, typer.Option(help="market symbol, e.g. BTC")],
     config: ConfigOpt = None,
     out: Annotated[Path | None, typer.Option(help="also write the parameters JSON to this file")] = None,

@@ -2,7 +2,7 @@
 
 Fills come from a ledger database (any SQLAlchemy URL, or a ``*.db``/``*.sqlite`` file path),
 read-only, or from a backtest's ``fills.csv``; the mid path comes from the market data the
-fills traded on (a recording, a top-of-book CSV folder or a klines CSV, read with
+fills traded on (a recording, a Parquet archive, a top-of-book CSV folder or a klines CSV, read with
 :func:`lighter_stack.backtest.data.load_data`). Fills of markets without a mid in the data, or outside
 the data's time span (first to last market-data event), are left out and counted in the notes.
 The split itself is :mod:`shared.pnl_attribution` (definitions in ``docs/pnl-attribution.md``).

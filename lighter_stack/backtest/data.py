@@ -1,9 +1,14 @@
-"""Backtest inputs: a recording, a top-of-book CSV folder or an OHLCV klines CSV -> market data.
+"""Backtest inputs: a recording, a Parquet archive, a top-of-book CSV folder or an OHLCV klines CSV
+-> market data.
 
 :func:`load_data` returns the markets and a (re-iterable) source of time-ordered market-data
-events. Three inputs are recognised:
+events. Four inputs are recognised:
 
 - a **recording** (``*.jsonl.gz`` / ``*.jsonl``, :mod:`shared.recording`): replayed as is;
+- a **Parquet archive** (a folder with ``archive.json``, :mod:`shared.archive`, written by
+  ``lighter-stack record`` or the recorder service): the ``Bbo`` and ``Trade`` events of its
+  ``md:book:*``/``md:trade:*`` streams, sorted by ``ts_event``; market metadata from the
+  archive's ``archive.json``, else known or inferred from the prices as for klines;
 - a **folder** in the top-of-book + trades CSV layout (``prices_<SYM>.csv`` /
   ``trades_<SYM>.csv``, with or without the ``market_id`` column): imported with
   :func:`shared.importers.import_top_of_book_csv` (no clock corrections);
@@ -45,6 +50,7 @@ from pathlib import Path
 import msgspec
 
 from lighter_stack.indicator_tool import Bar, OhlcvFormatError, read_ohlcv
+from shared.archive import ArchiveError, is_archive, market_data_events, read_meta
 from shared.events import AnyEvent, Bbo, Trade, derive_id
 from shared.importers import import_top_of_book_csv
 from shared.markets import KNOWN_MARKETS, MarketInfo
@@ -64,7 +70,7 @@ class MarketData:
     """What a backtest replays.
 
     Attributes:
-        kind: ``recording``, ``csv-folder`` or ``klines``.
+        kind: ``recording``, ``archive``, ``csv-folder`` or ``klines``.
         path: the input path.
         markets: the markets, in input order.
         events: a zero-argument callable returning a fresh iterator over the events in time order.
@@ -180,8 +186,8 @@ def load_data(path: str | Path, market_overrides: Mapping[str, MarketInfo] | Non
     """Open a backtest input (see the module docstring).
 
     Args:
-        path: recording file, CSV folder, or klines CSV (a folder of klines CSVs is also
-            accepted: every ``*.csv`` in it, when it has no ``prices_*.csv``).
+        path: recording file, Parquet archive folder, CSV folder, or klines CSV (a folder of
+            klines CSVs is also accepted: every ``*.csv`` in it, when it has no ``prices_*.csv``).
         market_overrides: metadata per symbol (``services.backtest.markets``), preferred over the
             known and inferred metadata.
 
@@ -193,6 +199,8 @@ def load_data(path: str | Path, market_overrides: Mapping[str, MarketInfo] | Non
     if not p.exists():
         raise DataError(f"{p}: no such file or folder")
     if p.is_dir():
+        if is_archive(p):
+            return load_archive(p, over)
         if any(p.glob("prices_*.csv")):
             try:
                 header, events, stats = import_top_of_book_csv(p, markets={**KNOWN_MARKETS, **over})
@@ -219,7 +227,49 @@ def load_data(path: str | Path, market_overrides: Mapping[str, MarketInfo] | Non
                           [f"recording ({header.depth} depth): {header.notes[:200]}"])
     if name.endswith(".csv"):
         return _load_klines(p, [p], over)
-    raise DataError(f"{p}: unknown input kind (want a *.jsonl.gz recording, a CSV folder or an OHLCV *.csv)")
+    raise DataError(f"{p}: unknown input kind (want a *.jsonl.gz recording, a Parquet archive folder, "
+                    "a CSV folder or an OHLCV *.csv)")
+
+
+def load_archive(path: str | Path, market_overrides: Mapping[str, MarketInfo] | None = None,
+                 start_ms: int | None = None, end_ms: int | None = None) -> MarketData:
+    """A Parquet archive as backtest input (module docstring), optionally only the entries written
+    in ``[start_ms, end_ms)`` (Redis entry time, ms since the epoch).
+
+    Raises:
+        DataError: not an archive, a broken file, or no Bbo/Trade in the range.
+    """
+    p = Path(path)
+    over = dict(market_overrides or {})
+    try:
+        meta = read_meta(p)
+        events = market_data_events(p, start_ms=start_ms, end_ms=end_ms)
+    except ArchiveError as exc:
+        raise DataError(str(exc)) from None
+    if not events:
+        raise DataError(f"{p}: archive has no Bbo or Trade events in its md:book/md:trade streams"
+                        + (" in the time range" if start_ms is not None or end_ms is not None else ""))
+    described = {m.symbol: m for m in meta.markets}
+    symbols: list[str] = []
+    pdec: dict[str, int] = {}
+    for ev in events:
+        sym = ev.market  # type: ignore[attr-defined]
+        if sym not in pdec:
+            symbols.append(sym)
+            pdec[sym] = 0
+        if isinstance(ev, Bbo) and pdec[sym] < 6:
+            pdec[sym] = max(pdec[sym], _decimals(repr(ev.bid_px)), _decimals(repr(ev.ask_px)))
+    order = sorted(symbols)
+    markets: list[MarketInfo] = []
+    notes = [f"Parquet archive of namespace {meta.namespace!r}: {len(events)} Bbo/Trade events"]
+    for sym in order:
+        m = over.get(sym) or described.get(sym) or KNOWN_MARKETS.get(sym)
+        if m is None:
+            m = infer_market(sym, pdec[sym], order.index(sym))
+            notes.append(f"{sym}: market metadata inferred (price_decimals {m.price_decimals}, "
+                         f"size_decimals {m.size_decimals}, market_id {m.market_id})")
+        markets.append(m)
+    return MarketData("archive", p, _fix_ids(markets), lambda: iter(events), len(events), notes)
 
 
 def _load_klines(p: Path, files: Iterable[Path], over: dict[str, MarketInfo]) -> MarketData:
