@@ -245,6 +245,22 @@ def profile(
                f"{prof.symbol} / {prof.max_inventory_notional_usd:g} USD (mid {px:g})")
 
 
+@app.command()
+def control(
+    command: Annotated[str, typer.Argument(help="kill | resume | pause | flatten")],
+    strategy: Annotated[str | None, typer.Argument(help="strategy name (pause, flatten; resume of one strategy)")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="every strategy (flatten --all also closes the account position no strategy holds)")] = False,
+    reason: Annotated[str, typer.Option(help="free text, shown in the executor's state and logs")] = "",
+    namespace: Annotated[str | None, typer.Option(help="stream namespace (default: the config's)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Publish an operator command on {ns}:control for the executor: kill, resume [STRATEGY],
+    pause STRATEGY, flatten STRATEGY|--all (docs/runbook.md)."""
+    from lighter_stack.control_tool import control_command
+
+    raise typer.Exit(control_command(command, strategy, all_, reason, config, namespace))
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
