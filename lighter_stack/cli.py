@@ -246,6 +246,23 @@ def profile(
 
 
 @app.command()
+def status(
+    host: Annotated[str, typer.Option(help="host the services' /health ports are on")] = "127.0.0.1",
+    namespace: Annotated[str | None, typer.Option(help="stream namespace (default: the config's)")] = None,
+    db_url: Annotated[str | None, typer.Option("--db-url", help="ledger database URL (default: LEDGER_DB_URL, then the ledger's configured db_url)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object instead of tables")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for each service and the venue")] = 2.0,
+    config: ConfigOpt = None,
+) -> None:
+    """One view of the running stack: each service's health and restarts, consumer lag and last
+    event per stream, positions per strategy and at the venue, today's PnL, guard and control
+    state (docs/runbook.md). A service that is down shows as down."""
+    from lighter_stack.status_tool import status_command
+
+    raise typer.Exit(status_command(config, host, namespace, db_url, as_json, timeout))
+
+
+@app.command()
 def control(
     command: Annotated[str, typer.Argument(help="kill | resume | pause | flatten")],
     strategy: Annotated[str | None, typer.Argument(help="strategy name (pause, flatten; resume of one strategy)")] = None,

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from lighter_stack.status_tool import stack_redis_url
 from shared.bus import Bus
 from shared.config import ConfigError, load_config
 from shared.control import ControlError, control_event, publish_control
-from shared.redis_util import async_client, resolve_redis_url
+from shared.redis_util import async_client
 
 
 def resolve_target(command: str, strategy: str | None, all_: bool) -> str | None:
@@ -49,7 +50,7 @@ def control_command(command: str, strategy: str | None, all_: bool, reason: str,
     ns = namespace or cfg.ns
 
     async def _send() -> str:
-        redis = async_client(resolve_redis_url(cfg.redis_url))
+        redis = async_client(stack_redis_url(cfg))
         try:
             return await publish_control(Bus(redis, ns), ev)
         finally:
