@@ -39,7 +39,7 @@ from rich.table import Table
 
 from lighter_stack import registry
 from services.executor.control import ControlState
-from shared.bus import Bus
+from shared.bus import Bus, group_lag
 from shared.config import ConfigError, StackConfig, load_config
 from shared.events import Bbo, BookSnapshot, Control, Event, GuardState, PositionSnapshot, RiskState, decode
 from shared.redis_util import LOCAL_URL, async_client
@@ -112,8 +112,7 @@ async def streams_status(redis: Any, ns: str) -> list[dict[str, Any]]:
         last = await redis.xrevrange(key, count=1)
         groups = {}
         for g in await redis.xinfo_groups(key):
-            lag = g.get("lag")
-            groups[_s(g.get("name"))] = {"lag": int(lag) if lag is not None else None,
+            groups[_s(g.get("name"))] = {"lag": await group_lag(redis, name, g),
                                          "pending": int(g.get("pending") or 0)}
         rows.append({"stream": name, "length": int(await redis.xlen(key)),
                      "last_event_ms": int(_s(last[0][0]).split("-")[0]) if last else None, "groups": groups})
@@ -216,7 +215,8 @@ async def venue_positions(cfg: StackConfig, timeout: float) -> dict[str, float]:
 def pnl_today(db_url: str | None, now_ns: int, positions: list[dict[str, Any]],
               mids: dict[str, float]) -> dict[str, Any]:
     """Today's (UTC day of ``now_ns``) realized PnL per strategy from the ledger and the
-    unrealized PnL of ``positions`` at ``mids``: ``{"since_ns", "strategies": {name: {"realized_usd",
+    unrealized PnL of ``positions`` at ``mids`` (also set on each position row as ``unrealized_usd``):
+    ``{"since_ns", "strategies": {name: {"realized_usd",
     "trades", "unrealized_usd"}}, "realized_usd", "unrealized_usd"}``. The ledger part is
     ``{"error": ...}`` instead when the database cannot be read.
 
@@ -240,6 +240,7 @@ def pnl_today(db_url: str | None, now_ns: int, positions: list[dict[str, Any]],
         u = p["position"] * (mid - p["avg_entry_price"]) if mid is not None and p["position"] else 0.0
         if mid is None and p["position"]:
             u = None
+        p["unrealized_usd"] = u
         row = strategies.setdefault(p["strategy"], {})
         row["unrealized_usd"] = (row.get("unrealized_usd") or 0.0) + u if u is not None else None
         total_u += u or 0.0
@@ -296,7 +297,7 @@ class _NoRedis:
 def _age(ms: int | None, now_ns: int) -> str:
     if ms is None:
         return "-"
-    s = now_ns / 1e9 - ms / 1e3
+    s = max(0.0, now_ns / 1e9 - ms / 1e3)
     return f"{s:.0f}s ago" if s < 120 else f"{s / 60:.0f}m ago" if s < 7200 else f"{s / 3600:.1f}h ago"
 
 
@@ -345,9 +346,10 @@ def render(st: dict[str, Any], console: Console) -> None:
     shown = set()
     for p in ex.get("positions", []):
         s = strategies.get(p["strategy"], {})
+        first = p["strategy"] not in shown  # the strategy's realized PnL (all markets) on its first row
         shown.add(p["strategy"])
         t.add_row(p["strategy"], p["market"], f"{p['position']:g}", f"{p['avg_entry_price']:g}",
-                  _usd(s.get("realized_usd")), _usd(s.get("unrealized_usd")))
+                  _usd(s.get("realized_usd")) if first else "", _usd(p.get("unrealized_usd")))
     for name, s in sorted(strategies.items()):
         if name not in shown:
             t.add_row(name, "-", "-", "-", _usd(s.get("realized_usd")), _usd(s.get("unrealized_usd")))
