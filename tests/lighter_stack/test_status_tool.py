@@ -64,7 +64,7 @@ async def test_status_of_a_partly_running_stack(redis_client, redis_url, namespa
     assert streams[ex]["last_event_ms"] is not None
     e = st["exec"]
     assert e["positions"] == [{"strategy": "trend", "market": "BTC", "position": 0.25, "avg_entry_price": 100.0,
-                               "ts_event": T + 2}]
+                               "ts_event": T + 2, "unrealized_usd": pytest.approx(2.5)}]
     assert e["account_position"] == {"BTC": 0.25}
     assert e["risk"]["state"] == "reducing" and e["risk"]["reason"] == "flatten"
     assert [g["guard"] for g in e["guards"]] == ["max_position"]
