@@ -126,7 +126,11 @@ class ControlState:
         the strategies' positions), e.g. a position the account held before start-up (reconciled
         from the REST account, never attributed). ``flatten *`` then targets 0 for it as for any
         strategy, so the whole account ends flat (seed 002's close-all). Its entry price is the
-        mid when one is known (0 otherwise). Returns True if a non-zero part was adopted."""
+        mid when one is known (0 otherwise). Nothing is adopted while one of our IOC orders in
+        ``market`` is unfilled: a position report may then be ahead of the trade reports that
+        attribute it. Returns True if a non-zero part was adopted."""
+        if abs(self._account_in_flight(market)) > EPS:
+            return False
         attributed = sum(st.position for (_, mk), st in self.strats.items() if mk == market)
         residual = round(self.account_pos.get(market, 0.0) - attributed, 10)
         if abs(residual) < EPS:

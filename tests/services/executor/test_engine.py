@@ -411,3 +411,18 @@ def test_flatten_of_one_strategy_leaves_the_unattributed_position():
     e.on_venue_position(VenuePosition(market_id=1, position=0.003))
     e.on_event(Control(id="f1", ts_event=T0 + 5, source="op", command="flatten", target="A"))
     assert e.take_commands() == [] and e.position("_unattributed", "BTC") == 0.0
+
+
+def test_flatten_all_adopts_nothing_while_an_ioc_is_unfilled():
+    """A position report ahead of the trade report of our own IOC is not taken for a position
+    no strategy holds."""
+    from shared.venue.reports import VenuePosition
+
+    e = make()
+    e.on_event(bbo())
+    e.on_event(target("A", 0.002, 1))
+    (c,) = e.take_commands()
+    e.on_send_result(c, True)
+    e.on_venue_position(VenuePosition(market_id=1, position=0.002))  # the IOC filled; its trade not yet seen
+    e.on_event(Control(id="f1", ts_event=T0 + 5, source="op", command="flatten", target="*"))
+    assert e.position("_unattributed", "BTC") == 0.0
