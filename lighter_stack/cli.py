@@ -285,6 +285,39 @@ def profile(
                f"{prof.symbol} / {prof.max_inventory_notional_usd:g} USD (mid {px:g})")
 
 
+@app.command()
+def status(
+    host: Annotated[str, typer.Option(help="host the services' /health ports are on")] = "127.0.0.1",
+    namespace: Annotated[str | None, typer.Option(help="stream namespace (default: the config's)")] = None,
+    db_url: Annotated[str | None, typer.Option("--db-url", help="ledger database URL (default: LEDGER_DB_URL, then the ledger's configured db_url)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object instead of tables")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for each service and the venue")] = 2.0,
+    config: ConfigOpt = None,
+) -> None:
+    """One view of the running stack: each service's health and restarts, consumer lag and last
+    event per stream, positions per strategy and at the venue, today's PnL, guard and control
+    state (docs/runbook.md). A service that is down shows as down."""
+    from lighter_stack.status_tool import status_command
+
+    raise typer.Exit(status_command(config, host, namespace, db_url, as_json, timeout))
+
+
+@app.command()
+def control(
+    command: Annotated[str, typer.Argument(help="kill | resume | pause | flatten")],
+    strategy: Annotated[str | None, typer.Argument(help="strategy name (pause, flatten; resume of one strategy)")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="every strategy (flatten --all also closes the account position no strategy holds)")] = False,
+    reason: Annotated[str, typer.Option(help="free text, shown in the executor's state and logs")] = "",
+    namespace: Annotated[str | None, typer.Option(help="stream namespace (default: the config's)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Publish an operator command on {ns}:control for the executor: kill, resume [STRATEGY],
+    pause STRATEGY, flatten STRATEGY|--all (docs/runbook.md)."""
+    from lighter_stack.control_tool import control_command
+
+    raise typer.Exit(control_command(command, strategy, all_, reason, config, namespace))
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

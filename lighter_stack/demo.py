@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -204,6 +205,16 @@ class Demo:
         env.update(self.opts.overrides)
         return env
 
+    def write_stack_env(self, env: dict[str, str]) -> Path:
+        """Write ``<workdir>/stack.env``: the demo's ``REDIS_URL``, config file and ``LS_*``
+        overrides (namespace, venue URLs, ports, ledger DB), one ``KEY=value`` a line, so that
+        ``set -a; . var/demo-<id>/stack.env; set +a`` points ``lighter-stack status`` and
+        ``lighter-stack control`` at the running demo. Returns the path."""
+        keys = sorted(k for k in env if k.startswith("LS_") or k in ("REDIS_URL", "LIGHTER_STACK_CONFIG"))
+        path = self.workdir / "stack.env"
+        path.write_text("".join(f"{k}={shlex.quote(env[k])}\n" for k in keys))
+        return path
+
     def _start(self, name: str, env: dict[str, str], port: int) -> _Proc:
         log = self.workdir / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -271,10 +282,11 @@ class Demo:
             redis_url, ns = self.redis_server.url, "paper"
         ports = {name: free_port() for name in ["venue-sim", *self.services]}
         env = self._env(redis_url, ns, ports, recording)
+        self.write_stack_env(env)
         console.print(f"[bold]lighter-stack demo[/] paper mode, namespace [cyan]{ns}[/], "
                       f"{total_events:,} recorded events of {', '.join(m.symbol for m in header.markets)}, "
                       + ("lockstep" if self.opts.lockstep else f"speed x{self.opts.speed:g}")
-                      + f"; logs in {self.workdir / 'logs'}")
+                      + f"; logs in {self.workdir / 'logs'}; stack.env for status/control")
         redis = async_client(redis_url)
         try:
             async with aiohttp.ClientSession() as http:

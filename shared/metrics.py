@@ -8,6 +8,7 @@ the same prefix.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 log = logging.getLogger(__name__)
 
 PREFIX = "lighter_stack_"
+#: Wall time (unix seconds) this process loaded the module: ~ the process start; ``started_at``
+#: of every ``/health`` body served by :func:`start_http`.
+PROCESS_STARTED_AT = round(time.time(), 3)
 
 EVENTS_IN = Counter(f"{PREFIX}events_in_total", "Events consumed, per input stream.", ["service", "stream"])
 EVENTS_OUT = Counter(f"{PREFIX}events_out_total", "Events published, per output stream.", ["service", "stream"])
@@ -26,19 +30,22 @@ PROCESSING_SECONDS = Histogram(
 )
 CONSUMER_LAG = Gauge(f"{PREFIX}consumer_lag_entries", "Entries not yet delivered to the consumer group.", ["service", "stream"])
 DEAD_LETTERS = Counter(f"{PREFIX}dead_letters_total", "Inputs sent to the dead-letter stream.", ["service", "stream"])
+SERVICE_STARTS = Gauge(f"{PREFIX}service_starts", "How many times this service started consuming in the namespace "
+                       "(the {ns}:starts count after this process's start; restarts = value - 1).", ["service"])
 DUPLICATES = Counter(f"{PREFIX}duplicate_events_total", "Redelivered events dropped by id.", ["service", "stream"])
 
 
 async def start_http(port: int, health: Callable[[], dict[str, Any]], host: str = "0.0.0.0") -> web.AppRunner:
-    """Serve ``GET /health`` (JSON from ``health()``; HTTP 503 when its ``status`` is not
-    ``ok``) and ``GET /metrics`` (Prometheus text format) on ``host:port``.
+    """Serve ``GET /health`` (JSON from ``health()`` plus ``started_at``, the process start in unix
+    seconds, unless ``health()`` gives one; HTTP 503 when its ``status`` is not ``ok``) and ``GET /metrics`` (Prometheus text format) on ``host:port``.
 
     Returns the aiohttp runner; call ``await runner.cleanup()`` to stop. Port 0 disables the
     server (returns a runner that serves nothing).
     """
 
     async def _health(_req: web.Request) -> web.Response:
-        body = health()
+        body = {**health()}
+        body.setdefault("started_at", PROCESS_STARTED_AT)
         return web.json_response(body, status=200 if body.get("status") == "ok" else 503)
 
     async def _metrics(_req: web.Request) -> web.Response:

@@ -33,6 +33,7 @@ from shared.metrics import (
     EVENTS_IN,
     EVENTS_OUT,
     PROCESSING_SECONDS,
+    SERVICE_STARTS,
     start_http,
 )
 
@@ -190,6 +191,7 @@ class ConsumerLoop:
         """Create the consumer groups, then fetch and :meth:`step` until ``stop`` is set;
         reports the consumer lag meanwhile (:func:`report_lag`)."""
         await self.consumer.start()
+        await note_start(self.consumer.bus, self.service)
         lag_task = asyncio.create_task(report_lag(self.consumer, self.service))
         try:
             while not stop.is_set():
@@ -304,6 +306,26 @@ class EngineRunner(BatchHandler):
             await self.loop.run(self._stop)
         finally:
             await http.cleanup()
+
+
+def starts_key(namespace: str) -> str:
+    """The Redis hash counting service starts in a namespace: ``{ns}:starts``, field = service
+    name (the ``service`` label of the metrics), value = how many times a process of that service
+    started consuming (:func:`note_start`). ``lighter-stack status`` shows ``value - 1`` as the
+    service's restarts."""
+    return f"{namespace}:starts"
+
+
+async def note_start(bus: Bus, service: str) -> None:
+    """Count one start of ``service`` in :func:`starts_key` and set the gauge
+    ``lighter_stack_service_starts`` (the count after this start). Called by
+    :meth:`ConsumerLoop.run` once its consumer groups exist. Errors are logged and ignored: the
+    count is for operators and never stops a service."""
+    try:
+        n = await bus.redis.hincrby(starts_key(bus.streams.ns), service, 1)
+        SERVICE_STARTS.labels(service).set(int(n))
+    except Exception:  # the count must never stop the service
+        log.warning("could not count this start of %s", service, exc_info=True)
 
 
 async def report_lag(consumer: Consumer, service: str, interval_s: float = 5.0) -> None:

@@ -94,14 +94,22 @@ class ControlState:
         order, each as a new target (sequence number; slippage ``default_slippage_bps`` unless
         one is set). ``not_after``: leave strategies whose target is newer than that sequence
         number (a resumed flatten at start-up does not override targets sent since the restore).
-        Used by a live ``flatten`` control and by a flatten resumed at start-up. Returns the
-        ``(strategy, market)`` pairs set, for the rebalance."""
+        ``flatten *`` first adopts the account position no strategy explains
+        (:meth:`_adopt_unattributed`) so that it is closed too. Used by a live ``flatten`` control
+        and by a flatten resumed at start-up. Returns the ``(strategy, market)`` pairs set, for the
+        rebalance."""
         done: list[tuple[str, str]] = []
         every = "*" in who
+        adopted: set[tuple[str, str]] = set()
+        if every:
+            for mk in sorted(self.markets) if market is None else [market]:
+                if self._adopt_unattributed(mk):
+                    adopted.add((self.cfg.unattributed_strategy, mk))
         for (s, mk), st in sorted(self.strats.items(), key=lambda kv: kv[1].seq):
             if (market is not None and mk != market) or (not every and s not in who):
                 continue
-            if (not_after is not None and st.seq > not_after) or (st.target is None and abs(st.position) < EPS):
+            if (s, mk) not in adopted and ((not_after is not None and st.seq > not_after)
+                                           or (st.target is None and abs(st.position) < EPS)):
                 continue
             st.target = 0.0
             st.reason = "flatten"
@@ -111,6 +119,26 @@ class ControlState:
                 st.slippage_bps = self.cfg.default_slippage_bps
             done.append((s, mk))
         return done
+
+    def _adopt_unattributed(self, market: str) -> bool:
+        """Give ``cfg.unattributed_strategy`` the part of the account position in ``market`` that no
+        strategy's virtual position explains (signed base units: account position minus the sum of
+        the strategies' positions), e.g. a position the account held before start-up (reconciled
+        from the REST account, never attributed). ``flatten *`` then targets 0 for it as for any
+        strategy, so the whole account ends flat (seed 002's close-all). Its entry price is the
+        mid when one is known (0 otherwise). Nothing is adopted while one of our IOC orders in
+        ``market`` is unfilled: a position report may then be ahead of the trade reports that
+        attribute it. Returns True if a non-zero part was adopted."""
+        if abs(self._account_in_flight(market)) > EPS:
+            return False
+        attributed = sum(st.position for (_, mk), st in self.strats.items() if mk == market)
+        residual = round(self.account_pos.get(market, 0.0) - attributed, 10)
+        if abs(residual) < EPS:
+            return False
+        st = self._strat(self.cfg.unattributed_strategy, market)
+        bbo = self.bbo.get(market)
+        self._apply(st, residual, (bbo[0] + bbo[1]) / 2.0 if bbo else 0.0)
+        return True
 
     def _derive_state(self) -> tuple[str, str]:
         if self.killed:

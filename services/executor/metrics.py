@@ -16,6 +16,8 @@ RISK_STATE = Gauge(f"{_P}risk_state", "Risk state: 0 running, 1 reducing, 2 halt
 ACCOUNT_POSITION = Gauge(f"{_P}account_position", "Account position (base units).", ["market"])
 STRATEGY_POSITION = Gauge(f"{_P}strategy_position", "Virtual position per strategy (base units).",
                           ["strategy", "market"])
+INTENTS = Counter(f"{_P}intents_total", "Intents consumed from the intent stream, per strategy and kind "
+                  "(target_position, quote, resting_orders, cancel): the strategies' signals.", ["strategy", "kind"])
 SEND_SECONDS = Histogram(f"{_P}send_seconds", "Wall time of one sendTx/sendTxBatch round trip.",
                          buckets=(1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0))
 GUARD_ENGAGED = Gauge(f"{_P}guard_engaged", "1 while a guard blocks a side (max_position, max_notional, self_trade).",

@@ -124,6 +124,7 @@ from .metrics import (
     FILLS,
     GUARD_ENGAGED,
     GUARD_ENGAGEMENTS,
+    INTENTS,
     INTERNAL_CROSSES,
     ORDERS_SENT,
     REJECTS,
@@ -616,6 +617,7 @@ class ExecutorService(BatchHandler):
         """The outputs are published: observe them, then sign and send the step's commands
         (at-most-once sending)."""
         self._observe([e for _, e in outputs])
+        self._observe_intents(deliveries)
         cmds, self._cmds = self._cmds, []
         if cmds:
             await self._execute(cmds)
@@ -698,6 +700,14 @@ class ExecutorService(BatchHandler):
         await self.bus.publish(self.exec_stream, events)
         EVENTS_OUT.labels(SERVICE, self.exec_stream).inc(len(events))
         self._observe(events)
+
+    @staticmethod
+    def _observe_intents(deliveries: Sequence[Delivery]) -> None:
+        """Count the batch's processed intents in ``lighter_stack_executor_intents_total``."""
+        for d in deliveries:
+            ev = d.event
+            if d.error is None and isinstance(ev, (TargetPosition, QuoteIntent, RestingOrders, CancelIntent)):
+                INTENTS.labels(ev.strategy, type(ev).__struct_config__.tag).inc()
 
     def _observe(self, events: Sequence[Event]) -> None:
         crosses: set[tuple[str | None, str]] = set()

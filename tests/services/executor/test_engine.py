@@ -377,3 +377,52 @@ def test_finished_orders_leave_the_live_set_but_late_reports_still_find_them():
     assert e.on_venue_order(parse_order(1, {"client_order_index": c.client_order_index, "status": "canceled",
                                 "remaining_base_amount": "0"})) == []
     assert e.on_venue_trade(parse_trade(1, trade(1005, c.client_order_index, "0.00100", "115001.0", side="buy"))) == []
+
+
+def test_flatten_all_also_closes_the_account_position_no_strategy_holds():
+    """A position the account held before start-up (reconciled, attributed to no strategy) is
+    closed by ``flatten *`` together with the strategies' positions: the account ends flat."""
+    from shared.venue.reports import VenuePosition
+
+    e = make()
+    e.on_event(bbo())
+    e.on_event(target("A", 0.002, 1))
+    (c,) = e.take_commands()
+    e.on_send_result(c, True)
+    e.on_venue_trade(parse_trade(1, trade(1, c.client_order_index, "0.00200", "115001.0")))
+    e.on_venue_order(parse_order(1, {"client_order_index": c.client_order_index, "status": "filled"}))
+    # the venue says the account holds 0.005: 0.003 more than strategy A's virtual 0.002
+    e.on_venue_position(VenuePosition(market_id=1, position=0.005))
+    outs = e.on_event(Control(id="f1", ts_event=T0 + 5, source="op", command="flatten", target="*"))
+    assert of(outs, RiskState)[0].state == "reducing"
+    (c2,) = e.take_commands()
+    assert (c2.side, c2.size, c2.reduce_only) == ("sell", 500, True)  # the whole account: 0.005 BTC
+    assert e.position("_unattributed", "BTC") == pytest.approx(0.003)
+    e.on_send_result(c2, True)
+    e.on_venue_trade(parse_trade(1, trade(2, c2.client_order_index, "0.00500", "115000.0", side="sell")))
+    assert e.position("A", "BTC") == 0.0 and e.position("_unattributed", "BTC") == 0.0
+
+
+def test_flatten_of_one_strategy_leaves_the_unattributed_position():
+    from shared.venue.reports import VenuePosition
+
+    e = make()
+    e.on_event(bbo())
+    e.on_venue_position(VenuePosition(market_id=1, position=0.003))
+    e.on_event(Control(id="f1", ts_event=T0 + 5, source="op", command="flatten", target="A"))
+    assert e.take_commands() == [] and e.position("_unattributed", "BTC") == 0.0
+
+
+def test_flatten_all_adopts_nothing_while_an_ioc_is_unfilled():
+    """A position report ahead of the trade report of our own IOC is not taken for a position
+    no strategy holds."""
+    from shared.venue.reports import VenuePosition
+
+    e = make()
+    e.on_event(bbo())
+    e.on_event(target("A", 0.002, 1))
+    (c,) = e.take_commands()
+    e.on_send_result(c, True)
+    e.on_venue_position(VenuePosition(market_id=1, position=0.002))  # the IOC filled; its trade not yet seen
+    e.on_event(Control(id="f1", ts_event=T0 + 5, source="op", command="flatten", target="*"))
+    assert e.position("_unattributed", "BTC") == 0.0
