@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections import deque
 from collections.abc import Iterable
 
@@ -173,6 +174,14 @@ class TelegramChat:
                                     disable_web_page_preview=True)
 
 
+def _retry_after_s(exc: RetryAfter) -> float:
+    """Seconds Telegram asks to wait (python-telegram-bot 22 returns an int, later a timedelta)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = exc.retry_after
+    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
+
+
 async def send_loop(chat: TelegramChat, outbox: Outbox, stop: asyncio.Event, min_interval_s: float,
                     batch_window_s: float, max_chars: int, on_sent=None, on_error=None) -> None:
     """Forever until ``stop``: wait for notices, wait ``batch_window_s`` for more, send one
@@ -199,7 +208,7 @@ async def send_loop(chat: TelegramChat, outbox: Outbox, stop: asyncio.Event, min
             await chat.send(text)
         except RetryAfter as exc:
             outbox.put_back(text)
-            wait = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") else exc.retry_after
+            wait = _retry_after_s(exc)
             log.warning("telegram rate limit: retrying in %.1fs", float(wait))
             if on_error:
                 on_error("retry_after")
