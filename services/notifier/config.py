@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 DEFAULT_TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 
@@ -66,6 +66,12 @@ class NotifierConfig(BaseModel):
     fold_history: bool = Field(
         default=True, description="at start, fold the exec stream's history silently (positions, FIFO lots, "
                                   "today's PnL); a first start notifies only what comes after it")
+
+    @field_validator("chat_id", "thread_id", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        """An empty value (compose passes ``TELEGRAM_CHAT_ID`` through as ``""`` when unset) means unset."""
+        return None if isinstance(v, str) and not v.strip() else v
 
     def token(self) -> SecretStr | None:
         """The bot token from the environment (``token_env``), or None when unset or empty."""
