@@ -212,6 +212,8 @@ MEANING = {
 
 # the maker's fields carry their meaning in their Field(description=...)
 MEANING[MakerConfig] = {n: f.description or '' for n, f in MakerConfig.model_fields.items()}
+NotifierConfig = _MODEL["notifier"]  # so do the notifier's
+MEANING[NotifierConfig] = {n: f.description or '' for n, f in NotifierConfig.model_fields.items()}
 
 SECTIONS = [*_MODEL.items(), ("backtest", BacktestConfig)]
 

@@ -77,6 +77,7 @@ SERVICES: dict[str, ServiceSpec] = {s.name: s for s in (
     _S("hedger", "services.hedger", "services.hedger.config:HedgerConfig", 9108,
        strategy="hedger", engine="services.hedger.engine:make_engine"),
     _S("recorder", "services.recorder", "services.recorder.config:RecorderConfig", 9111),
+    _S("notifier", "services.notifier", "services.notifier.config:NotifierConfig", 9110),
 )}
 
 

@@ -31,7 +31,7 @@ class ControlError(ValueError):
 
 
 def control_event(command: str, strategy: str | None = None, reason: str = "", source: str = "operator",
-                  ts_ns: int | None = None) -> Control:
+                  ts_ns: int | None = None, *, key: object = None) -> Control:
     """The ``Control`` event for one operator command.
 
     Args:
@@ -41,9 +41,12 @@ def control_event(command: str, strategy: str | None = None, reason: str = "", s
         reason: free text shown in the executor's ``RiskState`` reason (kill) and logs.
         source: who sent it (``operator``, ``cli``, ``telegram:<user>``): the event's ``source``.
         ts_ns: event time, ns since the epoch (default: now, wall clock).
+        key: anything unique to this command (e.g. a Telegram ``update_id``): the id is derived
+            from it instead, so the same command delivered twice gets the same id and the executor
+            applies it once.
 
     Returns:
-        A ``Control`` with a fresh unique id (BLAKE2b of command, target, time and pid).
+        A ``Control`` with a unique id (BLAKE2b of command, target, time and pid; or of ``key``).
 
     Raises:
         ControlError: unknown command, a kill for one strategy, a pause without a target.
@@ -56,7 +59,9 @@ def control_event(command: str, strategy: str | None = None, reason: str = "", s
     if command == "pause" and strategy is None:
         raise ControlError("pause needs a strategy (or '*' for all)")
     ts = time.time_ns() if ts_ns is None else ts_ns
-    return Control(id="op-" + derive_id("control", command, target, ts, os.getpid(), source), ts_event=ts,
+    eid = (derive_id("control", command, target, ts, os.getpid(), source) if key is None
+           else derive_id("control", source, command, target, key))
+    return Control(id="op-" + eid, ts_event=ts,
                    source=source, command=cast(Command, command), target=target, reason=reason)
 
 

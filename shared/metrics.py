@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -35,9 +35,12 @@ SERVICE_STARTS = Gauge(f"{PREFIX}service_starts", "How many times this service s
 DUPLICATES = Counter(f"{PREFIX}duplicate_events_total", "Redelivered events dropped by id.", ["service", "stream"])
 
 
-async def start_http(port: int, health: Callable[[], dict[str, Any]], host: str = "0.0.0.0") -> web.AppRunner:
+async def start_http(port: int, health: Callable[[], dict[str, Any]], host: str = "0.0.0.0",
+                     routes: Sequence[web.RouteDef] = ()) -> web.AppRunner:
     """Serve ``GET /health`` (JSON from ``health()`` plus ``started_at``, the process start in unix
-    seconds, unless ``health()`` gives one; HTTP 503 when its ``status`` is not ``ok``) and ``GET /metrics`` (Prometheus text format) on ``host:port``.
+    seconds, unless ``health()`` gives one; HTTP 503 when its ``status`` is not ``ok``) and
+    ``GET /metrics`` (Prometheus text format) on ``host:port``, plus the service's own ``routes``
+    (e.g. the notifier's ``POST /alertmanager``).
 
     Returns the aiohttp runner; call ``await runner.cleanup()`` to stop. Port 0 disables the
     server (returns a runner that serves nothing).
@@ -54,6 +57,7 @@ async def start_http(port: int, health: Callable[[], dict[str, Any]], host: str 
     app = web.Application()
     app.router.add_get("/health", _health)
     app.router.add_get("/metrics", _metrics)
+    app.router.add_routes(routes)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     if port:
