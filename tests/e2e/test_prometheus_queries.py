@@ -49,6 +49,7 @@ EMPTY_IN_A_HEALTHY_RUN: dict[str, str] = {
                                           "venue-sim's feed has none",
     "ServiceDown": "alert: a target not answering (may also hold data: the demo stops its services at the end)",
     "Dead letters (5m)": "no malformed input reaches a service in a healthy run",
+    "Notifier send errors (5m)": "no Telegram send fails in a healthy run (the demo's notifier has no token: it only logs)",
     "DeadLetters": "alert: dead letters",
     "ConsumerLagging": "alert: a consumer more than 1000 entries behind",
     "ExecutorHalted": "alert: executor not running (halted only before its reconciliation, before the scrapes)",
