@@ -8,8 +8,8 @@ Routes (docs/copytrade.md has the reference generated from this app's OpenAPI sp
 - ``GET /api/account/{account_index}``: balances, positions, stop-loss orders.
 - ``GET /health`` (no key) and ``GET /metrics`` (Prometheus; no key).
 
-Errors: 401 missing/wrong ``X-API-Key`` (when one is configured), 404 account not configured,
-400 unknown market, 422 invalid body (FastAPI names the field), 503 venue unavailable.
+Errors: 400 a body that is not JSON, 401 missing/wrong ``X-API-Key`` (when one is configured), 404 account not configured,
+404 unknown market (``symbol``/``market_id``), 422 invalid body (FastAPI names the field), 503 venue unavailable.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ REQUEST_ID = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z
 
 
 class _Market(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # the spec says what the validator checks: market_id or symbol, not null
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["market_id"], "properties": {"market_id": {"type": "integer"}}},
+        {"required": ["symbol"], "properties": {"symbol": {"type": "string"}}}]})
     account_index: int = ACCOUNT_INDEX
     market_id: int | None = Field(default=None, ge=0, le=2**16, description="Lighter market index.")
     symbol: str | None = Field(default=None, min_length=1, max_length=32, pattern=r"^[A-Za-z0-9]+$",
@@ -149,9 +152,9 @@ class Error(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Error, "description": "Unknown market"},
+    400: {"model": Error, "description": "The body is not JSON"},
     401: {"model": Error, "description": "Missing or invalid X-API-Key"},
-    404: {"model": Error, "description": "Account not configured"},
+    404: {"model": Error, "description": "Account not configured, or unknown market"},
     503: {"model": Error, "description": "The venue is unavailable"},
 }
 
@@ -181,7 +184,7 @@ def build_app(trader: CopyTrader, api_key: str | None) -> FastAPI:
         try:
             out = await trader.resolve(m.market_id, m.symbol)
         except UnknownMarket as exc:
-            raise HTTPException(400, str(exc)) from None
+            raise HTTPException(404, str(exc)) from None
         except VenueUnavailable:
             state["api_healthy"] = False
             raise HTTPException(503, "Lighter API is currently unavailable") from None

@@ -45,7 +45,7 @@ Publisher = Callable[[int, TargetPosition], Awaitable[None]]
 
 
 class UnknownMarket(LookupError):
-    """The request names a market the venue does not list (the API answers 400)."""
+    """The request names a market the venue does not list (the API answers 404)."""
 
 
 @dataclass

@@ -7,8 +7,8 @@ import asyncio
 
 import httpx
 import pytest
-
 from copytrade_kit import FakeVenue, make_trader
+
 from services.copytrade.app import build_app
 
 
@@ -99,7 +99,7 @@ async def test_account_view_lists_positions_and_the_copytrade_stop_loss() -> Non
 @pytest.mark.parametrize(("method", "path", "body", "code", "needle"), [
     ("post", "/api/trade", {"account_index": 7, "symbol": "BTC", "trade_type": "long"}, 404, "not configured"),
     ("get", "/api/account/7", None, 404, "not configured"),
-    ("post", "/api/trade", {"account_index": 1001, "symbol": "DOGE", "trade_type": "long"}, 400, "unknown symbol"),
+    ("post", "/api/trade", {"account_index": 1001, "symbol": "DOGE", "trade_type": "long"}, 404, "unknown symbol"),
     ("post", "/api/trade", {"account_index": 1001, "trade_type": "long"}, 422, "market_id or symbol"),
     ("post", "/api/trade", {"account_index": 1001, "symbol": "BTC", "trade_type": "sideways"}, 422, "trade_type"),
     ("post", "/api/trade", {"account_index": 1001, "symbol": "BTC", "trade_type": "long",

@@ -4,8 +4,8 @@ adjust; the stop-loss trigger."""
 from __future__ import annotations
 
 import pytest
-
 from copytrade_kit import BTC
+
 from services.copytrade.engine import plan_adjust, plan_trade, stop_trigger
 
 KW = {"scaling_factor": 0.8, "stop_loss_ratio": 0.05, "imf": 0.3333}
