@@ -53,15 +53,18 @@ class TradeRequest(_Market):
     """``POST /api/trade``. ``reference_position_ratio`` in [0, 1] (ignored for close):
     size = total asset value x ratio x scaling_factor, rounded down to the lot."""
 
-    trade_type: Literal["long", "short", "close"]
-    reference_position_ratio: float = Field(default=0.0, ge=0, le=1)
+    trade_type: Literal["long", "short", "close"] = Field(
+        description="long buys, short sells the computed size; close brings the copytrade position to 0.")
+    reference_position_ratio: float = Field(default=0.0, ge=0, le=1, description=(
+        "fraction of the account's total asset value (times scaling_factor) to trade; unused by close."))
 
 
 class AdjustRequest(_Market):
     """``POST /api/trade/adjust``: change the copytrade position by ``percentage`` of its size."""
 
-    adjustment_type: Literal["increase", "decrease"]
-    percentage: float = Field(gt=0, le=1)
+    adjustment_type: Literal["increase", "decrease"] = Field(
+        description="increase trades in the position's direction, decrease against it.")
+    percentage: float = Field(gt=0, le=1, description="fraction of the current position's size, rounded down to the lot.")
 
 
 class Accepted(BaseModel):
