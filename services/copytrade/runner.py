@@ -18,7 +18,7 @@ from services.copytrade.service import CopyTrader, Holding
 from services.copytrade.venue import RestVenue
 from shared.bus import Bus
 from shared.config import StackConfig
-from shared.events import TargetPosition
+from shared.events import Event, TargetPosition
 from shared.redis_util import async_client, resolve_redis_url
 from shared.service import setup_logging
 
@@ -47,7 +47,7 @@ async def serve(cfg: StackConfig, ccfg: CopytradeConfig, redis_url: str) -> int:
     bus = Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen)
     venue = RestVenue(cfg.venue.rest_url, ccfg.rest_timeout_s)
 
-    async def publish(account: int, ev: TargetPosition) -> None:
+    async def publish(account: int, ev: Event) -> None:
         await bus.publish(bus.streams.intent(account), [ev])
 
     trader = CopyTrader(ccfg, list(ccfg.accounts or [cfg.account_index]), venue, publish)

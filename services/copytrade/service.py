@@ -5,7 +5,10 @@ account (created lazily) processes them strictly in order, accounts concurrently
 The worker reads the venue (total asset value, mid, market lot), plans the new target with
 :mod:`services.copytrade.engine` and publishes a :class:`~shared.events.TargetPosition` with
 ``strategy="copytrade"`` to ``{ns}:intent:{account}``; the account's executor trades the
-difference and attributes the fills to ``copytrade``, like any strategy's.
+difference and attributes the fills to ``copytrade``, like any strategy's. After opening or
+adding it also publishes a :class:`~shared.events.StopLossIntent` for the whole position (the
+executor replaces the live reduce-only stop-loss order), and one of size 0 (cancel) when the
+position is closed or flipped.
 
 Idempotency: a request repeated with the same ``request_id`` (body field) is answered with the
 first answer and never queued again. The intent's event id is derived from the account and the
@@ -30,7 +33,7 @@ from prometheus_client import Counter, Gauge
 from services.copytrade.config import CopytradeConfig
 from services.copytrade.engine import Plan, plan_adjust, plan_trade
 from services.copytrade.venue import AccountNotFound, VenueReader, VenueUnavailable
-from shared.events import TargetPosition, derive_id
+from shared.events import Event, StopLossIntent, TargetPosition, derive_id
 from shared.markets import MarketInfo
 from shared.metrics import PREFIX
 
@@ -40,8 +43,9 @@ REQUESTS = Counter(f"{PREFIX}copytrade_requests_total", "Copy-trade API requests
                    ["kind", "status"])
 QUEUE_DEPTH = Gauge(f"{PREFIX}copytrade_queue_depth", "Requests waiting in an account's queue.", ["account"])
 
-Publisher = Callable[[int, TargetPosition], Awaitable[None]]
-"""Publishes one intent to the account's intent stream (the bus in the runner, a list in tests)."""
+Publisher = Callable[[int, Event], Awaitable[None]]
+"""Publishes one intent (TargetPosition, StopLossIntent) to the account's intent stream (the bus
+in the runner, a list in tests)."""
 
 
 class UnknownMarket(LookupError):
@@ -242,7 +246,10 @@ class CopyTrader:
             rec.status, rec.detail, rec.target, rec.delta = "skipped", plan.skipped, h.target, 0.0
             return
         await self.publish(rec.account_index, self._intent(rec, m, plan))
+        had_stop = h.stop_trigger is not None
         self._apply(h, plan)
+        if plan.stop_trigger is not None or (had_stop and h.stop_trigger is None):
+            await self.publish(rec.account_index, self._stop_intent(rec, m, h))
         rec.status, rec.target, rec.delta, rec.stop_trigger = "done", plan.target, plan.delta, h.stop_trigger
 
     def _intent(self, rec: RequestRecord, m: MarketInfo, plan: Plan) -> TargetPosition:
@@ -252,6 +259,16 @@ class CopyTrader:
             source=self.source, strategy=self.cfg.strategy, market=m.symbol, target=plan.target,
             max_slippage_bps=self.cfg.max_slippage_bps, reference_price=plan.price,
             reason=f"copytrade {reason} {rec.request_id}")
+
+    def _stop_intent(self, rec: RequestRecord, m: MarketInfo, h: Holding) -> StopLossIntent:
+        """The stop-loss the holding should carry now (size 0 = cancel it)."""
+        placed = h.stop_trigger is not None
+        return StopLossIntent(
+            id=derive_id(self.cfg.strategy, rec.account_index, rec.request_id, "stop"), ts_event=time.time_ns(),
+            source=self.source, strategy=self.cfg.strategy, market=m.symbol,
+            side="sell" if h.target > 0 else "buy", trigger_price=h.stop_trigger if placed else 0.0,
+            size=h.stop_size if placed else 0.0, max_slippage_bps=self.cfg.max_slippage_bps,
+            reason=f"copytrade stop-loss {rec.request_id}")
 
     @staticmethod
     def _apply(h: Holding, plan: Plan) -> None:
@@ -296,7 +313,7 @@ class CopyTrader:
             stops.append({"market_id": ms[sym].market_id if sym in ms else -1, "symbol": sym,
                           "trigger_price": str(h.stop_trigger), "price": None, "base_amount": str(h.stop_size),
                           "side": "sell" if h.target > 0 else "buy", "order_type": "stop-loss",
-                          "status": "intended", "reduce_only": True})
+                          "status": "requested", "reduce_only": True})
         return {"account_index": account, "l1_address": str(acct.get("l1_address", "")),
                 "available_balance": str(acct.get("available_balance", "0")),
                 "collateral": str(acct.get("collateral", "0")),

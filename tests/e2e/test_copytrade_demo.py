@@ -10,6 +10,7 @@ import redis
 from lighter_stack.copytrade_drive import SCRIPT
 from lighter_stack.demo import Demo, DemoOptions
 from lighter_stack.pnl_split_tool import read_fills
+from shared.events import OrderAccepted, OrderCanceled, OrderRejected, decode
 
 
 @pytest.mark.e2e
@@ -20,11 +21,12 @@ def test_demo_driven_by_the_copytrade_api_reaches_the_ledger(tmp_path, redis_url
     monkeypatch.setenv("LIGHTER_STACK_DATA", str(tmp_path))
     demo = Demo(DemoOptions(minutes=20, speed=120, timeout_s=240, strategies=[], copytrade=True,
                             workdir=tmp_path / "demo"))
+    client = redis.Redis.from_url(redis_url)
     try:
         summary = asyncio.run(demo.run())
+        exec_events = [decode(f[b"event"]) for _, f in client.xrange(f"{summary['namespace']}:exec:{demo.cfg.account_index}")]
     finally:
         ns = f"paper-demo-{demo.run_id}"
-        client = redis.Redis.from_url(redis_url)
         keys = list(client.scan_iter(match=f"{ns}:*"))
         if keys:
             client.delete(*keys)
@@ -41,3 +43,9 @@ def test_demo_driven_by_the_copytrade_api_reaches_the_ledger(tmp_path, redis_url
     for f in fills:
         net[f.market] = net.get(f.market, 0.0) + (f.size if f.side == "buy" else -f.size)
     assert all(abs(v) < 1e-9 for v in net.values()), net  # closed: each request traded once
+    # the stop-losses reached the venue as reduce-only stop-loss orders, and were cancelled on close
+    stops = [e for e in exec_events if isinstance(e, OrderAccepted) and e.order_type == "stop-loss"]
+    assert stops and all(e.strategy == "copytrade" and e.reduce_only for e in stops)
+    assert not [e for e in exec_events if isinstance(e, OrderRejected) and e.strategy == "copytrade" and e.code >= 21000]
+    stop_cois = {e.client_order_index for e in stops}
+    assert {e.client_order_index for e in exec_events if isinstance(e, OrderCanceled)} >= stop_cois

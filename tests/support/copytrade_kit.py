@@ -7,7 +7,7 @@ from typing import Any
 from services.copytrade.config import CopytradeConfig
 from services.copytrade.service import CopyTrader
 from services.copytrade.venue import AccountNotFound, VenueUnavailable
-from shared.events import TargetPosition
+from shared.events import Event
 from shared.markets import MarketInfo
 
 BTC = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, min_base_amount=0.0002,
@@ -52,12 +52,12 @@ class FakeVenue:
                                "realized_pnl": "0"}]}
 
 
-def make_trader(venue: FakeVenue | None = None, **cfg: Any) -> tuple[CopyTrader, list[tuple[int, TargetPosition]]]:
+def make_trader(venue: FakeVenue | None = None, **cfg: Any) -> tuple[CopyTrader, list[tuple[int, Event]]]:
     """A :class:`CopyTrader` on a fake venue, accounts 1001 and 1002, no retry sleeps; returns it
     and the list its intents are published to."""
-    out: list[tuple[int, TargetPosition]] = []
+    out: list[tuple[int, Event]] = []
 
-    async def publish(account: int, ev: TargetPosition) -> None:
+    async def publish(account: int, ev: Event) -> None:
         out.append((account, ev))
 
     async def nosleep(_s: float) -> None:

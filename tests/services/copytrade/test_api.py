@@ -10,6 +10,11 @@ import pytest
 from copytrade_kit import FakeVenue, make_trader
 
 from services.copytrade.app import build_app
+from shared.events import StopLossIntent, TargetPosition
+
+
+def targets_of(out):  # noqa: ANN001, ANN201
+    return [(a, ev) for a, ev in out if isinstance(ev, TargetPosition)]
 
 
 def _client(app) -> httpx.AsyncClient:  # noqa: ANN001
@@ -30,10 +35,18 @@ async def test_trades_are_answered_at_once_and_become_targets_in_order() -> None
         await trader.drain()
         st = (await c.get(f"/api/trade/{body['request_id']}")).json()
         assert st["status"] == "done" and st["target"] == pytest.approx(0.04)
-    targets = [(a, ev.strategy, ev.market, ev.target) for a, ev in out]
+    targets = [(a, ev.strategy, ev.market, ev.target) for a, ev in targets_of(out)]
     assert targets == [(1001, "copytrade", "BTC", pytest.approx(0.04)), (1001, "copytrade", "BTC", pytest.approx(0.02)),
                        (1001, "copytrade", "BTC", 0.0)]
     assert out[0][1].max_slippage_bps == 100.0 and out[0][1].reference_price == 100_000.0
+    # the stop-loss: placed for the whole position after opening, kept on a decrease, cancelled on close
+    assert [type(ev).__name__ for _, ev in out] == ["TargetPosition", "StopLossIntent", "TargetPosition",
+                                                     "TargetPosition", "StopLossIntent"]
+    sl, cancel = out[1][1], out[4][1]
+    assert isinstance(sl, StopLossIntent) and isinstance(cancel, StopLossIntent)
+    assert (sl.strategy, sl.side, sl.size, sl.max_slippage_bps) == ("copytrade", "sell", pytest.approx(0.04), 100.0)
+    assert sl.trigger_price == pytest.approx(100_000 * (1 - 0.3333 * 0.05), abs=0.1)
+    assert cancel.size == 0.0
 
 
 async def test_a_repeated_request_id_is_never_traded_twice() -> None:
@@ -47,7 +60,7 @@ async def test_a_repeated_request_id_is_never_traded_twice() -> None:
         await trader.drain()
     assert a["request_id"] == b["request_id"] == "sig-42" and b["duplicate"] and not a["duplicate"]
     assert a["client_order_index"] == b["client_order_index"]
-    assert len(out) == 1 and out[0][1].target == pytest.approx(-0.2)  # 800 USD / 4000
+    assert len(targets_of(out)) == 1 and out[0][1].target == pytest.approx(-0.2)  # 800 USD / 4000
 
 
 async def test_accounts_have_their_own_queues_and_an_outage_is_retried() -> None:
@@ -64,7 +77,7 @@ async def test_accounts_have_their_own_queues_and_an_outage_is_retried() -> None
         r = await c.post("/api/trade", json={"account_index": 1001, "symbol": "BTC", "trade_type": "long",
                                              "reference_position_ratio": 0.25})
         await trader.drain()
-    assert sorted((a, ev.target) for a, ev in out) == [(1001, pytest.approx(0.02)), (1001, pytest.approx(0.04)),
+    assert sorted((a, ev.target) for a, ev in targets_of(out)) == [(1001, pytest.approx(0.02)), (1001, pytest.approx(0.04)),
                                                       (1002, pytest.approx(0.02))]
     assert trader.requests[r.json()["request_id"]].attempts >= 2
 
