@@ -4,8 +4,8 @@ per market; other strategies' intents ignored), so a restart keeps sizing adds a
 from __future__ import annotations
 
 import pytest
-
 from copytrade_kit import make_trader
+
 from services.copytrade.runner import restore
 from shared.bus import Bus
 from shared.events import TargetPosition
