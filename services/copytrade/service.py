@@ -273,7 +273,9 @@ class CopyTrader:
     @staticmethod
     def _apply(h: Holding, plan: Plan) -> None:
         """Move the holding to the plan's target: entry averaged when adding, kept when reducing,
-        reset on a flip or when flat; the stop replaced after opening/adding, dropped when flat."""
+        reset on a flip or when flat; the stop replaced after opening/adding, kept (its order's
+        size; reduce-only clips it to the position when it triggers) when reducing, dropped when
+        flat or flipped."""
         cur, tgt = h.target, plan.target
         if tgt == 0:
             h.entry, h.stop_trigger, h.stop_size = 0.0, None, 0.0
@@ -283,8 +285,6 @@ class CopyTrader:
             h.entry = (abs(cur) * h.entry + (abs(tgt) - abs(cur)) * plan.price) / abs(tgt)
         if plan.stop_trigger is not None:
             h.stop_trigger, h.stop_size = plan.stop_trigger, abs(tgt)
-        elif tgt != 0 and h.stop_trigger is not None:
-            h.stop_size = min(h.stop_size, abs(tgt))  # reduce-only: never more than the position
         if tgt != 0 and (cur > 0) != (tgt > 0) and cur != 0:
             h.stop_trigger, h.stop_size = None, 0.0  # flipped: the old stop is on the wrong side
         h.target = tgt

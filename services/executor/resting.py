@@ -228,9 +228,7 @@ class RestingSets:
                     price=float(ev.trigger_price), size=float(ev.size), code=0,
                     reason=f"market {ev.market} is not traded by this executor")
             return
-        for rec in [r for r in self.orders.values() if r.live and r.kind == "stop" and r.market == ev.market
-                    and not r.cancel_requested and self._owner(r) == ev.strategy]:
-            self._cancel(rec, out)
+        self._cancel_stops(ev.strategy, ev.market, out)
         if not ev.size > 0:
             return
         sg = 1 if ev.side == "buy" else -1
@@ -253,6 +251,13 @@ class RestingSets:
         self._create(out, m, ev.side, worst, lots, "ioc", self.cfg.quote_expiry, True, "stop",
                      [[ev.strategy, m.int_to_size(lots)]], reasons={ev.strategy: ev.reason or "stop-loss"},
                      trigger_price=trigger)
+
+    def _cancel_stops(self, strategy: str | None, market: str | None, out: _Out | Event) -> None:
+        """Cancel the live stop-loss orders of ``strategy`` in ``market`` (None = all)."""
+        for rec in [r for r in self.orders.values() if r.live and r.kind == "stop" and not r.cancel_requested
+                    and (market is None or r.market == market)
+                    and (strategy is None or self._owner(r) == strategy)]:
+            self._cancel(rec, out)
 
     def _forget_wanted(self, strategy: str | None, market: str | None) -> None:
         """Drop remembered (and deferred) wanted sets of ``strategy``/``market`` (None = all)."""

@@ -93,3 +93,20 @@ def test_a_halted_executor_refuses_stops(size: float):
     e.take_commands()
     rej = of(e.on_event(stop(4, 113000.0, size)), OrderRejected)
     assert rej and "halted" in rej[0].reason
+
+
+def test_flatten_cancels_the_strategys_stop_and_pause_keeps_it():
+    from shared.events import Control
+
+    e = make_engine()
+    long_copytrade(e)
+    e.on_event(stop(2, 113000.0, 0.002))
+    (c,) = e.take_commands()
+    e.on_send_result(c, True)
+    e.on_event(Control(id="p", ts_event=T0 + 3, command="pause", target="copytrade"))
+    assert e.take_commands() == []  # the stop protects the position while paused
+    e.on_event(Control(id="r", ts_event=T0 + 4, command="resume", target="copytrade"))
+    e.on_event(Control(id="f", ts_event=T0 + 5, command="flatten", target="copytrade"))
+    cmds = e.take_commands()
+    assert [(x.kind, x.client_order_index) for x in cmds if x.kind == "cancel"] == [("cancel", c.client_order_index)]
+    assert any(x.kind == "create" and x.side == "sell" and x.order_type == "limit" for x in cmds)  # the flatten
