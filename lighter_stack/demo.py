@@ -94,7 +94,7 @@ class DemoOptions:
         start_minutes: with ``minutes``, skip this many minutes of recorded time first.
         lockstep: run venue-sim in lockstep (deterministic; ``speed``/``max_gap_s`` unused).
         strategies: strategy services to run (``strategy-trend``, ..., ``maker``, ``hedger``;
-            see :data:`STRATEGY_SERVICES`); None = all of them.
+            see :data:`STRATEGY_SERVICES`); None = all of them (copytrade runs only with ``copytrade``).
         copytrade: also run the copy-trade API and drive it during the replay
             (:mod:`lighter_stack.copytrade_drive`); the run then fails unless fills attributed to
             ``copytrade`` reach the ledger. Not with ``lockstep``.
@@ -162,9 +162,9 @@ class Demo:
             raise DemoError(f"unknown strategy service(s) {sorted(unknown)}")
         if opts.copytrade and opts.lockstep:
             raise DemoError("--copytrade drives the API by wall time: not with --lockstep")
-        self.services = [s for s in SERVICE_ORDER
-                         if (opts.strategies is None or s not in STRATEGY_SERVICES or s in opts.strategies)
-                         and (s not in OPTIONAL_SERVICES or (s == "copytrade" and opts.copytrade))]
+        self.services = [s for s in SERVICE_ORDER if (s == "copytrade" and opts.copytrade) or (
+            s not in OPTIONAL_SERVICES
+            and (opts.strategies is None or s not in STRATEGY_SERVICES or s in opts.strategies))]
         self.copytrade: CopytradeDriver | None = None
         self.recording: Path = Path(opts.recording)
         self.venue_status: dict[str, Any] = {}
@@ -307,7 +307,7 @@ class Demo:
                 # record while the ledger has caught up.
                 await self._settle(http, redis, ns, venue.port)
                 copytrade = await self.copytrade.report(http) if self.copytrade else None
-                self._stop([p for p in self.procs if p.name in STRATEGY_SERVICES or p.name in OPTIONAL_SERVICES])
+                self._stop([p for p in self.procs if p.name in STRATEGY_SERVICES])
                 await self._settle(http, redis, ns, venue.port, groups={"executor", "ledger"})
                 self._stop([p for p in self.procs if p.name in ("executor", "collector")])
                 await self._settle(http, redis, ns, venue.port, groups={"ledger"})

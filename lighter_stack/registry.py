@@ -76,7 +76,8 @@ SERVICES: dict[str, ServiceSpec] = {s.name: s for s in (
        strategy="maker", engine="services.maker.engine:make_engine"),
     _S("hedger", "services.hedger", "services.hedger.config:HedgerConfig", 9108,
        strategy="hedger", engine="services.hedger.engine:make_engine"),
-    _S("copytrade", "services.copytrade", "services.copytrade.config:CopytradeConfig", 9109),
+    _S("copytrade", "services.copytrade", "services.copytrade.config:CopytradeConfig", 9109,
+       strategy="copytrade"),  # intents from HTTP requests: no engine a backtest can run
 )}
 
 
