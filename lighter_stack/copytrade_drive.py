@@ -15,14 +15,16 @@ from typing import Any
 
 import aiohttp
 
-#: (fraction of the replay, endpoint, body without account/market); ``market`` is 0 or 1 (index in the recording's markets)
+#: (fraction of the replay, endpoint, body without account/market); ``market`` is 0 or 1 (index in the
+#: recording's markets). The last request is due at 55 %: the executor re-tries an unfilled part of a
+#: target only on market data, so the closes need recorded time after them.
 SCRIPT: list[tuple[float, str, dict[str, Any]]] = [
-    (0.10, "/api/trade", {"market": 0, "trade_type": "long", "reference_position_ratio": 0.002}),
-    (0.25, "/api/trade/adjust", {"market": 0, "adjustment_type": "increase", "percentage": 0.5}),
-    (0.35, "/api/trade", {"market": 1, "trade_type": "short", "reference_position_ratio": 0.002}),
-    (0.50, "/api/trade/adjust", {"market": 0, "adjustment_type": "decrease", "percentage": 0.5}),
-    (0.65, "/api/trade", {"market": 1, "trade_type": "close"}),
-    (0.80, "/api/trade", {"market": 0, "trade_type": "close"}),
+    (0.05, "/api/trade", {"market": 0, "trade_type": "long", "reference_position_ratio": 0.002}),
+    (0.15, "/api/trade/adjust", {"market": 0, "adjustment_type": "increase", "percentage": 0.5}),
+    (0.25, "/api/trade", {"market": 1, "trade_type": "short", "reference_position_ratio": 0.002}),
+    (0.35, "/api/trade/adjust", {"market": 0, "adjustment_type": "decrease", "percentage": 0.5}),
+    (0.45, "/api/trade", {"market": 1, "trade_type": "close"}),
+    (0.55, "/api/trade", {"market": 0, "trade_type": "close"}),
 ]
 
 

@@ -10,7 +10,7 @@ import redis
 from lighter_stack.copytrade_drive import SCRIPT
 from lighter_stack.demo import Demo, DemoOptions
 from lighter_stack.pnl_split_tool import read_fills
-from shared.events import OrderAccepted, OrderCanceled, OrderRejected, decode
+from shared.events import OrderAccepted, OrderCanceled, OrderRejected, TargetPosition, decode
 
 
 @pytest.mark.e2e
@@ -19,12 +19,13 @@ def test_demo_driven_by_the_copytrade_api_reaches_the_ledger(tmp_path, redis_url
 
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("LIGHTER_STACK_DATA", str(tmp_path))
-    demo = Demo(DemoOptions(minutes=20, speed=120, timeout_s=240, strategies=[], copytrade=True,
+    demo = Demo(DemoOptions(minutes=20, speed=60, timeout_s=240, strategies=[], copytrade=True,
                             workdir=tmp_path / "demo"))
     client = redis.Redis.from_url(redis_url)
     try:
         summary = asyncio.run(demo.run())
         exec_events = [decode(f[b"event"]) for _, f in client.xrange(f"{summary['namespace']}:exec:{demo.cfg.account_index}")]
+        client_intents = client.xrange(f"{summary['namespace']}:intent:{demo.cfg.account_index}")
     finally:
         ns = f"paper-demo-{demo.run_id}"
         keys = list(client.scan_iter(match=f"{ns}:*"))
@@ -42,7 +43,10 @@ def test_demo_driven_by_the_copytrade_api_reaches_the_ledger(tmp_path, redis_url
     net: dict[str, float] = {}
     for f in fills:
         net[f.market] = net.get(f.market, 0.0) + (f.size if f.side == "buy" else -f.size)
-    assert all(abs(v) < 1e-9 for v in net.values()), net  # closed: each request traded once
+    assert all(abs(v) < 1e-9 for v in net.values()), net  # closed
+    intents = [decode(f[b"event"]) for _, f in client_intents]
+    targets = [e for e in intents if isinstance(e, TargetPosition) and e.strategy == "copytrade"]
+    assert len(targets) == len(SCRIPT)  # each request (sent twice) published once
     # the stop-losses reached the venue as reduce-only stop-loss orders, and were cancelled on close
     stops = [e for e in exec_events if isinstance(e, OrderAccepted) and e.order_type == "stop-loss"]
     assert stops and all(e.strategy == "copytrade" and e.reduce_only for e in stops)
