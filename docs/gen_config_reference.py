@@ -214,6 +214,17 @@ MEANING = {
 MEANING[MakerConfig] = {n: f.description or '' for n, f in MakerConfig.model_fields.items()}
 NotifierConfig = _MODEL["notifier"]  # so do the notifier's
 MEANING[NotifierConfig] = {n: f.description or '' for n, f in NotifierConfig.model_fields.items()}
+MEANING[_MODEL["copytrade"]] = {
+    "http_port": "port of the API, /health and /metrics", "host": "interface the API listens on",
+    "strategy": "strategy name of its intents and fills", "accounts": "accounts the API trades; empty: account_index",
+    "scaling_factor": "size = total asset value x reference_position_ratio x this (seed 004 default 0.8)",
+    "stop_loss_ratio": "stop-loss at a loss of this fraction of the margin", "initial_margin_fraction":
+    "IMF for the stop-loss when the venue gives none", "max_slippage_bps": "slippage limit of the executor's order",
+    "max_retries": "retries when the venue cannot be read", "retry_interval_s": "seconds between retries",
+    "markets_ttl_s": "market list cache (s)", "rest_timeout_s": "venue REST timeout (s)",
+    "api_key_env": "environment variable holding the X-API-Key value (empty: open API)",
+    "requests_kept": "finished requests remembered for idempotency and status",
+}
 
 SECTIONS = [*_MODEL.items(), ("backtest", BacktestConfig)]
 

@@ -57,6 +57,7 @@ def demo(
     recording: Annotated[Path | None, typer.Option(help="recording file (default: bundled BTC+ETH 2025-09-15)")] = None,
     timeout: Annotated[float, typer.Option(help="give up after this many seconds of replay")] = 600.0,
     lockstep: Annotated[bool, typer.Option("--lockstep", help="deterministic replay: venue-sim waits until every service is idle before each recorded event (same fills as lighter-stack backtest)")] = False,
+    copytrade: Annotated[bool, typer.Option("--copytrade", help="also run the copy-trade API and trade through it during the replay (fills attributed to copytrade)")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Paper-trade the bundled real Lighter recording with every service as its own process;
@@ -64,7 +65,7 @@ def demo(
     from lighter_stack import demo as demo_mod
 
     opts = demo_mod.DemoOptions(minutes=minutes, speed=speed, timeout_s=timeout, config=config,
-                                lockstep=lockstep)
+                                lockstep=lockstep, copytrade=copytrade)
     if recording:
         opts.recording = recording
     raise typer.Exit(demo_mod.main(opts))

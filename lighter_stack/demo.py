@@ -55,6 +55,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lighter_stack import registry
+from lighter_stack.copytrade_drive import CopytradeDriver
 from lighter_stack.pnl_split_tool import pnl_split, read_fills, render
 from shared.bus import Bus
 from shared.config import REPO_ROOT, StackConfig, load_config
@@ -63,6 +64,8 @@ from shared.recording import read_recording, write_recording
 from shared.redis_util import EmbeddedRedis, async_client, free_port, redis_reachable
 
 SERVICE_ORDER = [name for name in registry.SERVICES if name != "venue-sim"]
+OPTIONAL_SERVICES = ("copytrade",)
+"""Services the demo starts only when asked (``DemoOptions.copytrade``)."""
 STRATEGY_SERVICES = tuple(s.name for s in registry.strategy_services())
 """Services that trade through the executor (``DemoOptions.strategies`` picks among them)."""
 MM_STRATEGIES = ("maker", "hedger")
@@ -92,7 +95,10 @@ class DemoOptions:
         start_minutes: with ``minutes``, skip this many minutes of recorded time first.
         lockstep: run venue-sim in lockstep (deterministic; ``speed``/``max_gap_s`` unused).
         strategies: strategy services to run (``strategy-trend``, ..., ``maker``, ``hedger``;
-            see :data:`STRATEGY_SERVICES`); None = all of them.
+            see :data:`STRATEGY_SERVICES`); None = all of them (copytrade runs only with ``copytrade``).
+        copytrade: also run the copy-trade API and drive it during the replay
+            (:mod:`lighter_stack.copytrade_drive`); the run then fails unless fills attributed to
+            ``copytrade`` reach the ledger. Not with ``lockstep``.
     """
 
     recording: Path = DEFAULT_RECORDING
@@ -100,6 +106,7 @@ class DemoOptions:
     start_minutes: float = 0.0
     lockstep: bool = False
     strategies: list[str] | None = None
+    copytrade: bool = False
     speed: float = 80.0
     max_gap_s: float = 2.0
     workdir: Path | None = None
@@ -154,8 +161,12 @@ class Demo:
         unknown = set(opts.strategies or ()) - set(STRATEGY_SERVICES)
         if unknown:
             raise DemoError(f"unknown strategy service(s) {sorted(unknown)}")
-        self.services = [s for s in SERVICE_ORDER
-                         if opts.strategies is None or s not in STRATEGY_SERVICES or s in opts.strategies]
+        if opts.copytrade and opts.lockstep:
+            raise DemoError("--copytrade drives the API by wall time: not with --lockstep")
+        self.services = [s for s in SERVICE_ORDER if (s == "copytrade" and opts.copytrade) or (
+            s not in OPTIONAL_SERVICES
+            and (opts.strategies is None or s not in STRATEGY_SERVICES or s in opts.strategies))]
+        self.copytrade: CopytradeDriver | None = None
         self.recording: Path = Path(opts.recording)
         self.venue_status: dict[str, Any] = {}
 
@@ -297,6 +308,9 @@ class Demo:
                 for proc in self.procs[1:]:
                     await self._wait_healthy(http, proc)
                 await self._wait_ready(http, redis, ns)
+                if "copytrade" in ports:
+                    self.copytrade = CopytradeDriver(ports["copytrade"], self.cfg.account_index,
+                                                     [m.symbol for m in self.markets])
                 await self._replay(http, venue.port)
                 # Wind down in dependency order, letting the streams drain between steps: the
                 # strategies first (the grid pulls its orders; our own orders still move the
@@ -304,6 +318,7 @@ class Demo:
                 # the executor (cancels its resting orders) and collector, then read the venue's
                 # record while the ledger has caught up.
                 await self._settle(http, redis, ns, venue.port)
+                copytrade = await self.copytrade.report(http) if self.copytrade else None
                 self._stop([p for p in self.procs if p.name in STRATEGY_SERVICES])
                 await self._settle(http, redis, ns, venue.port, groups={"executor", "ledger"})
                 self._stop([p for p in self.procs if p.name in ("executor", "collector")])
@@ -311,7 +326,10 @@ class Demo:
                 venue_fills = await self._get_json(http, f"http://127.0.0.1:{venue.port}/sim/fills")
                 self.venue_status = await self._get_json(http, f"http://127.0.0.1:{venue.port}/sim/status")
             self._stop_all()
-            return await self._summarize(redis, ns, venue_fills)
+            summary = await self._summarize(redis, ns, venue_fills)
+            if copytrade is not None:
+                summary["copytrade_requests"] = copytrade
+            return summary
         finally:
             self._stop_all()
             await redis.aclose()
@@ -351,6 +369,11 @@ class Demo:
                 st = await self._get_json(http, f"{base}/sim/status")
                 bar.update(task, total=max(st.get("total_events", 1), 1), completed=st.get("events_replayed", 0),
                            fills=st.get("fills", 0))
+                if self.copytrade is not None:
+                    try:
+                        await self.copytrade.step(http, st.get("events_replayed", 0) / max(st.get("total_events", 1), 1))
+                    except (RuntimeError, aiohttp.ClientError, TimeoutError) as exc:
+                        raise DemoError(f"copytrade: {exc}") from None
                 if st.get("state") == "finished":
                     break
                 for proc in self.procs:
@@ -467,6 +490,8 @@ def main(opts: DemoOptions) -> int:
             mk = split["pnl_split"]["maker"]
             summary["maker_pnl_split"] = {k: round(float(mk[k]), 6) for k in
                                           ("spread_capture_usd", "inventory_pnl_usd", "fees_usd", "total_usd")}
+    if opts.copytrade and summary["strategy_fills"].get("copytrade", 0) <= 0:
+        problems.append("no copytrade fills reached the ledger")
     if not summary["fills_attributed"]:
         problems.append("fills per strategy differ between the exec stream and the ledger")
     if summary["self_trade_fills"]:

@@ -78,6 +78,8 @@ SERVICES: dict[str, ServiceSpec] = {s.name: s for s in (
        strategy="hedger", engine="services.hedger.engine:make_engine"),
     _S("recorder", "services.recorder", "services.recorder.config:RecorderConfig", 9111),
     _S("notifier", "services.notifier", "services.notifier.config:NotifierConfig", 9110),
+    _S("copytrade", "services.copytrade", "services.copytrade.config:CopytradeConfig", 9109,
+       strategy="copytrade"),  # intents from HTTP requests: no engine a backtest can run
 )}
 
 

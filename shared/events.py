@@ -167,6 +167,25 @@ class RestingOrders(Event, tag="resting_orders"):
     post_only: bool = True
 
 
+class StopLossIntent(Event, tag="stop_loss"):
+    """A reduce-only stop-loss order of ``strategy`` in ``market``: at most one per (strategy,
+    market); a new one replaces the live one, ``size`` 0 only cancels it.
+
+    ``side`` is the order's side (``sell`` protects a long). When the venue's last trade or mark
+    price reaches ``trigger_price`` (USD; a sell stop at or below, a buy stop at or above), it
+    becomes a market order of ``size`` base units (at most the position: reduce-only) no worse
+    than ``max_slippage_bps`` beyond the trigger (Lighter order type ``stop-loss``).
+    """
+
+    strategy: str
+    market: str
+    side: Side
+    trigger_price: float
+    size: float
+    max_slippage_bps: float = 100.0
+    reason: str = ""
+
+
 class CancelIntent(Event, tag="cancel"):
     """Cancel all resting orders of ``strategy`` in ``market`` (all markets when ``None``)."""
 
@@ -377,6 +396,7 @@ AnyEvent = (
     | TargetPosition
     | QuoteIntent
     | RestingOrders
+    | StopLossIntent
     | CancelIntent
     | OrderAccepted
     | OrderRejected

@@ -55,6 +55,9 @@ class OrderCommand:
         reduce_only: Lighter ReduceOnly.
         cause_id: id of the event that caused the command.
         ts_event: that event's time (ns).
+        order_type: ``limit`` (Lighter type 0) or ``stop-loss`` (type 2: IOC market order no
+            worse than ``price`` once the trigger is reached; ``order_expiry`` applies).
+        trigger_price: stop-loss trigger in integer ticks (0 for a limit order).
     """
 
     kind: Literal["create", "cancel", "cancel_all"]
@@ -70,6 +73,8 @@ class OrderCommand:
     reduce_only: bool = False
     cause_id: str = ""
     ts_event: int = 0
+    order_type: Literal["limit", "stop-loss"] = "limit"
+    trigger_price: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +117,7 @@ class _Order:
     price: int
     size: int
     tif: Tif
-    kind: Literal["taker", "quote"]
+    kind: Literal["taker", "quote", "stop"]  # stop: a reduce-only stop-loss, off the book until triggered
     alloc: list[list[Any]]  # FIFO [[strategy, remaining base units], ...]
     cause_id: str
     ts_event: int

@@ -58,7 +58,8 @@ class ControlState:
         """A live ``Control``: the state change (:meth:`_control_state`) and its effects. Kill:
         wanted sets, standing targets, restored wishes, held and retried orders are forgotten and a
         cancel-all is queued. Pause: the target's wanted sets forgotten, its resting orders
-        canceled. Flatten: likewise, then target 0 for the target's strategies (the touched
+        canceled (its stop-losses stay: they protect the position). Flatten: likewise, its
+        stop-losses canceled too, then target 0 for the target's strategies (the touched
         markets are added to ``dirty`` for the batch's rebalance)."""
         self._control_state(ev)
         who = None if ev.target == "*" else ev.target
@@ -77,6 +78,7 @@ class ControlState:
             self._forget_wanted(who, None)
             self._cancel_quotes(who, None, ev)
         if ev.command == "flatten":
+            self._cancel_stops(who, None, ev)  # reduce-only stops of a flat strategy could close another's position
             self._emit_state(out)
             for s, mk in self._flatten_targets({ev.target}):
                 prev = dirty.get(mk)

@@ -109,6 +109,7 @@ from shared.events import (
     Event,
     QuoteIntent,
     RestingOrders,
+    StopLossIntent,
     TargetPosition,
 )
 from shared.markets import MarketInfo
@@ -181,7 +182,7 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
 
     def on_events(self, events: Sequence[Event]) -> list[Event]:
         """Process a batch of bus inputs (Bbo/BookSnapshot, TargetPosition, QuoteIntent,
-        RestingOrders, CancelIntent, Control; other types are ignored). Target positions of the batch are
+        RestingOrders, StopLossIntent, CancelIntent, Control; other types are ignored). Target positions of the batch are
         recorded first and each touched market is rebalanced once at the end, so strategies
         whose intents arrive in the same batch cross internally.
 
@@ -221,6 +222,8 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
                 self._on_resting(ev, out)
                 if ev.market in self.markets:
                     self._eval_guards(ev.market, out)
+            elif isinstance(ev, StopLossIntent):
+                self._on_stop(ev, out)
             elif isinstance(ev, CancelIntent):
                 if not self._paused(ev.strategy):
                     self._forget_wanted(ev.strategy, ev.market)

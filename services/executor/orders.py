@@ -45,12 +45,14 @@ class OrderRegistry:
             self.done_orders.popitem(last=False)
 
     def _create(self, out: _Out, m: MarketInfo, side: Side, price: int, lots: int, tif: Tif, expiry: int,
-                reduce_only: bool, kind: Literal["taker", "quote"], alloc: list[list[Any]],
-                send_lots: int | None = None, reasons: dict[str, str] | None = None) -> _Order:
+                reduce_only: bool, kind: Literal["taker", "quote", "stop"], alloc: list[list[Any]],
+                send_lots: int | None = None, reasons: dict[str, str] | None = None,
+                trigger_price: int = 0) -> _Order:
         """Record an order of ``lots`` and queue its create command. ``send_lots`` (default
         ``lots``) is the size put on the wire when it differs: a reduce-only dust close is sent
         at the market minimum and clamped by the venue to the ``lots`` we track. ``reasons``:
-        per allocated strategy, the reason of the target the order executes (``Fill.reason``)."""
+        per allocated strategy, the reason of the target the order executes (``Fill.reason``).
+        A ``stop`` order is sent as Lighter's ``stop-loss`` with ``trigger_price`` (ticks)."""
         coi = self.next_coi
         self.next_coi = coi + 1 if coi < MAX_CLIENT_ORDER_INDEX else 1
         cause_id = out.cause.id if out.cause else (out.causation_id or out.key)
@@ -62,7 +64,8 @@ class OrderRegistry:
                                            client_order_index=coi, side=side, price=price,
                                            size=lots if send_lots is None else send_lots, tif=tif,
                                            order_expiry=expiry, reduce_only=reduce_only, cause_id=cause_id,
-                                           ts_event=ts))
+                                           ts_event=ts, order_type="stop-loss" if kind == "stop" else "limit",
+                                           trigger_price=trigger_price))
         return rec
 
     def _cancel(self, rec: _Order, out: _Out | Event) -> None:
@@ -119,10 +122,12 @@ class OrderRegistry:
         return other_price <= price if side == "buy" else other_price >= price
 
     def _crossing(self, market: str, side: Side, price: int, kind: str | None) -> list[_Order]:
-        """Our live orders (of ``kind``; None = any) on the other side of ``market`` that an
-        order on ``side`` at ``price`` ticks would trade with, in placement order."""
+        """Our live orders (of ``kind``; None = any but untriggered stops, which are off the
+        book) on the other side of ``market`` that an order on ``side`` at ``price`` ticks would
+        trade with, in placement order."""
         return [r for r in self.orders.values()
-                if r.live and r.market == market and r.side != side and (kind is None or r.kind == kind)
+                if r.live and r.market == market and r.side != side
+                and (r.kind != "stop" if kind is None else r.kind == kind)
                 and self._crosses(side, price, r.price)]
 
     def in_flight(self, strategy: str, market: str) -> float:

@@ -3,6 +3,9 @@
 kept (queue position), others canceled, missing ones placed post-only/GTT through the risk gate
 and the self-trade guard.
 
+Stop-loss orders (``StopLossIntent``) are kept here too: at most one live reduce-only
+``stop-loss`` order per (strategy, market), replaced by each new intent (:meth:`_on_stop`).
+
 State: ``_wanted`` ((strategy, market) -> latest wanted set), ``_pending`` (deferred sets:
 ``budget`` or ``blocked``, insertion-ordered), ``_blocked`` (sides held back by the
 self-trade guard)."""
@@ -12,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from shared.events import Event, OrderRejected, QuoteIntent, RestingOrders, Side
+from shared.events import Event, OrderRejected, QuoteIntent, RestingOrders, Side, StopLossIntent
 from shared.markets import MarketInfo
 
 from .common import MAX_OPEN_ORDERS_PER_MARKET, Tif, _Out
@@ -207,6 +210,54 @@ class RestingSets:
                              f"all {side} orders resting ({same_side:g}) would exceed it if filled")
                 lots = allowed
         return lots, reduce_only
+
+    def _on_stop(self, ev: StopLossIntent, out: _Out) -> None:
+        """Replace ``ev.strategy``'s stop-loss in ``ev.market``: cancel its live stop order,
+        then (``size`` > 0) place a reduce-only ``stop-loss`` of ``size`` (rounded down to lots)
+        triggered at ``trigger_price`` (sell stops rounded down, buy stops up: never nearer the
+        market) whose worst price is ``max_slippage_bps`` beyond the trigger. Refused locally
+        (``OrderRejected(code=0)``) while halted, for an unknown market, a bad price or size, or
+        a size below the market minimums. Untriggered stops are off the book: the self-trade
+        guard and the resting-order limits ignore them; a stop fill moves the strategy's
+        standing target to its new position (:meth:`on_venue_trade`), so it is not bought back."""
+        if self._paused(ev.strategy):
+            return
+        m = self.markets.get(ev.market)
+        if m is None:
+            out.add(OrderRejected, strategy=ev.strategy, market=ev.market, client_order_index=0, side=ev.side,
+                    price=float(ev.trigger_price), size=float(ev.size), code=0,
+                    reason=f"market {ev.market} is not traded by this executor")
+            return
+        self._cancel_stops(ev.strategy, ev.market, out)
+        if not ev.size > 0:
+            return
+        sg = 1 if ev.side == "buy" else -1
+        lots = self._lots(m, ev.size)
+        if (ev.side not in ("buy", "sell") or not ev.trigger_price > 0 or not math.isfinite(ev.trigger_price)
+                or lots <= 0):
+            self._reject(out, ev.strategy, m, sg * max(lots, 1), float(ev.trigger_price or 0.0),
+                         "refused locally: invalid stop-loss trigger or size")
+            return
+        if self.state == "halted":
+            self._reject(out, ev.strategy, m, sg * lots, ev.trigger_price,
+                         f"stop-loss refused while halted: {self.state_reason}")
+            return
+        trigger = m.price_to_int(ev.trigger_price, "up" if ev.side == "buy" else "down")
+        worst = m.price_to_int(ev.trigger_price * (1 + sg * ev.max_slippage_bps / 1e4), "up" if sg > 0 else "down")
+        why = m.check_amount(m.int_to_size(lots), m.int_to_price(worst))
+        if why or worst < 1:
+            self._reject(out, ev.strategy, m, sg * lots, ev.trigger_price, f"refused locally: {why or 'price'}")
+            return
+        self._create(out, m, ev.side, worst, lots, "ioc", self.cfg.quote_expiry, True, "stop",
+                     [[ev.strategy, m.int_to_size(lots)]], reasons={ev.strategy: ev.reason or "stop-loss"},
+                     trigger_price=trigger)
+
+    def _cancel_stops(self, strategy: str | None, market: str | None, out: _Out | Event) -> None:
+        """Cancel the live stop-loss orders of ``strategy`` in ``market`` (None = all)."""
+        for rec in [r for r in self.orders.values() if r.live and r.kind == "stop" and not r.cancel_requested
+                    and (market is None or r.market == market)
+                    and (strategy is None or self._owner(r) == strategy)]:
+            self._cancel(rec, out)
 
     def _forget_wanted(self, strategy: str | None, market: str | None) -> None:
         """Drop remembered (and deferred) wanted sets of ``strategy``/``market`` (None = all)."""

@@ -99,7 +99,8 @@ class Signer:
         return SignedTx(int(tx_type), str(tx_info), str(tx_hash or ""), nonce)
 
     def sign(self, cmd: OrderCommand, nonce: int) -> SignedTx:
-        """Sign ``cmd`` with ``nonce``: create -> tx 14 (limit; IOC with order_expiry 0,
+        """Sign ``cmd`` with ``nonce``: create -> tx 14 (limit, or stop-loss type 2 with its
+        trigger price and ``cmd.order_expiry``; limit IOC with order_expiry 0,
         GTT/post-only with ``cmd.order_expiry``, -1 = 28 days), cancel -> tx 15 (Index =
         ``cmd.order_index``), cancel_all -> tx 16 (immediate, time 0).
 
@@ -111,10 +112,13 @@ class Signer:
             tif = {"ioc": c.ORDER_TIME_IN_FORCE_IMMEDIATE_OR_CANCEL,
                    "gtt": c.ORDER_TIME_IN_FORCE_GOOD_TILL_TIME,
                    "post_only": c.ORDER_TIME_IN_FORCE_POST_ONLY}[cmd.tif]
-            expiry = c.DEFAULT_IOC_EXPIRY if cmd.tif == "ioc" else cmd.order_expiry
+            stop = cmd.order_type == "stop-loss"
+            # a stop-loss is IOC once triggered but waits up to its expiry (Lighter's sample: OrderExpiry set)
+            expiry = c.DEFAULT_IOC_EXPIRY if cmd.tif == "ioc" and not stop else cmd.order_expiry
             res = c.sign_create_order(cmd.market_id, cmd.client_order_index, cmd.size, cmd.price,
-                                      cmd.side == "sell", c.ORDER_TYPE_LIMIT, tif, cmd.reduce_only,
-                                      c.NIL_TRIGGER_PRICE, expiry, nonce=nonce, api_key_index=self.api_key_index)
+                                      cmd.side == "sell", c.ORDER_TYPE_STOP_LOSS if stop else c.ORDER_TYPE_LIMIT,
+                                      tif, cmd.reduce_only, cmd.trigger_price if stop else c.NIL_TRIGGER_PRICE,
+                                      expiry, nonce=nonce, api_key_index=self.api_key_index)
         elif cmd.kind == "cancel":
             res = c.sign_cancel_order(cmd.market_id, cmd.order_index or cmd.client_order_index, nonce=nonce,
                                       api_key_index=self.api_key_index)

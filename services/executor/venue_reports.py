@@ -73,7 +73,8 @@ class VenueReports:
             if rec.status == "pending":
                 rec.status = "open"
             out.add(OrderAccepted, strategy=rec.label, market=rec.market, client_order_index=rec.coi,
-                    side=rec.side, price=price, size=size, order_type="limit", time_in_force=rec.tif,
+                    side=rec.side, price=price, size=size, order_type="stop-loss" if rec.kind == "stop" else "limit",
+                    time_in_force=rec.tif,
                     reduce_only=rec.reduce_only, tx_hash=tx_hash or "")
         else:
             self._retire(rec)
@@ -121,6 +122,8 @@ class VenueReports:
             for strategy, part in parts:
                 st = self._strat(strategy, m.symbol)
                 self._apply(st, sign * part, price)
+                if rec is not None and rec.kind == "stop" and st.target is not None:
+                    st.target = st.position  # the stop closed it: not to be bought back
                 out.add(Fill, fill_id=derive_id("fill", trade_id, side, strategy), strategy=strategy,
                         market=m.symbol, side=side, price=price, size=part, fee=fee * part / size,
                         liquidity="maker" if maker else "taker", client_order_index=coi,

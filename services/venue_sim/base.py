@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 TX_CREATE, TX_CANCEL, TX_CANCEL_ALL = 14, 15, 16
 TIF_NAMES = LJ.TIF_NAMES
 TIF_CODES = {0: "ioc", 1: "gtt", 2: "post_only"}
-ORDER_TYPES = {0: "limit", 1: "market"}
+ORDER_TYPES = {0: "limit", 1: "market", 2: "stop-loss", 3: "stop-loss-limit"}
 ACCOUNT_CHANNELS = ("account_all", "account_all_orders", "account_all_trades", "account_all_positions",
                     "user_stats", "account_orders")
 CLIENT_QUEUE_MAX = 50_000

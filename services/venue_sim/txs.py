@@ -39,16 +39,17 @@ class TxHandling(ServerBase):
         if tx_type == TX_CREATE:
             otype = ORDER_TYPES.get(int(info["Type"]))
             if otype is None:
-                raise VenueError(E.INVALID_ORDER_TYPE, f"order type {info['Type']} (venue-sim: limit 0, market 1)")
+                raise VenueError(E.INVALID_ORDER_TYPE,
+                                 f"order type {info['Type']} (venue-sim: limit 0, market 1, stop-loss 2, stop-loss-limit 3)")
             tif = TIF_CODES.get(int(info["TimeInForce"]))
-            if tif is None or (otype == "market" and tif != "ioc"):
+            if tif is None or (otype in ("market", "stop-loss") and tif != "ioc"):
                 raise VenueError(E.INVALID_TIF, f"time in force {info['TimeInForce']} for {otype}")
             return CreateOrder(account=acct, market_id=int(info["MarketIndex"]),
                                client_order_index=int(info["ClientOrderIndex"]), base_amount=int(info["BaseAmount"]),
                                price=int(info["Price"]), is_ask=bool(int(info["IsAsk"])), order_type=otype,
                                time_in_force=tif, reduce_only=bool(int(info.get("ReduceOnly") or 0)),
                                order_expiry_ms=int(info.get("OrderExpiry") or 0), nonce=int(info["Nonce"]),
-                               tx_hash=tx_hash)
+                               tx_hash=tx_hash, trigger_price=int(info.get("TriggerPrice") or 0))
         if tx_type == TX_CANCEL:
             return CancelOrder(account=acct, market_id=int(info["MarketIndex"]), index=int(info["Index"]),
                                tx_hash=tx_hash)

@@ -31,6 +31,8 @@ INVALID_CLIENT_ORDER_INDEX = 21727
 """ClientOrderIndex outside 1 .. 2^48-1."""
 DUPLICATE_CLIENT_ORDER_INDEX = 21728
 """ClientOrderIndex already used by an active (or pending) order of the account."""
+INVALID_TRIGGER_PRICE = 21729
+"""A stop-loss order without a trigger price (or one outside 1 .. 2^32-1)."""
 REDUCE_ONLY_INCREASES = 21732
 """A reduce-only order would increase (or open) the position."""
 
@@ -47,6 +49,7 @@ MESSAGES: dict[int, str] = {
     INVALID_AMOUNT: "invalid order base or quote amount",
     INVALID_CLIENT_ORDER_INDEX: "invalid client order index",
     DUPLICATE_CLIENT_ORDER_INDEX: "client order index already exists",
+    INVALID_TRIGGER_PRICE: "invalid trigger price",
     REDUCE_ONLY_INCREASES: "reduce only order would increase position",
 }
 

@@ -76,6 +76,7 @@ from shared.venue.errors import (
     INVALID_MARKET,
     INVALID_ORDER_INDEX,
     INVALID_PRICE,
+    INVALID_TRIGGER_PRICE,
     REDUCE_ONLY_INCREASES,
     VenueError,
 )
@@ -99,7 +100,8 @@ BID_ID_BASE = 2**49 - 2**40
 SIM_TRADE_ID_BASE = 10**15
 MAX_PRICE = 2**32 - 1
 
-OrderType = Literal["limit", "market"]
+OrderType = Literal["limit", "market", "stop-loss", "stop-loss-limit"]
+STOP_TYPES = ("stop-loss", "stop-loss-limit")
 TimeInForce = Literal["gtt", "ioc", "post_only"]
 OrderStatus = Literal[
     "open", "filled", "canceled", "canceled-post-only", "canceled-reduce-only", "canceled-self-trade",
@@ -135,7 +137,11 @@ class CreateOrder(msgspec.Struct, kw_only=True):
     """A create-order tx (Lighter tx type 14), already parsed.
 
     ``base_amount`` in lots, ``price`` in ticks (for a market order: the worst acceptable
-    price), ``order_expiry_ms`` as sent (wall clock, not enforced).
+    price), ``order_expiry_ms`` as sent (wall clock, not enforced). ``trigger_price`` (ticks)
+    only for the stop types: a ``stop-loss`` waits, off the book, until the market's last
+    trade or mark price reaches it (a sell stop: at or below; a buy stop: at or above), then
+    executes as a market order no worse than ``price``; a ``stop-loss-limit`` then becomes a
+    limit order at ``price`` (docs/venue-sim.md).
     """
 
     account: int
@@ -150,6 +156,7 @@ class CreateOrder(msgspec.Struct, kw_only=True):
     order_expiry_ms: int = 0
     nonce: int = 0
     tx_hash: str = ""
+    trigger_price: int = 0
 
 
 class CancelOrder(msgspec.Struct, kw_only=True):
@@ -207,6 +214,8 @@ class Order(msgspec.Struct, kw_only=True):
     queue_ahead: int | None = 0
     seq: int = 0
     tx_hash: str = ""
+    trigger_price: int = 0
+    triggered: bool = False
 
     @property
     def active(self) -> bool:
@@ -386,6 +395,7 @@ class MatchingEngine:
         self.state: dict[int, MarketState] = {mid: MarketState() for mid in self.markets}
         self.accounts: dict[int, AccountState] = {}
         self.resting: dict[int, dict[int, Order]] = {mid: {} for mid in self.markets}
+        self.stops: dict[int, dict[int, Order]] = {mid: {} for mid in self.markets}  # untriggered stop orders
         self.orders: dict[int, Order] = {}
         self.inactive: dict[int, deque[Order]] = {}
         self.fills: list[Fill] = []
@@ -426,8 +436,8 @@ class MatchingEngine:
 
     def active_orders(self, account: int, market_id: int | None = None) -> list[Order]:
         """Resting orders of ``account`` (in ``market_id`` if given), oldest first."""
-        out = [o for mid, book in self.resting.items() if market_id is None or mid == market_id
-               for o in book.values() if o.account == account]
+        out = [o for books in (self.resting, self.stops) for mid, book in books.items()
+               if market_id is None or mid == market_id for o in book.values() if o.account == account]
         return sorted(out, key=lambda o: o.seq)
 
     def inactive_orders(self, account: int, market_id: int | None = None) -> list[Order]:
@@ -504,6 +514,8 @@ class MatchingEngine:
             raise VenueError(INVALID_PRICE, f"price {tx.price}")
         if tx.base_amount <= 0:
             raise VenueError(INVALID_AMOUNT, "base amount is zero")
+        if tx.order_type in STOP_TYPES and not 1 <= tx.trigger_price <= MAX_PRICE:
+            raise VenueError(INVALID_TRIGGER_PRICE, f"trigger price {tx.trigger_price}")
         size = m.int_to_size(tx.base_amount)
         price = m.int_to_price(tx.price)
         why = m.check_amount(size, price)
@@ -517,6 +529,8 @@ class MatchingEngine:
             if pos == 0 or (pos > 0) == (not tx.is_ask):
                 raise VenueError(REDUCE_ONLY_INCREASES,
                                  f"position {m.int_to_size(pos):g} {m.symbol}, order {'sell' if tx.is_ask else 'buy'}")
+        if tx.order_type in STOP_TYPES:
+            return "maker"  # waits for its trigger
         if tx.order_type == "market" or tx.time_in_force == "ioc":
             return "taker"
         if tx.time_in_force == "post_only":
@@ -527,7 +541,7 @@ class MatchingEngine:
         if self._pending_coi.get(account, {}).get(coi):
             return True
         return any(o.account == account and o.client_order_index == coi
-                   for book in self.resting.values() for o in book.values())
+                   for books in (self.resting, self.stops) for book in books.values() for o in book.values())
 
     # ------------------------------------------------------------------ time
 
@@ -577,9 +591,28 @@ class MatchingEngine:
             ups = [StatsChanged(market_id=m.market_id, ts_ns=ts)] if self.public_updates else []
         else:
             ups = []
+        if self.stops[m.market_id] and t is not Bbo:
+            ups = ups + self._check_stops(m, st, ts)
         if out is None:
             return ups
         out.extend(ups)
+        return out
+
+    def _check_stops(self, m: MarketInfo, st: MarketState, ts: int) -> list[Update]:
+        """Trigger the market's stop orders whose trigger the last trade or mark price reached
+        (sell stops at or below, buy stops at or above), oldest first, and execute them."""
+        refs = [m.price_to_int(p) for p in (st.last_trade_price, st.mark_price) if p]
+        if not refs:
+            return []
+        lo, hi = min(refs), max(refs)
+        out: list[Update] = []
+        for o in sorted(self.stops[m.market_id].values(), key=lambda o: o.seq):
+            if (lo <= o.trigger_price) if o.is_ask else (hi >= o.trigger_price):
+                del self.stops[m.market_id][o.order_index]
+                o.triggered = True
+                if o.order_type == "stop-loss-limit":
+                    o.time_in_force = "gtt"
+                out.extend(self._place(o, ts))
         return out
 
     # ------------------------------------------------------------------ execution
@@ -593,8 +626,8 @@ class MatchingEngine:
                     del counts[tx.client_order_index]
             return self._exec_create(tx, ts)
         if isinstance(tx, CancelOrder):
-            book = self.resting[tx.market_id]
-            target = next((o for o in sorted(book.values(), key=lambda o: o.seq) if o.account == tx.account
+            book = [*self.resting[tx.market_id].values(), *self.stops[tx.market_id].values()]
+            target = next((o for o in sorted(book, key=lambda o: o.seq) if o.account == tx.account
                            and tx.index in (o.order_index, o.client_order_index)), None)
             if target is None:
                 return []
@@ -605,12 +638,16 @@ class MatchingEngine:
         for mid, book in self.resting.items():
             if tx.market_id is not None and mid != tx.market_id:
                 continue
-            for o in sorted(book.values(), key=lambda o: o.seq):
+            for o in sorted([*book.values(), *self.stops[mid].values()], key=lambda o: o.seq):
                 if o.account == tx.account:
                     out.extend(self._cancel(o, "canceled", ts))
         return out
 
     def _cancel(self, o: Order, status: OrderStatus, ts: int) -> list[Update]:
+        if self.stops[o.market_id].pop(o.order_index, None) is not None:
+            o.status, o.updated_ns = status, ts
+            self._finish(o)
+            return [OrderUpdate(order=_snap(o), ts_ns=ts)]  # never on the book
         self.resting[o.market_id].pop(o.order_index, None)
         o.status = status
         o.updated_ns = ts
@@ -632,15 +669,25 @@ class MatchingEngine:
                   account=tx.account, market_id=tx.market_id, is_ask=tx.is_ask, price=tx.price,
                   initial_amount=tx.base_amount, remaining=tx.base_amount, order_type=tx.order_type,
                   time_in_force=tx.time_in_force, reduce_only=tx.reduce_only, order_expiry_ms=tx.order_expiry_ms,
-                  nonce=tx.nonce, created_ns=ts, updated_ns=ts, seq=self._seq, tx_hash=tx.tx_hash)
-        if tx.reduce_only:
-            pos = self.position(tx.account, tx.market_id).size
-            if pos == 0 or (pos > 0) == (not tx.is_ask):
+                  nonce=tx.nonce, created_ns=ts, updated_ns=ts, seq=self._seq, tx_hash=tx.tx_hash,
+                  trigger_price=tx.trigger_price)
+        if tx.order_type in STOP_TYPES:  # off the book until triggered (reduce-only is checked then)
+            self.stops[o.market_id][o.order_index] = o
+            self.orders[o.order_index] = o
+            return [OrderUpdate(order=_snap(o), ts_ns=ts)]
+        return self._place(o, ts)
+
+    def _place(self, o: Order, ts: int) -> list[Update]:
+        """Execute order ``o`` (new, or a stop just triggered): reduce-only clip, post-only
+        check, take liquidity, then rest or finish it."""
+        if o.reduce_only:
+            pos = self.position(o.account, o.market_id).size
+            if pos == 0 or (pos > 0) == (not o.is_ask):
                 o.status = "canceled-reduce-only"
                 self._finish(o)
                 return [OrderUpdate(order=_snap(o), ts_ns=ts)]
             o.remaining = min(o.remaining, abs(pos))
-        if tx.time_in_force == "post_only" and self._best_opposite(tx.market_id, tx.is_ask, tx.price) is not None:
+        if o.time_in_force == "post_only" and self._best_opposite(o.market_id, o.is_ask, o.price) is not None:
             o.status = "canceled-post-only"
             self._finish(o)
             return [OrderUpdate(order=_snap(o), ts_ns=ts)]
@@ -652,7 +699,7 @@ class MatchingEngine:
         if o.remaining == 0:
             o.status = "filled"
             self._finish(o)
-        elif tx.order_type == "market" or tx.time_in_force == "ioc":
+        elif o.order_type in ("market", "stop-loss") or o.time_in_force == "ioc":
             o.status = "canceled"
             self._finish(o)
         else:

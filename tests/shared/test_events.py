@@ -17,6 +17,7 @@ def _samples():
         ev.QuoteIntent(**env, strategy="maker", market="BTC", bid_px=1.0, bid_sz=0.1),
         ev.RestingOrders(**env, strategy="grid", market="ETH", orders=[("buy", 4500.0, 0.005), ("sell", 4510.0, 0.005)]),
         ev.CancelIntent(**env, strategy="maker"),
+        ev.StopLossIntent(**env, strategy="copytrade", market="BTC", side="sell", trigger_price=113000.0, size=0.002),
         ev.OrderAccepted(**env, strategy="trend", market="BTC", client_order_index=3, side="buy", price=1.0, size=0.1),
         ev.OrderRejected(**env, strategy="trend", market="BTC", client_order_index=3, side="buy", price=1.0,
                          size=0.1, code=21706, reason="invalid order base or quote amount"),

@@ -84,6 +84,11 @@ async def test_signer_signs_offline_with_explicit_nonce_and_hides_the_key():
         po = s.sign(OrderCommand(kind="create", market_id=1, client_order_index=6, side="buy", price=1149000,
                                  size=100, tif="post_only", order_expiry=-1), 12)
         assert json.loads(po.tx_info)["TimeInForce"] == 2 and json.loads(po.tx_info)["OrderExpiry"] > 0
+        sl = json.loads(s.sign(OrderCommand(kind="create", market_id=1, client_order_index=8, side="sell",
+                                            price=1120000, size=100, tif="ioc", order_expiry=-1, reduce_only=True,
+                                            order_type="stop-loss", trigger_price=1130000), 12).tx_info)
+        assert (sl["Type"], sl["TriggerPrice"], sl["TimeInForce"], sl["ReduceOnly"]) == (2, 1130000, 0, 1)
+        assert sl["OrderExpiry"] > 0  # waits for its trigger (Lighter's sample stop-loss has an expiry)
         cancel = s.sign(OrderCommand(kind="cancel", market_id=1, order_index=6), 13)
         assert cancel.tx_type == 15 and json.loads(cancel.tx_info)["Index"] == 6
         ca = s.sign(OrderCommand(kind="cancel_all"), 14)

@@ -1,0 +1,80 @@
+"""``lighter-stack run copytrade``: the copy-trade API (uvicorn) publishing intents on the bus.
+
+Start-up: validate the ``copytrade`` section, connect to Redis, restore the copytrade positions
+from the intent streams (the last ``copytrade`` target per market, so a restart does not forget
+what it holds), then serve the API on ``http_port`` until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import uvicorn
+
+from services.copytrade.app import build_app
+from services.copytrade.config import CopytradeConfig
+from services.copytrade.service import CopyTrader, Holding
+from services.copytrade.venue import RestVenue
+from shared.bus import Bus
+from shared.config import StackConfig
+from shared.events import Event, TargetPosition
+from shared.redis_util import async_client, resolve_redis_url
+from shared.service import setup_logging
+
+log = logging.getLogger(__name__)
+
+SERVICE = "copytrade"
+
+
+async def restore(bus: Bus, trader: CopyTrader) -> int:
+    """Set each account's copytrade holdings from the last ``copytrade`` target per market in
+    its intent stream (the whole stream as Redis holds it). Returns how many markets were restored. The entry price
+    is the intent's reference price (an estimate, used only to place the stop-loss)."""
+    n = 0
+    for account in trader.accounts:
+        for d in await bus.read_all(bus.streams.intent(account)):
+            ev = d.event
+            if isinstance(ev, TargetPosition) and ev.strategy == trader.cfg.strategy:
+                trader.holdings[(account, ev.market)] = Holding(target=ev.target, entry=ev.reference_price)
+                n += 1
+    return n
+
+
+async def serve(cfg: StackConfig, ccfg: CopytradeConfig, redis_url: str) -> int:
+    """Run the API until stopped. Returns 0."""
+    redis = async_client(redis_url)
+    bus = Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen)
+    venue = RestVenue(cfg.venue.rest_url, ccfg.rest_timeout_s)
+
+    async def publish(account: int, ev: Event) -> None:
+        await bus.publish(bus.streams.intent(account), [ev])
+
+    trader = CopyTrader(ccfg, list(ccfg.accounts or [cfg.account_index]), venue, publish)
+    restored = await restore(bus, trader)
+    key = ccfg.api_key()
+    if key is None:
+        log.warning("no API key in %s: every request is allowed", ccfg.api_key_env)
+    log.info("copytrade: accounts %s, %d positions restored, API on %s:%d", trader.accounts, restored,
+             ccfg.host, ccfg.http_port)
+    app = build_app(trader, key)
+    server = uvicorn.Server(uvicorn.Config(app, host=ccfg.host, port=ccfg.http_port, log_level="warning",
+                                           access_log=False, lifespan="off"))
+    try:
+        await server.serve()
+    finally:
+        await trader.stop()
+        await venue.close()
+        await redis.aclose()
+    return 0
+
+
+def main(cfg: StackConfig) -> int:
+    """Entry point of ``lighter-stack run copytrade``: serves until SIGTERM/SIGINT.
+
+    Raises:
+        shared.config.ConfigError: an invalid ``services.copytrade`` section.
+    """
+    setup_logging()
+    ccfg = cfg.section(SERVICE, CopytradeConfig)
+    return asyncio.run(serve(cfg, ccfg, resolve_redis_url(cfg.redis_url)))
