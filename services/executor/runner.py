@@ -400,7 +400,7 @@ class ExecutorService(BatchHandler):
             self.seen.add(ev.id)  # applied by the fold: not again when the group delivers it
         if restored:
             RESTORED_INTENTS.inc(restored)
-            log.info("reconcile: %d standing target(s)/resting wish(es) restored from the intent stream; "
+            log.info("reconcile: %d standing target(s)/resting wish(es)/stop-loss(es) restored from the intent stream; "
                      "applied at each market's first market data", restored)
         if controls:
             RESTORED_CONTROLS.inc(len(controls))
