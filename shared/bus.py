@@ -74,6 +74,11 @@ class Streams:
         return f"{self.ns}:control"
 
     @property
+    def copytrade_requests(self) -> str:
+        """The copy-trade API's accepted requests and their outcomes (durable queue)."""
+        return f"{self.ns}:copytrade:requests"
+
+    @property
     def dlq(self) -> str:
         """Dead letters: raw inputs that failed to parse or validate, with the reason."""
         return f"{self.ns}:dlq"

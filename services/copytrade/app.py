@@ -15,6 +15,7 @@ Errors: 400 a body that is not JSON, 401 missing/wrong ``X-API-Key`` (when one i
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from typing import Any, Literal
 
@@ -22,8 +23,12 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.copytrade.journal import JournalUnavailable
 from services.copytrade.service import CopyTrader, UnknownMarket
 from services.copytrade.venue import AccountNotFound, VenueUnavailable
+from shared.markets import MarketInfo
+
+log = logging.getLogger(__name__)
 
 ACCOUNT_INDEX = Field(ge=0, le=2**48, description="Lighter account index (must be configured).")
 REQUEST_ID = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
@@ -158,7 +163,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Error, "description": "The body is not JSON"},
     401: {"model": Error, "description": "Missing or invalid X-API-Key"},
     404: {"model": Error, "description": "Account not configured, or unknown market"},
-    503: {"model": Error, "description": "The venue is unavailable"},
+    503: {"model": Error, "description": "The venue (or, for a request, the request stream) is unavailable"},
 }
 
 
@@ -194,6 +199,14 @@ def build_app(trader: CopyTrader, api_key: str | None) -> FastAPI:
         state["api_healthy"] = True
         return out
 
+    async def submit(kind: str, account: int, m: MarketInfo, params: dict[str, Any],
+                     request_id: str | None) -> tuple[Any, bool]:
+        try:
+            return await trader.submit(kind, account, m, params, request_id)
+        except JournalUnavailable:
+            log.warning("request not accepted: the request stream is unavailable")
+            raise HTTPException(503, "request stream unavailable: not accepted, retry") from None
+
     def accepted(rec, new: bool, what: str) -> Accepted:  # noqa: ANN001
         msg = f"{what} accepted, processing in background" if new else f"{what} already accepted"
         return Accepted(message=msg, request_id=rec.request_id, client_order_index=rec.client_order_index,
@@ -204,7 +217,7 @@ def build_app(trader: CopyTrader, api_key: str | None) -> FastAPI:
         """Open, add to (``long``/``short``) or close the copytrade position in one market."""
         known(req.account_index)
         m = await market(req)
-        rec, new = trader.submit("trade", req.account_index, m, {
+        rec, new = await submit("trade", req.account_index, m, {
             "trade_type": req.trade_type, "reference_position_ratio": req.reference_position_ratio}, req.request_id)
         return accepted(rec, new, "request")
 
@@ -213,7 +226,7 @@ def build_app(trader: CopyTrader, api_key: str | None) -> FastAPI:
         """Increase or decrease the copytrade position by a fraction of its size."""
         known(req.account_index)
         m = await market(req)
-        rec, new = trader.submit("adjust", req.account_index, m, {
+        rec, new = await submit("adjust", req.account_index, m, {
             "adjustment_type": req.adjustment_type, "percentage": req.percentage}, req.request_id)
         return accepted(rec, new, "adjustment request")
 

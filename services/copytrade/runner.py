@@ -2,7 +2,9 @@
 
 Start-up: validate the ``copytrade`` section, connect to Redis, restore the copytrade positions
 from the intent streams (the last ``copytrade`` target per market, so a restart does not forget
-what it holds), then serve the API on ``http_port`` until SIGTERM/SIGINT.
+what it holds), take over the requests accepted but not processed before the restart (the
+request journal ``{ns}:copytrade:requests``, :mod:`services.copytrade.journal`), then serve the
+API on ``http_port`` until SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import uvicorn
 
 from services.copytrade.app import build_app
 from services.copytrade.config import CopytradeConfig
+from services.copytrade.journal import RequestJournal
 from services.copytrade.service import CopyTrader, Holding
 from services.copytrade.venue import RestVenue
 from shared.bus import Bus
@@ -29,15 +32,24 @@ SERVICE = "copytrade"
 
 async def restore(bus: Bus, trader: CopyTrader) -> int:
     """Set each account's copytrade holdings from the last ``copytrade`` target per market in
-    its intent stream (the whole stream as Redis holds it). Returns how many markets were restored. The entry price
-    is the intent's reference price (an estimate, used only to place the stop-loss)."""
+    its intent stream (the whole stream as Redis holds it), then, when the trader has a
+    journal, re-queue the requests accepted but not processed (:meth:`CopyTrader.resume`; those
+    whose target is on the stream already are not traded again). Returns how many markets were
+    restored. The entry price is the intent's reference price (an estimate, used only to place
+    the stop-loss)."""
     n = 0
+    published: set[str] = set()
     for account in trader.accounts:
         for d in await bus.read_all(bus.streams.intent(account)):
             ev = d.event
             if isinstance(ev, TargetPosition) and ev.strategy == trader.cfg.strategy:
                 trader.holdings[(account, ev.market)] = Holding(target=ev.target, entry=ev.reference_price)
+                published.add(ev.id)
                 n += 1
+    if trader.journal is not None:
+        requeued = await trader.resume(await trader.journal.load(), published)
+        if requeued:
+            log.warning("copytrade: %d request(s) accepted before the restart queued again", requeued)
     return n
 
 
@@ -50,7 +62,8 @@ async def serve(cfg: StackConfig, ccfg: CopytradeConfig, redis_url: str) -> int:
     async def publish(account: int, ev: Event) -> None:
         await bus.publish(bus.streams.intent(account), [ev])
 
-    trader = CopyTrader(ccfg, list(ccfg.accounts or [cfg.account_index]), venue, publish)
+    trader = CopyTrader(ccfg, list(ccfg.accounts or [cfg.account_index]), venue, publish,
+                        journal=RequestJournal(bus))
     restored = await restore(bus, trader)
     key = ccfg.api_key()
     if key is None:

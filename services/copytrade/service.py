@@ -15,6 +15,12 @@ first answer and never queued again. The intent's event id is derived from the a
 ``request_id`` (the executor drops an id it has seen), and the intent is an **absolute** target,
 so re-publishing it after a failure never trades twice (seed 004's retry re-sent market orders).
 Each request's ``client_order_index`` (derived from its id, 1 .. 2^48-1) is reported with it.
+
+Durability: with a :class:`~services.copytrade.journal.RequestJournal`, a request is recorded on
+``{ns}:copytrade:requests`` before it is answered (a write failure answers 503: not accepted)
+and again when processed; :meth:`CopyTrader.resume` re-queues at start-up, in order, those a
+stopped process had accepted but not processed, and remembers the processed ones (a repeated
+``request_id`` stays a duplicate across restarts).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from prometheus_client import Counter, Gauge
 
 from services.copytrade.config import CopytradeConfig
 from services.copytrade.engine import Plan, plan_adjust, plan_trade
+from services.copytrade.journal import JournalEntries, JournalUnavailable, RequestJournal
 from services.copytrade.venue import AccountNotFound, VenueReader, VenueUnavailable
 from shared.events import Event, StopLossIntent, TargetPosition, derive_id
 from shared.markets import MarketInfo
@@ -112,6 +119,7 @@ class CopyTrader:
         publish: publishes one intent.
         source: ``source`` of the intents.
         sleep: ``asyncio.sleep`` (tests pass a no-op).
+        journal: where accepted and processed requests are recorded (None: in memory only).
     """
 
     cfg: CopytradeConfig
@@ -120,6 +128,7 @@ class CopyTrader:
     publish: Publisher
     source: str = "copytrade"
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    journal: RequestJournal | None = None
     requests: OrderedDict[str, RequestRecord] = field(default_factory=OrderedDict)
     holdings: dict[tuple[int, str], Holding] = field(default_factory=dict)
     _queues: dict[int, asyncio.Queue[RequestRecord]] = field(default_factory=dict)
@@ -153,26 +162,82 @@ class CopyTrader:
         return m
 
     # ------------------------------------------------------------------ requests
-    def submit(self, kind: str, account: int, market: MarketInfo, params: dict[str, Any],
-               request_id: str | None) -> tuple[RequestRecord, bool]:
-        """Queue a request; returns (record, new). A known ``request_id`` returns its record
-        and queues nothing (``new`` False)."""
+    async def submit(self, kind: str, account: int, market: MarketInfo, params: dict[str, Any],
+                     request_id: str | None) -> tuple[RequestRecord, bool]:
+        """Record (journal) and queue a request; returns (record, new). A known ``request_id``
+        returns its record and queues nothing (``new`` False).
+
+        Raises:
+            JournalUnavailable: the request could not be recorded (it is not accepted)."""
         if request_id and request_id in self.requests:
             return self.requests[request_id], False
         rid = request_id or new_request_id()
         rec = RequestRecord(rid, kind, account, market.symbol, params, client_order_index(rid))
-        self.requests[rid] = rec
+        self.requests[rid] = rec  # before the await: a concurrent repeat is a duplicate
+        if self.journal is not None:
+            try:
+                await self.journal.accepted(rec.to_json())
+            except JournalUnavailable:
+                self.requests.pop(rid, None)
+                raise
+        self._trim()
+        self._enqueue(rec)
+        return rec, True
+
+    def _trim(self) -> None:
+        """Forget the oldest finished records beyond ``requests_kept``."""
         while len(self.requests) > self.cfg.requests_kept:
             old = next(iter(self.requests.values()))
             if old.status in ("queued", "processing"):
                 break
             self.requests.popitem(last=False)
+
+    def _enqueue(self, rec: RequestRecord) -> None:
+        account = rec.account_index
         q = self._queues.setdefault(account, asyncio.Queue())
         q.put_nowait(rec)
         QUEUE_DEPTH.labels(str(account)).set(q.qsize())
         if account not in self._workers or self._workers[account].done():
             self._workers[account] = asyncio.create_task(self._worker(account), name=f"copytrade-{account}")
-        return rec, True
+
+    async def resume(self, entries: JournalEntries, published: set[str]) -> int:
+        """Start-up: take over the requests a stopped process recorded (``entries``, oldest
+        first). Processed ones are remembered (answers and duplicates); an accepted one whose
+        ``TargetPosition`` id (``published``: the intent ids on the intent streams) is out already
+        is recorded ``done`` (``detail`` says so; not traded again); the others are queued again
+        in acceptance order, each on its account's queue. Call before serving, after the
+        holdings are restored. Returns how many were queued again.
+
+        Raises:
+            JournalUnavailable: a ``done`` record could not be written.
+        """
+        requeued = 0
+        for acc in entries.accepted:
+            rid = acc["request_id"]
+            if rid in self.requests:
+                continue
+            fin = entries.processed.get(rid)
+            try:
+                rec = RequestRecord(**(fin or acc))
+            except TypeError:
+                log.warning("skipping malformed request record %s", rid)
+                continue
+            self.requests[rid] = rec
+            if fin is not None:
+                continue
+            if rec.account_index not in self.accounts:
+                rec.status, rec.detail = "failed", "account no longer served"
+            elif derive_id(self.cfg.strategy, rec.account_index, rid) in published:
+                rec.status, rec.detail = "done", "target published before a restart"
+            else:
+                rec.status = "queued"
+                self._enqueue(rec)
+                requeued += 1
+                continue
+            if self.journal is not None:
+                await self.journal.processed(rec.to_json())
+        self._trim()
+        return requeued
 
     async def drain(self) -> None:
         """Wait until every queued request is processed (tests, shutdown)."""
@@ -180,7 +245,8 @@ class CopyTrader:
             await q.join()
 
     async def stop(self) -> None:
-        """Cancel the workers (queued requests are lost, as in seed 004: in-memory queues)."""
+        """Cancel the workers (queued requests are kept only on the journal, if there is one:
+        :meth:`resume` takes them over)."""
         for t in self._workers.values():
             t.cancel()
         for t in self._workers.values():
@@ -196,12 +262,19 @@ class CopyTrader:
             QUEUE_DEPTH.labels(str(account)).set(q.qsize())
             try:
                 await self._process(rec)
+            except asyncio.CancelledError:  # stopping: not processed (resume takes it over)
+                q.task_done()
+                raise
             except Exception as exc:  # a bug must not kill the account's queue
                 log.exception("request %s failed", rec.request_id)
                 rec.status, rec.detail = "failed", f"internal error: {type(exc).__name__}"
-            finally:
-                REQUESTS.labels(rec.kind, rec.status).inc()
-                q.task_done()
+            REQUESTS.labels(rec.kind, rec.status).inc()
+            if self.journal is not None:
+                try:
+                    await self.journal.processed(rec.to_json())
+                except JournalUnavailable as exc:  # re-queued at a restart unless its target is out
+                    log.warning("request %s: processed but not recorded: %s", rec.request_id, exc)
+            q.task_done()
 
     async def _process(self, rec: RequestRecord) -> None:
         rec.status = "processing"

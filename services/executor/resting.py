@@ -211,7 +211,7 @@ class RestingSets:
                 lots = allowed
         return lots, reduce_only
 
-    def _on_stop(self, ev: StopLossIntent, out: _Out) -> None:
+    def _on_stop(self, ev: StopLossIntent, out: _Out, restored: bool = False) -> None:
         """Replace ``ev.strategy``'s stop-loss in ``ev.market``: cancel its live stop order,
         then (``size`` > 0) place a reduce-only ``stop-loss`` of ``size`` (rounded down to lots)
         triggered at ``trigger_price`` (sell stops rounded down, buy stops up: never nearer the
@@ -219,8 +219,10 @@ class RestingSets:
         (``OrderRejected(code=0)``) while halted, for an unknown market, a bad price or size, or
         a size below the market minimums. Untriggered stops are off the book: the self-trade
         guard and the resting-order limits ignore them; a stop fill moves the strategy's
-        standing target to its new position (:meth:`on_venue_trade`), so it is not bought back."""
-        if self._paused(ev.strategy):
+        standing target to its new position (:meth:`on_venue_trade`), so it is not bought back.
+        Ignored while the strategy is paused, unless ``restored`` (a stop restored at start-up,
+        see ``Restore.restore_intents``: it stood before the pause)."""
+        if self._paused(ev.strategy) and not restored:
             return
         m = self.markets.get(ev.market)
         if m is None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
+
 from shared.events import (
     CancelIntent,
     Control,
@@ -20,6 +22,7 @@ from shared.events import (
     PositionSnapshot,
     QuoteIntent,
     RestingOrders,
+    StopLossIntent,
     TargetPosition,
 )
 
@@ -88,11 +91,17 @@ class Restore:
 
         Per (strategy, market) the latest :class:`~shared.events.TargetPosition` is kept, and
         the latest resting wish: a ``QuoteIntent``/``RestingOrders``, unless a later
-        ``CancelIntent`` of that strategy for that market (or all markets) withdrew it. They
+        ``CancelIntent`` of that strategy for that market (or all markets) withdrew it, and the
+        latest :class:`~shared.events.StopLossIntent` unless its size is 0 (a cancel) -- the
+        shutdown canceled the stop on the venue. A ``pause`` keeps the stops (live, a pause
+        leaves them resting: they protect the position); a ``kill`` or a ``flatten`` of the
+        strategy drops them (live, both cancel them). They
         are applied at the market's first two-sided ``Bbo``/``BookSnapshot`` while the engine
         is not halted, exactly as if they had just arrived: targets are recorded and the market
         rebalanced (the strategies get the refusals), resting sets go through the diff and the
-        risk gate. An intent older than ``max_intent_age_ms`` before that market data's time is
+        risk gate, then stops are placed (also for a paused strategy, as they stood at the
+        shutdown) if the strategy's virtual position is on the side the stop protects, at most
+        that position's size (a stop that fired meanwhile left no position: not restored). An intent older than ``max_intent_age_ms`` before that market data's time is
         **not** restored (stale: dropped, its target not recorded). A newer intent of the same
         (strategy, market) arriving meanwhile replaces the restored one (before the market's
         first touch it takes the restored one's place and is applied with them, see
@@ -111,7 +120,7 @@ class Restore:
                 controls += 1
                 self._control_state(ev)
                 self._fold_control_wishes(ev, kept, flattens)
-            elif isinstance(ev, TargetPosition | QuoteIntent | RestingOrders) and (
+            elif isinstance(ev, TargetPosition | QuoteIntent | RestingOrders | StopLossIntent) and (
                     self.killed or self._paused(ev.strategy)):
                 continue  # refused (and forgotten) live while killed, ignored while paused
             elif isinstance(ev, TargetPosition):
@@ -120,6 +129,10 @@ class Restore:
             elif isinstance(ev, QuoteIntent | RestingOrders):
                 kept.pop(("resting", ev.strategy, ev.market), None)
                 kept[("resting", ev.strategy, ev.market)] = ev
+            elif isinstance(ev, StopLossIntent):
+                kept.pop(("stop", ev.strategy, ev.market), None)
+                if ev.size > 0:  # size 0 only cancels
+                    kept[("stop", ev.strategy, ev.market)] = ev
             elif isinstance(ev, CancelIntent):
                 for k in [k for k in kept if k[0] == "resting" and k[1] == ev.strategy
                           and (ev.market is None or k[2] == ev.market)]:
@@ -141,7 +154,8 @@ class Restore:
         """What a ``Control`` of the restored control stream does to the wishes restored so far
         (``kept``: (kind, strategy, market) -> intent) and the flattens to resume (``flattens``:
         target -> flatten): a kill drops all; ``resume *`` ends the flattens; pause and flatten
-        drop their target's wishes; a flatten is recorded (``flatten *`` replaces the others)."""
+        drop their target's wishes (a pause not its stops: live, they stay resting); a flatten
+        is recorded (``flatten *`` replaces the others)."""
         who = ev.target
         if ev.command == "kill":
             kept.clear()
@@ -150,7 +164,8 @@ class Restore:
             if who == "*":
                 flattens.clear()
         elif ev.command in ("pause", "flatten"):
-            for k in [k for k in kept if who == "*" or k[1] == who]:
+            for k in [k for k in kept if (who == "*" or k[1] == who)
+                      and (k[0] != "stop" or ev.command == "flatten")]:
                 del kept[k]
             if ev.command == "flatten":
                 if who == "*":
@@ -185,13 +200,15 @@ class Restore:
             drop.append(("target", ev.strategy, ev.market))
         elif isinstance(ev, QuoteIntent | RestingOrders):
             drop.append(("resting", ev.strategy, ev.market))
+        elif isinstance(ev, StopLossIntent):
+            drop.append(("stop", ev.strategy, ev.market))
         elif isinstance(ev, CancelIntent):
             drop.append(("resting", ev.strategy, ev.market))
         elif isinstance(ev, Control) and ev.command in ("pause", "kill", "flatten"):
             who = "*" if ev.command == "kill" else ev.target
             drop += [("target", who, None), ("resting", who, None)]
             if ev.command != "pause":  # a kill ends a flatten to resume; a new flatten replaces it
-                drop.append(("flatten", who, None))
+                drop += [("flatten", who, None), ("stop", who, None)]  # ... and both cancel stops
         elif isinstance(ev, Control) and ev.command == "resume" and ev.target == "*":
             drop.append(("flatten", "*", None))
         for kind, strategy, market in drop:
@@ -203,6 +220,21 @@ class Restore:
                     del wishes[key]
                 if not wishes:
                     del self._restored[mk]
+
+    def _restore_stop(self, ev: StopLossIntent, cause: Event) -> list[Event]:
+        """Place the restored stop-loss ``ev`` (see :meth:`restore_intents`) if its strategy's
+        virtual position in the market is on the side it protects (a sell stop: long), with its
+        size clipped to that position (base units). Returns the events."""
+        st = self.strats.get((ev.strategy, ev.market))
+        held = st.position if st is not None else 0.0
+        protected = held if ev.side == "sell" else -held
+        if not protected > 0:
+            return []
+        if ev.size > protected:
+            ev = msgspec.structs.replace(ev, size=protected)
+        o = _Out(key=f"restore:{ev.market}:{cause.id}:{ev.id}", ts=cause.ts_event, causation_id=ev.id)
+        self._on_stop(ev, o, restored=True)
+        return o.events
 
     def _activate_restored(self, market: str, cause: Event) -> list[Event]:
         """Apply the restored wishes of ``market`` (its touch is known now; see
@@ -241,6 +273,10 @@ class Restore:
             elif isinstance(ev, RestingOrders):
                 self._on_resting(ev, o)
             events += o.events
+        for (kind, _strategy), ev in wishes.items():
+            if kind == "stop" and not self._stale(ev):
+                assert isinstance(ev, StopLossIntent)
+                events += self._restore_stop(ev, cause)
         guards = _Out(key=f"restore:{market}:{cause.id}:guards", ts=cause.ts_event, causation_id=cause.id)
         self._eval_guards(market, guards)
         return events + guards.events

@@ -92,6 +92,7 @@ from shared.events import (
     QuoteIntent,
     RestingOrders,
     RiskState,
+    StopLossIntent,
     TargetPosition,
     decode,
 )
@@ -399,7 +400,7 @@ class ExecutorService(BatchHandler):
             self.seen.add(ev.id)  # applied by the fold: not again when the group delivers it
         if restored:
             RESTORED_INTENTS.inc(restored)
-            log.info("reconcile: %d standing target(s)/resting wish(es) restored from the intent stream; "
+            log.info("reconcile: %d standing target(s)/resting wish(es)/stop-loss(es) restored from the intent stream; "
                      "applied at each market's first market data", restored)
         if controls:
             RESTORED_CONTROLS.inc(len(controls))
@@ -475,8 +476,8 @@ class ExecutorService(BatchHandler):
         entry id, event)``: read backwards
         (XREVRANGE, ``chunk`` entries per call) back to ``max_intent_age_ms`` before the newest
         intent's ``ts_event`` (the whole stream when the age check is off), at most
-        ``max_entries`` entries. Only ``TargetPosition``, ``QuoteIntent``, ``RestingOrders`` and
-        ``CancelIntent``; undecodable entries are skipped (the consumer dead-letters them)."""
+        ``max_entries`` entries. Only ``TargetPosition``, ``QuoteIntent``, ``RestingOrders``,
+        ``StopLossIntent`` and ``CancelIntent``; undecodable entries are skipped (the consumer dead-letters them)."""
         stream = self.bus.streams.intent(self.cfg.account_index)
         age_ns = self.ecfg.max_intent_age_ms * 1_000_000
         newest: int | None = None
@@ -494,7 +495,7 @@ class ExecutorService(BatchHandler):
                     ev = decode(raw) if raw is not None else None
                 except DecodeError:
                     ev = None
-                if not isinstance(ev, TargetPosition | QuoteIntent | RestingOrders | CancelIntent):
+                if not isinstance(ev, TargetPosition | QuoteIntent | RestingOrders | StopLossIntent | CancelIntent):
                     continue
                 if newest is None:
                     newest = ev.ts_event

@@ -269,3 +269,33 @@ async def test_cancel_scope_none_cancels_nothing(venue_executor):
     await h.wait_for(lambda evs: sum(isinstance(e, RiskState) and e.state == "running" for e in evs) >= 2)
     await asyncio.sleep(0.3)  # a cancel, had one been sent, would be taken by now
     assert len(await h.active_orders(BTC_ID)) == 2 and await _Driver(h).txs() == txs
+
+
+async def test_copytrade_stop_loss_is_back_on_the_venue_after_a_restart(venue_executor):
+    # a graceful stop: the shutdown cancels our orders, the stop included; the restart places it again
+    from shared.events import StopLossIntent
+
+    h = await venue_executor(_recording(), ["BTC"])
+    d = _Driver(h)
+    await d.bbo()
+    await h.wait_for(lambda evs: "BTC" in h.svc.engine.bbo)
+    await d.target(0.002, strategy="copytrade")
+    await h.wait_for(lambda evs: _position(evs, "copytrade") == pytest.approx(0.002))
+    sl = StopLossIntent(id="sl1", ts_event=time.time_ns(), source="copytrade", strategy="copytrade", market="BTC",
+                        side="sell", trigger_price=113000.0, size=0.002)
+    await h.bus.publish(h.bus.streams.intent(ACCT), [sl])
+    (before,) = await _wait_active(h, lambda o: len(o) == 1)
+    assert (before["is_ask"], before["trigger_price"], before["type"]) == (True, "113000.0", "stop-loss")
+
+    await h.stop_executor()
+    await _wait_active(h, lambda o: o == [])  # cancel_on_shutdown canceled it
+    await h.start_executor()
+    n_before = len(await h.bus.read_all(h.exec_stream))
+    await d.bbo()  # the restored stop is placed at the first market data
+    (after,) = await _wait_active(h, lambda o: len(o) == 1)
+    assert (after["is_ask"], after["trigger_price"], after["type"], after["reduce_only"]) == (
+        True, "113000.0", "stop-loss", True)
+    assert after["remaining_base_amount"] == "0.00200"
+    evs = await h.wait_for(lambda evs: any(isinstance(e, OrderAccepted) for e in evs[n_before:]))
+    (acc,) = [e for e in evs[n_before:] if isinstance(e, OrderAccepted)]
+    assert (acc.strategy, acc.causation_id, acc.order_type) == ("copytrade", "sl1", "stop-loss")
