@@ -11,12 +11,10 @@ the venue knows (the exec stream carries positions and fills, not collateral), a
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Protocol
 
-import aiohttp
-
+from shared.lighter_rest import LighterRest, RestError
 from shared.markets import MarketInfo
 
 log = logging.getLogger(__name__)
@@ -55,7 +53,8 @@ class VenueReader(Protocol):
 
 
 class RestVenue:
-    """:class:`VenueReader` over Lighter's REST API.
+    """:class:`VenueReader` over Lighter's REST API (the shared read client,
+    :class:`shared.lighter_rest.LighterRest`; its errors become :class:`VenueUnavailable`).
 
     Args:
         base_url: e.g. ``http://127.0.0.1:8090`` (``/api/v1`` is appended).
@@ -63,43 +62,24 @@ class RestVenue:
     """
 
     def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
-        self.base = base_url.rstrip("/") + "/api/v1"
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        self.rest = LighterRest(base_url, timeout_s)
 
     async def close(self) -> None:
         """Close the HTTP session."""
-        if self._session is not None:
-            await self._session.close()
+        await self.rest.close()
 
     async def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
         try:
-            async with self._session.get(f"{self.base}/{path}", params={k: str(v) for k, v in params.items()}) as r:
-                text, status = await r.text(), r.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise VenueUnavailable(f"GET {path}: {type(exc).__name__}") from None
-        try:
-            body = json.loads(text)
-        except ValueError:
-            raise VenueUnavailable(f"GET {path}: HTTP {status}, not JSON") from None
-        if not isinstance(body, dict) or status != 200 or body.get("code", 200) not in (200, 0):
-            code = body.get("code") if isinstance(body, dict) else None
-            raise VenueUnavailable(f"GET {path}: HTTP {status} code {code}")
-        return body
+            return await self.rest.get(path, params)
+        except RestError as exc:
+            raise VenueUnavailable(str(exc)) from None
 
     async def markets(self) -> dict[str, MarketInfo]:
         """Perp markets by symbol from ``orderBookDetails`` (entries that do not parse are skipped)."""
-        body = await self._get("orderBookDetails", {})
-        out: dict[str, MarketInfo] = {}
-        for d in body.get("order_book_details") or []:
-            try:
-                m = MarketInfo.from_lighter(d)
-            except (KeyError, ValueError, TypeError):
-                continue
-            out[m.symbol] = m
-        return out
+        try:
+            return await self.rest.markets()
+        except RestError as exc:
+            raise VenueUnavailable(str(exc)) from None
 
     async def mid(self, market: MarketInfo) -> float:
         """Mid price from ``orderBookOrders`` (limit 1). Raises :class:`VenueUnavailable` on an empty book."""

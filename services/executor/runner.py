@@ -96,6 +96,7 @@ from shared.events import (
     TargetPosition,
     decode,
 )
+from shared.lighter_rest import RestError
 from shared.markets import MarketInfo
 from shared.metrics import (
     EVENTS_OUT,
@@ -112,6 +113,7 @@ from shared.service import (
     install_stop_handlers,
     setup_logging,
 )
+from shared.venue.errors import VenueError
 from shared.venue.reports import VenueOrder, VenueTrade
 
 from .config import ExecutorConfig
@@ -144,9 +146,7 @@ from .signer import Signer, SignError, generate_key
 from .venue import (
     AccountFeed,
     LighterRest,
-    RestError,
     SendResult,
-    VenueError,
     feed_reports,
     parse_order,
     parse_position,

@@ -9,8 +9,9 @@ import itertools
 
 from executor_kit import ACCT, BTC, ETH, lighter_trade, make_engine, of
 
-from services.executor.venue import RestError, feed_reports, parse_order, parse_position, parse_trade
+from services.executor.venue import feed_reports, parse_order, parse_position, parse_trade
 from shared.events import Fill as FillEvent
+from shared.lighter_rest import RestError
 from shared.venue import lighter_json as LJ
 from shared.venue.errors import VenueError
 from shared.venue.matching import Fill, Order, Position
