@@ -254,6 +254,15 @@ def build_app(trader: CopyTrader, api_key: str | None) -> FastAPI:
         state["api_healthy"] = True
         return out
 
+    _add_ops_routes(app, trader, state, started)
+
+    return app
+
+
+def _add_ops_routes(app: FastAPI, trader: CopyTrader, state: dict[str, bool], started: float) -> None:
+    """``GET /health`` (liveness, venue reachability, queued requests; no key needed) and
+    ``GET /metrics`` (Prometheus text format) on ``app``."""
+
     @app.get("/health", response_model=Health)
     async def health() -> dict[str, Any]:
         """Liveness (no key needed)."""
@@ -266,5 +275,3 @@ def build_app(trader: CopyTrader, api_key: str | None) -> FastAPI:
     async def metrics() -> Response:
         """Prometheus metrics (text format)."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return app
