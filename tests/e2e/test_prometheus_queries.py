@@ -61,6 +61,9 @@ EMPTY_IN_A_HEALTHY_RUN: dict[str, str] = {
     "ExecutorQuoteUpdatesDeferred": "alert: more than 20 quote updates held back in 10 min",
     "ExecutorRateLimited": "alert: the venue refused requests with 23000",
     "HedgerStuckInEmergency": "alert: the hedger in emergency for 2 min",
+    "ExecutorGuardEngaged": "alert: an inventory or self-trade guard engaged at a scrape; whether one does "
+                            "in a 40-minute slice depends on the run (one clean-clone run had none)",
+    "HedgerEmergency": "alert: the hedger in emergency at a scrape (depends on the maker's inventory path)",
     "Executor guard engagements and self-trade refusals (1 h)": "a self-trade refusal needs a taker order "
                                                                 "crossing our own quote",
     "Rejects by code (5m)": "a run without refused orders is healthy",
