@@ -13,6 +13,7 @@ the ledger have their own handlers.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -74,10 +75,11 @@ def consumer_name(service: str) -> str:
     return f"{service}@{socket.gethostname()}:{os.getpid()}"
 
 
-class BatchHandler:
+class BatchHandler(abc.ABC):
     """The service-specific part of consuming, driven by a :class:`ConsumerLoop`.
 
-    Override :meth:`on_batch`; the other hooks are optional. Per fetched batch the loop calls,
+    Implement :meth:`on_batch` (abstract: a handler without it cannot be created); the other
+    hooks are optional. Per fetched batch the loop calls,
     in order: :meth:`gather` (may add deliveries or reorder the batch), then screens each
     delivery (undecodable -> dead letter; :meth:`reject_reason` -> dead letter with that reason;
     :meth:`dedup_key` ``None`` -> acknowledged unhandled; a key seen before -> dropped as a
@@ -99,16 +101,17 @@ class BatchHandler:
         ``consumer.fetch_new()``; every delivery returned is committed."""
         return batch
 
+    @abc.abstractmethod
     async def on_batch(self, deliveries: list[Delivery]) -> list[tuple[str, Event]] | None:
         """Process the screened deliveries (decoded, valid, new; possibly none). Returns the
         ``(stream, event)`` outputs to publish atomically with the acknowledgement, or ``None``
         to commit nothing (the whole batch stays pending, e.g. stopped before a DB write
         succeeded). Setting ``d.error`` on a delivery dead-letters it with that reason."""
-        raise NotImplementedError
 
     async def after_commit(self, deliveries: list[Delivery], outputs: list[tuple[str, Event]]) -> None:
         """Runs after the commit, outside the loop's lock (default: nothing); e.g. send the
         orders the committed outputs announced."""
+        return None
 
 
 class ConsumerLoop:

@@ -162,5 +162,5 @@ async def test_run_reclaims_a_dead_consumers_pending_entries(redis_client, names
 
 
 def test_base_handler_requires_on_batch():
-    with pytest.raises(NotImplementedError):
-        asyncio.run(BatchHandler().on_batch([]))
+    with pytest.raises(TypeError, match="on_batch"):
+        BatchHandler()  # type: ignore[abstract]
