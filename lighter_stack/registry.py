@@ -103,12 +103,3 @@ def config_sections() -> dict[str, type[Any]]:
 def strategy_services() -> list[ServiceSpec]:
     """The services that trade through the executor, in start order."""
     return [s for s in SERVICES.values() if s.strategy is not None]
-
-
-def by_strategy(name: str) -> ServiceSpec | None:
-    """The service whose default strategy name or service name is ``name`` (``trend`` or
-    ``strategy-trend``), or None."""
-    for s in SERVICES.values():
-        if s.strategy is not None and name in (s.strategy, s.name, s.name.replace("-", "_")):
-            return s
-    return None

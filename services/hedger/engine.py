@@ -224,7 +224,7 @@ class HedgerEngine(StrategyEngineBase):
                 return []
             st.bid, st.ask = event.bid_px, event.ask_px
             if st.limits is None:
-                mid = (event.bid_px + event.ask_px) / 2.0
+                mid = event.mid
                 st.limits = self.cfg.derived_limits(mid, unlisted_info(st.market, mid, self.market_info))
         elif isinstance(event, Fill | PositionSnapshot | GuardState):
             if not self._fold(event, st):

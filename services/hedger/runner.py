@@ -60,7 +60,7 @@ from shared.strategy_runner import (
 )
 
 from .config import load_section
-from .engine import SOURCE, HedgerEngine, Mode
+from .engine import SOURCE, HedgerEngine, Mode, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,7 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
     Raises:
         ConfigError: invalid ``services.hedger`` section.
     """
-    hcfg = load_section(cfg)
-    engine = HedgerEngine(hcfg, hcfg.resolve_markets(cfg.markets), source=SOURCE)
+    engine = make_engine(cfg, source=SOURCE)
     for m in engine.markets:  # create every counter series at 0, so increase() sees the first increment
         for mode in get_args(Mode):
             HEDGES.labels(m, mode)

@@ -286,7 +286,7 @@ class MakerEngine(StrategyEngineBase):
             if st is None or not usable_bbo(event):
                 return []
             if st.sizing is None or not (st.tick and st.soft and st.hard):
-                self._size_unlisted(st, (event.bid_px + event.ask_px) / 2.0)
+                self._size_unlisted(st, event.mid)
             return self._on_bbo(event, st)
         if isinstance(event, Trade):
             st = self._m.get(event.market)

@@ -44,7 +44,7 @@ from shared.strategy_runner import (
 from shared.strategy_runner import restore_fills as restore_strategy_fills
 
 from .config import SECTION, GridConfig
-from .engine import SOURCE, GridEngine
+from .engine import SOURCE, GridEngine, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +109,7 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
     Raises:
         ConfigError: invalid ``services.strategy-grid`` section or a market without sizing.
     """
-    gcfg = cfg.section(SECTION, GridConfig)
-    engine = GridEngine(gcfg, gcfg.resolve_markets(cfg.markets), source=SOURCE)
+    engine = make_engine(cfg, source=SOURCE)
     return build_runner(SOURCE, engine, MeteredEngine(engine, Counts(engine).publish), cfg, bus, consumer), engine
 
 

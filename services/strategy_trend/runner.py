@@ -37,7 +37,7 @@ from shared.strategy_runner import (
 from shared.strategy_runner import restore_fills as restore_strategy_fills
 
 from .config import TrendConfig
-from .engine import SOURCE, TrendEngine
+from .engine import SOURCE, TrendEngine, make_engine
 
 SECTION = "strategy-trend"
 P = f"{PREFIX}trend_"
@@ -76,8 +76,7 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
     Raises:
         ConfigError: invalid ``services.strategy-trend`` section or a market without sizing.
     """
-    tcfg = cfg.section(SECTION, TrendConfig)
-    engine = TrendEngine(tcfg, tcfg.resolve_markets(cfg.markets), source=SOURCE)
+    engine = make_engine(cfg)
     metered = MeteredEngine(engine, lambda m: publish_state(m, engine.state(m)), SIGNALS)
     return build_runner(SOURCE, engine, metered, cfg, bus, consumer), engine
 
