@@ -42,6 +42,7 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shared.bus import split_id
 from shared.events import AnyEvent, DecodeError, decode
 from shared.markets import MarketInfo
 
@@ -100,12 +101,6 @@ class Row:
         """The decoded event. Raises :class:`shared.events.DecodeError` for a dead letter or a
         broken entry."""
         return decode(self.raw)
-
-
-def split_id(entry_id: str) -> tuple[int, int]:
-    """``"1700000000000-3"`` -> ``(1700000000000, 3)``. Raises ValueError on another shape."""
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def stream_key(namespace: str, stream: str) -> str:

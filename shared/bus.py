@@ -315,3 +315,9 @@ async def group_lag(redis: aioredis.Redis, stream: str, group: dict[str, Any]) -
     last = group.get("last-delivered-id")
     last = last.decode() if isinstance(last, bytes) else last
     return len(await redis.xrange(stream, min=f"({last}", max="+", count=100_000))
+
+
+def split_id(entry_id: str) -> tuple[int, int]:
+    """``"1700000000000-3"`` -> ``(1700000000000, 3)``. Raises ValueError on another shape."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

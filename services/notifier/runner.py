@@ -32,9 +32,9 @@ from prometheus_client import Counter, Gauge
 from redis.exceptions import ResponseError
 from telegram.error import TelegramError
 
-from shared.bus import Bus, Consumer, Delivery
+from shared.bus import Bus, Consumer, Delivery, split_id
 from shared.config import StackConfig
-from shared.control import control_event
+from shared.control import ControlError, control_event, publish_control
 from shared.events import Event
 from shared.metrics import PREFIX, start_http
 from shared.redis_util import async_client, resolve_redis_url
@@ -143,9 +143,9 @@ class NotifierService(BatchHandler):
             if upto is None and entries:
                 upto = entries[-1].entry_id
                 await self.bus.redis.xgroup_create(stream, self.cfg.group, id=upto, mkstream=True)
-            limit = _eid(upto) if upto else (0, 0)
-            history += [(_eid(d.entry_id), d.event) for d in entries
-                        if d.event is not None and _eid(d.entry_id) <= limit]
+            limit = split_id(upto) if upto else (0, 0)
+            history += [(split_id(d.entry_id), d.event) for d in entries
+                        if d.event is not None and split_id(d.entry_id) <= limit]
         history.sort(key=lambda x: x[0])
         for _, ev in history:
             with contextlib.suppress(Exception):
@@ -209,8 +209,11 @@ class NotifierService(BatchHandler):
         if cmd in ("pause", "resume") and not arg:
             return f"usage: /{cmd} STRATEGY|all"
         who = f"telegram /{cmd}" + (f" by {sender}" if sender else "")
-        ev = control_event(cmd, target, who, source=SERVICE, key=("telegram", update_id))
-        await self.bus.publish(self.bus.streams.control, [ev])
+        try:
+            ev = control_event(cmd, target, who, source=SERVICE, key=("telegram", update_id))
+        except ControlError as exc:  # e.g. "/kill grid": a kill takes no strategy
+            return f"/{cmd}: {exc}"
+        await publish_control(self.bus, ev)
         log.info("command /%s %s from the configured chat: Control %s published", cmd, ev.target, ev.id)
         return f"{cmd} {ev.target}: sent to the executor"
 
@@ -279,11 +282,6 @@ class NotifierService(BatchHandler):
             if self.chat is not None:
                 await self.chat.close()
             await http.cleanup()
-
-
-def _eid(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def make_chat(ncfg: NotifierConfig) -> TelegramChat | None:

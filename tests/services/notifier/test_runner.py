@@ -80,6 +80,11 @@ async def test_notices_batched_into_the_topic_and_commands_from_the_chat_only(
         # the notifier reads the control stream too: the kill is notified
         await fake_bot.wait_sent(lambda s: any("KILL switch" in str(m.get("text")) for m in s))
 
+        # a command the control builder refuses is answered, and commands keep working after it
+        fake_bot.command("/kill grid", chat_id=CHAT)
+        await fake_bot.wait_sent(lambda s: any("/kill: kill halts the whole account" in str(m.get("text")) for m in s))
+        assert len(await bus.read_all(bus.streams.control)) == 2
+
         fake_bot.command("/status", chat_id=CHAT)
         msgs = await fake_bot.wait_sent(lambda s: any("<b>Status</b>" in str(m.get("text")) for m in s))
         status = next(m["text"] for m in msgs if "<b>Status</b>" in str(m.get("text")))
