@@ -24,8 +24,8 @@ Start-up (fail closed):
    are dropped there). With them it reads the whole control stream (XRANGE, also a read: the
    entries may be acked already), merged with the intents by Redis entry id, so the operator's
    ``kill``/``pause``/``flatten``/``resume`` survive a restart: after a kill the executor stays
-   HALTED until ``resume *`` (a kill in force also cancels our resting orders, in that scope,
-   when ``cancel_on_start`` is off); a flatten is resumed. The ids of the folded ``Control`` events
+   HALTED until ``resume *`` (a kill in force also cancels the account's resting orders,
+   account-wide as the live kill, when ``cancel_on_start`` is off); a flatten is resumed. The ids of the folded ``Control`` events
    are marked seen, so the consumer group does not apply one again when it delivers an entry
    that arrived while the executor was down. Success -> RUNNING (HALTED after a kill, REDUCING
    while flattening); failure -> stays HALTED with the reason, retried every
@@ -382,7 +382,7 @@ class ExecutorService(BatchHandler):
             await self._publish(outs)
         if engine.killed and resting and not canceled:
             log.info("reconcile: kill switch in force: canceling %d resting order(s) of the account", resting)
-            await self._cancel_all_resting()
+            await self._cancel_all_resting("all")  # as the live kill did: account-wide
         log.info("reconciled: account positions %s; state %s", engine.account_pos, engine.state)
 
     async def _restore_from_streams(self) -> tuple[int, int]:
@@ -408,18 +408,19 @@ class ExecutorService(BatchHandler):
                         engine.control_summary())
         return restored, len(controls)
 
-    async def _cancel_all_resting(self) -> None:
-        """Cancel the resting orders of ``cancel_scope`` (start, shutdown, a kill in force at
-        start): ``all`` -> one account-wide cancel-all (tx 16); ``own`` and ``none`` -> the
-        account's active orders whose client order index is ours (:meth:`_own_order_cancels`),
-        one cancel tx (15) each; other bots' orders on the account stay.
+    async def _cancel_all_resting(self, scope: str | None = None) -> None:
+        """Cancel the resting orders of ``scope`` (default ``cancel_scope``; start and shutdown):
+        ``all`` -> one account-wide cancel-all (tx 16), as a live ``kill`` sends, and so a kill in
+        force at start; ``own`` and ``none`` -> the account's active orders whose client order
+        index is ours (:meth:`_own_order_cancels`), one cancel tx (15) each; other bots' orders
+        on the account stay.
 
         Raises:
             VenueError: the venue refused a cancel, or listing the active orders failed.
         """
         engine = self.engine
         assert engine is not None
-        if self.ecfg.cancel_scope == "all":
+        if (scope or self.ecfg.cancel_scope) == "all":
             res = await self._execute([engine.cancel_all_command(time.time_ns())])
             if not res[0].ok:
                 raise RestError(f"cancel-all failed: {res[0].code} {res[0].message}")
