@@ -409,7 +409,7 @@ class MatchingEngine:
             return []
         lo, hi = min(refs), max(refs)
         out: list[Update] = []
-        for o in sorted(self.stops[m.market_id].values(), key=lambda o: o.seq):
+        for o in list(self.stops[m.market_id].values()):  # insertion order is seq order
             if (lo <= o.trigger_price) if o.is_ask else (hi >= o.trigger_price):
                 del self.stops[m.market_id][o.order_index]
                 o.triggered = True

@@ -22,9 +22,6 @@ import msgspec
 from shared.markets import MarketInfo
 from shared.venue.matching import Fill, Order, Position
 
-FEE_TICK = 1e-6
-"""Lighter's fee unit: fees are integers in 1e-6 of the notional."""
-
 
 class VenueTrade(msgspec.Struct, frozen=True, kw_only=True):
     """A trade of the account (Lighter's ``account_all_trades`` Trade).
