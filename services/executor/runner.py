@@ -354,14 +354,13 @@ class ExecutorService(BatchHandler):
         await self.nonces.sync()
         positions = await self.rest.positions(self.cfg.account_index)
         token = self._auth_token()
-        resting = 0
-        for m in engine.markets.values():
-            orders = await self.rest.active_orders(self.cfg.account_index, m.market_id, token)
-            resting += len(orders)
+        listed = {m.market_id: await self.rest.active_orders(self.cfg.account_index, m.market_id, token)
+                  for m in engine.markets.values()}
+        resting = sum(map(len, listed.values()))
         canceled = False
         if resting and self.ecfg.cancel_on_start:
             log.info("reconcile: canceling %d resting order(s) of the account", resting)
-            await self._cancel_all_resting()
+            await self._cancel_all_resting(listed=listed)
             canceled = True
         try:
             await asyncio.wait_for(self.feed.connected.wait(), self.ecfg.reconcile_timeout_s)
@@ -408,12 +407,14 @@ class ExecutorService(BatchHandler):
                         engine.control_summary())
         return restored, len(controls)
 
-    async def _cancel_all_resting(self, scope: str | None = None) -> None:
+    async def _cancel_all_resting(self, scope: str | None = None,
+                                  listed: dict[int, list[dict[str, Any]]] | None = None) -> None:
         """Cancel the resting orders of ``scope`` (default ``cancel_scope``; start and shutdown):
         ``all`` -> one account-wide cancel-all (tx 16), as a live ``kill`` sends, and so a kill in
         force at start; ``own`` and ``none`` -> the account's active orders whose client order
         index is ours (:meth:`_own_order_cancels`), one cancel tx (15) each; other bots' orders
-        on the account stay.
+        on the account stay. ``listed``: the active orders per market id just read (start-up),
+        else they are read now.
 
         Raises:
             VenueError: the venue refused a cancel, or listing the active orders failed.
@@ -425,27 +426,32 @@ class ExecutorService(BatchHandler):
             if not res[0].ok:
                 raise RestError(f"cancel-all failed: {res[0].code} {res[0].message}")
             return
-        cmds, others = await self._own_order_cancels()
+        cmds, others = await self._own_order_cancels(listed)
         log.info("canceling %d resting order(s) of ours; %d other order(s) on the account are left alone",
                  len(cmds), others)
         failed = [r for r in await self._execute(cmds) if not r.ok]
         if failed:
             raise RestError(f"{len(failed)} of {len(cmds)} cancel(s) failed: {failed[0].code} {failed[0].message}")
 
-    async def _own_order_cancels(self) -> tuple[list[OrderCommand], int]:
+    async def _own_order_cancels(self, listed: dict[int, list[dict[str, Any]]] | None = None
+                                 ) -> tuple[list[OrderCommand], int]:
         """Cancel commands for the account's active orders (``accountActiveOrders`` per market,
         auth) whose client order index is ours: one of an ``OrderAccepted`` on our exec stream
         (folded at start, :attr:`own_cois`) or of a live order of the engine. Returns the
-        commands and the number of other active orders (not ours: left alone)."""
+        commands and the number of other active orders (not ours: left alone). ``listed``: the
+        active orders per market id when already read."""
         engine = self.engine
         assert engine is not None
         own = self.own_cois | set(engine.orders)
-        token = self._auth_token()
         now = time.time_ns()
         cmds: list[OrderCommand] = []
         others = 0
+        if listed is None:
+            token = self._auth_token()
+            listed = {m.market_id: await self.rest.active_orders(self.cfg.account_index, m.market_id, token)
+                      for m in engine.markets.values()}
         for m in engine.markets.values():
-            for o in await self.rest.active_orders(self.cfg.account_index, m.market_id, token):
+            for o in listed.get(m.market_id, ()):
                 rep = parse_order(m.market_id, o)
                 if rep is not None and rep.client_order_index in own:
                     coi = rep.client_order_index
