@@ -183,6 +183,9 @@ class ConsumerLoop:
             outputs = await self.handler.on_batch(deliveries)
             if outputs is None:
                 return False
+            for d in deliveries:
+                if d.error is not None:  # the handler refused it (e.g. an engine error): a dead letter
+                    self._dead(d)
             await self.consumer.commit(batch, outputs, self.service)
         for stream, _ev in outputs:
             EVENTS_OUT.labels(self.service, stream).inc()
@@ -241,7 +244,6 @@ def feed_engine(service: str, deliveries: Sequence[Delivery], on_event: Callable
         except Exception as exc:
             log.exception("engine failed on %s", d.event.id)
             d.error = f"engine error: {type(exc).__name__}: {exc}"
-            DEAD_LETTERS.labels(service, d.stream).inc()
             continue
         PROCESSING_SECONDS.labels(service).observe(time.perf_counter() - t0)
         outs.extend(produced)

@@ -120,4 +120,5 @@ async def test_runner_dedupes_redelivered_ids_and_dead_letters_engine_errors(red
     assert outs == [1000, 1001, 1003]  # duplicate b1 dropped, b2 failed
     dlq = await redis_client.xrange(bus.streams.dlq)
     assert len(dlq) == 1 and b"engine error: RuntimeError: boom" in dlq[0][1][b"reason"]
+    assert runner.loop.dead_letters == 1  # the loop counts the engine's dead letter like any other
     assert (await redis_client.xpending(src, "echo"))["pending"] == 0
