@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -18,8 +19,37 @@ import redis.asyncio as aioredis
 log = logging.getLogger(__name__)
 
 
+def _ephemeral_low(default: int = 32768) -> int:
+    """Lowest port of the kernel's ephemeral range (Linux ``ip_local_port_range``)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, chosen below the kernel's ephemeral
+    range: a port handed out by ``bind(0)`` comes from that range, where every outgoing
+    connection (Redis clients, HTTP) also takes its local port, so one picked there can be taken
+    before the process it is meant for binds it. A port is never handed out twice by one process
+    (several are often taken before any is bound). Falls back to ``bind(0)`` after 100 tries."""
+    low = _ephemeral_low()
+    if low > 11000:
+        for _ in range(100):
+            port = random.randrange(10000, low)
+            if port in _GIVEN:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _GIVEN.add(port)
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
