@@ -48,6 +48,7 @@ class ServerBase:
     start_account: int | None
     stats_interval_ns: int
     nonces: dict[tuple[int, int], int]
+    api_keys: dict[tuple[int, int], str]
     clients: set[Client]
     subs: dict[str, set[Client]]
     book_nonce: dict[int, int]

@@ -90,6 +90,7 @@ class VenueServer(FeedMessages, WsChannels, TxHandling, RestReads, SimControl):
         self.start_account = start_when_subscribed_account
         self.stats_interval_ns = int(market_stats_interval_s * 1e9)
         self.nonces: dict[tuple[int, int], int] = {}
+        self.api_keys: dict[tuple[int, int], str] = {}  # (account, api key index) -> registered public key (hex)
         self.clients: set[Client] = set()
         self.subs: dict[str, set[Client]] = {}
         self.book_nonce = {mid: 0 for mid in self.markets}

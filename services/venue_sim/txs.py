@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -101,9 +102,43 @@ class TxHandling(ServerBase):
             log.info("rejected tx type %s: %s", tx_type, exc)
             raise
 
+    def tx_handlers(self) -> dict[int, Callable[[dict[str, Any], str], int]]:
+        """The tx types venue-sim executes: tx type -> handler(tx_info dict, tx_hash) returning
+        the predicted execution time (ms). A handler validates its own fields and raises
+        :class:`VenueError`; the nonce advances only when it returns. Parts of the server add
+        their tx types by overriding this and extending the dict."""
+        return {TX_CREATE: self._engine_tx(TX_CREATE), TX_CANCEL: self._engine_tx(TX_CANCEL),
+                TX_CANCEL_ALL: self._engine_tx(TX_CANCEL_ALL)}
+
+    def _engine_tx(self, tx_type: int) -> Callable[[dict[str, Any], str], int]:
+        """The handler of an order tx the matching engine executes (after the speed bump)."""
+
+        def handle(info: dict[str, Any], tx_hash: str) -> int:
+            try:
+                tx = self._parse_tx(tx_type, info, tx_hash)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise VenueError(E.INVALID_TX_INFO, f"{type(exc).__name__}: {exc}") from None
+            acc = self.engine.submit(tx, self.clock())
+            if isinstance(tx, CreateOrder):
+                ORDERS.labels(self.markets[tx.market_id].symbol, tx.order_type, tx.time_in_force).inc()
+            return _ms(acc.exec_ns)
+
+        return handle
+
+    def authenticate_tx(self, tx_type: int, info: dict[str, Any], tx_info: str) -> str:
+        """Check that the tx may act for its ``AccountIndex``/``ApiKeyIndex`` and return its tx
+        hash (hex).
+
+        Raises:
+            VenueError: the account, key or signature is not valid.
+        """
+        return tx_hash_of(tx_info)
+
     def _send_tx(self, tx_type: int, tx_info: str) -> dict[str, Any]:
-        if tx_type not in (TX_CREATE, TX_CANCEL, TX_CANCEL_ALL):
-            raise VenueError(E.UNSUPPORTED_TX_TYPE, f"tx type {tx_type} (venue-sim supports 14, 15, 16)")
+        handler = self.tx_handlers().get(tx_type)
+        if handler is None:
+            raise VenueError(E.UNSUPPORTED_TX_TYPE,
+                             f"tx type {tx_type} (venue-sim supports {sorted(self.tx_handlers())})")
         try:
             info = json.loads(tx_info)
             acct, key, nonce = int(info["AccountIndex"]), int(info["ApiKeyIndex"]), int(info["Nonce"])
@@ -115,19 +150,13 @@ class TxHandling(ServerBase):
         expected = self.nonces.get((acct, key), 0)
         if nonce != expected:
             raise VenueError(E.INVALID_NONCE, f"nonce {nonce}, expected {expected} for account {acct} key {key}")
-        h = tx_hash_of(tx_info)
-        try:
-            tx = self._parse_tx(tx_type, info, h)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise VenueError(E.INVALID_TX_INFO, f"{type(exc).__name__}: {exc}") from None
-        acc = self.engine.submit(tx, self.clock())
+        h = self.authenticate_tx(tx_type, info, tx_info)
+        predicted_ms = handler(info, h)
         self.nonces[(acct, key)] = expected + 1
         TXS.labels(str(tx_type)).inc()
-        if isinstance(tx, CreateOrder):
-            ORDERS.labels(self.markets[tx.market_id].symbol, tx.order_type, tx.time_in_force).inc()
         self.on_tx()
         return {"code": 200, "message": json.dumps({"ratelimit": "didn't use volume quota"}), "tx_hash": h,
-                "predicted_execution_time_ms": _ms(acc.exec_ns), "volume_quota_remaining": 100_000}
+                "predicted_execution_time_ms": predicted_ms, "volume_quota_remaining": 100_000}
 
     def send_tx_batch(self, tx_types: str, tx_infos: str) -> dict[str, Any]:
         """One ``sendTxBatch`` request (one request of the rate limit, charged to the first
@@ -190,6 +219,7 @@ class TxHandling(ServerBase):
             acct = query_int(request, "account_index")
         except VenueError as exc:
             return error_response(exc)
-        keys = [{"account_index": a, "api_key_index": k, "nonce": n, "public_key": ""}
-                for (a, k), n in sorted(self.nonces.items()) if a == acct]
+        keys = [{"account_index": a, "api_key_index": k, "nonce": self.nonces.get((a, k), 0),
+                  "public_key": self.api_keys.get((a, k), "")}
+                for (a, k) in sorted(set(self.nonces) | set(self.api_keys)) if a == acct]
         return web.json_response({"code": 200, "api_keys": keys})
