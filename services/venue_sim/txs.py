@@ -12,15 +12,14 @@ from typing import Any
 
 from aiohttp import web
 
+from services.venue_sim.auth import AuthChecks
 from services.venue_sim.base import (
     ORDER_TYPES,
     TIF_CODES,
     TX_CANCEL,
     TX_CANCEL_ALL,
     TX_CREATE,
-    ServerBase,
     _ms,
-    tx_hash_of,
 )
 from services.venue_sim.httpio import error_response, query_int
 from services.venue_sim.metrics import ORDERS, REJECTS, TXS
@@ -32,7 +31,7 @@ from shared.venue.matching import CancelAll, CancelOrder, CreateOrder
 log = logging.getLogger("services.venue_sim.server")  # the server's logger, as before the split
 
 
-class TxHandling(ServerBase):
+class TxHandling(AuthChecks):
     """Txs in (REST and WS): rate limit, nonces, validation, scheduling."""
 
     def _parse_tx(self, tx_type: int, info: dict[str, Any], tx_hash: str) -> CreateOrder | CancelOrder | CancelAll:
@@ -124,15 +123,6 @@ class TxHandling(ServerBase):
             return _ms(acc.exec_ns)
 
         return handle
-
-    def authenticate_tx(self, tx_type: int, info: dict[str, Any], tx_info: str) -> str:
-        """Check that the tx may act for its ``AccountIndex``/``ApiKeyIndex`` and return its tx
-        hash (hex).
-
-        Raises:
-            VenueError: the account, key or signature is not valid.
-        """
-        return tx_hash_of(tx_info)
 
     def _send_tx(self, tx_type: int, tx_info: str) -> dict[str, Any]:
         handler = self.tx_handlers().get(tx_type)
