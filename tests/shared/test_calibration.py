@@ -110,10 +110,14 @@ def test_huge_jump_breaks_garch_and_the_rolling_std_is_used():
     bbos, trades = market_from_path(bids, rng)
     p = calibrate(bbos, trades, MKT)
     assert p.sigma_source == "rolling"
-    assert p.sigma_garch is not None and p.sigma_rolling is not None
-    assert p.sigma_garch / p.sigma_rolling > 5.0
     assert p.sigma == p.sigma_rolling == pytest.approx(np.std(np.diff(bids)[-900:], ddof=1), rel=1e-12)
-    assert any("differ by more than 5x, using rolling" in x for x in p.problems)
+    # depending on the arch release the fit either converges to a far-off sigma (arch 7) or
+    # does not converge at all (arch 8, optimizer flag 4): either way it is reported and unused
+    if p.sigma_garch is None:
+        assert any("GARCH fit failed" in x for x in p.problems)
+    else:
+        assert p.sigma_garch / p.sigma_rolling > 5.0
+        assert any("differ by more than 5x, using rolling" in x for x in p.problems)
     assert p.ok  # the fallback is a usable value: reported, not blocking
 
 
