@@ -77,6 +77,9 @@ def build(cfg: VenueSimConfig, account_index: int = 1001, redis: Any = None,
     replay = Replay(engine, events, server.publish, speed=cfg.speed, max_gap_s=cfg.max_gap_s, gate=gate)
     holder["replay"] = replay
     server.clock_is_wall = not cfg.lockstep
+    server.ws_idle_timeout_s = cfg.ws_idle_timeout_s
+    server.ws_max_subscriptions = cfg.ws_max_subscriptions
+    server.ws_messages_per_min = cfg.ws_messages_per_min
     if cfg.autostart:
         replay.start()
     return server, replay, server.app()

@@ -11,7 +11,9 @@ Signatures are not verified (the SDK's signer exports no verify function): ``Acc
 ``ApiKeyIndex`` and ``Nonce`` are trusted; the nonce must equal the next expected nonce of the
 (account, api key) pair (21104 otherwise) and advances only on accepted txs. ``ExpiredAt`` is
 checked against the wall clock (the SDK sets it from the wall clock). Every timestamp the venue
-emits (orders, trades, books) is *sim* time, i.e. the recording's time.
+emits (orders, trades, books) is venue time: the wall clock, or in lockstep the recording's time
+(see :mod:`~services.venue_sim.replay`). Reads are rate-limited per client IP
+(:mod:`~services.venue_sim.readmeter`).
 
 The server is assembled from parts with one job each: :mod:`~services.venue_sim.feed` (engine
 updates -> WS messages), :mod:`~services.venue_sim.ws` (connections, channels, snapshots),
@@ -37,6 +39,7 @@ from services.venue_sim.base import ACCOUNT_CHANNELS, TX_CANCEL, TX_CANCEL_ALL, 
 from services.venue_sim.control import SimControl
 from services.venue_sim.feed import FeedMessages
 from services.venue_sim.ratelimit import RequestMeter
+from services.venue_sim.readmeter import read_meter_middleware
 from services.venue_sim.rest import RestReads
 from services.venue_sim.txs import TxHandling
 from services.venue_sim.ws import Client, WsChannels
@@ -126,7 +129,7 @@ class VenueServer(FeedMessages, WsChannels, TxHandling, RestReads, SimControl):
 
     def app(self) -> web.Application:
         """The aiohttp application."""
-        app = web.Application()
+        app = web.Application(middlewares=[read_meter_middleware(self)])
         r = app.router
         r.add_get("/", self.h_root)
         r.add_get("/health", self.h_health)
