@@ -36,7 +36,7 @@ class VenueSimConfig(BaseModel):
             repo root).
         tier: ``standard`` (taker 300 ms, maker/cancel 200 ms, no fees) or ``premium``.
         taker_delay_ms, maker_delay_ms, cancel_delay_ms, maker_fee, taker_fee: override the tier
-            (delays in ms of sim time, fees as fractions of notional, 0.0002 = 2 bps).
+            (delays in ms of venue time, fees as fractions of notional, 0.0002 = 2 bps).
         initial_collateral: USDC of an account created on first use.
         market_stats_interval_s: at most one ``market_stats`` message per market per this many sim
             seconds.

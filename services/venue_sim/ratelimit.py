@@ -67,7 +67,7 @@ class AccountRequests:
             ones included.
         txs: txs carried by the admitted requests.
         weight_total: weight units of the admitted requests.
-        max_window: the most weight units admitted in any rolling 60 s of sim time (Standard:
+        max_window: the most weight units admitted in any rolling 60 s of venue time (Standard:
             requests, as they weigh 1).
         rate_limited: requests refused with 23000.
         window: ``(ts_ns, weight)`` of the admitted requests of the current window.
@@ -135,7 +135,7 @@ class RequestMeter:
         self._charge(b, now_ns, self.read_weight(endpoint), 0, f"ip {ip}")
 
     def admit(self, account: int, now_ns: int, txs: int = 1) -> None:
-        """Charge one request of ``txs`` txs to ``account`` at sim time ``now_ns``.
+        """Charge one request of ``txs`` txs to ``account`` at venue time ``now_ns``.
 
         Raises:
             RateLimited: ``enabled`` and the request would take the account's rolling-minute

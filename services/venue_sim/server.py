@@ -55,7 +55,7 @@ class VenueServer(FeedMessages, WsChannels, TxHandling, RestReads, SimControl):
     Args:
         engine: the venue model.
         markets: markets of the recording.
-        clock: returns the current sim time in ns (the replay's :meth:`sim_now`).
+        clock: returns the venue time in ns: the wall clock, or in lockstep the recording's (the replay's :meth:`sim_now`).
         fills_file: JSON-lines file to append fills to (None = in memory only).
         status_extra: returns replay fields for ``/sim/status`` (state, events replayed, total).
         on_start: called by ``POST /sim/start`` (and when ``start_when_subscribed`` is met).
@@ -70,7 +70,7 @@ class VenueServer(FeedMessages, WsChannels, TxHandling, RestReads, SimControl):
             ``recorded``: the public channels show the recorded top of book and recorded trades
             only (lockstep/parity mode: market data then equals the recording, as in a
             backtest).
-        meter: counts tx requests per account over a rolling minute of sim time and refuses
+        meter: counts tx requests per account over a rolling minute of venue time (reads per client IP) and refuses
             those over the rate limit (23000); default: Standard tier, 60 per minute, enforced.
     """
 

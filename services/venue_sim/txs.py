@@ -61,7 +61,7 @@ class TxHandling(AuthChecks):
 
     def _admit(self, tx_info: str, txs: int) -> None:
         """Charge one tx request of ``txs`` txs to the account of ``tx_info`` (its
-        ``AccountIndex``) at the current sim time, before any tx of it is processed.
+        ``AccountIndex``) at the current venue time, before any tx of it is processed.
         ``tx_info`` without a readable account is not charged (the tx path refuses it).
 
         Raises:
