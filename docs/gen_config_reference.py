@@ -52,7 +52,7 @@ MEANING = {
     VenueSimConfig: {
         "host": "bind address", "port": "REST + WS + /health + /metrics port",
         "recording": "recording to replay (relative to the repo root)",
-        "speed": "simulated seconds per wall second; <= 0 = as fast as possible",
+        "speed": "recorded seconds replayed per wall second (the venue clock stays the wall clock: limits and speed bump are real); <= 0 = as fast as possible",
         "max_gap_s": "recorded quiet stretches longer than this take max_gap_s/speed wall seconds",
         "autostart": "start the replay at once; false = wait for `POST /sim/start`",
         "start_when_subscribed": "start once every market's book and the account's channels have a subscriber",
@@ -71,9 +71,12 @@ MEANING = {
         "lockstep_settle_ms": "lockstep: wall ms the stack must stay quiet before the next step",
         "lockstep_timeout_s": "lockstep: longest wait for quiet before replaying on (warning)",
         "public_book": "`venue` (recorded level + our orders) or `recorded` (recording only); null = recorded in lockstep",
-        "rate_limit": "refuse tx requests over the rolling-minute limit (sim time) with 23000 before processing them; false = count only",
+        "rate_limit": "refuse tx requests (per account) and reads (per client IP) over the rolling-minute limit (venue time: wall, or recorded in lockstep) with HTTP 429 23000 before processing them; false = count only",
         "rate_limit_per_min": "tx request weight per rolling minute per account; null = the tier's (60 standard, 24000 premium); 0 = none",
         "request_weight": "weight of one sendTx/sendTxBatch request; null = the tier's (1 standard, 6 premium)",
+        "ws_idle_timeout_s": "a WebSocket that sends nothing (pings count) for this many wall seconds is closed (Lighter: 120)",
+        "ws_max_subscriptions": "channels per WebSocket connection; beyond: 23001 (Lighter: 500); 0 = none",
+        "ws_messages_per_min": "client messages per rolling wall minute per connection, txs not counted; beyond: 30009 (Lighter: 200); 0 = none",
     },
     CollectorConfig: {
         "markets": "markets to collect; null = top-level markets", "http_port": "/health and /metrics port",

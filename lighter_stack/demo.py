@@ -14,10 +14,12 @@ one JSON object::
     {"events": ..., "intents": ..., "orders": ..., "fills": ..., "ledger_fills": ...,
      "venue_fills": ..., "pnl_usd": ..., "strategy_fills": {strategy: ledger fills},
      "fills_attributed": bool, "max_requests_per_min": ..., "rate_limited": ...,
+     "reads_max_per_min": ..., "reads_rate_limited": ...,
      "self_trade_fills": ..., "self_trade_cancels": ..., "maker_pnl_split": {...}, "ok": bool}
 
 ``max_requests_per_min``, ``rate_limited`` and ``self_trade_*`` are venue-sim's counts for our
-account (``/sim/status`` ``accounts``, docs/venue-sim.md). Exit code 0 only when orders > 0,
+account (``/sim/status`` ``accounts``, docs/venue-sim.md); ``reads_*`` its counts of the reads
+of the whole stack (``reads_by_ip`` of 127.0.0.1: every service shares the loopback IP). Exit code 0 only when orders > 0,
 fills > 0, the ledger matches the venue, fills are attributed alike in the exec stream and the
 ledger, no fill has our account on both sides and, when the maker runs, it has fills.
 
@@ -418,6 +420,7 @@ class Demo:
         exec_by_strategy = Counter(f.strategy for f in self.fills)
         ledger_by_strategy = Counter(f.strategy for f in read_fills(f"sqlite:///{self.workdir / 'ledger.db'}"))
         account = (self.venue_status.get("accounts") or {}).get(str(acct)) or {}
+        reads = (self.venue_status.get("reads_by_ip") or {}).get("127.0.0.1") or {}
         summary = {
             "events": md_events,
             "intents": await redis.xlen(bus.streams.intent(acct)),
@@ -433,6 +436,8 @@ class Demo:
             "fills_attributed": ledger_by_strategy == exec_by_strategy,
             "max_requests_per_min": account.get("max_requests_per_min", 0),
             "rate_limited": account.get("rate_limited", 0),
+            "reads_max_per_min": reads.get("max_requests_per_min", 0),
+            "reads_rate_limited": reads.get("rate_limited", 0),
             "self_trade_fills": account.get("self_trade_fills", 0),
             "self_trade_cancels": account.get("self_trade_cancels", 0),
             "namespace": ns,

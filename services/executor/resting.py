@@ -30,6 +30,8 @@ class RestingSets:
         self._wanted: dict[tuple[str, str], tuple[Event, list[tuple[Side, float, float]], bool]] = {}
         self._pending: dict[tuple[str, str], Literal["budget", "blocked"]] = {}  # insertion-ordered
         self._blocked: dict[tuple[str, str], dict[Side, str]] = {}  # deferred by the self-trade guard
+        # stop-losses waiting for the account position they reduce (strategy, market) -> intent
+        self._held_stops: dict[tuple[str, str], tuple[StopLossIntent, bool]] = {}
 
     def _on_quote(self, ev: QuoteIntent, out: _Out) -> None:
         """A QuoteIntent is a :class:`RestingOrders` of at most one bid and one ask."""
@@ -231,9 +233,16 @@ class RestingSets:
                     reason=f"market {ev.market} is not traded by this executor")
             return
         self._cancel_stops(ev.strategy, ev.market, out)
+        self._held_stops.pop((ev.strategy, ev.market), None)
         if not ev.size > 0:
             return
         sg = 1 if ev.side == "buy" else -1
+        if ev.side in ("buy", "sell") and self.account_pos.get(ev.market, 0.0) * sg >= 0:
+            # reduce-only: the venue refuses it (21732) while the account position it is to
+            # reduce is not there yet (the taker order opening it waits out its speed bump):
+            # held until a fill of ours in the market gives the position (place_held_stops)
+            self._held_stops[(ev.strategy, ev.market)] = (ev, restored)
+            return
         lots = self._lots(m, ev.size)
         if (ev.side not in ("buy", "sell") or not ev.trigger_price > 0 or not math.isfinite(ev.trigger_price)
                 or lots <= 0):
@@ -254,8 +263,21 @@ class RestingSets:
                      [[ev.strategy, m.int_to_size(lots)]], reasons={ev.strategy: ev.reason or "stop-loss"},
                      trigger_price=trigger)
 
+    def _place_held_stops(self, market: str, out: _Out) -> None:
+        """Place the stop-losses held in ``market`` whose account position is now there (called
+        after each fill of ours)."""
+        for key in [k for k in self._held_stops if k[1] == market]:
+            ev, restored = self._held_stops[key]
+            sg = 1 if ev.side == "buy" else -1
+            if self.account_pos.get(market, 0.0) * sg < 0:
+                self._on_stop(ev, out, restored)
+
     def _cancel_stops(self, strategy: str | None, market: str | None, out: _Out | Event) -> None:
-        """Cancel the live stop-loss orders of ``strategy`` in ``market`` (None = all)."""
+        """Cancel the live stop-loss orders of ``strategy`` in ``market`` (None = all), and
+        forget the held ones."""
+        for key in [k for k in self._held_stops if (market is None or k[1] == market)
+                    and (strategy is None or k[0] == strategy)]:
+            self._held_stops.pop(key, None)
         for rec in [r for r in self.orders.values() if r.live and r.kind == "stop" and not r.cancel_requested
                     and (market is None or r.market == market)
                     and (strategy is None or self._owner(r) == strategy)]:

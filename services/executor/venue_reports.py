@@ -132,6 +132,8 @@ class VenueReports:
                 self._snapshot(out, strategy, m.symbol)
             self._check_limits(out)
             self._eval_guards(m.symbol, out)
+            if self._held_stops:
+                self._place_held_stops(m.symbol, out)
             events.extend(out.events)
         return events
 

@@ -42,6 +42,7 @@ class ServerBase:
     meter: RequestMeter
     markets: dict[int, MarketInfo]
     clock: Callable[[], int]
+    clock_is_wall: bool = False  # the venue clock is the wall clock (not lockstep): ExpiredAt is checked on it
     status_extra: Callable[[], dict[str, Any]]
     on_start: Callable[[], None]
     on_tx: Callable[[], None]

@@ -20,10 +20,13 @@ class VenueSimConfig(BaseModel):
             ``/metrics`` are served (one port).
         recording: the market-data recording to replay (relative paths are taken from the repo
             root).
-        speed: sim seconds per wall second (60 = one recorded hour per wall minute); ``0`` or
-            less replays as fast as possible.
-        max_gap_s: recorded gaps longer than this many sim seconds take only ``max_gap_s / speed``
-            wall seconds (sim timestamps stay the recording's).
+        speed: recorded seconds replayed per wall second (60 = one recorded hour per wall
+            minute); ``0`` or less replays as fast as possible. Outside lockstep the venue clock
+            is the wall clock: events are stamped with the wall time they are applied at, and
+            the speed bump, rate limits and ``ExpiredAt`` run in wall time (the market moves
+            ``speed`` times faster than real; Lighter's limits stay real).
+        max_gap_s: recorded gaps longer than this many recorded seconds take only
+            ``max_gap_s / speed`` wall seconds.
         autostart: start replaying at once; when false, wait for ``POST /sim/start`` (or
             ``start_when_subscribed``).
         start_when_subscribed: start once every recorded market's ``order_book`` channel has a
@@ -33,7 +36,7 @@ class VenueSimConfig(BaseModel):
             repo root).
         tier: ``standard`` (taker 300 ms, maker/cancel 200 ms, no fees) or ``premium``.
         taker_delay_ms, maker_delay_ms, cancel_delay_ms, maker_fee, taker_fee: override the tier
-            (delays in ms of sim time, fees as fractions of notional, 0.0002 = 2 bps).
+            (delays in ms of venue time, fees as fractions of notional, 0.0002 = 2 bps).
         initial_collateral: USDC of an account created on first use.
         market_stats_interval_s: at most one ``market_stats`` message per market per this many sim
             seconds.
@@ -50,12 +53,19 @@ class VenueSimConfig(BaseModel):
             ``recorded`` (the recorded top of book only, as a backtest sees it); default
             ``recorded`` with ``lockstep``, else ``venue``.
         rate_limit: refuse tx requests (``sendTx``/``sendTxBatch``, REST and WS) over the
-            account's rolling-minute limit of sim time with ``23000 too many requests``, before
+            account's rolling-minute limit of venue time with ``23000 too many requests``, before
             any tx of the request is processed; when false, requests are only counted
             (``/sim/status`` ``accounts``). Batches of more than 15 txs are refused either way.
         rate_limit_per_min: the limit in weight units per rolling minute; ``null`` = the tier's
             (Standard 60 requests, Premium 24,000 weighted; Lighter docs); 0 = no limit.
         request_weight: weight of one tx request; ``null`` = the tier's (Standard 1, Premium 6).
+            Reads (``GET /api/v1/...``) are metered per client IP under the same limit (Standard:
+            weight 1; Premium: Lighter's endpoint weights); see ``ratelimit.py``.
+        ws_idle_timeout_s: a WebSocket that sends nothing for this many wall seconds is closed
+            (Lighter: 2 minutes; pings count).
+        ws_max_subscriptions: channels per WebSocket connection (Lighter: 500; 23001 beyond).
+        ws_messages_per_min: client messages per rolling wall minute on one connection, txs not
+            counted (Lighter: 200; 30009 beyond); 0 = no limit.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -84,12 +94,16 @@ class VenueSimConfig(BaseModel):
     rate_limit: bool = True
     rate_limit_per_min: int | None = Field(default=None, ge=0)
     request_weight: int | None = Field(default=None, ge=1)
+    ws_idle_timeout_s: float = Field(default=120.0, gt=0)
+    ws_max_subscriptions: int = Field(default=500, ge=0)
+    ws_messages_per_min: int = Field(default=200, ge=0)
 
     def meter(self) -> RequestMeter:
         """The request meter of this section (tier defaults unless overridden)."""
         limit = TIER_LIMIT[self.tier] if self.rate_limit_per_min is None else self.rate_limit_per_min
         weight = TIER_TX_WEIGHT[self.tier] if self.request_weight is None else self.request_weight
-        return RequestMeter(limit=limit, weight=weight, enabled=self.rate_limit)
+        return RequestMeter(limit=limit, weight=weight, enabled=self.rate_limit,
+                            weighted_reads=self.tier == "premium")
 
     def resolved_public_book(self) -> str:
         """``public_book``, or its default: ``recorded`` in lockstep, else ``venue``."""

@@ -33,7 +33,7 @@ class SimControl(ServerBase):
             "self_trade_cancels": len(self.engine.self_trade_cancels),
             "rate_limit": {"enabled": self.meter.enabled, "limit_per_min": self.meter.limit,
                            "request_weight": self.meter.weight},
-            "accounts": self.account_status(),
+            "accounts": self.account_status(), "reads_by_ip": self.meter.read_status(),
             "depth_assumption": DEPTH_ASSUMPTION, "subscribers": self.subscribers(), "ws_clients": len(self.clients),
             "markets": {m.symbol: m.market_id for m in self.markets.values()},
             "tier": msgspec.to_builtins(self.engine.tier), "maker_fee": self.engine.maker_fee,

@@ -189,7 +189,7 @@ class FeedMessages(ServerBase):
     # ---------------------------------------------------------------- orders and positions
 
     def order_json(self, o: Order) -> dict[str, Any]:
-        """Lighter's Order object (amount strings with size decimals, sim-time timestamps)."""
+        """Lighter's Order object (amount strings with size decimals, venue-time timestamps)."""
         return LJ.order_json(self.markets[o.market_id], o, height=self.height)
 
     def position_json(self, p: Position) -> dict[str, Any]:

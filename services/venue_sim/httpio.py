@@ -7,10 +7,13 @@ from aiohttp import web
 from shared.venue import errors as E
 from shared.venue.errors import VenueError
 
+TOO_MANY_REQUESTS = 23000
+
 
 def error_response(exc: VenueError) -> web.Response:
-    """Lighter's error body ``{"code", "message"}`` with HTTP 400."""
-    return web.json_response(exc.to_json(), status=400)
+    """Lighter's error body ``{"code", "message"}``: HTTP 429 for 23000 (too many requests,
+    see ``ratelimit.py``), else HTTP 400."""
+    return web.json_response(exc.to_json(), status=429 if exc.code == TOO_MANY_REQUESTS else 400)
 
 
 def query_int(request: web.Request, name: str, default: int | None = None) -> int:

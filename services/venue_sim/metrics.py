@@ -13,6 +13,6 @@ TXS = Counter(f"{PREFIX}venue_txs_total", "Txs accepted by venue-sim, by tx type
 ORDER_STATUS = Counter(f"{PREFIX}venue_order_final_total", "Orders that left the book, by final status.",
                        ["status"])
 REPLAYED = Gauge(f"{PREFIX}venue_replayed_events", "Recorded events replayed so far.")
-SIM_TIME = Gauge(f"{PREFIX}venue_sim_time_seconds", "Sim clock (recording time), Unix seconds.")
+SIM_TIME = Gauge(f"{PREFIX}venue_sim_time_seconds", "Venue clock (wall time; the recording's in lockstep), Unix seconds.")
 WS_CLIENTS = Gauge(f"{PREFIX}venue_ws_clients", "Connected WebSocket clients.")
 SELF_TRADES = Counter(f"{PREFIX}venue_self_trade_cancels_total", "Resting orders canceled to prevent a self-trade.")

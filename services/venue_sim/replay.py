@@ -1,24 +1,28 @@
-"""Paces a recording in wall time and drives the matching engine with it.
+"""Replays a recording into the matching engine, on the venue's clock.
 
-The sim clock is the recording's time. Between two recorded events at ``t0`` and ``t1`` (ns) it
-runs at ``speed`` sim seconds per wall second, capped at ``t1``; a gap longer than ``max_gap_s``
-sim seconds is crossed in ``max_gap_s / speed`` wall seconds (the clock runs faster; sim timestamps
-stay the recording's). A transaction arriving at wall time ``w`` gets the sim time
-:meth:`Replay.sim_now`; the engine executes it at that time plus its speed bump, interleaved with
-the recorded events in time order. Before the start the clock stands at the first event; after
-the last event the state is ``finished``: the clock follows the executed transactions and pending
-ones execute at once, at their own sim times.
+Two clocks (docs/venue-sim.md "Time"):
 
-Lockstep mode (``gate`` given, see :mod:`services.venue_sim.lockstep`): no wall clock at all.
-Each recorded event is applied only when ``await gate()`` returns (the stack is quiet); the
-engine first executes the transactions due at or before the event's time, then applies the
-event. The resulting updates are sent in two steps, as the in-process backtest
-(:mod:`lighter_stack.backtest.engine`) feeds them: our account's updates first (fills, then positions,
-then orders), then, once the stack is quiet again, the public market data (book, trades). The
-sim clock stays at the event's time until the next event, so a transaction arriving meanwhile
-gets that time as its arrival (the speed bump then delays its execution in sim time). After the
-last event the pending transactions execute one by one at their own times, each once the stack
-is quiet; then the state becomes ``finished``.
+- **Wall clock** (the default, ``gate`` None): the venue's clock IS the wall clock (Unix ns,
+  anchored once to ``time.time`` and then advanced by the monotonic clock, so it never goes
+  back). The recording is only a source of market events: the event recorded at ``t`` is
+  released at ``w0 + (t - t0) / speed`` (``w0``/``t0``: wall and recorded time of the previous
+  event; a recorded gap longer than ``max_gap_s`` is crossed in ``max_gap_s / speed`` wall
+  seconds) and applied **stamped with the wall time at which it is applied**. Every timestamp the
+  venue emits, the speed bump (a tx's execution time = its wall arrival + 300/200 ms), the rate
+  limit windows and ``ExpiredAt`` therefore run in wall time, as on Lighter; at ``speed`` N the
+  *market* moves N times faster than real while Lighter's limits stay real. Pending txs execute
+  at their wall execution time even when no recorded event comes (the loop wakes at the
+  engine's next pending time), before the replay starts and after it ended too.
+- **Lockstep** (``gate`` given, see :mod:`services.venue_sim.lockstep`): no wall clock at all.
+  Each recorded event is applied only when ``await gate()`` returns (the stack is quiet); the
+  engine first executes the transactions due at or before the event's time, then applies the
+  event. The resulting updates are sent in two steps, as the in-process backtest
+  (:mod:`lighter_stack.backtest.engine`) feeds them: our account's updates first (fills, then
+  positions, then orders), then, once the stack is quiet again, the public market data (book,
+  trades). The clock is the recording's: it stays at the event's time until the next event, so
+  a transaction arriving meanwhile gets that time as its arrival (the speed bump then delays its
+  execution in recorded time). After the last event the pending transactions execute one by one
+  at their own times, each once the stack is quiet; then the state becomes ``finished``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Literal
+
+import msgspec
 
 from shared.events import AnyEvent
 from shared.venue.matching import FillUpdate, MatchingEngine, OrderUpdate, PositionUpdate, Update
@@ -74,24 +80,27 @@ def count_events(path: str | Path) -> int:
 
 
 class Replay:
-    """Drives ``engine`` with ``events`` (sorted by ``ts_event``) in paced wall time.
+    """Drives ``engine`` with ``events`` (sorted by ``ts_event``): on the wall clock, or in lockstep.
 
     Args:
         engine: the venue model.
         events: the recording's events.
         sink: called (synchronously, on the loop) with every list of engine updates.
-        speed: sim seconds per wall second; <= 0 = as fast as possible.
-        max_gap_s: longer recorded gaps are compressed to ``max_gap_s / speed`` wall seconds.
+        speed: recorded seconds replayed per wall second; <= 0 = as fast as possible.
+        max_gap_s: longer recorded gaps are crossed in ``max_gap_s / speed`` wall seconds.
         total_events: event count for ``/sim/status`` (None = unknown).
         wall: monotonic wall clock in seconds (tests may inject one).
+        epoch: the Unix wall clock in seconds, read once to anchor the venue clock (tests may
+            inject one).
         gate: lockstep mode when given: ``await gate()`` returns once the stack is quiet
-            (``speed`` and ``max_gap_s`` are then unused).
+            (``speed``, ``max_gap_s`` and the wall clock are then unused).
     """
 
     def __init__(self, engine: MatchingEngine, events: Iterator[AnyEvent], sink: Callable[[list[Update]], None],
                  speed: float = 60.0, max_gap_s: float = 5.0, total_events: int | None = None,
                  wall: Callable[[], float] = time.monotonic,
-                 gate: Callable[[], Awaitable[object]] | None = None) -> None:
+                 gate: Callable[[], Awaitable[object]] | None = None,
+                 epoch: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.gate = gate
         self.sink = sink
@@ -101,42 +110,52 @@ class Replay:
         self.replayed = 0
         self.state: State = "waiting"
         self._wall = wall
+        self._epoch_offset_ns = int(epoch() * 1e9) - int(wall() * 1e9)
         self._events = events
         self._next: AnyEvent | None = next(events, None)
         first = self._next.ts_event if self._next is not None else 0
         self.first_ts_ns = first
-        engine.now_ns = max(engine.now_ns, first)
-        self._t0 = first  # sim time of the last applied event (or of the start)
-        self._w0 = wall()  # wall time at which the clock stood at _t0
-        self._rate = 0.0  # sim ns per wall second in the current interval
+        self.recorded_ns = first  # recording time of the last applied event (or of the first)
+        engine.now_ns = max(engine.now_ns, first if gate is not None else self.wall_ns())
+        self._t0 = first  # recorded time of the last applied event (or of the start)
+        self._w0 = 0  # wall ns at which the event of _t0 was due
         self._started = asyncio.Event()
         self._wake = asyncio.Event()
         self._stop = False
 
     # ----------------------------------------------------------------- clock
 
-    def sim_now(self) -> int:
-        """Current sim time in ns (see the module docstring)."""
-        if self.state == "finished" or (self.gate is not None and self.state == "running"):
-            return self.engine.now_ns
-        if self.state == "waiting" or self._next is None or self._rate <= 0:
-            return max(self._t0, self.engine.now_ns)
-        t = self._t0 + int((self._wall() - self._w0) * self._rate)
-        return max(min(t, self._next.ts_event), self.engine.now_ns)
+    @property
+    def clock(self) -> str:
+        """``wall`` or ``recorded`` (lockstep): the time the venue runs and stamps in."""
+        return "recorded" if self.gate is not None else "wall"
 
-    def _interval_rate(self, t0: int, t1: int) -> float:
+    def wall_ns(self) -> int:
+        """The wall clock in Unix ns (monotonic: anchored once to the epoch clock)."""
+        return int(self._wall() * 1e9) + self._epoch_offset_ns
+
+    def sim_now(self) -> int:
+        """The venue's current time in ns (see the module docstring): the wall clock, or in
+        lockstep the current recorded event's time (the first event's before the start)."""
+        if self.gate is None:
+            return max(self.wall_ns(), self.engine.now_ns)
+        if self.state == "waiting":
+            return max(self._t0, self.engine.now_ns)
+        return self.engine.now_ns
+
+    def _interval_ns(self, t0: int, t1: int) -> int:
+        """Wall ns between the releases of two recorded events at ``t0`` and ``t1``."""
         if self.speed <= 0:
-            return 0.0
+            return 0
         gap = t1 - t0
-        if gap > self.max_gap_ns:
-            return gap / (self.max_gap_ns / 1e9 / self.speed)
-        return self.speed * 1e9
+        return int(min(gap, self.max_gap_ns) / self.speed)
 
     # ----------------------------------------------------------------- control
 
     def start(self) -> None:
         """Start replaying (idempotent)."""
         self._started.set()
+        self._wake.set()
 
     @property
     def started(self) -> bool:
@@ -165,16 +184,15 @@ class Replay:
 
     async def run(self) -> None:
         """Replay until the recording ends, then keep executing transactions until :meth:`stop`."""
+        if self.gate is None:
+            await self._run_wall()
+            return
         await self._started.wait()
         if self._stop:
             return
         self.state = "running"
-        if self.gate is not None:
-            log.info("replay started in lockstep (%s events)", self.total_events)
-            await self._run_lockstep(self.gate)
-        else:
-            log.info("replay started (speed %s, %s events)", self.speed, self.total_events)
-            await self._run_paced()
+        log.info("replay started in lockstep (%s events)", self.total_events)
+        await self._run_lockstep(self.gate)
         if self._stop:
             return
         self.state = "finished"
@@ -193,6 +211,7 @@ class Replay:
             ev = self._next
             account, public = split_updates(self.engine.on_market_data(ev))  # due txs first, then ev
             self.replayed += 1
+            self.recorded_ns = ev.ts_event
             self._next = next(self._events, None)
             if account:
                 self.sink(account)
@@ -206,34 +225,59 @@ class Replay:
             account, public = split_updates(self.engine.advance(due))
             self.sink(account + public)
 
-    async def _run_paced(self) -> None:
-        self._t0, self._w0 = max(self._t0, self.engine.now_ns), self._wall()
+    def _release_ns(self, now: int) -> int | None:
+        """Wall ns at which the next recorded event is due (None: not running or no event
+        left). Far behind schedule (a stalled loop), the schedule is re-anchored at ``now``
+        instead of bursting."""
+        if self.state != "running" or self._next is None:
+            return None
+        t1 = max(self._next.ts_event, self._t0)
+        due = self._w0 + self._interval_ns(self._t0, t1)
+        if now - due > _BEHIND_REANCHOR_S * 1e9:
+            self._w0 = now - self._interval_ns(self._t0, t1)
+            due = now
+        return due
+
+    def _apply_next(self, now: int) -> None:
+        """Apply the next recorded event stamped with the wall time ``now`` (txs due by then
+        execute first)."""
+        ev = self._next
+        assert ev is not None
+        t1 = max(ev.ts_event, self._t0)
+        self._w0 += self._interval_ns(self._t0, t1)  # the next interval starts on the ideal schedule
+        self._t0 = t1
+        self.recorded_ns = ev.ts_event
+        stamped = msgspec.structs.replace(ev, ts_event=max(now, self.engine.now_ns))
+        self.replayed += 1
+        self._next = next(self._events, None)
+        self.sink(self.engine.on_market_data(stamped))
+        if self._next is None:
+            self.state = "finished"
+            log.info("replay finished after %d events; venue keeps serving", self.replayed)
+
+    async def _run_wall(self) -> None:
+        """The wall-clock loop: pending txs at their wall execution times (before, during and
+        after the replay), recorded events at their paced release times."""
         since_yield = 0
-        while self._next is not None and not self._stop:
-            ev = self._next
-            t1 = max(ev.ts_event, self._t0)
-            self._rate = self._interval_rate(self._t0, t1)
-            if self._rate > 0 and self._wall() - self._w0 > (t1 - self._t0) / self._rate + _BEHIND_REANCHOR_S:
-                self._w0 = self._wall() - (t1 - self._t0) / self._rate  # far behind: do not burst
-            while not self._stop:
-                now = self.sim_now()
-                due = self.engine.next_pending_ns()
-                if due is not None and due < t1 and due <= now:
-                    self.sink(self.engine.advance(due))
-                    continue
-                if now >= t1 or self._rate <= 0:
-                    break
-                target = t1 if due is None else min(t1, due)
-                await self._sleep((target - now) / self._rate)
-                since_yield = 0
-            updates = self.engine.on_market_data(ev)  # executes txs due at or before t1 first
-            # next interval starts when this event was due on the ideal schedule (no drift)
-            self._w0 = self._w0 + (t1 - self._t0) / self._rate if self._rate > 0 else self._wall()
-            self._t0 = t1
-            self.replayed += 1
-            self._next = next(self._events, None)
-            self.sink(updates)
-            since_yield += 1
-            if since_yield >= 500:
-                since_yield = 0
-                await asyncio.sleep(0)
+        while not self._stop:
+            now = self.wall_ns()
+            due = self.engine.next_pending_ns()
+            if due is not None and due <= now:
+                self.sink(self.engine.advance(due))
+                continue
+            if self.state == "waiting" and self._started.is_set():
+                self.state = "running" if self._next is not None else "finished"
+                self._w0 = now
+                log.info("replay started on the wall clock (speed %s, %s events)", self.speed, self.total_events)
+                continue
+            release = self._release_ns(now)
+            if release is not None and release <= now:
+                self._apply_next(now)
+                since_yield += 1
+                if since_yield >= 500:
+                    since_yield = 0
+                    await asyncio.sleep(0)
+                continue
+            targets = [t for t in (due, release) if t is not None]
+            await self._sleep((min(targets) - now) / 1e9 if targets else 3600)
+            since_yield = 0

@@ -55,7 +55,8 @@ def build(cfg: VenueSimConfig, account_index: int = 1001, redis: Any = None,
         r: Replay = holder["replay"]
         return {"state": r.state, "events_replayed": r.replayed, "total_events": r.total_events,
                 "recording": str(path), "depth": header.depth, "speed": r.speed, "started": r.started,
-                "lockstep": cfg.lockstep, "public_book": server.public_book}
+                "lockstep": cfg.lockstep, "public_book": server.public_book, "clock": r.clock,
+                "recorded_time_ns": r.recorded_ns}
 
     server = VenueServer(
         engine, header.markets, clock,
@@ -75,6 +76,10 @@ def build(cfg: VenueSimConfig, account_index: int = 1001, redis: Any = None,
                          settle_ms=cfg.lockstep_settle_ms, timeout_s=cfg.lockstep_timeout_s).wait
     replay = Replay(engine, events, server.publish, speed=cfg.speed, max_gap_s=cfg.max_gap_s, gate=gate)
     holder["replay"] = replay
+    server.clock_is_wall = not cfg.lockstep
+    server.ws_idle_timeout_s = cfg.ws_idle_timeout_s
+    server.ws_max_subscriptions = cfg.ws_max_subscriptions
+    server.ws_messages_per_min = cfg.ws_messages_per_min
     if cfg.autostart:
         replay.start()
     return server, replay, server.app()

@@ -11,7 +11,9 @@ Signatures are not verified (the SDK's signer exports no verify function): ``Acc
 ``ApiKeyIndex`` and ``Nonce`` are trusted; the nonce must equal the next expected nonce of the
 (account, api key) pair (21104 otherwise) and advances only on accepted txs. ``ExpiredAt`` is
 checked against the wall clock (the SDK sets it from the wall clock). Every timestamp the venue
-emits (orders, trades, books) is *sim* time, i.e. the recording's time.
+emits (orders, trades, books) is venue time: the wall clock, or in lockstep the recording's time
+(see :mod:`~services.venue_sim.replay`). Reads are rate-limited per client IP
+(:mod:`~services.venue_sim.readmeter`).
 
 The server is assembled from parts with one job each: :mod:`~services.venue_sim.feed` (engine
 updates -> WS messages), :mod:`~services.venue_sim.ws` (connections, channels, snapshots),
@@ -37,6 +39,7 @@ from services.venue_sim.base import ACCOUNT_CHANNELS, TX_CANCEL, TX_CANCEL_ALL, 
 from services.venue_sim.control import SimControl
 from services.venue_sim.feed import FeedMessages
 from services.venue_sim.ratelimit import RequestMeter
+from services.venue_sim.readmeter import read_meter_middleware
 from services.venue_sim.rest import RestReads
 from services.venue_sim.txs import TxHandling
 from services.venue_sim.ws import Client, WsChannels
@@ -52,7 +55,7 @@ class VenueServer(FeedMessages, WsChannels, TxHandling, RestReads, SimControl):
     Args:
         engine: the venue model.
         markets: markets of the recording.
-        clock: returns the current sim time in ns (the replay's :meth:`sim_now`).
+        clock: returns the venue time in ns: the wall clock, or in lockstep the recording's (the replay's :meth:`sim_now`).
         fills_file: JSON-lines file to append fills to (None = in memory only).
         status_extra: returns replay fields for ``/sim/status`` (state, events replayed, total).
         on_start: called by ``POST /sim/start`` (and when ``start_when_subscribed`` is met).
@@ -67,7 +70,7 @@ class VenueServer(FeedMessages, WsChannels, TxHandling, RestReads, SimControl):
             ``recorded``: the public channels show the recorded top of book and recorded trades
             only (lockstep/parity mode: market data then equals the recording, as in a
             backtest).
-        meter: counts tx requests per account over a rolling minute of sim time and refuses
+        meter: counts tx requests per account over a rolling minute of venue time (reads per client IP) and refuses
             those over the rate limit (23000); default: Standard tier, 60 per minute, enforced.
     """
 
@@ -126,7 +129,7 @@ class VenueServer(FeedMessages, WsChannels, TxHandling, RestReads, SimControl):
 
     def app(self) -> web.Application:
         """The aiohttp application."""
-        app = web.Application()
+        app = web.Application(middlewares=[read_meter_middleware(self)])
         r = app.router
         r.add_get("/", self.h_root)
         r.add_get("/health", self.h_health)

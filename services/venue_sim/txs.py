@@ -61,7 +61,7 @@ class TxHandling(AuthChecks):
 
     def _admit(self, tx_info: str, txs: int) -> None:
         """Charge one tx request of ``txs`` txs to the account of ``tx_info`` (its
-        ``AccountIndex``) at the current sim time, before any tx of it is processed.
+        ``AccountIndex``) at the current venue time, before any tx of it is processed.
         ``tx_info`` without a readable account is not charged (the tx path refuses it).
 
         Raises:
@@ -135,7 +135,10 @@ class TxHandling(AuthChecks):
             expired_at = int(info.get("ExpiredAt") or 0)
         except (ValueError, KeyError, TypeError) as exc:
             raise VenueError(E.INVALID_TX_INFO, f"{type(exc).__name__}: {exc}") from None
-        if expired_at and expired_at < time.time() * 1000:
+        # ExpiredAt (set by the SDK from the wall clock) is checked on the venue clock when that
+        # is the wall clock, and on the wall clock in lockstep (whose clock is the recording's)
+        now_ms = _ms(self.clock()) if self.clock_is_wall else time.time() * 1000
+        if expired_at and expired_at < now_ms:
             raise VenueError(E.TX_EXPIRED, f"ExpiredAt {expired_at} is in the past")
         expected = self.nonces.get((acct, key), 0)
         if nonce != expected:

@@ -1,5 +1,20 @@
 """venue-sim: WebSocket connections (``/stream``): subscriptions, their ``subscribed/...`` snapshots,
 ping/pong, and txs sent over the socket (``jsonapi/sendtx``, ``jsonapi/sendtxbatch``).
+
+Connection limits as Lighter's (reference notes §5.1, §6.8; docs/venue-sim.md "WebSocket
+limits"), all in wall time (they concern the connection, not the market, so lockstep too):
+
+- a connection that sends nothing for ``ws_idle_timeout_s`` (120 s) is closed (1000, ``idle``);
+  any frame counts: text messages, ``{"type":"ping"}``, WS-level ping and pong frames;
+- at most ``ws_max_subscriptions`` (500) channels per connection: the next subscribe gets
+  ``{"type":"error","code":23001,"message":"too many subscriptions"}``;
+- at most ``ws_messages_per_min`` (200) client messages per rolling minute, txs
+  (``jsonapi/sendtx``, ``jsonapi/sendtxbatch``) not counted: a message over it is not processed
+  and gets ``{"type":"error","code":30009,"message":"too many messages"}``;
+- a malformed frame (not JSON, not an object, binary, unknown ``type``) gets
+  ``{"type":"error","code":30000,"message":...}``; a ``jsonapi/sendtx``/``sendtxbatch`` with
+  missing or garbled ``data`` gets its reply ``{"type":<kind>,"id":<id>,"code":21501,
+  "message":...}``; the connection stays open in every case.
 """
 
 from __future__ import annotations
@@ -8,16 +23,27 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
+from collections import deque
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from services.venue_sim.base import ACCOUNT_CHANNELS, CLIENT_QUEUE_MAX, ServerBase, _ms
 from services.venue_sim.metrics import WS_CLIENTS
+from shared.venue import errors as E
 from shared.venue.errors import VenueError
 
 log = logging.getLogger("services.venue_sim.server")  # the server's logger, as before the split
+
+TX_KINDS = ("jsonapi/sendtx", "jsonapi/sendtxbatch")
+WS_INVALID_MESSAGE = 30000
+"""A frame venue-sim cannot read (Lighter's code for it is not documented; assumption)."""
+WS_TOO_MANY_MESSAGES = 30009
+"""Lighter's WS rate-limit code (30009/30010, reference notes §5.1): over 200 messages a minute."""
+TOO_MANY_SUBSCRIPTIONS = 23001
+"""Lighter's "too many subscriptions" (reference notes §6.7): over 500 on one connection."""
 
 
 class Client:
@@ -29,6 +55,10 @@ class Client:
         self.channels: set[str] = set()
         self.queue: asyncio.Queue[str | None] = asyncio.Queue()
         self.closed = False
+        self.last_frame = time.monotonic()  # wall (monotonic s) of the client's last frame
+        self.msg_times: deque[float] = deque()  # wall (monotonic s) of counted messages, last minute
+        self.close_code = 1000
+        self.close_message = b""
 
     def send(self, msg: dict[str, Any] | str) -> None:
         """Queue a message (dropped, and the client closed, if it lags too far behind)."""
@@ -52,11 +82,29 @@ class Client:
                 break
         self.closed = True
         with contextlib.suppress(Exception):
-            await self.ws.close()
+            await self.ws.close(code=self.close_code, message=self.close_message)
+
+    def shut(self, code: int, message: bytes) -> None:
+        """Close the connection after the queued messages (close ``code``, ``message``)."""
+        if self.closed:
+            return
+        self.close_code, self.close_message = code, message
+        self.closed = True
+        self.queue.put_nowait(None)
 
 
 class WsChannels(ServerBase):
-    """The ``/stream`` handler: channels, subscriptions and snapshots."""
+    """The ``/stream`` handler: channels, subscriptions and snapshots.
+
+    Attributes (limits, see the module docstring; ``runner.build`` sets them from the config):
+        ws_idle_timeout_s: wall seconds without a client frame before the server closes.
+        ws_max_subscriptions: channels per connection (0 = no limit).
+        ws_messages_per_min: client messages per rolling wall minute, txs excluded (0 = no limit).
+    """
+
+    ws_idle_timeout_s: float = 120.0
+    ws_max_subscriptions: int = 500
+    ws_messages_per_min: int = 200
 
     # ---------------------------------------------------------------- subscription snapshots
 
@@ -150,20 +198,27 @@ class WsChannels(ServerBase):
     # ---------------------------------------------------------------- WS handler
 
     async def h_ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=4 * 1024 * 1024)
+        ws = web.WebSocketResponse(max_msg_size=4 * 1024 * 1024, autoping=False)
         await ws.prepare(request)
         client = Client(ws)
         self.clients.add(client)
         WS_CLIENTS.set(len(self.clients))
         writer = asyncio.create_task(client.writer())
+        idle = asyncio.create_task(self._idle_watch(client))
         client.send({"session_id": client.session_id, "type": "connected"})
         try:
             async for msg in ws:
+                client.last_frame = time.monotonic()
                 if msg.type == WSMsgType.TEXT:
                     self._on_ws_message(client, msg.data)
+                elif msg.type == WSMsgType.PING:  # autoping off, so that pings count as activity
+                    await ws.pong(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    client.send({"type": "error", "code": WS_INVALID_MESSAGE, "message": "binary frames are not supported"})
                 elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
                     break
         finally:
+            idle.cancel()
             for ch in client.channels:
                 self.subs.get(ch, set()).discard(client)
             self.clients.discard(client)
@@ -173,47 +228,100 @@ class WsChannels(ServerBase):
                 await asyncio.wait_for(writer, 2)
         return ws
 
+    async def _idle_watch(self, client: Client) -> None:
+        """Close ``client`` once it sent no frame for ``ws_idle_timeout_s`` wall seconds."""
+        timeout = self.ws_idle_timeout_s
+        while not client.closed:
+            left = client.last_frame + timeout - time.monotonic()
+            if left <= 0:
+                log.info("ws client %s sent nothing for %g s; closing it", client.session_id, timeout)
+                client.shut(1000, b"idle")
+                return
+            await asyncio.sleep(left)
+
+    def _over_message_limit(self, client: Client) -> bool:
+        """Count one client message; True when it is over ``ws_messages_per_min`` (not counted
+        then, and not to be processed)."""
+        limit = self.ws_messages_per_min
+        if not limit:
+            return False
+        now = time.monotonic()
+        times = client.msg_times
+        while times and times[0] <= now - 60.0:
+            times.popleft()
+        if len(times) >= limit:
+            return True
+        times.append(now)
+        return False
+
     def _on_ws_message(self, client: Client, data: str) -> None:
+        """One client text frame; never raises (bad input gets an error frame, the connection
+        stays open)."""
         try:
             msg = json.loads(data)
             kind = msg.get("type")
         except (ValueError, AttributeError):
-            client.send({"type": "error", "code": 30000, "message": "invalid message"})
+            client.send({"type": "error", "code": WS_INVALID_MESSAGE, "message": "invalid message: not a JSON object"})
             return
+        if kind not in TX_KINDS and self._over_message_limit(client):
+            client.send({"type": "error", "code": WS_TOO_MANY_MESSAGES, "message": "too many messages"})
+            return
+        try:
+            self._dispatch(client, kind, msg)
+        except Exception as exc:  # bad input never drops the connection
+            log.warning("ws message of type %r failed: %s: %s", kind, type(exc).__name__, exc)
+            client.send({"type": "error", "code": WS_INVALID_MESSAGE, "message": f"invalid message: {type(exc).__name__}"})
+
+    def _dispatch(self, client: Client, kind: Any, msg: dict[str, Any]) -> None:
         if kind == "ping":
             client.send({"type": "pong"})
         elif kind == "pong":
             pass
         elif kind in ("subscribe", "unsubscribe"):
-            raw = msg.get("channel", "")
-            ch = self.parse_channel(raw)
-            if ch is None:
-                client.send({"type": "error", "code": 30005, "message": f"Invalid Channel: {raw}"})
-                return
-            if kind == "subscribe":
-                if ch in client.channels:
-                    client.send({"type": "error", "code": 30003, "channel": ch, "message": "Already Subscribed"})
-                    return
-                client.channels.add(ch)
-                self.subs.setdefault(ch, set()).add(client)
-                client.send(self.snapshot(ch))
-                self._check_start()
-            else:
-                client.channels.discard(ch)
-                self.subs.get(ch, set()).discard(client)
-                client.send({"type": "unsubscribed", "channel": ch})
-        elif kind in ("jsonapi/sendtx", "jsonapi/sendtxbatch"):
-            self._ws_tx(client, kind, msg.get("data") or {})
+            self._on_subscribe(client, kind, msg.get("channel", ""))
+        elif kind in TX_KINDS:
+            self._ws_tx(client, kind, msg.get("data"))
         else:
-            client.send({"type": "error", "code": 30000, "message": f"unknown message type {kind!r}"})
+            client.send({"type": "error", "code": WS_INVALID_MESSAGE, "message": f"unknown message type {kind!r}"})
 
-    def _ws_tx(self, client: Client, kind: str, data: dict[str, Any]) -> None:
-        rid = data.get("id", "")
+    def _on_subscribe(self, client: Client, kind: str, raw: Any) -> None:
+        ch = self.parse_channel(raw) if isinstance(raw, str) else None
+        if ch is None:
+            client.send({"type": "error", "code": 30005, "message": f"Invalid Channel: {raw}"})
+            return
+        if kind == "subscribe":
+            if ch in client.channels:
+                client.send({"type": "error", "code": 30003, "channel": ch, "message": "Already Subscribed"})
+                return
+            if self.ws_max_subscriptions and len(client.channels) >= self.ws_max_subscriptions:
+                client.send({"type": "error", "code": TOO_MANY_SUBSCRIPTIONS, "channel": ch,
+                             "message": "too many subscriptions"})
+                return
+            client.channels.add(ch)
+            self.subs.setdefault(ch, set()).add(client)
+            client.send(self.snapshot(ch))
+            self._check_start()
+        else:
+            client.channels.discard(ch)
+            self.subs.get(ch, set()).discard(client)
+            client.send({"type": "unsubscribed", "channel": ch})
+
+    def _ws_tx(self, client: Client, kind: str, data: Any) -> None:
+        """A tx request over the socket; the reply (success or error) carries the request's
+        ``id``. Missing or garbled ``data`` is answered with 21501."""
+        rid = data.get("id", "") if isinstance(data, dict) else ""
         try:
+            if not isinstance(data, dict):
+                raise VenueError(E.INVALID_TX_INFO, "data must be an object")
             if kind == "jsonapi/sendtx":
                 info = data.get("tx_info")
-                info_s = info if isinstance(info, str) else json.dumps(info)
-                body = self.send_tx(int(data.get("tx_type", 0)), info_s)
+                if not isinstance(info, (str, dict)):
+                    raise VenueError(E.INVALID_TX_INFO, "tx_info must be a JSON object or string")
+                try:
+                    tx_type = int(data.get("tx_type"))  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    raise VenueError(E.INVALID_TX_INFO, "tx_type must be an integer") from None
+                body = self.send_tx(tx_type, info if isinstance(info, str) else json.dumps(info))
             else:
                 body = self.send_tx_batch(str(data.get("tx_types", "[]")), str(data.get("tx_infos", "[]")))
         except VenueError as exc:

@@ -32,5 +32,9 @@ def test_short_demo_trades_and_ledger_matches_venue(tmp_path, redis_url):
     assert summary["orders"] > 0 and summary["fills"] > 0
     assert summary["ledger_fills"] == summary["venue_fills"] > 0
     assert summary["quantities_match"] is True
+    # the stack keeps within Lighter's limits on the venue's (wall) clock: no tx request and no
+    # read (the whole stack's, on the shared loopback IP) refused with 23000
+    assert summary["rate_limited"] == 0 and summary["reads_rate_limited"] == 0
+    assert 0 < summary["reads_max_per_min"] <= 60 and summary["max_requests_per_min"] <= 60
     for key in ("events", "intents", "orders", "fills", "ledger_fills", "venue_fills", "pnl_usd"):
         assert key in summary

@@ -32,6 +32,7 @@ def engine(position: float = 0.002, strategy: str = "copytrade") -> Engine:
     e = make_engine(max_intent_age_ms=60_000)
     e.restore([PositionSnapshot(id="ps", ts_event=T - 20 * S, source="executor", strategy=strategy,
                                 market="BTC", position=position, avg_entry_price=115000.0)])
+    e.set_account_position("BTC", position)  # as the start-up reconciliation does
     return e
 
 

@@ -110,3 +110,31 @@ def test_flatten_cancels_the_strategys_stop_and_pause_keeps_it():
     cmds = e.take_commands()
     assert [(x.kind, x.client_order_index) for x in cmds if x.kind == "cancel"] == [("cancel", c.client_order_index)]
     assert any(x.kind == "create" and x.side == "sell" and x.order_type == "limit" for x in cmds)  # the flatten
+
+
+def test_a_stop_before_its_position_is_held_until_a_fill_opens_it():
+    # on the wall clock the taker that opens the position waits out its 300 ms speed bump while
+    # the stop (reduce-only) would reach the venue at once and be refused (21732): it is held
+    e = make_engine()
+    e.on_event(bbo())
+    e.on_event(TargetPosition(id="tp1", ts_event=T0 + 1, source="copytrade", strategy="copytrade", market="BTC",
+                              target=0.002, max_slippage_bps=10.0))
+    e.on_event(stop(2, 113000.0, 0.002))
+    (taker,) = e.take_commands()  # no stop yet
+    assert taker.order_type == "limit" and taker.tif == "ioc"
+    e.on_send_result(taker, True)
+    e.on_venue_trade(parse_trade(1, lighter_trade(1, taker.client_order_index, "0.00100", "115001.0")))
+    (c,) = e.take_commands()  # the first fill opened the position: the stop goes out
+    assert (c.order_type, c.side, c.size, c.reduce_only, c.trigger_price) == ("stop-loss", "sell", 200, True, 1130000)
+    e.on_venue_trade(parse_trade(1, lighter_trade(2, taker.client_order_index, "0.00100", "115001.0")))
+    assert e.take_commands() == []  # placed once
+
+
+def test_a_held_stop_is_dropped_by_a_size_0_intent():
+    e = make_engine()
+    e.on_event(bbo())
+    e.on_event(stop(2, 113000.0, 0.002))
+    assert e.take_commands() == []
+    e.on_event(stop(3, 0.0, 0.0))
+    long_copytrade(e)
+    assert [c for c in e.take_commands() if c.order_type == "stop-loss"] == []

@@ -154,7 +154,7 @@ async def test_rest_and_ws_share_the_bucket_and_answer_23000():
         msg = await ws.receive_json()
         assert (msg["id"], msg["code"], msg["message"]) == ("b", 23000, "too many requests")
         r = await client.post("/api/v1/sendTxBatch", data={"tx_types": "[14]", "tx_infos": json.dumps([info(2, 3)])})
-        assert r.status == 400 and (await r.json()) == {"code": 23000, "message": "too many requests"}
+        assert r.status == 429 and (await r.json()) == {"code": 23000, "message": "too many requests"}
         r = await client.get("/api/v1/nextNonce", params={"account_index": ACCT, "api_key_index": KEY})
         assert (await r.json())["nonce"] == 2
         st = await (await client.get("/sim/status")).json()

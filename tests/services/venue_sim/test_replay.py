@@ -1,4 +1,5 @@
-"""Replay pacing: speed, gap compression, tx arrival times between recorded events."""
+"""Replay pacing on the wall clock: speed, gap compression, tx arrival and execution times between
+recorded events, pending txs after the end."""
 
 from __future__ import annotations
 
@@ -35,10 +36,11 @@ async def test_long_gaps_are_compressed_in_wall_time_only(run_until):
     wall = time.monotonic() - t
     assert replay.state == "finished" and replay.replayed == 4
     assert 0.04 < wall < 1.0  # the hour took 5 s / 100 = 50 ms
-    assert eng.now_ns == T0 + 3600 * S + 100 * MS  # sim timestamps stay the recording's
+    assert replay.recorded_ns == T0 + 3600 * S + 100 * MS
+    assert abs(eng.now_ns - time.time_ns()) < 1 * S  # the venue's clock is the wall clock
 
 
-async def test_tx_between_events_gets_paced_sim_time_and_executes_after_speed_bump():
+async def test_tx_between_events_arrives_at_wall_time_and_executes_after_speed_bump():
     events = [bbo(T0), bbo(T0 + 2 * S, 1)]
     seen = []
     eng = MatchingEngine([BTC])
@@ -47,7 +49,7 @@ async def test_tx_between_events_gets_paced_sim_time_and_executes_after_speed_bu
     task = asyncio.create_task(replay.run())
     await asyncio.sleep(0.2)
     arrival = replay.sim_now()
-    assert T0 + 100 * MS < arrival < T0 + 600 * MS
+    assert abs(arrival - time.time_ns()) < 50 * MS
     eng.submit(CreateOrder(account=7, market_id=1, client_order_index=1, base_amount=1000, price=1000010,
                            is_ask=False, time_in_force="ioc"), arrival)
     replay.notify()
@@ -56,12 +58,13 @@ async def test_tx_between_events_gets_paced_sim_time_and_executes_after_speed_bu
         await asyncio.sleep(0.005)
     fill = next(u.fill for u in seen if isinstance(u, FillUpdate))
     assert fill.ts_ns == arrival + 300 * MS and fill.price == 100000.5
-    assert replay.replayed == 1  # executed before the next recorded event
+    assert 0.25 < time.monotonic() - t < 0.6  # executed 300 ms of wall time after its arrival
+    assert replay.replayed == 1  # before the next recorded event (due 2 s after the first)
     replay.stop()
     await asyncio.wait_for(task, 2)
 
 
-async def test_finished_replay_executes_pending_txs_at_once():
+async def test_finished_replay_executes_pending_txs_at_their_wall_time():
     eng = MatchingEngine([BTC])
     seen = []
     replay = Replay(eng, iter([bbo(T0)]), lambda ups: seen.extend(ups), speed=1)
@@ -69,12 +72,15 @@ async def test_finished_replay_executes_pending_txs_at_once():
     task = asyncio.create_task(replay.run())
     while replay.state != "finished":
         await asyncio.sleep(0.005)
+    arrival = replay.sim_now()
     eng.submit(CreateOrder(account=7, market_id=1, client_order_index=1, base_amount=1000, price=990000,
-                           is_ask=False, time_in_force="post_only"), replay.sim_now())
+                           is_ask=False, time_in_force="post_only"), arrival)
     replay.notify()
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.1)
+    assert not [u for u in seen if isinstance(u, OrderUpdate)]  # the maker bump (200 ms) has not passed
+    await asyncio.sleep(0.25)
     (o,) = [u.order for u in seen if isinstance(u, OrderUpdate)]
-    assert o.status == "open" and o.created_ns == T0 + 200 * MS
+    assert o.status == "open" and o.created_ns == arrival + 200 * MS
     replay.stop()
     await asyncio.wait_for(task, 2)
 
