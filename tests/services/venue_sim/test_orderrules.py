@@ -266,3 +266,13 @@ def test_modify_changes_price_and_size_by_client_or_order_index():
     (o,) = srv.engine.active_orders(ACCT)
     assert (o.remaining, o.initial_amount) == (50, 50)
     assert srv.engine.public_book(1)[0] == {1_139_000: 50}
+
+
+def test_a_refused_tx_stops_a_batch_earlier_ones_stay():
+    srv, _ = make_server()
+    infos = [create(Nonce=0, ClientOrderIndex=1), create(Nonce=1, ClientOrderIndex=2, Price=0),
+             create(Nonce=2, ClientOrderIndex=3)]
+    with pytest.raises(VenueError) as exc:
+        srv.send_tx_batch(json.dumps([14, 14, 14]), json.dumps([json.dumps(i) for i in infos]))
+    assert exc.value.code == 21702
+    assert srv.nonces[(ACCT, KEY)] == 1 and srv.engine.pending_count() == 1  # the first one only
