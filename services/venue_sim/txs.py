@@ -65,7 +65,8 @@ class TxHandling(AuthChecks):
         Raises:
             VenueError: with Lighter's code (23000 too many requests -- nothing processed,
                 21104 nonce, 21706 amount, 21728 duplicate client order index, 21732
-                reduce-only, 21602 market, 21505 tx type, 21501 bad tx_info).
+                reduce-only, 21602 market, 21505 tx type, 21501 bad tx_info, and the order txs'
+                input rules of :mod:`services.venue_sim.orderrules`: 217xx).
         """
         self._admit(tx_info, 1)
         return self._one_tx(tx_type, tx_info)
