@@ -76,8 +76,9 @@ class ExecutorConfig(BaseModel):
         default_max_notional_usd: notional limit for markets missing from ``max_notional_usd``.
         default_slippage_bps: slippage bound of the marketable IOC limit when an intent gives
             none (bps of the touch).
-        quote_expiry: order expiry of resting quotes in ms since the epoch; -1 lets the signer
-            use its default (now + 28 days).
+        quote_expiry: order expiry of resting quotes in ms since the epoch; -1 = 28 days after
+            the event that caused the order, in that event's (the venue's) time
+            (``services.executor.signer.order_expiry_ms``).
         max_intent_age_ms: intents whose ``ts_event`` is older than the newest input time seen
             by the engine minus this are not traded on (their target is still recorded);
             0 disables the check.

@@ -21,6 +21,19 @@ from .engine import OrderCommand
 TX_CREATE_ORDER = 14
 TX_CANCEL_ORDER = 15
 TX_CANCEL_ALL = 16
+ORDER_EXPIRY_28_DAYS_MS = 28 * 86_400_000
+
+
+def order_expiry_ms(cmd: OrderCommand) -> int:
+    """The OrderExpiry (ms) to sign for a resting or stop create: ``cmd.order_expiry`` when it
+    is an explicit time; for -1 (Lighter's default, 28 days) 28 days after the event that caused
+    the order (``cmd.ts_event``), so the expiry is in the venue's time -- which is the events'
+    time: Lighter's, or venue-sim's (wall clock, or the recording's in lockstep). Lighter
+    requires now + 5 min .. now + 30 days (21711, reference notes 6.3). -1 stays (the signer then
+    uses the wall clock) only for a command without an event time."""
+    if cmd.order_expiry != -1 or cmd.ts_event <= 0:
+        return cmd.order_expiry
+    return cmd.ts_event // 1_000_000 + ORDER_EXPIRY_28_DAYS_MS
 
 
 class SignError(RuntimeError):
@@ -100,8 +113,8 @@ class Signer:
 
     def sign(self, cmd: OrderCommand, nonce: int) -> SignedTx:
         """Sign ``cmd`` with ``nonce``: create -> tx 14 (limit, or stop-loss type 2 with its
-        trigger price and ``cmd.order_expiry``; limit IOC with order_expiry 0,
-        GTT/post-only with ``cmd.order_expiry``, -1 = 28 days), cancel -> tx 15 (Index =
+        trigger price and :func:`order_expiry_ms`; limit IOC with order_expiry 0,
+        GTT/post-only with :func:`order_expiry_ms`: -1 = 28 days after ``cmd.ts_event``), cancel -> tx 15 (Index =
         ``cmd.order_index``), cancel_all -> tx 16 (immediate, time 0).
 
         Raises:
@@ -114,7 +127,7 @@ class Signer:
                    "post_only": c.ORDER_TIME_IN_FORCE_POST_ONLY}[cmd.tif]
             stop = cmd.order_type == "stop-loss"
             # a stop-loss is IOC once triggered but waits up to its expiry (Lighter's sample: OrderExpiry set)
-            expiry = c.DEFAULT_IOC_EXPIRY if cmd.tif == "ioc" and not stop else cmd.order_expiry
+            expiry = c.DEFAULT_IOC_EXPIRY if cmd.tif == "ioc" and not stop else order_expiry_ms(cmd)
             res = c.sign_create_order(cmd.market_id, cmd.client_order_index, cmd.size, cmd.price,
                                       cmd.side == "sell", c.ORDER_TYPE_STOP_LOSS if stop else c.ORDER_TYPE_LIMIT,
                                       tif, cmd.reduce_only, cmd.trigger_price if stop else c.NIL_TRIGGER_PRICE,

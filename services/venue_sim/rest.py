@@ -120,7 +120,7 @@ class RestReads(ServerBase):
         n_orders = len(self.engine.active_orders(acct))
         return {
             "code": 0, "account_type": 0, "account_trading_mode": 0, "index": acct, "l1_address": "0x" + "0" * 40,
-            "cancel_all_time": 0, "total_order_count": n_orders, "total_isolated_order_count": 0,
+            "cancel_all_time": self.engine.cancel_all_at.get(acct, 0), "total_order_count": n_orders, "total_isolated_order_count": 0,
             "pending_order_count": 0, "available_balance": stats["available_balance"], "status": 1,
             "collateral": stats["collateral"], "account_index": acct, "name": "", "description": "",
             "can_invite": False, "referral_points_percentage": "", "positions": positions,

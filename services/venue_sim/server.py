@@ -38,6 +38,7 @@ from aiohttp import web
 from services.venue_sim.base import ACCOUNT_CHANNELS, TX_CANCEL, TX_CANCEL_ALL, TX_CREATE, tx_hash_of
 from services.venue_sim.control import SimControl
 from services.venue_sim.feed import FeedMessages
+from services.venue_sim.orderrules import OrderTxs
 from services.venue_sim.ratelimit import RequestMeter
 from services.venue_sim.readmeter import read_meter_middleware
 from services.venue_sim.rest import RestReads
@@ -49,7 +50,7 @@ from shared.venue.matching import Fill, MatchingEngine
 __all__ = ["ACCOUNT_CHANNELS", "TX_CANCEL", "TX_CANCEL_ALL", "TX_CREATE", "Client", "VenueServer", "tx_hash_of"]
 
 
-class VenueServer(FeedMessages, WsChannels, TxHandling, RestReads, SimControl):
+class VenueServer(FeedMessages, WsChannels, OrderTxs, TxHandling, RestReads, SimControl):
     """Lighter's protocol around a :class:`MatchingEngine`.
 
     Args:

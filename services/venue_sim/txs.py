@@ -14,8 +14,6 @@ from aiohttp import web
 
 from services.venue_sim.auth import AuthChecks
 from services.venue_sim.base import (
-    ORDER_TYPES,
-    TIF_CODES,
     TX_CANCEL,
     TX_CANCEL_ALL,
     TX_CREATE,
@@ -23,10 +21,11 @@ from services.venue_sim.base import (
 )
 from services.venue_sim.httpio import error_response, query_int
 from services.venue_sim.metrics import ORDERS, REJECTS, TXS
+from services.venue_sim.orderrules import parse_order_tx
 from services.venue_sim.ratelimit import BATCH_MAX_TXS
 from shared.venue import errors as E
 from shared.venue.errors import VenueError
-from shared.venue.matching import CancelAll, CancelOrder, CreateOrder
+from shared.venue.matching import CreateOrder, Tx
 
 log = logging.getLogger("services.venue_sim.server")  # the server's logger, as before the split
 
@@ -34,30 +33,10 @@ log = logging.getLogger("services.venue_sim.server")  # the server's logger, as 
 class TxHandling(AuthChecks):
     """Txs in (REST and WS): rate limit, nonces, validation, scheduling."""
 
-    def _parse_tx(self, tx_type: int, info: dict[str, Any], tx_hash: str) -> CreateOrder | CancelOrder | CancelAll:
-        acct = int(info["AccountIndex"])
-        if tx_type == TX_CREATE:
-            otype = ORDER_TYPES.get(int(info["Type"]))
-            if otype is None:
-                raise VenueError(E.INVALID_ORDER_TYPE,
-                                 f"order type {info['Type']} (venue-sim: limit 0, market 1, stop-loss 2, stop-loss-limit 3)")
-            tif = TIF_CODES.get(int(info["TimeInForce"]))
-            if tif is None or (otype in ("market", "stop-loss") and tif != "ioc"):
-                raise VenueError(E.INVALID_TIF, f"time in force {info['TimeInForce']} for {otype}")
-            return CreateOrder(account=acct, market_id=int(info["MarketIndex"]),
-                               client_order_index=int(info["ClientOrderIndex"]), base_amount=int(info["BaseAmount"]),
-                               price=int(info["Price"]), is_ask=bool(int(info["IsAsk"])), order_type=otype,
-                               time_in_force=tif, reduce_only=bool(int(info.get("ReduceOnly") or 0)),
-                               order_expiry_ms=int(info.get("OrderExpiry") or 0), nonce=int(info["Nonce"]),
-                               tx_hash=tx_hash, trigger_price=int(info.get("TriggerPrice") or 0))
-        if tx_type == TX_CANCEL:
-            return CancelOrder(account=acct, market_id=int(info["MarketIndex"]), index=int(info["Index"]),
-                               tx_hash=tx_hash)
-        attrs = info.get("L2TxAttributes") or {}
-        market = attrs.get("5", info.get("MarketIndex"))
-        market = None if market is None or int(market) == 255 else int(market)
-        return CancelAll(account=acct, market_id=market, scheduled=int(info.get("TimeInForce") or 0) != 0,
-                         tx_hash=tx_hash)
+    def _parse_tx(self, tx_type: int, info: dict[str, Any], tx_hash: str) -> Tx:
+        """An order tx's tx_info checked with Lighter's rules at the venue time of its arrival
+        (:func:`services.venue_sim.orderrules.parse_order_tx`)."""
+        return parse_order_tx(tx_type, info, _ms(self.clock()), self.markets, tx_hash)
 
     def _admit(self, tx_info: str, txs: int) -> None:
         """Charge one tx request of ``txs`` txs to the account of ``tx_info`` (its
@@ -86,7 +65,8 @@ class TxHandling(AuthChecks):
         Raises:
             VenueError: with Lighter's code (23000 too many requests -- nothing processed,
                 21104 nonce, 21706 amount, 21728 duplicate client order index, 21732
-                reduce-only, 21602 market, 21505 tx type, 21501 bad tx_info).
+                reduce-only, 21602 market, 21505 tx type, 21501 bad tx_info, and the order txs'
+                input rules of :mod:`services.venue_sim.orderrules`: 217xx).
         """
         self._admit(tx_info, 1)
         return self._one_tx(tx_type, tx_info)

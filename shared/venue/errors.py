@@ -12,29 +12,51 @@ INVALID_NONCE = 21104
 INVALID_TX_INFO = 21501
 """``tx_info`` is not valid JSON or misses a field."""
 UNSUPPORTED_TX_TYPE = 21505
-"""A tx type venue-sim does not implement (only 14 create, 15 cancel, 16 cancel-all)."""
+"""A tx type venue-sim does not implement."""
 TX_EXPIRED = 21511
 """``ExpiredAt`` (wall-clock ms) is in the past. (Lighter's exact code for this is undocumented.)"""
 INVALID_MARKET = 21602
 """Unknown market index."""
 INVALID_ORDER_INDEX = 21700
-"""Cancel ``Index`` is not a valid order or client order index."""
+"""Cancel/modify ``Index`` is not a valid order or client order index (0 or negative)."""
+INVALID_BASE_AMOUNT = 21701
+"""BaseAmount outside 1 .. 2^48-1."""
 INVALID_PRICE = 21702
 """Price is 0 or does not fit uint32."""
+INVALID_IS_ASK = 21703
+"""IsAsk not 0 or 1."""
 INVALID_ORDER_TYPE = 21704
-"""Order type venue-sim does not support (only limit 0 and market 1)."""
+"""Order type not one Lighter takes from an API tx (0 limit .. 6 TWAP)."""
 INVALID_TIF = 21705
-"""Time in force not in {0 IOC, 1 GTT, 2 post-only}, or market order without IOC."""
+"""Time in force not in {0 IOC, 1 GTT, 2 post-only}, or not allowed for the order type
+(market, stop-loss and take-profit need IOC)."""
 INVALID_AMOUNT = 21706
 """Size below ``min_base_amount``, notional below ``min_quote_amount``, or zero."""
+UNSUPPORTED_ORDER_TYPE = 21710
+"""An order type Lighter has that venue-sim does not model (TWAP, 6)."""
+INVALID_EXPIRY = 21711
+"""OrderExpiry not allowed: non-zero for IOC limit or market, zero for GTT/post-only limit and
+the trigger types, or outside now + 5 min .. now + 30 days (venue time)."""
+CANCEL_ALL_PENDING = 21712
+"""A queued cancel-all is pending (Lighter's code; venue-sim does not produce it)."""
+INVALID_CANCEL_ALL_TIF = 21713
+"""CancelAllOrders TimeInForce not in {0 immediate, 1 scheduled, 2 abort}."""
+INVALID_CANCEL_ALL_TIME = 21714
+"""CancelAllOrders Time: not 0 for immediate/abort, or outside now + 5 min .. now + 15 days
+for scheduled (venue time, ms)."""
+NOT_ACTIVE_ORDER = 21715
+"""ModifyOrder names no active order of the account."""
 INVALID_CLIENT_ORDER_INDEX = 21727
-"""ClientOrderIndex outside 1 .. 2^48-1."""
+"""ClientOrderIndex outside 0 .. 2^48-1 (0 = none)."""
 DUPLICATE_CLIENT_ORDER_INDEX = 21728
 """ClientOrderIndex already used by an active (or pending) order of the account."""
 INVALID_TRIGGER_PRICE = 21729
-"""A stop-loss order without a trigger price (or one outside 1 .. 2^32-1)."""
+"""A trigger order (stop-loss, take-profit and their limit types) without a trigger price
+(or one outside 1 .. 2^32-1), or a trigger price on a limit or market order."""
 REDUCE_ONLY_INCREASES = 21732
 """A reduce-only order would increase (or open) the position."""
+INVALID_REDUCE_ONLY_MODE = 21740
+"""ReduceOnly not 0 or 1."""
 
 MESSAGES: dict[int, str] = {
     INVALID_NONCE: "invalid nonce",
@@ -43,14 +65,23 @@ MESSAGES: dict[int, str] = {
     TX_EXPIRED: "tx expired",
     INVALID_MARKET: "invalid market index",
     INVALID_ORDER_INDEX: "invalid order index",
+    INVALID_BASE_AMOUNT: "invalid base amount",
     INVALID_PRICE: "invalid price",
+    INVALID_IS_ASK: "invalid isAsk",
     INVALID_ORDER_TYPE: "invalid order type",
     INVALID_TIF: "invalid time in force",
+    UNSUPPORTED_ORDER_TYPE: "unsupported order type",
+    INVALID_EXPIRY: "invalid expiry",
+    CANCEL_ALL_PENDING: "queued cancel all pending",
+    INVALID_CANCEL_ALL_TIF: "invalid cancel all time in force",
+    INVALID_CANCEL_ALL_TIME: "invalid cancel all time",
+    NOT_ACTIVE_ORDER: "not an active order",
     INVALID_AMOUNT: "invalid order base or quote amount",
     INVALID_CLIENT_ORDER_INDEX: "invalid client order index",
     DUPLICATE_CLIENT_ORDER_INDEX: "client order index already exists",
     INVALID_TRIGGER_PRICE: "invalid trigger price",
     REDUCE_ONLY_INCREASES: "reduce only order would increase position",
+    INVALID_REDUCE_ONLY_MODE: "invalid reduce only mode",
 }
 
 

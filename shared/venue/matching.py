@@ -50,9 +50,10 @@ Other simplifications (all documented in venue-sim's docs):
 * Self-trade: an incoming taker that meets a resting order of the same account cancels that
   resting order (``canceled-self-trade``, Lighter's default expire-maker) and keeps matching;
   every such cancel is recorded in :attr:`MatchingEngine.self_trade_cancels`.
-* GTT order expiry and scheduled cancel-all are accepted but not enforced (their times come
-  from the wall clock, the venue runs on recording time); no margin checks, no funding, no
-  liquidations.
+* GTT order expiry is enforced only by an engine made with ``expire_orders=True`` (venue-sim
+  outside lockstep; off in backtests and lockstep, whose outputs it must not change); the
+  scheduled cancel-all, take-profit types and modify are in :mod:`shared.venue.timed`. No margin
+  checks, no funding, no liquidations.
 * A cancel whose order is not active at execution time is a silent no-op (it was accepted).
 """
 
@@ -84,6 +85,7 @@ from shared.venue.model import (
     ASK_ID_BASE,
     BID_ID_BASE,
     BOOK_ACCOUNT,
+    MARKET_TYPES,
     MAX_CLIENT_ORDER_INDEX,
     MAX_PRICE,
     PREMIUM,
@@ -100,6 +102,7 @@ from shared.venue.model import (
     Fill,
     FillUpdate,
     MarketState,
+    ModifyOrder,
     Order,
     OrderStatus,
     OrderType,
@@ -113,6 +116,7 @@ from shared.venue.model import (
     Tx,
     Update,
 )
+from shared.venue.timed import TimedOrders, triggered
 
 DEPTH_ASSUMPTION = (
     "top-of-book only: the public book is the recorded best bid and best ask (one level per side, "
@@ -140,6 +144,7 @@ __all__ = [
     "MAX_CLIENT_ORDER_INDEX",
     "MAX_PRICE",
     "MarketState",
+    "ModifyOrder",
     "Order",
     "OrderStatus",
     "OrderType",
@@ -162,7 +167,7 @@ __all__ = [
 ]
 
 
-class MatchingEngine:
+class MatchingEngine(TimedOrders):
     """Matches simulated accounts' orders against a replayed top-of-book recording.
 
     Args:
@@ -176,6 +181,9 @@ class MatchingEngine:
             :class:`StatsChanged`); venue-sim needs them for its public channels, an in-process
             backtest does not (False skips building them; fills, positions and order updates,
             and every state change, are the same either way).
+        expire_orders: cancel a live order when the venue time reaches its OrderExpiry
+            (``canceled-expired``); off by default (backtests, lockstep), on in venue-sim's
+            wall-clock mode.
 
     Usage: :meth:`submit` validates a tx and schedules it (raises :class:`VenueError`);
     :meth:`on_market_data` applies a recorded ``Bbo``/``Trade``/``MarketStats`` after executing
@@ -188,7 +196,7 @@ class MatchingEngine:
     def __init__(self, markets: Iterable[MarketInfo], tier: Tier = STANDARD, *,
                  maker_fee: float | None = None, taker_fee: float | None = None,
                  initial_collateral: float = 100_000.0, inactive_history: int = 1000,
-                 public_updates: bool = True) -> None:
+                 public_updates: bool = True, expire_orders: bool = False) -> None:
         self.markets: dict[int, MarketInfo] = {m.market_id: m for m in markets}
         self.by_symbol: dict[str, MarketInfo] = {m.symbol: m for m in self.markets.values()}
         self.tier = tier
@@ -211,6 +219,7 @@ class MatchingEngine:
         self._trade_counter = 0
         self._inactive_history = inactive_history
         self.public_updates = public_updates
+        self._init_timed(expire_orders)
         # symbol -> (market, its state, its resting orders): one lookup per market-data event
         # (these objects are created here and never replaced)
         self._by_symbol_state = {m.symbol: (m, self.state[m.market_id], self.resting[m.market_id])
@@ -292,12 +301,16 @@ class MatchingEngine:
         if isinstance(tx, CreateOrder):
             role = self._validate_create(tx)
             delay = self.tier.taker_delay_ms if role == "taker" else self.tier.maker_delay_ms
-            self._pending_coi.setdefault(tx.account, {}).setdefault(tx.client_order_index, 0)
-            self._pending_coi[tx.account][tx.client_order_index] += 1
+            if tx.client_order_index:
+                self._pending_coi.setdefault(tx.account, {}).setdefault(tx.client_order_index, 0)
+                self._pending_coi[tx.account][tx.client_order_index] += 1
         elif isinstance(tx, CancelOrder):
             self.market_of(tx.market_id)
             if tx.index <= 0:
                 raise VenueError(INVALID_ORDER_INDEX, f"index {tx.index}")
+            role, delay = "cancel", self.tier.cancel_delay_ms
+        elif isinstance(tx, ModifyOrder):
+            self._validate_modify(tx)
             role, delay = "cancel", self.tier.cancel_delay_ms
         else:
             if tx.market_id is not None:
@@ -311,7 +324,7 @@ class MatchingEngine:
 
     def _validate_create(self, tx: CreateOrder) -> Literal["taker", "maker"]:
         m = self.market_of(tx.market_id)
-        if not 1 <= tx.client_order_index <= MAX_CLIENT_ORDER_INDEX:
+        if not 0 <= tx.client_order_index <= MAX_CLIENT_ORDER_INDEX:  # 0 = none
             raise VenueError(INVALID_CLIENT_ORDER_INDEX, f"client order index {tx.client_order_index}")
         if not 1 <= tx.price <= MAX_PRICE:
             raise VenueError(INVALID_PRICE, f"price {tx.price}")
@@ -324,7 +337,7 @@ class MatchingEngine:
         why = m.check_amount(size, price)
         if why:
             raise VenueError(INVALID_AMOUNT, why)
-        if self._coi_in_use(tx.account, tx.client_order_index):
+        if tx.client_order_index and self._coi_in_use(tx.account, tx.client_order_index):
             raise VenueError(DUPLICATE_CLIENT_ORDER_INDEX,
                              f"client order index {tx.client_order_index} is active for account {tx.account}")
         if tx.reduce_only:
@@ -352,8 +365,15 @@ class MatchingEngine:
         """Execute every pending tx due at or before ``ts_ns`` (in execution-time order) and move
         the clock to ``ts_ns`` (it never goes back)."""
         out: list[Update] = []
-        while self._pending and self._pending[0][0] <= ts_ns:
-            exec_ns, _, tx = heapq.heappop(self._pending)
+        pending, timers = self._pending, self._timers
+        while True:
+            if timers and timers[0][0] <= ts_ns and (not pending or timers[0][0] <= pending[0][0]):
+                self.now_ns = max(self.now_ns, timers[0][0])
+                out.extend(self._fire_timer())  # a timer goes before a tx due at the same time
+                continue
+            if not pending or pending[0][0] > ts_ns:
+                break
+            exec_ns, _, tx = heapq.heappop(pending)
             self.now_ns = max(self.now_ns, exec_ns)
             out.extend(self._execute(tx, self.now_ns))
         self.now_ns = max(self.now_ns, ts_ns)
@@ -365,7 +385,7 @@ class MatchingEngine:
         ts = ev.ts_event
         pending = self._pending
         out: list[Update] | None = None
-        if pending and pending[0][0] <= ts:
+        if (pending and pending[0][0] <= ts) or (self._timers and self._timers[0][0] <= ts):
             out = self.advance(ts)
         elif ts > self.now_ns:  # nothing due: advance() would only move the clock
             self.now_ns = ts
@@ -402,19 +422,17 @@ class MatchingEngine:
         return out
 
     def _check_stops(self, m: MarketInfo, st: MarketState, ts: int) -> list[Update]:
-        """Trigger the market's stop orders whose trigger the last trade or mark price reached
-        (sell stops at or below, buy stops at or above), oldest first, and execute them."""
+        """Trigger the market's trigger orders whose trigger the last trade or mark price reached
+        (:func:`shared.venue.timed.triggered`), oldest first, and execute them."""
         refs = [m.price_to_int(p) for p in (st.last_trade_price, st.mark_price) if p]
         if not refs:
             return []
         lo, hi = min(refs), max(refs)
         out: list[Update] = []
         for o in list(self.stops[m.market_id].values()):  # insertion order is seq order
-            if (lo <= o.trigger_price) if o.is_ask else (hi >= o.trigger_price):
+            if triggered(o, lo, hi):
                 del self.stops[m.market_id][o.order_index]
                 o.triggered = True
-                if o.order_type == "stop-loss-limit":
-                    o.time_in_force = "gtt"
                 out.extend(self._place(o, ts))
         return out
 
@@ -429,22 +447,13 @@ class MatchingEngine:
                     del counts[tx.client_order_index]
             return self._exec_create(tx, ts)
         if isinstance(tx, CancelOrder):
-            book = [*self.resting[tx.market_id].values(), *self.stops[tx.market_id].values()]
-            target = next((o for o in sorted(book, key=lambda o: o.seq) if o.account == tx.account
-                           and tx.index in (o.order_index, o.client_order_index)), None)
-            if target is None:
-                return []
-            return self._cancel(target, "canceled", ts)
+            target = self._live_order(tx.account, tx.market_id, tx.index)
+            return [] if target is None else self._cancel(target, "canceled", ts)
+        if isinstance(tx, ModifyOrder):
+            return self._exec_modify(tx, ts)
         if tx.scheduled:
-            return []
-        out: list[Update] = []
-        for mid, book in self.resting.items():
-            if tx.market_id is not None and mid != tx.market_id:
-                continue
-            for o in sorted([*book.values(), *self.stops[mid].values()], key=lambda o: o.seq):
-                if o.account == tx.account:
-                    out.extend(self._cancel(o, "canceled", ts))
-        return out
+            return self._exec_scheduled_cancel_all(tx, ts)
+        return self._cancel_account(tx.account, tx.market_id, ts)
 
     def _cancel(self, o: Order, status: OrderStatus, ts: int) -> list[Update]:
         if self.stops[o.market_id].pop(o.order_index, None) is not None:
@@ -477,6 +486,7 @@ class MatchingEngine:
         if tx.order_type in STOP_TYPES:  # off the book until triggered (reduce-only is checked then)
             self.stops[o.market_id][o.order_index] = o
             self.orders[o.order_index] = o
+            self._arm_expiry(o)
             return [OrderUpdate(order=_snap(o), ts_ns=ts)]
         return self._place(o, ts)
 
@@ -502,13 +512,14 @@ class MatchingEngine:
         if o.remaining == 0:
             o.status = "filled"
             self._finish(o)
-        elif o.order_type in ("market", "stop-loss") or o.time_in_force == "ioc":
+        elif o.order_type in MARKET_TYPES or o.time_in_force == "ioc":
             o.status = "canceled"
             self._finish(o)
         else:
             o.queue_ahead = self._join_queue(o)
             self.resting[o.market_id][o.order_index] = o
             self.orders[o.order_index] = o
+            self._arm_expiry(o)
             book_changed = True
         orders.append(OrderUpdate(order=_snap(o), ts_ns=ts))
         out = fills + positions + orders

@@ -1,5 +1,5 @@
 """The venue model's vocabulary: Lighter tiers, the txs the matching engine takes (create,
-cancel, cancel-all), its orders, positions and fills, and the updates it returns. Prices are
+cancel, cancel-all, modify), its orders, positions and fills, and the updates it returns. Prices are
 integer ticks, sizes integer lots (``shared.markets.MarketInfo`` scaling), times ns of sim time.
 The engine itself is :mod:`shared.venue.matching`."""
 
@@ -18,12 +18,17 @@ BID_ID_BASE = 2**49 - 2**40
 SIM_TRADE_ID_BASE = 10**15
 MAX_PRICE = 2**32 - 1
 
-OrderType = Literal["limit", "market", "stop-loss", "stop-loss-limit"]
-STOP_TYPES = ("stop-loss", "stop-loss-limit")
+OrderType = Literal["limit", "market", "stop-loss", "stop-loss-limit", "take-profit", "take-profit-limit"]
+STOP_TYPES = ("stop-loss", "stop-loss-limit", "take-profit", "take-profit-limit")
+"""The trigger (conditional) order types: off the book until their trigger price is reached."""
+MARKET_TYPES = ("market", "stop-loss", "take-profit")
+"""Types that execute as a market order (IOC, no worse than ``price``) once live."""
 TimeInForce = Literal["gtt", "ioc", "post_only"]
 OrderStatus = Literal[
     "open", "filled", "canceled", "canceled-post-only", "canceled-reduce-only", "canceled-self-trade",
+    "canceled-expired",
 ]
+CancelAllMode = Literal["immediate", "scheduled", "abort"]
 
 
 class Tier(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,11 +60,14 @@ class CreateOrder(msgspec.Struct, kw_only=True):
     """A create-order tx (Lighter tx type 14), already parsed.
 
     ``base_amount`` in lots, ``price`` in ticks (for a market order: the worst acceptable
-    price), ``order_expiry_ms`` as sent (wall clock, not enforced). ``trigger_price`` (ticks)
-    only for the stop types: a ``stop-loss`` waits, off the book, until the market's last
-    trade or mark price reaches it (a sell stop: at or below; a buy stop: at or above), then
-    executes as a market order no worse than ``price``; a ``stop-loss-limit`` then becomes a
-    limit order at ``price`` (docs/venue-sim.md).
+    price), ``order_expiry_ms`` Lighter's OrderExpiry (ms of venue time; 0 = none; an engine
+    made with ``expire_orders=True`` cancels a live order at that time as ``canceled-expired``).
+    ``client_order_index`` 0 = none (the order can then be canceled by its order index only).
+    ``trigger_price`` (ticks) only for the trigger types (:data:`STOP_TYPES`): the order waits,
+    off the book, until the market's last trade or mark price reaches it -- a stop-loss sell
+    at or below, a stop-loss buy at or above; a take-profit sell at or above, a take-profit buy
+    at or below -- then ``stop-loss``/``take-profit`` execute as a market order no worse than
+    ``price`` and the ``-limit`` types become a limit order at ``price`` (docs/venue-sim.md).
     """
 
     account: int
@@ -87,16 +95,38 @@ class CancelOrder(msgspec.Struct, kw_only=True):
 
 
 class CancelAll(msgspec.Struct, kw_only=True):
-    """A cancel-all tx (type 16); ``market_id`` None = all markets. ``scheduled`` cancel-alls
-    (time in force 1/2) are accepted and ignored."""
+    """A cancel-all tx (type 16); ``market_id`` None = all markets. ``mode`` is Lighter's
+    TimeInForce: ``immediate`` (0) cancels now; ``scheduled`` (1) arms the account's
+    cancel-all at ``time_ms`` (venue time; a newer one replaces it): then every order of the
+    account is canceled; ``abort`` (2) disarms it (reference notes 6.3)."""
 
     account: int
     market_id: int | None = None
-    scheduled: bool = False
+    mode: CancelAllMode = "immediate"
+    time_ms: int = 0
+    tx_hash: str = ""
+
+    @property
+    def scheduled(self) -> bool:
+        """True for a scheduled or abort cancel-all (not an immediate one)."""
+        return self.mode != "immediate"
+
+
+class ModifyOrder(msgspec.Struct, kw_only=True):
+    """A modify tx (type 17): order ``index`` (order index or client order index) of the
+    account in ``market_id`` gets ``base_amount`` (lots, the new remaining size), ``price``
+    (ticks) and ``trigger_price`` (ticks, trigger types only; 0 = unchanged)."""
+
+    account: int
+    market_id: int
+    index: int
+    base_amount: int
+    price: int
+    trigger_price: int = 0
     tx_hash: str = ""
 
 
-Tx = CreateOrder | CancelOrder | CancelAll
+Tx = CreateOrder | CancelOrder | CancelAll | ModifyOrder
 
 
 # ---------------------------------------------------------------------------------------------

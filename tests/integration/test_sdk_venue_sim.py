@@ -94,6 +94,13 @@ async def _async(v):
     return v
 
 
+def _expiry(server) -> int:
+    """OrderExpiry 28 days after the venue's time (ms): Lighter takes now + 5 min .. 30 days,
+    and the SDK's default (-1) would take the wall clock's now, which is not the venue's when
+    it replays an old recording."""
+    return server.clock() // 1_000_000 + 28 * 86_400_000
+
+
 async def test_signer_client_create_cancel_cancel_all_and_errors(finished_venue):
     server, url = finished_venue
     client = lighter.SignerClient(url=url, account_index=ACCT, api_private_keys={KEY: secrets.token_hex(40)},
@@ -113,7 +120,7 @@ async def test_signer_client_create_cancel_cancel_all_and_errors(finished_venue)
         # post-only bid below the touch: rests
         _, resp, err = await client.create_order(market_index=1, client_order_index=11, base_amount=100,
                                                  price=1_140_000, is_ask=False, order_type=0, time_in_force=2,
-                                                 nonce=nonce, api_key_index=KEY)
+                                                 order_expiry=_expiry(server), nonce=nonce, api_key_index=KEY)
         assert err is None and resp.code == 200 and len(resp.tx_hash) == 80
 
         async def active():
@@ -139,12 +146,12 @@ async def test_signer_client_create_cancel_cancel_all_and_errors(finished_venue)
         # stale nonce -> 21104
         _, resp, err = await client.create_order(market_index=1, client_order_index=12, base_amount=100,
                                                  price=1_140_000, is_ask=False, order_type=0, time_in_force=2,
-                                                 nonce=nonce, api_key_index=KEY)
+                                                 order_expiry=_expiry(server), nonce=nonce, api_key_index=KEY)
         assert resp is None and "21104" in err and "invalid nonce" in err
         # too small -> 21706 (0.00001 BTC < min 0.0002)
         _, resp, err = await client.create_order(market_index=1, client_order_index=13, base_amount=1,
                                                  price=1_140_000, is_ask=False, order_type=0, time_in_force=2,
-                                                 nonce=nonce + 3, api_key_index=KEY)
+                                                 order_expiry=_expiry(server), nonce=nonce + 3, api_key_index=KEY)
         assert resp is None and "21706" in err
         # rejected txs do not use up the nonce
         assert (await client.tx_api.next_nonce(account_index=ACCT, api_key_index=KEY)).nonce == nonce + 3

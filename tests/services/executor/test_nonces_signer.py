@@ -89,6 +89,12 @@ async def test_signer_signs_offline_with_explicit_nonce_and_hides_the_key():
                                             order_type="stop-loss", trigger_price=1130000), 12).tx_info)
         assert (sl["Type"], sl["TriggerPrice"], sl["TimeInForce"], sl["ReduceOnly"]) == (2, 1130000, 0, 1)
         assert sl["OrderExpiry"] > 0  # waits for its trigger (Lighter's sample stop-loss has an expiry)
+        # with an event time, -1 = 28 days after the event, in the event's (= the venue's) time
+        t_ev = 1_757_894_400_000_000_000
+        ev = json.loads(s.sign(OrderCommand(kind="create", market_id=1, client_order_index=9, side="buy",
+                                            price=1149000, size=100, tif="gtt", order_expiry=-1,
+                                            ts_event=t_ev), 12).tx_info)
+        assert ev["OrderExpiry"] == t_ev // 1_000_000 + 28 * 86_400_000
         cancel = s.sign(OrderCommand(kind="cancel", market_id=1, order_index=6), 13)
         assert cancel.tx_type == 15 and json.loads(cancel.tx_info)["Index"] == 6
         ca = s.sign(OrderCommand(kind="cancel_all"), 14)

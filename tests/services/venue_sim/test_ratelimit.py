@@ -24,10 +24,12 @@ ACCT, KEY = 1001, 4
 
 
 def info(nonce: int, coi: int, acct: int = ACCT) -> str:
-    """A post-only bid far below the market (rests, never fills)."""
+    """A post-only bid far below the market (rests, never fills), 28 days of OrderExpiry after
+    T0 (the venue time of these tests)."""
     return json.dumps({"AccountIndex": acct, "ApiKeyIndex": KEY, "Nonce": nonce, "MarketIndex": 1,
                        "ClientOrderIndex": coi, "BaseAmount": 100, "Price": 500000, "IsAsk": 0, "Type": 0,
-                       "TimeInForce": 2, "ReduceOnly": 0, "OrderExpiry": 0, "ExpiredAt": 0})
+                       "TimeInForce": 2, "ReduceOnly": 0, "TriggerPrice": 0,
+                       "OrderExpiry": T0 // 1_000_000 + 28 * 86_400_000, "ExpiredAt": 0})
 
 
 def cancel_all(nonce: int, acct: int = ACCT) -> str:
