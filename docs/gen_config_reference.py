@@ -74,6 +74,10 @@ MEANING = {
         "rate_limit": "refuse tx requests over the rolling-minute limit (sim time) with 23000 before processing them; false = count only",
         "rate_limit_per_min": "tx request weight per rolling minute per account; null = the tier's (60 standard, 24000 premium); 0 = none",
         "request_weight": "weight of one sendTx/sendTxBatch request; null = the tier's (1 standard, 6 premium)",
+        "depth": "synthetic depth ladder behind the recorded touch: `enabled` (null = on when paced, off in "
+                 "lockstep), `levels` per side, `step_ticks` (0 = use `step_bps`), `size_mode` "
+                 "(constant/linear/geometric), `size_multiple` of the touch size, `size_growth`, "
+                 "`refill_per_s` (fraction of a level per sim second), `max_sweep_levels`; docs/venue-sim.md",
     },
     CollectorConfig: {
         "markets": "markets to collect; null = top-level markets", "http_port": "/health and /metrics port",

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.venue_sim.depth_config import DepthSettings
 from services.venue_sim.ratelimit import TIER_LIMIT, TIER_TX_WEIGHT, RequestMeter
 from shared.config import REPO_ROOT
 from shared.venue.matching import TIERS, Tier
@@ -56,6 +57,9 @@ class VenueSimConfig(BaseModel):
         rate_limit_per_min: the limit in weight units per rolling minute; ``null`` = the tier's
             (Standard 60 requests, Premium 24,000 weighted; Lighter docs); 0 = no limit.
         request_weight: weight of one tx request; ``null`` = the tier's (Standard 1, Premium 6).
+        depth: the synthetic depth ladder behind the recorded touch
+            (:class:`~services.venue_sim.depth_config.DepthSettings`; on by default in the paced
+            mode, off in lockstep).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -84,6 +88,7 @@ class VenueSimConfig(BaseModel):
     rate_limit: bool = True
     rate_limit_per_min: int | None = Field(default=None, ge=0)
     request_weight: int | None = Field(default=None, ge=1)
+    depth: DepthSettings = Field(default_factory=DepthSettings)
 
     def meter(self) -> RequestMeter:
         """The request meter of this section (tier defaults unless overridden)."""

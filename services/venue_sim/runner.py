@@ -45,7 +45,8 @@ def build(cfg: VenueSimConfig, account_index: int = 1001, redis: Any = None,
     """
     path = resolve_path(cfg.recording)
     header, events = read_recording(path)
-    engine = MatchingEngine(header.markets, cfg.resolved_tier(), initial_collateral=cfg.initial_collateral)
+    engine = MatchingEngine(header.markets, cfg.resolved_tier(), initial_collateral=cfg.initial_collateral,
+                            depth=cfg.depth.model(cfg.lockstep))
     holder: dict[str, Any] = {}
 
     def clock() -> int:
