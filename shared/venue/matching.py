@@ -37,6 +37,9 @@ nothing beyond it:
 * Fills against the recorded book have the synthetic counterparty account :data:`BOOK_ACCOUNT`
   (0). Fills between two simulated accounts name both.
 
+Optionally (``depth=``, off by default; venue-sim's paced mode turns it on) a synthetic ladder
+behind the touch gives takers deeper levels: :mod:`shared.venue.depth`.
+
 Other simplifications (all documented in venue-sim's docs):
 
 * Speed bump (Lighter Standard tier): a taker order (IOC, market, or a GTT limit that is
