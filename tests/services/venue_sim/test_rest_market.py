@@ -5,7 +5,9 @@ Lighter's shapes, checked field by field and parsed by the SDK's own API classes
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
+from pathlib import Path
 
 import aiohttp
 import lighter
@@ -18,6 +20,7 @@ from shared.events import Bbo, MarketStats, Trade
 from shared.markets import MarketInfo
 from shared.recording import RecordingHeader, write_recording
 from shared.venue.errors import VenueError
+from shared.venue.matching import CreateOrder
 
 BTC = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, min_base_amount=0.0002,
                  min_quote_amount=10)
@@ -25,6 +28,11 @@ T0 = 1_757_894_400_000_000_000  # 2025-09-15T00:00:00Z (a whole hour, day and mi
 T0_MS = T0 // 1_000_000
 S = 1_000_000_000
 ACCT, KEY = 1001, 4
+SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "lighter-samples"
+
+
+def _sample(name):
+    return json.loads((SAMPLES / name).read_text())
 
 
 def _recording(path):
@@ -205,3 +213,29 @@ async def test_account_orders_by_client_order_index_auth_and_sdk_parses(venue):
         assert isinstance(got, lighter.Orders) and sorted(o.client_order_index for o in got.orders) == [31, 32]
     finally:
         await client.close()
+
+
+async def test_shapes_match_lighters_samples(venue):
+    """Field names exactly as Lighter's samples (tests/fixtures/lighter-samples, PROVENANCE.md)."""
+    server, url, _ = venue
+    _, candles = await _get(url, "candles", market_id=1, resolution="1m", start_timestamp=0,
+                            end_timestamp=T0_MS + 3_600_000, count_back=10)
+    ref = _sample("http_candles.json")
+    assert set(candles) == set(ref) and set(candles["c"][0]) == set(ref["c"][0])
+    assert all(type(candles["c"][0][k]) is type(ref["c"][0][k]) for k in ("t", "i"))
+    _, fundings = await _get(url, "fundings", market_id=1, resolution="1h", start_timestamp=0,
+                             end_timestamp=T0_MS + 86_400_000, count_back=0)
+    ref = _sample("http_fundings.json")
+    assert set(fundings) == set(ref) and set(fundings["fundings"][0]) == set(ref["fundings"][0])
+    assert all(type(fundings["fundings"][0][k]) is type(v) for k, v in ref["fundings"][0].items())
+    misc = _sample("http_misc_ccxt_comment_examples.json")
+    _, rates = await _get(url, "funding-rates")
+    ref = misc["funding_rates_response"]
+    assert set(rates) == set(ref) and set(rates["funding_rates"][0]) == set(ref["funding_rates"][0])
+    server.engine.submit(CreateOrder(
+        account=ACCT, market_id=1, client_order_index=3, base_amount=1_000, price=1_100_000, is_ask=False,
+        order_type="limit", time_in_force="gtt"), server.engine.now_ns)
+    server.engine.advance(server.engine.now_ns + 10**9)
+    _, orders = await _get(url, "accountOrders", client_order_indexes="3", account_index=ACCT)
+    ref_order = misc["accountActiveOrders_response"]["orders"][0]
+    assert set(ref_order) <= set(orders["orders"][0])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from pathlib import Path
 
 import lighter
 import pytest
@@ -80,6 +81,10 @@ async def test_ticker_snapshot_and_updates(tmp_path):
             assert snap["type"] == "subscribed/ticker" and snap["channel"] == "ticker:1"
             assert set(snap) == {"channel", "last_updated_at", "nonce", "ticker", "timestamp", "type"}
             assert set(snap["ticker"]) == {"s", "a", "b", "last_updated_at"} and snap["ticker"]["s"] == "BTC"
+            ref = json.loads((Path(__file__).resolve().parents[2] / "fixtures" / "lighter-samples"
+                              / "ws_ticker_update.json").read_text())
+            assert set(snap) == set(ref) and set(snap["ticker"]) == set(ref["ticker"])
+            assert set(snap["ticker"]["a"]) == set(ref["ticker"]["a"]) == {"price", "size"}
             assert (await _subscribe(ws, "ticker/7"))["code"] == 30005
             replay.start()
             prev = snap["nonce"]
