@@ -583,9 +583,9 @@ class MatchingEngine:
             if r.is_ask != o.is_ask and (r.price <= o.price if not o.is_ask else r.price >= o.price):
                 cands.append((sign * r.price, r.seq, r))
         ladder: dict[int, int] = {}  # synthetic levels: price ticks -> full lots
-        if self.ladders:
+        if self.depth is not None:
             enough = 0
-            for px, lots, full in self._ladder_levels(o.market_id, not o.is_ask, o.price, self.depth.max_sweep_levels):  # type: ignore[union-attr]
+            for px, lots, full in self._ladder_levels(o.market_id, not o.is_ask, o.price, self.depth.max_sweep_levels):
                 if enough >= o.remaining:
                     break
                 cands.append((sign * px, 0, None))

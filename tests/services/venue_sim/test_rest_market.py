@@ -239,3 +239,22 @@ async def test_shapes_match_lighters_samples(venue):
     _, orders = await _get(url, "accountOrders", client_order_indexes="3", account_index=ACCT)
     ref_order = misc["accountActiveOrders_response"]["orders"][0]
     assert set(ref_order) <= set(orders["orders"][0])
+
+
+async def test_order_book_orders_shows_the_ladder_and_names_only_pure_own_levels(venue):
+    """Paced venue-sim (depth on): ``orderBookOrders`` lists the touch and 10 synthetic levels a
+    side; a level that mixes synthetic size with our order is the book's, a level of our order
+    alone is ours."""
+    server, url, api = venue
+    eng = server.engine
+    step = -(-1_150_000 // 10_000)  # 1 bps of the bid, rounded up: 115 ticks
+    for coi, px in ((1, 1_150_000 - step), (2, 1_140_000)):
+        eng.submit(CreateOrder(account=ACCT, market_id=1, client_order_index=coi, base_amount=1_000, price=px,
+                               is_ask=False, order_type="limit", time_in_force="gtt"), eng.now_ns)
+    eng.advance(eng.now_ns + 10**9)
+    ob = await lighter.OrderApi(api).order_book_orders(1, 100)
+    assert len(ob.asks) == 11 and len(ob.bids) == 12
+    by_price = {o.price: o for o in ob.bids}
+    mixed, alone = by_price["114988.5"], by_price["114000.0"]
+    assert mixed.owner_account_index == 0 and mixed.remaining_base_amount == "0.51000"
+    assert alone.owner_account_index == ACCT and alone.remaining_base_amount == "0.01000"
