@@ -70,7 +70,9 @@ class MoreChannels(ServerBase):
             return {"channel": channel, "txs": list(self.account_txs.get(int(arg), ())),
                     "timestamp": _ms(self.clock()), "type": "subscribed/account_tx"}
         if kind == "account_all_assets":
-            return {"channel": channel, "assets": self._assets(int(arg)), "timestamp": _ms(self.clock()),
+            assets = self._assets(int(arg))
+            self.assets_sent[int(arg)] = assets[str(USDC_ASSET_ID)]["balance"]
+            return {"channel": channel, "assets": assets, "timestamp": _ms(self.clock()),
                     "type": "subscribed/account_all_assets"}
         return super().snapshot(channel)  # type: ignore[misc]
 
@@ -169,8 +171,11 @@ class MoreChannels(ServerBase):
                             "type": "update/account_tx"})
 
     def _executed_txs(self) -> None:
-        now_ms = _ms(self.engine.now_ns)
-        while self.txs_pending and self.txs_pending[0][0] <= now_ms:
+        """Report the txs the engine has executed: its clock is past their predicted
+        millisecond (the engine executes due txs before moving its clock), or nothing is
+        pending any more."""
+        now, idle = self.engine.now_ns, self.engine.pending_count() == 0
+        while self.txs_pending and (idle or (self.txs_pending[0][0] + 1) * 1_000_000 <= now):
             exec_ms, _, tx = heapq.heappop(self.txs_pending)
             tx["status"], tx["executed_at"], tx["block_height"] = TX_STATUS_EXECUTED, exec_ms, self.height
             self._send_txs(tx["account_index"], [tx], self.engine.now_ns)

@@ -161,3 +161,25 @@ async def test_bad_channels_are_refused(tmp_path, channel):
             assert (await _subscribe(ws, channel, auth=TOKEN))["code"] == 30005
     finally:
         await close()
+
+
+async def test_order_book_channel_shows_the_depth_ladder(tmp_path):
+    """Paced venue-sim (depth on by default): the public order_book snapshot carries the touch and
+    10 synthetic levels a side, prices with exactly price_decimals digits, sizes size_decimals."""
+    server, replay, port, close = await _serve(tmp_path, speed=0)
+    try:
+        for _ in range(250):
+            if replay.state == "finished":
+                break
+            await asyncio.sleep(0.02)
+        async with websockets.connect(f"ws://127.0.0.1:{port}/stream") as ws:
+            await ws.recv()
+            ob = (await _subscribe(ws, "order_book/1"))["order_book"]
+            assert len(ob["asks"]) == 11 and len(ob["bids"]) == 11
+            asks = [float(lv["price"]) for lv in ob["asks"]]
+            assert asks == sorted(asks) and asks[0] == 115000.5 + 29 * 0.1
+            assert all(len(lv["price"].split(".")[1]) == 1 and len(lv["size"].split(".")[1]) == 5
+                       for lv in ob["asks"] + ob["bids"])
+            assert {lv["size"] for lv in ob["asks"]} == {"0.25000"}
+    finally:
+        await close()
