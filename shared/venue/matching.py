@@ -568,8 +568,9 @@ class MatchingEngine:
         return min(prices) if prices else None
 
     def _take(self, o: Order, ts: int, fills: list[Update], positions: list[Update], orders: list[Update]) -> None:
-        """Match taker ``o`` against the recorded touch and resting orders, best price first;
-        at one price the recorded displayed size comes before resting orders (they queue behind)."""
+        """Match taker ``o`` against the recorded touch, the synthetic ladder (when ``depth`` is
+        set) and resting orders, best price first; at one price the recorded or synthetic size
+        comes before resting orders (they queue behind)."""
         st = self.state[o.market_id]
         book = self.resting[o.market_id]
         cands: list[tuple[int, int, Order | None]] = []  # (price key, priority, maker)
