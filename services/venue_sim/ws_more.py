@@ -85,7 +85,9 @@ class MoreChannels(ServerBase):
             ch = None
         if ch is not None and ch.split(":")[0] in PRIVATE_CHANNELS:
             try:
-                self.authorize_account(msg.get("auth"), int(ch.split(":")[1]))  # type: ignore[attr-defined]
+                auth = msg.get("auth")
+                self.authorize_account(auth if isinstance(auth, str) else None,  # type: ignore[attr-defined]
+                                       int(ch.split(":")[1]))
             except VenueError as exc:
                 client.send({"type": "error", "channel": ch, **exc.to_json()})
                 return
