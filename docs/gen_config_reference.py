@@ -77,6 +77,10 @@ MEANING = {
         "ws_idle_timeout_s": "a WebSocket that sends nothing (pings count) for this many wall seconds is closed (Lighter: 120)",
         "ws_max_subscriptions": "channels per WebSocket connection; beyond: 23001 (Lighter: 500); 0 = none",
         "ws_messages_per_min": "client messages per rolling wall minute per connection, txs not counted; beyond: 30009 (Lighter: 200); 0 = none",
+        "depth": "synthetic depth ladder behind the recorded touch: `enabled` (null = on when paced, off in "
+                 "lockstep), `levels` per side, `step_ticks` (0 = use `step_bps`), `size_mode` "
+                 "(constant/linear/geometric), `size_multiple` of the touch size, `size_growth`, "
+                 "`refill_per_s` (fraction of a level per sim second), `max_sweep_levels`; docs/venue-sim.md",
     },
     CollectorConfig: {
         "markets": "markets to collect; null = top-level markets", "http_port": "/health and /metrics port",

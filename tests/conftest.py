@@ -185,8 +185,9 @@ class VenueExecutor:
 
 @pytest.fixture
 async def venue_executor(tmp_path, redis_client, redis_url, namespace, monkeypatch):
-    """Factory ``await start(events, markets, services=None)``: writes ``events`` as a recording,
-    serves it with venue-sim (speed 1, autostart), starts an executor against it and waits until
+    """Factory ``await start(events, markets, services=None, venue=None)``: writes ``events`` as a
+    recording, serves it with venue-sim (speed 1, autostart; ``venue``: more venue-sim keys, e.g.
+    ``{"depth": {"enabled": False}}`` for the one-level book), starts an executor against it and waits until
     the executor has reconciled (RiskState running). Returns a :class:`VenueExecutor`; its
     ``stop_executor()`` / ``start_executor()`` restart the executor. Both are stopped after the
     test."""
@@ -210,13 +211,14 @@ async def venue_executor(tmp_path, redis_client, redis_url, namespace, monkeypat
                      min_quote_amount=10.0)
     started: list = []
 
-    async def start(events, markets, services=None) -> VenueExecutor:
+    async def start(events, markets, services=None, venue=None) -> VenueExecutor:
         rec = tmp_path / "venue.jsonl.gz"
         write_recording(rec, RecordingHeader(markets=[btc, eth], source="test"), events)
         port = free_port()
         stop_venue = asyncio.Event()
         venue_task = asyncio.create_task(serve(VenueSimConfig(host="127.0.0.1", port=port, recording=str(rec),
-                                                              speed=1.0, fills_file="", autostart=True),
+                                                              speed=1.0, fills_file="", autostart=True,
+                                                              **(venue or {})),
                                                1001, stop_venue))
         cfg = StackConfig(namespace=namespace, redis_url=redis_url, markets=markets,
                           venue=VenueConfig(rest_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}/stream"),

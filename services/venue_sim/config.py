@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.venue_sim.depth_config import DepthSettings
 from services.venue_sim.ratelimit import TIER_LIMIT, TIER_TX_WEIGHT, RequestMeter
 from shared.config import REPO_ROOT
 from shared.venue.matching import TIERS, Tier
@@ -66,6 +67,9 @@ class VenueSimConfig(BaseModel):
         ws_max_subscriptions: channels per WebSocket connection (Lighter: 500; 23001 beyond).
         ws_messages_per_min: client messages per rolling wall minute on one connection, txs not
             counted (Lighter: 200; 30009 beyond); 0 = no limit.
+        depth: the synthetic depth ladder behind the recorded touch
+            (:class:`~services.venue_sim.depth_config.DepthSettings`; on by default in the paced
+            mode, off in lockstep).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -97,6 +101,7 @@ class VenueSimConfig(BaseModel):
     ws_idle_timeout_s: float = Field(default=120.0, gt=0)
     ws_max_subscriptions: int = Field(default=500, ge=0)
     ws_messages_per_min: int = Field(default=200, ge=0)
+    depth: DepthSettings = Field(default_factory=DepthSettings)
 
     def meter(self) -> RequestMeter:
         """The request meter of this section (tier defaults unless overridden)."""

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.venue_sim.base import ServerBase
 from services.venue_sim.metrics import REPLAYED, SIM_TIME
-from shared.venue.matching import BOOK_ACCOUNT, DEPTH_ASSUMPTION
+from shared.venue.matching import BOOK_ACCOUNT
 
 
 class SimControl(ServerBase):
@@ -34,7 +34,8 @@ class SimControl(ServerBase):
             "rate_limit": {"enabled": self.meter.enabled, "limit_per_min": self.meter.limit,
                            "request_weight": self.meter.weight},
             "accounts": self.account_status(), "reads_by_ip": self.meter.read_status(),
-            "depth_assumption": DEPTH_ASSUMPTION, "subscribers": self.subscribers(), "ws_clients": len(self.clients),
+            "depth_assumption": self.engine.depth_assumption, "subscribers": self.subscribers(),
+            "ws_clients": len(self.clients),
             "markets": {m.symbol: m.market_id for m in self.markets.values()},
             "tier": msgspec.to_builtins(self.engine.tier), "maker_fee": self.engine.maker_fee,
             "taker_fee": self.engine.taker_fee, **{k: v for k, v in extra.items() if k not in

@@ -96,6 +96,9 @@ class RestReads(ServerBase):
         bids, asks = self.engine.public_book(m.market_id)
         st = self.engine.state[m.market_id]
         own = {o.price: o for o in self.engine.resting[m.market_id].values()}
+        own_lots: dict[int, int] = {}
+        for o in self.engine.resting[m.market_id].values():
+            own_lots[o.price] = own_lots.get(o.price, 0) + o.remaining
         expiry = _ms(self.clock()) + 28 * 86_400_000
 
         def rows(levels: dict[int, int], is_bid: bool) -> list[dict[str, Any]]:
@@ -103,8 +106,9 @@ class RestReads(ServerBase):
             for n, (px, lots) in enumerate(sorted(levels.items(), reverse=is_bid)[:limit]):
                 touch = st.bid_px if is_bid else st.ask_px
                 base = (2**49 - 2**40 if is_bid else 2**48) + 2**39 + (px % 2**30)
-                oi = own[px].order_index if px in own and px != touch else base + n
-                acct = own[px].account if px in own and px != touch else BOOK_ACCOUNT
+                mine = px in own and px != touch and lots == own_lots[px]  # not the recorded/synthetic book's
+                oi = own[px].order_index if mine else base + n
+                acct = own[px].account if mine else BOOK_ACCOUNT
                 out.append({"order_index": oi, "order_id": str(oi), "owner_account_index": acct,
                             "initial_base_amount": m.size_str(lots), "remaining_base_amount": m.size_str(lots),
                             "price": m.price_str(px), "order_expiry": expiry, "transaction_time": 0})

@@ -46,7 +46,8 @@ def build(cfg: VenueSimConfig, account_index: int = 1001, redis: Any = None,
     path = resolve_path(cfg.recording)
     header, events = read_recording(path)
     engine = MatchingEngine(header.markets, cfg.resolved_tier(), initial_collateral=cfg.initial_collateral,
-                            expire_orders=not cfg.lockstep)  # lockstep keeps the backtest's outputs
+                            expire_orders=not cfg.lockstep,  # lockstep keeps the backtest's outputs
+                            depth=cfg.depth.model(cfg.lockstep))
     holder: dict[str, Any] = {}
 
     def clock() -> int:

@@ -4,7 +4,8 @@ aiohttp app, around :class:`shared.venue.matching.MatchingEngine`.
 REST (form-urlencoded POST bodies as the SDK sends; errors are HTTP 400 ``{"code","message"}``):
 ``orderBooks``, ``orderBookDetails``, ``orderBookOrders``, ``nextNonce``, ``sendTx``,
 ``sendTxBatch``, ``account``, ``accountActiveOrders``, ``accountInactiveOrders``,
-``recentTrades``, ``currentHeight``, ``apikeys``, ``GET /``. Sim control: ``GET /sim/status``,
+``recentTrades``, ``currentHeight``, ``apikeys``, ``candles``, ``fundings``, ``funding-rates``,
+``accountOrders``, ``GET /``. Sim control: ``GET /sim/status``,
 ``POST /sim/start``, ``GET /sim/fills``; plus ``/health`` and ``/metrics``.
 
 Signatures are not verified (the SDK's signer exports no verify function): ``AccountIndex``,
@@ -18,7 +19,9 @@ emits (orders, trades, books) is venue time: the wall clock, or in lockstep the 
 The server is assembled from parts with one job each: :mod:`~services.venue_sim.feed` (engine
 updates -> WS messages), :mod:`~services.venue_sim.ws` (connections, channels, snapshots),
 :mod:`~services.venue_sim.txs` (the tx path), :mod:`~services.venue_sim.rest` (read endpoints),
-:mod:`~services.venue_sim.control` (sim control, health, metrics); shared state and constants
+:mod:`~services.venue_sim.control` (sim control, health, metrics),
+:mod:`~services.venue_sim.rest_market` (candles, fundings, accountOrders),
+:mod:`~services.venue_sim.ws_more` (ticker, account_tx, account_all_assets); shared state and constants
 in :mod:`~services.venue_sim.base`.
 """
 
@@ -42,15 +45,17 @@ from services.venue_sim.orderrules import OrderTxs
 from services.venue_sim.ratelimit import RequestMeter
 from services.venue_sim.readmeter import read_meter_middleware
 from services.venue_sim.rest import RestReads
+from services.venue_sim.rest_market import MarketReads
 from services.venue_sim.txs import TxHandling
 from services.venue_sim.ws import Client, WsChannels
+from services.venue_sim.ws_more import MoreChannels
 from shared.markets import MarketInfo
 from shared.venue.matching import Fill, MatchingEngine
 
 __all__ = ["ACCOUNT_CHANNELS", "TX_CANCEL", "TX_CANCEL_ALL", "TX_CREATE", "Client", "VenueServer", "tx_hash_of"]
 
 
-class VenueServer(FeedMessages, WsChannels, OrderTxs, TxHandling, RestReads, SimControl):
+class VenueServer(MarketReads, MoreChannels, FeedMessages, WsChannels, OrderTxs, TxHandling, RestReads, SimControl):
     """Lighter's protocol around a :class:`MatchingEngine`.
 
     Args:
@@ -111,6 +116,8 @@ class VenueServer(FeedMessages, WsChannels, OrderTxs, TxHandling, RestReads, Sim
             fills_file.parent.mkdir(parents=True, exist_ok=True)
             self._fills_fh = open(fills_file, "ab")  # noqa: SIM115 - kept open for the server's life
         self._enc = msgspec.json.Encoder()
+        self.init_market_reads()
+        self.init_more_channels()
 
     async def close_clients(self) -> None:
         """Close every WebSocket connection (going away, 1001), so a shutdown does not wait
@@ -146,7 +153,7 @@ class VenueServer(FeedMessages, WsChannels, OrderTxs, TxHandling, RestReads, Sim
             "accountInactiveOrders": self.h_inactive_orders, "recentTrades": self.h_recent_trades,
             "currentHeight": self.h_height, "apikeys": self.h_apikeys,
         }
-        for name, h in api.items():
+        for name, h in {**api, **self.market_routes()}.items():
             r.add_get(f"/api/v1/{name}", h)
         r.add_post("/api/v1/sendTx", self.h_send_tx)
         r.add_post("/api/v1/sendTxBatch", self.h_send_tx_batch)

@@ -37,6 +37,9 @@ nothing beyond it:
 * Fills against the recorded book have the synthetic counterparty account :data:`BOOK_ACCOUNT`
   (0). Fills between two simulated accounts name both.
 
+Optionally (``depth=``, off by default; venue-sim's paced mode turns it on) a synthetic ladder
+behind the touch gives takers deeper levels: :mod:`shared.venue.depth`.
+
 Other simplifications (all documented in venue-sim's docs):
 
 * Speed bump (Lighter Standard tier): a taker order (IOC, market, or a GTT limit that is
@@ -70,6 +73,7 @@ import msgspec
 
 from shared.events import Bbo, MarketStats, Trade
 from shared.markets import MarketInfo, scale_to_int
+from shared.venue.depth import DepthLadder, DepthModel
 from shared.venue.errors import (
     DUPLICATE_CLIENT_ORDER_INDEX,
     INVALID_AMOUNT,
@@ -184,6 +188,8 @@ class MatchingEngine(TimedOrders):
         expire_orders: cancel a live order when the venue time reaches its OrderExpiry
             (``canceled-expired``); off by default (backtests, lockstep), on in venue-sim's
             wall-clock mode.
+        depth: a synthetic depth ladder behind the recorded touch (:mod:`shared.venue.depth`);
+            None (the default: backtests, lockstep) keeps the one-level book described above.
 
     Usage: :meth:`submit` validates a tx and schedules it (raises :class:`VenueError`);
     :meth:`on_market_data` applies a recorded ``Bbo``/``Trade``/``MarketStats`` after executing
@@ -196,7 +202,8 @@ class MatchingEngine(TimedOrders):
     def __init__(self, markets: Iterable[MarketInfo], tier: Tier = STANDARD, *,
                  maker_fee: float | None = None, taker_fee: float | None = None,
                  initial_collateral: float = 100_000.0, inactive_history: int = 1000,
-                 public_updates: bool = True, expire_orders: bool = False) -> None:
+                 public_updates: bool = True, expire_orders: bool = False,
+                 depth: DepthModel | None = None) -> None:
         self.markets: dict[int, MarketInfo] = {m.market_id: m for m in markets}
         self.by_symbol: dict[str, MarketInfo] = {m.symbol: m for m in self.markets.values()}
         self.tier = tier
@@ -220,6 +227,9 @@ class MatchingEngine(TimedOrders):
         self._inactive_history = inactive_history
         self.public_updates = public_updates
         self._init_timed(expire_orders)
+        self.depth = depth
+        self.ladders: dict[int, DepthLadder] = {} if depth is None else {
+            mid: DepthLadder(depth, m.size_to_int(m.min_base_amount, "up")) for mid, m in self.markets.items()}
         # symbol -> (market, its state, its resting orders): one lookup per market-data event
         # (these objects are created here and never replaced)
         self._by_symbol_state = {m.symbol: (m, self.state[m.market_id], self.resting[m.market_id])
@@ -278,7 +288,23 @@ class MatchingEngine(TimedOrders):
         for o in self.resting[market_id].values():
             side = asks if o.is_ask else bids
             side[o.price] = side.get(o.price, 0) + o.remaining
+        if self.ladders:  # the synthetic levels behind the touch (shared.venue.depth)
+            for is_ask, side in ((False, bids), (True, asks)):
+                for px, lots, _ in self._ladder_levels(market_id, is_ask):
+                    side[px] = side.get(px, 0) + lots
         return bids, asks
+
+    @property
+    def depth_assumption(self) -> str:
+        """The depth model in one line (``/sim/status``)."""
+        return DEPTH_ASSUMPTION if self.depth is None else self.depth.describe()
+
+    def _ladder_levels(self, market_id: int, is_ask: bool, limit: int | None = None,
+                       max_levels: int | None = None) -> Iterable[tuple[int, int, int]]:
+        """Synthetic levels of a side now: ``(price ticks, lots left, full lots)``."""
+        st = self.state[market_id]
+        return self.ladders[market_id].levels(is_ask, st.bid_px, st.bid_sz, st.ask_px, st.ask_sz, self.now_ns,
+                                              limit=limit, max_levels=max_levels)
 
     def market_of(self, market_id: int) -> MarketInfo:
         """Market metadata. Raises VenueError(21602) for an unknown market index."""
@@ -545,15 +571,18 @@ class MatchingEngine(TimedOrders):
             if st.bid_px is not None and st.bid_sz - st.consumed_bid > 0 and st.bid_px >= limit:
                 prices.append(st.bid_px)
             prices += [o.price for o in self.resting[market_id].values() if not o.is_ask and o.price >= limit]
+            prices += [px for px, _, _ in self._ladder_levels(market_id, False, limit, 1)] if self.ladders else []
             return max(prices) if prices else None
         if st.ask_px is not None and st.ask_sz - st.consumed_ask > 0 and st.ask_px <= limit:
             prices.append(st.ask_px)
         prices += [o.price for o in self.resting[market_id].values() if o.is_ask and o.price <= limit]
+        prices += [px for px, _, _ in self._ladder_levels(market_id, True, limit, 1)] if self.ladders else []
         return min(prices) if prices else None
 
     def _take(self, o: Order, ts: int, fills: list[Update], positions: list[Update], orders: list[Update]) -> None:
-        """Match taker ``o`` against the recorded touch and resting orders, best price first;
-        at one price the recorded displayed size comes before resting orders (they queue behind)."""
+        """Match taker ``o`` against the recorded touch, the synthetic ladder (when ``depth`` is
+        set) and resting orders, best price first; at one price the recorded or synthetic size
+        comes before resting orders (they queue behind)."""
         st = self.state[o.market_id]
         book = self.resting[o.market_id]
         cands: list[tuple[int, int, Order | None]] = []  # (price key, priority, maker)
@@ -566,11 +595,24 @@ class MatchingEngine(TimedOrders):
         for r in book.values():
             if r.is_ask != o.is_ask and (r.price <= o.price if not o.is_ask else r.price >= o.price):
                 cands.append((sign * r.price, r.seq, r))
+        ladder: dict[int, int] = {}  # synthetic levels: price ticks -> full lots
+        if self.depth is not None:
+            enough = 0
+            for px, lots, full in self._ladder_levels(o.market_id, not o.is_ask, o.price, self.depth.max_sweep_levels):
+                if enough >= o.remaining:
+                    break
+                cands.append((sign * px, 0, None))
+                ladder[px] = full
+                enough += lots
         cands.sort(key=lambda c: (c[0], c[1]))
-        for _, _, maker in cands:
+        for key, _, maker in cands:
             if o.remaining <= 0:
                 break
-            if maker is None:
+            if maker is None and sign * key in ladder:  # a synthetic level (shared.venue.depth)
+                q = self.ladders[o.market_id].take(not o.is_ask, sign * key, o.remaining, ts, ladder[sign * key])
+                if q > 0:
+                    self._fill(o, None, sign * key, q, ts, fills, positions)
+            elif maker is None:
                 px = st.bid_px if o.is_ask else st.ask_px
                 assert px is not None
                 avail = (st.bid_sz - st.consumed_bid) if o.is_ask else (st.ask_sz - st.consumed_ask)
@@ -700,6 +742,8 @@ class MatchingEngine(TimedOrders):
         if not bid_changed and not ask_changed:
             return []
         st.bid_px, st.bid_sz, st.ask_px, st.ask_sz = bid_px, bid_sz, ask_px, ask_sz
+        if self.ladders:
+            self.ladders[m.market_id].on_touch(bid_px, bid_sz, ask_px, ask_sz)
         if bid_changed:
             st.consumed_bid = 0
         if ask_changed:

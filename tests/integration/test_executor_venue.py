@@ -307,7 +307,7 @@ async def test_dust_from_a_partial_fill_is_closed_on_venue_sim(venue_executor):
     t0 = time.time_ns()
     bbos = [Bbo(id=f"r{i}", ts_event=t0 + i * 1_000_000_000, source="rec", market="ETH", bid_px=4500.0, bid_sz=1.0,
                 ask_px=4500.01, ask_sz=0.0014) for i in range(120)]
-    h = await venue_executor(bbos, ["ETH"])
+    h = await venue_executor(bbos, ["ETH"], venue={"depth": {"enabled": False}})  # partial fill at the touch
     ts = time.time_ns()
     await h.bus.publish(h.bus.streams.book("ETH"), [Bbo(id="e1", ts_event=ts, source="test", market="ETH",
                                                         bid_px=4500.0, bid_sz=1.0, ask_px=4500.01, ask_sz=0.0014)])

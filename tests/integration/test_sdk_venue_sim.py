@@ -264,3 +264,40 @@ async def test_start_when_subscribed_waits_for_books_and_account(tmp_path):
             await _wait_for(lambda: _async(replay.state == "finished"))
     finally:
         await close()
+
+
+async def test_sdk_market_order_helpers_walk_the_depth_ladder(finished_venue):
+    """Paced venue-sim (depth on by default): the SDK's market-order helpers read a multi-level
+    ``orderBookOrders``, a sweep pays slippage across levels, and the book never empties."""
+    server, url = finished_venue
+    assert server.engine.depth is not None
+    client = lighter.SignerClient(url=url, account_index=ACCT, api_private_keys={KEY: secrets.token_hex(40)},
+                                  chain_id=304)
+    try:
+        ob = await client.order_api.order_book_orders(1, 100)
+        assert len(ob.asks) == 11 and len(ob.bids) == 11  # the touch and 10 synthetic levels
+        assert all(len(o.price.split(".")[1]) == 1 for o in ob.asks + ob.bids)
+        touch_ask = BTC.price_to_int(115000.5 + 39 * 0.1)
+        # 2 BTC at most 1% worse than the touch: more than the touch's 0.64 BTC
+        _, resp, err = await client.create_market_order_if_slippage(
+            market_index=1, client_order_index=41, base_amount=200_000, max_slippage=0.01, is_ask=False,
+            nonce=0, api_key_index=KEY)
+        assert err is None, err
+        await _wait_for(lambda: _async(sum(f.size_lots for f in server.engine.fills) == 200_000))
+        prices = [f.price_ticks for f in server.engine.fills]
+        assert prices[0] == touch_ask and len(set(prices)) == 4 and prices == sorted(prices)
+        # the ask side is not empty after the sweep: the helpers keep working
+        assert await client.get_best_price(1, is_ask=False) > touch_ask
+        best_bid = await client.get_best_price(1, is_ask=True)
+        _, resp, err = await client.create_market_order_limited_slippage(
+            market_index=1, client_order_index=42, base_amount=500_000, max_slippage=0.0005, is_ask=True,
+            nonce=1, api_key_index=KEY)
+        assert err is None, err
+        await _wait_for(lambda: _async(any(f.taker_client_order_index == 42 for f in server.engine.fills)))
+        sells = [f for f in server.engine.fills if f.taker_client_order_index == 42]
+        assert len(sells) > 1 and min(f.price_ticks for f in sells) >= round(best_bid * (1 - 0.0005))
+        assert sum(f.size_lots for f in sells) < 500_000  # the rest was beyond the slippage limit: canceled
+        ob = await client.order_api.order_book_orders(1, 100)
+        assert ob.bids and ob.asks
+    finally:
+        await client.close()
