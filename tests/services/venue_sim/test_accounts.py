@@ -205,3 +205,16 @@ async def test_trades_endpoint_lists_the_account_fills(venue):
         assert status == 200 and len(body["trades"]) == 1 and body["next_cursor"] == "1"
     finally:
         await client.close()
+
+
+async def test_ws_account_channels_of_unknown_accounts_are_refused(venue):
+    server, url, http = venue
+    async with http.ws_connect(url.replace("http", "ws") + "/stream") as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "connected"
+        await ws.send_json({"type": "subscribe", "channel": "account_all/5"})
+        msg = await ws.receive_json(timeout=5)
+        assert msg["type"] == "error" and msg["code"] == 21100
+        await ws.send_json({"type": "subscribe", "channel": f"account_all/{ACCT}"})
+        msg = await ws.receive_json(timeout=5)
+        assert msg["type"] == "subscribed/account_all"
+    assert 5 not in server.engine.accounts
