@@ -4,7 +4,8 @@ aiohttp app, around :class:`shared.venue.matching.MatchingEngine`.
 REST (form-urlencoded POST bodies as the SDK sends; errors are HTTP 400 ``{"code","message"}``):
 ``orderBooks``, ``orderBookDetails``, ``orderBookOrders``, ``nextNonce``, ``sendTx``,
 ``sendTxBatch``, ``account``, ``accountActiveOrders``, ``accountInactiveOrders``,
-``recentTrades``, ``currentHeight``, ``apikeys``, ``GET /``. Sim control: ``GET /sim/status``,
+``recentTrades``, ``currentHeight``, ``apikeys``, ``accountsByL1Address``, ``trades``
+(:mod:`~services.venue_sim.accounts`: configured accounts, ChangePubKey), ``GET /``. Sim control: ``GET /sim/status``,
 ``POST /sim/start``, ``GET /sim/fills``; plus ``/health`` and ``/metrics``.
 
 Signatures are not verified (the SDK's signer exports no verify function): ``AccountIndex``,
