@@ -218,3 +218,16 @@ async def test_ws_account_channels_of_unknown_accounts_are_refused(venue):
         msg = await ws.receive_json(timeout=5)
         assert msg["type"] == "subscribed/account_all"
     assert 5 not in server.engine.accounts
+
+
+async def test_accounts_by_l1_address_has_the_fields_of_lighters_sample(venue):
+    from pathlib import Path
+
+    sample = json.loads((Path(__file__).resolve().parents[2] / "fixtures" / "lighter-samples"
+                         / "http_misc_ccxt_comment_examples.json").read_text())["accountsByL1Address_response"]
+    _, url, http = venue
+    _, body = await _get(http, url, "accountsByL1Address", l1_address=PAPER_L1_ADDRESS)
+    assert set(sample) <= set(body)
+    assert set(sample["sub_accounts"][0]) <= set(body["sub_accounts"][0])
+    for k, v in sample["sub_accounts"][0].items():
+        assert type(body["sub_accounts"][0][k]) is type(v), k
