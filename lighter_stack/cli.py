@@ -10,12 +10,12 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from lighter_stack import registry
-from shared.config import ConfigError, load_config
+from shared.config import PRIVATE_KEY_ENV, ConfigError, load_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="lighter-stack: an event-sourced trading system for the Lighter perp DEX.")
@@ -317,6 +317,106 @@ def control(
     from lighter_stack.control_tool import control_command
 
     raise typer.Exit(control_command(command, strategy, all_, reason, config, namespace))
+
+
+def _venue_defaults(config: Path | None) -> Any:
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+UrlOpt = Annotated[str | None, typer.Option("--url", help="venue REST base URL (default: the config's venue.rest_url)")]
+KeyIndexOpt = Annotated[int | None, typer.Option("--api-key-index", help="API key index (default: the config's api_key_index)")]
+
+
+@app.command("setup-api-key")
+def setup_api_key(
+    url: UrlOpt = None,
+    api_key_index: KeyIndexOpt = None,
+    account_index: Annotated[int | None, typer.Option("--account-index", help="the account to register for (default: the lowest index the wallet owns)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write LIGHTER_API_PRIVATE_KEY (and the indexes) to this file, mode 0600")] = None,
+    show_private_key: Annotated[bool, typer.Option("--show-private-key", help="print the new private key")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait until apikeys reports the key")] = 30.0,
+    config: ConfigOpt = None,
+) -> None:
+    """Generate an API key and register it (ChangePubKey signed by the wallet key in
+    LIGHTER_L1_PRIVATE_KEY) for the wallet's account; print account index, key index, public key
+    (docs/runbook.md, live set-up)."""
+    import asyncio
+
+    from lighter_stack.setup_tool import SetupError, l1_key_from_env, write_secret_file
+    from lighter_stack.setup_tool import setup_api_key as run_setup
+
+    cfg = _venue_defaults(config)
+    url = url or cfg.venue.rest_url
+    index = cfg.api_key_index if api_key_index is None else api_key_index
+    try:
+        reg = asyncio.run(run_setup(url, l1_key_from_env(url), index, cfg.venue.chain_id, account_index, timeout,
+                                    echo=typer.echo))
+    except SetupError as exc:
+        typer.echo(f"setup-api-key failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"account_index: {reg.account_index}\napi_key_index: {reg.api_key_index}\npublic_key: {reg.public_key}")
+    if out is not None:
+        write_secret_file(out, [f"# lighter-stack setup-api-key: account {reg.account_index}, key {reg.api_key_index}",
+                                f"LS_ACCOUNT_INDEX={reg.account_index}", f"LS_API_KEY_INDEX={reg.api_key_index}",
+                                f"LIGHTER_API_PRIVATE_KEY={reg.private_key.get_secret_value()}"])
+        typer.echo(f"private key written to {out} (mode 0600)")
+    if show_private_key:
+        typer.echo(f"private_key: {reg.private_key.get_secret_value()}")
+    if out is None and not show_private_key:
+        typer.echo("the private key was not saved: rerun with --out FILE or --show-private-key", err=True)
+
+
+@app.command("check-keys")
+def check_keys(
+    url: UrlOpt = None,
+    api_key_index: KeyIndexOpt = None,
+    account_index: Annotated[int | None, typer.Option("--account-index", help="default: the config's account_index")] = None,
+    market: Annotated[str, typer.Option(help="market of the test order")] = "BTC",
+    config: ConfigOpt = None,
+) -> None:
+    """Check LIGHTER_API_PRIVATE_KEY: sign offline; where the venue answers, check_client, then
+    place and cancel a minimum-size post-only buy far below the market. One line per step."""
+    import asyncio
+
+    from lighter_stack.setup_tool import check_keys as run_check
+
+    cfg = _venue_defaults(config)
+    key = cfg.private_key()
+    if key is None:
+        typer.echo(f"{PRIVATE_KEY_ENV} is not set", err=True)
+        raise typer.Exit(2)
+    failed = asyncio.run(run_check(url or cfg.venue.rest_url, key,
+                                   cfg.account_index if account_index is None else account_index,
+                                   cfg.api_key_index if api_key_index is None else api_key_index,
+                                   cfg.venue.chain_id, market, echo=typer.echo))
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def account(
+    url: UrlOpt = None,
+    account_index: Annotated[int | None, typer.Option("--account-index", help="default: the config's account_index")] = None,
+    api_key_index: KeyIndexOpt = None,
+    trades: Annotated[bool, typer.Option("--trades", help="compare the venue's trade history with the ledger's fills")] = False,
+    db_url: Annotated[str | None, typer.Option("--db-url", help="ledger database URL (default: LEDGER_DB_URL, then the ledger's configured db_url)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The account at the venue: collateral, positions, open orders (REST); --trades also
+    compares the venue's trades with the ledger's fills and prints the differences (exit 1 when
+    they differ). The auth token is made from LIGHTER_API_PRIVATE_KEY when set."""
+    import asyncio
+
+    from lighter_stack.account_tool import account_report
+
+    cfg = _venue_defaults(config)
+    raise typer.Exit(asyncio.run(account_report(
+        url or cfg.venue.rest_url, cfg.account_index if account_index is None else account_index, cfg.private_key(),
+        cfg.api_key_index if api_key_index is None else api_key_index, cfg.venue.chain_id, trades, db_url,
+        echo=typer.echo)))
 
 
 def main() -> None:  # pragma: no cover - console entry point

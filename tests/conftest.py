@@ -205,6 +205,7 @@ async def venue_executor(tmp_path, redis_client, redis_url, namespace, monkeypat
     from shared.redis_util import free_port
 
     monkeypatch.delenv("LIGHTER_API_PRIVATE_KEY", raising=False)
+    monkeypatch.delenv("LIGHTER_L1_PRIVATE_KEY", raising=False)  # the executor registers with the paper L1 key
     btc = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, min_base_amount=0.0002,
                      min_quote_amount=10.0)
     eth = MarketInfo(symbol="ETH", market_id=0, size_decimals=4, price_decimals=2, min_base_amount=0.005,

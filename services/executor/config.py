@@ -97,8 +97,10 @@ class ExecutorConfig(BaseModel):
             ``cancel_on_shutdown: false``). A kill switch in force at start cancels like a
             live ``kill`` does, account-wide, whatever the scope.
         paper_key: in paper mode, ``generate`` uses ``LIGHTER_API_PRIVATE_KEY`` when set and
-            otherwise a throwaway key generated at start (venue-sim does not verify
-            signatures); ``env`` requires the environment variable as in live mode.
+            otherwise a throwaway key generated at start, which the executor registers on
+            venue-sim at start-up (``ChangePubKey`` signed by the paper L1 key, see
+            ``services/executor/keys.py``); ``env`` requires the environment variable as in
+            live mode.
         auth_token_ttl_s: lifetime of the auth token used for private WS channels and REST
             (s, at most 8 h).
         ws_ping_interval_s: how often the account feed sends ``{"type":"ping"}`` (s).

@@ -12,7 +12,9 @@ Start-up (fail closed):
    restarts even when the stream was trimmed, as long as fewer than one order per ms is sent on
    average.
 4. The engine starts HALTED (``RiskState halted "starting: not reconciled yet"``). The account
-   feed (WS) is started; reconciliation then syncs the nonce, reads positions
+   feed (WS) is started; reconciliation then (paper mode only) registers the API key on the
+   venue unless ``apikeys`` reports it already (``ChangePubKey`` signed by
+   ``LIGHTER_L1_PRIVATE_KEY`` or the paper L1 key; :mod:`~services.executor.keys`), syncs the nonce, reads positions
    (``GET account``) and the account's resting orders (``accountActiveOrders`` per market, auth
    header), cancels those of ``cancel_scope`` (default ``own``: the ones whose client order index
    is ours, one cancel tx each; ``all``: one cancel-all tx 16; ``none``: none;
@@ -118,6 +120,7 @@ from shared.venue.reports import VenueOrder, VenueTrade
 
 from .config import ExecutorConfig
 from .engine import MAX_CLIENT_ORDER_INDEX, Engine, OrderCommand, StaleOrder
+from .keys import ensure_registered, paper_l1_key
 from .lockstep import LockstepBarrier
 from .metrics import (
     ACCOUNT_POSITION,
@@ -351,6 +354,9 @@ class ExecutorService(BatchHandler):
     async def _reconcile(self) -> None:
         engine = self.engine
         assert engine is not None and self.feed is not None
+        if self.cfg.mode == "paper":  # never live: the operator registers live keys (setup-api-key)
+            assert self.signer is not None
+            await ensure_registered(self.signer, self.rest, paper_l1_key())
         await self.nonces.sync()
         positions = await self.rest.positions(self.cfg.account_index)
         token = self._auth_token()

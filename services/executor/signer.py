@@ -12,6 +12,8 @@ session): use :meth:`Signer.create` from a coroutine.
 
 from __future__ import annotations
 
+import asyncio
+import re
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -34,6 +36,10 @@ def order_expiry_ms(cmd: OrderCommand) -> int:
     if cmd.order_expiry != -1 or cmd.ts_event <= 0:
         return cmd.order_expiry
     return cmd.ts_event // 1_000_000 + ORDER_EXPIRY_28_DAYS_MS
+
+
+TX_CHANGE_PUB_KEY = 8
+_OWN_PUBKEY = re.compile(r"ownPubKey: (?:0x)?([0-9a-fA-F]{80})")
 
 
 class SignError(RuntimeError):
@@ -63,6 +69,56 @@ def generate_key() -> SecretStr:
     if err or not priv:
         raise SignError(f"could not generate an API key: {err}")
     return SecretStr(priv)
+
+
+DERIVE_ACCOUNT, DERIVE_KEY = 2**48 - 2, 254  # a slot no real account uses: keeps the executor's Go client intact
+
+
+async def derive_public_key(key: SecretStr) -> str:
+    """The public key (``0x`` + 80 hex) of API private key ``key``.
+
+    The SDK exports no derivation, but its Go signer names its own public key when ``apikeys``
+    reports another one (lighter-go ``TxClient.Check``). So a throwaway loopback server answers
+    ``apikeys`` with an empty key for a dedicated slot (:data:`DERIVE_ACCOUNT`,
+    :data:`DERIVE_KEY`) and the key's signer client is checked against it: nothing leaves the
+    machine.
+
+    Raises:
+        SignError: invalid key, or the signer's answer carries no public key.
+    """
+    import lighter
+    from aiohttp import web
+
+    async def apikeys(_request: web.Request) -> web.Response:
+        return web.json_response({"code": 200, "api_keys": [{"account_index": DERIVE_ACCOUNT,
+                                                             "api_key_index": DERIVE_KEY, "nonce": 0,
+                                                             "public_key": ""}]})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/apikeys", apikeys)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    client = None
+    secret = key.get_secret_value()
+    bare = secret[2:] if secret.startswith("0x") else secret
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        try:
+            client = lighter.SignerClient(url=url, account_index=DERIVE_ACCOUNT,
+                                          api_private_keys={DERIVE_KEY: secret}, chain_id=304)
+        except Exception as exc:
+            raise SignError(_scrub(f"invalid API private key: {type(exc).__name__}: {exc}", bare)) from None
+        client.api_key_dict = {DERIVE_KEY: "<redacted>"}
+        err = await asyncio.to_thread(client.check_client)
+    finally:
+        if client is not None:
+            await client.close()
+        await runner.cleanup()
+    m = _OWN_PUBKEY.search(str(err))
+    if m is None:
+        raise SignError("could not derive the public key: " + _scrub(str(err), bare))
+    return "0x" + m.group(1).lower()
 
 
 class Signer:
@@ -141,6 +197,42 @@ class Signer:
         else:  # pragma: no cover - Literal type
             raise SignError(f"unknown command kind {cmd.kind!r}")
         return self._check(res, nonce)
+
+    async def registration(self) -> tuple[bool, str]:
+        """Whether the venue's ``apikeys`` reports this key's public key for (account, key
+        index) -- the SDK's ``check_client``, run in a thread (the Go signer's HTTP call
+        blocks) -- and the signer's message when not.
+
+        The message is "no api key returned" also when the venue could not be asked; callers
+        that act on a False must expect the venue's own answer to the next call."""
+        err = await asyncio.to_thread(self._client.check_client)
+        return err is None, _scrub(str(err or ""), self._scrub.get_secret_value())
+
+    async def public_key(self) -> str:
+        """This key's public key (``0x`` + 80 hex): :func:`derive_public_key`.
+
+        Raises:
+            SignError: derivation failed.
+        """
+        return await derive_public_key(self._scrub)
+
+    def sign_change_pub_key(self, l1_key: SecretStr, pubkey: str, nonce: int) -> SignedTx:
+        """Sign ``ChangePubKey`` (tx 8) registering ``pubkey`` (hex) as this key index, with
+        ``L1Sig`` by the wallet key ``l1_key`` (the SDK's ``sign_change_api_key``).
+
+        Raises:
+            SignError: the signer or the L1 signing failed (message without either key).
+        """
+        l1 = l1_key.get_secret_value()
+        try:
+            res = self._client.sign_change_api_key(l1, pubkey, nonce=nonce, api_key_index=self.api_key_index)
+        except Exception as exc:  # eth_account raises several types for a bad key
+            raise SignError(_scrub(_scrub(f"ChangePubKey: {type(exc).__name__}: {exc}", l1),
+                                   self._scrub.get_secret_value())) from None
+        tx_type, tx_info, tx_hash, err = res
+        if err:
+            raise SignError(_scrub(_scrub(str(err), l1), self._scrub.get_secret_value()))
+        return SignedTx(int(tx_type), str(tx_info), str(tx_hash or ""), nonce)
 
     def auth_token(self, ttl_s: int) -> str:
         """An auth token valid ``ttl_s`` seconds (``expiry:account:key:sig``), for private WS

@@ -50,6 +50,7 @@ class ServerBase:
     stats_interval_ns: int
     nonces: dict[tuple[int, int], int]
     api_keys: dict[tuple[int, int], str]
+    require_account: Callable[[int], Any]  # AccountBook: raises 21100 for an unknown account
     clients: set[Client]
     subs: dict[str, set[Client]]
     book_nonce: dict[int, int]

@@ -5,12 +5,40 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.venue_sim.depth_config import DepthSettings
 from services.venue_sim.ratelimit import TIER_LIMIT, TIER_TX_WEIGHT, RequestMeter
 from shared.config import REPO_ROOT
 from shared.venue.matching import TIERS, Tier
+from shared.venue.paper_identity import PAPER_L1_ADDRESS
+
+MAX_ACCOUNT_INDEX = 2**48 - 1  # lighter-go's MaxAccountIndex (account indexes are 48-bit)
+
+
+class AccountSpec(BaseModel):
+    """One venue-sim account (``services.venue-sim.accounts[]``).
+
+    Attributes:
+        index: the account index (1 .. 2^48-1).
+        l1_address: the owning Ethereum address (``0x`` + 40 hex digits, any case): the address
+            a ``ChangePubKey``'s ``L1Sig`` must recover, and what ``accountsByL1Address`` /
+            ``account?by=l1_address`` look up.
+        collateral: USDC the account starts with.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    index: int = Field(ge=1, le=MAX_ACCOUNT_INDEX)
+    l1_address: str = PAPER_L1_ADDRESS
+    collateral: float = Field(default=100_000.0, ge=0)
+
+    @field_validator("l1_address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        bare = v[2:] if v.startswith(("0x", "0X")) else ""
+        if len(bare) != 40 or any(c not in "0123456789abcdefABCDEF" for c in bare):
+            raise ValueError(f"l1_address must be 0x followed by 40 hex digits, not {v!r}")
+        return "0x" + bare
 
 
 class VenueSimConfig(BaseModel):
@@ -38,7 +66,11 @@ class VenueSimConfig(BaseModel):
         tier: ``standard`` (taker 300 ms, maker/cancel 200 ms, no fees) or ``premium``.
         taker_delay_ms, maker_delay_ms, cancel_delay_ms, maker_fee, taker_fee: override the tier
             (delays in ms of venue time, fees as fractions of notional, 0.0002 = 2 bps).
-        initial_collateral: USDC of an account created on first use.
+        initial_collateral: USDC of the default account (when ``accounts`` is not set).
+        accounts: the venue's accounts (``index``, ``l1_address``, ``collateral``); default one
+            account: the stack's ``account_index`` owned by the paper L1 address
+            (``shared/venue/paper_identity.py``) with ``initial_collateral``. Txs and account
+            reads of any other index are refused with 21100 ``account not found``.
         market_stats_interval_s: at most one ``market_stats`` message per market per this many sim
             seconds.
         recent_trades: trades kept per market for ``recentTrades``.
@@ -89,6 +121,7 @@ class VenueSimConfig(BaseModel):
     maker_fee: float | None = None
     taker_fee: float | None = None
     initial_collateral: float = Field(default=100_000.0, ge=0)
+    accounts: list[AccountSpec] | None = None
     market_stats_interval_s: float = Field(default=1.0, ge=0)
     recent_trades: int = Field(default=200, ge=1)
     lockstep: bool = False
@@ -109,6 +142,21 @@ class VenueSimConfig(BaseModel):
         weight = TIER_TX_WEIGHT[self.tier] if self.request_weight is None else self.request_weight
         return RequestMeter(limit=limit, weight=weight, enabled=self.rate_limit,
                             weighted_reads=self.tier == "premium")
+
+    def resolved_accounts(self, account_index: int) -> list[AccountSpec]:
+        """``accounts``, or the default: ``account_index`` owned by the paper L1 address with
+        ``initial_collateral``.
+
+        Raises:
+            ValueError: two accounts with one index.
+        """
+        if self.accounts is None:
+            return [AccountSpec(index=account_index, l1_address=PAPER_L1_ADDRESS,
+                                collateral=self.initial_collateral)]
+        seen = [a.index for a in self.accounts]
+        if len(seen) != len(set(seen)):
+            raise ValueError(f"services.venue-sim.accounts: duplicate account index in {seen}")
+        return list(self.accounts)
 
     def resolved_public_book(self) -> str:
         """``public_book``, or its default: ``recorded`` in lockstep, else ``venue``."""

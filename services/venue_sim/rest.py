@@ -123,7 +123,7 @@ class RestReads(ServerBase):
         positions = [self.position_json(p) for _, p in sorted(a.positions.items())]
         n_orders = len(self.engine.active_orders(acct))
         return {
-            "code": 0, "account_type": 0, "account_trading_mode": 0, "index": acct, "l1_address": "0x" + "0" * 40,
+            "code": 0, "account_type": 0, "account_trading_mode": 0, "index": acct, "l1_address": self.require_account(acct).l1_address,
             "cancel_all_time": self.engine.cancel_all_at.get(acct, 0), "total_order_count": n_orders, "total_isolated_order_count": 0,
             "pending_order_count": 0, "available_balance": stats["available_balance"], "status": 1,
             "collateral": stats["collateral"], "account_index": acct, "name": "", "description": "",
@@ -141,18 +141,27 @@ class RestReads(ServerBase):
         }
 
     async def h_account(self, request: web.Request) -> web.Response:
+        """``account?by=index|l1_address&value=``; 21100 for an unknown account or address."""
         by = request.query.get("by", "index")
-        if by != "index":
-            return error_response(VenueError(E.INVALID_TX_INFO, "venue-sim looks accounts up by=index only"))
         try:
-            acct = query_int(request, "value")
+            if by == "l1_address":
+                accts = [a.index for a in self.accounts_of(request.query.get("value", ""))]  # type: ignore[attr-defined]
+                if not accts:
+                    raise VenueError(E.ACCOUNT_NOT_FOUND, f"no account for {request.query.get('value', '')}")
+            elif by == "index":
+                accts = [query_int(request, "value")]
+                self.require_account(accts[0])
+            else:
+                raise VenueError(E.INVALID_TX_INFO, "by must be index or l1_address")
         except VenueError as exc:
             return error_response(exc)
-        return web.json_response({"code": 200, "total": 1, "accounts": [self._account_json(acct)], "next_cursor": ""})
+        return web.json_response({"code": 200, "total": len(accts), "accounts": [self._account_json(a) for a in accts],
+                                  "next_cursor": ""})
 
     async def h_active_orders(self, request: web.Request) -> web.Response:
         try:
             acct = query_int(request, "account_index")
+            self.require_account(acct)
             mid = request.query.get("market_id")
             market = None if mid in (None, "", "255") else self._selected(request)[0].market_id
         except VenueError as exc:
@@ -163,6 +172,7 @@ class RestReads(ServerBase):
     async def h_inactive_orders(self, request: web.Request) -> web.Response:
         try:
             acct = query_int(request, "account_index")
+            self.require_account(acct)
             limit = max(1, min(100, query_int(request, "limit", 100)))
             mid = request.query.get("market_id")
             market = None if mid in (None, "", "255") else self._selected(request)[0].market_id

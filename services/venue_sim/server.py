@@ -5,7 +5,8 @@ REST (form-urlencoded POST bodies as the SDK sends; errors are HTTP 400 ``{"code
 ``orderBooks``, ``orderBookDetails``, ``orderBookOrders``, ``nextNonce``, ``sendTx``,
 ``sendTxBatch``, ``account``, ``accountActiveOrders``, ``accountInactiveOrders``,
 ``recentTrades``, ``currentHeight``, ``apikeys``, ``candles``, ``fundings``, ``funding-rates``,
-``accountOrders``, ``GET /``. Sim control: ``GET /sim/status``,
+``accountOrders``, ``accountsByL1Address``, ``trades`` (:mod:`~services.venue_sim.accounts`: configured
+accounts, ChangePubKey), ``GET /``. Sim control: ``GET /sim/status``,
 ``POST /sim/start``, ``GET /sim/fills``; plus ``/health`` and ``/metrics``.
 
 Signatures are not verified (the SDK's signer exports no verify function): ``AccountIndex``,
@@ -38,7 +39,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from services.venue_sim.accounts import AccountBook
 from services.venue_sim.base import ACCOUNT_CHANNELS, TX_CANCEL, TX_CANCEL_ALL, TX_CREATE, tx_hash_of
+from services.venue_sim.config import AccountSpec
 from services.venue_sim.control import SimControl
 from services.venue_sim.feed import FeedMessages
 from services.venue_sim.orderrules import OrderTxs
@@ -55,7 +58,8 @@ from shared.venue.matching import Fill, MatchingEngine
 __all__ = ["ACCOUNT_CHANNELS", "TX_CANCEL", "TX_CANCEL_ALL", "TX_CREATE", "Client", "VenueServer", "tx_hash_of"]
 
 
-class VenueServer(MarketReads, MoreChannels, FeedMessages, WsChannels, OrderTxs, TxHandling, RestReads, SimControl):
+class VenueServer(AccountBook, MarketReads, MoreChannels, FeedMessages, WsChannels, OrderTxs, TxHandling, RestReads,
+                  SimControl):
     """Lighter's protocol around a :class:`MatchingEngine`.
 
     Args:
@@ -78,13 +82,17 @@ class VenueServer(MarketReads, MoreChannels, FeedMessages, WsChannels, OrderTxs,
             backtest).
         meter: counts tx requests per account over a rolling minute of venue time (reads per client IP) and refuses
             those over the rate limit (23000); default: Standard tier, 60 per minute, enforced.
+        accounts: the venue's accounts (:class:`~services.venue_sim.config.AccountSpec`); any
+            other index is refused with 21100 (default: account 1001, paper L1 address, 100,000
+            USDC).
     """
 
     def __init__(self, engine: MatchingEngine, markets: Iterable[MarketInfo], clock: Callable[[], int],
                  fills_file: Path | None = None, status_extra: Callable[[], dict[str, Any]] | None = None,
                  on_start: Callable[[], None] | None = None, on_tx: Callable[[], None] | None = None,
                  start_when_subscribed_account: int | None = None, market_stats_interval_s: float = 1.0,
-                 recent_trades: int = 200, public_book: str = "venue", meter: RequestMeter | None = None) -> None:
+                 recent_trades: int = 200, public_book: str = "venue", meter: RequestMeter | None = None,
+                 accounts: list[AccountSpec] | None = None) -> None:
         if public_book not in ("venue", "recorded"):
             raise ValueError(f"public_book must be 'venue' or 'recorded', not {public_book!r}")
         self.engine = engine
@@ -118,6 +126,7 @@ class VenueServer(MarketReads, MoreChannels, FeedMessages, WsChannels, OrderTxs,
         self._enc = msgspec.json.Encoder()
         self.init_market_reads()
         self.init_more_channels()
+        self.setup_accounts(accounts if accounts is not None else [AccountSpec(index=1001)])
 
     async def close_clients(self) -> None:
         """Close every WebSocket connection (going away, 1001), so a shutdown does not wait
@@ -152,6 +161,7 @@ class VenueServer(MarketReads, MoreChannels, FeedMessages, WsChannels, OrderTxs,
             "account": self.h_account, "accountActiveOrders": self.h_active_orders,
             "accountInactiveOrders": self.h_inactive_orders, "recentTrades": self.h_recent_trades,
             "currentHeight": self.h_height, "apikeys": self.h_apikeys,
+            "accountsByL1Address": self.h_accounts_by_l1_address, "trades": self.h_trades,
         }
         for name, h in {**api, **self.market_routes()}.items():
             r.add_get(f"/api/v1/{name}", h)

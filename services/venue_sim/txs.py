@@ -120,6 +120,7 @@ class TxHandling(AuthChecks):
         now_ms = _ms(self.clock()) if self.clock_is_wall else time.time() * 1000
         if expired_at and expired_at < now_ms:
             raise VenueError(E.TX_EXPIRED, f"ExpiredAt {expired_at} is in the past")
+        self.require_account(acct)
         expected = self.nonces.get((acct, key), 0)
         if nonce != expected:
             raise VenueError(E.INVALID_NONCE, f"nonce {nonce}, expected {expected} for account {acct} key {key}")
@@ -183,6 +184,7 @@ class TxHandling(AuthChecks):
     async def h_next_nonce(self, request: web.Request) -> web.Response:
         try:
             acct, key = query_int(request, "account_index"), query_int(request, "api_key_index")
+            self.require_account(acct)
         except VenueError as exc:
             return error_response(exc)
         return web.json_response({"code": 200, "nonce": self.nonces.get((acct, key), 0)})
@@ -190,9 +192,11 @@ class TxHandling(AuthChecks):
     async def h_apikeys(self, request: web.Request) -> web.Response:
         try:
             acct = query_int(request, "account_index")
+            only = query_int(request, "api_key_index", 255)  # 255: every key
+            self.require_account(acct)
         except VenueError as exc:
             return error_response(exc)
         keys = [{"account_index": a, "api_key_index": k, "nonce": self.nonces.get((a, k), 0),
                   "public_key": self.api_keys.get((a, k), "")}
-                for (a, k) in sorted(set(self.nonces) | set(self.api_keys)) if a == acct]
+                for (a, k) in sorted(set(self.nonces) | set(self.api_keys)) if a == acct and only in (255, k)]
         return web.json_response({"code": 200, "api_keys": keys})

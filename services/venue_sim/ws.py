@@ -290,6 +290,12 @@ class WsChannels(ServerBase):
             client.send({"type": "error", "code": 30005, "message": f"Invalid Channel: {raw}"})
             return
         if kind == "subscribe":
+            if ch.split(":")[0] in ACCOUNT_CHANNELS:
+                try:
+                    self.require_account(int(ch.split(":")[-1]))
+                except VenueError as exc:  # 21100: unknown accounts have no channels
+                    client.send({"type": "error", "channel": ch, **exc.to_json()})
+                    return
             if ch in client.channels:
                 client.send({"type": "error", "code": 30003, "channel": ch, "message": "Already Subscribed"})
                 return

@@ -7,8 +7,14 @@ SDK reports as ``(None, None, "<message>")``.
 
 from __future__ import annotations
 
+ACCOUNT_NOT_FOUND = 21100
+"""The account index (or L1 address) is not an account of the venue (Lighter: ``{"code":21100,
+"message":"account not found"}``, seen in elliottech/lighter-python issue #132)."""
 INVALID_NONCE = 21104
 """``Nonce`` is not the next expected nonce of the (account, api key) pair."""
+INVALID_L1_SIGNATURE = 21120
+"""A ``ChangePubKey`` whose ``L1Sig`` does not recover the account's L1 address. (venue-sim's
+choice: Lighter's code for this is undocumented.)"""
 INVALID_TX_INFO = 21501
 """``tx_info`` is not valid JSON or misses a field."""
 UNSUPPORTED_TX_TYPE = 21505
@@ -59,6 +65,8 @@ INVALID_REDUCE_ONLY_MODE = 21740
 """ReduceOnly not 0 or 1."""
 
 MESSAGES: dict[int, str] = {
+    ACCOUNT_NOT_FOUND: "account not found",
+    INVALID_L1_SIGNATURE: "invalid l1 signature",
     INVALID_NONCE: "invalid nonce",
     INVALID_TX_INFO: "invalid tx info",
     UNSUPPORTED_TX_TYPE: "unsupported tx type",

@@ -10,6 +10,7 @@ channels (``account_all_trades`` before ``account_all_orders``, then ``account_a
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 
@@ -56,6 +57,7 @@ class FakeLighter:
         self.sockets: list[web.WebSocketResponse] = []
         self.trade_id = 9000
         self.auth_seen: list[str] = []
+        self.pubkey = ""  # registered by the executor's ChangePubKey (paper mode)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -65,12 +67,17 @@ class FakeLighter:
         r.add_get("/api/v1/account", self.account)
         r.add_get("/api/v1/accountActiveOrders", self.active)
         r.add_post("/api/v1/sendTx", self.send_tx)
+        r.add_get("/api/v1/apikeys", self.apikeys)
         r.add_get("/stream", self.ws)
         return app
 
     async def next_nonce(self, req: web.Request) -> web.Response:
         assert req.query["account_index"] == str(ACCT) and req.query["api_key_index"] == str(KEY)
         return web.json_response({"code": 200, "nonce": self.nonce})
+
+    async def apikeys(self, _req: web.Request) -> web.Response:
+        keys = [{"account_index": ACCT, "api_key_index": KEY, "nonce": self.nonce, "public_key": self.pubkey}]
+        return web.json_response({"code": 200, "api_keys": keys if self.pubkey else []})
 
     async def details(self, _req: web.Request) -> web.Response:
         return web.json_response({"code": 200, "order_book_details": [BTC.to_lighter(), ETH.to_lighter()]})
@@ -96,6 +103,10 @@ class FakeLighter:
         if info["Nonce"] != self.nonce or info["AccountIndex"] != ACCT or info["ApiKeyIndex"] != KEY:
             return web.json_response({"code": 21104, "message": "invalid nonce"}, status=400)
         self.nonce += 1
+        if tx_type == 8:  # ChangePubKey: the paper executor registers its key (L1Sig not checked here)
+            self.pubkey = base64.b64decode(info["PubKey"]).hex()
+            return web.json_response({"code": 200, "message": "ok", "tx_hash": "0" * 80,
+                                      "predicted_execution_time_ms": int(time.time() * 1000)})
         self.txs.append((tx_type, info))
         if tx_type == 16:
             self.resting.clear()
