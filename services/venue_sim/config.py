@@ -56,6 +56,14 @@ class VenueSimConfig(BaseModel):
         rate_limit_per_min: the limit in weight units per rolling minute; ``null`` = the tier's
             (Standard 60 requests, Premium 24,000 weighted; Lighter docs); 0 = no limit.
         request_weight: weight of one tx request; ``null`` = the tier's (Standard 1, Premium 6).
+        verify_signatures: refuse txs whose ``Sig`` does not verify under the key registered for
+            (``AccountIndex``, ``ApiKeyIndex``) (21121 no key, 21120 bad signature); ChangePubKey
+            is verified under its own ``PubKey``. See docs/venue-sim.md.
+        verify_auth: refuse private account reads (``accountActiveOrders``,
+            ``accountInactiveOrders``, the auth channels) without a valid auth token of that
+            account (20013).
+        chain_id: the chain id of tx hashes and signatures (304: what the SDK uses for any URL
+            that is not a Lighter host).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -84,6 +92,9 @@ class VenueSimConfig(BaseModel):
     rate_limit: bool = True
     rate_limit_per_min: int | None = Field(default=None, ge=0)
     request_weight: int | None = Field(default=None, ge=1)
+    verify_signatures: bool = False
+    verify_auth: bool = False
+    chain_id: int = Field(default=304, ge=0, lt=2**32)
 
     def meter(self) -> RequestMeter:
         """The request meter of this section (tier defaults unless overridden)."""

@@ -13,7 +13,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from services.venue_sim.base import ACCOUNT_CHANNELS, CLIENT_QUEUE_MAX, ServerBase, _ms
+from services.venue_sim.auth import AUTH_CHANNELS, AuthChecks
+from services.venue_sim.base import ACCOUNT_CHANNELS, CLIENT_QUEUE_MAX, _ms
 from services.venue_sim.metrics import WS_CLIENTS
 from shared.venue.errors import VenueError
 
@@ -55,7 +56,7 @@ class Client:
             await self.ws.close()
 
 
-class WsChannels(ServerBase):
+class WsChannels(AuthChecks):
     """The ``/stream`` handler: channels, subscriptions and snapshots."""
 
     # ---------------------------------------------------------------- subscription snapshots
@@ -194,6 +195,12 @@ class WsChannels(ServerBase):
                 if ch in client.channels:
                     client.send({"type": "error", "code": 30003, "channel": ch, "message": "Already Subscribed"})
                     return
+                if ch.split(":")[0] in AUTH_CHANNELS:
+                    try:
+                        self.authorize_account(msg.get("auth"), int(ch.split(":")[-1]))
+                    except VenueError as exc:
+                        client.send({"type": "error", "channel": ch, **exc.to_json()})
+                        return
                 client.channels.add(ch)
                 self.subs.setdefault(ch, set()).add(client)
                 client.send(self.snapshot(ch))

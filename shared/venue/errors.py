@@ -35,6 +35,16 @@ INVALID_TRIGGER_PRICE = 21729
 """A stop-loss order without a trigger price (or one outside 1 .. 2^32-1)."""
 REDUCE_ONLY_INCREASES = 21732
 """A reduce-only order would increase (or open) the position."""
+INVALID_SIGNATURE = 21120
+"""The tx's ``Sig`` does not verify under the key it must be signed with (venue-sim's choice:
+Lighter's code for this is undocumented; docs/venue-sim.md)."""
+API_KEY_NOT_FOUND = 21121
+"""No public key is registered for the tx's (``AccountIndex``, ``ApiKeyIndex``) (venue-sim's
+choice: Lighter's code is undocumented)."""
+INVALID_AUTH = 20013
+"""An account read without a valid auth token: missing, malformed, expired, more than 8 h
+ahead, of another account, of an unregistered key, or wrongly signed (venue-sim's choice:
+Lighter's code is undocumented)."""
 
 MESSAGES: dict[int, str] = {
     INVALID_NONCE: "invalid nonce",
@@ -51,6 +61,9 @@ MESSAGES: dict[int, str] = {
     DUPLICATE_CLIENT_ORDER_INDEX: "client order index already exists",
     INVALID_TRIGGER_PRICE: "invalid trigger price",
     REDUCE_ONLY_INCREASES: "reduce only order would increase position",
+    INVALID_SIGNATURE: "invalid signature",
+    API_KEY_NOT_FOUND: "api key not found",
+    INVALID_AUTH: "invalid auth",
 }
 
 
