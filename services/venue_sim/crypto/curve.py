@@ -38,43 +38,41 @@ def _mul_b(a: Fp5, k: int = 1) -> Fp5:
 
 
 def add(p1: Point, p2: Point) -> Point:
-    """P1 (+) P2: complete formulas of the paper (fractional x,u; 10 multiplications)."""
+    """P1 (+) P2: complete formulas of the paper (fractional x,u; 10 multiplications).
+    Coordinates may come out unreduced (see ``field.add_lazy``)."""
     x1, z1, u1, t1 = p1
     x2, z2, u2, t2 = p2
-    xx = F.mul(x1, x2)
-    zz = F.mul(z1, z2)
-    uu = F.mul(u1, u2)
-    tt = F.mul(t1, t2)
-    xz = F.sub(F.mul(F.add(x1, z1), F.add(x2, z2)), F.add(xx, zz))
-    ut = F.sub(F.mul(F.add(u1, t1), F.add(u2, t2)), F.add(uu, tt))
+    add, sub, mul = F.add_lazy, F.sub_lazy, F.mul
+    xx = mul(x1, x2)
+    zz = mul(z1, z2)
+    uu = mul(u1, u2)
+    tt = mul(t1, t2)
+    xz = sub(mul(add(x1, z1), add(x2, z2)), add(xx, zz))
+    ut = sub(mul(add(u1, t1), add(u2, t2)), add(uu, tt))
     bzz = _mul_b(zz)
-    m7 = F.add(xx, bzz)
-    m8 = F.mul(tt, m7)
-    m9 = F.mul(uu, F.add(_mul_b(xz, 2), F.add(m7, m7)))
-    m10 = F.mul(F.add(tt, F.add(uu, uu)), F.add(xz, m7))
-    return (
-        _mul_b(F.sub(m10, m8)),
-        F.sub(m8, m9),
-        F.mul(ut, F.sub(bzz, xx)),
-        F.add(m8, m9),
-    )
+    m7 = add(xx, bzz)
+    m8 = mul(tt, m7)
+    m9 = mul(uu, add(_mul_b(xz, 2), add(m7, m7)))
+    m10 = mul(add(tt, add(uu, uu)), add(xz, m7))
+    return (_mul_b(sub(m10, m8)), sub(m8, m9), mul(ut, sub(bzz, xx)), add(m8, m9))
 
 
 def double(pt: Point) -> Point:
     """2 P (4 multiplications + 5 squarings)."""
     x, z, u, t = pt
-    zt = F.mul(z, t)
-    ztt = F.mul(zt, t)
-    ztt2 = F.square(ztt)
-    ztu = F.mul(zt, u)
-    w = F.sub(ztt, F.mul(F.square(u), F.scale(F.add(x, z), 2)))
-    ztu2 = F.square(ztu)
-    w2 = F.square(w)
+    add, sub, mul, sq = F.add_lazy, F.sub_lazy, F.mul, F.square
+    zt = mul(z, t)
+    ztt = mul(zt, t)
+    ztt2 = sq(ztt)
+    ztu = mul(zt, u)
+    w = sub(ztt, mul(sq(u), F.scale(add(x, z), 2)))
+    ztu2 = sq(ztu)
+    w2 = sq(w)
     return (
         _mul_b(ztu2, 4),
         w2,
-        F.sub(F.square(F.add(w, ztu)), F.add(ztu2, w2)),
-        F.sub(F.scale(ztt2, 2), F.add(F.scale(ztu2, 4), w2)),
+        sub(sq(add(w, ztu)), add(ztu2, w2)),
+        sub(F.scale(ztt2, 2), add(F.scale(ztu2, 4), w2)),
     )
 
 
@@ -107,57 +105,71 @@ def decode(w: Fp5) -> Point | None:
     return (x, F.ONE, F.ONE, w)
 
 
-def _window(pt: Point, size: int) -> list[Point]:
-    """[0 P, 1 P, ..., (size-1) P]."""
-    table = [NEUTRAL, pt]
-    for _ in range(size - 2):
-        table.append(add(table[-1], pt))
-    return table
-
-
 _WINDOW_BITS = 4
+_DIGITS = (ORDER.bit_length() + _WINDOW_BITS) // _WINDOW_BITS + 1
+"""Signed base-16 digits of a scalar < n (one more than unsigned, for the final carry)."""
 
 
-@lru_cache(maxsize=256)
-def _table(w: Fp5) -> tuple[Point, ...]:
-    """Window table of the point encoded by ``w`` (cached: the generator and registered keys)."""
+def _signed_digits(k: int) -> list[int]:
+    """k (0 <= k < n) as digits d_i in [-8, 7] with k = sum d_i 16^i."""
+    digits = []
+    for _ in range(_DIGITS):
+        d = k & 15
+        k >>= 4
+        if d >= 8:
+            d -= 16
+            k += 1
+        digits.append(d)
+    return digits
+
+
+@lru_cache(maxsize=32)
+def _fixed_base_table(w: Fp5) -> tuple[tuple[Point, ...], ...]:
+    """For the point P encoded by ``w``: table[i][j-1] = j 16^i P for j in 1..8 and every digit
+    position i (cached per encoding, at most 32: the generator and registered keys; ~1 MB and
+    ~30 ms each to build).
+
+    Raises:
+        ValueError: w encodes no point.
+    """
     pt = decode(w)
     if pt is None:
         raise ValueError("not a point encoding")
-    return tuple(_window(pt, 1 << _WINDOW_BITS))
+    table = []
+    base = pt
+    for _ in range(_DIGITS):
+        row = [base]
+        for _ in range(7):
+            row.append(add(row[-1], base))
+        table.append(tuple(row))
+        base = double(row[7])  # 16 * 16^i P
+    return tuple(table)
 
 
 GENERATOR_ENCODING: Fp5 = (4, 0, 0, 0, 0)
 """The conventional generator has u = 1/4 (lighter: ``GENERATOR_ECgFp5Point``), so w = 4."""
 
 
+def _accumulate(acc: Point, k: int, table: tuple[tuple[Point, ...], ...]) -> Point:
+    for row, d in zip(table, _signed_digits(k % ORDER), strict=True):
+        if d > 0:
+            acc = add(acc, row[d - 1])
+        elif d < 0:
+            acc = add(acc, negate(row[-d - 1]))
+    return acc
+
+
 def mul_add_encoded(k1: int, w1: Fp5, k2: int, w2: Fp5) -> Point:
-    """k1 P1 (+) k2 P2 for the points encoded by w1 and w2 (Straus-Shamir, 4-bit fixed windows;
-    window tables are cached per encoding).
+    """k1 P1 (+) k2 P2 for the points encoded by w1 and w2: fixed-base signed 4-bit windows over
+    per-point cached tables, so no doublings (at most ~162 additions).
 
     Raises:
         ValueError: w1 or w2 encodes no point.
     """
-    t1, t2 = _table(w1), _table(w2)
-    k1 %= ORDER
-    k2 %= ORDER
-    acc = NEUTRAL
-    mask = (1 << _WINDOW_BITS) - 1
-    top = max(k1.bit_length(), k2.bit_length(), 1)
-    shift = (top + _WINDOW_BITS - 1) // _WINDOW_BITS * _WINDOW_BITS
-    while shift > 0:
-        shift -= _WINDOW_BITS
-        for _ in range(_WINDOW_BITS):
-            acc = double(acc)
-        d1 = (k1 >> shift) & mask
-        d2 = (k2 >> shift) & mask
-        if d1:
-            acc = add(acc, t1[d1])
-        if d2:
-            acc = add(acc, t2[d2])
-    return acc
+    acc = _accumulate(NEUTRAL, k1, _fixed_base_table(w1))
+    return _accumulate(acc, k2, _fixed_base_table(w2))
 
 
 def mul_generator(k: int) -> Point:
     """k G."""
-    return mul_add_encoded(k, GENERATOR_ENCODING, 0, GENERATOR_ENCODING)
+    return _accumulate(NEUTRAL, k, _fixed_base_table(GENERATOR_ENCODING))

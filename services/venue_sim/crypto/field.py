@@ -53,6 +53,17 @@ def sub(a: Fp5, b: Fp5) -> Fp5:
             (a[3] - b[3]) % P, (a[4] - b[4]) % P)
 
 
+def add_lazy(a: Fp5, b: Fp5) -> Fp5:
+    """a + b without reduction (limbs may leave [0, p)); only for inputs of :func:`mul`,
+    :func:`square`, :func:`scale` and the other lazy ops, which accept any ints."""
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4])
+
+
+def sub_lazy(a: Fp5, b: Fp5) -> Fp5:
+    """a - b without reduction (see :func:`add_lazy`)."""
+    return (a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3], a[4] - b[4])
+
+
 def neg(a: Fp5) -> Fp5:
     """-a."""
     return (-a[0] % P, -a[1] % P, -a[2] % P, -a[3] % P, -a[4] % P)
@@ -89,8 +100,8 @@ def square(a: Fp5) -> Fp5:
 
 
 def is_zero(a: Fp5) -> bool:
-    """a == 0."""
-    return not any(a)
+    """a == 0 (limbs need not be reduced)."""
+    return not any(limb % P for limb in a)
 
 
 def frobenius(a: Fp5, k: int = 1) -> Fp5:
@@ -168,7 +179,7 @@ def sqrt(a: Fp5) -> Fp5 | None:
 
 def to_bytes(a: Fp5) -> bytes:
     """40 bytes, little-endian limbs."""
-    return b"".join(limb.to_bytes(8, "little") for limb in a)
+    return b"".join((limb % P).to_bytes(8, "little") for limb in a)
 
 
 def from_bytes(data: bytes) -> Fp5:
