@@ -74,6 +74,11 @@ MEANING = {
         "rate_limit": "refuse tx requests over the rolling-minute limit (sim time) with 23000 before processing them; false = count only",
         "rate_limit_per_min": "tx request weight per rolling minute per account; null = the tier's (60 standard, 24000 premium); 0 = none",
         "request_weight": "weight of one sendTx/sendTxBatch request; null = the tier's (1 standard, 6 premium)",
+        "verify_signatures": "refuse txs without a key registered for (account, api key) (21121) or whose Sig "
+                             "does not verify (21120); ChangePubKey under its own PubKey",
+        "verify_auth": "refuse accountActiveOrders/accountInactiveOrders and the auth WS channels without a "
+                       "valid auth token of that account (20013)",
+        "chain_id": "chain id of tx hashes and signatures (304: the SDK's for non-Lighter URLs)",
     },
     CollectorConfig: {
         "markets": "markets to collect; null = top-level markets", "http_port": "/health and /metrics port",
