@@ -247,3 +247,31 @@ async def test_reads_are_open_with_verify_auth_off():
         await ws.send_json({"type": "subscribe", "channel": f"account_all_orders/{ACCT}"})
         assert (await ws.receive_json())["type"] == "subscribed/account_all_orders"
         await ws.close()
+
+
+async def test_sdk_end_to_end_with_both_checks_on():
+    """The unmodified SDK (sendTx, accountActiveOrders with its auth header) against a venue-sim
+    with ``verify_signatures`` and ``verify_auth`` on."""
+    priv, pub = new_key()
+    srv = make_server(verify_signatures=True, verify_auth=True)
+    srv.api_keys[(ACCT, KEY)] = pub
+    async with TestClient(TestServer(srv.app())) as http:
+        url = str(http.make_url("")).rstrip("/")
+        c = lighter.SignerClient(url=url, account_index=ACCT, api_private_keys={KEY: priv}, chain_id=304)
+        try:
+            t, info, h = bid(c, 0, 21)
+            resp = await c.send_tx(tx_type=t, tx_info=info)
+            assert resp.code == 200 and resp.tx_hash == h
+            token, _ = c.create_auth_token_with_expiry(api_key_index=KEY)
+            orders = await c.order_api.account_active_orders(authorization=token, account_index=ACCT, market_id=1)
+            assert orders.orders == [] and srv.nonces[(ACCT, KEY)] == 1  # the order waits for its speed bump
+            with pytest.raises(lighter.ApiException) as exc:
+                await c.order_api.account_active_orders(authorization=token[:-1] + "0", account_index=ACCT,
+                                                        market_id=1)
+            assert json.loads(exc.value.body)["code"] == 20013
+            _, forged, _ = bid(c, 1, 22)
+            with pytest.raises(lighter.ApiException) as exc:
+                await c.send_tx(tx_type=t, tx_info=json.dumps(json.loads(forged) | {"Price": 1}))
+            assert json.loads(exc.value.body)["code"] == 21120
+        finally:
+            await c.close()
