@@ -43,6 +43,13 @@ class AuthChecks(ServerBase):
     verify_auth: bool = False
     chain_id: int = DEFAULT_CHAIN_ID
 
+    def _verified_tokens(self) -> dict[tuple[str, str], int]:
+        """(token, key) -> expiry of tokens whose signature verified (per server instance)."""
+        cache: dict[tuple[str, str], int] | None = getattr(self, "_auth_token_cache", None)
+        if cache is None:
+            cache = self._auth_token_cache = {}
+        return cache
+
     def wall_now_s(self) -> float:
         """Wall-clock unix seconds (auth tokens carry wall-clock expiries, as Lighter's)."""
         return time.time()
@@ -106,7 +113,7 @@ class AuthChecks(ServerBase):
         if not key:
             raise VenueError(E.INVALID_AUTH, f"no key registered for account {account} api key {parsed.api_key_index}")
         now = self.wall_now_s()
-        cache: dict[tuple[str, str], int] = self.__dict__.setdefault("_auth_cache", {})
+        cache = self._verified_tokens()
         if (token, key) in cache:
             if parsed.expiry <= now or parsed.expiry - now > crypto.MAX_LIFETIME_S:
                 raise VenueError(E.INVALID_AUTH, "auth token expired or too far ahead")

@@ -99,6 +99,18 @@ def test_field_inverse_sqrt_and_generator():
     assert curve.encode(curve.mul_generator(curve.ORDER + 1)) == curve.GENERATOR_ENCODING
 
 
+def test_encoding_roundtrip_and_group_law():
+    for k in (1, 2, 3, 1234567, curve.ORDER - 1, 2**200 + 17):
+        w = curve.encode(curve.mul_generator(k))
+        assert curve.encode(curve.decode(w)) == w
+    a, b = 987654321, 123456789123
+    pa, pb = curve.mul_generator(a), curve.mul_generator(b)
+    assert curve.encode(curve.add(pa, pb)) == curve.encode(curve.mul_generator(a + b))
+    assert curve.encode(curve.double(pa)) == curve.encode(curve.mul_generator(2 * a))
+    assert curve.encode(curve.add(pa, curve.negate(pa))) == field.ZERO
+    assert curve.encode(curve.add(pa, curve.NEUTRAL)) == curve.encode(pa)
+
+
 def test_public_key_of_equals_the_sdks():
     for _ in range(3):
         priv, pub = new_key()
