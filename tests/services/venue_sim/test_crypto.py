@@ -39,9 +39,10 @@ def _exp() -> int:
 
 
 def _grouped(c: lighter.SignerClient, nonce: int):
-    primary = CreateOrderTxReq(1, 0, 100, 4000, 0, 0, 1, 0, 0, _exp())
-    stop = CreateOrderTxReq(1, 0, 0, 3800, 1, 2, 0, 1, 3850, _exp())
-    take = CreateOrderTxReq(1, 0, 0, 4200, 1, 4, 0, 1, 4150, _exp())
+    exp = _exp()  # one expiry for the group (the signer refuses differing ones)
+    primary = CreateOrderTxReq(1, 0, 100, 4000, 0, 0, 1, 0, 0, exp)
+    stop = CreateOrderTxReq(1, 0, 0, 3800, 1, 2, 0, 1, 3850, exp)
+    take = CreateOrderTxReq(1, 0, 0, 4200, 1, 4, 0, 1, 4150, exp)
     return c.sign_create_grouped_orders(3, [primary, stop, take], nonce=nonce, api_key_index=KEY)
 
 
