@@ -82,6 +82,11 @@ MEANING = {
                  "lockstep), `levels` per side, `step_ticks` (0 = use `step_bps`), `size_mode` "
                  "(constant/linear/geometric), `size_multiple` of the touch size, `size_growth`, "
                  "`refill_per_s` (fraction of a level per sim second), `max_sweep_levels`; docs/venue-sim.md",
+        "verify_signatures": "refuse txs without a key registered for (account, api key) (21121) or whose Sig "
+                             "does not verify (21120); ChangePubKey under its own PubKey",
+        "verify_auth": "refuse accountActiveOrders/accountInactiveOrders and the auth WS channels without a "
+                       "valid auth token of that account (20013)",
+        "chain_id": "chain id of tx hashes and signatures (304: the SDK's for non-Lighter URLs)",
     },
     CollectorConfig: {
         "markets": "markets to collect; null = top-level markets", "http_port": "/health and /metrics port",

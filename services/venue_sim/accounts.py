@@ -65,7 +65,7 @@ def recover_l1_address(message: str, signature: str) -> str:
             raise ValueError(f"{len(raw)} bytes, expected 65")
         return str(Account.recover_message(encode_defunct(text=message), signature=raw)).lower()
     except Exception as exc:  # eth_account raises several types for bad signatures
-        raise VenueError(E.INVALID_L1_SIGNATURE, f"L1Sig: {type(exc).__name__}") from None
+        raise VenueError(E.INVALID_SIGNATURE, f"L1Sig: {type(exc).__name__}") from None
 
 
 class AccountBook(ServerBase):
@@ -121,10 +121,10 @@ class AccountBook(ServerBase):
             raise VenueError(E.INVALID_TX_INFO, f"ApiKeyIndex {key} outside 0..{MAX_API_KEY_INDEX}")
         spec = self.require_account(acct)
         if not l1_sig:
-            raise VenueError(E.INVALID_L1_SIGNATURE, "L1Sig is empty")
+            raise VenueError(E.INVALID_SIGNATURE, "L1Sig is empty")
         signer = recover_l1_address(change_pub_key_message(pubkey, nonce, acct, key), l1_sig)
         if signer != spec.l1_address.lower():
-            raise VenueError(E.INVALID_L1_SIGNATURE, f"L1Sig is not by the owner of account {acct}")
+            raise VenueError(E.INVALID_SIGNATURE, f"L1Sig is not by the owner of account {acct}")
         self.api_keys[(acct, key)] = pubkey.hex()
         return _ms(self.clock())
 

@@ -102,6 +102,14 @@ class VenueSimConfig(BaseModel):
         depth: the synthetic depth ladder behind the recorded touch
             (:class:`~services.venue_sim.depth_config.DepthSettings`; on by default in the paced
             mode, off in lockstep).
+        verify_signatures: refuse txs whose ``Sig`` does not verify under the key registered for
+            (``AccountIndex``, ``ApiKeyIndex``) (21121 no key, 21120 bad signature); ChangePubKey
+            is verified under its own ``PubKey``. See docs/venue-sim.md.
+        verify_auth: refuse private account reads (``accountActiveOrders``,
+            ``accountInactiveOrders``, the auth channels) without a valid auth token of that
+            account (20013).
+        chain_id: the chain id of tx hashes and signatures (304: what the SDK uses for any URL
+            that is not a Lighter host).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -135,6 +143,9 @@ class VenueSimConfig(BaseModel):
     ws_max_subscriptions: int = Field(default=500, ge=0)
     ws_messages_per_min: int = Field(default=200, ge=0)
     depth: DepthSettings = Field(default_factory=DepthSettings)
+    verify_signatures: bool = False
+    verify_auth: bool = False
+    chain_id: int = Field(default=304, ge=0, lt=2**32)
 
     def meter(self) -> RequestMeter:
         """The request meter of this section (tier defaults unless overridden)."""

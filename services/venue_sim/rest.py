@@ -9,7 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from services.venue_sim.base import ServerBase, _ms, _num, _us
+from services.venue_sim.auth import AuthChecks
+from services.venue_sim.base import _ms, _num, _us
 from services.venue_sim.httpio import error_response, query_int
 from shared.markets import MarketInfo
 from shared.venue import errors as E
@@ -17,8 +18,15 @@ from shared.venue.errors import VenueError
 from shared.venue.matching import BOOK_ACCOUNT
 
 
-class RestReads(ServerBase):
-    """Lighter's REST read endpoints."""
+def auth_token(request: web.Request) -> str | None:
+    """The auth token of a REST request: the ``Authorization`` header, else the ``auth`` query
+    parameter (reference notes sections 2 and 4); None when neither is given."""
+    return request.headers.get("Authorization") or request.query.get("auth") or None
+
+
+class RestReads(AuthChecks):
+    """Lighter's REST read endpoints (``accountActiveOrders``/``accountInactiveOrders`` are
+    auth-gated through :meth:`AuthChecks.authorize_account`)."""
 
     def _market_and_limit(self, request: web.Request, max_limit: int) -> tuple[MarketInfo, int]:
         """The required ``market_id`` and ``limit`` (default 100, clamped to 1..``max_limit``).
@@ -162,6 +170,7 @@ class RestReads(ServerBase):
         try:
             acct = query_int(request, "account_index")
             self.require_account(acct)
+            self.authorize_account(auth_token(request), acct)
             mid = request.query.get("market_id")
             market = None if mid in (None, "", "255") else self._selected(request)[0].market_id
         except VenueError as exc:
@@ -173,6 +182,7 @@ class RestReads(ServerBase):
         try:
             acct = query_int(request, "account_index")
             self.require_account(acct)
+            self.authorize_account(auth_token(request), acct)
             limit = max(1, min(100, query_int(request, "limit", 100)))
             mid = request.query.get("market_id")
             market = None if mid in (None, "", "255") else self._selected(request)[0].market_id

@@ -70,6 +70,8 @@ def build(cfg: VenueSimConfig, account_index: int = 1001, redis: Any = None,
         market_stats_interval_s=cfg.market_stats_interval_s, recent_trades=cfg.recent_trades,
         public_book=cfg.resolved_public_book(), meter=cfg.meter(), accounts=cfg.resolved_accounts(account_index),
     )
+    server.verify_signatures, server.verify_auth, server.chain_id = (
+        cfg.verify_signatures, cfg.verify_auth, cfg.chain_id)
     gate = None
     if cfg.lockstep:
         if redis is None:

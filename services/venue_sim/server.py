@@ -9,9 +9,10 @@ REST (form-urlencoded POST bodies as the SDK sends; errors are HTTP 400 ``{"code
 accounts, ChangePubKey), ``GET /``. Sim control: ``GET /sim/status``,
 ``POST /sim/start``, ``GET /sim/fills``; plus ``/health`` and ``/metrics``.
 
-Signatures are not verified (the SDK's signer exports no verify function): ``AccountIndex``,
-``ApiKeyIndex`` and ``Nonce`` are trusted; the nonce must equal the next expected nonce of the
-(account, api key) pair (21104 otherwise) and advances only on accepted txs. ``ExpiredAt`` is
+The tx hash is the signer's (:mod:`services.venue_sim.crypto`); signatures and auth tokens are
+verified when ``verify_signatures``/``verify_auth`` are set (:mod:`~services.venue_sim.auth`;
+off by default). The nonce must equal the next expected nonce of the (account, api key) pair
+(21104 otherwise) and advances only on accepted txs. ``ExpiredAt`` is
 checked against the wall clock (the SDK sets it from the wall clock). Every timestamp the venue
 emits (orders, trades, books) is venue time: the wall clock, or in lockstep the recording's time
 (see :mod:`~services.venue_sim.replay`). Reads are rate-limited per client IP

@@ -121,10 +121,10 @@ class TxHandling(AuthChecks):
         if expired_at and expired_at < now_ms:
             raise VenueError(E.TX_EXPIRED, f"ExpiredAt {expired_at} is in the past")
         self.require_account(acct)
+        h = self.authenticate_tx(tx_type, info, tx_info)  # a forged tx is refused before its nonce is looked at
         expected = self.nonces.get((acct, key), 0)
         if nonce != expected:
             raise VenueError(E.INVALID_NONCE, f"nonce {nonce}, expected {expected} for account {acct} key {key}")
-        h = self.authenticate_tx(tx_type, info, tx_info)
         predicted_ms = handler(info, h)
         self.nonces[(acct, key)] = expected + 1
         TXS.labels(str(tx_type)).inc()

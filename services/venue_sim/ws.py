@@ -30,7 +30,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from services.venue_sim.base import ACCOUNT_CHANNELS, CLIENT_QUEUE_MAX, ServerBase, _ms
+from services.venue_sim.auth import AUTH_CHANNELS, AuthChecks
+from services.venue_sim.base import ACCOUNT_CHANNELS, CLIENT_QUEUE_MAX, _ms
 from services.venue_sim.metrics import WS_CLIENTS
 from shared.venue import errors as E
 from shared.venue.errors import VenueError
@@ -93,7 +94,7 @@ class Client:
         self.queue.put_nowait(None)
 
 
-class WsChannels(ServerBase):
+class WsChannels(AuthChecks):
     """The ``/stream`` handler: channels, subscriptions and snapshots.
 
     Attributes (limits, see the module docstring; ``runner.build`` sets them from the config):
@@ -278,13 +279,13 @@ class WsChannels(ServerBase):
         elif kind == "pong":
             pass
         elif kind in ("subscribe", "unsubscribe"):
-            self._on_subscribe(client, kind, msg.get("channel", ""))
+            self._on_subscribe(client, kind, msg.get("channel", ""), msg.get("auth"))
         elif kind in TX_KINDS:
             self._ws_tx(client, kind, msg.get("data"))
         else:
             client.send({"type": "error", "code": WS_INVALID_MESSAGE, "message": f"unknown message type {kind!r}"})
 
-    def _on_subscribe(self, client: Client, kind: str, raw: Any) -> None:
+    def _on_subscribe(self, client: Client, kind: str, raw: Any, auth: Any = None) -> None:
         ch = self.parse_channel(raw) if isinstance(raw, str) else None
         if ch is None:
             client.send({"type": "error", "code": 30005, "message": f"Invalid Channel: {raw}"})
@@ -294,6 +295,12 @@ class WsChannels(ServerBase):
                 try:
                     self.require_account(int(ch.split(":")[-1]))
                 except VenueError as exc:  # 21100: unknown accounts have no channels
+                    client.send({"type": "error", "channel": ch, **exc.to_json()})
+                    return
+            if ch.split(":")[0] in AUTH_CHANNELS:
+                try:
+                    self.authorize_account(auth if isinstance(auth, str) else None, int(ch.split(":")[-1]))
+                except VenueError as exc:
                     client.send({"type": "error", "channel": ch, **exc.to_json()})
                     return
             if ch in client.channels:

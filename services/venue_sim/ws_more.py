@@ -15,7 +15,6 @@ from collections import deque
 from typing import Any
 
 from services.venue_sim.base import ServerBase, _ms, _num, _us
-from shared.venue.errors import VenueError
 from shared.venue.matching import BookChanged, PositionUpdate, StatsChanged, Update
 
 #: private channels of this part (subscribe needs ``auth``)
@@ -75,23 +74,6 @@ class MoreChannels(ServerBase):
             return {"channel": channel, "assets": assets, "timestamp": _ms(self.clock()),
                     "type": "subscribed/account_all_assets"}
         return super().snapshot(channel)  # type: ignore[misc]
-
-    def _on_ws_message(self, client: Any, data: str) -> None:
-        """Check ``auth`` of a subscribe to a private channel of this part, then go on as before."""
-        try:
-            msg = json.loads(data)
-            ch = self.parse_channel(msg.get("channel", "")) if msg.get("type") == "subscribe" else None
-        except (ValueError, AttributeError):
-            ch = None
-        if ch is not None and ch.split(":")[0] in PRIVATE_CHANNELS:
-            try:
-                auth = msg.get("auth")
-                self.authorize_account(auth if isinstance(auth, str) else None,  # type: ignore[attr-defined]
-                                       int(ch.split(":")[1]))
-            except VenueError as exc:
-                client.send({"type": "error", "channel": ch, **exc.to_json()})
-                return
-        super()._on_ws_message(client, data)  # type: ignore[misc]
 
     # ---------------------------------------------------------------- ticker
 

@@ -12,9 +12,6 @@ ACCOUNT_NOT_FOUND = 21100
 "message":"account not found"}``, seen in elliottech/lighter-python issue #132)."""
 INVALID_NONCE = 21104
 """``Nonce`` is not the next expected nonce of the (account, api key) pair."""
-INVALID_L1_SIGNATURE = 21120
-"""A ``ChangePubKey`` whose ``L1Sig`` does not recover the account's L1 address. (venue-sim's
-choice: Lighter's code for this is undocumented.)"""
 INVALID_TX_INFO = 21501
 """``tx_info`` is not valid JSON or misses a field."""
 UNSUPPORTED_TX_TYPE = 21505
@@ -63,10 +60,20 @@ REDUCE_ONLY_INCREASES = 21732
 """A reduce-only order would increase (or open) the position."""
 INVALID_REDUCE_ONLY_MODE = 21740
 """ReduceOnly not 0 or 1."""
+INVALID_SIGNATURE = 21120
+"""The tx's ``Sig`` does not verify under the key it must be signed with, or a ChangePubKey's
+``L1Sig`` is not the account owner's (venue-sim's choice: Lighter's code for this is
+undocumented; docs/venue-sim.md)."""
+API_KEY_NOT_FOUND = 21121
+"""No public key is registered for the tx's (``AccountIndex``, ``ApiKeyIndex``) (venue-sim's
+choice: Lighter's code is undocumented)."""
+INVALID_AUTH = 20013
+"""An account read without a valid auth token: missing, malformed, expired, more than 8 h
+ahead, of another account, of an unregistered key, or wrongly signed (venue-sim's choice:
+Lighter's code is undocumented)."""
 
 MESSAGES: dict[int, str] = {
     ACCOUNT_NOT_FOUND: "account not found",
-    INVALID_L1_SIGNATURE: "invalid l1 signature",
     INVALID_NONCE: "invalid nonce",
     INVALID_TX_INFO: "invalid tx info",
     UNSUPPORTED_TX_TYPE: "unsupported tx type",
@@ -90,6 +97,9 @@ MESSAGES: dict[int, str] = {
     INVALID_TRIGGER_PRICE: "invalid trigger price",
     REDUCE_ONLY_INCREASES: "reduce only order would increase position",
     INVALID_REDUCE_ONLY_MODE: "invalid reduce only mode",
+    INVALID_SIGNATURE: "invalid signature",
+    API_KEY_NOT_FOUND: "api key not found",
+    INVALID_AUTH: "invalid auth",
 }
 
 
