@@ -34,7 +34,11 @@ class VenueSimConfig(BaseModel):
         tier: ``standard`` (taker 300 ms, maker/cancel 200 ms, no fees) or ``premium``.
         taker_delay_ms, maker_delay_ms, cancel_delay_ms, maker_fee, taker_fee: override the tier
             (delays in ms of sim time, fees as fractions of notional, 0.0002 = 2 bps).
-        initial_collateral: USDC of an account created on first use.
+        initial_collateral: USDC of an account created on first use (its margin collateral).
+        margin_checks: refuse create orders that would take the account's initial margin
+            requirement (positions and open orders at mark, per market leverage) above its
+            equity, with ``21739 not enough margin`` (see docs/venue-sim.md, Margin); ``null`` =
+            on, except in ``lockstep`` (the backtest has no margin checks; parity).
         market_stats_interval_s: at most one ``market_stats`` message per market per this many sim
             seconds.
         recent_trades: trades kept per market for ``recentTrades``.
@@ -75,6 +79,7 @@ class VenueSimConfig(BaseModel):
     maker_fee: float | None = None
     taker_fee: float | None = None
     initial_collateral: float = Field(default=100_000.0, ge=0)
+    margin_checks: bool | None = None
     market_stats_interval_s: float = Field(default=1.0, ge=0)
     recent_trades: int = Field(default=200, ge=1)
     lockstep: bool = False
@@ -96,6 +101,10 @@ class VenueSimConfig(BaseModel):
         if self.public_book is not None:
             return self.public_book
         return "recorded" if self.lockstep else "venue"
+
+    def resolved_margin_checks(self) -> bool:
+        """``margin_checks``, or its default: off in lockstep, else on."""
+        return (not self.lockstep) if self.margin_checks is None else self.margin_checks
 
     def resolved_tier(self) -> Tier:
         """The tier with this section's overrides applied."""

@@ -65,7 +65,7 @@ def build(cfg: VenueSimConfig, account_index: int = 1001, redis: Any = None,
         start_when_subscribed_account=(cfg.account_index if cfg.account_index is not None else account_index)
         if cfg.start_when_subscribed else None,
         market_stats_interval_s=cfg.market_stats_interval_s, recent_trades=cfg.recent_trades,
-        public_book=cfg.resolved_public_book(), meter=cfg.meter(),
+        public_book=cfg.resolved_public_book(), meter=cfg.meter(), margin_checks=cfg.resolved_margin_checks(),
     )
     gate = None
     if cfg.lockstep:

@@ -36,6 +36,8 @@ from aiohttp import web
 from services.venue_sim.base import ACCOUNT_CHANNELS, TX_CANCEL, TX_CANCEL_ALL, TX_CREATE, tx_hash_of
 from services.venue_sim.control import SimControl
 from services.venue_sim.feed import FeedMessages
+from services.venue_sim.margin import MarginBook
+from services.venue_sim.margin_txs import MarginHandling
 from services.venue_sim.ratelimit import RequestMeter
 from services.venue_sim.rest import RestReads
 from services.venue_sim.txs import TxHandling
@@ -46,7 +48,7 @@ from shared.venue.matching import Fill, MatchingEngine
 __all__ = ["ACCOUNT_CHANNELS", "TX_CANCEL", "TX_CANCEL_ALL", "TX_CREATE", "Client", "VenueServer", "tx_hash_of"]
 
 
-class VenueServer(FeedMessages, WsChannels, TxHandling, RestReads, SimControl):
+class VenueServer(MarginHandling, FeedMessages, WsChannels, TxHandling, RestReads, SimControl):
     """Lighter's protocol around a :class:`MatchingEngine`.
 
     Args:
@@ -69,13 +71,16 @@ class VenueServer(FeedMessages, WsChannels, TxHandling, RestReads, SimControl):
             backtest).
         meter: counts tx requests per account over a rolling minute of sim time and refuses
             those over the rate limit (23000); default: Standard tier, 60 per minute, enforced.
+        margin_checks: refuse create orders the account's margin does not cover (21739; see
+            :mod:`services.venue_sim.margin_txs`); leverage and margin txs work either way.
     """
 
     def __init__(self, engine: MatchingEngine, markets: Iterable[MarketInfo], clock: Callable[[], int],
                  fills_file: Path | None = None, status_extra: Callable[[], dict[str, Any]] | None = None,
                  on_start: Callable[[], None] | None = None, on_tx: Callable[[], None] | None = None,
                  start_when_subscribed_account: int | None = None, market_stats_interval_s: float = 1.0,
-                 recent_trades: int = 200, public_book: str = "venue", meter: RequestMeter | None = None) -> None:
+                 recent_trades: int = 200, public_book: str = "venue", meter: RequestMeter | None = None,
+                 margin_checks: bool = True) -> None:
         if public_book not in ("venue", "recorded"):
             raise ValueError(f"public_book must be 'venue' or 'recorded', not {public_book!r}")
         self.engine = engine
@@ -83,6 +88,8 @@ class VenueServer(FeedMessages, WsChannels, TxHandling, RestReads, SimControl):
         self.tx_requests = 0  # txs received (accepted or refused) plus requests refused for the rate limit
         self.meter = meter if meter is not None else RequestMeter()
         self.markets = {m.market_id: m for m in markets}
+        self.margin_book = MarginBook(self.markets)
+        self.margin_checks = margin_checks
         self.clock = clock
         self.status_extra = status_extra or (lambda: {})
         self.on_start = on_start or (lambda: None)

@@ -13,10 +13,19 @@ INVALID_TX_INFO = 21501
 """``tx_info`` is not valid JSON or misses a field."""
 UNSUPPORTED_TX_TYPE = 21505
 """A tx type venue-sim does not implement (only 14 create, 15 cancel, 16 cancel-all)."""
+ACCOUNT_BELOW_INITIAL_MARGIN = 21508
+"""The tx would leave the account (or an isolated position) below its initial margin
+requirement (venue-sim: an ``updateMargin`` removal or an ``updateLeverage`` raising the
+requirement above equity)."""
 TX_EXPIRED = 21511
 """``ExpiredAt`` (wall-clock ms) is in the past. (Lighter's exact code for this is undocumented.)"""
 INVALID_MARKET = 21602
 """Unknown market index."""
+INVALID_MARGIN_MODE = 21613
+"""Margin mode not 0 (cross) / 1 (isolated), a mode change while the market has a position or
+open orders, or an ``updateMargin`` on a cross position."""
+NO_POSITION = 21614
+"""``updateMargin`` on a market where the account has no position."""
 INVALID_ORDER_INDEX = 21700
 """Cancel ``Index`` is not a valid order or client order index."""
 INVALID_PRICE = 21702
@@ -35,13 +44,18 @@ INVALID_TRIGGER_PRICE = 21729
 """A stop-loss order without a trigger price (or one outside 1 .. 2^32-1)."""
 REDUCE_ONLY_INCREASES = 21732
 """A reduce-only order would increase (or open) the position."""
+NOT_ENOUGH_MARGIN = 21739
+"""The order (or margin added) needs more margin than the account has available."""
 
 MESSAGES: dict[int, str] = {
     INVALID_NONCE: "invalid nonce",
     INVALID_TX_INFO: "invalid tx info",
     UNSUPPORTED_TX_TYPE: "unsupported tx type",
+    ACCOUNT_BELOW_INITIAL_MARGIN: "account below initial margin",
     TX_EXPIRED: "tx expired",
     INVALID_MARKET: "invalid market index",
+    INVALID_MARGIN_MODE: "invalid margin mode",
+    NO_POSITION: "no position",
     INVALID_ORDER_INDEX: "invalid order index",
     INVALID_PRICE: "invalid price",
     INVALID_ORDER_TYPE: "invalid order type",
@@ -51,6 +65,7 @@ MESSAGES: dict[int, str] = {
     DUPLICATE_CLIENT_ORDER_INDEX: "client order index already exists",
     INVALID_TRIGGER_PRICE: "invalid trigger price",
     REDUCE_ONLY_INCREASES: "reduce only order would increase position",
+    NOT_ENOUGH_MARGIN: "not enough margin",
 }
 
 
