@@ -21,6 +21,7 @@ from .engine import OrderCommand
 TX_CREATE_ORDER = 14
 TX_CANCEL_ORDER = 15
 TX_CANCEL_ALL = 16
+TX_UPDATE_LEVERAGE = 20
 
 
 class SignError(RuntimeError):
@@ -127,6 +128,18 @@ class Signer:
                                            api_key_index=self.api_key_index)
         else:  # pragma: no cover - Literal type
             raise SignError(f"unknown command kind {cmd.kind!r}")
+        return self._check(res, nonce)
+
+    def sign_update_leverage(self, market_id: int, initial_margin_fraction: int, margin_mode: int,
+                             nonce: int) -> SignedTx:
+        """Sign an ``updateLeverage`` tx (type 20): ``initial_margin_fraction`` in 1/10000
+        (``10000 / leverage``), ``margin_mode`` 0 cross / 1 isolated.
+
+        Raises:
+            SignError: the signer rejected a field (IMF outside 1..10000, mode not 0/1).
+        """
+        res = self._client.sign_update_leverage(market_id, initial_margin_fraction, margin_mode, nonce=nonce,
+                                                api_key_index=self.api_key_index)
         return self._check(res, nonce)
 
     def auth_token(self, ttl_s: int) -> str:
