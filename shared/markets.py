@@ -147,6 +147,20 @@ MARGIN_FIELDS = ("default_initial_margin_fraction", "min_initial_margin_fraction
                  "closeout_margin_fraction")
 
 
+def market_builtins(m: MarketInfo) -> dict[str, Any]:
+    """``m`` as JSON-ready builtins for files (recording headers, archive metadata): every field
+    but the margin fractions that equal their defaults, so a file of markets without their own
+    fractions is byte-identical to one written before the fractions existed (reading fills the
+    defaults back in)."""
+    d = msgspec.to_builtins(m)
+    probe = MarketInfo(symbol="", market_id=0, size_decimals=0, price_decimals=0, min_base_amount=0.0,
+                       min_quote_amount=0.0)
+    for k in MARGIN_FIELDS:
+        if d[k] == getattr(probe, k):
+            del d[k]
+    return d
+
+
 def scale_to_int(x: float, scale: int, rounding: Rounding) -> int:
     """``x`` read as its shortest decimal text (``Decimal(repr(x))``), times the integer
     ``scale`` (``10**decimals``), rounded to an integer with ``rounding`` (``nearest``: half to
