@@ -12,7 +12,8 @@ INVALID_NONCE = 21104
 INVALID_TX_INFO = 21501
 """``tx_info`` is not valid JSON or misses a field."""
 UNSUPPORTED_TX_TYPE = 21505
-"""A tx type venue-sim does not implement (only 14 create, 15 cancel, 16 cancel-all)."""
+"""A tx type venue-sim does not implement (it has 14 create, 15 cancel, 16 cancel-all, 20 update
+leverage, 29 update margin, and those other parts of the server add)."""
 ACCOUNT_BELOW_INITIAL_MARGIN = 21508
 """The tx would leave the account (or an isolated position) below its initial margin
 requirement (venue-sim: an ``updateMargin`` removal or an ``updateLeverage`` raising the
