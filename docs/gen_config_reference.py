@@ -64,8 +64,9 @@ MEANING = {
         "cancel_delay_ms": "cancel speed bump, ms; null = the tier's",
         "maker_fee": "maker fee, fraction of notional; null = the tier's",
         "taker_fee": "taker fee, fraction of notional; null = the tier's",
-        "initial_collateral": "USDC of the default account (when `accounts` is unset)",
+        "initial_collateral": "USDC of the default account (when `accounts` is unset; its margin collateral)",
         "accounts": "the venue's accounts, list of `{index, l1_address, collateral}`; default: `account_index` owned by the paper L1 address (shared/venue/paper_identity.py) with `initial_collateral`; other indexes get 21100 account not found",
+        "margin_checks": "refuse create orders beyond the account's initial margin (21739); null = on, off in lockstep",
         "market_stats_interval_s": "market_stats messages at most this often per market (sim seconds)",
         "recent_trades": "public trades kept for `recentTrades`",
         "lockstep": "replay without the wall clock: next event only when the bus is quiet (deterministic; docs/venue-sim.md)",
@@ -207,6 +208,8 @@ MEANING = {
                             "group is idle and gather all intents into one engine batch, as the backtest does",
         "lockstep_order": "strategy names in the backtest's order: how the intents of one barrier batch are sorted",
         "lockstep_timeout_s": "longest wall wait of the barrier for quiet (then it goes on, with a warning)",
+        "leverage": "per market, set at start-up (updateLeverage): `{BTC: {leverage: 5, margin_mode: cross}}`; "
+                    "a refusal stops start-up",
     },
     LedgerConfig: {
         "db_url": "SQLAlchemy URL: SQLite (WAL) or postgresql+psycopg://...; env LEDGER_DB_URL wins",

@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 
 from shared.bus import split_id
 from shared.events import AnyEvent, DecodeError, decode
-from shared.markets import MarketInfo
+from shared.markets import MarketInfo, market_builtins
 
 FORMAT = "lighter-stack-archive"
 META_FILE = "archive.json"
@@ -197,7 +197,8 @@ def write_meta(root: str | Path, namespace: str, markets: Iterable[MarketInfo] =
     merged.update({m.symbol: m for m in markets})
     meta = ArchiveMeta(namespace=namespace, markets=[merged[s] for s in sorted(merged)])
     tmp = p / f".{META_FILE}.tmp"
-    tmp.write_bytes(msgspec.json.format(msgspec.json.encode(meta)) + b"\n")
+    body = {**msgspec.to_builtins(meta), "markets": [market_builtins(m) for m in meta.markets]}
+    tmp.write_bytes(msgspec.json.format(msgspec.json.encode(body)) + b"\n")
     os.replace(tmp, p / META_FILE)
     return meta
 

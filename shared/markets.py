@@ -31,6 +31,19 @@ class MarketInfo(msgspec.Struct, kw_only=True, frozen=True):
         min_quote_amount: smallest order notional in USD.
         taker_fee: taker fee as a fraction of notional (0.0002 = 2 bps).
         maker_fee: maker fee as a fraction of notional.
+        default_initial_margin_fraction: initial margin fraction of a new (account, market)
+            pair, in 1/10000 of notional (Lighter's unit: ``10000 / leverage``; 500 = 5 % = 20x).
+        min_initial_margin_fraction: the smallest initial margin fraction an account may choose
+            (1/10000; 200 = 50x, the market's maximum leverage).
+        maintenance_margin_fraction: margin fraction below which a position is liquidatable
+            (1/10000).
+        closeout_margin_fraction: margin fraction of the close-out (full liquidation) level
+            (1/10000).
+
+    The four margin fractions are Lighter's ``orderBookDetails`` integers (reference notes
+    section 2: ``InitialMarginFraction = 10000 / leverage``); their defaults are the values of
+    Lighter's ETH market (``tests/fixtures/lighter-samples/http_order_book_details.json``,
+    captured from mainnet 2026-05-05).
     """
 
     symbol: str
@@ -41,6 +54,10 @@ class MarketInfo(msgspec.Struct, kw_only=True, frozen=True):
     min_quote_amount: float
     taker_fee: float = 0.0
     maker_fee: float = 0.0
+    default_initial_margin_fraction: int = 500
+    min_initial_margin_fraction: int = 200
+    maintenance_margin_fraction: int = 120
+    closeout_margin_fraction: int = 80
 
     @property
     def tick(self) -> float:
@@ -107,6 +124,7 @@ class MarketInfo(msgspec.Struct, kw_only=True, frozen=True):
             min_quote_amount=float(d["min_quote_amount"]),
             taker_fee=float(d.get("taker_fee") or 0) / 100.0,
             maker_fee=float(d.get("maker_fee") or 0) / 100.0,
+            **{k: int(d[k]) for k in MARGIN_FIELDS if d.get(k) is not None},
         )
 
     def to_lighter(self) -> dict[str, Any]:
@@ -120,9 +138,27 @@ class MarketInfo(msgspec.Struct, kw_only=True, frozen=True):
             "supported_size_decimals": self.size_decimals, "supported_price_decimals": self.price_decimals,
             "supported_quote_decimals": 6, "size_decimals": self.size_decimals,
             "price_decimals": self.price_decimals, "quote_multiplier": 1,
-            "default_initial_margin_fraction": 500, "min_initial_margin_fraction": 200,
-            "maintenance_margin_fraction": 120, "closeout_margin_fraction": 80,
+            **{k: getattr(self, k) for k in MARGIN_FIELDS},
         }
+
+
+#: The margin fraction fields of ``orderBookDetails`` (1/10000 of notional), as on MarketInfo.
+MARGIN_FIELDS = ("default_initial_margin_fraction", "min_initial_margin_fraction", "maintenance_margin_fraction",
+                 "closeout_margin_fraction")
+
+
+def market_builtins(m: MarketInfo) -> dict[str, Any]:
+    """``m`` as JSON-ready builtins for files (recording headers, archive metadata): every field
+    but the margin fractions that equal their defaults, so a file of markets without their own
+    fractions is byte-identical to one written before the fractions existed (reading fills the
+    defaults back in)."""
+    d = msgspec.to_builtins(m)
+    probe = MarketInfo(symbol="", market_id=0, size_decimals=0, price_decimals=0, min_base_amount=0.0,
+                       min_quote_amount=0.0)
+    for k in MARGIN_FIELDS:
+        if d[k] == getattr(probe, k):
+            del d[k]
+    return d
 
 
 def scale_to_int(x: float, scale: int, rounding: Rounding) -> int:
@@ -201,10 +237,16 @@ def market_info(symbol: str, mid: float, given: Mapping[str, MarketInfo] | None 
     return info if info is not None else guess_market(symbol, mid)
 
 
-#: Lighter metadata of the markets in the bundled data (orderBookDetails, 2025).
+#: Lighter metadata of the markets in the bundled data (orderBookDetails, 2025). Margin fractions
+#: (1/10000): ETH's are those of Lighter's mainnet capture
+#: ``tests/fixtures/lighter-samples/http_order_book_details.json`` (2026-05-05: default 500 =
+#: 20x, min 200 = 50x, maintenance 120, close-out 80); BTC's are not in a bundled sample and are
+#: assumed equal to ETH's (both are 50x-max markets on Lighter's front-end).
 KNOWN_MARKETS: dict[str, MarketInfo] = {
     "BTC": MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1,
-                      min_base_amount=0.0002, min_quote_amount=10.0),
+                      min_base_amount=0.0002, min_quote_amount=10.0, default_initial_margin_fraction=500,
+                      min_initial_margin_fraction=200, maintenance_margin_fraction=120, closeout_margin_fraction=80),
     "ETH": MarketInfo(symbol="ETH", market_id=0, size_decimals=4, price_decimals=2,
-                      min_base_amount=0.005, min_quote_amount=10.0),
+                      min_base_amount=0.005, min_quote_amount=10.0, default_initial_margin_fraction=500,
+                      min_initial_margin_fraction=200, maintenance_margin_fraction=120, closeout_margin_fraction=80),
 }

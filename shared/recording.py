@@ -19,11 +19,12 @@ import gzip
 import io
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from shared.events import AnyEvent, DecodeError, decode, encode
-from shared.markets import MarketInfo
+from shared.markets import MarketInfo, market_builtins
 
 FORMAT = "lighter-stack-recording"
 
@@ -46,6 +47,14 @@ class RecordingHeader(msgspec.Struct, kw_only=True):
         raise KeyError(f"recording has no market {symbol!r}; it has {[m.symbol for m in self.markets]}")
 
 
+def header_builtins(header: RecordingHeader) -> dict[str, Any]:
+    """The header as JSON-ready builtins, markets via :func:`shared.markets.market_builtins`
+    (margin fractions only when not the defaults: older files stay byte-identical)."""
+    d = msgspec.to_builtins(header)
+    d["markets"] = [market_builtins(m) for m in header.markets]
+    return d
+
+
 class RecordingError(ValueError):
     """A recording file is missing, not a recording, or has a bad line (named in the message)."""
 
@@ -56,7 +65,7 @@ def write_recording(path: str | Path, header: RecordingHeader, events: Iterable[
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     with open(p, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
-        gz.write(msgspec.json.encode(header) + b"\n")
+        gz.write(msgspec.json.encode(header_builtins(header)) + b"\n")
         for ev in events:
             gz.write(encode(ev) + b"\n")
             n += 1

@@ -38,6 +38,7 @@ Example (the defaults)::
         lockstep_barrier: false       # lockstep runs only: gather every strategy's intents into one batch
         lockstep_order: []            # strategy names in the backtest's order (barrier batches are sorted so)
         lockstep_timeout_s: 30        # the barrier waits at most this long for quiet (then goes on, warning)
+        leverage: {}                  # per market, set at start-up: {BTC: {leverage: 5, margin_mode: cross}}
 
 Request budget (Lighter docs, rate limits; ``/work/shared/reference/lighter-api.md`` §6.8): REST
 limits are counted over a rolling minute; Standard accounts get 60 requests per minute,
@@ -58,6 +59,27 @@ TIER_SEND_WEIGHT = {"standard": 1, "premium": 6}
 NO_POSITION_LIMIT = 1e12
 """Base units: the position limit of a market without one (finite, unlike ``inf``, so the
 engine's guard arithmetic keeps its cached ranges; the notional limit is always smaller)."""
+
+
+class LeverageSetting(BaseModel):
+    """One market's leverage at start-up: ``leverage`` (1 to 10000: ``InitialMarginFraction =
+    int(10000 / leverage)`` must be at least 1) and ``margin_mode`` (``cross`` or ``isolated``;
+    Lighter's 0 / 1)."""
+
+    model_config = ConfigDict(extra="forbid")
+    leverage: float = Field(ge=1, le=10_000)
+    margin_mode: Literal["cross", "isolated"] = "cross"
+
+    @property
+    def initial_margin_fraction(self) -> int:
+        """Lighter's ``InitialMarginFraction`` (1/10000): ``int(10000 / leverage)`` (the SDK's
+        rounding in ``SignerClient.update_leverage``)."""
+        return int(10_000 / self.leverage)
+
+    @property
+    def mode_code(self) -> int:
+        """Lighter's ``MarginMode``: 0 cross, 1 isolated."""
+        return 1 if self.margin_mode == "isolated" else 0
 
 
 class ExecutorConfig(BaseModel):
@@ -140,6 +162,12 @@ class ExecutorConfig(BaseModel):
             (strategies not listed after the listed ones, by name), then by arrival.
         lockstep_timeout_s: the barrier waits at most this many wall seconds for quiet, then
             processes what it has (warning): a dead strategy must not stop the executor.
+        leverage: per market (symbol), the leverage and margin mode the executor sets at
+            start-up with an ``updateLeverage`` tx (type 20; ``InitialMarginFraction =
+            int(10000 / leverage)``, as the SDK's ``update_leverage``), before reconciliation;
+            a market not listed keeps the account's current setting. The venue refusing it (or
+            a leverage above the market's maximum, ``10000 / min_initial_margin_fraction``)
+            stops start-up (:mod:`services.executor.leverage`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -173,6 +201,7 @@ class ExecutorConfig(BaseModel):
     lockstep_barrier: bool = False
     lockstep_order: list[str] = Field(default_factory=list)
     lockstep_timeout_s: float = Field(default=30.0, gt=0)
+    leverage: dict[str, LeverageSetting] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _scope_none_cancels_nothing(self) -> ExecutorConfig:

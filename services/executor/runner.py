@@ -5,7 +5,9 @@ Start-up (fail closed):
 1. Config section ``services.executor`` (:class:`~services.executor.config.ExecutorConfig`), the
    API key (live: ``cfg.require_live_allowed()`` and ``LIGHTER_API_PRIVATE_KEY`` only; paper:
    the env key if set, else a throwaway key), Redis, ``/health`` + ``/metrics``.
-2. Market metadata from ``orderBookDetails`` (retried until the venue answers).
+2. Market metadata from ``orderBookDetails`` (retried until the venue answers), then the
+   configured leverage per market (``leverage``; one ``updateLeverage`` tx each,
+   :mod:`services.executor.leverage`): a refusal stops start-up (exit code 2).
 3. The exec stream ``{ns}:exec:{account}`` is folded (``Bus.read_all``) to rebuild per-strategy
    virtual positions, seen venue trade ids and the client order index counter. The first client
    order index is ``max(last index in the exec stream + 1, unix time in ms)``: unique across
@@ -121,6 +123,7 @@ from shared.venue.reports import VenueOrder, VenueTrade
 from .config import ExecutorConfig
 from .engine import MAX_CLIENT_ORDER_INDEX, Engine, OrderCommand, StaleOrder
 from .keys import ensure_registered, paper_l1_key
+from .leverage import LeverageError, apply_leverage, leverage_plan
 from .lockstep import LockstepBarrier
 from .metrics import (
     ACCOUNT_POSITION,
@@ -242,7 +245,7 @@ class ExecutorService(BatchHandler):
                 "processed": self.processed, "uptime_s": round(time.time() - self.started_at, 1)}
 
     async def run(self) -> int:
-        """Run until :meth:`stop`; returns the exit code (0)."""
+        """Run until :meth:`stop`; returns the exit code (0; 2 when the leverage cannot be set)."""
         http = await start_http(self.ecfg.http_port, self.health)
         RISK_STATE.set(STATE_VALUE["halted"])
         tasks: list[asyncio.Task] = []
@@ -254,6 +257,11 @@ class ExecutorService(BatchHandler):
             markets = await self._load_markets()
             if markets is None:
                 return 0
+            try:  # services.executor.leverage: fail closed before anything else is sent
+                await apply_leverage(self.rest, self.nonces, self.signer, leverage_plan(self.ecfg.leverage, markets))
+            except LeverageError as exc:
+                log.error("start-up failed: %s", exc)
+                return 2
             await self._build_engine(markets)
             self.feed = AccountFeed(self.cfg.venue.ws_url, self.cfg.account_index, self._auth_token,
                                     self._on_feed, on_connected=self._on_feed_connected,

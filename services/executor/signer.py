@@ -40,6 +40,7 @@ def order_expiry_ms(cmd: OrderCommand) -> int:
 
 TX_CHANGE_PUB_KEY = 8
 _OWN_PUBKEY = re.compile(r"ownPubKey: (?:0x)?([0-9a-fA-F]{80})")
+TX_UPDATE_LEVERAGE = 20
 
 
 class SignError(RuntimeError):
@@ -233,6 +234,18 @@ class Signer:
         if err:
             raise SignError(_scrub(_scrub(str(err), l1), self._scrub.get_secret_value()))
         return SignedTx(int(tx_type), str(tx_info), str(tx_hash or ""), nonce)
+
+    def sign_update_leverage(self, market_id: int, initial_margin_fraction: int, margin_mode: int,
+                             nonce: int) -> SignedTx:
+        """Sign an ``updateLeverage`` tx (type 20): ``initial_margin_fraction`` in 1/10000
+        (``10000 / leverage``), ``margin_mode`` 0 cross / 1 isolated.
+
+        Raises:
+            SignError: the signer rejected a field (IMF outside 1..10000, mode not 0/1).
+        """
+        res = self._client.sign_update_leverage(market_id, initial_margin_fraction, margin_mode, nonce=nonce,
+                                                api_key_index=self.api_key_index)
+        return self._check(res, nonce)
 
     def auth_token(self, ttl_s: int) -> str:
         """An auth token valid ``ttl_s`` seconds (``expiry:account:key:sig``), for private WS

@@ -71,6 +71,10 @@ class VenueSimConfig(BaseModel):
             account: the stack's ``account_index`` owned by the paper L1 address
             (``shared/venue/paper_identity.py``) with ``initial_collateral``. Txs and account
             reads of any other index are refused with 21100 ``account not found``.
+        margin_checks: refuse create orders that would take the account's initial margin
+            requirement (positions and open orders at mark, per market leverage) above its
+            equity, with ``21739 not enough margin`` (see docs/venue-sim.md, Margin); ``null`` =
+            on, except in ``lockstep`` (the backtest has no margin checks; parity).
         market_stats_interval_s: at most one ``market_stats`` message per market per this many sim
             seconds.
         recent_trades: trades kept per market for ``recentTrades``.
@@ -130,6 +134,7 @@ class VenueSimConfig(BaseModel):
     taker_fee: float | None = None
     initial_collateral: float = Field(default=100_000.0, ge=0)
     accounts: list[AccountSpec] | None = None
+    margin_checks: bool | None = None
     market_stats_interval_s: float = Field(default=1.0, ge=0)
     recent_trades: int = Field(default=200, ge=1)
     lockstep: bool = False
@@ -174,6 +179,10 @@ class VenueSimConfig(BaseModel):
         if self.public_book is not None:
             return self.public_book
         return "recorded" if self.lockstep else "venue"
+
+    def resolved_margin_checks(self) -> bool:
+        """``margin_checks``, or its default: off in lockstep, else on."""
+        return (not self.lockstep) if self.margin_checks is None else self.margin_checks
 
     def resolved_tier(self) -> Tier:
         """The tier with this section's overrides applied."""

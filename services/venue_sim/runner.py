@@ -69,6 +69,7 @@ def build(cfg: VenueSimConfig, account_index: int = 1001, redis: Any = None,
         if cfg.start_when_subscribed else None,
         market_stats_interval_s=cfg.market_stats_interval_s, recent_trades=cfg.recent_trades,
         public_book=cfg.resolved_public_book(), meter=cfg.meter(), accounts=cfg.resolved_accounts(account_index),
+        margin_checks=cfg.resolved_margin_checks(),
     )
     server.verify_signatures, server.verify_auth, server.chain_id = (
         cfg.verify_signatures, cfg.verify_auth, cfg.chain_id)

@@ -45,6 +45,8 @@ from services.venue_sim.base import ACCOUNT_CHANNELS, TX_CANCEL, TX_CANCEL_ALL, 
 from services.venue_sim.config import AccountSpec
 from services.venue_sim.control import SimControl
 from services.venue_sim.feed import FeedMessages
+from services.venue_sim.margin import MarginBook
+from services.venue_sim.margin_txs import MarginHandling
 from services.venue_sim.orderrules import OrderTxs
 from services.venue_sim.ratelimit import RequestMeter
 from services.venue_sim.readmeter import read_meter_middleware
@@ -59,8 +61,8 @@ from shared.venue.matching import Fill, MatchingEngine
 __all__ = ["ACCOUNT_CHANNELS", "TX_CANCEL", "TX_CANCEL_ALL", "TX_CREATE", "Client", "VenueServer", "tx_hash_of"]
 
 
-class VenueServer(AccountBook, MarketReads, MoreChannels, FeedMessages, WsChannels, OrderTxs, TxHandling, RestReads,
-                  SimControl):
+class VenueServer(AccountBook, MarginHandling, MarketReads, MoreChannels, FeedMessages, WsChannels, OrderTxs,
+                  TxHandling, RestReads, SimControl):
     """Lighter's protocol around a :class:`MatchingEngine`.
 
     Args:
@@ -86,6 +88,8 @@ class VenueServer(AccountBook, MarketReads, MoreChannels, FeedMessages, WsChanne
         accounts: the venue's accounts (:class:`~services.venue_sim.config.AccountSpec`); any
             other index is refused with 21100 (default: account 1001, paper L1 address, 100,000
             USDC).
+        margin_checks: refuse create orders the account's margin does not cover (21739; see
+            :mod:`services.venue_sim.margin_txs`); leverage and margin txs work either way.
     """
 
     def __init__(self, engine: MatchingEngine, markets: Iterable[MarketInfo], clock: Callable[[], int],
@@ -93,7 +97,7 @@ class VenueServer(AccountBook, MarketReads, MoreChannels, FeedMessages, WsChanne
                  on_start: Callable[[], None] | None = None, on_tx: Callable[[], None] | None = None,
                  start_when_subscribed_account: int | None = None, market_stats_interval_s: float = 1.0,
                  recent_trades: int = 200, public_book: str = "venue", meter: RequestMeter | None = None,
-                 accounts: list[AccountSpec] | None = None) -> None:
+                 accounts: list[AccountSpec] | None = None, margin_checks: bool = True) -> None:
         if public_book not in ("venue", "recorded"):
             raise ValueError(f"public_book must be 'venue' or 'recorded', not {public_book!r}")
         self.engine = engine
@@ -101,6 +105,8 @@ class VenueServer(AccountBook, MarketReads, MoreChannels, FeedMessages, WsChanne
         self.tx_requests = 0  # txs received (accepted or refused) plus requests refused for the rate limit
         self.meter = meter if meter is not None else RequestMeter()
         self.markets = {m.market_id: m for m in markets}
+        self.margin_book = MarginBook(self.markets)
+        self.margin_checks = margin_checks
         self.clock = clock
         self.status_extra = status_extra or (lambda: {})
         self.on_start = on_start or (lambda: None)

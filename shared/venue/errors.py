@@ -15,11 +15,21 @@ INVALID_NONCE = 21104
 INVALID_TX_INFO = 21501
 """``tx_info`` is not valid JSON or misses a field."""
 UNSUPPORTED_TX_TYPE = 21505
-"""A tx type venue-sim does not implement."""
+"""A tx type venue-sim does not implement (it has 14 create, 15 cancel, 16 cancel-all, 20 update
+leverage, 29 update margin, and those other parts of the server add)."""
+ACCOUNT_BELOW_INITIAL_MARGIN = 21508
+"""The tx would leave the account (or an isolated position) below its initial margin
+requirement (venue-sim: an ``updateMargin`` removal or an ``updateLeverage`` raising the
+requirement above equity)."""
 TX_EXPIRED = 21511
 """``ExpiredAt`` (wall-clock ms) is in the past. (Lighter's exact code for this is undocumented.)"""
 INVALID_MARKET = 21602
 """Unknown market index."""
+INVALID_MARGIN_MODE = 21613
+"""Margin mode not 0 (cross) / 1 (isolated), a mode change while the market has a position or
+open orders, or an ``updateMargin`` on a cross position."""
+NO_POSITION = 21614
+"""``updateMargin`` on a market where the account has no position."""
 INVALID_ORDER_INDEX = 21700
 """Cancel/modify ``Index`` is not a valid order or client order index (0 or negative)."""
 INVALID_BASE_AMOUNT = 21701
@@ -71,14 +81,19 @@ INVALID_AUTH = 20013
 """An account read without a valid auth token: missing, malformed, expired, more than 8 h
 ahead, of another account, of an unregistered key, or wrongly signed (venue-sim's choice:
 Lighter's code is undocumented)."""
+NOT_ENOUGH_MARGIN = 21739
+"""The order (or margin added) needs more margin than the account has available."""
 
 MESSAGES: dict[int, str] = {
     ACCOUNT_NOT_FOUND: "account not found",
     INVALID_NONCE: "invalid nonce",
     INVALID_TX_INFO: "invalid tx info",
     UNSUPPORTED_TX_TYPE: "unsupported tx type",
+    ACCOUNT_BELOW_INITIAL_MARGIN: "account below initial margin",
     TX_EXPIRED: "tx expired",
     INVALID_MARKET: "invalid market index",
+    INVALID_MARGIN_MODE: "invalid margin mode",
+    NO_POSITION: "no position",
     INVALID_ORDER_INDEX: "invalid order index",
     INVALID_BASE_AMOUNT: "invalid base amount",
     INVALID_PRICE: "invalid price",
@@ -100,6 +115,7 @@ MESSAGES: dict[int, str] = {
     INVALID_SIGNATURE: "invalid signature",
     API_KEY_NOT_FOUND: "api key not found",
     INVALID_AUTH: "invalid auth",
+    NOT_ENOUGH_MARGIN: "not enough margin",
 }
 
 

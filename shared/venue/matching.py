@@ -271,6 +271,10 @@ class MatchingEngine(TimedOrders):
         """Transactions accepted but not executed yet."""
         return len(self._pending)
 
+    def pending_creates(self, account: int) -> list[CreateOrder]:
+        """Create txs of ``account`` accepted but not executed yet (speed bump), any order."""
+        return [tx for _, _, tx in self._pending if isinstance(tx, CreateOrder) and tx.account == account]
+
     def next_pending_ns(self) -> int | None:
         """Execution time (sim ns) of the earliest pending tx, or None."""
         return self._pending[0][0] if self._pending else None

@@ -87,3 +87,18 @@ def test_guess_market_follows_lighters_six_significant_digits():
     assert market_info("BTC", 1.0) is KNOWN_MARKETS["BTC"]  # known metadata wins over a guess
     given = {"BTC": guess_market("BTC", 100.0)}
     assert market_info("BTC", 1.0, given) is given["BTC"]
+
+
+def test_margin_fractions_in_files_only_when_not_the_defaults(tmp_path):
+    from shared.markets import MARGIN_FIELDS, market_builtins
+    from shared.recording import RecordingHeader, read_header, write_recording
+
+    plain = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, min_base_amount=0.0002,
+                       min_quote_amount=10.0)
+    odd = MarketInfo(symbol="X", market_id=9, size_decimals=2, price_decimals=2, min_base_amount=0.01,
+                     min_quote_amount=10.0, min_initial_margin_fraction=500)
+    assert not set(MARGIN_FIELDS) & set(market_builtins(plain))
+    assert market_builtins(odd)["min_initial_margin_fraction"] == 500 and "closeout_margin_fraction" not in \
+        market_builtins(odd)
+    write_recording(tmp_path / "r.jsonl.gz", RecordingHeader(markets=[plain, odd]), [])
+    assert read_header(tmp_path / "r.jsonl.gz").markets == [plain, odd]
