@@ -26,7 +26,7 @@ from shared.events import (
     TargetPosition,
 )
 
-from .common import MAX_CLIENT_ORDER_INDEX, _Order, _Out
+from .common import MAX_CLIENT_ORDER_INDEX, PROTECTIVE_REASON, PROTECTIVE_SUFFIX, _Order, _Out
 
 
 class Restore:
@@ -44,7 +44,9 @@ class Restore:
         """Fold the exec stream's history (our own outputs): virtual positions from the last
         ``PositionSnapshot`` per (strategy, market), seen venue trade ids from ``Fill``, the
         client order index counter from ``OrderAccepted``/``OrderRejected`` and the
-        order -> strategy map of accepted orders (for late fills). The engine clock is not
+        order -> strategy map of accepted orders (for late fills; stop-loss orders as stops,
+        protective stops -- label ``<strategy>/protective-stop`` -- as the strategy's protective
+        stops, for :meth:`adopt_protective_stop` and :meth:`on_missed_trade`). The engine clock is not
         advanced (history holds runner events stamped with wall time, inputs may be in sim
         time)."""
         self._changed()
@@ -59,14 +61,17 @@ class Restore:
                 max_coi = max(max_coi, ev.client_order_index)
                 if isinstance(ev, OrderAccepted) and ev.market in self.markets:
                     m = self.markets[ev.market]
-                    first = ev.strategy.split(",")[0]
+                    protective = ev.strategy.endswith(PROTECTIVE_SUFFIX)
+                    first = (ev.strategy[:-len(PROTECTIVE_SUFFIX)] if protective else ev.strategy).split(",")[0]
                     self._remember_done(_Order(
                         coi=ev.client_order_index, market=ev.market, side=ev.side,
                         price=m.price_to_int(ev.price), size=m.size_to_int(ev.size),
                         tif=ev.time_in_force if ev.time_in_force in ("ioc", "gtt", "post_only") else "gtt",
-                        kind="taker" if ev.time_in_force == "ioc" else "quote",
+                        kind="stop" if ev.order_type == "stop-loss" else "taker" if ev.time_in_force == "ioc"
+                        else "quote",
                         alloc=[[first, ev.size]], cause_id=ev.causation_id or ev.id,
-                        ts_event=ev.ts_event, status="done"))
+                        ts_event=ev.ts_event, status="done", reduce_only=ev.reduce_only, protective=protective,
+                        reasons={first: PROTECTIVE_REASON} if protective else None))
         if max_coi + 1 > self.next_coi:
             self.next_coi = max_coi + 1
         if self.next_coi > MAX_CLIENT_ORDER_INDEX:

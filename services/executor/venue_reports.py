@@ -83,9 +83,11 @@ class VenueReports:
             self._eval_guards(rec.market, out)
         return out.events
 
-    def on_venue_trade(self, trade: VenueTrade) -> list[Event]:
+    def on_venue_trade(self, trade: VenueTrade, account: bool = True) -> list[Event]:
         """A trade of the account (:class:`~shared.venue.reports.VenueTrade`, from
-        ``account_all_trades`` or the backtest's matching engine).
+        ``account_all_trades`` or the backtest's matching engine). ``account=False``: a trade
+        from before this run whose effect the venue's position reports already gave the account
+        position (:meth:`ProtectiveStops.on_missed_trade`): only the strategies' positions move.
 
         Emits, per side of the trade that is ours, one ``Fill`` per strategy the size is
         attributed to (FIFO over the order's allocation; fills of unknown orders go to
@@ -116,7 +118,8 @@ class VenueReports:
             parts = self._attribute(rec, size)
             reasons = rec.reasons if rec is not None else None
             sign = 1 if side == "buy" else -1
-            self.account_pos[m.symbol] = round(self.account_pos.get(m.symbol, 0.0) + sign * size, 10)
+            if account:
+                self.account_pos[m.symbol] = round(self.account_pos.get(m.symbol, 0.0) + sign * size, 10)
             if rec is not None:
                 rec.filled = round(rec.filled + size, 10)
             for strategy, part in parts:
