@@ -244,7 +244,10 @@ class Restore:
     def _activate_restored(self, market: str, cause: Event) -> list[Event]:
         """Apply the restored wishes of ``market`` (its touch is known now; see
         :meth:`restore_intents`): targets first (recorded, one rebalance), then resting sets.
-        Nothing happens while halted or without a touch. Output ids derive from the market data
+        A restored target older than a fill of the strategy's stop-loss in the market (a stop
+        that triggered while the executor was down, :meth:`on_missed_trade`) is dropped: live,
+        a stop fill moves the standing target to the new position. Nothing happens while halted
+        or without a touch. Output ids derive from the market data
         event's id (and the intent's); orders name the intent (resting) or the market data
         event (the rebalance) as their cause. Returns the events."""
         out = _Out(key=f"restore:{market}:{cause.id}", ts=cause.ts_event, causation_id=cause.id)
@@ -258,6 +261,9 @@ class Restore:
         for (kind, strategy), ev in wishes.items():
             if kind != "target" or self._paused(strategy) or self._stale(ev):
                 continue
+            stopped = self._stop_fills.get((strategy, market))
+            if stopped is not None and stopped >= ev.ts_event:
+                continue  # a stop filled after it (e.g. while the executor was down): not bought back
             assert isinstance(ev, TargetPosition)
             st = self._strat(strategy, market)
             st.target = float(ev.target)

@@ -4,7 +4,8 @@ stale-order checks, turned into order lifecycle events (``OrderAccepted``/``Orde
 ``OrderCanceled``), attributed ``Fill``\ s with ``PositionSnapshot``\ s, and the account position.
 
 State: ``seen_trades`` ((venue trade id, our side) already processed, bounded), ``_reports``
-(counter for the output ids of reports without a natural id)."""
+(counter for the output ids of reports without a natural id), ``_stop_fills`` ((strategy,
+market) -> time of its last stop-loss fill: a restored target older than it is not re-pursued)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class VenueReports:
         """Set up this part's state (called by the engine's constructor)."""
         self.seen_trades = SeenIds(200_000)  # (venue trade id, our side), bounded
         self._reports = 0  # venue/runner reports without a natural id, for unique output ids
+        self._stop_fills: dict[tuple[str, str], int] = {}  # (strategy, market) -> time (ns) of its last stop fill
 
     def on_send_result(self, cmd: OrderCommand, ok: bool, code: int = 200, message: str = "",
                        tx_hash: str = "") -> list[Event]:
@@ -125,8 +127,10 @@ class VenueReports:
             for strategy, part in parts:
                 st = self._strat(strategy, m.symbol)
                 self._apply(st, sign * part, price)
-                if rec is not None and rec.kind == "stop" and st.target is not None:
-                    st.target = st.position  # the stop closed it: not to be bought back
+                if rec is not None and rec.kind == "stop":
+                    self._stop_fills[(strategy, m.symbol)] = ts  # restored older targets are not re-pursued
+                    if st.target is not None:
+                        st.target = st.position  # the stop closed it: not to be bought back
                 out.add(Fill, fill_id=derive_id("fill", trade_id, side, strategy), strategy=strategy,
                         market=m.symbol, side=side, price=price, size=part, fee=fee * part / size,
                         liquidity="maker" if maker else "taker", client_order_index=coi,

@@ -286,3 +286,23 @@ def test_protective_events_keep_ids_deterministic():
         cmds = trade_to(e, "A", 0.002, T0 + MS)
         runs.append([(c.kind, c.client_order_index, c.cause_id, c.trigger_price) for c in cmds])
     assert runs[0] == runs[1]
+
+
+def test_a_restored_target_older_than_a_stop_fill_from_while_down_is_not_bought_back():
+    old = engine()
+    hist = _history_of(old)
+    (acc,) = [h for h in hist if isinstance(h, OrderAccepted) and h.order_type == "stop-loss"]
+    new = Engine(ExecutorConfig(protective_stop=PROTECT), {"BTC": BTC}, ACCT, next_client_order_index=500,
+                 reconciled=False)
+    new.restore(hist)
+    t = 1_757_973_400_000  # ms: the stop fired after the strategy's last target
+    new.on_missed_trade(parse_trade(1, lighter_trade(60, acc.client_order_index, "0.00200", "112600.0", side="sell",
+                                                     timestamp_ms=t)))
+    new.restore_intents([target("A", 0.002, T0 + 1)])
+    new.set_reconciled(True, ts_ns=t * MS)
+    new.on_event(bbo(t * MS + 1))
+    assert new.take_commands() == [] and new.position("A", "BTC") == 0.0
+    # a target sent after the stop fired is pursued
+    new.on_event(target("A", 0.001, t * MS + 2))
+    (ioc,) = new.take_commands()
+    assert (ioc.side, ioc.size, ioc.tif) == ("buy", 100, "ioc")
