@@ -51,6 +51,8 @@ each part sets up the state it owns (``_init_<part>``) and documents it in its m
 ``control.py``                 kill/pause/resume/flatten, reconciliation, derived risk state
 ``restore.py``                 start-up: exec history, standing wishes, control state
 ``venue_reports.py``           send results and typed venue reports -> order events, fills
+``protective.py``              protective stops (``protective_stop``, off by default): one
+                               reduce-only stop-loss per (strategy, market) with a position
 ``common.py``                  shared types and constants (``OrderCommand``, ``StaleOrder``, ...)
 =============================  ==========================================================
 
@@ -77,6 +79,10 @@ Start-up and state (runner)::
     engine.set_reconciled(ok, reason, ts_ns)     -> list[Event]   (RiskState on change)
     engine.cancel_all_command(ts_ns)             -> OrderCommand  (shutdown / reconcile)
     engine.resting_orders(strategy, market)      -> [(side, price, size)]  live resting orders
+    engine.protective_coi(coi)                   -> strategy | None  (a protective stop of ours?)
+    engine.adopt_protective_stop(...)            -> bool  (keep a previous run's protective stop)
+    engine.on_missed_trade(VenueTrade)           -> list[Event]  (a stop fill from while down)
+    engine.protective_status()                   -> dict  (/health)
 
 Guards and budget (metrics)::
 
