@@ -210,6 +210,12 @@ MEANING = {
         "lockstep_timeout_s": "longest wall wait of the barrier for quiet (then it goes on, with a warning)",
         "leverage": "per market, set at start-up (updateLeverage): `{BTC: {leverage: 5, margin_mode: cross}}`; "
                     "a refusal stops start-up",
+        "protective_stop": "executor-kept reduce-only stop-loss per (strategy, market) with a position: `enabled` "
+                           "(off by default; recommended in live), `distance_bps` per market / "
+                           "`default_distance_bps`, `max_slippage_bps`, `reference` (`entry`|`mark`), "
+                           "`resize_threshold`, `retry_s`, `exclude`; see runbook.md, protective stops",
+        "dead_man_switch_s": "0 = off; else a scheduled cancel-all (tx 16) kept this far ahead while alive "
+                             "(300 .. 1296000 s), aborted at a clean shutdown; it cancels the protective stops too",
     },
     LedgerConfig: {
         "db_url": "SQLAlchemy URL: SQLite (WAL) or postgresql+psycopg://...; env LEDGER_DB_URL wins",

@@ -55,6 +55,17 @@ class RequestBudget:
             self.requests_sent += requests
         return cmds
 
+    def charge_requests(self, requests: int = 1) -> None:
+        """Charge ``requests`` that the runner sends outside the engine's steps (the dead-man
+        switch's scheduled cancel-all) to the budget at the current event time."""
+        if requests <= 0:
+            return
+        self._idle_until = 0
+        weight = requests * self.cfg.send_weight()
+        self._budget_log.append((self.now, weight))
+        self._budget_used += weight
+        self.requests_sent += requests
+
     def budget_limit(self) -> int:
         """The request budget per rolling minute in weight units (0 = not modelled)."""
         return self.cfg.budget_per_minute()

@@ -29,6 +29,13 @@ RATE_LIMITED = 23000  # Lighter: too many requests
 BUDGET_WINDOW_NS = 60_000_000_000  # Lighter counts REST requests over a rolling minute
 CANCEL_RETRIES = 3  # failed sends of one cancel retried at most this often (23000: without limit)
 Guard = Literal["max_position", "max_notional", "self_trade"]
+PROTECTIVE_SUFFIX = "/protective-stop"
+"""Suffix of the strategy label on the order events (``OrderAccepted``/``OrderRejected``/
+``OrderCanceled``) of an executor-maintained protective stop: ``"trend/protective-stop"``. The
+strategies do not recognise it as theirs (:func:`shared.strategy_base.addressed_to`), so the
+executor's own stop never disturbs their order bookkeeping; its ``Fill``s name the strategy."""
+PROTECTIVE_REASON = "protective-stop"
+"""``Fill.reason`` of a protective stop's fills."""
 
 Tif = Literal["ioc", "gtt", "post_only"]
 _MARKET_DATA = (Bbo, BookSnapshot, Trade, MarketStats)
@@ -58,6 +65,11 @@ class OrderCommand:
         order_type: ``limit`` (Lighter type 0) or ``stop-loss`` (type 2: IOC market order no
             worse than ``price`` once the trigger is reached; ``order_expiry`` applies).
         trigger_price: stop-loss trigger in integer ticks (0 for a limit order).
+        cancel_all_tif: ``cancel_all`` only: ``immediate`` (Lighter TimeInForce 0, the default),
+            ``scheduled`` (1: a dead-man switch at ``cancel_all_time_ms``) or ``abort`` (2:
+            cancels the scheduled one).
+        cancel_all_time_ms: ``scheduled``: the wall time (ms since the epoch) at which the venue
+            cancels every order of the account; 0 otherwise.
     """
 
     kind: Literal["create", "cancel", "cancel_all"]
@@ -75,6 +87,8 @@ class OrderCommand:
     ts_event: int = 0
     order_type: Literal["limit", "stop-loss"] = "limit"
     trigger_price: int = 0
+    cancel_all_tif: Literal["immediate", "scheduled", "abort"] = "immediate"
+    cancel_all_time_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +144,8 @@ class _Order:
     cancel_ts: int = 0  # event time (ns) of the last cancel request
     checks: int = 0  # cancels re-sent after a stale-order check found the order still open
     reasons: dict[str, str] | None = None  # taker orders: strategy -> reason of the target it executes
+    protective: bool = False  # an executor-maintained protective stop (kind "stop")
+    trigger: int = 0  # stop orders: trigger price in ticks
 
     @property
     def live(self) -> bool:
@@ -137,7 +153,10 @@ class _Order:
 
     @property
     def label(self) -> str:
-        """Strategy name(s) of the order, comma-joined in FIFO order."""
+        """Strategy name(s) of the order, comma-joined in FIFO order; a protective stop's is its
+        strategy's name with :data:`PROTECTIVE_SUFFIX`."""
+        if self.protective:
+            return (self.alloc[0][0] if self.alloc else "") + PROTECTIVE_SUFFIX
         seen: list[str] = []
         for s, _ in self.alloc:
             if s not in seen:

@@ -39,6 +39,16 @@ Example (the defaults)::
         lockstep_order: []            # strategy names in the backtest's order (barrier batches are sorted so)
         lockstep_timeout_s: 30        # the barrier waits at most this long for quiet (then goes on, warning)
         leverage: {}                  # per market, set at start-up: {BTC: {leverage: 5, margin_mode: cross}}
+        protective_stop:              # executor-maintained reduce-only stops (off by default; see below)
+          enabled: false
+          distance_bps: {}            # per market; markets not listed use default_distance_bps
+          default_distance_bps: 300
+          max_slippage_bps: 100       # worst fill price beyond the trigger
+          reference: entry            # entry | mark: the price the distance is taken from
+          resize_threshold: 0.1       # re-place a stop smaller than the position only beyond this share
+          retry_s: 60                 # after the venue refused one: wait this long (event time) unless the size changes
+          exclude: []                 # strategies that get no protective stop
+        dead_man_switch_s: 0          # scheduled cancel-all (tx 16, SCHEDULED) this many s ahead; 0 = off
 
 Request budget (Lighter docs, rate limits; ``/work/shared/reference/lighter-api.md`` §6.8): REST
 limits are counted over a rolling minute; Standard accounts get 60 requests per minute,
@@ -80,6 +90,60 @@ class LeverageSetting(BaseModel):
     def mode_code(self) -> int:
         """Lighter's ``MarginMode``: 0 cross, 1 isolated."""
         return 1 if self.margin_mode == "isolated" else 0
+DEAD_MAN_MIN_S = 300
+"""Lighter: a scheduled cancel-all lies at least 5 minutes ahead (``lighter-api.md`` 6.3)."""
+DEAD_MAN_MAX_S = 15 * 24 * 3600
+"""Lighter: a scheduled cancel-all lies at most 15 days ahead (``lighter-api.md`` 6.3)."""
+
+
+class ProtectiveStopConfig(BaseModel):
+    """Executor-maintained protective stops (``services.executor.protective_stop``): for each
+    (strategy, market) with a non-zero virtual position and no stop-loss of the strategy's own,
+    the executor keeps one reduce-only Lighter ``stop-loss`` order (type 2) on the exchange, so a
+    crash of any process leaves the position protected. See
+    :mod:`services.executor.protective` and ``docs/runbook.md`` (protective stops).
+
+    Attributes:
+        enabled: maintain them (default off: the in-process backtest and lockstep parity runs
+            must keep their outputs byte-identical; recommended on in live trading).
+        distance_bps: per market (symbol), the trigger's distance from the reference price in
+            basis points (a long's sell stop below it, a short's buy stop above it).
+        default_distance_bps: distance of markets missing from ``distance_bps`` (bps).
+        max_slippage_bps: the triggered market order's worst price beyond the trigger (bps).
+        reference: ``entry`` -- the strategy's average entry price, but never nearer the market
+            than the distance from the mid at placement (a position already in loss gets its stop
+            ``distance`` beyond the mid, not an instantly triggered one); ``mark`` -- the mid at
+            placement. The stop is not trailed: its trigger only changes when it is re-placed.
+        resize_threshold: a stop smaller than the position is re-placed only when the position
+            exceeds the stop's size by more than this share (0.1 = 10%; 0 = on any growth); a
+            stop larger than the position (it shrank or flipped) is always re-placed, since a
+            reduce-only order acts on the whole account position.
+        retry_s: after the venue refused a protective stop, seconds of event time before the
+            same stop (same side and size) is tried again.
+        exclude: strategy names that get no protective stop.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    distance_bps: dict[str, float] = Field(default_factory=dict)
+    default_distance_bps: float = Field(default=300.0, gt=0, lt=10_000)
+    max_slippage_bps: float = Field(default=100.0, ge=0, lt=10_000)
+    reference: Literal["entry", "mark"] = "entry"
+    resize_threshold: float = Field(default=0.1, ge=0, le=10)
+    retry_s: float = Field(default=60.0, gt=0)
+    exclude: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _distances_valid(self) -> ProtectiveStopConfig:
+        for market, bps in self.distance_bps.items():
+            if not 0 < bps < 10_000:
+                raise ValueError(f"protective_stop.distance_bps.{market} must be in (0, 10000), got {bps}")
+        return self
+
+    def distance(self, market: str) -> float:
+        """Trigger distance of ``market`` as a fraction of the reference price (bps / 1e4)."""
+        return float(self.distance_bps.get(market, self.default_distance_bps)) / 1e4
 
 
 class ExecutorConfig(BaseModel):
@@ -168,6 +232,13 @@ class ExecutorConfig(BaseModel):
             a market not listed keeps the account's current setting. The venue refusing it (or
             a leverage above the market's maximum, ``10000 / min_initial_margin_fraction``)
             stops start-up (:mod:`services.executor.leverage`).
+        protective_stop: executor-maintained reduce-only stops
+            (:class:`ProtectiveStopConfig`; off by default).
+        dead_man_switch_s: 0 = off (default); else, while the executor is alive, a scheduled
+            cancel-all (tx 16, TimeInForce SCHEDULED, Time = now + this many s) is kept ahead of
+            the wall clock (refreshed every quarter of it) and aborted (TimeInForce ABORT) on a
+            clean shutdown. If the executor dies, the venue cancels **every** order of the
+            account at that time, the protective stops included. Lighter: 5 min .. 15 days.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -202,6 +273,17 @@ class ExecutorConfig(BaseModel):
     lockstep_order: list[str] = Field(default_factory=list)
     lockstep_timeout_s: float = Field(default=30.0, gt=0)
     leverage: dict[str, LeverageSetting] = Field(default_factory=dict)
+    protective_stop: ProtectiveStopConfig = Field(default_factory=ProtectiveStopConfig)
+    dead_man_switch_s: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _dead_man_range(self) -> ExecutorConfig:
+        """``dead_man_switch_s`` is 0 (off) or within Lighter's 5 min .. 15 days."""
+        d = self.dead_man_switch_s
+        if d and not DEAD_MAN_MIN_S <= d <= DEAD_MAN_MAX_S:
+            raise ValueError(f"dead_man_switch_s must be 0 (off) or in [{DEAD_MAN_MIN_S}, {DEAD_MAN_MAX_S}] s "
+                             f"(Lighter's scheduled cancel-all: now + 5 min .. 15 days), got {d:g}")
+        return self
 
     @model_validator(mode="after")
     def _scope_none_cancels_nothing(self) -> ExecutorConfig:

@@ -51,6 +51,8 @@ each part sets up the state it owns (``_init_<part>``) and documents it in its m
 ``control.py``                 kill/pause/resume/flatten, reconciliation, derived risk state
 ``restore.py``                 start-up: exec history, standing wishes, control state
 ``venue_reports.py``           send results and typed venue reports -> order events, fills
+``protective.py``              protective stops (``protective_stop``, off by default): one
+                               reduce-only stop-loss per (strategy, market) with a position
 ``common.py``                  shared types and constants (``OrderCommand``, ``StaleOrder``, ...)
 =============================  ==========================================================
 
@@ -77,6 +79,10 @@ Start-up and state (runner)::
     engine.set_reconciled(ok, reason, ts_ns)     -> list[Event]   (RiskState on change)
     engine.cancel_all_command(ts_ns)             -> OrderCommand  (shutdown / reconcile)
     engine.resting_orders(strategy, market)      -> [(side, price, size)]  live resting orders
+    engine.protective_coi(coi)                   -> strategy | None  (a protective stop of ours?)
+    engine.adopt_protective_stop(...)            -> bool  (keep a previous run's protective stop)
+    engine.on_missed_trade(VenueTrade)           -> list[Event]  (a stop fill from while down)
+    engine.protective_status()                   -> dict  (/health)
 
 Guards and budget (metrics)::
 
@@ -113,6 +119,7 @@ from shared.events import (
     TargetPosition,
 )
 from shared.markets import MarketInfo
+from shared.venue.reports import VenueOrder, VenueTrade
 
 from .attribution import Attribution
 from .budget import RequestBudget
@@ -130,12 +137,14 @@ from .control import ControlState
 from .guards import Guards
 from .netting import Netting
 from .orders import OrderRegistry
+from .protective import ProtectiveStops
 from .resting import RestingSets
 from .restore import Restore
 from .venue_reports import VenueReports
 
 
-class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBudget, ControlState, Restore, VenueReports):
+class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBudget, ControlState, Restore, VenueReports,
+             ProtectiveStops):
     """The executor's decision logic for one account.
 
     Args:
@@ -173,6 +182,7 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
         self._init_control(reconciled)
         self._init_restore()
         self._init_venue_reports()
+        self._init_protective()
 
     # ------------------------------------------------------------------ public: bus inputs
 
@@ -181,6 +191,17 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
         return self.on_events([event])
 
     def on_events(self, events: Sequence[Event]) -> list[Event]:
+        """Process a batch of bus inputs; see :meth:`_on_events`. With protective stops on
+        (``cfg.protective_stop``), every market's protective stops are evaluated afterwards
+        (:mod:`services.executor.protective`)."""
+        outs = self._on_events(events)
+        if self._protect_on:
+            if not (len(events) == 1 and type(events[0]) in _MARKET_DATA):
+                self._protect_mark(None)
+            self._protect()
+        return outs
+
+    def _on_events(self, events: Sequence[Event]) -> list[Event]:
         """Process a batch of bus inputs (Bbo/BookSnapshot, TargetPosition, QuoteIntent,
         RestingOrders, StopLossIntent, CancelIntent, Control; other types are ignored). Target positions of the batch are
         recorded first and each touched market is rebalanced once at the end, so strategies
@@ -190,7 +211,7 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
         queued for :meth:`take_commands`.
         """
         if len(events) == 1 and type(events[0]) in _MARKET_DATA:
-            return self.on_market_data(events[0])
+            return self._on_market_data(events[0])
         self._changed()
         outs: list[_Out] = []
         dirty: dict[str, tuple[_Out, set[str]]] = {}
@@ -251,6 +272,14 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
         return [e for o in outs for e in o.events]
 
     def on_market_data(self, ev: Event) -> list[Event]:
+        """One market-data event; see :meth:`_on_market_data`. Protective stops waiting for an
+        evaluation (e.g. for the market's first touch) are evaluated afterwards."""
+        outs = self._on_market_data(ev)
+        if self._protect_dirty:
+            self._protect()
+        return outs
+
+    def _on_market_data(self, ev: Event) -> list[Event]:
         """One market-data event (``Bbo``, ``BookSnapshot``, ``Trade``, ``MarketStats``); the
         same as ``on_events([ev])``, faster (the backtest's loop calls it for every recorded
         event): moves the clock to ``ev.ts_event``, keeps the touch of a two-sided ``Bbo`` /
@@ -310,6 +339,50 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
         if self._bands:
             self._bands.clear()
         self._idle_until = 0
+
+    # ------------------------------------------------------------------ public: venue reports (protective stops)
+
+    def on_venue_trade(self, trade: VenueTrade, account: bool = True) -> list[Event]:
+        """:meth:`VenueReports.on_venue_trade`, then the market's protective stops."""
+        outs = super().on_venue_trade(trade, account)
+        if self._protect_on:
+            m = self.by_id.get(trade.market_id)
+            self._protect_mark(m.symbol if m is not None else None)
+            self._protect()
+        return outs
+
+    def on_venue_order(self, order: VenueOrder) -> list[Event]:
+        """:meth:`VenueReports.on_venue_order`, then the market's protective stops."""
+        outs = super().on_venue_order(order)
+        if self._protect_on:
+            m = self.by_id.get(order.market_id)
+            self._protect_mark(m.symbol if m is not None else None)
+            self._protect()
+        return outs
+
+    def on_order_unknown(self, client_order_index: int, reason: str = "") -> list[Event]:
+        """:meth:`VenueReports.on_order_unknown`, then the protective stops."""
+        outs = super().on_order_unknown(client_order_index, reason)
+        if self._protect_on:
+            self._protect_mark(None)
+            self._protect()
+        return outs
+
+    def on_send_result(self, cmd: OrderCommand, ok: bool, code: int = 200, message: str = "",
+                       tx_hash: str = "") -> list[Event]:
+        """:meth:`VenueReports.on_send_result`; a refused protective stop is noted (its retry
+        waits) and the market evaluated again on the next input."""
+        self._protect_send_result(cmd, ok, code)
+        return super().on_send_result(cmd, ok, code, message, tx_hash)
+
+    def set_reconciled(self, ok: bool, reason: str = "", ts_ns: int | None = None) -> list[Event]:
+        """:meth:`ControlState.set_reconciled`, then the protective stops (positions restored
+        and reconciled; placed at each market's first touch)."""
+        outs = super().set_reconciled(ok, reason, ts_ns)
+        if self._protect_on:
+            self._protect_mark(None)
+            self._protect()
+        return outs
 
     # ------------------------------------------------------------------ public: request budget
 

@@ -45,3 +45,8 @@ RESTORED_CONTROLS = Counter(f"{_P}restored_controls_total",
 VOLUME_QUOTA = Gauge(f"{_P}volume_quota_remaining", "volume_quota_remaining from the last sendTx/sendTxBatch response.")
 #: ``RISK_STATE`` value of each risk state
 STATE_VALUE = {"running": 0, "reducing": 1, "halted": 2}
+PROTECTIVE_STOPS = Gauge(f"{_P}protective_stops", "Live executor-maintained protective stops (protective_stop).")
+DEAD_MAN_UNTIL = Gauge(f"{_P}dead_man_switch_until_seconds",
+                       "Wall time (unix s) of the scheduled cancel-all kept by dead_man_switch_s (0 = none armed).")
+DEAD_MAN_FAILURES = Counter(f"{_P}dead_man_switch_failures_total",
+                            "Scheduled cancel-all (dead-man switch) refreshes that failed.")

@@ -58,7 +58,8 @@ class OrderRegistry:
         cause_id = out.cause.id if out.cause else (out.causation_id or out.key)
         ts = out.cause.ts_event if out.cause else out.ts
         rec = _Order(coi=coi, market=m.symbol, side=side, price=price, size=lots, tif=tif, kind=kind,
-                     alloc=alloc, cause_id=cause_id, ts_event=ts, reduce_only=reduce_only, reasons=reasons)
+                     alloc=alloc, cause_id=cause_id, ts_event=ts, reduce_only=reduce_only, reasons=reasons,
+                     trigger=trigger_price)
         self.orders[coi] = rec
         self._commands.append(OrderCommand(kind="create", market=m.symbol, market_id=m.market_id,
                                            client_order_index=coi, side=side, price=price,

@@ -26,7 +26,7 @@ from shared.events import (
     TargetPosition,
 )
 
-from .common import MAX_CLIENT_ORDER_INDEX, _Order, _Out
+from .common import MAX_CLIENT_ORDER_INDEX, PROTECTIVE_REASON, PROTECTIVE_SUFFIX, _Order, _Out
 
 
 class Restore:
@@ -44,7 +44,9 @@ class Restore:
         """Fold the exec stream's history (our own outputs): virtual positions from the last
         ``PositionSnapshot`` per (strategy, market), seen venue trade ids from ``Fill``, the
         client order index counter from ``OrderAccepted``/``OrderRejected`` and the
-        order -> strategy map of accepted orders (for late fills). The engine clock is not
+        order -> strategy map of accepted orders (for late fills; stop-loss orders as stops,
+        protective stops -- label ``<strategy>/protective-stop`` -- as the strategy's protective
+        stops, for :meth:`adopt_protective_stop` and :meth:`on_missed_trade`). The engine clock is not
         advanced (history holds runner events stamped with wall time, inputs may be in sim
         time)."""
         self._changed()
@@ -59,14 +61,17 @@ class Restore:
                 max_coi = max(max_coi, ev.client_order_index)
                 if isinstance(ev, OrderAccepted) and ev.market in self.markets:
                     m = self.markets[ev.market]
-                    first = ev.strategy.split(",")[0]
+                    protective = ev.strategy.endswith(PROTECTIVE_SUFFIX)
+                    first = (ev.strategy[:-len(PROTECTIVE_SUFFIX)] if protective else ev.strategy).split(",")[0]
                     self._remember_done(_Order(
                         coi=ev.client_order_index, market=ev.market, side=ev.side,
                         price=m.price_to_int(ev.price), size=m.size_to_int(ev.size),
                         tif=ev.time_in_force if ev.time_in_force in ("ioc", "gtt", "post_only") else "gtt",
-                        kind="taker" if ev.time_in_force == "ioc" else "quote",
+                        kind="stop" if ev.order_type == "stop-loss" else "taker" if ev.time_in_force == "ioc"
+                        else "quote",
                         alloc=[[first, ev.size]], cause_id=ev.causation_id or ev.id,
-                        ts_event=ev.ts_event, status="done"))
+                        ts_event=ev.ts_event, status="done", reduce_only=ev.reduce_only, protective=protective,
+                        reasons={first: PROTECTIVE_REASON} if protective else None))
         if max_coi + 1 > self.next_coi:
             self.next_coi = max_coi + 1
         if self.next_coi > MAX_CLIENT_ORDER_INDEX:
@@ -239,7 +244,10 @@ class Restore:
     def _activate_restored(self, market: str, cause: Event) -> list[Event]:
         """Apply the restored wishes of ``market`` (its touch is known now; see
         :meth:`restore_intents`): targets first (recorded, one rebalance), then resting sets.
-        Nothing happens while halted or without a touch. Output ids derive from the market data
+        A restored target older than a fill of the strategy's stop-loss in the market (a stop
+        that triggered while the executor was down, :meth:`on_missed_trade`) is dropped: live,
+        a stop fill moves the standing target to the new position. Nothing happens while halted
+        or without a touch. Output ids derive from the market data
         event's id (and the intent's); orders name the intent (resting) or the market data
         event (the rebalance) as their cause. Returns the events."""
         out = _Out(key=f"restore:{market}:{cause.id}", ts=cause.ts_event, causation_id=cause.id)
@@ -253,6 +261,9 @@ class Restore:
         for (kind, strategy), ev in wishes.items():
             if kind != "target" or self._paused(strategy) or self._stale(ev):
                 continue
+            stopped = self._stop_fills.get((strategy, market))
+            if stopped is not None and stopped >= ev.ts_event:
+                continue  # a stop filled after it (e.g. while the executor was down): not bought back
             assert isinstance(ev, TargetPosition)
             st = self._strat(strategy, market)
             st.target = float(ev.target)

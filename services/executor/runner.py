@@ -13,12 +13,18 @@ Start-up (fail closed):
    order index is ``max(last index in the exec stream + 1, unix time in ms)``: unique across
    restarts even when the stream was trimmed, as long as fewer than one order per ms is sent on
    average.
-4. The engine starts HALTED (``RiskState halted "starting: not reconciled yet"``). The account
+4. The engine starts HALTED (``RiskState halted "starting: not reconciled yet"``); what the
+   executor will use (mode, account and API key index, markets, limits, request budget,
+   protective stops, dead-man switch) is logged at INFO (``executor start-up: {...}``) and served
+   on ``/health`` (``startup``). The account
    feed (WS) is started; reconciliation then (paper mode only) registers the API key on the
    venue unless ``apikeys`` reports it already (``ChangePubKey`` signed by
-   ``LIGHTER_L1_PRIVATE_KEY`` or the paper L1 key; :mod:`~services.executor.keys`), syncs the nonce, reads positions
-   (``GET account``) and the account's resting orders (``accountActiveOrders`` per market, auth
-   header), cancels those of ``cancel_scope`` (default ``own``: the ones whose client order index
+   ``LIGHTER_L1_PRIVATE_KEY`` or the paper L1 key; :mod:`~services.executor.keys`), syncs the nonce, reads the account strictly
+   (``GET account``: positions and collateral; an answer without a positions list, a malformed
+   position, no collateral, a timeout or an HTTP error fails the attempt -- never read as "no
+   positions") and the account's resting orders (``accountActiveOrders`` per market, auth
+   header; a malformed list fails too), adopts the protective stops a previous run left
+   (``protective_stop``), cancels the orders of ``cancel_scope`` (default ``own``: the ones whose client order index
    is ours, one cancel tx each; ``all``: one cancel-all tx 16; ``none``: none;
    :meth:`ExecutorService._cancel_all_resting`) and waits for the account feed to be subscribed. It then
    reads the intent stream backwards (XREVRANGE: a read, not a consume -- the entries may be
@@ -66,14 +72,19 @@ path), an active order with a lost cancel through ``Engine.on_order_still_open``
 again), an order the venue does not know through ``Engine.on_order_unknown`` (finished unfilled).
 Counted in ``..._stale_orders_resolved_total{how}``.
 
-Shutdown (SIGTERM/SIGINT): stop consuming, cancel the resting orders of ``cancel_scope`` (by
-default only ours), keep positions, close connections.
+Dead-man switch (``dead_man_switch_s``, off by default): once reconciled, a scheduled cancel-all is
+kept ahead of the wall clock (:mod:`services.executor.deadman`).
+
+Shutdown (SIGTERM/SIGINT): stop consuming, abort the dead-man switch, cancel the resting orders of
+``cancel_scope`` (by default only ours; protective stops stay with the positions), keep
+positions, close connections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -81,12 +92,11 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from shared.bus import EVENT_FIELD, Bus, Consumer, Delivery
+from shared.bus import Bus, Consumer, Delivery
 from shared.config import PRIVATE_KEY_ENV, ConfigError, StackConfig
 from shared.events import (
     CancelIntent,
     Control,
-    DecodeError,
     Event,
     Fill,
     GuardState,
@@ -96,9 +106,7 @@ from shared.events import (
     QuoteIntent,
     RestingOrders,
     RiskState,
-    StopLossIntent,
     TargetPosition,
-    decode,
 )
 from shared.lighter_rest import RestError
 from shared.markets import MarketInfo
@@ -121,6 +129,7 @@ from shared.venue.errors import VenueError
 from shared.venue.reports import VenueOrder, VenueTrade
 
 from .config import ExecutorConfig
+from .deadman import DeadManSwitch
 from .engine import MAX_CLIENT_ORDER_INDEX, Engine, OrderCommand, StaleOrder
 from .keys import ensure_registered, paper_l1_key
 from .leverage import LeverageError, apply_leverage, leverage_plan
@@ -136,6 +145,7 @@ from .metrics import (
     INTENTS,
     INTERNAL_CROSSES,
     ORDERS_SENT,
+    PROTECTIVE_STOPS,
     REJECTS,
     REQUESTS_PER_MINUTE,
     RESTORED_CONTROLS,
@@ -147,8 +157,9 @@ from .metrics import (
     STRATEGY_POSITION,
 )
 from .nonces import NonceError, NonceManager
-from .sending import send_chunk
+from .sending import send_chunk, send_one
 from .signer import Signer, SignError, generate_key
+from .startup import adopt_protective_stops, check_active_orders, latest_intent_entries, startup_summary
 from .venue import (
     AccountFeed,
     LighterRest,
@@ -227,6 +238,10 @@ class ExecutorService(BatchHandler):
             self.intent_stream, ecfg.lockstep_order, ecfg.lockstep_timeout_s, self._stop)
         self._cmds: list[OrderCommand] = []
         self.own_cois: set[int] = set()  # client order indices of OrderAccepted on the exec stream at start
+        self.account_info: dict[str, Any] = {}  # what reconciliation read (collateral, positions, orders)
+        self.dead_man = DeadManSwitch(ecfg.dead_man_switch_s, self._send_direct,
+                                      lambda: self.engine is not None and self.engine.reconciled,
+                                      ecfg.reconcile_retry_s)
         self.loop = ConsumerLoop(SERVICE, Consumer(self.bus, self.inputs, SERVICE, consumer_name(SERVICE)), self,
                                  self.seen, lock=self.io_lock)
 
@@ -240,9 +255,19 @@ class ExecutorService(BatchHandler):
         """Body of ``GET /health``."""
         e = self.engine
         return {"status": "ok", "service": SERVICE, "account_index": self.cfg.account_index,
+                "api_key_index": self.cfg.api_key_index,
                 "risk_state": e.state if e else "halted", "risk_reason": e.state_reason if e else "starting",
+                "reconciled": bool(e and e.reconciled),
                 "feed_connected": bool(self.feed and self.feed.connected.is_set()),
-                "processed": self.processed, "uptime_s": round(time.time() - self.started_at, 1)}
+                "processed": self.processed, "uptime_s": round(time.time() - self.started_at, 1),
+                "startup": self.startup_summary(), "account": self.account_info,
+                "protective_stops": e.protective_status() if e else {"enabled": self.ecfg.protective_stop.enabled},
+                "dead_man_switch": self.dead_man.status()}
+
+    def startup_summary(self) -> dict[str, Any]:
+        """What this executor will trade with (:func:`~services.executor.startup.startup_summary`):
+        logged at INFO at start, served on ``/health`` under ``startup``."""
+        return startup_summary(self.cfg, self.ecfg, self.engine)
 
     async def run(self) -> int:
         """Run until :meth:`stop`; returns the exit code (0; 2 when the leverage cannot be set)."""
@@ -271,6 +296,8 @@ class ExecutorService(BatchHandler):
             tasks.append(asyncio.create_task(self.loop.run(self._stop), name="consume"))
             if self.ecfg.order_check_s > 0:
                 tasks.append(asyncio.create_task(self._check_orders_loop(), name="order-check"))
+            if self.ecfg.dead_man_switch_s > 0:
+                tasks.append(asyncio.create_task(self.dead_man.run(self._stop), name="dead-man-switch"))
             reconcile = asyncio.create_task(self._reconcile_loop(), name="reconcile")
             stop_wait = asyncio.create_task(self._stop.wait())
             # the feed and the consumer run until stopped; if one ends on its own, shut down
@@ -331,6 +358,7 @@ class ExecutorService(BatchHandler):
         self.engine = engine
         log.info("executor for account %d: markets %s, %d exec events folded, next client order index %d",
                  self.cfg.account_index, sorted(markets), len(history), engine.next_coi)
+        log.info("executor start-up: %s", json.dumps(self.startup_summary(), sort_keys=True))
         await self._publish([engine.state_event(time.time_ns())])
 
     def _auth_token(self) -> str:
@@ -360,20 +388,37 @@ class ExecutorService(BatchHandler):
                 return
 
     async def _reconcile(self) -> None:
+        """One reconciliation attempt (see the module docstring). Every query must succeed and
+        be well-formed -- ``nextNonce``, ``account`` (positions and collateral:
+        :meth:`LighterRest.account_state`), ``accountActiveOrders`` of every market -- before
+        anything is canceled or the engine leaves HALTED: a failed, timed-out or malformed answer
+        raises (the caller stays halted and retries), it is never read as "no positions" or "no
+        orders". Protective stops of a previous run that the venue still lists are adopted
+        (:func:`~services.executor.startup.adopt_protective_stops`) instead of canceled.
+
+        Raises:
+            VenueError, NonceError, SignError, TimeoutError, ConnectionError: the attempt failed.
+        """
         engine = self.engine
         assert engine is not None and self.feed is not None
         if self.cfg.mode == "paper":  # never live: the operator registers live keys (setup-api-key)
             assert self.signer is not None
             await ensure_registered(self.signer, self.rest, paper_l1_key())
+        acct = self.cfg.account_index
         await self.nonces.sync()
-        positions = await self.rest.positions(self.cfg.account_index)
+        account = await self.rest.account_state(acct)
+        positions = [parse_position(p["market_id"], p) for p in account.positions]
         token = self._auth_token()
-        listed = {m.market_id: await self.rest.active_orders(self.cfg.account_index, m.market_id, token)
+        listed = {m.market_id: await self.rest.active_orders(acct, m.market_id, token)
                   for m in engine.markets.values()}
+        check_active_orders(listed)
         resting = sum(map(len, listed.values()))
+        async with self.io_lock:
+            adopted = adopt_protective_stops(engine, self.ecfg, listed)
         canceled = False
-        if resting and self.ecfg.cancel_on_start:
-            log.info("reconcile: canceling %d resting order(s) of the account", resting)
+        if resting > len(adopted) and self.ecfg.cancel_on_start:
+            log.info("reconcile: canceling the resting order(s) of the account (%d listed, %d protective stop(s) "
+                     "kept)", resting, len(adopted))
             await self._cancel_all_resting(listed=listed)
             canceled = True
         try:
@@ -382,21 +427,26 @@ class ExecutorService(BatchHandler):
             raise ConnectionError("account feed not connected") from None
         async with self.io_lock:
             outs: list[Event] = []
-            for p in positions:
-                mid = p.get("market_id")
-                pos = parse_position(mid, p) if mid is not None else None
-                if pos is None:
-                    log.warning("reconcile: skipping malformed position %s", str(p)[:200])
-                else:
+            for pos in positions:
+                if pos is not None:
                     outs += engine.on_venue_position(pos)
             # read under the lock: no intent or control is consumed between the read and the restore
             await self._restore_from_streams()
             outs += engine.set_reconciled(True, ts_ns=time.time_ns())
             await self._publish(outs)
+            self.account_info = {
+                "collateral": account.collateral, "positions": dict(engine.account_pos),
+                "active_orders": resting, "protective_stops_adopted": sorted(adopted),
+                "reconciled_at": round(time.time(), 3)}
+            cmds = engine.take_commands()  # protective stops due at once (market data already seen)
+        if cmds:
+            await self._execute(cmds)
         if engine.killed and resting and not canceled:
             log.info("reconcile: kill switch in force: canceling %d resting order(s) of the account", resting)
             await self._cancel_all_resting("all")  # as the live kill did: account-wide
-        log.info("reconciled: account positions %s; state %s", engine.account_pos, engine.state)
+        log.info("reconciled: account %d collateral %s, positions %s, %d active order(s), %d protective stop(s) "
+                 "adopted; state %s", acct, account.collateral, engine.account_pos, resting, len(adopted),
+                 engine.state)
 
     async def _restore_from_streams(self) -> tuple[int, int]:
         """Fold the intent stream's standing wishes and the whole control stream, merged by
@@ -457,6 +507,9 @@ class ExecutorService(BatchHandler):
         engine = self.engine
         assert engine is not None
         own = self.own_cois | set(engine.orders)
+        # protective stops protect the positions, which are kept: they stay (adopted at the next start)
+        keep = ({coi for coi, r in engine.orders.items() if r.live and r.protective}
+                if self.ecfg.protective_stop.enabled else set())
         now = time.time_ns()
         cmds: list[OrderCommand] = []
         others = 0
@@ -467,6 +520,8 @@ class ExecutorService(BatchHandler):
         for m in engine.markets.values():
             for o in listed.get(m.market_id, ()):
                 rep = parse_order(m.market_id, o)
+                if rep is not None and rep.client_order_index in keep:
+                    continue
                 if rep is not None and rep.client_order_index in own:
                     coi = rep.client_order_index
                     cmds.append(OrderCommand(kind="cancel", market=m.symbol, market_id=m.market_id,
@@ -494,47 +549,22 @@ class ExecutorService(BatchHandler):
     async def _latest_intent_entries(self, chunk: int = 1000,
                                      max_entries: int = 200_000) -> list[tuple[tuple[int, int], Event]]:
         """The intent stream's wishes that may still stand, oldest first, as ``((ms, seq) of the
-        entry id, event)``: read backwards
-        (XREVRANGE, ``chunk`` entries per call) back to ``max_intent_age_ms`` before the newest
-        intent's ``ts_event`` (the whole stream when the age check is off), at most
-        ``max_entries`` entries. Only ``TargetPosition``, ``QuoteIntent``, ``RestingOrders``,
-        ``StopLossIntent`` and ``CancelIntent``; undecodable entries are skipped (the consumer dead-letters them)."""
-        stream = self.bus.streams.intent(self.cfg.account_index)
-        age_ns = self.ecfg.max_intent_age_ms * 1_000_000
-        newest: int | None = None
-        out: list[tuple[tuple[int, int], Event]] = []
-        top, read = "+", 0
-        while read < max_entries:
-            batch = await self.redis.xrevrange(stream, max=top, min="-", count=chunk)
-            if not batch:
-                break
-            read += len(batch)
-            done = False
-            for eid, fields in batch:
-                raw = fields.get(EVENT_FIELD)
-                try:
-                    ev = decode(raw) if raw is not None else None
-                except DecodeError:
-                    ev = None
-                if not isinstance(ev, TargetPosition | QuoteIntent | RestingOrders | StopLossIntent | CancelIntent):
-                    continue
-                if newest is None:
-                    newest = ev.ts_event
-                if age_ns and ev.ts_event < newest - age_ns:
-                    done = True
-                    break
-                key = eid.decode() if isinstance(eid, bytes) else str(eid)
-                ms, seq = (int(x) for x in key.split("-"))
-                out.append(((ms, seq), ev))
-            if done or len(batch) < chunk:
-                break
-            last = batch[-1][0].decode() if isinstance(batch[-1][0], bytes) else batch[-1][0]
-            ms, seq = (int(x) for x in last.split("-"))
-            if ms == 0 and seq == 0:
-                break
-            top = f"{ms}-{seq - 1}" if seq > 0 else f"{ms - 1}-18446744073709551615"
-        out.reverse()
-        return out
+        entry id, event)`` (:func:`~services.executor.startup.latest_intent_entries`)."""
+        return await latest_intent_entries(self.redis, self.bus.streams.intent(self.cfg.account_index),
+                                           self.ecfg.max_intent_age_ms, chunk, max_entries)
+
+    # ------------------------------------------------------------------ dead-man switch
+
+    async def _send_direct(self, cmd: OrderCommand) -> SendResult:
+        """Sign and send one account command that is not the engine's (the dead-man switch),
+        charged to the engine's request budget; never raises."""
+        assert self.signer is not None and self.engine is not None
+        async with self.io_lock:
+            self.engine.charge_requests(1)
+        try:
+            return await send_one(self.rest, self.nonces, self.signer, cmd)
+        except Exception as exc:  # never let the switch kill the service
+            return SendResult(False, -1, f"{type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ stale orders
 
@@ -685,6 +715,7 @@ class ExecutorService(BatchHandler):
         BUDGET_USED.set(used)
         REQUESTS_PER_MINUTE.set(used // max(1, self.ecfg.send_weight()))
         BUDGET_REMAINING.set(e.budget_remaining())
+        PROTECTIVE_STOPS.set(sum(1 for r in e.orders.values() if r.live and r.protective))
         if e.deferred_updates > self._deferred_seen:
             DEFERRED_UPDATES.inc(e.deferred_updates - self._deferred_seen)
             self._deferred_seen = e.deferred_updates
@@ -702,7 +733,9 @@ class ExecutorService(BatchHandler):
             for rep in feed_reports(kind, msg):  # Lighter's JSON parsed here, malformed entries skipped
                 if isinstance(rep, VenueTrade):
                     if snapshot and self._feed_sessions <= 1:
-                        engine.mark_trade_seen(rep)  # history from before this run: positions come from REST
+                        # history from before this run: positions come from REST; fills of our stops
+                        # that triggered while we were down are attributed to their strategies
+                        outs += engine.on_missed_trade(rep)
                     else:
                         outs += engine.on_venue_trade(rep)
                 elif isinstance(rep, VenueOrder):
@@ -760,9 +793,13 @@ class ExecutorService(BatchHandler):
             INTERNAL_CROSSES.labels(market).inc()
 
     async def _shutdown(self) -> None:
-        """On SIGTERM with ``cancel_on_shutdown``: cancel the resting orders of ``cancel_scope``
-        (:meth:`_cancel_all_resting`); positions are kept. Failures are logged, never raised."""
+        """On SIGTERM: abort the dead-man switch's scheduled cancel-all (:meth:`_abort_dead_man`);
+        with ``cancel_on_shutdown`` cancel the resting orders of ``cancel_scope``
+        (:meth:`_cancel_all_resting`; protective stops stay: positions are kept). Failures are
+        logged, never raised."""
         engine = self.engine
+        if engine is not None and self.dead_man.armed_until_ms and self.nonces.next_nonce is not None:
+            await self.dead_man.abort()
         if engine is None or not self.ecfg.cancel_on_shutdown or self.nonces.next_nonce is None:
             return
         log.info("shutdown: canceling resting orders (%s; positions are kept)", self.ecfg.cancel_scope)

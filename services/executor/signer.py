@@ -172,7 +172,9 @@ class Signer:
         """Sign ``cmd`` with ``nonce``: create -> tx 14 (limit, or stop-loss type 2 with its
         trigger price and :func:`order_expiry_ms`; limit IOC with order_expiry 0,
         GTT/post-only with :func:`order_expiry_ms`: -1 = 28 days after ``cmd.ts_event``), cancel -> tx 15 (Index =
-        ``cmd.order_index``), cancel_all -> tx 16 (immediate, time 0).
+        ``cmd.order_index``), cancel_all -> tx 16 (``cmd.cancel_all_tif``: immediate -- time 0;
+        scheduled -- TimeInForce 1, Time ``cmd.cancel_all_time_ms``, the dead-man switch;
+        abort -- TimeInForce 2, time 0, cancels the scheduled one; Lighter docs, SDK 6.3).
 
         Raises:
             SignError: the signer rejected a field (e.g. price < 1, size < 1).
@@ -193,8 +195,10 @@ class Signer:
             res = c.sign_cancel_order(cmd.market_id, cmd.order_index or cmd.client_order_index, nonce=nonce,
                                       api_key_index=self.api_key_index)
         elif cmd.kind == "cancel_all":
-            res = c.sign_cancel_all_orders(c.CANCEL_ALL_TIF_IMMEDIATE, 0, nonce=nonce,
-                                           api_key_index=self.api_key_index)
+            tif = {"immediate": c.CANCEL_ALL_TIF_IMMEDIATE, "scheduled": c.CANCEL_ALL_TIF_SCHEDULED,
+                   "abort": c.CANCEL_ALL_TIF_ABORT}[cmd.cancel_all_tif]
+            when = cmd.cancel_all_time_ms if cmd.cancel_all_tif == "scheduled" else 0
+            res = c.sign_cancel_all_orders(tif, when, nonce=nonce, api_key_index=self.api_key_index)
         else:  # pragma: no cover - Literal type
             raise SignError(f"unknown command kind {cmd.kind!r}")
         return self._check(res, nonce)

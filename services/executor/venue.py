@@ -5,8 +5,9 @@ HTTP 4xx with ``{"code": <Lighter code>, "message": ...}``):
 
 - ``GET nextNonce?account_index=&api_key_index=`` -> ``{"nonce": N}``
 - ``GET orderBookDetails`` -> ``{"order_book_details": [MarketInfo fields ...]}``
-- ``GET account?by=index&value=<acct>`` -> ``{"accounts": [{"positions": [{"market_id",
-  "symbol", "sign", "position", "avg_entry_price", ...}], ...}]}``
+- ``GET account?by=index&value=<acct>`` -> ``{"accounts": [{"account_index", "collateral",
+  "positions": [{"market_id", "symbol", "sign", "position", "avg_entry_price", ...}], ...}]}``
+  (read strictly at reconciliation: :meth:`LighterRest.account_state`)
 - ``GET accountActiveOrders?account_index=&market_id=`` with ``Authorization: <auth token>``
   -> ``{"orders": [Order ...]}``
 - ``GET accountInactiveOrders?account_index=&market_id=&limit=`` (auth) -> ``{"orders": [Order
@@ -64,6 +65,32 @@ class SendResult:
     volume_quota_remaining: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """The account as read at reconciliation (:meth:`LighterRest.account_state`):
+    ``account_index``, ``collateral`` (USDC) and ``positions`` (Lighter Position objects, each
+    with a readable ``market_id``, ``position`` and ``sign``)."""
+
+    account_index: int
+    collateral: float
+    positions: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StopOrder:
+    """A stop-loss order the venue lists as active (:func:`parse_stop_order`): ``market_id``,
+    ``client_order_index``, ``order_index``, ``side`` (``sell`` protects a long),
+    ``remaining`` (base units), ``trigger_price`` (USD), ``reduce_only``."""
+
+    market_id: int
+    client_order_index: int
+    order_index: int
+    side: str
+    remaining: float
+    trigger_price: float
+    reduce_only: bool
+
+
 class LighterRest(LighterRestBase):
     """The executor's REST client: the shared reads (:class:`shared.lighter_rest.LighterRest`:
     ``get``, ``markets``) plus nonces, the account's positions and orders, and ``sendTx``/
@@ -80,22 +107,62 @@ class LighterRest(LighterRestBase):
         return int(body["nonce"])
 
     async def positions(self, account_index: int) -> list[dict[str, Any]]:
-        """The account's positions (Lighter Position objects).
+        """The account's positions (Lighter Position objects); see :meth:`account_state`.
 
         Raises:
-            RestError: also when the account is unknown.
+            RestError: as :meth:`account_state`.
+        """
+        return list((await self.account_state(account_index)).positions)
+
+    async def account_state(self, account_index: int) -> AccountState:
+        """The account as reconciliation needs it (``GET account?by=index``), read strictly: a
+        response that does not state the positions is never read as "no positions".
+
+        Raises:
+            RestError: transport error, timeout, HTTP error (5xx, 4xx) or Lighter code (see
+                :meth:`get`); the account unknown (21100); and a malformed answer: no
+                ``accounts`` list, an entry for another account, no ``positions`` list, a
+                position without a readable ``market_id``/``position``/``sign``, or no numeric
+                ``collateral``.
         """
         body = await self.get("account", {"by": "index", "value": account_index})
-        accts = body.get("accounts") or []
+        accts = body.get("accounts")
+        if not isinstance(accts, list):
+            raise RestError(f"GET account: malformed answer without an accounts list: {str(body)[:200]}")
         if not accts:
             raise RestError(f"account {account_index} not found", 21100)
-        return list(accts[0].get("positions") or [])
+        acct = accts[0]
+        if not isinstance(acct, dict):
+            raise RestError(f"GET account: malformed account entry: {str(acct)[:200]}")
+        index = acct.get("account_index", acct.get("index"))
+        if _int(index, -1) != account_index:
+            raise RestError(f"GET account: answer for account {index!r}, asked for {account_index}")
+        positions = acct.get("positions")
+        if not isinstance(positions, list):
+            raise RestError("GET account: the answer states no positions list; refusing to read it as no positions")
+        for p in positions:
+            if (not isinstance(p, dict) or p.get("market_id") is None or p.get("position") is None
+                    or parse_position(p.get("market_id"), p) is None):
+                raise RestError(f"GET account: malformed position: {str(p)[:200]}")
+        try:
+            collateral = float(acct["collateral"])
+        except (KeyError, TypeError, ValueError):
+            raise RestError(f"GET account: no numeric collateral: {str(acct.get('collateral'))[:50]}") from None
+        return AccountState(account_index=account_index, collateral=collateral, positions=tuple(positions))
 
     async def active_orders(self, account_index: int, market_id: int, auth: str) -> list[dict[str, Any]]:
-        """The account's resting orders in one market (needs the auth token)."""
+        """The account's resting orders in one market (needs the auth token).
+
+        Raises:
+            RestError: as :meth:`get`, and an answer without an ``orders`` list or with an entry
+                that is not an order object (never read as "no orders").
+        """
         body = await self.get("accountActiveOrders", {"account_index": account_index, "market_id": market_id},
                               auth=auth)
-        return list(body.get("orders") or [])
+        orders = body.get("orders")
+        if not isinstance(orders, list) or not all(isinstance(o, dict) for o in orders):
+            raise RestError(f"GET accountActiveOrders: malformed answer (market {market_id}): {str(body)[:200]}")
+        return list(orders)
 
     async def inactive_orders(self, account_index: int, market_id: int, auth: str,
                               limit: int = 100) -> list[dict[str, Any]]:
@@ -359,6 +426,27 @@ def parse_order(market_id: Any, d: dict[str, Any]) -> VenueOrder | None:
     return VenueOrder(market_id=market_id, client_order_index=coi,
                       order_index=_int(d.get("order_index") or 0, 0), status=str(d.get("status") or ""),
                       remaining=remaining, ts_ns=lighter_ts_ns(d.get("updated_at") or d.get("timestamp")))
+
+
+def parse_stop_order(market_id: Any, d: dict[str, Any]) -> StopOrder | None:
+    """Lighter's Order object of a stop-loss (``type`` ``stop-loss``/``stop-loss-limit``,
+    ``is_ask``, ``trigger_price`` and ``remaining_base_amount`` decimal strings) as a
+    :class:`StopOrder`; None for another order type or a malformed entry."""
+    if str(d.get("type") or "") not in ("stop-loss", "stop-loss-limit"):
+        return None
+    order = parse_order(market_id, d)
+    if order is None:
+        return None
+    try:
+        trigger = float(d.get("trigger_price") or 0)
+    except (TypeError, ValueError):
+        return None
+    is_ask = d.get("is_ask")
+    if not isinstance(is_ask, bool):
+        return None
+    return StopOrder(market_id=order.market_id, client_order_index=order.client_order_index,
+                     order_index=order.order_index, side="sell" if is_ask else "buy", remaining=order.remaining,
+                     trigger_price=trigger, reduce_only=bool(d.get("reduce_only")))
 
 
 def parse_position(market_id: Any, d: dict[str, Any]) -> VenuePosition | None:

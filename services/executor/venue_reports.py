@@ -4,7 +4,8 @@ stale-order checks, turned into order lifecycle events (``OrderAccepted``/``Orde
 ``OrderCanceled``), attributed ``Fill``\ s with ``PositionSnapshot``\ s, and the account position.
 
 State: ``seen_trades`` ((venue trade id, our side) already processed, bounded), ``_reports``
-(counter for the output ids of reports without a natural id)."""
+(counter for the output ids of reports without a natural id), ``_stop_fills`` ((strategy,
+market) -> time of its last stop-loss fill: a restored target older than it is not re-pursued)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class VenueReports:
         """Set up this part's state (called by the engine's constructor)."""
         self.seen_trades = SeenIds(200_000)  # (venue trade id, our side), bounded
         self._reports = 0  # venue/runner reports without a natural id, for unique output ids
+        self._stop_fills: dict[tuple[str, str], int] = {}  # (strategy, market) -> time (ns) of its last stop fill
 
     def on_send_result(self, cmd: OrderCommand, ok: bool, code: int = 200, message: str = "",
                        tx_hash: str = "") -> list[Event]:
@@ -83,9 +85,11 @@ class VenueReports:
             self._eval_guards(rec.market, out)
         return out.events
 
-    def on_venue_trade(self, trade: VenueTrade) -> list[Event]:
+    def on_venue_trade(self, trade: VenueTrade, account: bool = True) -> list[Event]:
         """A trade of the account (:class:`~shared.venue.reports.VenueTrade`, from
-        ``account_all_trades`` or the backtest's matching engine).
+        ``account_all_trades`` or the backtest's matching engine). ``account=False``: a trade
+        from before this run whose effect the venue's position reports already gave the account
+        position (:meth:`ProtectiveStops.on_missed_trade`): only the strategies' positions move.
 
         Emits, per side of the trade that is ours, one ``Fill`` per strategy the size is
         attributed to (FIFO over the order's allocation; fills of unknown orders go to
@@ -116,14 +120,17 @@ class VenueReports:
             parts = self._attribute(rec, size)
             reasons = rec.reasons if rec is not None else None
             sign = 1 if side == "buy" else -1
-            self.account_pos[m.symbol] = round(self.account_pos.get(m.symbol, 0.0) + sign * size, 10)
+            if account:
+                self.account_pos[m.symbol] = round(self.account_pos.get(m.symbol, 0.0) + sign * size, 10)
             if rec is not None:
                 rec.filled = round(rec.filled + size, 10)
             for strategy, part in parts:
                 st = self._strat(strategy, m.symbol)
                 self._apply(st, sign * part, price)
-                if rec is not None and rec.kind == "stop" and st.target is not None:
-                    st.target = st.position  # the stop closed it: not to be bought back
+                if rec is not None and rec.kind == "stop":
+                    self._stop_fills[(strategy, m.symbol)] = ts  # restored older targets are not re-pursued
+                    if st.target is not None:
+                        st.target = st.position  # the stop closed it: not to be bought back
                 out.add(Fill, fill_id=derive_id("fill", trade_id, side, strategy), strategy=strategy,
                         market=m.symbol, side=side, price=price, size=part, fee=fee * part / size,
                         liquidity="maker" if maker else "taker", client_order_index=coi,

@@ -88,7 +88,8 @@ class FakeLighter:
 
     async def account(self, req: web.Request) -> web.Response:
         assert req.query["by"] == "index" and req.query["value"] == str(ACCT)
-        return web.json_response({"code": 200, "accounts": [{"index": ACCT, "positions": [self._pos()]}]})
+        return web.json_response({"code": 200, "accounts": [{"index": ACCT, "account_index": ACCT, "collateral": "1000.000000",
+                                                             "positions": [self._pos()]}]})
 
     async def active(self, req: web.Request) -> web.Response:
         self.auth_seen.append(req.headers.get("Authorization", ""))
