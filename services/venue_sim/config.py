@@ -148,8 +148,8 @@ class VenueSimConfig(BaseModel):
     ws_max_subscriptions: int = Field(default=500, ge=0)
     ws_messages_per_min: int = Field(default=200, ge=0)
     depth: DepthSettings = Field(default_factory=DepthSettings)
-    verify_signatures: bool = False
-    verify_auth: bool = False
+    verify_signatures: bool = True
+    verify_auth: bool = True
     chain_id: int = Field(default=304, ge=0, lt=2**32)
 
     def meter(self) -> RequestMeter:
