@@ -164,13 +164,19 @@ class VenueExecutor:
                 return await r.json()
 
     async def active_orders(self, market_id: int) -> list[dict]:
-        """venue-sim's resting orders of the account in ``market_id`` (``accountActiveOrders``)."""
+        """venue-sim's resting orders of the account in ``market_id`` (``accountActiveOrders``,
+        with an auth token of the running executor's key)."""
         import aiohttp
 
+        assert self.svc is not None and self.svc.signer is not None, "no executor (its key signs the auth token)"
+        token = self.svc.signer.auth_token(600)
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{self.port}/api/v1/accountActiveOrders",
-                                params={"account_index": self.cfg.account_index, "market_id": market_id}) as r:
-                return (await r.json())["orders"]
+                                params={"account_index": self.cfg.account_index, "market_id": market_id},
+                                headers={"Authorization": token}) as r:
+                body = await r.json()
+                assert "orders" in body, body
+                return body["orders"]
 
     async def account_positions(self) -> dict[int, float]:
         """venue-sim's positions of the account, by market id (signed base units)."""

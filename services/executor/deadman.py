@@ -17,10 +17,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .common import OrderCommand
+from .config import DEAD_MAN_MAX_S, DEAD_MAN_MIN_S
 from .metrics import DEAD_MAN_FAILURES, DEAD_MAN_UNTIL
 from .venue import SendResult
 
 log = logging.getLogger("executor")
+
+TRANSIT_MARGIN_MS = 30_000
+"""Lighter checks ``Time`` against its own clock when the tx arrives (now + 5 min .. 15 days):
+the time sent is kept this far inside that window, so that signing, sending and a clock skew of
+up to 30 s do not push a ``dead_man_switch_s`` at either bound out of it (21714)."""
 
 
 class DeadManSwitch:
@@ -64,8 +70,11 @@ class DeadManSwitch:
 
     async def arm(self) -> bool:
         """Send one scheduled cancel-all ``seconds`` ahead of the wall clock. Returns whether
-        the venue took it (a failure is logged and counted; the previous one stays armed)."""
-        until = int(time.time() * 1000) + int(self.seconds * 1000)
+        the venue took it (a failure is logged and counted; the previous one stays armed).
+        The delay is kept :data:`TRANSIT_MARGIN_MS` inside Lighter's window."""
+        delay_ms = min(max(int(self.seconds * 1000), DEAD_MAN_MIN_S * 1000 + TRANSIT_MARGIN_MS),
+                       DEAD_MAN_MAX_S * 1000 - TRANSIT_MARGIN_MS)
+        until = int(time.time() * 1000) + delay_ms
         res = await self.send(OrderCommand(kind="cancel_all", cancel_all_tif="scheduled", cancel_all_time_ms=until,
                                            cause_id="dead-man-switch", ts_event=time.time_ns()))
         if res.ok:

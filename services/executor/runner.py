@@ -5,7 +5,8 @@ Start-up (fail closed):
 1. Config section ``services.executor`` (:class:`~services.executor.config.ExecutorConfig`), the
    API key (live: ``cfg.require_live_allowed()`` and ``LIGHTER_API_PRIVATE_KEY`` only; paper:
    the env key if set, else a throwaway key), Redis, ``/health`` + ``/metrics``.
-2. Market metadata from ``orderBookDetails`` (retried until the venue answers), then the
+2. Market metadata from ``orderBookDetails`` (retried until the venue answers), in paper mode
+   the API key's registration (below; retried), then the
    configured leverage per market (``leverage``; one ``updateLeverage`` tx each,
    :mod:`services.executor.leverage`): a refusal stops start-up (exit code 2).
 3. The exec stream ``{ns}:exec:{account}`` is folded (``Bus.read_all``) to rebuild per-strategy
@@ -283,7 +284,10 @@ class ExecutorService(BatchHandler):
             if markets is None:
                 return 0
             try:  # services.executor.leverage: fail closed before anything else is sent
-                await apply_leverage(self.rest, self.nonces, self.signer, leverage_plan(self.ecfg.leverage, markets))
+                plan = leverage_plan(self.ecfg.leverage, markets)
+                if not await self._register_paper_key():
+                    return 0
+                await apply_leverage(self.rest, self.nonces, self.signer, plan)
             except LeverageError as exc:
                 log.error("start-up failed: %s", exc)
                 return 2
@@ -347,6 +351,27 @@ class ExecutorService(BatchHandler):
                                                reason=f"venue unreachable: {exc}")])
             if await self._sleep(self.ecfg.reconcile_retry_s):
                 return None
+
+    async def _register_paper_key(self) -> bool:
+        """Paper mode: register the API key on the venue (:func:`~services.executor.keys.ensure_registered`)
+        before anything is signed with it -- the leverage txs, the account feed's auth token --
+        retried every ``reconcile_retry_s`` (publishing ``RiskState halted``) until it is. Live
+        mode: nothing (the operator registers live keys with ``setup-api-key``). Returns False
+        when stopped while retrying."""
+        if self.cfg.mode != "paper":
+            return True
+        assert self.signer is not None
+        while True:
+            try:
+                await ensure_registered(self.signer, self.rest, paper_l1_key())
+                return True
+            except (VenueError, SignError, TimeoutError, ConnectionError) as exc:
+                log.warning("API key registration failed: %s; retrying", exc)
+                await self._publish([RiskState(id=f"keyfail{time.time_ns():x}"[:16], ts_event=time.time_ns(),
+                                               source=SERVICE, state="halted",
+                                               reason=f"API key registration failed: {exc}")])
+            if await self._sleep(self.ecfg.reconcile_retry_s):
+                return False
 
     async def _build_engine(self, markets: dict[str, MarketInfo]) -> None:
         history = [d.event for d in await self.bus.read_all(self.exec_stream) if d.event is not None]

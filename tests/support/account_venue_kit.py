@@ -1,6 +1,6 @@
 """A scripted Lighter REST venue for the executor runner's start-up tests, served on loopback so
 the executor's real REST client (timeouts, HTTP errors, JSON parsing) is exercised: ``nextNonce``,
-``account``, ``accountActiveOrders``, ``sendTx``, ``sendTxBatch``. Each answer can be replaced
+``account``, ``accountActiveOrders``, ``apikeys``, ``sendTx``, ``sendTxBatch``. Each answer can be replaced
 per path (``venue.script[path] = (status, body)`` or ``("sleep", seconds)``); every transaction
 sent is recorded decoded (``venue.txs``: ``(tx_type, tx_info dict)``). Shapes follow
 ``shared/venue/lighter_json.py`` (venue-sim's) and Lighter's samples (``lighter-api.md`` 2, 3).
@@ -55,6 +55,7 @@ class AccountVenue:
         self.txs: list[tuple[int, dict[str, Any]]] = []
         self.nonce = 7
         self.requests: list[str] = []
+        self.api_keys: dict[int, str] = {}  # api key index -> public key (hex) reported by ``apikeys``
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -64,7 +65,7 @@ class AccountVenue:
 
     async def start(self) -> AccountVenue:
         app = web.Application()
-        for path in ("nextNonce", "account", "accountActiveOrders"):
+        for path in ("nextNonce", "account", "accountActiveOrders", "apikeys"):
             app.router.add_get(f"/api/v1/{path}", self._get)
         app.router.add_post("/api/v1/sendTx", self._send)
         app.router.add_post("/api/v1/sendTxBatch", self._send)
@@ -97,6 +98,11 @@ class AccountVenue:
             return scripted
         if path == "nextNonce":
             return web.json_response({"code": 200, "nonce": self.nonce})
+        if path == "apikeys":  # the key the executor signs with is registered (paper mode checks it)
+            idx = int(request.query.get("api_key_index", 255))
+            keys = [{"account_index": self.account, "api_key_index": k, "nonce": self.nonce, "public_key": pub}
+                    for k, pub in sorted(self.api_keys.items()) if idx in (255, k)]
+            return web.json_response({"code": 200, "api_keys": keys})
         if path == "account":
             acct = {"code": 0, "index": self.account, "account_index": self.account, "collateral": self.collateral,
                     "available_balance": self.collateral, "cancel_all_time": 0, "positions": self.positions}

@@ -20,6 +20,7 @@ from executor_kit import ACCT, BTC, T0, lighter_trade
 from services.executor.config import ExecutorConfig
 from services.executor.runner import ExecutorService
 from services.executor.signer import Signer, generate_key
+from services.venue_sim.crypto import public_key_of
 from shared.config import StackConfig, VenueConfig
 from shared.events import Bbo, Fill, OrderAccepted, OrderRejected, PositionSnapshot, RiskState, TargetPosition
 
@@ -48,7 +49,9 @@ async def _service(venue: AccountVenue, redis_client, redis_url: str, namespace:
                       services={"executor": {"http_port": 0, "reconcile_retry_s": 30, "reconcile_timeout_s": 0.5,
                                              "cancel_scope": "all", **executor}})
     ecfg = cfg.section("executor", ExecutorConfig)
-    svc = ExecutorService(cfg, ecfg, generate_key(), redis_client)
+    key = generate_key()
+    venue.api_keys[cfg.api_key_index] = public_key_of(key.get_secret_value())  # registered before (setup-api-key)
+    svc = ExecutorService(cfg, ecfg, key, redis_client)
     if history:
         await svc.bus.publish(svc.exec_stream, list(history))
     svc.signer = await Signer.create(venue.url, ACCT, cfg.api_key_index, cfg.venue.chain_id, svc._key)
