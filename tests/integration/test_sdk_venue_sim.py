@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 
 import aiohttp
 import lighter
 import pytest
 import websockets
 from aiohttp import web
+from sdk_setup import register_sdk_key
 
 from services.venue_sim.config import VenueSimConfig
 from services.venue_sim.runner import build
@@ -94,6 +94,21 @@ async def _async(v):
     return v
 
 
+def _client(url: str) -> tuple[lighter.SignerClient, str]:
+    """A SignerClient with a fresh SDK API key for (ACCT, KEY), and that key's public key (not
+    registered yet: :func:`register_sdk_key`)."""
+    priv, pub, err = lighter.create_api_key()
+    assert err is None, err
+    return lighter.SignerClient(url=url, account_index=ACCT, api_private_keys={KEY: priv}, chain_id=304), pub
+
+
+def _auth(client: lighter.SignerClient) -> str:
+    """An auth token of (ACCT, KEY) made by the SDK, for account reads and auth channels."""
+    token, err = client.create_auth_token_with_expiry(api_key_index=KEY)
+    assert err is None, err
+    return token
+
+
 def _expiry(server) -> int:
     """OrderExpiry 28 days after the venue's time (ms): Lighter takes now + 5 min .. 30 days,
     and the SDK's default (-1) would take the wall clock's now, which is not the venue's when
@@ -103,12 +118,15 @@ def _expiry(server) -> int:
 
 async def test_signer_client_create_cancel_cancel_all_and_errors(finished_venue):
     server, url = finished_venue
-    client = lighter.SignerClient(url=url, account_index=ACCT, api_private_keys={KEY: secrets.token_hex(40)},
-                                  chain_id=304)
+    client, pub = _client(url)
     http = aiohttp.ClientSession()
     try:
         nonce = (await client.tx_api.next_nonce(account_index=ACCT, api_key_index=KEY)).nonce
         assert nonce == 0
+        # venue-sim verifies signatures: register the SDK's key (ChangePubKey, nonce 0) first
+        nonce = await register_sdk_key(client, pub, KEY)
+        assert (await client.tx_api.next_nonce(account_index=ACCT, api_key_index=KEY)).nonce == nonce == 1
+        auth = {"Authorization": _auth(client)}
         # the SDK's own parsers accept the market endpoints
         details = await client.order_api.order_book_details(market_id=1)
         assert details.order_book_details[0].price_decimals == 1
@@ -125,7 +143,7 @@ async def test_signer_client_create_cancel_cancel_all_and_errors(finished_venue)
 
         async def active():
             async with http.get(f"{url}/api/v1/accountActiveOrders",
-                                params={"account_index": ACCT, "market_id": 1}) as r:
+                                params={"account_index": ACCT, "market_id": 1}, headers=auth) as r:
                 return (await r.json())["orders"]
 
         await _wait_for(lambda: _has(active(), 1))
@@ -136,7 +154,8 @@ async def test_signer_client_create_cancel_cancel_all_and_errors(finished_venue)
         _, resp, err = await client.cancel_order(market_index=1, order_index=11, nonce=nonce + 1, api_key_index=KEY)
         assert err is None and resp.code == 200
         await _wait_for(lambda: _has(active(), 0))
-        async with http.get(f"{url}/api/v1/accountInactiveOrders", params={"account_index": ACCT, "limit": 10}) as r:
+        async with http.get(f"{url}/api/v1/accountInactiveOrders", params={"account_index": ACCT, "limit": 10},
+                            headers=auth) as r:
             assert (await r.json())["orders"][0]["status"] == "canceled"
 
         _, resp, err = await client.cancel_all_orders(time_in_force=0, timestamp_ms=0, nonce=nonce + 2,
@@ -171,19 +190,20 @@ async def _has(coro, n):
 async def test_ws_fill_sends_trade_before_order_update(finished_venue):
     server, url = finished_venue
     ws_url = url.replace("http", "ws") + "/stream"
-    client = lighter.SignerClient(url=url, account_index=ACCT, api_private_keys={KEY: secrets.token_hex(40)},
-                                  chain_id=304)
+    client, pub = _client(url)
     try:
+        nonce = await register_sdk_key(client, pub, KEY)  # venue-sim verifies signatures and auth tokens
+        auth = _auth(client)
         async with websockets.connect(ws_url) as ws:
             assert json.loads(await ws.recv())["type"] == "connected"
             for ch in (f"account_all_trades/{ACCT}", f"account_all_orders/{ACCT}", f"account_all_positions/{ACCT}"):
-                await ws.send(json.dumps({"type": "subscribe", "channel": ch, "auth": "x"}))
+                await ws.send(json.dumps({"type": "subscribe", "channel": ch, "auth": auth}))
                 snap = await _recv(ws, lambda m: m["type"].startswith("subscribed/"))
                 assert snap["channel"] == ch.replace("/", ":")
             # IOC buy 0.3 BTC through the touch: the recorded ask has 0.64 BTC displayed
             _, resp, err = await client.create_order(market_index=1, client_order_index=21, base_amount=30_000,
                                                      price=1_151_000, is_ask=False, order_type=1, time_in_force=0,
-                                                     order_expiry=0, nonce=0, api_key_index=KEY)
+                                                     order_expiry=0, nonce=nonce, api_key_index=KEY)
             assert err is None, err
             seen = []
             while len(seen) < 3:
@@ -271,9 +291,9 @@ async def test_sdk_market_order_helpers_walk_the_depth_ladder(finished_venue):
     ``orderBookOrders``, a sweep pays slippage across levels, and the book never empties."""
     server, url = finished_venue
     assert server.engine.depth is not None
-    client = lighter.SignerClient(url=url, account_index=ACCT, api_private_keys={KEY: secrets.token_hex(40)},
-                                  chain_id=304)
+    client, pub = _client(url)
     try:
+        nonce = await register_sdk_key(client, pub, KEY)  # venue-sim verifies signatures
         ob = await client.order_api.order_book_orders(1, 100)
         assert len(ob.asks) == 11 and len(ob.bids) == 11  # the touch and 10 synthetic levels
         assert all(len(o.price.split(".")[1]) == 1 for o in ob.asks + ob.bids)
@@ -281,7 +301,7 @@ async def test_sdk_market_order_helpers_walk_the_depth_ladder(finished_venue):
         # 2 BTC at most 1% worse than the touch: more than the touch's 0.64 BTC
         _, resp, err = await client.create_market_order_if_slippage(
             market_index=1, client_order_index=41, base_amount=200_000, max_slippage=0.01, is_ask=False,
-            nonce=0, api_key_index=KEY)
+            nonce=nonce, api_key_index=KEY)
         assert err is None, err
         await _wait_for(lambda: _async(sum(f.size_lots for f in server.engine.fills) == 200_000))
         prices = [f.price_ticks for f in server.engine.fills]
@@ -291,7 +311,7 @@ async def test_sdk_market_order_helpers_walk_the_depth_ladder(finished_venue):
         best_bid = await client.get_best_price(1, is_ask=True)
         _, resp, err = await client.create_market_order_limited_slippage(
             market_index=1, client_order_index=42, base_amount=500_000, max_slippage=0.0005, is_ask=True,
-            nonce=1, api_key_index=KEY)
+            nonce=nonce + 1, api_key_index=KEY)
         assert err is None, err
         await _wait_for(lambda: _async(any(f.taker_client_order_index == 42 for f in server.engine.fills)))
         sells = [f for f in server.engine.fills if f.taker_client_order_index == 42]
