@@ -11,6 +11,7 @@ import aiohttp
 import lighter
 import websockets
 from aiohttp import web
+from sdk_setup import register_sdk_key
 
 from services.venue_sim.config import VenueSimConfig
 from services.venue_sim.runner import build
@@ -53,10 +54,11 @@ async def _position(port: int) -> dict:
 
 async def test_sdk_update_leverage_and_margin(tmp_path):
     server, port, close = await _serve(tmp_path)
-    priv, _pub, _err = lighter.signer_client.create_api_key()
+    priv, pub, _err = lighter.signer_client.create_api_key()
     client = lighter.SignerClient(url=f"http://127.0.0.1:{port}", account_index=ACCT, api_private_keys={KEY: priv},
                                   chain_id=304)
     try:
+        await register_sdk_key(client, pub, KEY)  # venue-sim verifies signatures
         async with websockets.connect(f"ws://127.0.0.1:{port}/stream") as ws:
             json.loads(await ws.recv())  # connected
             await ws.send(json.dumps({"type": "subscribe", "channel": f"account_all_positions/{ACCT}"}))
