@@ -1,7 +1,10 @@
 """venue-sim margin: per-market margin fractions (orderBookDetails), per (account, market)
 leverage and margin mode (tx 20), isolated margin (tx 29), the initial margin check of create
 orders (21739; positions and open orders at mark, unrealized PnL counted, reduce-only passes),
-and the margin fields of the account, positions and user_stats as Lighter's samples."""
+and the margin fields of the account, positions and user_stats as Lighter's samples.
+
+The venue is strict (signatures verified, every signed field of an order present): the txs are
+complete and signed with the test key (``venue_tx``)."""
 
 from __future__ import annotations
 
@@ -9,8 +12,11 @@ import json
 from pathlib import Path
 
 import pytest
+from venue_tx import order as order_info
+from venue_tx import register, sign_info
 
-from services.venue_sim.config import VenueSimConfig
+from services.venue_sim import crypto
+from services.venue_sim.config import AccountSpec, VenueSimConfig
 from services.venue_sim.margin import liquidation_price
 from services.venue_sim.server import VenueServer
 from shared.events import Bbo
@@ -24,15 +30,21 @@ BTC = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, m
 T0 = 1_757_894_400_000_000_000
 MS = 1_000_000
 ACCT, KEY = 1001, 4
+GTT_MS = 28 * 24 * 3600 * 1000
+"""OrderExpiry of resting (post-only/GTT) orders: 28 days after the venue time, as the SDK's default."""
 
 
 class Venue:
-    """A VenueServer over one BTC market with ``collateral`` USD accounts, driven by hand."""
+    """A VenueServer over one BTC market whose account 1001 has ``collateral`` USD, driven by hand with
+    signed txs (signatures verified, the test key registered for (1001, 4))."""
 
     def __init__(self, collateral: float = 1000.0, margin_checks: bool = True) -> None:
         self.now = T0
         self.engine = MatchingEngine([BTC], initial_collateral=collateral)
-        self.srv = VenueServer(self.engine, [BTC], lambda: self.now, margin_checks=margin_checks)
+        self.srv = VenueServer(self.engine, [BTC], lambda: self.now, margin_checks=margin_checks,
+                               accounts=[AccountSpec(index=ACCT, collateral=collateral)])
+        self.srv.verify_signatures = True
+        register(self.srv)
         self.coi = 0
         self.quote(100_000.0, 100_001.0)
 
@@ -41,16 +53,26 @@ class Venue:
                                                         bid_sz=5.0, ask_px=ask, ask_sz=5.0)))
 
     def tx(self, tx_type: int, **fields: int) -> dict:
+        """Send a signed tx of ``fields``; one lacking a field the signature covers (a refusal
+        test) cannot be signed and goes unsigned (the venue refuses it with 21501)."""
         nonce = self.srv.nonces.get((ACCT, KEY), 0)
-        return self.srv.send_tx(tx_type, json.dumps({"AccountIndex": ACCT, "ApiKeyIndex": KEY, "Nonce": nonce,
-                                                     **fields}))
+        info = {"AccountIndex": ACCT, "ApiKeyIndex": KEY, "Nonce": nonce, "ExpiredAt": 0, **fields}
+        try:
+            info = sign_info(tx_type, info)
+        except crypto.TxFormatError:
+            pass
+        return self.srv.send_tx(tx_type, json.dumps(info))
 
     def order(self, size: float, price: float, *, is_ask: bool = False, tif: int = 2, reduce_only: bool = False,
               order_type: int = 0) -> dict:
         self.coi += 1
-        return self.tx(14, MarketIndex=1, ClientOrderIndex=self.coi, BaseAmount=BTC.size_to_int(size),
-                       Price=BTC.price_to_int(price), IsAsk=int(is_ask), Type=order_type, TimeInForce=tif,
-                       ReduceOnly=int(reduce_only), OrderExpiry=0)
+        expiry = 0 if tif == 0 else self.now // MS + GTT_MS  # IOC: none; post-only/GTT: required
+        info = order_info(MarketIndex=1, ClientOrderIndex=self.coi, BaseAmount=BTC.size_to_int(size),
+                          Price=BTC.price_to_int(price), IsAsk=int(is_ask), Type=order_type, TimeInForce=tif,
+                          ReduceOnly=int(reduce_only), OrderExpiry=expiry)
+        for common in ("AccountIndex", "ApiKeyIndex", "Nonce", "ExpiredAt"):
+            del info[common]
+        return self.tx(14, **info)
 
     def leverage(self, imf: int, mode: int = 0, market: int = 1) -> dict:
         return self.tx(20, MarketIndex=market, InitialMarginFraction=imf, MarginMode=mode)
