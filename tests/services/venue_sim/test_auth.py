@@ -15,7 +15,7 @@ import lighter
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.venue_sim.config import VenueSimConfig
+from services.venue_sim.config import AccountSpec, VenueSimConfig
 from services.venue_sim.server import VenueServer
 from shared.markets import MarketInfo
 from shared.venue.errors import VenueError
@@ -23,12 +23,14 @@ from shared.venue.matching import MatchingEngine
 
 BTC = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, min_base_amount=0.0002,
                  min_quote_amount=10)
-T0 = 1_757_894_400_000_000_000
 ACCT, KEY, OTHER = 1001, 4, 1002
 
 
 def make_server(verify_signatures: bool = False, verify_auth: bool = False) -> VenueServer:
-    srv = VenueServer(MatchingEngine([BTC]), [BTC], lambda: T0)
+    """A venue on the wall clock (the SDK signs OrderExpiry = wall now + 28 days, which the venue
+    checks against its own clock), accounts ACCT and OTHER, with both checks set explicitly."""
+    srv = VenueServer(MatchingEngine([BTC]), [BTC], time.time_ns,
+                      accounts=[AccountSpec(index=ACCT), AccountSpec(index=OTHER)])
     srv.verify_signatures, srv.verify_auth = verify_signatures, verify_auth
     return srv
 
@@ -52,10 +54,12 @@ def bid(c: lighter.SignerClient, nonce: int, coi: int) -> tuple[int, str, str]:
     return tx_type, tx_info, tx_hash
 
 
-def test_config_defaults_are_off_and_chain_304():
+def test_config_defaults_are_on_and_chain_304():
+    """The service config turns both checks on; a bare VenueServer (unit tests) has them off
+    until the runner sets them from the config."""
     cfg = VenueSimConfig()
-    assert (cfg.verify_signatures, cfg.verify_auth, cfg.chain_id) == (False, False, 304)
-    srv = VenueServer(MatchingEngine([BTC]), [BTC], lambda: T0)
+    assert (cfg.verify_signatures, cfg.verify_auth, cfg.chain_id) == (True, True, 304)
+    srv = VenueServer(MatchingEngine([BTC]), [BTC], time.time_ns)
     assert (srv.verify_signatures, srv.verify_auth, srv.chain_id) == (False, False, 304)
 
 
