@@ -1,16 +1,19 @@
 """venue-sim's clock (docs/venue-sim.md "Time"): outside lockstep the venue clock is the wall clock --
 frames and REST bodies carry wall-clock times, the speed bump, the rate limit and ``ExpiredAt``
 run in wall time while the recording is replayed at ``speed`` x real time; lockstep keeps the
-recording's time for everything."""
+recording's time for everything.
+
+The venue is strict (signatures verified): txs are complete and signed with the test key, which
+each test registers on the built server (``venue_tx``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 
 from aiohttp.test_utils import TestClient, TestServer
+from venue_tx import order, register, signed
 
 from services.venue_sim.config import VenueSimConfig
 from services.venue_sim.replay import Replay
@@ -26,6 +29,7 @@ T0 = 1_757_894_400_000_000_000  # 2025-09-15: the recording's time
 MS = 1_000_000
 S = 1_000_000_000
 ACCT, KEY = 1001, 4
+GTT_MS = 28 * 24 * 3600 * 1000
 
 
 def bbo(ts: int, i: int = 0) -> Bbo:
@@ -34,19 +38,22 @@ def bbo(ts: int, i: int = 0) -> Bbo:
 
 
 def order_info(nonce: int, coi: int, *, expired_at: int = 0, tif: int = 2, price: int = 500000) -> str:
-    """A post-only bid far below the market (rests, never fills) unless overridden."""
-    return json.dumps({"AccountIndex": ACCT, "ApiKeyIndex": KEY, "Nonce": nonce, "MarketIndex": 1,
-                       "ClientOrderIndex": coi, "BaseAmount": 1000, "Price": price, "IsAsk": 0, "Type": 0,
-                       "TimeInForce": tif, "ReduceOnly": 0, "OrderExpiry": 0, "ExpiredAt": expired_at})
+    """A signed post-only bid far below the market (rests, never fills) unless overridden; a
+    resting order expires 28 days after now (the venue's wall clock)."""
+    expiry = 0 if tif == 0 else int(time.time() * 1000) + GTT_MS
+    return signed(14, order(AccountIndex=ACCT, ApiKeyIndex=KEY, Nonce=nonce, MarketIndex=1, ClientOrderIndex=coi,
+                            BaseAmount=1000, Price=price, IsAsk=0, Type=0, TimeInForce=tif, ReduceOnly=0,
+                            TriggerPrice=0, OrderExpiry=expiry, ExpiredAt=expired_at))
 
 
 @contextlib.asynccontextmanager
 async def venue(tmp_path, events, **cfg):
     """venue-sim built from a recording of ``events`` (wall clock unless ``lockstep``), its
-    replay running; yields ``(server, replay, client)``."""
+    replay running, the test key registered for (1001, 4); yields ``(server, replay, client)``."""
     rec = tmp_path / "r.jsonl.gz"
     write_recording(rec, RecordingHeader(markets=[BTC]), events)
     server, replay, app = build(VenueSimConfig(recording=str(rec), fills_file="", **cfg))
+    register(server)
     task = asyncio.create_task(replay.run())
     try:
         async with TestClient(TestServer(app)) as client:
