@@ -5,10 +5,9 @@ tx bucket (per account) is separate."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from venue_tx import order, register, signed
 
 from services.venue_sim.config import VenueSimConfig
 from services.venue_sim.ratelimit import RateLimited, RequestMeter
@@ -21,12 +20,15 @@ BTC = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, m
 T0 = 1_757_894_400_000_000_000
 S = 1_000_000_000
 ACCT, KEY = 1001, 4
+MS = 1_000_000
+GTT_MS = 28 * 24 * 3600 * 1000
 
 
-def tx_info(nonce: int, coi: int) -> str:
-    return json.dumps({"AccountIndex": ACCT, "ApiKeyIndex": KEY, "Nonce": nonce, "MarketIndex": 1,
-                       "ClientOrderIndex": coi, "BaseAmount": 1000, "Price": 500000, "IsAsk": 0, "Type": 0,
-                       "TimeInForce": 2, "ReduceOnly": 0, "OrderExpiry": 0, "ExpiredAt": 0})
+def tx_info(nonce: int, coi: int, now_ns: int) -> str:
+    """A signed post-only bid (every signed field; expires 28 days after the venue time ``now_ns``)."""
+    return signed(14, order(AccountIndex=ACCT, ApiKeyIndex=KEY, Nonce=nonce, MarketIndex=1, ClientOrderIndex=coi,
+                            BaseAmount=1000, Price=500000, IsAsk=0, Type=0, TimeInForce=2, ReduceOnly=0,
+                            TriggerPrice=0, OrderExpiry=now_ns // MS + GTT_MS, ExpiredAt=0))
 
 
 def test_premium_read_weights_and_the_standard_tier_is_unweighted():
@@ -49,6 +51,8 @@ def test_premium_read_weights_and_the_standard_tier_is_unweighted():
 async def test_sixty_first_read_in_a_minute_is_refused_with_429():
     now = [T0]
     srv = VenueServer(MatchingEngine([BTC]), [BTC], lambda: now[0], meter=RequestMeter())
+    srv.verify_signatures = True  # strict, as the runner sets it from the config
+    register(srv)
     async with TestClient(TestServer(srv.app())) as client:
         for k in range(60):
             now[0] = T0 + k * S // 2
@@ -60,7 +64,7 @@ async def test_sixty_first_read_in_a_minute_is_refused_with_429():
         for free in ("/sim/status", "/health", "/"):  # venue-sim's own endpoints and GET / are not metered
             assert (await client.get(free)).status == 200
         # the tx bucket is the account's, not the IP's
-        r = await client.post("/api/v1/sendTx", data={"tx_type": "14", "tx_info": tx_info(0, 1)})
+        r = await client.post("/api/v1/sendTx", data={"tx_type": "14", "tx_info": tx_info(0, 1, now[0])})
         assert r.status == 200
         now[0] = T0 + 60 * S  # the first read (at T0) has left the window
         assert (await client.get("/api/v1/orderBooks")).status == 200
