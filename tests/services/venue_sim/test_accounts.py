@@ -13,6 +13,7 @@ import lighter
 import pytest
 from aiohttp import web
 from eth_account import Account
+from sdk_setup import register_sdk_key
 
 from services.venue_sim.accounts import change_pub_key_message
 from services.venue_sim.config import AccountSpec, VenueSimConfig
@@ -179,11 +180,16 @@ async def test_change_pub_key_message_matches_the_sdk_signer():
 
 async def test_trades_endpoint_lists_the_account_fills(venue):
     server, url, http = venue
-    client = lighter.SignerClient(url=url, account_index=ACCT, api_private_keys={KEY: "11" * 40}, chain_id=304)
+    priv, pub, err = lighter.create_api_key()
+    assert err is None
+    client = lighter.SignerClient(url=url, account_index=ACCT, api_private_keys={KEY: priv}, chain_id=304)
     try:
+        nonce = await register_sdk_key(client, pub, KEY)  # venue-sim verifies signatures and auth tokens
+        auth, err = client.create_auth_token_with_expiry(api_key_index=KEY)  # an account's trades need one
+        assert err is None
         # an IOC buy through the ask fills against the recorded book
         tx_type, info, _, err = client.sign_create_order(1, 9, 100, 1_150_100, False, 0, 0, order_expiry=0,
-                                                         nonce=0, api_key_index=KEY)
+                                                         nonce=nonce, api_key_index=KEY)
         assert err is None
         status, body = await _post_tx(http, url, tx_type, info)
         assert status == 200, body
@@ -191,13 +197,13 @@ async def test_trades_endpoint_lists_the_account_fills(venue):
             if server.engine.fills:
                 break
             await asyncio.sleep(0.02)
-        status, body = await _get(http, url, "trades", sort_by="timestamp", limit=10, account_index=ACCT)
+        status, body = await _get(http, url, "trades", sort_by="timestamp", limit=10, account_index=ACCT, auth=auth)
         assert status == 200 and body["next_cursor"] == ""
         (t,) = body["trades"]
         assert t["bid_account_id"] == ACCT and t["size"] == "0.00100" and t["price"] == "115000.5"
         lighter.Trades.from_dict(body)
         _, maker_only = await _get(http, url, "trades", sort_by="timestamp", limit=10, account_index=ACCT,
-                                   role="maker")
+                                   role="maker", auth=auth)
         assert maker_only["trades"] == []
         status, body = await _get(http, url, "trades", sort_by="price", limit=10)
         assert (status, body["code"]) == (400, 21501)
