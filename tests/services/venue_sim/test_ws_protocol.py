@@ -1,19 +1,22 @@
 """venue-sim's WebSocket behaves as Lighter's (reference notes §5.1, §6.8): ping/pong, 30003/30005,
 500 subscriptions per connection (23001), 200 client messages a minute (30009, txs not counted),
 the idle close (120 s; a short timeout via config here), and malformed frames answered with an
-error frame while the connection stays open."""
+error frame while the connection stays open.
+
+The venue is strict: txs are complete and signed with the test key (registered on the built
+server, ``venue_tx``), and account channels exist only for configured accounts (21100)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
+from venue_tx import order, register, signed
 
-from services.venue_sim.config import VenueSimConfig
+from services.venue_sim.config import AccountSpec, VenueSimConfig
 from services.venue_sim.runner import build
 from shared.events import Bbo
 from shared.markets import MarketInfo
@@ -23,12 +26,14 @@ BTC = MarketInfo(symbol="BTC", market_id=1, size_decimals=5, price_decimals=1, m
                  min_quote_amount=10)
 T0 = 1_757_894_400_000_000_000
 ACCT, KEY = 1001, 4
+GTT_MS = 28 * 24 * 3600 * 1000
 
 
 def tx_info(nonce: int, coi: int) -> str:
-    return json.dumps({"AccountIndex": ACCT, "ApiKeyIndex": KEY, "Nonce": nonce, "MarketIndex": 1,
-                       "ClientOrderIndex": coi, "BaseAmount": 1000, "Price": 500000, "IsAsk": 0, "Type": 0,
-                       "TimeInForce": 2, "ReduceOnly": 0, "OrderExpiry": 0, "ExpiredAt": 0})
+    """A signed post-only bid (every signed field; expires 28 days after now, the venue's wall clock)."""
+    return signed(14, order(AccountIndex=ACCT, ApiKeyIndex=KEY, Nonce=nonce, MarketIndex=1, ClientOrderIndex=coi,
+                            BaseAmount=1000, Price=500000, IsAsk=0, Type=0, TimeInForce=2, ReduceOnly=0,
+                            TriggerPrice=0, OrderExpiry=int(time.time() * 1000) + GTT_MS, ExpiredAt=0))
 
 
 @contextlib.asynccontextmanager
@@ -37,6 +42,7 @@ async def venue(tmp_path, **cfg):
     write_recording(rec, RecordingHeader(markets=[BTC]),
                     [Bbo(id="b", ts_event=T0, market="BTC", bid_px=1e5, bid_sz=0.5, ask_px=100000.5, ask_sz=0.5)])
     server, replay, app = build(VenueSimConfig(recording=str(rec), fills_file="", **cfg))
+    register(server)
     task = asyncio.create_task(replay.run())
     try:
         async with TestClient(TestServer(app)) as client:
@@ -64,17 +70,18 @@ async def test_ping_pong_duplicate_and_invalid_channel(tmp_path):
 
 
 async def test_five_hundred_subscriptions_per_connection(tmp_path):
-    async with venue(tmp_path, ws_messages_per_min=0) as (server, _, ws):
-        for a in range(500):
+    accounts = [AccountSpec(index=a) for a in range(1, 502)]  # 501 configured accounts: 500 channels + 1
+    async with venue(tmp_path, ws_messages_per_min=0, accounts=accounts) as (server, _, ws):
+        for a in range(1, 501):
             await ws.send_json({"type": "subscribe", "channel": f"user_stats/{a}"})
         for _ in range(500):
             assert (await ws.receive_json())["type"] == "subscribed/user_stats"
-        await ws.send_json({"type": "subscribe", "channel": "user_stats/500"})
+        await ws.send_json({"type": "subscribe", "channel": "user_stats/501"})
         msg = await ws.receive_json()
-        assert msg == {"type": "error", "code": 23001, "channel": "user_stats:500", "message": "too many subscriptions"}
-        await ws.send_json({"type": "unsubscribe", "channel": "user_stats/0"})
+        assert msg == {"type": "error", "code": 23001, "channel": "user_stats:501", "message": "too many subscriptions"}
+        await ws.send_json({"type": "unsubscribe", "channel": "user_stats/1"})
         assert (await ws.receive_json())["type"] == "unsubscribed"
-        await ws.send_json({"type": "subscribe", "channel": "user_stats/500"})
+        await ws.send_json({"type": "subscribe", "channel": "user_stats/501"})
         assert (await ws.receive_json())["type"] == "subscribed/user_stats"
 
 
