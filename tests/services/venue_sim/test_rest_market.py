@@ -1,10 +1,17 @@
 """venue-sim's candles, fundings, funding-rates and accountOrders endpoints (rest_market.py):
 Lighter's shapes, checked field by field and parsed by the SDK's own API classes
-(lighter.CandlestickApi, lighter.FundingApi, lighter.OrderApi) against a served venue."""
+(lighter.CandlestickApi, lighter.FundingApi, lighter.OrderApi) against a served venue.
+
+The venue runs on its wall clock (not lockstep), which stamps every recorded event with the wall
+time it is applied at; the fixture injects a stepped wall clock (``Replay``'s ``wall``/``epoch``)
+that starts at the recording's first event and is moved to each recorded event's time in turn, so
+the candle and funding buckets below are those of the recorded times. The venue is strict:
+the SDK clients' API keys are registered and account reads carry auth tokens."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
 from pathlib import Path
@@ -13,8 +20,11 @@ import aiohttp
 import lighter
 import pytest
 from aiohttp import web
+from venue_tx import auth_token, register
 
+from services.venue_sim import runner as venue_runner
 from services.venue_sim.config import VenueSimConfig
+from services.venue_sim.replay import Replay
 from services.venue_sim.runner import build
 from shared.events import Bbo, MarketStats, Trade
 from shared.markets import MarketInfo
@@ -28,11 +38,33 @@ T0 = 1_757_894_400_000_000_000  # 2025-09-15T00:00:00Z (a whole hour, day and mi
 T0_MS = T0 // 1_000_000
 S = 1_000_000_000
 ACCT, KEY = 1001, 4
+MS = 1_000_000
 SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "lighter-samples"
 
 
 def _sample(name):
     return json.loads((SAMPLES / name).read_text())
+
+
+class SteppedWall:
+    """A wall clock (Unix seconds) that moves only when told: the venue-sim's clock in these tests."""
+
+    def __init__(self, t_ns: int) -> None:
+        self.t_ns = t_ns
+
+    def __call__(self) -> float:
+        return self.t_ns / 1e9
+
+
+async def _advance(replay, wall, t_ns, done=lambda: False):
+    """Move the venue's wall clock to ``t_ns`` and let the replay loop run what is due by then
+    (recorded events, pending txs): until ``done()`` or for 50 ms."""
+    wall.t_ns = max(wall.t_ns, t_ns)
+    replay.notify()
+    for _ in range(50):
+        await asyncio.sleep(0.001)
+        if done():
+            return
 
 
 def _recording(path):
@@ -52,18 +84,25 @@ def _recording(path):
 
 
 @pytest.fixture
-async def venue(tmp_path):
-    cfg = VenueSimConfig(recording=str(_recording(tmp_path / "rec.jsonl.gz")), fills_file="", speed=0)
+async def venue(tmp_path, monkeypatch):
+    """A served venue-sim (wall clock, strict) that has replayed the recording, each event applied
+    when the stepped wall clock reached its recorded time (the first at T0, the others 1 ms
+    after); yields (server, url, api) and leaves the clock just after the last event
+    (``server.wall``, ``server.replay`` for tests that move it on)."""
+    rec = _recording(tmp_path / "rec.jsonl.gz")
+    wall = SteppedWall(T0)
+    monkeypatch.setattr(venue_runner, "Replay", functools.partial(Replay, wall=wall, epoch=wall))
+    cfg = VenueSimConfig(recording=str(rec), fills_file="", speed=1, max_gap_s=7200)
     server, replay, app = build(cfg, ACCT)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     task = asyncio.create_task(replay.run())
-    for _ in range(250):
-        if replay.state == "finished":
-            break
-        await asyncio.sleep(0.02)
+    for n, dt_s in enumerate((0, 1, 10, 20, 50, 130, 3700)):  # the recorded events' times (+1 ms after the first)
+        await _advance(replay, wall, T0 + dt_s * S + (MS if dt_s else 0), lambda n=n: replay.replayed > n)
+        assert replay.replayed == n + 1  # each event applied at its own time
     assert replay.state == "finished"
+    server.wall, server.replay = wall, replay
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     api = lighter.ApiClient(configuration=lighter.Configuration(host=url))
     yield server, url, api
@@ -74,9 +113,17 @@ async def venue(tmp_path):
     server.close()
 
 
-async def _get(url, path, **params):
-    async with aiohttp.ClientSession() as http, http.get(f"{url}/api/v1/{path}", params=params) as r:
+async def _get(url, path, headers=None, **params):
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/api/v1/{path}", params=params,
+                                                         headers=headers) as r:
         return r.status, await r.json()
+
+
+def _sdk_client(server, url):
+    """An SDK SignerClient with a fresh API key, registered for (ACCT, KEY) on the venue."""
+    priv = secrets.token_hex(40)
+    register(server, ACCT, KEY, priv)
+    return lighter.SignerClient(url=url, account_index=ACCT, api_private_keys={KEY: priv}, chain_id=304)
 
 
 async def test_candles_shape_from_recorded_trades_and_sdk_parses(venue):
@@ -106,13 +153,13 @@ async def test_candles_shape_from_recorded_trades_and_sdk_parses(venue):
 
 async def test_candles_include_venue_fills(venue):
     server, url, api = venue
-    client = lighter.SignerClient(url=url, account_index=ACCT, api_private_keys={KEY: secrets.token_hex(40)},
-                                  chain_id=304)
+    client = _sdk_client(server, url)
     try:
         _, resp, err = await client.create_order(market_index=1, client_order_index=7, base_amount=5_000,
                                                  price=1_151_000, is_ask=False, order_type=0, time_in_force=0,
                                                  order_expiry=0, nonce=0, api_key_index=KEY)
         assert err is None, err
+        await _advance(server.replay, server.wall, server.wall.t_ns + S)  # past the taker speed bump
         for _ in range(100):
             if server.engine.fills:
                 break
@@ -173,8 +220,7 @@ async def test_funding_rates_and_sdk_parses(venue):
 
 async def test_account_orders_by_client_order_index_auth_and_sdk_parses(venue):
     server, url, api = venue
-    client = lighter.SignerClient(url=url, account_index=ACCT, api_private_keys={KEY: secrets.token_hex(40)},
-                                  chain_id=304)
+    client = _sdk_client(server, url)
     seen = []
 
     def authorize(token, account):
@@ -184,12 +230,14 @@ async def test_account_orders_by_client_order_index_auth_and_sdk_parses(venue):
 
     server.authorize_account = authorize
     token = f"9999999999:{ACCT}:{KEY}:sig"
+    expiry_ms = server.wall.t_ns // MS + 28 * 86_400_000  # 28 days on the venue's clock
     try:
         for n, coi in enumerate((31, 32)):  # two resting bids far below the touch
             _, _, err = await client.create_order(market_index=1, client_order_index=coi, base_amount=1_000,
                                                   price=1_100_000, is_ask=False, order_type=0, time_in_force=1,
-                                                  order_expiry=-1, nonce=n, api_key_index=KEY)
+                                                  order_expiry=expiry_ms, nonce=n, api_key_index=KEY)
             assert err is None, err
+        await _advance(server.replay, server.wall, server.wall.t_ns + S)  # past the maker speed bump
         for _ in range(100):
             if len(server.engine.active_orders(ACCT)) == 2:
                 break
@@ -236,7 +284,9 @@ async def test_shapes_match_lighters_samples(venue):
         account=ACCT, market_id=1, client_order_index=3, base_amount=1_000, price=1_100_000, is_ask=False,
         order_type="limit", time_in_force="gtt"), server.engine.now_ns)
     server.engine.advance(server.engine.now_ns + 10**9)
-    _, orders = await _get(url, "accountOrders", client_order_indexes="3", account_index=ACCT)
+    register(server)
+    _, orders = await _get(url, "accountOrders", {"Authorization": auth_token()}, client_order_indexes="3",
+                           account_index=ACCT)
     ref_order = misc["accountActiveOrders_response"]["orders"][0]
     assert set(ref_order) <= set(orders["orders"][0])
 
