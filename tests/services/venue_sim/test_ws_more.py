@@ -13,6 +13,7 @@ import lighter
 import pytest
 import websockets
 from aiohttp import web
+from venue_tx import register
 
 from services.venue_sim.config import VenueSimConfig
 from services.venue_sim.runner import build
@@ -107,8 +108,9 @@ async def test_account_tx_and_assets_need_auth_and_follow_txs(tmp_path):
             break
         await asyncio.sleep(0.02)
     url = f"http://127.0.0.1:{port}"
-    client = lighter.SignerClient(url=url, account_index=ACCT, api_private_keys={KEY: secrets.token_hex(40)},
-                                  chain_id=304)
+    priv = secrets.token_hex(40)
+    register(server, ACCT, KEY, priv)  # the venue verifies tx signatures: the SDK's key is registered
+    client = lighter.SignerClient(url=url, account_index=ACCT, api_private_keys={KEY: priv}, chain_id=304)
     try:
         async with websockets.connect(f"ws://127.0.0.1:{port}/stream", max_queue=None) as ws:
             await ws.recv()
