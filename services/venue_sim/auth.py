@@ -3,8 +3,8 @@ and the read check of account endpoints and channels (:meth:`AuthChecks.authoriz
 
 Both use :mod:`services.venue_sim.crypto` (Lighter's Poseidon2 tx hash, Schnorr/ECgFp5
 signatures and auth tokens, in pure Python). They are switched by ``verify_signatures`` and
-``verify_auth`` (config ``services: venue-sim:``; off by default until every caller registers its
-keys); the tx hash is the signer's whenever the tx type is one the crypto package hashes, even
+``verify_auth`` (config ``services: venue-sim:``; both on by default, as on Lighter -- callers
+register their API keys with ChangePubKey first); the tx hash is the signer's whenever the tx type is one the crypto package hashes, even
 with the checks off.
 """
 

@@ -11,7 +11,7 @@ accounts, ChangePubKey), ``GET /``. Sim control: ``GET /sim/status``,
 
 The tx hash is the signer's (:mod:`services.venue_sim.crypto`); signatures and auth tokens are
 verified when ``verify_signatures``/``verify_auth`` are set (:mod:`~services.venue_sim.auth`;
-off by default). The nonce must equal the next expected nonce of the (account, api key) pair
+both on by default, as on Lighter). The nonce must equal the next expected nonce of the (account, api key) pair
 (21104 otherwise) and advances only on accepted txs. ``ExpiredAt`` is
 checked against the wall clock (the SDK sets it from the wall clock). Every timestamp the venue
 emits (orders, trades, books) is venue time: the wall clock, or in lockstep the recording's time

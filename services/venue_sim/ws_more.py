@@ -111,7 +111,9 @@ class MoreChannels(ServerBase):
 
     def _assets(self, acct: int) -> dict[str, dict[str, Any]]:
         """``{"3": {symbol, asset_id, balance, locked_balance}}``: USDC = the account's collateral
-        (6 decimals); nothing is locked (venue-sim has no margin model)."""
+        (6 decimals); ``locked_balance`` is 0 (venue-sim has no spot markets, whose open orders lock
+        balance; perp margin in use is reported by ``account``/``user_stats``, see
+        :mod:`~services.venue_sim.margin`)."""
         bal = _num(self.engine.account(acct).collateral, 6)
         return {str(USDC_ASSET_ID): {"symbol": "USDC", "asset_id": USDC_ASSET_ID, "balance": bal,
                                      "locked_balance": "0.000000"}}

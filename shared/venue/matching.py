@@ -55,8 +55,9 @@ Other simplifications (all documented in venue-sim's docs):
   every such cancel is recorded in :attr:`MatchingEngine.self_trade_cancels`.
 * GTT order expiry is enforced only by an engine made with ``expire_orders=True`` (venue-sim
   outside lockstep; off in backtests and lockstep, whose outputs it must not change); the
-  scheduled cancel-all, take-profit types and modify are in :mod:`shared.venue.timed`. No margin
-  checks, no funding, no liquidations.
+  scheduled cancel-all, take-profit types and modify are in :mod:`shared.venue.timed`. The engine
+  makes no margin checks (a venue makes them before it hands an order over; venue-sim's margin
+  model is its own service code), and has no funding and no liquidations.
 * A cancel whose order is not active at execution time is a silent no-op (it was accepted).
 """
 

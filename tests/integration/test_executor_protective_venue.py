@@ -2,7 +2,9 @@
 switch): the executor's reduce-only stop-loss rests on the venue for a strategy's position,
 survives a crash of the executor and a clean restart, and is adopted -- never duplicated -- by
 the next executor. The dead-man switch's scheduled cancel-all and its abort are accepted by
-venue-sim (which does not execute the scheduled cancel on this branch).
+venue-sim (its execution of a scheduled cancel-all at its time is tested in
+``tests/services/venue_sim/test_orderrules.py``; here the switch's Time is minutes away and
+never reached).
 
 venue-sim replays a flat book (BTC 115000.0 / 115001.0); the executor's market data is the Bbo
 the test publishes at the same prices, with wall-clock time."""
