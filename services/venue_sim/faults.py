@@ -110,6 +110,10 @@ class FaultPlan(BaseModel):
         return v
 
 
+for _kind in COUNTED_KINDS:  # every kind shows in /metrics from the start, at 0
+    FAULTS.labels(_kind)
+
+
 def unit(seed: int, kind: str, key: Any) -> float:
     """A uniform number in [0, 1) fixed by ``(seed, kind, key)`` (blake2b, 64 bits)."""
     digest = hashlib.blake2b(f"{seed}:{kind}:{key}".encode(), digest_size=8).digest()

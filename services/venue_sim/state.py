@@ -26,7 +26,9 @@ lose up to ``state_interval_ms`` of replayed market data (those recorded events 
 again after the restart: they are the recording's, not the clients') and the read-meter
 windows of that stretch. The file is replaced atomically (written beside it, then renamed), so
 a kill mid-write leaves the previous one; it is not fsync'ed (a process kill keeps the OS's
-page cache; a power loss may not).
+page cache; a power loss may not). ``fills_file`` is appended just before the write, so a kill
+between the two can leave a fill there that the restarted venue does not have; ``/sim/fills``
+is the record.
 
 A restart drops every WebSocket connection (clients resubscribe and get fresh snapshots);
 pending txs whose execution time passed while the venue was down execute at once on the venue

@@ -258,7 +258,7 @@ async def test_sigkill_loses_nothing_the_venue_acknowledged(tmp_path):
     async def start(http, log_name):
         log = open(tmp_path / log_name, "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        for _ in range(300):
+        for _ in range(600):  # 30 s: a loaded machine imports slowly
             assert proc.poll() is None, (tmp_path / log_name).read_text()
             with contextlib.suppress(aiohttp.ClientError):
                 async with http.get(base + "/health") as r:
