@@ -44,6 +44,7 @@ from shared.service import EngineRunner
 from shared.strategy_runner import (
     CounterTotals,
     MeteredEngine,
+    SnapshotRecovery,
     cancel_all_intents,
     dry_run_note,
     positions,
@@ -203,8 +204,9 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
         inner = CalibrationTask(engine, Calibrator(mcfg, engine.markets, engine.calibration_inputs, source=SOURCE),
                                 bus, params_stream)
     wrapped = MeteredEngine(inner, Metrics(engine).publish)
-    runner = EngineRunner(SOURCE, wrapped, bus, inputs, route=route, group=mcfg.strategy,
-                          http_port=mcfg.http_port, consumer=consumer)
+    recovery = SnapshotRecovery(wrapped, engine)  # inventory from the executor's snapshot when the fills are gone
+    runner = EngineRunner(SOURCE, recovery, bus, inputs, route=route, group=mcfg.strategy,
+                          http_port=mcfg.http_port, consumer=consumer, on_reset=recovery.on_bus_reset)
     return runner, engine
 
 
@@ -219,7 +221,7 @@ def _stopped(engine: MakerEngine) -> str:
 
 async def run_until_stopped(runner: EngineRunner, engine: MakerEngine, bus: Bus, account: int | str) -> None:
     """Restore the inventory, consume until ``runner.stop()``, then cancel the maker's quotes."""
-    wrapped = runner.engine
+    wrapped = runner.engine.inner if isinstance(runner.engine, SnapshotRecovery) else runner.engine
     publish = wrapped._publish if isinstance(wrapped, MeteredEngine) else None  # the same counters' baseline
     restore = partial(restore_strategy_fills, own_markets_only=True, publish=publish)
     try:
