@@ -40,6 +40,7 @@ from shared.bus import Bus
 from shared.config import StackConfig
 from shared.events import CancelIntent, Event, ModelParams
 from shared.metrics import PREFIX
+from shared.outage import BusLink
 from shared.service import EngineRunner
 from shared.strategy_runner import (
     CounterTotals,
@@ -123,6 +124,10 @@ class Metrics:
             ADVERSE.labels(market, f"{h:g}").observe(bps)
 
 
+#: How long a calibration's ``ModelParams`` publish is retried while Redis is unreachable (s).
+PARAMS_PUBLISH_S = 60.0
+
+
 class CalibrationTask:
     """The engine of the live service with its calibration off the consume loop.
 
@@ -141,6 +146,7 @@ class CalibrationTask:
         self.calibrator = calibrator
         self._bus = bus
         self._stream = params_stream
+        self._link = BusLink(f"{SOURCE}-calibration")
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maker-calibration")
         self.tasks: set[asyncio.Task[Any]] = set()
 
@@ -159,8 +165,9 @@ class CalibrationTask:
         except Exception as exc:  # a failed fit must never stop the service
             self.engine.calibration_failed(job.market, exc)
             return
-        try:
-            await self._bus.publish(self._stream, [p])
+        try:  # while Redis is unreachable: retried for a while (a duplicate is dropped by its id)
+            await self._link.retry(lambda: self._bus.publish(self._stream, [p]), "publish ModelParams",
+                                   deadline_s=PARAMS_PUBLISH_S)
         except Exception:  # the next calibration will try again
             log.exception("maker %s: publishing ModelParams %s failed", job.market, p.id)
 
