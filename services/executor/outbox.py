@@ -47,6 +47,7 @@ class Outbox:
         self.service = service
         self.events: list[Event] = []
         self._doubt = False  # the last write failed without an answer: it may be on the stream
+        self._held = False  # a write failed since the last success
         self._wake = asyncio.Event()
 
     def __len__(self) -> int:
@@ -75,8 +76,12 @@ class Outbox:
                 EVENTS_OUT.labels(self.service, self.stream).inc(len(self.events))
         except BUS_DOWN_ERRORS as exc:
             self.link.failed(exc, f"publish {len(self.events)} exec event(s)")
+            self._held = True
             self._wake.set()
             return False
+        if self._held:
+            log.warning("%d exec event(s) held while Redis was unreachable are published", len(self.events))
+            self._held = False
         self.events = []
         self.link.recovered()
         return True
@@ -97,8 +102,7 @@ class Outbox:
                 return
             attempt += 1
             async with self.lock:
-                if await self.flush():
-                    log.warning("exec events held while Redis was unreachable are published")
+                await self.flush()
 
     async def drain(self, deadline_s: float = 10.0) -> None:
         """At shutdown: :meth:`flush` for up to ``deadline_s`` seconds; what is left then is
