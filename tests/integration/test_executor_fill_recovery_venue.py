@@ -1,0 +1,269 @@
+"""Executor killed while its resting orders fill, against venue-sim (issue 13: "Fills lost").
+
+The executor quotes (strategy ``maker``, one bid and one ask), keeps a ``grid`` bid, and the
+account also holds another bot's bid (a client order index the executor never allocated). A
+second venue-sim account (2002, its own API key) takes liquidity with signed IOC orders. The
+executor is killed three times without its shutdown (its task cancelled: no cancels, no
+publish -- a ``kill -9``), once in the middle of publishing a fill, and each time orders fill
+while it is down; it is restarted each time (reconciliation, restored wishes re-placed at the
+first market data). Afterwards every venue trade of the account is exactly one ``Fill`` per our
+side on the exec stream -- attributed to the order's strategy, the other bot's unattributed with
+a reason -- per order the same size as the venue filled, the strategies' positions add up to
+the venue's account position (no ``PositionMismatch`` standing), and a ledger consuming the exec
+stream records exactly the venue's fills.
+
+venue-sim replays a flat book (BTC 115000.0 / 115001.0, one level, no synthetic depth); our
+orders rest inside the spread, so only account 2002's orders trade with them. The executor's
+market data is the Bbo the test publishes (wall-clock time)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+
+import pytest
+from ledger_kit import run_until
+
+from services.executor.engine import OrderCommand
+from services.executor.keys import ensure_registered, paper_l1_key
+from services.executor.nonces import NonceManager
+from services.executor.sending import send_one
+from services.executor.signer import Signer, generate_key
+from services.executor.venue import LighterRest, parse_trade
+from services.ledger.runner import LedgerService
+from services.ledger.store import LedgerStore
+from shared.events import (
+    Bbo,
+    Event,
+    Fill,
+    OrderAccepted,
+    PositionMismatch,
+    QuoteIntent,
+    RestingOrders,
+)
+from shared.markets import MarketInfo
+
+ACCT, TAKER = 1001, 2002
+BTC_ID = 1
+S = 1_000_000_000
+BID, ASK = 115000.0, 115001.0
+FOREIGN = 42  # the other bot's client order index on our account
+BTC = MarketInfo(symbol="BTC", market_id=BTC_ID, size_decimals=5, price_decimals=1, min_base_amount=0.0002,
+                 min_quote_amount=10.0)  # as venue-sim serves it (tests/conftest.py)
+VENUE = {"depth": {"enabled": False}, "accounts": [{"index": ACCT}, {"index": TAKER}]}
+EXECUTOR = {"http_port": 0, "reconcile_retry_s": 0.3}
+
+
+def _recording() -> list[Event]:
+    t0 = time.time_ns()
+    return [Bbo(id=f"r{i}", ts_event=t0 + i * S, source="rec", market="BTC", bid_px=BID, bid_sz=1.0, ask_px=ASK,
+                ask_sz=1.0) for i in range(300)]
+
+
+class _Taker:
+    """Account 2002 with its own registered API key: sends IOC orders against our resting ones."""
+
+    def __init__(self, rest: LighterRest, signer: Signer) -> None:
+        self.rest, self.signer = rest, signer
+        self.nonces = NonceManager(lambda: rest.next_nonce(TAKER, 4))
+        self.coi = 0
+
+    @classmethod
+    async def create(cls, h) -> _Taker:
+        url = h.cfg.venue.rest_url
+        rest = LighterRest(url, 5.0)
+        signer = await Signer.create(url, TAKER, 4, h.cfg.venue.chain_id, generate_key())
+        await ensure_registered(signer, rest, paper_l1_key())  # 2002 belongs to the paper L1 address too
+        return cls(rest, signer)
+
+    async def ioc(self, side: str, price: float, size: float) -> None:
+        m = BTC
+        self.coi += 1
+        res = await send_one(self.rest, self.nonces, self.signer, OrderCommand(
+            kind="create", market="BTC", market_id=BTC_ID, client_order_index=self.coi, side=side,  # type: ignore[arg-type]
+            price=m.price_to_int(price), size=m.size_to_int(size), tif="ioc", order_expiry=0))
+        assert res.ok, res
+
+    async def close(self) -> None:
+        await self.rest.close()
+        await self.signer.close()
+
+
+async def _venue_fills(h) -> int:
+    """Fills of our account on venue-sim (``/sim/status``, not metered)."""
+    return int((await h.venue_status())["accounts"].get(str(ACCT), {}).get("fills", 0))
+
+
+async def _until(cond, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await cond():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def _kill(h) -> None:
+    """End the executor without its shutdown (no cancels, nothing more published): kill -9."""
+    task, h.task = h.task, None
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _bbo(h, n: int) -> None:
+    await h.bus.publish(h.bus.streams.book("BTC"), [Bbo(id=f"b{n}", ts_event=time.time_ns(), source="test",
+                                                        market="BTC", bid_px=BID, bid_sz=1.0, ask_px=ASK,
+                                                        ask_sz=1.0)])
+
+
+async def _fills_to(h, n: int) -> None:
+    await _until(lambda: _at_least(h, n))
+
+
+async def _at_least(h, n: int) -> bool:
+    return await _venue_fills(h) >= n
+
+
+async def _accepted_since(h, n_before: int, count: int) -> list[OrderAccepted]:
+    evs = await h.wait_for(lambda evs: sum(isinstance(e, OrderAccepted) for e in evs[n_before:]) >= count)
+    return [e for e in evs[n_before:] if isinstance(e, OrderAccepted)]
+
+
+async def _restart(h, n: int) -> list[OrderAccepted]:
+    """Start a new executor; at its first market data the restored quote and grid are placed
+    again (cancel_on_start canceled the old ones). Returns their OrderAccepted."""
+    await h.start_executor()
+    n_before = len(await h.bus.read_all(h.exec_stream))
+    await _bbo(h, n)
+    return await _accepted_since(h, n_before, 3)
+
+
+async def _account_trades(h) -> list[dict]:
+    """Every trade of our account on venue-sim (``GET trades``, all pages, auth)."""
+    token = h.svc.signer.auth_token(600)
+    rest = LighterRest(h.cfg.venue.rest_url, 5.0)
+    rows: list[dict] = []
+    cursor = ""
+    try:
+        while True:
+            page, cursor = await rest.account_trades(ACCT, token, 100, cursor)
+            rows += page
+            if not cursor:
+                return rows
+    finally:
+        await rest.close()
+
+
+async def test_fills_while_the_executor_is_killed_reach_the_exec_stream_exactly_once(venue_executor, tmp_path):
+    h = await venue_executor(_recording(), ["BTC"], services={"executor": EXECUTOR}, venue=VENUE)
+    taker = await _Taker.create(h)
+    try:
+        await _bbo(h, 1)
+        await h.wait_for(lambda evs: "BTC" in h.svc.engine.bbo)
+        # the other bot's bid on our account, behind ours
+        svc = h.svc
+        m = svc.engine.markets["BTC"]
+        res = await send_one(svc.rest, svc.nonces, svc.signer, OrderCommand(
+            kind="create", market="BTC", market_id=BTC_ID, client_order_index=FOREIGN, side="buy",
+            price=m.price_to_int(115000.3), size=m.size_to_int(0.0002), tif="post_only", order_expiry=-1))
+        assert res.ok, res
+        now = time.time_ns()
+        await h.bus.publish(h.bus.streams.intent(ACCT), [
+            QuoteIntent(id="q1", ts_event=now, source="maker", strategy="maker", market="BTC", bid_px=115000.5,
+                        bid_sz=0.0006, ask_px=115000.7, ask_sz=0.0006),
+            RestingOrders(id="g1", ts_event=now, source="grid", strategy="grid", market="BTC",
+                          orders=[("buy", 115000.4, 0.0004)])])
+        placed = await _accepted_since(h, 0, 3)
+        owner = {a.client_order_index: a.strategy for a in placed}
+
+        # live: a fill while the executor runs
+        await taker.ioc("sell", 115000.5, 0.0002)
+        await h.wait_for(lambda evs: any(isinstance(e, Fill) for e in evs))
+
+        # kill 1: the maker's bid and the grid's bid fill, the ask partly, while the executor is down
+        await _kill(h)
+        fills = await _venue_fills(h)
+        await taker.ioc("sell", 115000.4, 0.0006)  # maker bid 0.0004 left @115000.5, then grid 0.0002 @115000.4
+        await taker.ioc("buy", 115000.7, 0.0002)  # maker ask
+        await _fills_to(h, fills + 3)
+        await asyncio.sleep(1.0)
+        owner.update({a.client_order_index: a.strategy for a in await _restart(h, 2)})
+
+        # kill 2, in the middle of publishing a fill: the engine saw the trade, the stream never did
+        hung = asyncio.Event()
+        publish = h.svc._publish
+
+        async def frozen(events):  # noqa: ANN001, ANN202
+            if any(isinstance(e, Fill) for e in events):
+                hung.set()
+                await asyncio.Event().wait()  # the process is gone before the publish
+            await publish(events)
+
+        h.svc._publish = frozen  # type: ignore[method-assign]
+        await taker.ioc("buy", 115000.7, 0.0004)  # maker ask, seen by the engine, never published
+        await asyncio.wait_for(hung.wait(), 10)
+        await _kill(h)
+        fills = await _venue_fills(h)
+        await taker.ioc("sell", 115000.3, 0.0012)  # maker bid 0.0006, grid 0.0004, the other bot's 0.0002
+        await _fills_to(h, fills + 3)
+        await asyncio.sleep(1.0)
+        owner.update({a.client_order_index: a.strategy for a in await _restart(h, 3)})
+
+        # kill 3: the account trades while down, then the executor comes back once more
+        await _kill(h)
+        fills = await _venue_fills(h)
+        await taker.ioc("buy", 115000.7, 0.0006)
+        await taker.ioc("sell", 115000.5, 0.0002)
+        await _fills_to(h, fills + 2)
+        await h.start_executor()
+
+        # ---------------------------------------------------------------- the venue's trades vs our fills
+        venue: dict[tuple[str, str], tuple[float, int]] = {}
+        for row in await _account_trades(h):
+            t = parse_trade(row["market_id"], row)
+            assert t is not None
+            for side, acct, coi in (("buy", t.bid_account, t.bid_client_order_index),
+                                    ("sell", t.ask_account, t.ask_client_order_index)):
+                if acct == ACCT:
+                    venue[(t.trade_id, side)] = (t.size, coi)
+        assert len(venue) == await _venue_fills(h) == 10
+        evs = await h.wait_for(lambda evs: len([e for e in evs if isinstance(e, Fill)]) >= len(venue))
+        await asyncio.sleep(0.5)  # nothing more may come
+        evs = [d.event for d in await h.bus.read_all(h.exec_stream)]
+        fills_out = [e for e in evs if isinstance(e, Fill)]
+        assert len(fills_out) == len(venue)  # one Fill per venue trade side: none lost, none doubled
+        assert len({f.fill_id for f in fills_out}) == len(fills_out)
+        assert {(f.venue_trade_id, f.side): (f.size, f.client_order_index) for f in fills_out} == venue
+        by_order: dict[int, float] = defaultdict(float)
+        for size, coi in venue.values():
+            by_order[coi] += size
+        for coi, size in by_order.items():  # per order, what the venue filled
+            assert sum(f.size for f in fills_out if f.client_order_index == coi) == pytest.approx(size)
+        for f in fills_out:  # attributed to the order's strategy; the other bot's unattributed, with a reason
+            if f.client_order_index == FOREIGN:
+                assert f.strategy == "_unattributed" and "client order index 42" in f.reason
+            else:
+                assert f.strategy == owner[f.client_order_index], f
+
+        # ---------------------------------------------------------------- positions agree with the venue
+        e = h.svc.engine
+        venue_pos = (await h.account_positions()).get(BTC_ID, 0.0)
+        assert e.strategies_position("BTC") == pytest.approx(venue_pos)
+        assert e.account_pos["BTC"] == pytest.approx(venue_pos) and e.position_mismatch() == {}
+        mismatches = [x for x in evs if isinstance(x, PositionMismatch)]
+        assert not mismatches or not mismatches[-1].mismatch
+
+        # ---------------------------------------------------------------- a ledger records exactly the venue's fills
+        store = LedgerStore(f"sqlite:///{tmp_path}/ledger.db")
+        ledger = LedgerService(h.bus, store, ACCT)
+        try:
+            async def recorded() -> bool:
+                return store.fill_count() >= len(venue)
+            await run_until(ledger, recorded)
+            assert store.fill_count() == len(venue)
+            assert sorted(store.fill_ids()) == sorted(f.fill_id for f in fills_out)
+        finally:
+            store.close()
+    finally:
+        await taker.close()
