@@ -20,8 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 from ledger_kit import run_until
@@ -42,9 +47,11 @@ from shared.events import (
     PositionMismatch,
     QuoteIntent,
     RestingOrders,
+    RiskState,
 )
 from shared.markets import MarketInfo
 
+REPO = Path(__file__).resolve().parents[2]
 ACCT, TAKER = 1001, 2002
 BTC_ID = 1
 S = 1_000_000_000
@@ -266,4 +273,100 @@ async def test_fills_while_the_executor_is_killed_reach_the_exec_stream_exactly_
         finally:
             store.close()
     finally:
+        await taker.close()
+
+
+CHILD = ("import sys\n"
+         "from shared.config import StackConfig, VenueConfig\n"
+         "from services.executor.runner import main\n"
+         "cfg = StackConfig(namespace=sys.argv[1], redis_url=sys.argv[2], markets=['BTC'],\n"
+         "                  venue=VenueConfig(rest_url=sys.argv[3], ws_url=sys.argv[4]),\n"
+         "                  services={'executor': {'http_port': 0, 'reconcile_retry_s': 0.3}})\n"
+         "sys.exit(main(cfg))\n")
+
+
+def _spawn(h, redis_url: str, log_path) -> subprocess.Popen:  # noqa: ANN001
+    """The executor as its own process (``services.executor.runner.main``), paper mode, its own
+    throwaway API key (registered by its reconciliation)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LS_") and k not in ("LIGHTER_API_PRIVATE_KEY", "LIGHTER_L1_PRIVATE_KEY")}
+    env.update({"REDIS_URL": redis_url, "PYTHONPATH": str(REPO)})
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([sys.executable, "-c", CHILD, h.cfg.namespace, redis_url, h.cfg.venue.rest_url,
+                                 h.cfg.venue.ws_url], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+async def _exited(proc: subprocess.Popen, timeout: float) -> int | None:
+    """The process's exit code once it ended, waiting without blocking the event loop (venue-sim
+    runs in it); None after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return proc.poll()
+
+
+async def _reconciled(h, proc: subprocess.Popen, n_before: int, log_path) -> None:  # noqa: ANN001
+    """Wait until the process published ``RiskState running`` after ``n_before`` exec events."""
+    deadline = time.monotonic() + 60
+    while True:
+        evs = [d.event for d in await h.bus.read_all(h.exec_stream)][n_before:]
+        if any(isinstance(e, RiskState) and e.state == "running" for e in evs):
+            return
+        assert proc.poll() is None, log_path.read_text()
+        assert time.monotonic() < deadline, log_path.read_text()
+        await asyncio.sleep(0.1)
+
+
+async def test_fills_while_an_executor_process_is_sigkilled_are_recovered_by_the_next(venue_executor, redis_url,
+                                                                                      tmp_path):
+    h = await venue_executor(_recording(), ["BTC"], services={"executor": EXECUTOR}, venue=VENUE)
+    await h.stop_executor()  # venue-sim stays; the executors below are processes
+    taker = await _Taker.create(h)
+    log_path = tmp_path / "executor.log"
+    procs: list[subprocess.Popen] = []
+    try:
+        n = len(await h.bus.read_all(h.exec_stream))
+        procs.append(_spawn(h, redis_url, log_path))
+        await _reconciled(h, procs[0], n, log_path)
+        n = len(await h.bus.read_all(h.exec_stream))
+        await _bbo(h, 1)
+        await asyncio.sleep(0.3)
+        now = time.time_ns()
+        await h.bus.publish(h.bus.streams.intent(ACCT), [
+            QuoteIntent(id="q1", ts_event=now, source="maker", strategy="maker", market="BTC", bid_px=115000.5,
+                        bid_sz=0.0006, ask_px=115000.7, ask_sz=0.0006)])
+        placed = await _accepted_since(h, n, 2)
+        await taker.ioc("sell", 115000.5, 0.0002)  # live
+        await h.wait_for(lambda evs: any(isinstance(e, Fill) for e in evs))
+
+        procs[0].send_signal(signal.SIGKILL)  # kill -9: the quote stays on the venue
+        assert await _exited(procs[0], 10) == -signal.SIGKILL
+        await taker.ioc("sell", 115000.5, 0.0004)
+        await taker.ioc("buy", 115000.7, 0.0002)
+        await taker.ioc("buy", 115000.7, 0.0002)
+        await _fills_to(h, 4)
+        await asyncio.sleep(2.0)  # down for a while
+
+        n = len(await h.bus.read_all(h.exec_stream))
+        procs.append(_spawn(h, redis_url, log_path))
+        await _reconciled(h, procs[1], n, log_path)
+        evs = await h.wait_for(lambda evs: sum(isinstance(e, Fill) for e in evs) >= 4)
+        await asyncio.sleep(0.5)
+        evs = [d.event for d in await h.bus.read_all(h.exec_stream)]
+        fills_out = [e for e in evs if isinstance(e, Fill)]
+        assert {f.client_order_index for f in fills_out} <= {a.client_order_index for a in placed}
+        assert [(f.strategy, f.side, f.size) for f in fills_out] == [
+            ("maker", "buy", 0.0002), ("maker", "buy", 0.0004), ("maker", "sell", 0.0002), ("maker", "sell", 0.0002)]
+        assert await _venue_fills(h) == 4
+        assert sum(f.size if f.side == "buy" else -f.size for f in fills_out) == pytest.approx(
+            (await h.account_positions()).get(BTC_ID, 0.0))
+        mismatches = [x for x in evs if isinstance(x, PositionMismatch)]
+        assert not mismatches or not mismatches[-1].mismatch, mismatches
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)  # its shutdown talks to venue-sim, served by this loop: wait async
+                if await _exited(p, 15) is None:
+                    p.kill()
+                    await _exited(p, 10)
         await taker.close()
