@@ -34,9 +34,10 @@ from ledger_kit import run_until
 from services.executor.engine import OrderCommand
 from services.executor.keys import ensure_registered, paper_l1_key
 from services.executor.nonces import NonceManager
+from services.executor.recovery import read_trade_history
 from services.executor.sending import send_one
 from services.executor.signer import Signer, generate_key
-from services.executor.venue import LighterRest, parse_trade
+from services.executor.venue import LighterRest
 from services.ledger.runner import LedgerService
 from services.ledger.store import LedgerStore
 from shared.events import (
@@ -50,6 +51,7 @@ from shared.events import (
     RiskState,
 )
 from shared.markets import MarketInfo
+from shared.venue.reports import VenueTrade
 
 REPO = Path(__file__).resolve().parents[2]
 ACCT, TAKER = 1001, 2002
@@ -146,18 +148,12 @@ async def _restart(h, n: int) -> list[OrderAccepted]:
     return await _accepted_since(h, n_before, 3)
 
 
-async def _account_trades(h) -> list[dict]:
-    """Every trade of our account on venue-sim (``GET trades``, all pages, auth)."""
-    token = h.svc.signer.auth_token(600)
+async def _account_trades(h) -> list[VenueTrade]:
+    """Every trade of our account on venue-sim, read as the executor reads its trade history
+    (``GET trades``, auth, all pages back to the start)."""
     rest = LighterRest(h.cfg.venue.rest_url, 5.0)
-    rows: list[dict] = []
-    cursor = ""
     try:
-        while True:
-            page, cursor = await rest.account_trades(ACCT, token, 100, cursor)
-            rows += page
-            if not cursor:
-                return rows
+        return await read_trade_history(rest, ACCT, h.svc.signer.auth_token(600), since_ns=0)
     finally:
         await rest.close()
 
@@ -227,9 +223,7 @@ async def test_fills_while_the_executor_is_killed_reach_the_exec_stream_exactly_
 
         # ---------------------------------------------------------------- the venue's trades vs our fills
         venue: dict[tuple[str, str], tuple[float, int]] = {}
-        for row in await _account_trades(h):
-            t = parse_trade(row["market_id"], row)
-            assert t is not None
+        for t in await _account_trades(h):
             for side, acct, coi in (("buy", t.bid_account, t.bid_client_order_index),
                                     ("sell", t.ask_account, t.ask_client_order_index)):
                 if acct == ACCT:
