@@ -105,6 +105,15 @@ async def _venue_fills(h) -> int:
     return int((await h.venue_status())["accounts"].get(str(ACCT), {}).get("fills", 0))
 
 
+async def _faults(h) -> dict[str, int]:
+    """venue-sim's injected-fault counts (``GET /sim/fault``, not metered)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{h.port}/sim/fault") as r:
+            return (await r.json())["injected"]
+
+
 async def _until(cond, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not await cond():
@@ -159,7 +168,9 @@ async def _account_trades(h) -> list[VenueTrade]:
 
 
 async def test_fills_while_the_executor_is_killed_reach_the_exec_stream_exactly_once(venue_executor, tmp_path):
-    h = await venue_executor(_recording(), ["BTC"], services={"executor": EXECUTOR}, venue=VENUE)
+    # venue-sim also sends half of the account messages twice (trades, orders, positions): still one Fill each
+    h = await venue_executor(_recording(), ["BTC"], services={"executor": EXECUTOR},
+                             venue={**VENUE, "faults": {"seed": 13, "account_duplicate": 0.5}})
     taker = await _Taker.create(h)
     try:
         await _bbo(h, 1)
@@ -229,6 +240,7 @@ async def test_fills_while_the_executor_is_killed_reach_the_exec_stream_exactly_
                 if acct == ACCT:
                     venue[(t.trade_id, side)] = (t.size, coi)
         assert len(venue) == await _venue_fills(h) == 10
+        assert (await _faults(h))["account_duplicate"] > 0
         evs = await h.wait_for(lambda evs: len([e for e in evs if isinstance(e, Fill)]) >= len(venue))
         await asyncio.sleep(0.5)  # nothing more may come
         evs = [d.event for d in await h.bus.read_all(h.exec_stream)]
