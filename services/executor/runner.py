@@ -27,10 +27,12 @@ Start-up (fail closed):
    header; a malformed list fails too), adopts the protective stops a previous run left
    (``protective_stop``), cancels the orders of ``cancel_scope`` (default ``own``: the ones whose client order index
    is ours, one cancel tx each; ``all``: one cancel-all tx 16; ``none``: none;
-   :meth:`ExecutorService._cancel_all_resting`) and waits for the account feed to be subscribed. It
-   reads the account's REST trade history back to the newest fill on the exec stream and turns
-   every trade side not seen yet into exactly one ``Fill`` (fills missed while down;
-   :mod:`services.executor.recovery`; the trade feed's snapshots go the same way). It then
+   :meth:`ExecutorService._cancel_all_resting`) and waits for the account feed to be subscribed.
+   Holding the I/O lock (no feed report applied meanwhile) it reads the account again (its
+   positions are the ones applied) and the account's REST trade history back to the newest fill
+   on the exec stream, and turns every trade side not seen yet into exactly one ``Fill`` (fills
+   missed while down; :mod:`services.executor.recovery`; the trade feed's snapshots go the same
+   way). It then
    reads the intent stream backwards (XREVRANGE: a read, not a consume -- the entries may be
    acked already) for the strategies' latest ``TargetPosition`` and resting wish per (strategy,
    market), back to ``max_intent_age_ms`` before the newest intent, and hands them to
@@ -439,8 +441,7 @@ class ExecutorService(BatchHandler):
             await ensure_registered(self.signer, self.rest, paper_l1_key())
         acct = self.cfg.account_index
         await self.nonces.sync()
-        account = await self.rest.account_state(acct)
-        positions = [parse_position(p["market_id"], p) for p in account.positions]
+        account = await self.rest.account_state(acct)  # strict: nothing is canceled unless it reads
         token = self._auth_token()
         listed = {m.market_id: await self.rest.active_orders(acct, m.market_id, token)
                   for m in engine.markets.values()}
@@ -458,9 +459,14 @@ class ExecutorService(BatchHandler):
             await asyncio.wait_for(self.feed.connected.wait(), self.ecfg.reconcile_timeout_s)
         except TimeoutError:
             raise ConnectionError("account feed not connected") from None
-        since = engine.recovery_since_ns()  # fills missed while down: services.executor.recovery
-        history = await read_trade_history(self.rest, acct, self._auth_token(), since) if since is not None else []
         async with self.io_lock:
+            # read again under the lock: no feed report is applied between these reads and their use,
+            # so a newer position report is never overwritten; then the fills missed while down
+            # (services.executor.recovery): a trade after the account read comes with its position report
+            account = await self.rest.account_state(acct)
+            positions = [parse_position(p["market_id"], p) for p in account.positions]
+            since = engine.recovery_since_ns()
+            history = await read_trade_history(self.rest, acct, token, since) if since is not None else []
             outs: list[Event] = []
             for pos in positions:
                 if pos is not None:

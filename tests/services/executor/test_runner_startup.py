@@ -344,3 +344,33 @@ async def test_the_reads_come_before_any_signature(venue, redis_client, redis_ur
         assert {"nextNonce", "account", "accountActiveOrders"} <= set(venue.requests[:first_send])
     finally:
         await _close(svc)
+
+
+async def test_the_positions_applied_are_read_after_the_cancels_with_the_trade_history(
+        venue, redis_client, redis_url, namespace):
+    """Our quote 556 fills after the first account read, before its cancel: the positions the
+    engine takes are read again, under the I/O lock with the trade history, so they include that
+    fill and agree with the strategies (no PositionMismatch)."""
+    venue.positions = [position_json(1, "BTC", 0.002, 115000.0)]
+    svc, _signed = await _service(venue, redis_client, redis_url, namespace, history=_protected_history())
+    read = svc.rest.account_state
+    calls = 0
+
+    async def account_state(acct: int):  # noqa: ANN202
+        nonlocal calls
+        calls += 1
+        state = await read(acct)
+        if calls == 1:  # the grid's bid fills right after this read
+            venue.positions = [position_json(1, "BTC", 0.003, 115000.0)]
+            venue.trades = [lighter_trade(300, 556, "0.00100", "114000.0", maker=True,
+                                          timestamp_ms=(T0 + 2 * S) // MS)]
+        return state
+
+    svc.rest.account_state = account_state  # type: ignore[method-assign]
+    try:
+        await _reconcile(svc)
+        assert calls == 2 and svc.engine.account_pos["BTC"] == 0.003
+        assert svc.engine.position("grid", "BTC") == 0.001 and svc.engine.position_mismatch() == {}
+        assert not [e for e in await _events(svc) if isinstance(e, PositionMismatch)]
+    finally:
+        await _close(svc)
