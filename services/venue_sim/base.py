@@ -18,6 +18,7 @@ from shared.venue import lighter_json as LJ
 from shared.venue.matching import Fill, MatchingEngine
 
 if TYPE_CHECKING:
+    from services.venue_sim.audit import AuditLog
     from services.venue_sim.ws import Client
 
 TX_CREATE, TX_CANCEL, TX_CANCEL_ALL = 14, 15, 16
@@ -62,3 +63,4 @@ class ServerBase:
     height: int
     trade_nonce: int
     started_wall: float
+    audit: AuditLog | None = None  # the audit log (services.venue_sim.audit), set by the runner when configured
