@@ -48,6 +48,7 @@ import aiohttp
 import redis
 
 from lighter_stack.demo import Demo, DemoError, DemoOptions, console
+from services.venue_sim.faults import FAULT_KINDS
 from shared.bus import Bus
 from shared.events import BookDelta, BookSnapshot, OrderAccepted, PositionSnapshot, RiskState
 from shared.markets import MarketInfo
@@ -56,8 +57,16 @@ from shared.redis_util import EmbeddedRedis
 log = logging.getLogger(__name__)
 
 NEVER_KILLED = ("venue-sim",)
-"""Services the plan does not kill: venue-sim plays the exchange (its own restarts are one of
-its faults)."""
+"""Services the plan does not kill: venue-sim plays the exchange (its own restarts, which keep
+its state, are one of its faults: the ``venue_restart`` action)."""
+
+DEFAULT_VENUE_FAULTS: dict[str, Any] = {
+    "ws_disconnect": 0.002, "book_drop": 0.05, "book_duplicate": 0.05, "book_reorder": 0.05,
+    "account_delay": 0.1, "account_delay_ms": 500, "account_duplicate": 0.1,
+    "rate_limit": 0.05, "http_5xx": 0.05, "nonce_reject": 0.05, "tx_timeout": 0.05, "tx_timeout_ms": 2000,
+}
+"""Every venue-sim fault kind (``services/venue_sim/faults.py`` ``FaultPlan``), each at a
+probability per opportunity, for the fault window of a run; the seed is the run's."""
 
 
 @dataclass
@@ -72,7 +81,9 @@ class ChaosOptions:
         services: services to kill (default: every service of the demo but venue-sim).
         redis_restarts: ``SHUTDOWN NOSAVE`` + restart of Redis (AOF on), each down ``down_s``.
         venue_faults: venue-sim fault plan to switch on for a window of the run (JSON body of
-            ``POST /sim/fault``); None = no venue faults.
+            ``POST /sim/fault``, default :data:`DEFAULT_VENUE_FAULTS`); None or empty = none.
+        venue_restarts: restarts of venue-sim from its state file (``POST /sim/fault/once``
+            ``restart``), each keeping its book, orders, accounts, nonces and keys.
         gap_s: wall seconds between two actions of the plan.
     """
 
@@ -82,14 +93,16 @@ class ChaosOptions:
     down_s: tuple[float, float] = (1.0, 4.0)
     services: list[str] | None = None
     redis_restarts: int = 1
-    venue_faults: dict[str, Any] | None = None
+    venue_faults: dict[str, Any] | None = field(default_factory=lambda: dict(DEFAULT_VENUE_FAULTS))
+    venue_restarts: int = 1
     gap_s: float = 1.0
 
 
 @dataclass(frozen=True)
 class Action:
-    """One step of the plan: ``kind`` is ``kill`` (``target`` = service), ``redis`` or
-    ``venue_faults``; ``down_s`` how long the target stays down (or the fault window lasts)."""
+    """One step of the plan: ``kind`` is ``kill`` (``target`` = service), ``redis``,
+    ``venue_faults`` or ``venue_restart``; ``down_s`` how long the target stays down (the fault
+    window lasts; unused by ``venue_restart``)."""
 
     kind: str
     target: str
@@ -109,10 +122,12 @@ def make_plan(opts: ChaosOptions, services: list[str]) -> list[Action]:
         rng.shuffle(round_)
         plan += [Action("kill", s, round(rng.uniform(lo, hi), 2)) for s in round_]
     extra = [Action("redis", "redis", round(rng.uniform(lo, hi), 2)) for _ in range(opts.redis_restarts)]
+    extra += [Action("venue_restart", "venue-sim", 0.0) for _ in range(opts.venue_restarts)]
     if opts.venue_faults:
         extra.append(Action("venue_faults", "venue-sim", round(rng.uniform(5 * lo, 5 * hi), 2)))
-    for i, a in enumerate(extra):
-        plan.insert(min(len(plan), (i + 1) * len(plan) // (len(extra) + 1) + i), a)
+    n = len(plan)
+    for i, a in enumerate(extra):  # evenly among the kills, never first or last
+        plan.insert((i + 1) * n // (len(extra) + 1) + i, a)
     return plan
 
 
@@ -155,8 +170,11 @@ class ChaosRun(Demo):
         super().__init__(opts.demo)
         self.audit_path = self.workdir / "venue-audit.jsonl"
         self.opts.overrides = {**self.opts.overrides,
-                               "LS_SERVICES__VENUE_SIM__AUDIT_FILE": str(self.audit_path)}
+                               "LS_SERVICES__VENUE_SIM__AUDIT_FILE": str(self.audit_path),
+                               "LS_SERVICES__VENUE_SIM__STATE_PATH": str(self.workdir / "venue-state.pkl")}
         self.plan = make_plan(opts, self.services)
+        self.venue_faults_injected: dict[str, int] = {}
+        """venue-sim's count of injected faults per kind (``GET /sim/fault``), read at the end."""
         self.positions: dict[int, float] = {}
         """The venue's account positions at the end (market id -> signed base units)."""
         self._replay_done = False
@@ -201,15 +219,31 @@ class ChaosRun(Demo):
 
     async def _venue_faults(self, http: aiohttp.ClientSession, window_s: float) -> None:
         base = f"http://127.0.0.1:{self.ports['venue-sim']}/sim/fault"
-        async with http.post(base, json=self.chaos.venue_faults) as r:
+        plan = {"seed": self.chaos.seed, **(self.chaos.venue_faults or {})}
+        async with http.post(base, json=plan) as r:
             if r.status != 200:
                 raise DemoError(f"venue-sim refused the fault plan: {r.status} {await r.text()}")
+        console.print(f"chaos: venue faults on for {window_s:.1f}s")
         await asyncio.sleep(window_s)
-        async with http.get(base) as r:
-            body = await r.json(content_type=None)
-        async with http.post(base, json={"reset": True}) as r:
+        async with http.delete(base) as r:
             r.raise_for_status()
-        self.counts["faults_injected"] += int(sum((body.get("injected") or {}).values()))
+
+    async def _venue_restart(self, http: aiohttp.ClientSession) -> None:
+        """venue-sim restarts in place from its state file; waits until it answers again."""
+        venue = next(p for p in self.procs if p.name == "venue-sim")
+        self.down.add("venue-sim")
+        async with http.post(f"http://127.0.0.1:{venue.port}/sim/fault/once", json={"kind": "restart"}) as r:
+            if r.status != 200:
+                raise DemoError(f"venue-sim refused to restart: {r.status} {await r.text()}")
+        console.print("chaos: venue-sim restarting from its state file")
+        await asyncio.sleep(0.5)
+        await self._wait_healthy(http, venue)
+        self.down.discard("venue-sim")
+
+    async def _venue_fault_counts(self, http: aiohttp.ClientSession) -> dict[str, int]:
+        async with http.get(f"http://127.0.0.1:{self.ports['venue-sim']}/sim/fault") as r:
+            body = await r.json(content_type=None)
+        return {k: int(v) for k, v in (body.get("injected") or {}).items()}
 
     async def _drive(self, http: aiohttp.ClientSession) -> None:
         """Run the plan (stops early when the replay ends first)."""
@@ -221,6 +255,8 @@ class ChaosRun(Demo):
                     await self._kill(http, action.target, action.down_s)
                 elif action.kind == "redis":
                     await self._restart_redis(action.down_s)
+                elif action.kind == "venue_restart":
+                    await self._venue_restart(http)
                 else:
                     await self._venue_faults(http, action.down_s)
                 await asyncio.sleep(self.chaos.gap_s)
@@ -246,17 +282,19 @@ class ChaosRun(Demo):
                                      self.positions)
         ledger_minus_venue = int(summary["ledger_fills"]) - int(summary["venue_fills"])
         strategy_mismatch = 0 if summary["fills_attributed"] else 1
+        venue_faults = sum(self.venue_faults_injected.values())
         summary.update({
-            "faults_injected": self.counts["faults_injected"] + self.counts["kills"] + self.counts["redis_restarts"],
+            "faults_injected": venue_faults + self.counts["kills"] + self.counts["redis_restarts"],
             "kills": self.counts["kills"], "redis_restarts": self.counts["redis_restarts"],
-            "venue_faults": self.counts["faults_injected"],
+            "venue_faults": venue_faults, "venue_faults_by_kind": self.venue_faults_injected,
             **inv, "ledger_minus_venue_fills": ledger_minus_venue, "strategy_fill_mismatches": strategy_mismatch,
         })
         return summary
 
     async def _settle(self, http, redis_client, ns, port, timeout: float = 60.0, groups=None) -> None:
         await super()._settle(http, redis_client, ns, port, timeout, groups)
-        if groups == {"ledger"}:  # the last settle: read the venue's positions while it runs
+        if groups == {"ledger"}:  # the last settle: read the venue's positions and fault counts while it runs
+            self.venue_faults_injected = await self._venue_fault_counts(http)
             url = f"http://127.0.0.1:{port}/api/v1/account?by=index&value={self.cfg.account_index}"
             body = await self._get_json(http, url)
             self.positions = {int(p["market_id"]): float(p["position"]) * int(p.get("sign", 1) or 1)
@@ -376,7 +414,13 @@ def main(opts: ChaosOptions) -> int:
     summary["ok"] = not problems
     for p in problems:
         console.print(f"[red]invariant broken:[/] {p}")
-    keys = ["faults_injected", "kills", "redis_restarts", "venue_faults", *INVARIANTS, "intents_dead_lettered",
+    missing = [k for k in (opts.venue_faults or {}) if k in FAULT_KINDS and opts.venue_faults[k] > 0
+               and not summary["venue_faults_by_kind"].get(k)]
+    if missing:
+        problems.append(f"venue faults never injected: {missing}")
+    if opts.venue_restarts and summary["venue_faults_by_kind"].get("restart", 0) < opts.venue_restarts:
+        problems.append("venue-sim did not restart as planned")
+    keys = ["faults_injected", "kills", "redis_restarts", "venue_faults", "venue_faults_by_kind", *INVARIANTS, "intents_dead_lettered",
             "fills", "ledger_fills", "venue_fills", "orders", "workdir", "ok"]
     print(json.dumps({k: summary.get(k) for k in keys}), flush=True)
     return 0 if not problems else 1

@@ -79,7 +79,8 @@ def chaos(
     seed: Annotated[int, typer.Option(help="seed of the fault plan")] = 7,
     kills: Annotated[int, typer.Option(help="SIGKILLs of each service (venue-sim excluded)")] = 2,
     redis_restarts: Annotated[int, typer.Option(help="Redis shutdowns (AOF on) and restarts")] = 1,
-    venue_faults: Annotated[str | None, typer.Option(help="venue-sim fault plan (JSON body of POST /sim/fault) for a window of the run")] = None,
+    venue_faults: Annotated[str | None, typer.Option(help="venue-sim fault plan (JSON body of POST /sim/fault) for a window of the run; default: every kind (docs/chaos.md); '{}' = none")] = None,
+    venue_restarts: Annotated[int, typer.Option(help="venue-sim restarts from its state file")] = 1,
     timeout: Annotated[float, typer.Option(help="give up after this many seconds of replay")] = 900.0,
     config: ConfigOpt = None,
 ) -> None:
@@ -90,7 +91,9 @@ def chaos(
 
     opts = chaos_mod.ChaosOptions(demo=DemoOptions(minutes=minutes, speed=speed, timeout_s=timeout, config=config),
                                   seed=seed, kills_per_service=kills, redis_restarts=redis_restarts,
-                                  venue_faults=json.loads(venue_faults) if venue_faults else None)
+                                  venue_restarts=venue_restarts)
+    if venue_faults is not None:
+        opts.venue_faults = json.loads(venue_faults)
     raise typer.Exit(chaos_mod.main(opts))
 
 

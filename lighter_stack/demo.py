@@ -379,7 +379,13 @@ class Demo:
                       disable=not console.is_terminal) as bar:
             task = bar.add_task("replay", total=1, fills=0)
             while True:
-                st = await self._get_json(http, f"{base}/sim/status")
+                try:
+                    st = await self._get_json(http, f"{base}/sim/status")
+                except (aiohttp.ClientError, TimeoutError):
+                    if "venue-sim" not in self.down:
+                        raise
+                    await asyncio.sleep(0.2)  # venue-sim is restarting on purpose (a chaos run)
+                    continue
                 bar.update(task, total=max(st.get("total_events", 1), 1), completed=st.get("events_replayed", 0),
                            fills=st.get("fills", 0))
                 if self.copytrade is not None:

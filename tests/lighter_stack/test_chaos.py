@@ -24,7 +24,8 @@ def test_plan_kills_each_service_n_times_in_shuffled_rounds_and_is_deterministic
     assert sorted(kills) == sorted(services * 3) and "venue-sim" not in kills
     for r in range(3):  # each round kills every service once
         assert sorted(kills[4 * r:4 * r + 4]) == sorted(services)
-    assert [a.kind for a in plan].count("redis") == 2 and [a.kind for a in plan].count("venue_faults") == 1
+    kinds = [a.kind for a in plan]
+    assert kinds.count("redis") == 2 and kinds.count("venue_faults") == 1 and kinds.count("venue_restart") == 1
     assert plan[0].kind == "kill" and plan[-1].kind == "kill"  # the other faults fall inside the run
     assert make_plan(ChaosOptions(seed=4, kills_per_service=3), services) != make_plan(
         ChaosOptions(seed=3, kills_per_service=3), services)
