@@ -52,6 +52,17 @@ the order, never duplicates it). Send results and account-feed reports go throug
 and are published with ``Bus.publish``. One lock serialises sends and feed processing, so an
 ``OrderAccepted`` is published before the fills of that order.
 
+Redis outages (:mod:`shared.outage`): the consume loop waits them out (``ConsumerLoop``). The
+events of venue reports and send results that cannot be published are kept in order in an
+outbox (none is lost) and published as soon as Redis answers, before the next consumed batch's
+outputs (a publish whose answer was lost is checked against the stream's tail first: never
+twice). While Redis is unreachable or the outbox is not empty, **no new order is sent**: a
+create command is refused locally (``OrderRejected`` code -1, ``not sent: ...``; the strategy
+retries later); cancels still go out (they only reduce risk). ``/health`` says ``degraded``
+meanwhile. When Redis came back without its data, the executor publishes every (strategy,
+market) ``PositionSnapshot`` and its ``RiskState`` again, so strategies whose fills were lost
+learn their positions.
+
 Lockstep barrier (``lockstep_barrier``, off by default; ``lighter-stack demo --lockstep`` turns
 it on): a read that returns intents is completed and ordered as the backtest would feed it
 before it becomes one engine batch; see :mod:`services.executor.lockstep`.
@@ -92,6 +103,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import SecretStr
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.bus import Bus, Consumer, Delivery
 from shared.config import PRIVATE_KEY_ENV, ConfigError, StackConfig
@@ -108,13 +120,14 @@ from shared.events import (
     RestingOrders,
     RiskState,
     TargetPosition,
+    derive_id,
 )
 from shared.lighter_rest import RestError
 from shared.markets import MarketInfo
 from shared.metrics import (
-    EVENTS_OUT,
     start_http,
 )
+from shared.outage import BUS_DOWN_ERRORS, BusLink
 from shared.quiet import StreamWatch
 from shared.redis_util import async_client, resolve_redis_url
 from shared.service import (
@@ -158,6 +171,7 @@ from .metrics import (
     STRATEGY_POSITION,
 )
 from .nonces import NonceError, NonceManager
+from .outbox import Outbox
 from .sending import send_chunk, send_one
 from .signer import Signer, SignError, generate_key
 from .startup import adopt_protective_stops, check_active_orders, latest_intent_entries, startup_summary
@@ -243,8 +257,10 @@ class ExecutorService(BatchHandler):
         self.dead_man = DeadManSwitch(ecfg.dead_man_switch_s, self._send_direct,
                                       lambda: self.engine is not None and self.engine.reconciled,
                                       ecfg.reconcile_retry_s)
+        self.link = BusLink(SERVICE)
+        self.outbox = Outbox(self.bus, self.exec_stream, self.link, self.io_lock, SERVICE)  # Redis unreachable
         self.loop = ConsumerLoop(SERVICE, Consumer(self.bus, self.inputs, SERVICE, consumer_name(SERVICE)), self,
-                                 self.seen, lock=self.io_lock)
+                                 self.seen, lock=self.io_lock, link=self.link)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -253,9 +269,11 @@ class ExecutorService(BatchHandler):
         self._stop.set()
 
     def health(self) -> dict[str, Any]:
-        """Body of ``GET /health``."""
+        """Body of ``GET /health``: ``degraded`` while Redis is unreachable or exec events wait in
+        the outbox (no new orders then)."""
         e = self.engine
-        return {"status": "ok", "service": SERVICE, "account_index": self.cfg.account_index,
+        held = f"{len(self.outbox)} exec event(s) not yet published" if len(self.outbox) else ""
+        body = {"status": "ok", "service": SERVICE, "account_index": self.cfg.account_index,
                 "api_key_index": self.cfg.api_key_index,
                 "risk_state": e.state if e else "halted", "risk_reason": e.state_reason if e else "starting",
                 "reconciled": bool(e and e.reconciled),
@@ -263,7 +281,9 @@ class ExecutorService(BatchHandler):
                 "processed": self.processed, "uptime_s": round(time.time() - self.started_at, 1),
                 "startup": self.startup_summary(), "account": self.account_info,
                 "protective_stops": e.protective_status() if e else {"enabled": self.ecfg.protective_stop.enabled},
-                "dead_man_switch": self.dead_man.status()}
+                "dead_man_switch": self.dead_man.status(), "unpublished": len(self.outbox),
+                "new_orders": "allowed" if self._bus_ok() else "held: the bus is unreachable"}
+        return self.link.health(body, held)
 
     def startup_summary(self) -> dict[str, Any]:
         """What this executor will trade with (:func:`~services.executor.startup.startup_summary`):
@@ -292,11 +312,14 @@ class ExecutorService(BatchHandler):
                 log.error("start-up failed: %s", exc)
                 return 2
             await self._build_engine(markets)
+            if self.engine is None:
+                return 0
             self.feed = AccountFeed(self.cfg.venue.ws_url, self.cfg.account_index, self._auth_token,
                                     self._on_feed, on_connected=self._on_feed_connected,
                                     ping_interval_s=self.ecfg.ws_ping_interval_s,
                                     backoff_max_s=self.ecfg.ws_backoff_max_s)
             tasks.append(asyncio.create_task(self.feed.run(), name="account-feed"))
+            tasks.append(asyncio.create_task(self.outbox.run(self._stop), name="outbox"))
             tasks.append(asyncio.create_task(self.loop.run(self._stop), name="consume"))
             if self.ecfg.order_check_s > 0:
                 tasks.append(asyncio.create_task(self._check_orders_loop(), name="order-check"))
@@ -312,6 +335,7 @@ class ExecutorService(BatchHandler):
                     log.error("task %s failed: %r", t.get_name(), t.exception())
             stop_wait.cancel()
             await self._shutdown()
+            await self.outbox.drain()
             return 0
         finally:
             if self.feed is not None:
@@ -374,7 +398,12 @@ class ExecutorService(BatchHandler):
                 return False
 
     async def _build_engine(self, markets: dict[str, MarketInfo]) -> None:
-        history = [d.event for d in await self.bus.read_all(self.exec_stream) if d.event is not None]
+        try:
+            stream = await self.link.retry(lambda: self.bus.read_all(self.exec_stream), "read the exec stream",
+                                           self._stop)
+        except BUS_DOWN_ERRORS:
+            return  # stopped while Redis was unreachable: no engine
+        history = [d.event for d in stream if d.event is not None]
         start = max(1, min(int(time.time() * 1000), MAX_CLIENT_ORDER_INDEX))
         engine = Engine(self.ecfg, markets, self.cfg.account_index, next_client_order_index=start,
                         reconciled=False)
@@ -684,11 +713,30 @@ class ExecutorService(BatchHandler):
         the I/O lock. Its order commands are kept for :meth:`after_commit`."""
         engine = self.engine
         assert engine is not None
+        if not await self.outbox.flush():  # what waits goes out first, in order
+            raise RedisConnectionError(f"{len(self.outbox)} exec event(s) not yet published")  # batch redelivered
         outs = feed_engine(SERVICE, deliveries, engine.on_event, on_events=engine.on_events,
                            on_batch_error=engine.take_commands)
         self._cmds = engine.take_commands()
         self.processed += len(deliveries)
         return [(self.exec_stream, e) for e in outs]
+
+    async def on_bus_reset(self) -> None:
+        """Redis came back without its data: publish a ``PositionSnapshot`` of every (strategy,
+        market) the engine holds and the ``RiskState`` again, so strategies that lost fills with
+        it take their positions from them (:class:`shared.strategy_runner.SnapshotRecovery`)."""
+        engine = self.engine
+        if engine is None:
+            return
+        async with self.io_lock:
+            ts = time.time_ns()
+            snaps: list[Event] = [
+                PositionSnapshot(id=derive_id("bus-reset", strategy, market, ts), ts_event=ts, source=SERVICE,
+                                 strategy=strategy, market=market, position=st.position,
+                                 avg_entry_price=st.avg_entry, account_position=engine.account_pos.get(market, 0.0))
+                for (strategy, market), st in sorted(engine.strats.items())]
+            await self._publish([*snaps, engine.state_event(ts)])
+        log.warning("Redis lost its data: %d position snapshot(s) and the risk state published again", len(snaps))
 
     async def after_commit(self, deliveries: list[Delivery], outputs: list[tuple[str, Event]]) -> None:
         """The outputs are published: observe them, then sign and send the step's commands
@@ -712,7 +760,7 @@ class ExecutorService(BatchHandler):
         for i in range(0, len(cmds), size):
             chunk = list(cmds[i:i + size])
             async with self.io_lock:
-                chunk_results = await self._send_chunk(chunk)
+                chunk_results = await self._send_or_hold(chunk)
                 outs: list[Event] = []
                 for cmd, res in zip(chunk, chunk_results, strict=True):
                     if cmd.kind == "create" and res.ok:
@@ -726,6 +774,24 @@ class ExecutorService(BatchHandler):
             results.extend(chunk_results)
         self._observe_budget()
         return results
+
+    def _bus_ok(self) -> bool:
+        """Redis answered last and every exec event is published: new orders may go out."""
+        return self.link.up and not len(self.outbox)
+
+    async def _send_or_hold(self, chunk: list[OrderCommand]) -> list[SendResult]:
+        """:meth:`_send_chunk`, except that while the bus is not ok (:meth:`_bus_ok`) create
+        commands are not sent: they get a local failure (-1, ``not sent: ...``), so the engine
+        refuses them (``OrderRejected``) and the strategies retry later; cancels go out."""
+        if self._bus_ok():
+            return await self._send_chunk(chunk)
+        send = [c for c in chunk if c.kind != "create"]
+        sent = iter(await self._send_chunk(send) if send else [])
+        held = SendResult(False, -1, "not sent: the bus (Redis) is unreachable, no new orders until it is back")
+        n = len(chunk) - len(send)
+        if n:
+            log.warning("%d new order(s) not sent: Redis unreachable or exec events unpublished", n)
+        return [held if c.kind == "create" else next(sent) for c in chunk]
 
     async def _send_chunk(self, chunk: list[OrderCommand]) -> list[SendResult]:
         """One request for up to ``batch_max_txs`` commands (:func:`~services.executor.sending.send_chunk`)."""
@@ -775,11 +841,12 @@ class ExecutorService(BatchHandler):
     # ------------------------------------------------------------------ output
 
     async def _publish(self, events: Sequence[Event]) -> None:
+        """Publish ``events`` to the exec stream through the outbox (:mod:`~services.executor.outbox`:
+        kept in order while Redis is unreachable). Never raises for Redis."""
         if not events:
             return
-        await self.bus.publish(self.exec_stream, events)
-        EVENTS_OUT.labels(SERVICE, self.exec_stream).inc(len(events))
         self._observe(events)
+        await self.outbox.publish(events)
 
     @staticmethod
     def _observe_intents(deliveries: Sequence[Delivery]) -> None:
