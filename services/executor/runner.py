@@ -27,7 +27,12 @@ Start-up (fail closed):
    header; a malformed list fails too), adopts the protective stops a previous run left
    (``protective_stop``), cancels the orders of ``cancel_scope`` (default ``own``: the ones whose client order index
    is ours, one cancel tx each; ``all``: one cancel-all tx 16; ``none``: none;
-   :meth:`ExecutorService._cancel_all_resting`) and waits for the account feed to be subscribed. It then
+   :meth:`ExecutorService._cancel_all_resting`) and waits for the account feed to be subscribed.
+   Holding the I/O lock (no feed report applied meanwhile) it reads the account again (its
+   positions are the ones applied) and the account's REST trade history back to the newest fill
+   on the exec stream, and turns every trade side not seen yet into exactly one ``Fill`` (fills
+   missed while down; :mod:`services.executor.recovery`; the trade feed's snapshots go the same
+   way). It then
    reads the intent stream backwards (XREVRANGE: a read, not a consume -- the entries may be
    acked already) for the strategies' latest ``TargetPosition`` and resting wish per (strategy,
    market), back to ``max_intent_age_ms`` before the newest intent, and hands them to
@@ -115,6 +120,7 @@ from shared.events import (
     GuardState,
     OrderAccepted,
     OrderRejected,
+    PositionMismatch,
     PositionSnapshot,
     QuoteIntent,
     RestingOrders,
@@ -159,6 +165,7 @@ from .metrics import (
     INTENTS,
     INTERNAL_CROSSES,
     ORDERS_SENT,
+    POSITION_MISMATCH,
     PROTECTIVE_STOPS,
     REJECTS,
     REQUESTS_PER_MINUTE,
@@ -172,6 +179,7 @@ from .metrics import (
 )
 from .nonces import NonceError, NonceManager
 from .outbox import Outbox
+from .recovery import observe_mismatch, read_trade_history, recover_trades
 from .sending import send_chunk, send_one
 from .signer import Signer, SignError, generate_key
 from .startup import adopt_protective_stops, check_active_orders, latest_intent_entries, startup_summary
@@ -410,6 +418,8 @@ class ExecutorService(BatchHandler):
         engine.restore(history)
         self.own_cois = {ev.client_order_index for ev in history if isinstance(ev, OrderAccepted)}
         self.engine = engine
+        for symbol in markets:
+            POSITION_MISMATCH.labels(symbol).set(0)
         log.info("executor for account %d: markets %s, %d exec events folded, next client order index %d",
                  self.cfg.account_index, sorted(markets), len(history), engine.next_coi)
         log.info("executor start-up: %s", json.dumps(self.startup_summary(), sort_keys=True))
@@ -460,8 +470,7 @@ class ExecutorService(BatchHandler):
             await ensure_registered(self.signer, self.rest, paper_l1_key())
         acct = self.cfg.account_index
         await self.nonces.sync()
-        account = await self.rest.account_state(acct)
-        positions = [parse_position(p["market_id"], p) for p in account.positions]
+        account = await self.rest.account_state(acct)  # strict: nothing is canceled unless it reads
         token = self._auth_token()
         listed = {m.market_id: await self.rest.active_orders(acct, m.market_id, token)
                   for m in engine.markets.values()}
@@ -480,10 +489,18 @@ class ExecutorService(BatchHandler):
         except TimeoutError:
             raise ConnectionError("account feed not connected") from None
         async with self.io_lock:
+            # read again under the lock: no feed report is applied between these reads and their use,
+            # so a newer position report is never overwritten; then the fills missed while down
+            # (services.executor.recovery): a trade after the account read comes with its position report
+            account = await self.rest.account_state(acct)
+            positions = [parse_position(p["market_id"], p) for p in account.positions]
+            since = engine.recovery_since_ns()
+            history = await read_trade_history(self.rest, acct, token, since) if since is not None else []
             outs: list[Event] = []
             for pos in positions:
                 if pos is not None:
                     outs += engine.on_venue_position(pos)
+            outs += recover_trades(engine, history, "trade history")
             # read under the lock: no intent or control is consumed between the read and the restore
             await self._restore_from_streams()
             outs += engine.set_reconciled(True, ts_ns=time.time_ns())
@@ -630,6 +647,8 @@ class ExecutorService(BatchHandler):
                 continue
             try:
                 await self._check_stale_orders()
+                async with self.io_lock:  # a market skipped while an IOC was in flight is checked again
+                    await self._publish(engine.check_positions())
             except (VenueError, NonceError, SignError, TimeoutError, ConnectionError) as exc:
                 log.warning("stale-order check failed: %s", exc)
             except Exception:  # never let the check kill the service
@@ -821,13 +840,13 @@ class ExecutorService(BatchHandler):
         snapshot = str(msg.get("type", "")).startswith("subscribed/")
         async with self.io_lock:
             outs: list[Event] = []
-            for rep in feed_reports(kind, msg):  # Lighter's JSON parsed here, malformed entries skipped
+            reports = feed_reports(kind, msg)  # Lighter's JSON parsed here, malformed entries skipped
+            if snapshot:  # trades from before this session (down, disconnected): each side once, positions from the venue
+                outs += recover_trades(engine, sorted((r for r in reports if isinstance(r, VenueTrade)),
+                                                      key=lambda t: t.ts_ns), "feed snapshot")
+            for rep in reports:
                 if isinstance(rep, VenueTrade):
-                    if snapshot and self._feed_sessions <= 1:
-                        # history from before this run: positions come from REST; fills of our stops
-                        # that triggered while we were down are attributed to their strategies
-                        outs += engine.on_missed_trade(rep)
-                    else:
+                    if not snapshot:
                         outs += engine.on_venue_trade(rep)
                 elif isinstance(rep, VenueOrder):
                     outs += engine.on_venue_order(rep)
@@ -872,6 +891,8 @@ class ExecutorService(BatchHandler):
             elif isinstance(ev, PositionSnapshot):
                 STRATEGY_POSITION.labels(ev.strategy, ev.market).set(ev.position)
                 ACCOUNT_POSITION.labels(ev.market).set(ev.account_position)
+            elif isinstance(ev, PositionMismatch):
+                observe_mismatch(ev)
             elif isinstance(ev, RiskState):
                 RISK_STATE.set(STATE_VALUE.get(ev.state, 2))
                 log.info("risk state %s: %s", ev.state, ev.reason)
