@@ -18,6 +18,7 @@ from shared.venue import lighter_json as LJ
 from shared.venue.matching import Fill, MatchingEngine
 
 if TYPE_CHECKING:
+    from services.venue_sim.audit import AuditLog
     from services.venue_sim.faults import FaultInjector
     from services.venue_sim.state import StateStore
     from services.venue_sim.ws import Client
@@ -64,6 +65,7 @@ class ServerBase:
     height: int
     trade_nonce: int
     started_wall: float
+    audit: AuditLog | None = None  # the audit log (services.venue_sim.audit), set by the runner when configured
     faults: FaultInjector
     state_store: StateStore | None = None  # the state file's writer (``state_path``), or None
 

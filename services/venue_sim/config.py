@@ -64,6 +64,9 @@ class VenueSimConfig(BaseModel):
             ``account_index``) has one.
         fills_file: JSON-lines file the venue appends every fill to ("" = none; relative to the
             repo root).
+        audit_file: JSON-lines audit log of every published book (per nonce) and every accepted
+            create order (:mod:`services.venue_sim.audit`; "" = none, the default; relative to
+            the repo root). The chaos suite checks the stack against it.
         tier: ``standard`` (taker 300 ms, maker/cancel 200 ms, no fees) or ``premium``.
         taker_delay_ms, maker_delay_ms, cancel_delay_ms, maker_fee, taker_fee: override the tier
             (delays in ms of venue time, fees as fractions of notional, 0.0002 = 2 bps).
@@ -136,6 +139,7 @@ class VenueSimConfig(BaseModel):
     start_when_subscribed: bool = False
     account_index: int | None = None
     fills_file: str = "var/venue-fills.jsonl"
+    audit_file: str = ""
     tier: Literal["standard", "premium"] = "standard"
     taker_delay_ms: int | None = Field(default=None, ge=0)
     maker_delay_ms: int | None = Field(default=None, ge=0)

@@ -96,6 +96,8 @@ class FeedMessages(ServerBase):
         begin = self.book_nonce[mid]
         self.book_nonce[mid] = begin + 1
         self.book_ts[mid] = ts_ns
+        if self.audit is not None:
+            self.audit.book(mid, begin + 1, bids, asks)
         m = self.markets[mid]
         ch = f"order_book:{mid}"
         if not self.subs.get(ch):

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from services.venue_sim.audit import AuditLog
 from services.venue_sim.config import VenueSimConfig, resolve_path
 from services.venue_sim.lockstep import QuietGate
 from services.venue_sim.replay import Replay, count_events
@@ -124,6 +125,8 @@ def build(cfg: VenueSimConfig, account_index: int = 1001, redis: Any = None,
     server.ws_idle_timeout_s = cfg.ws_idle_timeout_s
     server.ws_max_subscriptions = cfg.ws_max_subscriptions
     server.ws_messages_per_min = cfg.ws_messages_per_min
+    if cfg.audit_file:
+        server.audit = AuditLog(resolve_path(cfg.audit_file))
     if cfg.autostart:
         replay.start()
     return server, replay, server.app()

@@ -153,10 +153,12 @@ class VenueServer(AccountBook, MarginHandling, MarketReads, MoreChannels, FeedMe
                 await asyncio.wait_for(c.ws.close(code=1001, message=b"venue-sim shutting down"), 2)
 
     def close(self) -> None:
-        """Close the fills file."""
+        """Close the fills file and the audit log."""
         if self._fills_fh is not None:
             self._fills_fh.close()
             self._fills_fh = None
+        if self.audit is not None:
+            self.audit.close()
 
     # ================================================================ app
 

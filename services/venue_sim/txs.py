@@ -100,6 +100,8 @@ class TxHandling(AuthChecks):
             acc = self.engine.submit(tx, self.clock())
             if isinstance(tx, CreateOrder):
                 ORDERS.labels(self.markets[tx.market_id].symbol, tx.order_type, tx.time_in_force).inc()
+                if self.audit is not None:
+                    self.audit.order(tx.account, tx.client_order_index, tx.market_id)
             return _ms(acc.exec_ns)
 
         return handle
