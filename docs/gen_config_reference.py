@@ -42,6 +42,10 @@ MEANING = {
         "venue": "where the Lighter API is (below)",
         "markets": "markets (symbols) collected and traded",
         "stream_maxlen": "approximate maximum entries per stream (older entries are trimmed)",
+        "instance": "`LS_INSTANCE`: run a strategy service as this instance of its section's `instances` "
+                    "(docs/runbook.md, scaling out); null = the section itself",
+        "lease_ttl_s": "life (s) of a lease in Redis unless renewed (every third of it): a strategy instance's lock "
+                       "and the executor's account lock",
         "services": "one section per service (below)",
     },
     VenueConfig: {
@@ -58,6 +62,8 @@ MEANING = {
         "start_when_subscribed": "start once every market's book and the account's channels have a subscriber",
         "account_index": "account watched by start_when_subscribed; null = top-level account_index",
         "fills_file": "JSON-lines record of every fill; empty = none",
+        "audit_file": "JSON-lines audit log of every published book and accepted create order (the chaos suite "
+                      "checks against it); empty = none",
         "tier": "`standard` (0 fees, 300/200/200 ms speed bump) or `premium`",
         "taker_delay_ms": "taker speed bump, ms; null = the tier's",
         "maker_delay_ms": "maker speed bump, ms; null = the tier's",
@@ -224,6 +230,8 @@ MEANING = {
                            "(off by default; recommended in live), `distance_bps` per market / "
                            "`default_distance_bps`, `max_slippage_bps`, `reference` (`entry`|`mark`), "
                            "`resize_threshold`, `retry_s`, `exclude`; see runbook.md, protective stops",
+        "lock_wait_s": "at start, wait this long (s) for the per-account lock another executor holds "
+                       "(`{ns}:lock:executor:<account>`; a killed one's expires after `lease_ttl_s`), then exit 3",
         "dead_man_switch_s": "0 = off; else a scheduled cancel-all (tx 16) kept this far ahead while alive "
                              "(300 .. 1296000 s), aborted at a clean shutdown; it cancels the protective stops too",
     },
