@@ -356,6 +356,8 @@ async def test_fills_while_an_executor_process_is_sigkilled_are_recovered_by_the
         n = len(await h.bus.read_all(h.exec_stream))
         procs.append(_spawn(h, redis_url, log_path))
         await _reconciled(h, procs[1], n, log_path)
+        # the killed executor's account lock outlived it: the next one waited for it to expire
+        assert "is held by" in log_path.read_text() and "took the account lock" in log_path.read_text()
         evs = await h.wait_for(lambda evs: sum(isinstance(e, Fill) for e in evs) >= 4)
         await asyncio.sleep(0.5)
         evs = [d.event for d in await h.bus.read_all(h.exec_stream)]
