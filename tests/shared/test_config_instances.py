@@ -61,3 +61,11 @@ def test_a_service_without_a_strategy_has_no_instances():
     cfg = StackConfig(services={"executor": {"instances": {"x": {}}}})
     with pytest.raises(ConfigError, match=r"services\.executor\.instances: unknown key"):
         cfg.section("executor", ExecutorConfig)
+
+
+def test_strategy_names_lists_every_service_and_instance():
+    from lighter_stack.registry import strategy_names
+
+    cfg = StackConfig(services=TWO, instance="trend-eth")
+    assert strategy_names(cfg) == ["trend", "trend-eth", "trend-btc", "renko", "grid", "maker", "hedger", "copytrade"]
+    assert strategy_names(StackConfig()) == ["trend", "renko", "grid", "maker", "hedger", "copytrade"]
