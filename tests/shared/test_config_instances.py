@@ -69,3 +69,12 @@ def test_strategy_names_lists_every_service_and_instance():
     cfg = StackConfig(services=TWO, instance="trend-eth")
     assert strategy_names(cfg) == ["trend", "trend-eth", "trend-btc", "renko", "grid", "maker", "hedger", "copytrade"]
     assert strategy_names(StackConfig()) == ["trend", "renko", "grid", "maker", "hedger", "copytrade"]
+
+
+def test_an_instance_made_only_from_the_environment_is_named_by_its_key():
+    # environment variable names have no '-': the key (and so the strategy name) is trend_eth
+    cfg = load_config(None, environ={"LS_INSTANCE": "trend-eth",
+                                     "LS_SERVICES__STRATEGY_TREND__INSTANCES__TREND_ETH__MARKETS": "[ETH]"},
+                      sections=config_sections())
+    t = cfg.section("strategy-trend", TrendConfig)
+    assert (t.strategy, t.markets) == ("trend_eth", ["ETH"])
