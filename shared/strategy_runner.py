@@ -31,6 +31,7 @@ from shared.bus import Bus, Streams
 from shared.config import StackConfig
 from shared.events import CancelIntent, Event, Fill, TargetPosition, derive_id
 from shared.redis_util import async_client, resolve_redis_url
+from shared.screening import Screener
 from shared.service import EngineRunner, install_stop_handlers, setup_logging
 from shared.strategy_base import signal_labels
 
@@ -75,12 +76,16 @@ async def restore_fills(engine: Any, bus: Bus, account: int | str, own_markets_o
                         publish: Callable[[str], None] | None = None) -> int:
     """Fold the strategy's historical fills from the exec stream into ``engine`` (only those of
     its markets when ``own_markets_only``), then ``publish(market)`` each market when given;
-    returns how many were applied (duplicates included)."""
+    returns how many were applied (duplicates included). A fill the screening refuses
+    (:class:`~shared.screening.Screener`: e.g. a negative size written into the stream) is
+    skipped and logged, as the consumer dead-letters it."""
     n = 0
-    for d in await bus.read_all(bus.streams.exec(account)):
+    stream = bus.streams.exec(account)
+    screener = Screener(bus.streams.ns, markets=getattr(engine, "market_info", None))
+    for d in await bus.read_all(stream):
         ev = d.event
         if isinstance(ev, Fill) and ev.strategy == engine.name and (
-                not own_markets_only or ev.market in engine.markets):
+                not own_markets_only or ev.market in engine.markets) and screener.passes(ev, stream):
             engine.on_event(ev)
             n += 1
     if publish is not None:
@@ -89,16 +94,25 @@ async def restore_fills(engine: Any, bus: Bus, account: int | str, own_markets_o
     return n
 
 
+def strategy_screener(engine: Any, cfg: StackConfig, bus: Bus) -> Screener:
+    """The input screening of a strategy service (:class:`~shared.screening.Screener`):
+    ``cfg.screening``'s thresholds, the engine's market metadata (``engine.market_info`` when it
+    has one) besides Lighter's known markets."""
+    return Screener(bus.streams.ns, cfg.screening, markets=getattr(engine, "market_info", None))
+
+
 def build_runner(source: str, engine: Any, wrapped: Any, cfg: StackConfig, bus: Bus,
                  consumer: str | None = None) -> EngineRunner:
     """The :class:`EngineRunner` of a strategy: ``wrapped`` (the engine, usually metered) on the
     book streams of ``engine.markets`` and the account's exec stream, every output to the
-    intent stream, group ``engine.cfg.strategy``, port ``engine.cfg.http_port``."""
+    intent stream, group ``engine.cfg.strategy``, port ``engine.cfg.http_port``; inputs screened
+    by :func:`strategy_screener`."""
     streams: Streams = bus.streams
     inputs = [streams.book(m) for m in engine.markets] + [streams.exec(cfg.account_index)]
     intent_stream = streams.intent(cfg.account_index)
     return EngineRunner(source, wrapped, bus, inputs, route=lambda _ev: intent_stream,
-                        group=engine.cfg.strategy, http_port=engine.cfg.http_port, consumer=consumer)
+                        group=engine.cfg.strategy, http_port=engine.cfg.http_port, consumer=consumer,
+                        screener=strategy_screener(engine, cfg, bus))
 
 
 Build = Callable[[StackConfig, Bus], tuple[EngineRunner, Any]]

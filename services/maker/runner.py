@@ -51,6 +51,7 @@ from shared.strategy_runner import (
     run_strategy,
     set_gauges,
     strategy_main,
+    strategy_screener,
 )
 from shared.strategy_runner import restore_fills as restore_strategy_fills
 
@@ -204,7 +205,7 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
                                 bus, params_stream)
     wrapped = MeteredEngine(inner, Metrics(engine).publish)
     runner = EngineRunner(SOURCE, wrapped, bus, inputs, route=route, group=mcfg.strategy,
-                          http_port=mcfg.http_port, consumer=consumer)
+                          http_port=mcfg.http_port, consumer=consumer, screener=strategy_screener(engine, cfg, bus))
     return runner, engine
 
 
