@@ -73,6 +73,7 @@ MEANING = {
         "start_when_subscribed": "start once every market's book and the account's channels have a subscriber",
         "account_index": "account watched by start_when_subscribed; null = top-level account_index",
         "fills_file": "JSON-lines record of every fill; empty = none",
+        "audit_file": "JSON-lines audit log of every published book (per nonce) and accepted create order (the chaos suite checks against it); empty = none",
         "tier": "`standard` (0 fees, 300/200/200 ms speed bump) or `premium`",
         "taker_delay_ms": "taker speed bump, ms; null = the tier's",
         "maker_delay_ms": "maker speed bump, ms; null = the tier's",
@@ -103,6 +104,16 @@ MEANING = {
         "verify_auth": "refuse accountActiveOrders/accountInactiveOrders and the auth WS channels without a "
                        "valid auth token of that account (20013)",
         "chain_id": "chain id of tx hashes and signatures (304: the SDK's for non-Lighter URLs)",
+        "faults": "faults injected from the start, all off by default (`POST /sim/fault` changes them at run time): "
+                  "`seed`; probabilities per opportunity `ws_disconnect` (`ws_disconnect_mode` abort/close), "
+                  "`book_drop`, `book_duplicate`, `book_reorder`, `account_delay` (`account_delay_ms`), "
+                  "`account_duplicate`, `rate_limit` (429 23000), `http_5xx` (`http_5xx_statuses`; `http_scope` "
+                  "tx/api), `nonce_reject` (21104, nonce kept), `tx_timeout` (executed, never answered: "
+                  "`tx_timeout_ms`, `tx_timeout_answer` close/504); docs/venue-sim.md, Faults",
+        "state_path": "state file: continue from it at start, keep it written (write-through before answering "
+                      "or announcing a change), so a restart, even after SIGKILL, keeps book, orders, accounts, "
+                      "nonces and keys; empty = none",
+        "state_interval_ms": "market-data-only changes reach the state file at most this many wall ms late",
     },
     CollectorConfig: {
         "markets": "markets to collect; null = top-level markets", "http_port": "/health and /metrics port",

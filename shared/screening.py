@@ -73,6 +73,7 @@ from shared.events import (
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
+    PositionMismatch,
     PositionSnapshot,
     QuoteIntent,
     RestingOrders,
@@ -97,7 +98,8 @@ STREAM_EVENTS: dict[str, tuple[type[Event], ...]] = {
     "trade": (Trade,),
     "stats": (MarketStats,),
     "intent": (TargetPosition, QuoteIntent, RestingOrders, StopLossIntent, CancelIntent),
-    "exec": (OrderAccepted, OrderRejected, OrderCanceled, Fill, PositionSnapshot, RiskState, GuardState),
+    "exec": (OrderAccepted, OrderRejected, OrderCanceled, Fill, PositionSnapshot, RiskState, GuardState,
+             PositionMismatch),
     "params": (ModelParams,),
     "control": (Control,),
 }

@@ -22,6 +22,7 @@ from services.copytrade.venue import RestVenue
 from shared.bus import Bus
 from shared.config import StackConfig
 from shared.events import Event, TargetPosition
+from shared.outage import BusLink
 from shared.redis_util import async_client, resolve_redis_url
 from shared.screening import Screener
 from shared.service import setup_logging
@@ -63,8 +64,22 @@ async def serve(cfg: StackConfig, ccfg: CopytradeConfig, redis_url: str) -> int:
     bus = Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen)
     venue = RestVenue(cfg.venue.rest_url, ccfg.rest_timeout_s)
 
+    link = BusLink(SERVICE)
+
     async def publish(account: int, ev: Event) -> None:
-        await bus.publish(bus.streams.intent(account), [ev])
+        """Publish one intent; while Redis is unreachable retry with backoff (the account's queue
+        waits), checking first whether a publish whose answer was lost went out."""
+        stream = bus.streams.intent(account)
+        doubt = False
+
+        async def once() -> None:
+            nonlocal doubt
+            if doubt and ev.id in await bus.tail_ids(stream, 1000):
+                return
+            doubt = True
+            await bus.publish(stream, [ev])
+
+        await link.retry(once, f"publish intent {ev.id}")
 
     trader = CopyTrader(ccfg, list(ccfg.accounts or [cfg.account_index]), venue, publish,
                         journal=RequestJournal(bus))

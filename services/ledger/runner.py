@@ -12,6 +12,9 @@ numbers) go to ``{ns}:dlq`` with the reason.
 
 When the DB write fails, the batch is retried (after rebuilding the FIFO state from the DB) with
 backoff until it succeeds or the service stops; unacknowledged entries are re-read on restart.
+A Redis outage is waited out by the loop (``/health`` says ``degraded``); a batch written to the
+DB whose acknowledgement was lost is settled by the loop (``ConsumerLoop``: committed once), and
+a redelivered fill is a no-op in the DB anyway.
 
 Test hook: ``LEDGER_TEST_PAUSE_BEFORE_ACK_S`` (seconds) makes the service sleep after the DB
 commit and before the acknowledgement, to let a test kill it in that window.
@@ -36,6 +39,7 @@ from shared.bus import Bus, Consumer, Delivery
 from shared.config import ScreeningConfig, StackConfig
 from shared.events import Event, Fill
 from shared.metrics import DUPLICATES, PREFIX, PROCESSING_SECONDS, start_http
+from shared.outage import BUS_DOWN_ERRORS
 from shared.redis_util import async_client, resolve_redis_url
 from shared.screening import Screener
 from shared.service import (
@@ -115,19 +119,21 @@ class LedgerService(BatchHandler):
 
     def health(self) -> dict[str, Any]:
         """Body of ``GET /health``."""
-        return {"status": "ok", "service": SERVICE, "stream": self.stream, "group": self.cfg.group,
-                "db": self.store.safe_url, "schema_version": self.store.schema_version,
-                "fills_recorded": self.fills_recorded, "duplicates": self.duplicates,
-                "dead_letters": self.dead_letters, "open_lots": self.engine.lot_count(),
-                "last_fill_ts_event": self.last_fill_ts, "uptime_s": round(time.time() - self.started_at, 1)}
+        return self.loop.link.health({
+            "status": "ok", "service": SERVICE, "stream": self.stream, "group": self.cfg.group,
+            "db": self.store.safe_url, "schema_version": self.store.schema_version,
+            "fills_recorded": self.fills_recorded, "duplicates": self.duplicates,
+            "dead_letters": self.dead_letters, "open_lots": self.engine.lot_count(),
+            "last_fill_ts_event": self.last_fill_ts, "uptime_s": round(time.time() - self.started_at, 1)})
 
     def stop(self) -> None:
         """Finish after the current batch (a batch not yet committed stays pending)."""
         self._stop.set()
 
     async def load(self) -> None:
-        """Create the consumer group and rebuild the FIFO state and metrics from the DB."""
-        await self.consumer.start()
+        """Create the consumer group (waiting for Redis while it is unreachable) and rebuild the
+        FIFO state and metrics from the DB."""
+        await self.loop.link.retry(self.consumer.start, "create the consumer group", self._stop)
         self.engine = await asyncio.to_thread(self.store.rebuild_engine)
         for strategy, pnl in (await asyncio.to_thread(self.store.realized_pnl_by_strategy)).items():
             REALIZED_PNL.labels(strategy).set(pnl)
@@ -206,7 +212,10 @@ class LedgerService(BatchHandler):
     async def run(self, http_port: int | None = None) -> None:
         """Consume until :meth:`stop`; serves ``/health`` and ``/metrics`` on ``http_port``
         (default: the config's; 0 = none)."""
-        await self.load()
+        try:
+            await self.load()
+        except BUS_DOWN_ERRORS:
+            return  # stopped before Redis answered
         http = await start_http(self.cfg.http_port if http_port is None else http_port, self.health)
         log.info("ledger consuming %s (group %s) into %s", self.stream, self.cfg.group, self.store.safe_url)
         try:

@@ -38,6 +38,7 @@ from shared.config import ScreeningConfig, StackConfig
 from shared.control import ControlError, control_event, publish_control
 from shared.events import Event
 from shared.metrics import PREFIX, start_http
+from shared.outage import BUS_DOWN_ERRORS
 from shared.redis_util import async_client, resolve_redis_url
 from shared.screening import Screener
 from shared.service import (
@@ -103,10 +104,11 @@ class NotifierService(BatchHandler):
 
     def health(self) -> dict[str, Any]:
         """Body of ``GET /health``."""
-        return {"status": "ok", "service": SERVICE, "telegram": self.chat is not None,
-                "events": self.engine.events, "folded_at_start": self.folded, "queued": len(self.outbox),
-                "dropped": self.outbox.dropped, "risk_state": self.engine.risk_state,
-                "uptime_s": round(time.time() - self.started_at, 1)}
+        return self.loop.link.health({
+            "status": "ok", "service": SERVICE, "telegram": self.chat is not None,
+            "events": self.engine.events, "folded_at_start": self.folded, "queued": len(self.outbox),
+            "dropped": self.outbox.dropped, "risk_state": self.engine.risk_state,
+            "uptime_s": round(time.time() - self.started_at, 1)})
 
     def stop(self) -> None:
         """Finish after the current batch."""
@@ -223,7 +225,12 @@ class NotifierService(BatchHandler):
             ev = control_event(cmd, target, who, source=SERVICE, key=("telegram", update_id))
         except ControlError as exc:  # e.g. "/kill grid": a kill takes no strategy
             return f"/{cmd}: {exc}"
-        await publish_control(self.bus, ev)
+        try:
+            await publish_control(self.bus, ev)
+        except BUS_DOWN_ERRORS as exc:  # say so in the chat; the operator repeats it
+            self.loop.link.failed(exc, "publish a control")
+            log.error("command /%s %s not published: Redis unreachable: %s", cmd, ev.target, exc)
+            return f"/{cmd} {ev.target}: NOT sent, the bus (Redis) is unreachable; try again"
         log.info("command /%s %s from the configured chat: Control %s published", cmd, ev.target, ev.id)
         return f"{cmd} {ev.target}: sent to the executor"
 
@@ -271,7 +278,10 @@ class NotifierService(BatchHandler):
         tasks: list[asyncio.Task] = []
         try:
             if self.cfg.fold_history:
-                await self.fold_history()
+                try:  # reads first, folds after: safe to repeat
+                    await self.loop.link.retry(self.fold_history, "fold the history", self._stop)
+                except BUS_DOWN_ERRORS:
+                    return  # stopped before Redis answered
             if self.chat is not None:
                 await self.chat.start()
                 tasks.append(asyncio.create_task(send_loop(

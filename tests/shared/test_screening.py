@@ -83,6 +83,12 @@ def test_stream_table_is_the_documented_one():
     assert seen == {k: {c.__name__ for c in v} for k, v in STREAM_EVENTS.items()}
 
 
+def test_every_event_type_belongs_on_exactly_one_stream_kind():
+    """A new event type must be given its stream here, or every consumer dead-letters it."""
+    kinds = [cls for classes in STREAM_EVENTS.values() for cls in classes]
+    assert sorted(c.__name__ for c in kinds) == sorted(c.__name__ for c in EVENT_TYPES.values())
+
+
 def test_good_inputs_pass():
     s = screener(strategies={"trend", "maker"}, known_markets_only=True)
     good = [
