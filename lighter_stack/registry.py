@@ -104,19 +104,3 @@ def strategy_services() -> list[ServiceSpec]:
     """The services that trade through the executor, in start order."""
     return [s for s in SERVICES.values() if s.strategy is not None]
 
-
-def strategy_names(cfg: Any) -> list[str]:
-    """Every strategy name ``cfg`` (a ``StackConfig``) can put on intents: each strategy service's
-    own (its section's ``strategy``) followed by its named instances
-    (``services.<name>.instances``), in start order, without duplicates.
-
-    Raises:
-        ConfigError: an invalid strategy section or instance.
-    """
-    base = cfg.model_copy(update={"instance": None})
-    out: list[str] = []
-    for spec in strategy_services():
-        for name in [base.section(spec.name, spec.config_model()).strategy, *cfg.instance_names(spec.name)]:
-            if name not in out:
-                out.append(name)
-    return out

@@ -12,6 +12,7 @@ import time
 
 import aiohttp
 import pytest
+from dlq_kit import dead_letters
 
 from services.executor.config import ExecutorConfig
 from services.executor.runner import ExecutorService, resolve_key
@@ -182,7 +183,10 @@ def _two_market_recording() -> list[Event]:
 
 
 async def test_the_executor_attributes_fills_to_each_instance_and_releases_its_lock(venue_executor, redis_client):
-    h = await venue_executor(_two_market_recording(), ["BTC", "ETH"])
+    # the config lists the instances: the executor takes their intents and refuses an unlisted one
+    h = await venue_executor(_two_market_recording(), ["BTC", "ETH"],
+                             services={"strategy-trend": {"instances": INSTANCES}})
+    assert h.cfg.strategy_names() >= {"trend-btc", "trend-eth"}
     key = lease_key(h.cfg.ns, "executor", 1001)
     assert (await redis_client.get(key)).decode() == h.svc.account_lock.lease.holder
     now = time.time_ns()
@@ -196,7 +200,9 @@ async def test_the_executor_attributes_fills_to_each_instance_and_releases_its_l
         TargetPosition(id="t1", ts_event=now, source="strategy-trend", strategy="trend-btc", market="BTC",
                        target=0.001),
         TargetPosition(id="t2", ts_event=now, source="strategy-trend", strategy="trend-eth", market="ETH",
-                       target=0.01)])
+                       target=0.01),
+        TargetPosition(id="t3", ts_event=now, source="strategy-trend", strategy="trend-sol", market="BTC",
+                       target=0.002)])
 
     def done(evs: list) -> bool:
         snaps = {(e.strategy, e.market): e.position for e in evs if isinstance(e, PositionSnapshot)}
@@ -205,6 +211,10 @@ async def test_the_executor_attributes_fills_to_each_instance_and_releases_its_l
     evs = await h.wait_for(done)
     fills = {(e.strategy, e.market) for e in evs if isinstance(e, Fill)}
     assert fills == {("trend-btc", "BTC"), ("trend-eth", "ETH")}
+    letters = await dead_letters(redis_client, h.cfg.ns)
+    assert [(x["stream"], x["reason"].split(":")[0]) for x in letters] == [(h.bus.streams.intent(1001),
+                                                                              "unknown-strategy")]
+    assert "'trend-sol'" in letters[0]["reason"]
     await h.stop_executor()
     assert await redis_client.get(key) is None  # released: the next executor starts at once
     await h.start_executor(timeout=5)
