@@ -84,10 +84,16 @@ class Lease:
         self.ttl_s = float(ttl_s)
         self.holder = holder or holder_id()
         self.retry_s = retry_s
-        self._lock = Lock(redis, key, timeout=self.ttl_s, thread_local=False)
+        self._lock_obj: Lock | None = None  # made at first use (a client may be attached later)
         self.held = False
         self.lost_to: str | None = None  # who took it from us (set when keep() returns)
         self.confirmed_at = 0.0  # time.monotonic() of the last successful take or renewal
+
+    @property
+    def _lock(self) -> Lock:
+        if self._lock_obj is None:
+            self._lock_obj = Lock(self.redis, self.key, timeout=self.ttl_s, thread_local=False)
+        return self._lock_obj
 
     @property
     def confirmed(self) -> bool:
