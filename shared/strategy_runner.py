@@ -28,6 +28,7 @@ A strategy service runs one pure engine (``on_event(ev) -> [ev]``, with ``name``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -216,7 +217,9 @@ def instance_lease(cfg: StackConfig, redis: Any, name: str) -> Lease:
 async def stand_by(lease: Lease, stop: asyncio.Event, port: int, service: str) -> bool:
     """Take ``lease``, waiting as standby while another process holds it: ``/health`` on
     ``port`` says ``{"status": "standby", "holder": ...}`` (HTTP 200) meanwhile, and the wait is
-    logged once per holder. Returns True when taken, False when ``stop`` was set first."""
+    logged once per holder (``starting``, HTTP 503, while Redis has not answered yet: a start
+    during a Redis outage waits for it). Returns True when taken, False when ``stop`` was set
+    first."""
     state: dict[str, Any] = {"holder": None, "since": time.time()}
 
     def held_by(who: str) -> None:
@@ -224,9 +227,12 @@ async def stand_by(lease: Lease, stop: asyncio.Event, port: int, service: str) -
         log.warning("%s: instance lock %s is held by %s: waiting as standby (takes over within %.0fs of its "
                     "holder's death)", service, lease.key, who, lease.ttl_s)
 
-    if await lease.try_acquire():
-        return True
-    http = await start_http(port, lambda: {"status": "standby", "service": service, "lock": lease.key,
+    with contextlib.suppress(*BUS_DOWN_ERRORS):  # Redis down at start: waited out below
+        if await lease.try_acquire():
+            return True
+    # "starting" (HTTP 503) while Redis has not answered yet, "standby" (200) once a holder is known
+    http = await start_http(port, lambda: {"status": "standby" if state["holder"] else "starting",
+                                           "service": service, "lock": lease.key,
                                            "holder": state["holder"], "me": lease.holder,
                                            "standby_s": round(time.time() - state["since"], 1)})
     try:

@@ -59,9 +59,10 @@ class AccountLock:
                 "waiting_for": self.waiting_for, "lost_to": self.lease.lost_to}
 
     async def acquire(self, stop: asyncio.Event) -> bool:
-        """Take the lock, waiting up to ``lock_wait_s`` while another executor holds it. False
-        (after logging at ERROR who holds it) when it could not be taken in time or ``stop``
-        was set; the executor must then exit without signing anything."""
+        """Take the lock, waiting up to ``lock_wait_s`` while another executor holds it (as long
+        as it takes while Redis does not answer at all: a start during an outage waits for it).
+        False (after logging at ERROR who holds it) when it could not be taken in time or
+        ``stop`` was set; the executor must then exit without signing anything."""
 
         def held_by(who: str) -> None:
             self.waiting_for = who
@@ -69,7 +70,13 @@ class AccountLock:
                         "(a killed executor's lock expires %.0fs after its last renewal)",
                         self.account, self.lease.key, who, self.wait_s, self.lease.ttl_s)
 
-        if await self.lease.wait(stop, timeout_s=self.wait_s, on_held_by=held_by):
+        while True:
+            got = await self.lease.wait(stop, timeout_s=self.wait_s, on_held_by=held_by)
+            if got or stop.is_set() or self.waiting_for is not None:
+                break
+            log.warning("executor for account %s: Redis has not answered for %.0fs; still waiting for it to take "
+                        "the account lock", self.account, self.wait_s)  # nobody seen holding it: keep waiting
+        if got:
             if self.waiting_for:
                 log.warning("executor for account %s: took the account lock (was held by %s)",
                             self.account, self.waiting_for)

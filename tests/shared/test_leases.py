@@ -101,3 +101,26 @@ async def test_a_redis_outage_longer_than_the_ttl_is_waited_out_and_the_lease_ta
     finally:
         await client.aclose()
         server.stop()
+
+
+async def test_an_executor_starting_while_redis_is_down_waits_for_it_then_takes_the_account_lock():
+    from services.executor.account_lock import AccountLock
+    from services.executor.config import ExecutorConfig
+    from shared.config import StackConfig
+
+    server = EmbeddedRedis().start()
+    server.shutdown()
+    client = async_client(server.url)
+    try:
+        cfg = StackConfig(namespace="t", lease_ttl_s=1.0)
+        lock = AccountLock(client, cfg, ExecutorConfig(lock_wait_s=0.3), holder="exec:1:abcd")
+        task = asyncio.create_task(lock.acquire(asyncio.Event()))
+        await asyncio.sleep(1.0)  # several lock_wait_s: it keeps waiting for Redis, it does not refuse
+        assert not task.done()
+        server.start()
+        assert await asyncio.wait_for(task, 10)
+        assert await lock.lease.current_holder() == "exec:1:abcd"
+        await lock.release()
+    finally:
+        await client.aclose()
+        server.stop()
