@@ -124,3 +124,28 @@ async def test_an_executor_starting_while_redis_is_down_waits_for_it_then_takes_
     finally:
         await client.aclose()
         server.stop()
+
+
+async def test_a_strategy_starting_while_redis_is_down_says_starting_then_takes_its_lock():
+    import aiohttp
+
+    from shared.redis_util import free_port
+    from shared.strategy_runner import stand_by
+
+    server = EmbeddedRedis().start()
+    server.shutdown()
+    client = async_client(server.url)
+    port = free_port()
+    try:
+        lease = Lease(client, "t:lock:instance:trend", 1.0, "me:1:abcd")
+        task = asyncio.create_task(stand_by(lease, asyncio.Event(), port, "strategy-trend"))
+        await asyncio.sleep(0.5)
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/health") as r:
+            body = await r.json()
+        assert r.status == 503 and body["status"] == "starting" and body["holder"] is None
+        server.start()
+        assert await asyncio.wait_for(task, 10)
+        assert await lease.current_holder() == "me:1:abcd"
+    finally:
+        await client.aclose()
+        server.stop()
