@@ -118,6 +118,7 @@ class Lease:
             self.confirmed_at = time.monotonic()
             return True
         if await self.current_holder() == self.holder:  # ours already (a renewal after a retry)
+            self._lock.local.token = self.holder.encode()  # so that reacquire/release know it
             self.held = True
             self.confirmed_at = time.monotonic()
             return True
