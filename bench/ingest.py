@@ -1,0 +1,215 @@
+"""Collector ingest: events per second into Redis, against raw pipelined XADD of the same entries.
+
+Prints figures, never fails on them (target: ingest >= 50 % of raw; docs/performance.md).
+
+Frames: a synthetic Lighter WS session shaped like the real samples
+(``tests/fixtures/lighter-samples/ws_order_book_*.json``, ``ws_trade_update.json``) for BTC and
+ETH: a book snapshot per market, then ``--frames`` frames, two book updates (contiguous nonces,
+one to three changed levels near the touch) for each trade frame (one trade), all encoded to
+bytes before timing. Each measurement runs on a private Redis (``EmbeddedRedis``) in a fresh
+namespace:
+
+- ``ingest_events_per_s``: the collector's own path, frame by frame as its WS loop does it
+  (``CollectorClient.handle``: decode, parse, gap-checked book, derived Bbo, then
+  ``Bus.publish_many`` -- one MULTI/EXEC round trip per frame -- and the counters); events
+  published / wall seconds;
+- ``parse_events_per_s``: the same frames through ``CollectorEngine.on_frame`` only (no Redis):
+  the parser's share;
+- ``raw_xadd_events_per_s``: the very entries the collector wrote (same streams, same bytes),
+  ``XADD`` in pipelines of ``--pipeline`` (1,000) commands without MULTI: the Redis floor;
+- ``raw_xadd_per_frame_events_per_s``: the same entries, one MULTI/EXEC round trip per frame's
+  events, as the collector publishes: the floor of its publishing pattern.
+
+Each figure is the best of ``--repeat`` (3) runs. Last line: one JSON object.
+Run: ``python bench/ingest.py [--frames 30000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchkit.stack import machine, print_figures, redis_version  # noqa: E402
+
+from services.collector.client import CollectorClient  # noqa: E402
+from services.collector.config import CollectorConfig  # noqa: E402
+from services.collector.engine import CollectorEngine  # noqa: E402
+from shared.bus import EVENT_FIELD, Bus  # noqa: E402
+from shared.config import REPO_ROOT  # noqa: E402
+from shared.events import encode  # noqa: E402
+from shared.markets import KNOWN_MARKETS  # noqa: E402
+from shared.redis_util import EmbeddedRedis, async_client  # noqa: E402
+
+SAMPLES = REPO_ROOT / "tests" / "fixtures" / "lighter-samples"
+MARKETS = [KNOWN_MARKETS["BTC"], KNOWN_MARKETS["ETH"]]
+
+
+def _sample(name: str) -> dict:
+    return json.loads((SAMPLES / name).read_text())
+
+
+def make_frames(n: int) -> list[bytes]:
+    """A snapshot per market, then ``n`` frames: per market in turn, two book updates then one
+    trade (see the module docstring)."""
+    snap_t, upd_t, trade_t = (_sample(f) for f in ("ws_order_book_subscribed.json", "ws_order_book_update.json",
+                                                   "ws_trade_update.json"))
+    mids = {"BTC": 115000.0, "ETH": 4500.0}
+    ticks = {"BTC": 0.1, "ETH": 0.01}
+    nonce = {m.symbol: 1000 for m in MARKETS}
+    frames: list[bytes] = []
+    t_us = 1_757_971_320_000_000
+    for m in MARKETS:
+        s = copy.deepcopy(snap_t)
+        mid, tick = mids[m.symbol], ticks[m.symbol]
+        s["channel"] = f"order_book:{m.market_id}"
+        s["order_book"].update(nonce=nonce[m.symbol], begin_nonce=0,
+                               bids=[{"price": f"{mid - tick * (k + 1):.2f}", "size": "1.0000"} for k in range(20)],
+                               asks=[{"price": f"{mid + tick * (k + 1):.2f}", "size": "1.0000"} for k in range(20)])
+        frames.append(orjson.dumps(s))
+    trade_id = 10**10
+    i = 0
+    while len(frames) < n + len(MARKETS):
+        m = MARKETS[(i // 3) % len(MARKETS)]
+        mid, tick = mids[m.symbol], ticks[m.symbol]
+        t_us += 500
+        if i % 3 < 2:
+            u = copy.deepcopy(upd_t)
+            u["channel"] = f"order_book:{m.market_id}"
+            k = i % 5
+            side = "bids" if i % 2 else "asks"
+            px = mid - tick * (k + 1) if side == "bids" else mid + tick * (k + 1)
+            levels = [{"price": f"{px:.2f}", "size": f"{(i % 7) * 0.5:.4f}"}]
+            if i % 4 == 0:
+                levels.append({"price": f"{px + (tick if side == 'asks' else -tick):.2f}", "size": "2.0000"})
+            u["order_book"].update(bids=levels if side == "bids" else [], asks=levels if side == "asks" else [],
+                                   begin_nonce=nonce[m.symbol], nonce=nonce[m.symbol] + 1 + i % 3,
+                                   last_updated_at=t_us)
+            u["last_updated_at"] = t_us
+            nonce[m.symbol] = u["order_book"]["nonce"]
+            frames.append(orjson.dumps(u))
+        else:
+            tr = copy.deepcopy(trade_t)
+            tr["channel"] = f"trade:{m.market_id}"
+            trade_id += 1
+            tr["trades"][0].update(trade_id=trade_id, trade_id_str=str(trade_id), market_id=m.market_id,
+                                   price=f"{mid:.2f}", timestamp=t_us // 1000)
+            frames.append(orjson.dumps(tr))
+        i += 1
+    return frames
+
+
+def parse_only(frames: list[bytes]) -> tuple[int, float]:
+    """(events, seconds) of ``CollectorEngine.on_frame`` over ``frames``."""
+    eng = CollectorEngine(MARKETS, "bench")
+    t0 = time.perf_counter()
+    n = 0
+    for i, raw in enumerate(frames):
+        n += len(eng.on_frame(raw, i).routed)
+    return n, time.perf_counter() - t0
+
+
+async def collector_ingest(url: str, frames: list[bytes]) -> tuple[int, float, list[list[tuple[str, bytes]]]]:
+    """(events, seconds, per-frame published entries) of the collector's frame loop into Redis."""
+    ns = f"bench-ingest-{uuid.uuid4().hex[:8]}"
+    redis = async_client(url)
+    try:
+        bus = Bus(redis, ns)
+        client = CollectorClient("ws://127.0.0.1:1/unused", CollectorEngine(MARKETS, ns), bus, CollectorConfig())
+        t0 = time.perf_counter()
+        for raw in frames:
+            await client.handle(raw)
+        dt = time.perf_counter() - t0
+        if client.dead_letters:
+            raise RuntimeError(f"{client.dead_letters} frames dead-lettered: the synthetic session is wrong")
+        eng = CollectorEngine(MARKETS, ns)  # the same entries again, per frame, for the raw runs
+        per_frame = [[(s, encode(e)) for s, e in eng.on_frame(raw, i).routed] for i, raw in enumerate(frames)]
+        n = client.published
+        await _drop(redis, ns)
+        return n, dt, per_frame
+    finally:
+        await redis.aclose()
+
+
+async def _drop(redis, ns: str) -> None:
+    keys = [k async for k in redis.scan_iter(match=f"{ns}:*")]
+    for i in range(0, len(keys), 500):
+        await redis.delete(*keys[i:i + 500])
+
+
+async def raw_xadd(url: str, per_frame: list[list[tuple[str, bytes]]], pipeline: int,
+                   per_frame_multi: bool) -> tuple[int, float]:
+    """(entries, seconds) of XADD of the collector's entries: pipelines of ``pipeline`` commands,
+    or one MULTI/EXEC per frame (``per_frame_multi``). Stream names get a fresh namespace."""
+    ns = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    redis = async_client(url)
+    try:
+        frames = [[(f"{ns}:{s.split(':', 1)[1]}", b) for s, b in entries] for entries in per_frame]
+        n = sum(len(f) for f in frames)
+        t0 = time.perf_counter()
+        if per_frame_multi:
+            for entries in frames:
+                if not entries:
+                    continue
+                pipe = redis.pipeline(transaction=True)
+                for s, b in entries:
+                    pipe.xadd(s, {EVENT_FIELD: b}, maxlen=500_000, approximate=True)
+                await pipe.execute()
+        else:
+            flat = [e for f in frames for e in f]
+            for i in range(0, len(flat), pipeline):
+                pipe = redis.pipeline(transaction=False)
+                for s, b in flat[i:i + pipeline]:
+                    pipe.xadd(s, {EVENT_FIELD: b}, maxlen=500_000, approximate=True)
+                await pipe.execute()
+        dt = time.perf_counter() - t0
+        await _drop(redis, ns)
+        return n, dt
+    finally:
+        await redis.aclose()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="collector ingest vs raw pipelined XADD")
+    ap.add_argument("--frames", type=int, default=30_000)
+    ap.add_argument("--pipeline", type=int, default=1000, help="XADD commands per raw pipeline")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    load_before = machine()["loadavg"]
+    frames = make_frames(args.frames)
+    best: dict[str, float] = {}
+
+    def keep(key: str, n: int, dt: float) -> None:
+        best[key] = max(best.get(key, 0.0), round(n / dt, 1))
+
+    with EmbeddedRedis() as server:
+        for _ in range(args.repeat):
+            keep("parse_events_per_s", *parse_only(frames))
+            n, dt, per_frame = asyncio.run(collector_ingest(server.url, frames))
+            keep("ingest_events_per_s", n, dt)
+            keep("raw_xadd_events_per_s", *asyncio.run(raw_xadd(server.url, per_frame, args.pipeline, False)))
+            keep("raw_xadd_per_frame_events_per_s", *asyncio.run(raw_xadd(server.url, per_frame, args.pipeline, True)))
+        rv = redis_version(server.url)
+    sizes = [len(b) for f in per_frame for _, b in f]
+    figures = {
+        **best,
+        "ingest_vs_raw": round(best["ingest_events_per_s"] / best["raw_xadd_events_per_s"], 3),
+        "target_met": best["ingest_events_per_s"] >= 0.5 * best["raw_xadd_events_per_s"],
+        "frames": len(frames), "events": n, "events_per_frame": round(n / len(frames), 2),
+        "mean_entry_bytes": round(sum(sizes) / len(sizes), 1), "pipeline": args.pipeline,
+        "machine": {**machine(), "loadavg_before": load_before, "redis": rv},
+    }
+    print_figures(figures)
+
+
+if __name__ == "__main__":
+    main()
