@@ -9,10 +9,14 @@ one to three changed levels near the touch) for each trade frame (one trade), al
 bytes before timing. Each measurement runs on a private Redis (``EmbeddedRedis``) in a fresh
 namespace:
 
-- ``ingest_events_per_s``: the collector's own path, frame by frame as its WS loop does it
-  (``CollectorClient.handle``: decode, parse, gap-checked book, derived Bbo, then
-  ``Bus.publish_many`` -- one MULTI/EXEC round trip per frame -- and the counters); events
-  published / wall seconds;
+- ``ingest_events_per_s``: the collector's own loop, ``CollectorClient.consume`` over the frames
+  (the WS connection replaced by an iterable that has every frame ready, i.e. a saturated
+  socket): a reader task stamps and queues the frames, the publishing loop takes those waiting
+  (at most ``max_batch_frames``, 200), decodes, parses, applies them to the gap-checked books,
+  derives the Bbos and publishes their events in one MULTI/EXEC; events published / wall seconds;
+- ``ingest_per_frame_events_per_s``: ``CollectorClient.handle`` frame by frame (one MULTI/EXEC
+  round trip per frame: the collector's behaviour when frames arrive one at a time, and its
+  throughput before batching);
 - ``parse_events_per_s``: the same frames through ``CollectorEngine.on_frame`` only (no Redis):
   the parser's share;
 - ``raw_xadd_events_per_s``: the very entries the collector wrote (same streams, same bytes),
@@ -118,16 +122,32 @@ def parse_only(frames: list[bytes]) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-async def collector_ingest(url: str, frames: list[bytes]) -> tuple[int, float, list[list[tuple[str, bytes]]]]:
-    """(events, seconds, per-frame published entries) of the collector's frame loop into Redis."""
+class _Ready:
+    """The frames as an async iterable with every frame ready (a saturated connection)."""
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self.frames = frames
+
+    async def __aiter__(self):
+        for raw in self.frames:
+            yield raw
+
+
+async def collector_ingest(url: str, frames: list[bytes], batched: bool
+                           ) -> tuple[int, float, list[list[tuple[str, bytes]]]]:
+    """(events, seconds, per-frame published entries) of the collector's loop into Redis:
+    ``consume`` (batched) or ``handle`` per frame."""
     ns = f"bench-ingest-{uuid.uuid4().hex[:8]}"
     redis = async_client(url)
     try:
         bus = Bus(redis, ns)
         client = CollectorClient("ws://127.0.0.1:1/unused", CollectorEngine(MARKETS, ns), bus, CollectorConfig())
         t0 = time.perf_counter()
-        for raw in frames:
-            await client.handle(raw)
+        if batched:
+            await client.consume(_Ready(frames))
+        else:
+            for raw in frames:
+                await client.handle(raw)
         dt = time.perf_counter() - t0
         if client.dead_letters:
             raise RuntimeError(f"{client.dead_letters} frames dead-lettered: the synthetic session is wrong")
@@ -194,8 +214,9 @@ def main() -> None:
     with EmbeddedRedis() as server:
         for _ in range(args.repeat):
             keep("parse_events_per_s", *parse_only(frames))
-            n, dt, per_frame = asyncio.run(collector_ingest(server.url, frames))
+            n, dt, per_frame = asyncio.run(collector_ingest(server.url, frames, batched=True))
             keep("ingest_events_per_s", n, dt)
+            keep("ingest_per_frame_events_per_s", *asyncio.run(collector_ingest(server.url, frames, batched=False))[:2])
             keep("raw_xadd_events_per_s", *asyncio.run(raw_xadd(server.url, per_frame, args.pipeline, False)))
             keep("raw_xadd_per_frame_events_per_s", *asyncio.run(raw_xadd(server.url, per_frame, args.pipeline, True)))
         rv = redis_version(server.url)

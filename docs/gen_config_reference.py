@@ -97,6 +97,7 @@ MEANING = {
         "ping_interval_s": "our ping interval", "rest_timeout_s": "REST timeout (market metadata)",
         "unhealthy_after_s": "/health answers 503 after this long disconnected",
         "seen_trade_ids": "trade ids remembered to publish resent trades once",
+        "max_batch_frames": "frames already waiting published in one Redis transaction, at most this many",
     },
     TrendConfig: {
         **_TARGET_STRATEGY, "candle_interval_s": "candle length, seconds of mid",

@@ -12,6 +12,7 @@ Example (the defaults)::
         ping_interval_s: 30.0
         rest_timeout_s: 10.0
         unhealthy_after_s: 60.0
+        max_batch_frames: 200        # frames waiting are published in one transaction, at most this many
 
 Every key can be set from the environment, e.g. ``LS_SERVICES__COLLECTOR__HTTP_PORT=9201``.
 """
@@ -37,6 +38,9 @@ class CollectorConfig(BaseModel):
         rest_timeout_s: timeout (s) of one REST request.
         unhealthy_after_s: ``/health`` answers 503 when not connected for longer than this (s).
         seen_trade_ids: recent trade ids remembered to drop trades resent on resubscribe.
+        max_batch_frames: at most this many frames that are already waiting are handled together
+            and their events published in one Redis transaction (a lone frame goes at once; see
+            ``services/collector/client.py``); 1 = one transaction per frame.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -49,6 +53,7 @@ class CollectorConfig(BaseModel):
     rest_timeout_s: float = Field(default=10.0, gt=0)
     unhealthy_after_s: float = Field(default=60.0, gt=0)
     seen_trade_ids: int = Field(default=100_000, ge=1)
+    max_batch_frames: int = Field(default=200, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _check(self) -> CollectorConfig:
