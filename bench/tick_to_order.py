@@ -49,6 +49,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,36 @@ ACCOUNT = 1001
 MARKET = "BTC"
 TARGET_P99_MS = 2.0
 TARGET_RAW_MULTIPLE = 3.0
+
+
+async def _sign_ms(n: int = 200) -> float:
+    """Median wall ms of one signature by the executor's signer (the official SDK's Go signer),
+    create and cancel alternately, with a throwaway key, offline."""
+    import lighter
+    from pydantic import SecretStr
+
+    from services.executor.engine import OrderCommand
+    from services.executor.signer import Signer
+
+    key, _pub, err = lighter.create_api_key()
+    if err:
+        raise RuntimeError(err)
+    signer = await Signer.create("http://127.0.0.1:1", ACCOUNT, 4, 304, SecretStr(key))
+    now = time.time_ns()
+    cmds = [OrderCommand(kind="create", market=MARKET, market_id=1, client_order_index=5, side="buy", price=920000,
+                         size=20, tif="post_only", order_expiry=-1, reduce_only=False, cause_id="x", ts_event=now),
+            OrderCommand(kind="cancel", market=MARKET, market_id=1, client_order_index=5, order_index=7, side="buy",
+                         cause_id="x", ts_event=now)]
+    times = []
+    try:
+        for i in range(n):
+            t0 = time.perf_counter()
+            signer.sign(cmds[i % 2], i)
+            times.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        with contextlib.suppress(Exception):
+            await signer._client.close()
+    return percentiles(times, (50,))["p50"]
 
 
 def write_feed(path: Path, rate: float, seconds: float) -> int:
@@ -118,25 +149,31 @@ async def _watch_orders(ws_url: str, first: dict[int, int], ready: asyncio.Event
                         first[coi] = int(o["transaction_time"])
 
 
-async def _quiet(redis, ns: str, groups: set[str], timeout: float = 60.0) -> None:
-    """Wait until the consumer ``groups`` have nothing pending or unread (3 polls in a row)."""
+async def _quiet(redis, ns: str, groups: set[str], timeout: float) -> bool:
+    """Wait until the consumer ``groups`` have read every entry of their streams and acknowledged
+    it (3 polls in a row); False after ``timeout`` s. (Redis 6.2's XINFO GROUPS has no ``lag``:
+    the group's last-delivered id is compared with the stream's last id.)"""
     deadline = time.monotonic() + timeout
     quiet = 0
-    while time.monotonic() < deadline and quiet < 3:
+    while quiet < 3:
+        if time.monotonic() > deadline:
+            return False
         backlog = 0
         async for key in redis.scan_iter(match=f"{ns}:*"):
             if (await redis.type(key)) != b"stream":
                 continue
+            last = (await redis.xinfo_stream(key))["last-generated-id"]
             for g in await redis.xinfo_groups(key):
                 name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
                 if name in groups:
-                    backlog += int(g.get("pending") or 0) + int(g.get("lag") or 0)
+                    backlog += int(g.get("pending") or 0) + int(g["last-delivered-id"] != last)
         quiet = quiet + 1 if backlog == 0 else 0
         await asyncio.sleep(0.3)
+    return True
 
 
 async def run_rate(redis_url: str, rate: float, seconds: float, warmup_s: float, no_limit: bool,
-                   workdir: Path) -> dict[str, Any]:
+                   workdir: Path, drain_timeout_s: float = 600.0) -> dict[str, Any]:
     """One stack, one rate: returns the figures of that rate."""
     wd = workdir / f"rate-{rate:g}"
     wd.mkdir(parents=True, exist_ok=True)
@@ -152,6 +189,10 @@ async def run_rate(redis_url: str, rate: float, seconds: float, warmup_s: float,
         "LS_SERVICES__VENUE_SIM__DEPTH__ENABLED": "false",
         "LS_SERVICES__VENUE_SIM__VERIFY_SIGNATURES": "false",
         "LS_SERVICES__EXECUTOR__TIER": "premium",
+        # requotes faster than cancels are confirmed: orders being canceled count in the worst-case
+        # inventory (0.0002 BTC each), so the default 0.01 BTC would refuse quotes at 1,000/s
+        "LS_SERVICES__EXECUTOR__MAX_POSITION": "{BTC: 1.0}",
+        "LS_SERVICES__EXECUTOR__DEFAULT_MAX_NOTIONAL_USD": "1000000",
     }
     if no_limit:
         extra.update({"LS_SERVICES__VENUE_SIM__RATE_LIMIT_PER_MIN": "0",
@@ -196,7 +237,9 @@ async def run_rate(redis_url: str, rate: float, seconds: float, warmup_s: float,
                     raise StackError(f"replay not finished: {st.get('events_replayed')} of {n_events} events")
                 await asyncio.sleep(0.5)
             replay_wall_s = time.monotonic() - started
-            await _quiet(redis, ns, {"bench", "executor"})
+            t_drain = time.monotonic()
+            drained = await _quiet(redis, ns, {"bench", "executor"}, timeout=drain_timeout_s)
+            drain_wall_s = time.monotonic() - t_drain
             await asyncio.sleep(1.0)  # the last orders' account_all updates
             status = await get_json(http, f"{venue}/sim/status")
             deferred = await metric_value(http, ports["executor"], "lighter_stack_executor_deferred_updates_total")
@@ -235,8 +278,10 @@ async def run_rate(redis_url: str, rate: float, seconds: float, warmup_s: float,
     acct = (status.get("accounts") or {}).get(str(ACCOUNT)) or {}
     return {
         "rate_per_s": rate, "updates": len(window), "achieved_rate_per_s": round(len(window) / span_s, 1) if span_s else None,
-        "replay_wall_s": round(replay_wall_s, 1), "intents": intents,
+        "replay_wall_s": round(replay_wall_s, 1), "drain_wall_s": round(drain_wall_s, 1), "drained": drained,
+        "intents": intents,
         "orders": len(accepted), "orders_measured": len(lat), "rejected": len(rejected),
+        "reject_reasons": dict(Counter(f"{e.code}: {e.reason[:60]}" for e in rejected).most_common(3)),
         "updates_without_order": len(window) - ticks_with_order,
         "executor_deferred_updates": int(deferred), "executor_requests": int(requests),
         "venue_rate_limited": acct.get("rate_limited", 0), "venue_max_requests_per_min": acct.get("max_requests_per_min", 0),
@@ -307,6 +352,7 @@ def main() -> None:
         "tick_to_order_p99_9_ms": worst["p99_9_ms"], "raw_three_hop_p50_ms": worst["raw_three_hop_p50_ms"],
         "raw_three_hop_p99_ms": worst["raw_three_hop_p99_ms"], "raw_three_hop_p99_9_ms": worst["raw_three_hop_p99_9_ms"],
         "worst_rate_per_s": worst["rate_per_s"], "target_met": all(f["target_met"] for f in rates.values()),
+        "sign_ms_per_tx_p50": asyncio.run(_sign_ms()),
         "no_limit": args.no_limit, "seconds": args.seconds, "rates": rates,
         "machine": {**machine(), "loadavg_before": load_before, "redis": rv},
     }
