@@ -14,8 +14,13 @@ never fills, and different from the previous one so the executor requotes (cance
 :func:`shared.events.child` of the BBO: same ``ts_event`` (the venue's book-update time), so the
 executor's ``OrderAccepted`` for it carries that time too.
 
+With ``--coalesce`` the runner publishes only the last intent of each consumer batch (the
+answer to the newest BBO it read; what a quoting strategy does under load): the BBOs it read
+together get one quote.
+
 Run: ``python -m benchkit.tick_strategy --redis-url URL --namespace NS --account 1001
---market BTC --tick 0.1 --http-port PORT`` with ``bench/`` on ``PYTHONPATH``; stops on SIGTERM.
+--market BTC --tick 0.1 --http-port PORT [--coalesce]`` with ``bench/`` on ``PYTHONPATH``; stops
+on SIGTERM.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import argparse
 import asyncio
 import math
 
-from shared.bus import Bus, Streams
+from shared.bus import Bus, Delivery, Streams
 from shared.events import Bbo, Event, QuoteIntent, child
 from shared.redis_util import async_client
 from shared.service import EngineRunner, install_stop_handlers, setup_logging
@@ -61,14 +66,23 @@ class TickEngine:
                             bid_px=bid, bid_sz=self.size)]
 
 
+class CoalescingRunner(EngineRunner):
+    """:class:`EngineRunner` that publishes only the last output of each batch."""
+
+    async def on_batch(self, deliveries: list[Delivery]) -> list[tuple[str, Event]]:
+        """The engine sees every event; only the last routed output is kept."""
+        return (await super().on_batch(deliveries))[-1:]
+
+
 async def run(args: argparse.Namespace) -> None:
     """Consume until SIGTERM/SIGINT."""
     redis = async_client(args.redis_url)
     bus = Bus(redis, args.namespace)
     streams = Streams(args.namespace)
     intents = streams.intent(args.account)
-    runner = EngineRunner(SOURCE, TickEngine(args.market, args.tick, args.size), bus, [streams.book(args.market)],
-                          route=lambda _ev: intents, group=STRATEGY, http_port=args.http_port)
+    cls = CoalescingRunner if args.coalesce else EngineRunner
+    runner = cls(SOURCE, TickEngine(args.market, args.tick, args.size), bus, [streams.book(args.market)],
+                 route=lambda _ev: intents, group=STRATEGY, http_port=args.http_port)
     install_stop_handlers(runner.stop)
     try:
         await runner.run()
@@ -86,6 +100,7 @@ def main() -> None:
     p.add_argument("--tick", type=float, default=0.1)
     p.add_argument("--size", type=float, default=0.0002)
     p.add_argument("--http-port", type=int, default=0)
+    p.add_argument("--coalesce", action="store_true", help="publish only the last intent of each batch")
     asyncio.run(run(p.parse_args()))
 
 

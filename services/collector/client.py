@@ -352,8 +352,11 @@ class CollectorClient:
                 log.error("publish to Redis failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
         self.published += len(routed)
+        per_stream: dict[str, int] = {}
         for stream, _ in routed:
-            EVENTS_OUT.labels(SERVICE, stream).inc()
+            per_stream[stream] = per_stream.get(stream, 0) + 1
+        for stream, n in per_stream.items():
+            EVENTS_OUT.labels(SERVICE, stream).inc(n)
 
     async def dead_letter(self, raw: bytes | str, reason: str, origin: str) -> None:
         """Write the raw frame and the reason to ``{ns}:dlq`` (logged, never raises)."""
