@@ -188,6 +188,8 @@ class CollectorClient:
         self.frames = 0
         self.last_frame_at = 0.0
         self.disconnected_since = time.monotonic()
+        self._processing = PROCESSING_SECONDS.labels(SERVICE)  # label children looked up once
+        self._messages: dict[str, Any] = {}
 
     # ----------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -318,8 +320,11 @@ class CollectorClient:
             self.frames += 1
             t0 = time.perf_counter()
             out = self.engine.on_frame(raw, ts_recv)
-            PROCESSING_SECONDS.labels(SERVICE).observe(time.perf_counter() - t0)
-            MESSAGES.labels(out.kind).inc()
+            self._processing.observe(time.perf_counter() - t0)
+            counter = self._messages.get(out.kind)
+            if counter is None:
+                counter = self._messages[out.kind] = MESSAGES.labels(out.kind)
+            counter.inc()
             if out.dead_letter is not None:
                 await self.dead_letter(raw, out.dead_letter, out.channel)
             routed.extend(out.routed)
