@@ -26,10 +26,10 @@ demo: install         ## paper mode on the bundled real Lighter recording, all s
 sysdeps:              ## Debian packages some tests use (promtool, prometheus, alertmanager), when root
 	@bash deploy/sysdeps.sh
 
-test: install sysdeps ## fast tier: unit and integration tests (real Redis, venue-sim, SDK); no e2e or parity runs
-	$(BIN)/python -m pytest -q -m "not e2e and not parity"
+test: install sysdeps ## fast tier: unit and integration tests (real Redis, venue-sim, SDK); no e2e, parity or chaos runs
+	$(BIN)/python -m pytest -q -m "not e2e and not parity and not chaos"
 
-test-all: install sysdeps ## every test: the fast tier plus the end-to-end demos and the bus-vs-backtest parity runs
+test-all: install sysdeps ## every test: the fast tier plus the end-to-end demos, the bus-vs-backtest parity runs and the chaos suite
 	$(BIN)/python -m pytest -q
 
 bench: install        ## benchmarks that print figures (not pass/fail)

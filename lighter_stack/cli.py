@@ -8,6 +8,7 @@ exposes ``main(cfg: StackConfig) -> int`` in its ``runner`` module.
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -69,6 +70,31 @@ def demo(
     if recording:
         opts.recording = recording
     raise typer.Exit(demo_mod.main(opts))
+
+
+@app.command()
+def chaos(
+    minutes: Annotated[float | None, typer.Option(help="replay only the first N minutes of the recording (default: all)")] = None,
+    speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 8.0,
+    seed: Annotated[int, typer.Option(help="seed of the fault plan")] = 7,
+    kills: Annotated[int, typer.Option(help="SIGKILLs of each service (venue-sim excluded)")] = 2,
+    redis_restarts: Annotated[int, typer.Option(help="Redis shutdowns (AOF on) and restarts")] = 1,
+    venue_faults: Annotated[str | None, typer.Option(help="venue-sim fault plan (JSON body of POST /sim/fault) for a window of the run; default: every kind (docs/chaos.md); '{}' = none")] = None,
+    venue_restarts: Annotated[int, typer.Option(help="venue-sim restarts from its state file")] = 1,
+    timeout: Annotated[float, typer.Option(help="give up after this many seconds of replay")] = 900.0,
+    config: ConfigOpt = None,
+) -> None:
+    """The paper demo under faults: kill -9 and restart each service in turn, restart Redis,
+    inject venue-sim faults; then check that nothing was lost or doubled (last line: JSON)."""
+    from lighter_stack import chaos as chaos_mod
+    from lighter_stack.demo import DemoOptions
+
+    opts = chaos_mod.ChaosOptions(demo=DemoOptions(minutes=minutes, speed=speed, timeout_s=timeout, config=config),
+                                  seed=seed, kills_per_service=kills, redis_restarts=redis_restarts,
+                                  venue_restarts=venue_restarts)
+    if venue_faults is not None:
+        opts.venue_faults = json.loads(venue_faults)
+    raise typer.Exit(chaos_mod.main(opts))
 
 
 @app.command()

@@ -171,6 +171,12 @@ class Demo:
         self.copytrade: CopytradeDriver | None = None
         self.recording: Path = Path(opts.recording)
         self.venue_status: dict[str, Any] = {}
+        self.down: set[str] = set()
+        """Processes stopped on purpose for now (a chaos run's kills): not reported as dead."""
+        self.env: dict[str, str] = {}
+        """The services' environment of this run (set by :meth:`run`)."""
+        self.ports: dict[str, int] = {}
+        """Service name -> its ``/health`` port (venue-sim: REST + WS) in this run."""
 
     def strategy_names(self) -> list[str]:
         """The running strategies' names (intents, fills) in :data:`SERVICE_ORDER`: each
@@ -287,14 +293,10 @@ class Demo:
         self.markets = header.markets
         total_events = sum(1 for _ in events)
 
-        redis_url = os.environ.get("REDIS_URL")
-        if redis_url and redis_reachable(redis_url):
-            ns = f"paper-demo-{self.run_id}"
-        else:
-            self.redis_server = EmbeddedRedis().start()
-            redis_url, ns = self.redis_server.url, "paper"
+        redis_url, ns = self._redis_for_run()
         ports = {name: free_port() for name in ["venue-sim", *self.services]}
         env = self._env(redis_url, ns, ports, recording)
+        self.env, self.ports = env, ports
         self.write_stack_env(env)
         console.print(f"[bold]lighter-stack demo[/] paper mode, namespace [cyan]{ns}[/], "
                       f"{total_events:,} recorded events of {', '.join(m.symbol for m in header.markets)}, "
@@ -338,6 +340,15 @@ class Demo:
             if self.redis_server:
                 self.redis_server.stop()
 
+    def _redis_for_run(self) -> tuple[str, str]:
+        """``(redis_url, namespace)`` of this run: ``REDIS_URL`` when it answers (namespace
+        ``paper-demo-<run id>``), else a bundled redis-server started here (namespace ``paper``)."""
+        redis_url = os.environ.get("REDIS_URL")
+        if redis_url and redis_reachable(redis_url):
+            return redis_url, f"paper-demo-{self.run_id}"
+        self.redis_server = EmbeddedRedis().start()
+        return self.redis_server.url, "paper"
+
     async def _wait_ready(self, http: aiohttp.ClientSession, redis, ns: str, timeout: float = 60.0) -> None:
         """Wait until the executor reconciled and the collector subscribed to every market."""
         deadline = time.monotonic() + timeout
@@ -368,7 +379,13 @@ class Demo:
                       disable=not console.is_terminal) as bar:
             task = bar.add_task("replay", total=1, fills=0)
             while True:
-                st = await self._get_json(http, f"{base}/sim/status")
+                try:
+                    st = await self._get_json(http, f"{base}/sim/status")
+                except (aiohttp.ClientError, TimeoutError):
+                    if "venue-sim" not in self.down:
+                        raise
+                    await asyncio.sleep(0.2)  # venue-sim is restarting on purpose (a chaos run)
+                    continue
                 bar.update(task, total=max(st.get("total_events", 1), 1), completed=st.get("events_replayed", 0),
                            fills=st.get("fills", 0))
                 if self.copytrade is not None:
@@ -379,7 +396,7 @@ class Demo:
                 if st.get("state") == "finished":
                     break
                 for proc in self.procs:
-                    if proc.popen.poll() is not None:
+                    if proc.popen.poll() is not None and proc.name not in self.down:
                         raise DemoError(f"{proc.name} died during the replay; log tail:\n{_tail(proc.log)}")
                 if time.monotonic() - started > self.opts.timeout_s:
                     raise DemoError(f"replay not finished after {self.opts.timeout_s:.0f}s: {st}")
@@ -473,14 +490,22 @@ def _tail(path: Path, n: int = 25) -> str:
         return "(no log)"
 
 
+def run_or_report(demo: Demo, what: str = "demo") -> dict[str, Any] | None:
+    """Run ``demo`` (a :class:`Demo` or a subclass); returns its summary, or on
+    :class:`DemoError` prints the error and the JSON line ``{"error", "workdir"}`` and returns None."""
+    try:
+        return asyncio.run(demo.run())
+    except DemoError as exc:
+        console.print(f"[red]{what} failed:[/] {exc}")
+        print(json.dumps({"error": str(exc).splitlines()[0], "workdir": str(demo.workdir)}))
+        return None
+
+
 def main(opts: DemoOptions) -> int:
     """Run the demo, print the PnL table and the JSON summary; returns the exit code."""
     demo = Demo(opts)
-    try:
-        summary = asyncio.run(demo.run())
-    except DemoError as exc:
-        console.print(f"[red]demo failed:[/] {exc}")
-        print(json.dumps({"error": str(exc).splitlines()[0], "workdir": str(demo.workdir)}))
+    summary = run_or_report(demo)
+    if summary is None:
         return 1
     from services.ledger.report import pnl_command
 

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -167,6 +167,12 @@ class Bus:
             ms, seq = last.split("-")
             start = f"{ms}-{int(seq) + 1}"
 
+    async def tail_ids(self, stream: str, count: int) -> set[str]:
+        """The event ids of the newest ``count`` entries of ``stream`` (undecodable ones left
+        out): after a publish whose answer was lost (Redis went away), whether it was written."""
+        got = await self.redis.xrevrange(stream, max="+", min="-", count=max(1, count))
+        return {d.event.id for d in (_decode_entry(stream, eid, f) for eid, f in got) if d.event is not None}
+
     async def last(self, stream: str) -> Delivery | None:
         """The newest entry of ``stream``, or ``None`` when it is empty."""
         got = await self.redis.xrevrange(stream, max="+", min="-", count=1)
@@ -209,7 +215,8 @@ class Consumer:
         self._next_claim = 0.0
 
     async def start(self) -> None:
-        """Create missing consumer groups (and streams)."""
+        """Create missing consumer groups (and streams); also after Redis lost them (see
+        :class:`shared.service.ConsumerLoop`)."""
         for s in self.streams:
             try:
                 await self.redis.xgroup_create(s, self.group, id="0", mkstream=True)
@@ -232,6 +239,11 @@ class Consumer:
             if claimed:
                 return claimed
         return await self._read({s: ">" for s in self.streams}, block=self.block_ms)
+
+    def reread_pending(self) -> None:
+        """Make the next :meth:`fetch` read this consumer's own pending entries first again (after
+        a Redis outage: a read whose answer was lost left its entries pending on us, unseen)."""
+        self._own_pending_done = False
 
     async def fetch_new(self) -> list[Delivery]:
         """New entries (never delivered to the group) that are already there, without waiting
@@ -287,6 +299,44 @@ class Consumer:
         for s, ids in acks.items():
             pipe.xack(s, self.group, *ids)
         await pipe.execute()
+
+    async def commit_state(self, done: Sequence[Delivery]) -> Literal["done", "not_done", "lost"]:
+        """After a :meth:`commit` of ``done`` failed without an answer (Redis went away), whether
+        its transaction ran: ``MULTI/EXEC`` is atomic and acknowledges every entry of ``done``, so
+
+        - ``not_done``: an entry of ``done`` is still pending in the group (nothing of the
+          transaction happened: commit again);
+        - ``done``: none is pending and they are still in their streams (it ran -- or another
+          consumer of the group claimed and committed them; either way the outputs are out);
+        - ``lost``: the group is gone (``NOGROUP``), or the entries are (Redis came back without
+          the data: the outputs must be published again, the groups re-created).
+
+        An entry trimmed by ``MAXLEN`` in between reads as ``lost`` (outputs published twice,
+        with the same event ids: consumers drop the second copy).
+
+        Raises:
+            redis.exceptions.ConnectionError, redis.exceptions.TimeoutError: Redis is still
+                unreachable.
+        """
+        by_stream: dict[str, list[str]] = {}
+        for d in done:
+            by_stream.setdefault(d.stream, []).append(d.entry_id)
+        present = False
+        for s, ids in by_stream.items():
+            lo, hi = min(ids, key=split_id), max(ids, key=split_id)
+            try:
+                pending = await self.redis.xpending_range(s, self.group, min=lo, max=hi, count=len(ids) + 10_000)
+            except ResponseError as exc:
+                if str(exc).startswith("NOGROUP"):
+                    return "lost"
+                raise
+            pend = {(p["message_id"].decode() if isinstance(p["message_id"], bytes) else p["message_id"])
+                    for p in pending}
+            if pend.intersection(ids):
+                return "not_done"
+            if await self.redis.xrange(s, min=lo, max=hi, count=1):
+                present = True
+        return "done" if present else "lost"
 
     async def lag(self) -> dict[str, int]:
         """Entries not yet delivered to the group, per stream (Redis 7 reports it; on 6.2 it is

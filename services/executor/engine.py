@@ -51,6 +51,8 @@ each part sets up the state it owns (``_init_<part>``) and documents it in its m
 ``control.py``                 kill/pause/resume/flatten, reconciliation, derived risk state
 ``restore.py``                 start-up: exec history, standing wishes, control state
 ``venue_reports.py``           send results and typed venue reports -> order events, fills
+``fill_recovery.py``           trades missed while down or disconnected -> exactly one Fill each
+``position_check.py``          account position vs the strategies' sum -> ``PositionMismatch``
 ``protective.py``              protective stops (``protective_stop``, off by default): one
                                reduce-only stop-loss per (strategy, market) with a position
 ``common.py``                  shared types and constants (``OrderCommand``, ``StaleOrder``, ...)
@@ -81,7 +83,9 @@ Start-up and state (runner)::
     engine.resting_orders(strategy, market)      -> [(side, price, size)]  live resting orders
     engine.protective_coi(coi)                   -> strategy | None  (a protective stop of ours?)
     engine.adopt_protective_stop(...)            -> bool  (keep a previous run's protective stop)
-    engine.on_missed_trade(VenueTrade)           -> list[Event]  (a stop fill from while down)
+    engine.on_missed_trade(VenueTrade)           -> list[Event]  (a fill missed while down: feed snapshot, REST history)
+    engine.recovery_since_ns()                   -> int | None  (how far back to read the trade history)
+    engine.check_positions(market, ts_ns)        -> list[Event]  (PositionMismatch on a change)
     engine.protective_status()                   -> dict  (/health)
 
 Guards and budget (metrics)::
@@ -119,7 +123,7 @@ from shared.events import (
     TargetPosition,
 )
 from shared.markets import MarketInfo
-from shared.venue.reports import VenueOrder, VenueTrade
+from shared.venue.reports import VenueOrder, VenuePosition, VenueTrade
 
 from .attribution import Attribution
 from .budget import RequestBudget
@@ -134,9 +138,11 @@ from .common import (
 )
 from .config import ExecutorConfig
 from .control import ControlState
+from .fill_recovery import FillRecovery
 from .guards import Guards
 from .netting import Netting
 from .orders import OrderRegistry
+from .position_check import PositionCheck
 from .protective import ProtectiveStops
 from .resting import RestingSets
 from .restore import Restore
@@ -144,7 +150,7 @@ from .venue_reports import VenueReports
 
 
 class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBudget, ControlState, Restore, VenueReports,
-             ProtectiveStops):
+             ProtectiveStops, FillRecovery, PositionCheck):
     """The executor's decision logic for one account.
 
     Args:
@@ -183,6 +189,8 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
         self._init_restore()
         self._init_venue_reports()
         self._init_protective()
+        self._init_fill_recovery()
+        self._init_position_check()
 
     # ------------------------------------------------------------------ public: bus inputs
 
@@ -342,9 +350,9 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
 
     # ------------------------------------------------------------------ public: venue reports (protective stops)
 
-    def on_venue_trade(self, trade: VenueTrade, account: bool = True) -> list[Event]:
+    def on_venue_trade(self, trade: VenueTrade, account: bool = True, recovered: bool = False) -> list[Event]:
         """:meth:`VenueReports.on_venue_trade`, then the market's protective stops."""
-        outs = super().on_venue_trade(trade, account)
+        outs = super().on_venue_trade(trade, account, recovered)
         if self._protect_on:
             m = self.by_id.get(trade.market_id)
             self._protect_mark(m.symbol if m is not None else None)
@@ -359,6 +367,13 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
             self._protect_mark(m.symbol if m is not None else None)
             self._protect()
         return outs
+
+    def on_venue_position(self, pos: VenuePosition) -> list[Event]:
+        """:meth:`VenueReports.on_venue_position`, then the market's position check
+        (:meth:`PositionCheck.check_positions`)."""
+        outs = super().on_venue_position(pos)
+        m = self.by_id.get(pos.market_id)
+        return outs + self.check_positions(m.symbol) if m is not None else outs
 
     def on_order_unknown(self, client_order_index: int, reason: str = "") -> list[Event]:
         """:meth:`VenueReports.on_order_unknown`, then the protective stops."""
@@ -377,12 +392,13 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
 
     def set_reconciled(self, ok: bool, reason: str = "", ts_ns: int | None = None) -> list[Event]:
         """:meth:`ControlState.set_reconciled`, then the protective stops (positions restored
-        and reconciled; placed at each market's first touch)."""
+        and reconciled; placed at each market's first touch) and, once reconciled, the position
+        check of every market (:meth:`PositionCheck.check_positions`)."""
         outs = super().set_reconciled(ok, reason, ts_ns)
         if self._protect_on:
             self._protect_mark(None)
             self._protect()
-        return outs
+        return outs + self.check_positions(ts_ns=ts_ns) if ok else outs
 
     # ------------------------------------------------------------------ public: request budget
 

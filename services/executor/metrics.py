@@ -50,3 +50,12 @@ DEAD_MAN_UNTIL = Gauge(f"{_P}dead_man_switch_until_seconds",
                        "Wall time (unix s) of the scheduled cancel-all kept by dead_man_switch_s (0 = none armed).")
 DEAD_MAN_FAILURES = Counter(f"{_P}dead_man_switch_failures_total",
                             "Scheduled cancel-all (dead-man switch) refreshes that failed.")
+RECOVERED_FILLS = Counter(f"{_P}recovered_fills_total",
+                          "Sides of venue trades not seen live (feed snapshot, REST trade history at start) that were "
+                          "recovered: attributed (an order of ours), unattributed (an unknown order; Fill.reason says "
+                          "why), seen (history from before anything of ours: only marked seen).", ["how"])
+POSITION_MISMATCH = Gauge(f"{_P}position_mismatch",
+                          "Venue account position minus the sum of the strategies' virtual positions (base units); "
+                          "0 while they agree.", ["market"])
+POSITION_MISMATCHES = Counter(f"{_P}position_mismatches_total",
+                              "PositionMismatch events with a difference (found or changed).", ["market"])

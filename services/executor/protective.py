@@ -36,10 +36,11 @@ control, reconciliation, the market's first touch):
   strategy takes for its own;
 - restarts: the exec stream's ``OrderAccepted`` tells our protective stops' client order indices
   (:meth:`Restore.restore`); at reconciliation the runner hands the venue's active stop orders
-  of those indices to :meth:`adopt_protective_stop` (kept, not canceled, no duplicate placed) and
-  fills of our stop orders that happened while the executor was down (the account trade
-  feed's first snapshot) to :meth:`on_missed_trade` (attributed to the strategy; the account
-  position comes from the venue's position reports).
+  of those indices to :meth:`adopt_protective_stop` (kept, not canceled, no duplicate placed);
+  fills of our stop orders that happened while the executor was down are attributed to the
+  strategy like every other missed fill (:meth:`FillRecovery.on_missed_trade`: the trade feed's
+  snapshot and the REST trade history; the account position comes from the venue's position
+  reports).
 
 State: ``_protect_dirty`` (markets to evaluate), ``_protect_refused`` ((strategy, market) ->
 (side, lots, event time until which that stop is not tried again)), ``protective_placed`` /
@@ -49,9 +50,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.events import Event, Side
+from shared.events import Side
 from shared.markets import MarketInfo
-from shared.venue.reports import VenueTrade
 
 from .common import EPS, PROTECTIVE_REASON, RATE_LIMITED, OrderCommand, _Order, _Out
 
@@ -233,25 +233,6 @@ class ProtectiveStops:
         self.protective_adopted += 1
         self._protect_mark(m.symbol)
         return True
-
-    def on_missed_trade(self, trade: VenueTrade) -> list[Event]:
-        """A trade of the account from before this run (the account trade feed's first
-        snapshot): if our side of it is a stop order of ours (a protective stop or a strategy's
-        stop-loss, known from the exec stream) and it was not attributed yet, it is attributed
-        now like a live trade -- the strategy's virtual position moves, ``Fill`` and
-        ``PositionSnapshot`` are published -- but the account position is left as the venue's
-        position reports give it (they already include the trade). Other trades are only marked
-        seen (:meth:`mark_trade_seen`). Returns the events."""
-        mine = False
-        for acct, coi in ((trade.bid_account, trade.bid_client_order_index),
-                          (trade.ask_account, trade.ask_client_order_index)):
-            rec = self._find(coi) if acct == self.account and coi else None
-            if rec is not None and rec.kind == "stop":
-                mine = True
-        if not mine:
-            self.mark_trade_seen(trade)
-            return []
-        return self.on_venue_trade(trade, account=False)
 
     def protective_status(self) -> dict[str, Any]:
         """The protective stops for ``/health``: enabled, counters, and the live ones as

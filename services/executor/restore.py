@@ -44,9 +44,11 @@ class Restore:
         """Fold the exec stream's history (our own outputs): virtual positions from the last
         ``PositionSnapshot`` per (strategy, market), seen venue trade ids from ``Fill``, the
         client order index counter from ``OrderAccepted``/``OrderRejected`` and the
-        order -> strategy map of accepted orders (for late fills; stop-loss orders as stops,
-        protective stops -- label ``<strategy>/protective-stop`` -- as the strategy's protective
-        stops, for :meth:`adopt_protective_stop` and :meth:`on_missed_trade`). The engine clock is not
+        order -> strategy map of accepted orders (for late fills and fills missed while down,
+        :meth:`FillRecovery.on_missed_trade`; stop-loss orders as stops, protective stops -- label
+        ``<strategy>/protective-stop`` -- as the strategy's protective stops, for
+        :meth:`adopt_protective_stop`), and where fill recovery starts (the newest venue fill's
+        time, the first order's: :meth:`FillRecovery.recovery_since_ns`). The engine clock is not
         advanced (history holds runner events stamped with wall time, inputs may be in sim
         time)."""
         self._changed()
@@ -57,8 +59,11 @@ class Restore:
                 st.position, st.avg_entry = ev.position, ev.avg_entry_price
             elif isinstance(ev, Fill) and ev.venue_trade_id:
                 self.seen_trades.add((ev.venue_trade_id, ev.side))
+                self._note_trade(ev.ts_event)  # venue time of the trade: missed ones are newer
             elif isinstance(ev, OrderAccepted | OrderRejected):
                 max_coi = max(max_coi, ev.client_order_index)
+                if isinstance(ev, OrderAccepted):
+                    self._note_order(ev.ts_event)
                 if isinstance(ev, OrderAccepted) and ev.market in self.markets:
                     m = self.markets[ev.market]
                     protective = ev.strategy.endswith(PROTECTIVE_SUFFIX)

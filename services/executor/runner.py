@@ -27,7 +27,12 @@ Start-up (fail closed):
    header; a malformed list fails too), adopts the protective stops a previous run left
    (``protective_stop``), cancels the orders of ``cancel_scope`` (default ``own``: the ones whose client order index
    is ours, one cancel tx each; ``all``: one cancel-all tx 16; ``none``: none;
-   :meth:`ExecutorService._cancel_all_resting`) and waits for the account feed to be subscribed. It then
+   :meth:`ExecutorService._cancel_all_resting`) and waits for the account feed to be subscribed.
+   Holding the I/O lock (no feed report applied meanwhile) it reads the account again (its
+   positions are the ones applied) and the account's REST trade history back to the newest fill
+   on the exec stream, and turns every trade side not seen yet into exactly one ``Fill`` (fills
+   missed while down; :mod:`services.executor.recovery`; the trade feed's snapshots go the same
+   way). It then
    reads the intent stream backwards (XREVRANGE: a read, not a consume -- the entries may be
    acked already) for the strategies' latest ``TargetPosition`` and resting wish per (strategy,
    market), back to ``max_intent_age_ms`` before the newest intent, and hands them to
@@ -44,13 +49,28 @@ Start-up (fail closed):
 
 Running: one consumer (group ``executor``) over ``{ns}:intent:{account}``, ``{ns}:control`` and
 ``{ns}:md:book:{SYM}``, through the shared :class:`~shared.service.ConsumerLoop` (this service is
-its handler). Each batch goes to ``Engine.on_events`` (after an engine error: one event at a
+its handler). Every input is screened first (:class:`~shared.screening.Screener`, also for the
+start-up reads of the intent and control streams): an event type that does not belong on its
+stream, a market that does not match it, a crossed or out-of-band book, an intent of a strategy
+not in the config (``StackConfig.strategy_names``) or for a market the venue does not list,
+negative or huge sizes go to ``{ns}:dlq`` with the reason. Each batch goes to ``Engine.on_events`` (after an engine error: one event at a
 time, a failing one dead-lettered); its events are published with ``Consumer.commit`` (atomic
 with the acks, undecodable entries go to the DLQ) and only then are its order commands signed
 and sent (at-most-once sending: a crash between commit and send loses
 the order, never duplicates it). Send results and account-feed reports go through the engine
 and are published with ``Bus.publish``. One lock serialises sends and feed processing, so an
 ``OrderAccepted`` is published before the fills of that order.
+
+Redis outages (:mod:`shared.outage`): the consume loop waits them out (``ConsumerLoop``). The
+events of venue reports and send results that cannot be published are kept in order in an
+outbox (none is lost) and published as soon as Redis answers, before the next consumed batch's
+outputs (a publish whose answer was lost is checked against the stream's tail first: never
+twice). While Redis is unreachable or the outbox is not empty, **no new order is sent**: a
+create command is refused locally (``OrderRejected`` code -1, ``not sent: ...``; the strategy
+retries later); cancels still go out (they only reduce risk). ``/health`` says ``degraded``
+meanwhile. When Redis came back without its data, the executor publishes every (strategy,
+market) ``PositionSnapshot`` and its ``RiskState`` again, so strategies whose fills were lost
+learn their positions.
 
 Lockstep barrier (``lockstep_barrier``, off by default; ``lighter-stack demo --lockstep`` turns
 it on): a read that returns intents is completed and ordered as the backtest would feed it
@@ -65,13 +85,8 @@ and the ones after it are sent again (up to three rounds). Error 23000 (too many
 reported to the engine, which backs off by event time and keeps the wanted state (see the
 engine's ``on_send_result``); it never stops the service.
 
-Stale orders: every ``order_check_s`` (wall time) the runner takes ``Engine.stale_orders()``
-(IOCs in flight and unconfirmed cancels older than ``order_stale_s`` of event time), asks the
-venue about them per market (``accountActiveOrders``, then ``accountInactiveOrders`` for the ones
-not active; auth) and reports back: a listed order through ``Engine.on_venue_order`` (the WS
-path), an active order with a lost cancel through ``Engine.on_order_still_open`` (cancel sent
-again), an order the venue does not know through ``Engine.on_order_unknown`` (finished unfilled).
-Counted in ``..._stale_orders_resolved_total{how}``.
+Stale orders and the cancels of our resting orders at start and shutdown:
+:mod:`services.executor.venue_orders`.
 
 Dead-man switch (``dead_man_switch_s``, off by default): once reconciled, a scheduled cancel-all is
 kept ahead of the wall clock (:mod:`services.executor.deadman`).
@@ -92,6 +107,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import SecretStr
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.bus import Bus, Consumer, Delivery
 from shared.config import PRIVATE_KEY_ENV, ConfigError, StackConfig
@@ -103,20 +119,23 @@ from shared.events import (
     GuardState,
     OrderAccepted,
     OrderRejected,
+    PositionMismatch,
     PositionSnapshot,
     QuoteIntent,
     RestingOrders,
     RiskState,
     TargetPosition,
+    derive_id,
 )
 from shared.lighter_rest import RestError
 from shared.markets import MarketInfo
 from shared.metrics import (
-    EVENTS_OUT,
     start_http,
 )
+from shared.outage import BUS_DOWN_ERRORS, BusLink
 from shared.quiet import StreamWatch
 from shared.redis_util import async_client, resolve_redis_url
+from shared.screening import Screener
 from shared.service import (
     BatchHandler,
     ConsumerLoop,
@@ -131,7 +150,7 @@ from shared.venue.reports import VenueOrder, VenueTrade
 
 from .config import ExecutorConfig
 from .deadman import DeadManSwitch
-from .engine import MAX_CLIENT_ORDER_INDEX, Engine, OrderCommand, StaleOrder
+from .engine import MAX_CLIENT_ORDER_INDEX, Engine, OrderCommand
 from .keys import ensure_registered, paper_l1_key
 from .leverage import LeverageError, apply_leverage, leverage_plan
 from .lockstep import LockstepBarrier
@@ -146,6 +165,7 @@ from .metrics import (
     INTENTS,
     INTERNAL_CROSSES,
     ORDERS_SENT,
+    POSITION_MISMATCH,
     PROTECTIVE_STOPS,
     REJECTS,
     REQUESTS_PER_MINUTE,
@@ -153,11 +173,12 @@ from .metrics import (
     RESTORED_INTENTS,
     RISK_STATE,
     SELF_TRADE_REFUSALS,
-    STALE_RESOLVED,
     STATE_VALUE,
     STRATEGY_POSITION,
 )
 from .nonces import NonceError, NonceManager
+from .outbox import Outbox
+from .recovery import observe_mismatch, read_trade_history, recover_trades
 from .sending import send_chunk, send_one
 from .signer import Signer, SignError, generate_key
 from .startup import adopt_protective_stops, check_active_orders, latest_intent_entries, startup_summary
@@ -166,9 +187,9 @@ from .venue import (
     LighterRest,
     SendResult,
     feed_reports,
-    parse_order,
     parse_position,
 )
+from .venue_orders import VenueOrderChecks
 
 log = logging.getLogger("executor")
 
@@ -197,7 +218,7 @@ def resolve_key(cfg: StackConfig, ecfg: ExecutorConfig) -> SecretStr:
     return generate_key()
 
 
-class ExecutorService(BatchHandler):
+class ExecutorService(VenueOrderChecks, BatchHandler):
     """One executor for ``cfg.account_index``; the :class:`~shared.service.BatchHandler` of its
     bus inputs (:meth:`gather`, :meth:`on_batch`, :meth:`after_commit`).
 
@@ -243,8 +264,12 @@ class ExecutorService(BatchHandler):
         self.dead_man = DeadManSwitch(ecfg.dead_man_switch_s, self._send_direct,
                                       lambda: self.engine is not None and self.engine.reconciled,
                                       ecfg.reconcile_retry_s)
+        # semantic checks of every input (shared.screening); the venue's markets are added at start
+        self.screener = Screener(cfg.ns, cfg.screening, strategies=cfg.strategy_names(), known_markets_only=True)
+        self.link = BusLink(SERVICE)
+        self.outbox = Outbox(self.bus, self.exec_stream, self.link, self.io_lock, SERVICE)  # Redis unreachable
         self.loop = ConsumerLoop(SERVICE, Consumer(self.bus, self.inputs, SERVICE, consumer_name(SERVICE)), self,
-                                 self.seen, lock=self.io_lock)
+                                 self.seen, lock=self.io_lock, link=self.link)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -253,9 +278,11 @@ class ExecutorService(BatchHandler):
         self._stop.set()
 
     def health(self) -> dict[str, Any]:
-        """Body of ``GET /health``."""
+        """Body of ``GET /health``: ``degraded`` while Redis is unreachable or exec events wait in
+        the outbox (no new orders then)."""
         e = self.engine
-        return {"status": "ok", "service": SERVICE, "account_index": self.cfg.account_index,
+        held = f"{len(self.outbox)} exec event(s) not yet published" if len(self.outbox) else ""
+        body = {"status": "ok", "service": SERVICE, "account_index": self.cfg.account_index,
                 "api_key_index": self.cfg.api_key_index,
                 "risk_state": e.state if e else "halted", "risk_reason": e.state_reason if e else "starting",
                 "reconciled": bool(e and e.reconciled),
@@ -263,7 +290,9 @@ class ExecutorService(BatchHandler):
                 "processed": self.processed, "uptime_s": round(time.time() - self.started_at, 1),
                 "startup": self.startup_summary(), "account": self.account_info,
                 "protective_stops": e.protective_status() if e else {"enabled": self.ecfg.protective_stop.enabled},
-                "dead_man_switch": self.dead_man.status()}
+                "dead_man_switch": self.dead_man.status(), "unpublished": len(self.outbox),
+                "new_orders": "allowed" if self._bus_ok() else "held: the bus is unreachable"}
+        return self.link.health(body, held)
 
     def startup_summary(self) -> dict[str, Any]:
         """What this executor will trade with (:func:`~services.executor.startup.startup_summary`):
@@ -292,11 +321,14 @@ class ExecutorService(BatchHandler):
                 log.error("start-up failed: %s", exc)
                 return 2
             await self._build_engine(markets)
+            if self.engine is None:
+                return 0
             self.feed = AccountFeed(self.cfg.venue.ws_url, self.cfg.account_index, self._auth_token,
                                     self._on_feed, on_connected=self._on_feed_connected,
                                     ping_interval_s=self.ecfg.ws_ping_interval_s,
                                     backoff_max_s=self.ecfg.ws_backoff_max_s)
             tasks.append(asyncio.create_task(self.feed.run(), name="account-feed"))
+            tasks.append(asyncio.create_task(self.outbox.run(self._stop), name="outbox"))
             tasks.append(asyncio.create_task(self.loop.run(self._stop), name="consume"))
             if self.ecfg.order_check_s > 0:
                 tasks.append(asyncio.create_task(self._check_orders_loop(), name="order-check"))
@@ -312,6 +344,7 @@ class ExecutorService(BatchHandler):
                     log.error("task %s failed: %r", t.get_name(), t.exception())
             stop_wait.cancel()
             await self._shutdown()
+            await self.outbox.drain()
             return 0
         finally:
             if self.feed is not None:
@@ -337,6 +370,7 @@ class ExecutorService(BatchHandler):
         while True:
             try:
                 allm = await self.rest.markets()
+                self.screener.markets.update(allm)  # an intent for a market the venue lacks: unknown-market
                 markets = {s: allm[s] for s in self.cfg.markets if s in allm}
                 missing = [s for s in self.cfg.markets if s not in allm]
                 if missing:
@@ -374,13 +408,20 @@ class ExecutorService(BatchHandler):
                 return False
 
     async def _build_engine(self, markets: dict[str, MarketInfo]) -> None:
-        history = [d.event for d in await self.bus.read_all(self.exec_stream) if d.event is not None]
+        try:
+            stream = await self.link.retry(lambda: self.bus.read_all(self.exec_stream), "read the exec stream",
+                                           self._stop)
+        except BUS_DOWN_ERRORS:
+            return  # stopped while Redis was unreachable: no engine
+        history = [d.event for d in stream if d.event is not None]
         start = max(1, min(int(time.time() * 1000), MAX_CLIENT_ORDER_INDEX))
         engine = Engine(self.ecfg, markets, self.cfg.account_index, next_client_order_index=start,
                         reconciled=False)
         engine.restore(history)
         self.own_cois = {ev.client_order_index for ev in history if isinstance(ev, OrderAccepted)}
         self.engine = engine
+        for symbol in markets:
+            POSITION_MISMATCH.labels(symbol).set(0)
         log.info("executor for account %d: markets %s, %d exec events folded, next client order index %d",
                  self.cfg.account_index, sorted(markets), len(history), engine.next_coi)
         log.info("executor start-up: %s", json.dumps(self.startup_summary(), sort_keys=True))
@@ -431,8 +472,7 @@ class ExecutorService(BatchHandler):
             await ensure_registered(self.signer, self.rest, paper_l1_key())
         acct = self.cfg.account_index
         await self.nonces.sync()
-        account = await self.rest.account_state(acct)
-        positions = [parse_position(p["market_id"], p) for p in account.positions]
+        account = await self.rest.account_state(acct)  # strict: nothing is canceled unless it reads
         token = self._auth_token()
         listed = {m.market_id: await self.rest.active_orders(acct, m.market_id, token)
                   for m in engine.markets.values()}
@@ -451,10 +491,18 @@ class ExecutorService(BatchHandler):
         except TimeoutError:
             raise ConnectionError("account feed not connected") from None
         async with self.io_lock:
+            # read again under the lock: no feed report is applied between these reads and their use,
+            # so a newer position report is never overwritten; then the fills missed while down
+            # (services.executor.recovery): a trade after the account read comes with its position report
+            account = await self.rest.account_state(acct)
+            positions = [parse_position(p["market_id"], p) for p in account.positions]
+            since = engine.recovery_since_ns()
+            history = await read_trade_history(self.rest, acct, token, since) if since is not None else []
             outs: list[Event] = []
             for pos in positions:
                 if pos is not None:
                     outs += engine.on_venue_position(pos)
+            outs += recover_trades(engine, history, "trade history")
             # read under the lock: no intent or control is consumed between the read and the restore
             await self._restore_from_streams()
             outs += engine.set_reconciled(True, ts_ns=time.time_ns())
@@ -496,73 +544,14 @@ class ExecutorService(BatchHandler):
                         engine.control_summary())
         return restored, len(controls)
 
-    async def _cancel_all_resting(self, scope: str | None = None,
-                                  listed: dict[int, list[dict[str, Any]]] | None = None) -> None:
-        """Cancel the resting orders of ``scope`` (default ``cancel_scope``; start and shutdown):
-        ``all`` -> one account-wide cancel-all (tx 16), as a live ``kill`` sends, and so a kill in
-        force at start; ``own`` and ``none`` -> the account's active orders whose client order
-        index is ours (:meth:`_own_order_cancels`), one cancel tx (15) each; other bots' orders
-        on the account stay. ``listed``: the active orders per market id just read (start-up),
-        else they are read now.
-
-        Raises:
-            VenueError: the venue refused a cancel, or listing the active orders failed.
-        """
-        engine = self.engine
-        assert engine is not None
-        if (scope or self.ecfg.cancel_scope) == "all":
-            res = await self._execute([engine.cancel_all_command(time.time_ns())])
-            if not res[0].ok:
-                raise RestError(f"cancel-all failed: {res[0].code} {res[0].message}")
-            return
-        cmds, others = await self._own_order_cancels(listed)
-        log.info("canceling %d resting order(s) of ours; %d other order(s) on the account are left alone",
-                 len(cmds), others)
-        failed = [r for r in await self._execute(cmds) if not r.ok]
-        if failed:
-            raise RestError(f"{len(failed)} of {len(cmds)} cancel(s) failed: {failed[0].code} {failed[0].message}")
-
-    async def _own_order_cancels(self, listed: dict[int, list[dict[str, Any]]] | None = None
-                                 ) -> tuple[list[OrderCommand], int]:
-        """Cancel commands for the account's active orders (``accountActiveOrders`` per market,
-        auth) whose client order index is ours: one of an ``OrderAccepted`` on our exec stream
-        (folded at start, :attr:`own_cois`) or of a live order of the engine. Returns the
-        commands and the number of other active orders (not ours: left alone). ``listed``: the
-        active orders per market id when already read."""
-        engine = self.engine
-        assert engine is not None
-        own = self.own_cois | set(engine.orders)
-        # protective stops protect the positions, which are kept: they stay (adopted at the next start)
-        keep = ({coi for coi, r in engine.orders.items() if r.live and r.protective}
-                if self.ecfg.protective_stop.enabled else set())
-        now = time.time_ns()
-        cmds: list[OrderCommand] = []
-        others = 0
-        if listed is None:
-            token = self._auth_token()
-            listed = {m.market_id: await self.rest.active_orders(self.cfg.account_index, m.market_id, token)
-                      for m in engine.markets.values()}
-        for m in engine.markets.values():
-            for o in listed.get(m.market_id, ()):
-                rep = parse_order(m.market_id, o)
-                if rep is not None and rep.client_order_index in keep:
-                    continue
-                if rep is not None and rep.client_order_index in own:
-                    coi = rep.client_order_index
-                    cmds.append(OrderCommand(kind="cancel", market=m.symbol, market_id=m.market_id,
-                                             client_order_index=coi, order_index=rep.order_index or coi,
-                                             cause_id="cancel_own", ts_event=now))
-                else:
-                    others += 1
-        return cmds, others
-
     async def _control_entries(self) -> list[tuple[tuple[int, int], Control]]:
         """The whole control stream, oldest first, as ``((ms, seq) of the entry id, Control)``:
         a read (XRANGE), not a consume. Undecodable entries and other event types are skipped
         (the consumer dead-letters them)."""
         out: list[tuple[tuple[int, int], Control]] = []
-        for d in await self.bus.read_all(self.bus.streams.control):
-            if isinstance(d.event, Control):
+        stream = self.bus.streams.control
+        for d in await self.bus.read_all(stream):
+            if isinstance(d.event, Control) and self.screener.passes(d.event, stream):
                 ms, seq = (int(x) for x in d.entry_id.split("-"))
                 out.append(((ms, seq), d.event))
         return out
@@ -575,8 +564,9 @@ class ExecutorService(BatchHandler):
                                      max_entries: int = 200_000) -> list[tuple[tuple[int, int], Event]]:
         """The intent stream's wishes that may still stand, oldest first, as ``((ms, seq) of the
         entry id, event)`` (:func:`~services.executor.startup.latest_intent_entries`)."""
-        return await latest_intent_entries(self.redis, self.bus.streams.intent(self.cfg.account_index),
-                                           self.ecfg.max_intent_age_ms, chunk, max_entries)
+        stream = self.bus.streams.intent(self.cfg.account_index)
+        return await latest_intent_entries(self.redis, stream, self.ecfg.max_intent_age_ms, chunk, max_entries,
+                                           accept=lambda ev: self.screener.passes(ev, stream))
 
     # ------------------------------------------------------------------ dead-man switch
 
@@ -591,85 +581,14 @@ class ExecutorService(BatchHandler):
         except Exception as exc:  # never let the switch kill the service
             return SendResult(False, -1, f"{type(exc).__name__}: {exc}")
 
-    # ------------------------------------------------------------------ stale orders
-
-    async def _check_orders_loop(self) -> None:
-        """Every ``order_check_s``: :meth:`_check_stale_orders` (errors are logged, never fatal)."""
-        while not await self._sleep(self.ecfg.order_check_s):
-            engine = self.engine
-            if engine is None or not engine.reconciled:
-                continue
-            try:
-                await self._check_stale_orders()
-            except (VenueError, NonceError, SignError, TimeoutError, ConnectionError) as exc:
-                log.warning("stale-order check failed: %s", exc)
-            except Exception:  # never let the check kill the service
-                log.exception("stale-order check error")
-
-    async def _check_stale_orders(self) -> dict[int, str]:
-        """Ask the venue about the engine's stale orders and report the answers back (see the
-        module docstring); returns ``{client_order_index: how}`` for the resolved ones."""
-        engine = self.engine
-        assert engine is not None
-        async with self.io_lock:
-            stale = engine.stale_orders()
-        if not stale:
-            return {}
-        token = self._auth_token()
-        acct = self.cfg.account_index
-        by_market: dict[int, list[StaleOrder]] = {}
-        for s in stale:
-            by_market.setdefault(s.market_id, []).append(s)
-        found: dict[int, tuple[int, dict[str, Any]]] = {}
-
-        def index(mid: int, orders: list[dict[str, Any]], wanted: list[StaleOrder]) -> None:
-            by_oi = {s.order_index: s.client_order_index for s in wanted if s.order_index}
-            for o in orders:
-                try:
-                    coi = int(o.get("client_order_index") or 0) or by_oi.get(int(o.get("order_index") or 0), 0)
-                except (TypeError, ValueError):
-                    continue
-                if coi and coi not in found:
-                    found[coi] = (mid, o)
-
-        for mid, items in by_market.items():
-            index(mid, await self.rest.active_orders(acct, mid, token), items)
-            if any(s.client_order_index not in found for s in items):
-                index(mid, await self.rest.inactive_orders(acct, mid, token), items)
-        resolved: dict[int, str] = {}
-        async with self.io_lock:
-            outs: list[Event] = []
-            for s in stale:
-                coi = s.client_order_index
-                hit = found.get(coi)
-                if hit is None:
-                    got = engine.on_order_unknown(coi, f"not among the account's active or last 100 inactive "
-                                                       f"orders in {s.market}")
-                    how = "unknown" if got else ""
-                else:
-                    mid, o = hit
-                    rep = parse_order(mid, {**o, "client_order_index": coi})
-                    status = rep.status if rep is not None else ""
-                    if rep is not None and (status == "filled" or status.startswith(("canceled", "expired"))):
-                        live = coi in engine.orders
-                        got = engine.on_venue_order(rep)
-                        how = ("filled" if status == "filled" else "canceled") if live else ""
-                    else:
-                        got = []
-                        how = "cancel_resent" if engine.on_order_still_open(coi) else ""
-                outs += got
-                if how:
-                    resolved[coi] = how
-                    STALE_RESOLVED.labels(how).inc()
-                    log.warning("stale %s order %d in %s (%.1fs without a final update): %s", s.why, coi, s.market,
-                                s.age_ns / 1e9, how)
-            await self._publish(outs)
-            cmds = engine.take_commands()
-        if cmds:
-            await self._execute(cmds)
-        return resolved
-
     # ------------------------------------------------------------------ bus inputs (BatchHandler)
+
+    def reject_reason(self, event: Event, stream: str) -> str | None:
+        """The input screening's reason to dead-letter ``event`` (:class:`~shared.screening.Screener`):
+        an event type that does not belong on its stream, a market that does not match its
+        stream, a crossed/out-of-band book, an intent of a strategy not in the config or for a
+        market the venue does not list, negative or huge sizes..."""
+        return self.screener.reason(event, stream)
 
     async def gather(self, consumer: Consumer, batch: list[Delivery]) -> list[Delivery]:
         """With ``lockstep_barrier`` on and an intent in ``batch``: the lockstep batch
@@ -684,11 +603,30 @@ class ExecutorService(BatchHandler):
         the I/O lock. Its order commands are kept for :meth:`after_commit`."""
         engine = self.engine
         assert engine is not None
+        if not await self.outbox.flush():  # what waits goes out first, in order
+            raise RedisConnectionError(f"{len(self.outbox)} exec event(s) not yet published")  # batch redelivered
         outs = feed_engine(SERVICE, deliveries, engine.on_event, on_events=engine.on_events,
                            on_batch_error=engine.take_commands)
         self._cmds = engine.take_commands()
         self.processed += len(deliveries)
         return [(self.exec_stream, e) for e in outs]
+
+    async def on_bus_reset(self) -> None:
+        """Redis came back without its data: publish a ``PositionSnapshot`` of every (strategy,
+        market) the engine holds and the ``RiskState`` again, so strategies that lost fills with
+        it take their positions from them (:class:`shared.strategy_runner.SnapshotRecovery`)."""
+        engine = self.engine
+        if engine is None:
+            return
+        async with self.io_lock:
+            ts = time.time_ns()
+            snaps: list[Event] = [
+                PositionSnapshot(id=derive_id("bus-reset", strategy, market, ts), ts_event=ts, source=SERVICE,
+                                 strategy=strategy, market=market, position=st.position,
+                                 avg_entry_price=st.avg_entry, account_position=engine.account_pos.get(market, 0.0))
+                for (strategy, market), st in sorted(engine.strats.items())]
+            await self._publish([*snaps, engine.state_event(ts)])
+        log.warning("Redis lost its data: %d position snapshot(s) and the risk state published again", len(snaps))
 
     async def after_commit(self, deliveries: list[Delivery], outputs: list[tuple[str, Event]]) -> None:
         """The outputs are published: observe them, then sign and send the step's commands
@@ -712,7 +650,7 @@ class ExecutorService(BatchHandler):
         for i in range(0, len(cmds), size):
             chunk = list(cmds[i:i + size])
             async with self.io_lock:
-                chunk_results = await self._send_chunk(chunk)
+                chunk_results = await self._send_or_hold(chunk)
                 outs: list[Event] = []
                 for cmd, res in zip(chunk, chunk_results, strict=True):
                     if cmd.kind == "create" and res.ok:
@@ -726,6 +664,24 @@ class ExecutorService(BatchHandler):
             results.extend(chunk_results)
         self._observe_budget()
         return results
+
+    def _bus_ok(self) -> bool:
+        """Redis answered last and every exec event is published: new orders may go out."""
+        return self.link.up and not len(self.outbox)
+
+    async def _send_or_hold(self, chunk: list[OrderCommand]) -> list[SendResult]:
+        """:meth:`_send_chunk`, except that while the bus is not ok (:meth:`_bus_ok`) create
+        commands are not sent: they get a local failure (-1, ``not sent: ...``), so the engine
+        refuses them (``OrderRejected``) and the strategies retry later; cancels go out."""
+        if self._bus_ok():
+            return await self._send_chunk(chunk)
+        send = [c for c in chunk if c.kind != "create"]
+        sent = iter(await self._send_chunk(send) if send else [])
+        held = SendResult(False, -1, "not sent: the bus (Redis) is unreachable, no new orders until it is back")
+        n = len(chunk) - len(send)
+        if n:
+            log.warning("%d new order(s) not sent: Redis unreachable or exec events unpublished", n)
+        return [held if c.kind == "create" else next(sent) for c in chunk]
 
     async def _send_chunk(self, chunk: list[OrderCommand]) -> list[SendResult]:
         """One request for up to ``batch_max_txs`` commands (:func:`~services.executor.sending.send_chunk`)."""
@@ -755,13 +711,13 @@ class ExecutorService(BatchHandler):
         snapshot = str(msg.get("type", "")).startswith("subscribed/")
         async with self.io_lock:
             outs: list[Event] = []
-            for rep in feed_reports(kind, msg):  # Lighter's JSON parsed here, malformed entries skipped
+            reports = feed_reports(kind, msg)  # Lighter's JSON parsed here, malformed entries skipped
+            if snapshot:  # trades from before this session (down, disconnected): each side once, positions from the venue
+                outs += recover_trades(engine, sorted((r for r in reports if isinstance(r, VenueTrade)),
+                                                      key=lambda t: t.ts_ns), "feed snapshot")
+            for rep in reports:
                 if isinstance(rep, VenueTrade):
-                    if snapshot and self._feed_sessions <= 1:
-                        # history from before this run: positions come from REST; fills of our stops
-                        # that triggered while we were down are attributed to their strategies
-                        outs += engine.on_missed_trade(rep)
-                    else:
+                    if not snapshot:
                         outs += engine.on_venue_trade(rep)
                 elif isinstance(rep, VenueOrder):
                     outs += engine.on_venue_order(rep)
@@ -775,11 +731,12 @@ class ExecutorService(BatchHandler):
     # ------------------------------------------------------------------ output
 
     async def _publish(self, events: Sequence[Event]) -> None:
+        """Publish ``events`` to the exec stream through the outbox (:mod:`~services.executor.outbox`:
+        kept in order while Redis is unreachable). Never raises for Redis."""
         if not events:
             return
-        await self.bus.publish(self.exec_stream, events)
-        EVENTS_OUT.labels(SERVICE, self.exec_stream).inc(len(events))
         self._observe(events)
+        await self.outbox.publish(events)
 
     @staticmethod
     def _observe_intents(deliveries: Sequence[Delivery]) -> None:
@@ -805,6 +762,8 @@ class ExecutorService(BatchHandler):
             elif isinstance(ev, PositionSnapshot):
                 STRATEGY_POSITION.labels(ev.strategy, ev.market).set(ev.position)
                 ACCOUNT_POSITION.labels(ev.market).set(ev.account_position)
+            elif isinstance(ev, PositionMismatch):
+                observe_mismatch(ev)
             elif isinstance(ev, RiskState):
                 RISK_STATE.set(STATE_VALUE.get(ev.state, 2))
                 log.info("risk state %s: %s", ev.state, ev.reason)

@@ -12,6 +12,9 @@ HTTP 4xx with ``{"code": <Lighter code>, "message": ...}``):
   -> ``{"orders": [Order ...]}``
 - ``GET accountInactiveOrders?account_index=&market_id=&limit=`` (auth) -> ``{"orders": [Order
   ...], "next_cursor": ...}``: finished orders, newest first (stale-order checks)
+- ``GET trades?account_index=&sort_by=timestamp&sort_dir=desc&limit=&cursor=`` (auth) ->
+  ``{"trades": [Trade ...], "next_cursor": ...}``: the account's trades, newest first (fill
+  recovery at reconciliation)
 - ``POST sendTx`` form ``tx_type``, ``tx_info`` -> ``{"code": 200, "tx_hash": ...,
   "volume_quota_remaining": N}``
 - ``POST sendTxBatch`` form ``tx_types``, ``tx_infos`` (JSON-encoded lists; ``tx_infos`` a list
@@ -172,6 +175,29 @@ class LighterRest(LighterRestBase):
         body = await self.get("accountInactiveOrders", {"account_index": account_index, "market_id": market_id,
                                                         "limit": max(1, min(100, limit))}, auth=auth)
         return list(body.get("orders") or [])
+
+    async def account_trades(self, account_index: int, auth: str, limit: int = 100,
+                             cursor: str = "") -> tuple[list[dict[str, Any]], str]:
+        """One page of the account's trades, newest first (Lighter: ``GET trades`` with
+        ``account_index``, ``sort_by=timestamp``, ``sort_dir=desc``, ``limit`` at most 100,
+        ``cursor`` from the previous page; auth): ``(trades, next_cursor)``, ``next_cursor``
+        empty on the last page. Read at reconciliation to recover fills missed while the executor
+        was down (:mod:`services.executor.recovery`).
+
+        Raises:
+            RestError: as :meth:`get`, and an answer without a ``trades`` list or with an entry
+                that is not a trade object (never read as "no trades").
+        """
+        params: dict[str, Any] = {"account_index": account_index, "sort_by": "timestamp", "sort_dir": "desc",
+                                  "limit": max(1, min(100, limit))}
+        if cursor:
+            params["cursor"] = cursor
+        body = await self.get("trades", params, auth=auth)
+        trades = body.get("trades")
+        if not isinstance(trades, list) or not all(isinstance(t, dict) for t in trades):
+            raise RestError(f"GET trades: malformed answer: {str(body)[:200]}")
+        nxt = body.get("next_cursor")
+        return list(trades), str(nxt) if nxt else ""
 
     async def send_tx(self, tx_type: int, tx_info: str) -> SendResult:
         """POST ``sendTx``; never raises: a transport failure is ``SendResult(ok=False,

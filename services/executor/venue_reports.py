@@ -14,6 +14,7 @@ from shared.service import SeenIds
 from shared.venue.reports import VenueOrder, VenuePosition, VenueTrade
 
 from .common import CANCEL_RETRIES, RATE_LIMITED, OrderCommand, _Order, _Out
+from .fill_recovery import unattributed_reason
 
 
 class VenueReports:
@@ -72,6 +73,7 @@ class VenueReports:
         m = self.markets[rec.market]
         price, size = m.int_to_price(rec.price), m.int_to_size(rec.size)
         if ok:
+            self._note_order(cmd.ts_event)
             if rec.status == "pending":
                 rec.status = "open"
             out.add(OrderAccepted, strategy=rec.label, market=rec.market, client_order_index=rec.coi,
@@ -85,16 +87,22 @@ class VenueReports:
             self._eval_guards(rec.market, out)
         return out.events
 
-    def on_venue_trade(self, trade: VenueTrade, account: bool = True) -> list[Event]:
+    def on_venue_trade(self, trade: VenueTrade, account: bool = True, recovered: bool = False) -> list[Event]:
         """A trade of the account (:class:`~shared.venue.reports.VenueTrade`, from
-        ``account_all_trades`` or the backtest's matching engine). ``account=False``: a trade
-        from before this run whose effect the venue's position reports already gave the account
-        position (:meth:`ProtectiveStops.on_missed_trade`): only the strategies' positions move.
+        ``account_all_trades``, the REST trade history or the backtest's matching engine).
+        ``account=False``: a trade whose effect the venue's position reports already gave the
+        account position: only the strategies' positions move. ``recovered=True``: a trade that
+        was not seen live (:meth:`FillRecovery.on_missed_trade`): a side of an order this engine
+        does not know is only marked seen when the trade is older than anything of ours
+        (:meth:`FillRecovery.unknown_trade_recoverable`).
 
         Emits, per side of the trade that is ours, one ``Fill`` per strategy the size is
         attributed to (FIFO over the order's allocation; fills of unknown orders go to
-        ``cfg.unattributed_strategy``) and a ``PositionSnapshot`` per affected strategy.
-        Duplicates (same trade id and side) are ignored.
+        ``cfg.unattributed_strategy`` with a ``reason`` saying why,
+        :func:`~services.executor.fill_recovery.unattributed_reason`) and a
+        ``PositionSnapshot`` per affected strategy. Duplicates (same trade id and side) are
+        ignored, so a trade reported live, in a feed snapshot and by the REST history makes one
+        ``Fill`` per side (fill ids: ``derive_id("fill", trade id, side, strategy)``).
         """
         self._changed()
         m = self.by_id.get(trade.market_id)
@@ -113,12 +121,16 @@ class VenueReports:
             if acct != self.account or (trade_id, side) in self.seen_trades:
                 continue
             self.seen_trades.add((trade_id, side))
+            rec = self._find(coi) if coi else None
+            if rec is None and recovered and not self.unknown_trade_recoverable(ts):
+                continue  # from before anything of ours could trade: only marked seen
+            self._note_trade(ts)
             maker = trade.is_maker_ask == (side == "sell")
             fee = trade.maker_fee_usd if maker else trade.taker_fee_usd
-            rec = self._find(coi) if coi else None
             out = _Out(key=f"trade:{trade_id}:{side}", ts=ts, causation_id=rec.cause_id if rec else None)
             parts = self._attribute(rec, size)
             reasons = rec.reasons if rec is not None else None
+            unknown = "" if rec is not None else unattributed_reason(coi, recovered)
             sign = 1 if side == "buy" else -1
             if account:
                 self.account_pos[m.symbol] = round(self.account_pos.get(m.symbol, 0.0) + sign * size, 10)
@@ -134,7 +146,8 @@ class VenueReports:
                 out.add(Fill, fill_id=derive_id("fill", trade_id, side, strategy), strategy=strategy,
                         market=m.symbol, side=side, price=price, size=part, fee=fee * part / size,
                         liquidity="maker" if maker else "taker", client_order_index=coi,
-                        venue_trade_id=trade_id, reason=reasons.get(strategy, "") if reasons else "")
+                        venue_trade_id=trade_id,
+                        reason=unknown or (reasons.get(strategy, "") if reasons else ""))
             for strategy in dict.fromkeys(s for s, _ in parts):
                 self._snapshot(out, strategy, m.symbol)
             self._check_limits(out)
@@ -143,16 +156,6 @@ class VenueReports:
                 self._place_held_stops(m.symbol, out)
             events.extend(out.events)
         return events
-
-    def mark_trade_seen(self, trade: VenueTrade) -> None:
-        """Record our sides of ``trade`` as already processed without emitting fills (trades
-        of the account from before this run, e.g. in the first ``subscribed`` snapshot)."""
-        if not trade.trade_id:
-            return
-        if trade.bid_account == self.account:
-            self.seen_trades.add((trade.trade_id, "buy"))
-        if trade.ask_account == self.account:
-            self.seen_trades.add((trade.trade_id, "sell"))
 
     def on_venue_order(self, order: VenueOrder) -> list[Event]:
         """An order update (:class:`~shared.venue.reports.VenueOrder`, from

@@ -255,6 +255,11 @@ class HedgerEngine(StrategyEngineBase):
         """The hedger's own position in ``market`` (signed base units)."""
         return self._m[market].hedge
 
+    def adopt_position(self, market: str, position: float, avg_entry_price: float, ts_event: int) -> None:
+        """Set the hedger's own position in ``market`` (it follows every snapshot of its own
+        anyway; this is the runner's explicit adoption when the fill history is gone)."""
+        self._m[market].hedge = _clean(position)
+
     def maker_inventory(self, market: str) -> float:
         """The maker's inventory in ``market`` (signed base units) as the hedger knows it."""
         return self._m[market].maker

@@ -5,11 +5,16 @@ batch from ``{ns}:exec:{account}`` (group ``ledger``) -> validate the fills and 
 ids already seen in memory -> one DB transaction (insert new fills and their closed
 trades; fill ids already in the DB are skipped) -> ``consumer.commit`` (dead letters + XACK).
 An entry is acknowledged only after the DB commit, so a crash between the two redelivers it and
-the fill-id unique constraint makes the second write a no-op. Other event types are acknowledged
-and ignored; undecodable entries and invalid fills go to ``{ns}:dlq`` with the reason.
+the fill-id unique constraint makes the second write a no-op. Other exec event types are acknowledged
+and ignored; undecodable entries, invalid fills and the inputs the screening refuses
+(:mod:`shared.screening`: an event type that does not belong on the exec stream, nonsense
+numbers) go to ``{ns}:dlq`` with the reason.
 
 When the DB write fails, the batch is retried (after rebuilding the FIFO state from the DB) with
 backoff until it succeeds or the service stops; unacknowledged entries are re-read on restart.
+A Redis outage is waited out by the loop (``/health`` says ``degraded``); a batch written to the
+DB whose acknowledgement was lost is settled by the loop (``ConsumerLoop``: committed once), and
+a redelivered fill is a no-op in the DB anyway.
 
 Test hook: ``LEDGER_TEST_PAUSE_BEFORE_ACK_S`` (seconds) makes the service sleep after the DB
 commit and before the acknowledgement, to let a test kill it in that window.
@@ -28,13 +33,15 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.ledger.config import LedgerConfig
-from services.ledger.engine import InvalidFill, LedgerEngine, validate_fill
+from services.ledger.engine import LedgerEngine
 from services.ledger.store import LedgerStore
 from shared.bus import Bus, Consumer, Delivery
-from shared.config import StackConfig
+from shared.config import ScreeningConfig, StackConfig
 from shared.events import Event, Fill
 from shared.metrics import DUPLICATES, PREFIX, PROCESSING_SECONDS, start_http
+from shared.outage import BUS_DOWN_ERRORS
 from shared.redis_util import async_client, resolve_redis_url
+from shared.screening import Screener
 from shared.service import (
     BatchHandler,
     ConsumerLoop,
@@ -65,7 +72,9 @@ class LedgerService(BatchHandler):
     """The ledger's runner: a :class:`~shared.service.ConsumerLoop` on the exec stream feeding
     :class:`LedgerStore`. As its :class:`~shared.service.BatchHandler`: dedup by fill id (other
     event types are acknowledged unhandled), invalid fills dead-lettered (``invalid fill: ...``),
-    the batch's fills written in one DB transaction before the acknowledgement.
+    the batch's fills written in one DB transaction before the acknowledgement. Every input is
+    screened first (:class:`~shared.screening.Screener`): other event types than the exec
+    stream's and nonsense numbers are dead-lettered too.
 
     Args:
         bus: the bus of the run's namespace.
@@ -74,10 +83,12 @@ class LedgerService(BatchHandler):
         cfg: the ledger section.
         consumer: consumer name inside the group (default ``ledger@host:pid``).
         pause_before_ack_s: test hook, see the module docstring.
+        screening: the input screening's thresholds (``StackConfig.screening``; default ones).
     """
 
     def __init__(self, bus: Bus, store: LedgerStore, account: int | str, cfg: LedgerConfig | None = None,
-                 consumer: str | None = None, pause_before_ack_s: float = 0.0) -> None:
+                 consumer: str | None = None, pause_before_ack_s: float = 0.0,
+                 screening: ScreeningConfig | None = None) -> None:
         self.cfg = cfg or LedgerConfig()
         self.bus = bus
         self.store = store
@@ -86,6 +97,7 @@ class LedgerService(BatchHandler):
                                  claim_idle_ms=self.cfg.claim_idle_ms, batch=self.cfg.batch,
                                  block_ms=self.cfg.block_ms)
         self.pause_before_ack_s = pause_before_ack_s
+        self.screener = Screener(bus.streams.ns, screening)
         self.seen = SeenIds(self.cfg.seen_capacity)
         self.loop = ConsumerLoop(SERVICE, self.consumer, self, self.seen)
         self.engine = LedgerEngine()
@@ -107,19 +119,21 @@ class LedgerService(BatchHandler):
 
     def health(self) -> dict[str, Any]:
         """Body of ``GET /health``."""
-        return {"status": "ok", "service": SERVICE, "stream": self.stream, "group": self.cfg.group,
-                "db": self.store.safe_url, "schema_version": self.store.schema_version,
-                "fills_recorded": self.fills_recorded, "duplicates": self.duplicates,
-                "dead_letters": self.dead_letters, "open_lots": self.engine.lot_count(),
-                "last_fill_ts_event": self.last_fill_ts, "uptime_s": round(time.time() - self.started_at, 1)}
+        return self.loop.link.health({
+            "status": "ok", "service": SERVICE, "stream": self.stream, "group": self.cfg.group,
+            "db": self.store.safe_url, "schema_version": self.store.schema_version,
+            "fills_recorded": self.fills_recorded, "duplicates": self.duplicates,
+            "dead_letters": self.dead_letters, "open_lots": self.engine.lot_count(),
+            "last_fill_ts_event": self.last_fill_ts, "uptime_s": round(time.time() - self.started_at, 1)})
 
     def stop(self) -> None:
         """Finish after the current batch (a batch not yet committed stays pending)."""
         self._stop.set()
 
     async def load(self) -> None:
-        """Create the consumer group and rebuild the FIFO state and metrics from the DB."""
-        await self.consumer.start()
+        """Create the consumer group (waiting for Redis while it is unreachable) and rebuild the
+        FIFO state and metrics from the DB."""
+        await self.loop.link.retry(self.consumer.start, "create the consumer group", self._stop)
         self.engine = await asyncio.to_thread(self.store.rebuild_engine)
         for strategy, pnl in (await asyncio.to_thread(self.store.realized_pnl_by_strategy)).items():
             REALIZED_PNL.labels(strategy).set(pnl)
@@ -129,15 +143,12 @@ class LedgerService(BatchHandler):
         """Fills are deduplicated by ``fill_id``; other events are acknowledged and ignored."""
         return event.fill_id if isinstance(event, Fill) else None
 
-    def reject_reason(self, event: Event) -> str | None:
-        """``invalid fill: <why>`` for a fill that fails :func:`validate_fill`."""
-        if not isinstance(event, Fill):
-            return None
-        try:
-            validate_fill(event)
-        except InvalidFill as exc:
-            return f"invalid fill: {exc}"
-        return None
+    def reject_reason(self, event: Event, stream: str) -> str | None:
+        """The screening's reason (:class:`~shared.screening.Screener`): ``invalid fill: <why>``
+        for a fill that fails :func:`validate_fill`, ``wrong-stream: ...`` for an event type that
+        does not belong on the exec stream, ``bad-size: ...`` and the others of
+        :mod:`shared.screening` for nonsense numbers."""
+        return self.screener.reason(event, stream)
 
     def select(self, batch: Sequence[Delivery]) -> list[Fill]:
         """The fills of ``batch`` to write (the loop's screening: invalid fills get ``error``
@@ -201,7 +212,10 @@ class LedgerService(BatchHandler):
     async def run(self, http_port: int | None = None) -> None:
         """Consume until :meth:`stop`; serves ``/health`` and ``/metrics`` on ``http_port``
         (default: the config's; 0 = none)."""
-        await self.load()
+        try:
+            await self.load()
+        except BUS_DOWN_ERRORS:
+            return  # stopped before Redis answered
         http = await start_http(self.cfg.http_port if http_port is None else http_port, self.health)
         log.info("ledger consuming %s (group %s) into %s", self.stream, self.cfg.group, self.store.safe_url)
         try:
@@ -216,7 +230,7 @@ async def run_ledger(cfg: StackConfig, lcfg: LedgerConfig, redis_url: str, consu
     redis = async_client(redis_url)
     store = await asyncio.to_thread(LedgerStore, lcfg.resolved_db_url())
     svc = LedgerService(Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen), store, cfg.account_index, lcfg,
-                        consumer=consumer, pause_before_ack_s=pause_before_ack_s)
+                        consumer=consumer, pause_before_ack_s=pause_before_ack_s, screening=cfg.screening)
     install_stop_handlers(svc.stop)
     try:
         await svc.run()

@@ -162,6 +162,14 @@ class FifoBook:
         self._position = 0.0 if abs(p) < 1e-10 else round(p, 10)
         return pnl
 
+    def reset_to(self, position: float, price: float) -> None:
+        """Replace the lots by one lot of ``position`` (signed base units) at ``price`` USD
+        (none when flat); realized PnL is kept."""
+        self.lots.clear()
+        if abs(position) >= 1e-10:
+            self.lots.append([round(position, 10), price])
+        self._position = 0.0 if abs(position) < 1e-10 else round(position, 10)
+
 
 @dataclass(slots=True)
 class SideQuote:
@@ -342,6 +350,14 @@ class MakerEngine(StrategyEngineBase):
     def position(self, market: str) -> float:
         """The maker's inventory in ``market`` (signed base units), from its fills."""
         return self._m[market].fifo.position
+
+    def adopt_position(self, market: str, position: float, avg_entry_price: float, ts_event: int) -> None:
+        """Set the inventory of ``market`` to one lot of ``position`` at ``avg_entry_price``
+        (the executor's snapshot when the fill history is gone:
+        :meth:`~shared.strategy_base.StrategyEngineBase.take_snapshot`); both sides requote."""
+        st = self._m[market]
+        st.fifo.reset_to(position, avg_entry_price)
+        st.dirty.update(("buy", "sell"))
 
     def drain_adverse(self, market: str) -> list[tuple[float, float]]:
         """Adverse-selection measurements completed since the last call: ``(horizon s, bps)``."""

@@ -40,10 +40,12 @@ from shared.bus import Bus
 from shared.config import StackConfig
 from shared.events import CancelIntent, Event, ModelParams
 from shared.metrics import PREFIX
+from shared.outage import BusLink
 from shared.service import EngineRunner
 from shared.strategy_runner import (
     CounterTotals,
     MeteredEngine,
+    SnapshotRecovery,
     cancel_all_intents,
     dry_run_note,
     positions,
@@ -51,6 +53,7 @@ from shared.strategy_runner import (
     run_strategy,
     set_gauges,
     strategy_main,
+    strategy_screener,
 )
 from shared.strategy_runner import restore_fills as restore_strategy_fills
 
@@ -122,6 +125,10 @@ class Metrics:
             ADVERSE.labels(market, f"{h:g}").observe(bps)
 
 
+#: How long a calibration's ``ModelParams`` publish is retried while Redis is unreachable (s).
+PARAMS_PUBLISH_S = 60.0
+
+
 class CalibrationTask:
     """The engine of the live service with its calibration off the consume loop.
 
@@ -140,6 +147,7 @@ class CalibrationTask:
         self.calibrator = calibrator
         self._bus = bus
         self._stream = params_stream
+        self._link = BusLink(f"{SOURCE}-calibration")
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maker-calibration")
         self.tasks: set[asyncio.Task[Any]] = set()
 
@@ -158,8 +166,9 @@ class CalibrationTask:
         except Exception as exc:  # a failed fit must never stop the service
             self.engine.calibration_failed(job.market, exc)
             return
-        try:
-            await self._bus.publish(self._stream, [p])
+        try:  # while Redis is unreachable: retried for a while (a duplicate is dropped by its id)
+            await self._link.retry(lambda: self._bus.publish(self._stream, [p]), "publish ModelParams",
+                                   deadline_s=PARAMS_PUBLISH_S)
         except Exception:  # the next calibration will try again
             log.exception("maker %s: publishing ModelParams %s failed", job.market, p.id)
 
@@ -203,8 +212,10 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
         inner = CalibrationTask(engine, Calibrator(mcfg, engine.markets, engine.calibration_inputs, source=SOURCE),
                                 bus, params_stream)
     wrapped = MeteredEngine(inner, Metrics(engine).publish)
-    runner = EngineRunner(SOURCE, wrapped, bus, inputs, route=route, group=mcfg.strategy,
-                          http_port=mcfg.http_port, consumer=consumer)
+    recovery = SnapshotRecovery(wrapped, engine)  # inventory from the executor's snapshot when the fills are gone
+    runner = EngineRunner(SOURCE, recovery, bus, inputs, route=route, group=mcfg.strategy,
+                          http_port=mcfg.http_port, consumer=consumer, on_reset=recovery.on_bus_reset,
+                          screener=strategy_screener(engine, cfg, bus))
     return runner, engine
 
 
@@ -219,7 +230,7 @@ def _stopped(engine: MakerEngine) -> str:
 
 async def run_until_stopped(runner: EngineRunner, engine: MakerEngine, bus: Bus, account: int | str) -> None:
     """Restore the inventory, consume until ``runner.stop()``, then cancel the maker's quotes."""
-    wrapped = runner.engine
+    wrapped = runner.engine.inner if isinstance(runner.engine, SnapshotRecovery) else runner.engine
     publish = wrapped._publish if isinstance(wrapped, MeteredEngine) else None  # the same counters' baseline
     restore = partial(restore_strategy_fills, own_markets_only=True, publish=publish)
     try:

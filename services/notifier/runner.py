@@ -2,10 +2,11 @@
 
 - **Bus** (the shared :class:`~shared.service.ConsumerLoop`, this service as its handler, group
   ``notifier``): ``{ns}:exec:{account}`` and ``{ns}:control`` -> :class:`NotifierEngine` ->
-  notices -> the :class:`Outbox`. Nothing is published by the loop; entries are acknowledged after
+  notices -> the :class:`Outbox`; inputs the screening refuses (:mod:`shared.screening`) go to
+  ``{ns}:dlq``. Nothing is published by the loop; entries are acknowledged after
   their notices are queued. At start the exec and control history is folded silently
-  (``fold_history``) up to what the group has already been delivered (a first start: all of
-  it, and the group starts at the end), so ``/status`` and ``/pnl`` know the positions and the
+  (``fold_history``; events the screening refuses skipped) up to what the group has already
+  been delivered (a first start: all of it, and the group starts at the end), so ``/status`` and ``/pnl`` know the positions and the
   FIFO lots, and a restart does not repeat old messages.
 - **Alertmanager** posts its webhook to ``POST /alertmanager`` on ``http_port`` (next to
   ``/health`` and ``/metrics``): each alert becomes a notice.
@@ -33,11 +34,13 @@ from redis.exceptions import ResponseError
 from telegram.error import TelegramError
 
 from shared.bus import Bus, Consumer, Delivery, split_id
-from shared.config import StackConfig
+from shared.config import ScreeningConfig, StackConfig
 from shared.control import ControlError, control_event, publish_control
 from shared.events import Event
 from shared.metrics import PREFIX, start_http
+from shared.outage import BUS_DOWN_ERRORS
 from shared.redis_util import async_client, resolve_redis_url
+from shared.screening import Screener
 from shared.service import (
     BatchHandler,
     ConsumerLoop,
@@ -78,16 +81,18 @@ class NotifierService(BatchHandler):
         cfg: the notifier section.
         chat: the Telegram chat, or None to only log notices.
         consumer: consumer name inside the group (default ``notifier@host:pid``).
+        screening: the input screening's thresholds (``StackConfig.screening``; default ones).
     """
 
     def __init__(self, bus: Bus, account: int | str, cfg: NotifierConfig, chat: TelegramChat | None,
-                 consumer: str | None = None) -> None:
+                 consumer: str | None = None, screening: ScreeningConfig | None = None) -> None:
         self.cfg = cfg
         self.bus = bus
         self.chat = chat
         self.streams = [bus.streams.exec(account), bus.streams.control]
         self.consumer = Consumer(bus, self.streams, cfg.group, consumer or consumer_name(SERVICE),
                                  claim_idle_ms=cfg.claim_idle_ms, batch=cfg.batch, block_ms=cfg.block_ms)
+        self.screener = Screener(bus.streams.ns, screening)
         self.loop = ConsumerLoop(SERVICE, self.consumer, self)
         self.engine = NotifierEngine(cfg.notify_local_rejects, cfg.notify_guard_release, cfg.summary_utc_hour)
         self.outbox = Outbox(cfg.queue_max)
@@ -99,10 +104,11 @@ class NotifierService(BatchHandler):
 
     def health(self) -> dict[str, Any]:
         """Body of ``GET /health``."""
-        return {"status": "ok", "service": SERVICE, "telegram": self.chat is not None,
-                "events": self.engine.events, "folded_at_start": self.folded, "queued": len(self.outbox),
-                "dropped": self.outbox.dropped, "risk_state": self.engine.risk_state,
-                "uptime_s": round(time.time() - self.started_at, 1)}
+        return self.loop.link.health({
+            "status": "ok", "service": SERVICE, "telegram": self.chat is not None,
+            "events": self.engine.events, "folded_at_start": self.folded, "queued": len(self.outbox),
+            "dropped": self.outbox.dropped, "risk_state": self.engine.risk_state,
+            "uptime_s": round(time.time() - self.started_at, 1)})
 
     def stop(self) -> None:
         """Finish after the current batch."""
@@ -145,7 +151,8 @@ class NotifierService(BatchHandler):
                 await self.bus.redis.xgroup_create(stream, self.cfg.group, id=upto, mkstream=True)
             limit = split_id(upto) if upto else (0, 0)
             history += [(split_id(d.entry_id), d.event) for d in entries
-                        if d.event is not None and split_id(d.entry_id) <= limit]
+                        if d.event is not None and split_id(d.entry_id) <= limit
+                        and self.screener.passes(d.event, stream)]
         history.sort(key=lambda x: x[0])
         for _, ev in history:
             with contextlib.suppress(Exception):
@@ -154,6 +161,11 @@ class NotifierService(BatchHandler):
         log.info("folded %d past events (positions, FIFO lots, control state)", self.folded)
 
     # -- the bus ------------------------------------------------------------------------------
+
+    def reject_reason(self, event: Event, stream: str) -> str | None:
+        """The screening's reason to dead-letter ``event`` (:class:`~shared.screening.Screener`:
+        an event type that does not belong on the exec or control stream, nonsense numbers)."""
+        return self.screener.reason(event, stream)
 
     async def on_batch(self, deliveries: list[Delivery]) -> list[tuple[str, Event]]:
         """Fold each event into the engine and queue its notices; nothing is published."""
@@ -213,7 +225,12 @@ class NotifierService(BatchHandler):
             ev = control_event(cmd, target, who, source=SERVICE, key=("telegram", update_id))
         except ControlError as exc:  # e.g. "/kill grid": a kill takes no strategy
             return f"/{cmd}: {exc}"
-        await publish_control(self.bus, ev)
+        try:
+            await publish_control(self.bus, ev)
+        except BUS_DOWN_ERRORS as exc:  # say so in the chat; the operator repeats it
+            self.loop.link.failed(exc, "publish a control")
+            log.error("command /%s %s not published: Redis unreachable: %s", cmd, ev.target, exc)
+            return f"/{cmd} {ev.target}: NOT sent, the bus (Redis) is unreachable; try again"
         log.info("command /%s %s from the configured chat: Control %s published", cmd, ev.target, ev.id)
         return f"{cmd} {ev.target}: sent to the executor"
 
@@ -261,7 +278,10 @@ class NotifierService(BatchHandler):
         tasks: list[asyncio.Task] = []
         try:
             if self.cfg.fold_history:
-                await self.fold_history()
+                try:  # reads first, folds after: safe to repeat
+                    await self.loop.link.retry(self.fold_history, "fold the history", self._stop)
+                except BUS_DOWN_ERRORS:
+                    return  # stopped before Redis answered
             if self.chat is not None:
                 await self.chat.start()
                 tasks.append(asyncio.create_task(send_loop(
@@ -299,7 +319,8 @@ def make_chat(ncfg: NotifierConfig) -> TelegramChat | None:
 async def run_notifier(cfg: StackConfig, ncfg: NotifierConfig, redis_url: str) -> int:
     """Run the notifier until SIGTERM/SIGINT. Returns the exit code."""
     redis = async_client(redis_url)
-    svc = NotifierService(Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen), cfg.account_index, ncfg, make_chat(ncfg))
+    svc = NotifierService(Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen), cfg.account_index, ncfg, make_chat(ncfg),
+                          screening=cfg.screening)
     install_stop_handlers(svc.stop)
     try:
         await svc.run()

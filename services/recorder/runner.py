@@ -43,6 +43,7 @@ from shared.archive import (
 from shared.config import StackConfig
 from shared.markets import KNOWN_MARKETS
 from shared.metrics import PREFIX, start_http
+from shared.outage import BUS_DOWN_ERRORS, BusLink
 from shared.redis_util import async_client, resolve_redis_url
 from shared.service import install_stop_handlers, setup_logging
 
@@ -92,16 +93,18 @@ class Recorder:
         self._last_discover = 0.0
         self._last_flush = time.monotonic()
         self._gaps: dict[str, Any] = {}
+        self.link = BusLink(SERVICE)
 
     def health(self) -> dict[str, Any]:
         """Body of ``GET /health``: ``ok``, ``behind`` (a stream more than ``behind_warn_s``
-        behind) or ``write_failed`` (the last write failed); both answer 503."""
+        behind), ``write_failed`` (the last write failed) or ``degraded`` (Redis unreachable); all
+        but ``ok`` answer 503."""
         worst = max(self.behind.values(), default=0.0)
         status = "write_failed" if self.write_failed else "behind" if worst > self.rcfg.behind_warn_s else "ok"
-        return {"status": status, "service": SERVICE, "namespace": self.ns, "out": str(self.out),
-                "streams": len(self.buf.positions), "written": self.written,
-                "buffered": sum(self.buf.pending().values()), "behind_max_s": round(worst, 3),
-                "uptime_s": round(time.monotonic() - self.started, 1)}
+        return self.link.health({"status": status, "service": SERVICE, "namespace": self.ns, "out": str(self.out),
+                                 "streams": len(self.buf.positions), "written": self.written,
+                                 "buffered": sum(self.buf.pending().values()), "behind_max_s": round(worst, 3),
+                                 "uptime_s": round(time.monotonic() - self.started, 1)})
 
     async def discover(self) -> None:
         """Follow the namespace's archived streams not yet followed (from the archive's end)."""
@@ -174,15 +177,22 @@ class Recorder:
                             "may be lost; raise stream_maxlen or check the recorder's lag", stream, pos, oldest)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Discover, read, flush and probe until ``stop`` is set; then write everything buffered."""
+        """Discover, read, flush and probe until ``stop`` is set; then write everything buffered.
+        A Redis outage is waited out with backoff (``/health`` degraded; what is buffered is still
+        written as hours close); reading goes on from each stream's position (with the data gone,
+        the new entries have later ids and are read from the stream's start)."""
         last_probe = 0.0
         try:
             while not stop.is_set():
                 now = time.monotonic()
-                if now - self._last_discover >= self.rcfg.discover_s:
-                    self._last_discover = now
-                    await self.discover()
-                await self.read()
+                try:
+                    if now - self._last_discover >= self.rcfg.discover_s:
+                        await self.discover()
+                        self._last_discover = now
+                    await self.read()
+                    self.link.recovered()
+                except BUS_DOWN_ERRORS as exc:
+                    await self.link.pause(exc, "read", stop)
                 everything = now - self._last_flush >= self.rcfg.flush_s
                 if everything:
                     self._last_flush = now

@@ -150,6 +150,12 @@ class GridEngine(StrategyEngineBase):
         """The strategy's position in ``market`` (signed base units), from its fills."""
         return self._m[market].position
 
+    def adopt_position(self, market: str, position: float, avg_entry_price: float, ts_event: int) -> None:
+        """Set the position of ``market`` (the executor's snapshot when the fill history is gone:
+        :meth:`~shared.strategy_base.StrategyEngineBase.take_snapshot`); the grid levels stay."""
+        st = self._m[market]
+        st.position = 0.0 if abs(position) < EPS else round(position, 10)
+
     def wanted(self, market: str) -> list[Order]:
         """The resting orders the grid wants in ``market`` now (``(side, price, size)``)."""
         return list(self._m[market].wanted)

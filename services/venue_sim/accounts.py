@@ -75,10 +75,12 @@ class AccountBook(ServerBase):
 
     def setup_accounts(self, accounts: list[AccountSpec]) -> None:
         """Open ``accounts`` in the engine with their collateral (the only accounts the venue
-        knows from now on)."""
+        knows from now on); an account the engine already has (restored from the state file)
+        keeps its state."""
         self.known_accounts = {a.index: a for a in accounts}
         for a in accounts:
-            self.engine.accounts[a.index] = AccountState(account=a.index, collateral=a.collateral)
+            if a.index not in self.engine.accounts:
+                self.engine.accounts[a.index] = AccountState(account=a.index, collateral=a.collateral)
 
     def require_account(self, account: int) -> AccountSpec:
         """The configured account ``account``.

@@ -18,6 +18,9 @@ from shared.venue import lighter_json as LJ
 from shared.venue.matching import Fill, MatchingEngine
 
 if TYPE_CHECKING:
+    from services.venue_sim.audit import AuditLog
+    from services.venue_sim.faults import FaultInjector
+    from services.venue_sim.state import StateStore
     from services.venue_sim.ws import Client
 
 TX_CREATE, TX_CANCEL, TX_CANCEL_ALL = 14, 15, 16
@@ -62,3 +65,12 @@ class ServerBase:
     height: int
     trade_nonce: int
     started_wall: float
+    audit: AuditLog | None = None  # the audit log (services.venue_sim.audit), set by the runner when configured
+    faults: FaultInjector
+    state_store: StateStore | None = None  # the state file's writer (``state_path``), or None
+
+    def persist_urgent(self) -> None:
+        """Write the state file now if an accepted tx or an account change is not in it yet
+        (write-through before the venue answers; :mod:`services.venue_sim.state`)."""
+        if self.state_store is not None:
+            self.state_store.save_if_urgent()

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.venue_sim.depth_config import DepthSettings
+from services.venue_sim.faults import FaultPlan
 from services.venue_sim.ratelimit import TIER_LIMIT, TIER_TX_WEIGHT, RequestMeter
 from shared.config import REPO_ROOT
 from shared.venue.matching import TIERS, Tier
@@ -63,6 +64,9 @@ class VenueSimConfig(BaseModel):
             ``account_index``) has one.
         fills_file: JSON-lines file the venue appends every fill to ("" = none; relative to the
             repo root).
+        audit_file: JSON-lines audit log of every published book (per nonce) and every accepted
+            create order (:mod:`services.venue_sim.audit`; "" = none, the default; relative to
+            the repo root). The chaos suite checks the stack against it.
         tier: ``standard`` (taker 300 ms, maker/cancel 200 ms, no fees) or ``premium``.
         taker_delay_ms, maker_delay_ms, cancel_delay_ms, maker_fee, taker_fee: override the tier
             (delays in ms of venue time, fees as fractions of notional, 0.0002 = 2 bps).
@@ -114,6 +118,15 @@ class VenueSimConfig(BaseModel):
             account (20013).
         chain_id: the chain id of tx hashes and signatures (304: what the SDK uses for any URL
             that is not a Lighter host).
+        faults: faults to inject from the start (:class:`~services.venue_sim.faults.FaultPlan`;
+            all off by default); ``/sim/fault`` changes them at run time. See docs/venue-sim.md,
+            Faults.
+        state_path: the state file (relative paths from the repo root; "" = none): venue-sim
+            continues from it when it exists and keeps it written (write-through before it
+            answers or announces a change; :mod:`services.venue_sim.state`), so a restart --
+            even after SIGKILL -- keeps the book, orders, accounts, nonces and keys.
+        state_interval_ms: market-data-only changes reach the state file at most this many
+            wall ms late.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -126,6 +139,7 @@ class VenueSimConfig(BaseModel):
     start_when_subscribed: bool = False
     account_index: int | None = None
     fills_file: str = "var/venue-fills.jsonl"
+    audit_file: str = ""
     tier: Literal["standard", "premium"] = "standard"
     taker_delay_ms: int | None = Field(default=None, ge=0)
     maker_delay_ms: int | None = Field(default=None, ge=0)
@@ -151,6 +165,9 @@ class VenueSimConfig(BaseModel):
     verify_signatures: bool = True
     verify_auth: bool = True
     chain_id: int = Field(default=304, ge=0, lt=2**32)
+    faults: FaultPlan = Field(default_factory=FaultPlan)
+    state_path: str = ""
+    state_interval_ms: int = Field(default=1000, ge=10)
 
     def meter(self) -> RequestMeter:
         """The request meter of this section (tier defaults unless overridden)."""

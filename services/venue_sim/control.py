@@ -38,8 +38,9 @@ class SimControl(ServerBase):
             "ws_clients": len(self.clients),
             "markets": {m.symbol: m.market_id for m in self.markets.values()},
             "tier": msgspec.to_builtins(self.engine.tier), "maker_fee": self.engine.maker_fee,
-            "taker_fee": self.engine.taker_fee, **{k: v for k, v in extra.items() if k not in
-                                                   ("state", "events_replayed", "total_events")},
+            "taker_fee": self.engine.taker_fee, "faults": dict(self.faults.injected),
+            **({"state_file": self.state_store.status()} if self.state_store is not None else {}),
+            **{k: v for k, v in extra.items() if k not in ("state", "events_replayed", "total_events")},
         }
 
     def account_status(self) -> dict[str, dict[str, int]]:

@@ -62,6 +62,9 @@ class FeedMessages(ServerBase):
         if not clients:
             return
         data = json.dumps(msg, separators=(",", ":"))
+        if self.faults.ws_active:  # faults of the WebSocket sender (services.venue_sim.fault_hooks)
+            self.send_faulty(channel, msg, data, clients)  # type: ignore[attr-defined]
+            return
         for c in clients:
             c.send(data)
 
@@ -78,8 +81,9 @@ class FeedMessages(ServerBase):
         return bids, asks
 
     def queued_messages(self) -> int:
-        """WebSocket messages queued and not yet written, over all clients."""
-        return sum(c.queue.qsize() for c in self.clients if not c.closed)
+        """WebSocket messages queued and not yet written, over all clients, plus those a fault
+        holds back (:mod:`services.venue_sim.faults`)."""
+        return sum(c.queue.qsize() for c in self.clients if not c.closed) + self.faults.held
 
     def _publish_book(self, mid: int, ts_ns: int) -> None:
         bids, asks = self.public_levels(mid)
@@ -92,6 +96,8 @@ class FeedMessages(ServerBase):
         begin = self.book_nonce[mid]
         self.book_nonce[mid] = begin + 1
         self.book_ts[mid] = ts_ns
+        if self.audit is not None:
+            self.audit.book(mid, begin + 1, bids, asks)
         m = self.markets[mid]
         ch = f"order_book:{mid}"
         if not self.subs.get(ch):

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from shared.outage import BUS_DOWN_ERRORS, BusLink
 from shared.quiet import StreamWatch
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,18 @@ class QuietGate:
         self.waits = 0
         self.timeouts = 0
         self.watch = StreamWatch(redis, namespace, ("*",))
+        self.link = BusLink("venue-sim")
 
     async def poll(self) -> tuple[bool, tuple[Any, ...]]:
-        """One look: ``(idle, signature)``; the signature changes whenever anything moved."""
+        """One look: ``(idle, signature)``; the signature changes whenever anything moved. While
+        Redis is unreachable the stack counts as busy (the replay waits, up to ``timeout_s``)."""
         local = self.local_busy()
-        idle, last_ids = await self.watch.poll()
+        try:
+            idle, last_ids = await self.watch.poll()
+        except BUS_DOWN_ERRORS as exc:
+            self.link.failed(exc, "lockstep poll")
+            return False, ("redis unreachable", local[1:])
+        self.link.recovered()
         return idle and local[0] == 0, (last_ids, local[1:])
 
     async def wait(self) -> bool:

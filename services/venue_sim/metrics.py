@@ -16,3 +16,6 @@ REPLAYED = Gauge(f"{PREFIX}venue_replayed_events", "Recorded events replayed so 
 SIM_TIME = Gauge(f"{PREFIX}venue_sim_time_seconds", "Venue clock (wall time; the recording's in lockstep), Unix seconds.")
 WS_CLIENTS = Gauge(f"{PREFIX}venue_ws_clients", "Connected WebSocket clients.")
 SELF_TRADES = Counter(f"{PREFIX}venue_self_trade_cancels_total", "Resting orders canceled to prevent a self-trade.")
+FAULTS = Counter(f"{PREFIX}venue_faults_total", "Faults injected by venue-sim (docs/venue-sim.md, Faults), by kind.",
+                 ["kind"])
+STATE_WRITES = Counter(f"{PREFIX}venue_state_writes_total", "State-file snapshots written by venue-sim.")

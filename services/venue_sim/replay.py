@@ -150,6 +150,18 @@ class Replay:
         gap = t1 - t0
         return int(min(gap, self.max_gap_ns) / self.speed)
 
+    def resume(self, replayed: int, recorded_ns: int) -> None:
+        """Continue after the first ``replayed`` events (a restart from the state file,
+        :mod:`services.venue_sim.state`): read the recording past them without applying them
+        (the restored engine has them) and take ``recorded_ns`` as the last applied event's
+        recorded time."""
+        while self.replayed < replayed and self._next is not None:
+            self._next = next(self._events, None)
+            self.replayed += 1
+        if self.replayed:
+            self.recorded_ns = recorded_ns
+            self._t0 = max(self._t0, recorded_ns)
+
     # ----------------------------------------------------------------- control
 
     def start(self) -> None:

@@ -3,7 +3,9 @@
 ``main(cfg)`` runs until SIGTERM/SIGINT. :func:`build` assembles the same pieces for tests
 (returns the server, the replay and the aiohttp app without binding a port). With
 ``lockstep: true`` the replay is gated by :class:`services.venue_sim.lockstep.QuietGate` on the
-stack's Redis and namespace.
+stack's Redis and namespace. With ``state_path`` the venue continues from its state file and
+keeps it written (:mod:`services.venue_sim.state`); ``POST /sim/fault/once {"kind":"restart"}``
+then makes :func:`serve` stop and start again from it on the same port.
 """
 
 from __future__ import annotations
@@ -15,10 +17,20 @@ from typing import Any
 
 from aiohttp import web
 
+from services.venue_sim.audit import AuditLog
 from services.venue_sim.config import VenueSimConfig, resolve_path
 from services.venue_sim.lockstep import QuietGate
 from services.venue_sim.replay import Replay, count_events
 from services.venue_sim.server import VenueServer
+from services.venue_sim.state import (
+    StateStore,
+    check_fingerprint,
+    fingerprint,
+    persisting_sink,
+    read_state,
+    restore_server,
+    snapshot,
+)
 from shared.config import StackConfig
 from shared.recording import read_recording
 from shared.redis_util import async_client, resolve_redis_url
@@ -41,14 +53,29 @@ def build(cfg: VenueSimConfig, account_index: int = 1001, redis: Any = None,
 
     Raises:
         shared.recording.RecordingError: the recording is missing or invalid.
+        services.venue_sim.state.StateError: ``state_path`` names a file that cannot be used.
         ValueError: ``lockstep`` without a Redis client.
     """
     path = resolve_path(cfg.recording)
     header, events = read_recording(path)
+    depth = cfg.depth.model(cfg.lockstep)
     engine = MatchingEngine(header.markets, cfg.resolved_tier(), initial_collateral=cfg.initial_collateral,
                             expire_orders=not cfg.lockstep,  # lockstep keeps the backtest's outputs
-                            depth=cfg.depth.model(cfg.lockstep))
+                            depth=depth)
+    saved, fp = None, {}
+    if cfg.state_path:
+        state_path = resolve_path(cfg.state_path)
+        fp = fingerprint(path, header.markets, cfg.lockstep, cfg.resolved_public_book(), cfg.resolved_tier(), depth)
+        saved = read_state(state_path)
+        if saved is not None:
+            check_fingerprint(saved, fp, state_path)
+            engine = saved["engine"]
     holder: dict[str, Any] = {}
+
+    def on_tx() -> None:
+        holder["replay"].notify()
+        if server.state_store is not None:
+            server.state_store.mark(urgent=True)
 
     def clock() -> int:
         return holder["replay"].sim_now()
@@ -64,12 +91,12 @@ def build(cfg: VenueSimConfig, account_index: int = 1001, redis: Any = None,
         engine, header.markets, clock,
         fills_file=resolve_path(cfg.fills_file) if cfg.fills_file else None,
         status_extra=status_extra, on_start=lambda: holder["replay"].start(),
-        on_tx=lambda: holder["replay"].notify(),
+        on_tx=on_tx,
         start_when_subscribed_account=(cfg.account_index if cfg.account_index is not None else account_index)
         if cfg.start_when_subscribed else None,
         market_stats_interval_s=cfg.market_stats_interval_s, recent_trades=cfg.recent_trades,
         public_book=cfg.resolved_public_book(), meter=cfg.meter(), accounts=cfg.resolved_accounts(account_index),
-        margin_checks=cfg.resolved_margin_checks(),
+        margin_checks=cfg.resolved_margin_checks(), faults=cfg.faults,
     )
     server.verify_signatures, server.verify_auth, server.chain_id = (
         cfg.verify_signatures, cfg.verify_auth, cfg.chain_id)
@@ -79,12 +106,27 @@ def build(cfg: VenueSimConfig, account_index: int = 1001, redis: Any = None,
             raise ValueError("venue-sim lockstep needs Redis (to watch the consumer groups)")
         gate = QuietGate(redis, namespace, lambda: (server.queued_messages(), server.tx_requests),
                          settle_ms=cfg.lockstep_settle_ms, timeout_s=cfg.lockstep_timeout_s).wait
-    replay = Replay(engine, events, server.publish, speed=cfg.speed, max_gap_s=cfg.max_gap_s, gate=gate)
+    sink = persisting_sink(server) if cfg.state_path else server.publish
+    replay = Replay(engine, events, sink, speed=cfg.speed, max_gap_s=cfg.max_gap_s, gate=gate)
     holder["replay"] = replay
+    if cfg.state_path:
+        restarts = 0
+        if saved is not None:
+            restore_server(server, saved)
+            replay.resume(saved["replay"]["replayed"], saved["replay"]["recorded_ns"])
+            restarts = int(saved.get("restarts", 0)) + 1
+            log.info("venue-sim continues from %s (restart %d): %d events replayed, %d fills, %d open orders",
+                     state_path, restarts, replay.replayed, len(engine.fills), len(engine.orders))
+        store = StateStore(state_path, lambda: snapshot(server, replay, fp, restarts), cfg.state_interval_ms / 1000)
+        server.state_store = store
+        if saved is not None and saved["replay"]["started"]:
+            replay.start()
     server.clock_is_wall = not cfg.lockstep
     server.ws_idle_timeout_s = cfg.ws_idle_timeout_s
     server.ws_max_subscriptions = cfg.ws_max_subscriptions
     server.ws_messages_per_min = cfg.ws_messages_per_min
+    if cfg.audit_file:
+        server.audit = AuditLog(resolve_path(cfg.audit_file))
     if cfg.autostart:
         replay.start()
     return server, replay, server.app()
@@ -93,9 +135,19 @@ def build(cfg: VenueSimConfig, account_index: int = 1001, redis: Any = None,
 async def serve(cfg: VenueSimConfig, account_index: int = 1001, stop: asyncio.Event | None = None,
                 redis: Any = None, namespace: str = "paper") -> None:
     """Serve on ``cfg.host:cfg.port`` and replay until ``stop`` is set (``redis``/``namespace``:
-    see :func:`build`)."""
-    server, replay, app = build(cfg, account_index, redis, namespace)
+    see :func:`build`); a restart fault (``state_path`` set) stops and starts again from the
+    state file."""
     stop = stop or asyncio.Event()
+    while await _serve_once(cfg, account_index, stop, redis, namespace) and not stop.is_set():
+        log.info("venue-sim restarts from its state file %s", cfg.state_path)
+
+
+async def _serve_once(cfg: VenueSimConfig, account_index: int, stop: asyncio.Event, redis: Any,
+                      namespace: str) -> bool:
+    """One life of the venue: True when it ended for a restart fault."""
+    server, replay, app = build(cfg, account_index, redis, namespace)
+    restart = asyncio.Event()
+    server.request_restart = restart.set
     loop = asyncio.get_running_loop()
     path = resolve_path(cfg.recording)
     counter = loop.run_in_executor(None, count_events, path)
@@ -108,16 +160,28 @@ async def serve(cfg: VenueSimConfig, account_index: int = 1001, stop: asyncio.Ev
              "running" if replay.started else "waiting for POST /sim/start"
              + (" or subscribers" if cfg.start_when_subscribed else ""))
     task = asyncio.create_task(replay.run())
+    store = server.state_store
+    writer = asyncio.create_task(store.run()) if store is not None else None
+    if store is not None:
+        store.save()  # the start (and a restart's count) is on file at once
+    ended = [asyncio.create_task(stop.wait()), asyncio.create_task(restart.wait())]
     try:
-        await stop.wait()
+        await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for t in ended:
+            t.cancel()
         replay.stop()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(task, 5)
         await server.close_clients()
         await runner.cleanup()
         server.close()
+        if writer is not None:
+            writer.cancel()
+        if store is not None:
+            store.save()
         log.info("venue-sim stopped: %d events replayed, %d fills", replay.replayed, len(server.engine.fills))
+    return restart.is_set()
 
 
 def main(cfg: StackConfig) -> int:
@@ -140,7 +204,7 @@ def main(cfg: StackConfig) -> int:
     except OSError as exc:
         log.error("venue-sim failed: %s", exc)
         return 1
-    except ValueError as exc:  # RecordingError
+    except ValueError as exc:  # RecordingError, StateError
         log.error("venue-sim cannot start: %s", exc)
         return 2
     return 0

@@ -7,7 +7,8 @@ REST (form-urlencoded POST bodies as the SDK sends; errors are HTTP 400 ``{"code
 ``recentTrades``, ``currentHeight``, ``apikeys``, ``candles``, ``fundings``, ``funding-rates``,
 ``accountOrders``, ``accountsByL1Address``, ``trades`` (:mod:`~services.venue_sim.accounts`: configured
 accounts, ChangePubKey), ``GET /``. Sim control: ``GET /sim/status``,
-``POST /sim/start``, ``GET /sim/fills``; plus ``/health`` and ``/metrics``.
+``POST /sim/start``, ``GET /sim/fills``, ``/sim/fault`` (:mod:`~services.venue_sim.fault_hooks`);
+plus ``/health`` and ``/metrics``.
 
 The tx hash is the signer's (:mod:`services.venue_sim.crypto`); signatures and auth tokens are
 verified when ``verify_signatures``/``verify_auth`` are set (:mod:`~services.venue_sim.auth`;
@@ -23,8 +24,10 @@ updates -> WS messages), :mod:`~services.venue_sim.ws` (connections, channels, s
 :mod:`~services.venue_sim.txs` (the tx path), :mod:`~services.venue_sim.rest` (read endpoints),
 :mod:`~services.venue_sim.control` (sim control, health, metrics),
 :mod:`~services.venue_sim.rest_market` (candles, fundings, accountOrders),
-:mod:`~services.venue_sim.ws_more` (ticker, account_tx, account_all_assets); shared state and constants
-in :mod:`~services.venue_sim.base`.
+:mod:`~services.venue_sim.ws_more` (ticker, account_tx, account_all_assets),
+:mod:`~services.venue_sim.fault_hooks` (injected faults, :mod:`~services.venue_sim.faults`); the state
+file of a restart is :mod:`~services.venue_sim.state`; shared state and constants in
+:mod:`~services.venue_sim.base`.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from services.venue_sim.accounts import AccountBook
 from services.venue_sim.base import ACCOUNT_CHANNELS, TX_CANCEL, TX_CANCEL_ALL, TX_CREATE, tx_hash_of
 from services.venue_sim.config import AccountSpec
 from services.venue_sim.control import SimControl
+from services.venue_sim.fault_hooks import FaultHooks, fault_middleware
+from services.venue_sim.faults import FaultPlan
 from services.venue_sim.feed import FeedMessages
 from services.venue_sim.margin import MarginBook
 from services.venue_sim.margin_txs import MarginHandling
@@ -52,6 +57,7 @@ from services.venue_sim.ratelimit import RequestMeter
 from services.venue_sim.readmeter import read_meter_middleware
 from services.venue_sim.rest import RestReads
 from services.venue_sim.rest_market import MarketReads
+from services.venue_sim.state import state_middleware
 from services.venue_sim.txs import TxHandling
 from services.venue_sim.ws import Client, WsChannels
 from services.venue_sim.ws_more import MoreChannels
@@ -61,8 +67,8 @@ from shared.venue.matching import Fill, MatchingEngine
 __all__ = ["ACCOUNT_CHANNELS", "TX_CANCEL", "TX_CANCEL_ALL", "TX_CREATE", "Client", "VenueServer", "tx_hash_of"]
 
 
-class VenueServer(AccountBook, MarginHandling, MarketReads, MoreChannels, FeedMessages, WsChannels, OrderTxs,
-                  TxHandling, RestReads, SimControl):
+class VenueServer(AccountBook, MarginHandling, MarketReads, MoreChannels, FeedMessages, FaultHooks, WsChannels,
+                  OrderTxs, TxHandling, RestReads, SimControl):
     """Lighter's protocol around a :class:`MatchingEngine`.
 
     Args:
@@ -90,6 +96,7 @@ class VenueServer(AccountBook, MarginHandling, MarketReads, MoreChannels, FeedMe
             USDC).
         margin_checks: refuse create orders the account's margin does not cover (21739; see
             :mod:`services.venue_sim.margin_txs`); leverage and margin txs work either way.
+        faults: the faults to inject (:mod:`services.venue_sim.faults`; default none).
     """
 
     def __init__(self, engine: MatchingEngine, markets: Iterable[MarketInfo], clock: Callable[[], int],
@@ -97,7 +104,8 @@ class VenueServer(AccountBook, MarginHandling, MarketReads, MoreChannels, FeedMe
                  on_start: Callable[[], None] | None = None, on_tx: Callable[[], None] | None = None,
                  start_when_subscribed_account: int | None = None, market_stats_interval_s: float = 1.0,
                  recent_trades: int = 200, public_book: str = "venue", meter: RequestMeter | None = None,
-                 accounts: list[AccountSpec] | None = None, margin_checks: bool = True) -> None:
+                 accounts: list[AccountSpec] | None = None, margin_checks: bool = True,
+                 faults: FaultPlan | None = None) -> None:
         if public_book not in ("venue", "recorded"):
             raise ValueError(f"public_book must be 'venue' or 'recorded', not {public_book!r}")
         self.engine = engine
@@ -133,6 +141,7 @@ class VenueServer(AccountBook, MarginHandling, MarketReads, MoreChannels, FeedMe
         self._enc = msgspec.json.Encoder()
         self.init_market_reads()
         self.init_more_channels()
+        self.init_faults(faults)
         self.setup_accounts(accounts if accounts is not None else [AccountSpec(index=1001)])
 
     async def close_clients(self) -> None:
@@ -144,16 +153,19 @@ class VenueServer(AccountBook, MarginHandling, MarketReads, MoreChannels, FeedMe
                 await asyncio.wait_for(c.ws.close(code=1001, message=b"venue-sim shutting down"), 2)
 
     def close(self) -> None:
-        """Close the fills file."""
+        """Close the fills file and the audit log."""
         if self._fills_fh is not None:
             self._fills_fh.close()
             self._fills_fh = None
+        if self.audit is not None:
+            self.audit.close()
 
     # ================================================================ app
 
     def app(self) -> web.Application:
         """The aiohttp application."""
-        app = web.Application(middlewares=[read_meter_middleware(self)])
+        app = web.Application(middlewares=[fault_middleware(self), state_middleware(self),
+                                           read_meter_middleware(self)])
         r = app.router
         r.add_get("/", self.h_root)
         r.add_get("/health", self.h_health)
@@ -162,6 +174,7 @@ class VenueServer(AccountBook, MarginHandling, MarketReads, MoreChannels, FeedMe
         r.add_get("/sim/status", self.h_status)
         r.add_post("/sim/start", self.h_start)
         r.add_get("/sim/fills", self.h_fills)
+        self.fault_routes(app)
         api = {
             "orderBooks": self.h_order_books, "orderBookDetails": self.h_order_book_details,
             "orderBookOrders": self.h_order_book_orders, "nextNonce": self.h_next_nonce,

@@ -100,6 +100,8 @@ class TxHandling(AuthChecks):
             acc = self.engine.submit(tx, self.clock())
             if isinstance(tx, CreateOrder):
                 ORDERS.labels(self.markets[tx.market_id].symbol, tx.order_type, tx.time_in_force).inc()
+                if self.audit is not None:
+                    self.audit.order(tx.account, tx.client_order_index, tx.market_id)
             return _ms(acc.exec_ns)
 
         return handle
@@ -125,6 +127,8 @@ class TxHandling(AuthChecks):
         expected = self.nonces.get((acct, key), 0)
         if nonce != expected:
             raise VenueError(E.INVALID_NONCE, f"nonce {nonce}, expected {expected} for account {acct} key {key}")
+        if self.faults.tx_active and self.faults.roll("nonce_reject"):  # an injected fault (faults.py)
+            raise VenueError(E.INVALID_NONCE)  # Lighter's body: {"code":21104,"message":"invalid nonce"}
         predicted_ms = handler(info, h)
         self.nonces[(acct, key)] = expected + 1
         TXS.labels(str(tx_type)).inc()

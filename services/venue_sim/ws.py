@@ -48,10 +48,15 @@ TOO_MANY_SUBSCRIPTIONS = 23001
 
 
 class Client:
-    """One WebSocket connection: its subscriptions and an ordered send queue."""
+    """One WebSocket connection: its subscriptions and an ordered send queue (``transport``:
+    the TCP transport, ``ordinal``: the connection's number, for the faults of
+    :mod:`services.venue_sim.fault_hooks`)."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport: Any = None, ordinal: int = 0) -> None:
         self.ws = ws
+        self.transport = transport  # the TCP transport (a fault may abort it; None in tests)
+        self.ordinal = ordinal  # n-th connection the server accepted (faults key on it)
+        self.updates = 0  # channel updates offered to it while ws_disconnect faults were on
         self.session_id = str(uuid.uuid4())
         self.channels: set[str] = set()
         self.queue: asyncio.Queue[str | None] = asyncio.Queue()
@@ -201,7 +206,8 @@ class WsChannels(AuthChecks):
     async def h_ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=4 * 1024 * 1024, autoping=False)
         await ws.prepare(request)
-        client = Client(ws)
+        self.connections += 1
+        client = Client(ws, request.transport, self.connections)
         self.clients.add(client)
         WS_CLIENTS.set(len(self.clients))
         writer = asyncio.create_task(client.writer())

@@ -67,6 +67,10 @@ EMPTY_IN_A_HEALTHY_RUN: dict[str, str] = {
     "Executor guard engagements and self-trade refusals (1 h)": "a self-trade refusal needs a taker order "
                                                                 "crossing our own quote",
     "Rejects by code (5m)": "a run without refused orders is healthy",
+    "RedisUnreachable": "alert: a service cannot reach Redis (the demo's Redis stays up)",
+    "RedisLostData": "alert: Redis came back without its data",
+    "ExecutorPositionMismatch": "alert: the venue's position differs from the strategies' sum (never in a "
+                                "healthy run: every fill is attributed)",
 }
 
 #: metric name prefix -> the service defining it, which the demo does not run.

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,8 @@ NS = "fz"
 SYMBOLS = {m.market_id: m.symbol for m in KNOWN_MARKETS.values()}
 KINDS = {"order_book", "trade", "market_stats", "connected", "ping", "pong", "subscribed", "unsubscribed",
          "error", "shutdown", "other", "invalid"}
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))  # FUZZ_EXAMPLES=2000 for a long run
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 # text with lone surrogates (st.text() leaves them out): a str that is not encodable as UTF-8
 TEXT = st.text(max_size=60) | st.lists(st.characters() | st.integers(0xD800, 0xDFFF).map(chr), max_size=60).map("".join)
 
@@ -363,7 +365,7 @@ def venue_session(draw):
     return truth, delivered
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max(EXAMPLES, 200), deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from([0, 1]), venue_session())
 def test_book_is_never_silently_wrong(mid, session):
     truth, delivered = session
@@ -445,7 +447,7 @@ def _dumpable(m: Any) -> bool:
     return True
 
 
-@settings(max_examples=15, deadline=None,
+@settings(max_examples=max(EXAMPLES // 10, 15), deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(frames=st.lists(good_or_bad, min_size=1, max_size=12))
 async def test_client_dead_letters_every_bad_frame_and_publishes_every_good_one(redis_url, frames):

@@ -1,6 +1,7 @@
 """A scripted Lighter REST venue for the executor runner's start-up tests, served on loopback so
 the executor's real REST client (timeouts, HTTP errors, JSON parsing) is exercised: ``nextNonce``,
-``account``, ``accountActiveOrders``, ``apikeys``, ``sendTx``, ``sendTxBatch``. Each answer can be replaced
+``account``, ``accountActiveOrders``, ``apikeys``, ``trades`` (the account's, newest first, paged by
+``limit``/``cursor``), ``sendTx``, ``sendTxBatch``. Each answer can be replaced
 per path (``venue.script[path] = (status, body)`` or ``("sleep", seconds)``); every transaction
 sent is recorded decoded (``venue.txs``: ``(tx_type, tx_info dict)``). Shapes follow
 ``shared/venue/lighter_json.py`` (venue-sim's) and Lighter's samples (``lighter-api.md`` 2, 3).
@@ -41,6 +42,7 @@ class AccountVenue:
         positions: Position objects of ``GET account``.
         collateral: its ``collateral`` string.
         orders: market id -> Order objects of ``accountActiveOrders``.
+        trades: Trade objects of ``GET trades`` (any order: served newest first by ``timestamp``).
         script: path -> ``(status, body)`` (answered instead) or ``("sleep", s)`` (answer late).
         txs: the transactions received, ``(tx_type, tx_info dict)``, in order.
         nonce: the next nonce (advances per tx taken).
@@ -51,6 +53,7 @@ class AccountVenue:
         self.positions: list[dict[str, Any]] = []
         self.collateral = "1000.000000"
         self.orders: dict[int, list[dict[str, Any]]] = {}
+        self.trades: list[dict[str, Any]] = []
         self.script: dict[str, tuple[Any, Any]] = {}
         self.txs: list[tuple[int, dict[str, Any]]] = []
         self.nonce = 7
@@ -65,7 +68,7 @@ class AccountVenue:
 
     async def start(self) -> AccountVenue:
         app = web.Application()
-        for path in ("nextNonce", "account", "accountActiveOrders", "apikeys"):
+        for path in ("nextNonce", "account", "accountActiveOrders", "apikeys", "trades"):
             app.router.add_get(f"/api/v1/{path}", self._get)
         app.router.add_post("/api/v1/sendTx", self._send)
         app.router.add_post("/api/v1/sendTxBatch", self._send)
@@ -109,6 +112,11 @@ class AccountVenue:
             return web.json_response({"code": 200, "total": 1, "accounts": [acct]})
         if request.headers.get("Authorization") is None:
             return web.json_response({"code": 20001, "message": "auth required"}, status=400)
+        if path == "trades":
+            rows = sorted(self.trades, key=lambda t: (t["timestamp"], t["trade_id"]), reverse=True)
+            start, limit = int(request.query.get("cursor") or 0), int(request.query["limit"])
+            nxt = str(start + limit) if start + limit < len(rows) else ""
+            return web.json_response({"code": 200, "trades": rows[start:start + limit], "next_cursor": nxt})
         mid = int(request.query["market_id"])
         return web.json_response({"code": 200, "orders": self.orders.get(mid, [])})
 

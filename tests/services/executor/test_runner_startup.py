@@ -15,14 +15,23 @@ from typing import Any
 
 import pytest
 from account_venue_kit import AccountVenue, order_json, position_json
-from executor_kit import ACCT, BTC, T0, lighter_trade
+from executor_kit import ACCT, BTC, MS, T0, S, lighter_trade
 
 from services.executor.config import ExecutorConfig
 from services.executor.runner import ExecutorService
 from services.executor.signer import Signer, generate_key
 from services.venue_sim.crypto import public_key_of
 from shared.config import StackConfig, VenueConfig
-from shared.events import Bbo, Fill, OrderAccepted, OrderRejected, PositionSnapshot, RiskState, TargetPosition
+from shared.events import (
+    Bbo,
+    Fill,
+    OrderAccepted,
+    OrderRejected,
+    PositionMismatch,
+    PositionSnapshot,
+    RiskState,
+    TargetPosition,
+)
 
 
 class _Feed:
@@ -231,13 +240,98 @@ async def test_a_stop_fill_while_down_is_attributed_from_the_first_trade_snapsho
                                   protective_stop=PROTECT)
     try:
         await _reconcile(svc)
-        svc._feed_sessions = 1
         fired = lighter_trade(31337, 555, "0.00200", "112650.0", side="sell")
-        other = lighter_trade(31338, 8888, "0.00100", "112650.0")  # not ours to attribute: only marked seen
-        await svc._on_feed("trades", {"type": "subscribed/account_all_trades", "trades": {"1": [fired, other]}})
+        # another bot's trade from before our first order: history, only marked seen
+        old = lighter_trade(31338, 8888, "0.00100", "112650.0", timestamp_ms=T0 // MS - 60_000)
+        await svc._on_feed("trades", {"type": "subscribed/account_all_trades", "trades": {"1": [fired, old]}})
         fills = [d.event for d in await svc.bus.read_all(svc.exec_stream) if isinstance(d.event, Fill)]
         assert [(f.strategy, f.side, f.size, f.reason) for f in fills] == [("A", "sell", 0.002, "protective-stop")]
         assert svc.engine.position("A", "BTC") == 0.0 and svc.engine.account_pos["BTC"] == 0.0
+        assert ("31338", "buy") in svc.engine.seen_trades
+    finally:
+        await _close(svc)
+
+
+def _events(svc: ExecutorService) -> Any:
+    async def read() -> list:
+        return [d.event for d in await svc.bus.read_all(svc.exec_stream)]
+    return read()
+
+
+async def test_fills_made_while_down_are_recovered_from_the_trade_history_exactly_once(
+        venue, redis_client, redis_url, namespace):
+    """The previous run's grid quote 556 filled twice and an unknown order traded while the
+    executor was down; the REST trade history (two pages) gives them back at reconciliation, the
+    trade feed's first snapshot repeats them: one Fill per trade side, no mismatch."""
+    history = [*_protected_history(),
+               Fill(id="f0", ts_event=T0 + S, source="executor", fill_id="x", strategy="A", market="BTC", side="buy",
+                    price=115000.0, size=0.002, venue_trade_id="100", client_order_index=77)]
+    t0 = (T0 + S) // MS
+    known = [lighter_trade(100, 77, "0.00200", "115000.0", timestamp_ms=t0)]  # on the exec stream already
+    missed = [lighter_trade(101 + i, 556, "0.00050", "114000.0", maker=True, timestamp_ms=t0 + 1000 * (i + 1))
+              for i in range(2)]
+    foreign = lighter_trade(110, 8888, "0.00010", "114500.0", timestamp_ms=t0 + 5000)
+    older = [lighter_trade(200 + i, 9999, "0.00010", "114500.0", side="sell", timestamp_ms=t0 - 1000 * (i + 1))
+             for i in range(150)]  # the account's trades before the last known fill: pages not needed
+    venue.trades = [*older, *known, *missed, foreign]
+    venue.positions = [position_json(1, "BTC", 0.0031, 115000.0)]  # A 0.002 + grid 0.001 + unknown 0.0001
+    venue.orders = {}
+    svc, _signed = await _service(venue, redis_client, redis_url, namespace, history=history)
+    try:
+        assert svc.engine.recovery_since_ns() == T0 + S  # the newest venue fill on the exec stream
+        await _reconcile(svc)
+        assert svc.engine.state == "running"
+        assert venue.requests.count("trades") == 1  # the first page reached back past the last known fill
+        fills = [e for e in await _events(svc) if isinstance(e, Fill)][1:]
+        assert [(f.venue_trade_id, f.strategy, f.side, f.size, f.liquidity) for f in fills] == [
+            ("101", "grid", "buy", 0.0005, "maker"), ("102", "grid", "buy", 0.0005, "maker"),
+            ("110", "_unattributed", "buy", 0.0001, "taker")]
+        assert fills[2].reason == ("recovered after a restart; unattributed: client order index 8888 is not an "
+                                   "order of this executor")
+        assert svc.engine.position("grid", "BTC") == 0.001 and svc.engine.account_pos["BTC"] == 0.0031
+        n = len(await _events(svc))
+        snapshot = {"type": "subscribed/account_all_trades", "trades": {"1": [*known, *missed, foreign]}}
+        await svc._on_feed("trades", snapshot)  # the same trades again: nothing
+        assert len(await _events(svc)) == n
+        evs = await _events(svc)
+        assert not [e for e in evs if isinstance(e, PositionMismatch) and e.mismatch]
+        # the rest of the page: older trades of an unknown order, only marked seen
+        assert svc.engine.recovered_fills == {"attributed": 2, "unattributed": 1, "seen": 96}
+    finally:
+        await _close(svc)
+
+
+async def test_a_lost_fill_shows_as_a_position_mismatch_and_a_gauge(venue, redis_client, redis_url, namespace):
+    from services.executor.metrics import POSITION_MISMATCH
+
+    venue.positions = [position_json(1, "BTC", 0.0025, 115000.0)]  # A holds 0.002: 0.0005 unexplained
+    venue.orders = {}
+    svc, _signed = await _service(venue, redis_client, redis_url, namespace, history=_protected_history())
+    try:
+        await _reconcile(svc)
+        (mis,) = [e for e in await _events(svc) if isinstance(e, PositionMismatch)]
+        assert (mis.market, mis.mismatch, mis.account_position, mis.strategies_position) == ("BTC", True, 0.0025, 0.002)
+        assert mis.difference == pytest.approx(0.0005) and mis.positions == {"A": 0.002}
+        assert POSITION_MISMATCH.labels("BTC")._value.get() == pytest.approx(0.0005)
+        # the venue's position report agrees again: resolved, gauge back to 0
+        await svc._on_feed("positions", {"type": "update/account_all_positions",
+                                         "positions": {"1": position_json(1, "BTC", 0.002)}})
+        last = [e for e in await _events(svc) if isinstance(e, PositionMismatch)][-1]
+        assert (last.mismatch, last.difference) == (False, 0.0)
+        assert POSITION_MISMATCH.labels("BTC")._value.get() == 0.0
+    finally:
+        await _close(svc)
+
+
+@pytest.mark.parametrize("answer", [(503, "Service Unavailable"), (200, {"code": 200}),
+                                    (200, {"code": 200, "trades": ["x"]})])
+async def test_an_unreadable_trade_history_halts(answer, venue, redis_client, redis_url, namespace):
+    venue.script["trades"] = answer
+    svc, _signed = await _service(venue, redis_client, redis_url, namespace, history=_protected_history())
+    try:
+        await _reconcile(svc)
+        e = svc.engine
+        assert e.state == "halted" and "GET trades" in e.reconcile_reason, e.reconcile_reason
     finally:
         await _close(svc)
 
@@ -248,5 +342,35 @@ async def test_the_reads_come_before_any_signature(venue, redis_client, redis_ur
         await _reconcile(svc)
         first_send = min(i for i, r in enumerate(venue.requests) if r.startswith("sendTx"))
         assert {"nextNonce", "account", "accountActiveOrders"} <= set(venue.requests[:first_send])
+    finally:
+        await _close(svc)
+
+
+async def test_the_positions_applied_are_read_after_the_cancels_with_the_trade_history(
+        venue, redis_client, redis_url, namespace):
+    """Our quote 556 fills after the first account read, before its cancel: the positions the
+    engine takes are read again, under the I/O lock with the trade history, so they include that
+    fill and agree with the strategies (no PositionMismatch)."""
+    venue.positions = [position_json(1, "BTC", 0.002, 115000.0)]
+    svc, _signed = await _service(venue, redis_client, redis_url, namespace, history=_protected_history())
+    read = svc.rest.account_state
+    calls = 0
+
+    async def account_state(acct: int):  # noqa: ANN202
+        nonlocal calls
+        calls += 1
+        state = await read(acct)
+        if calls == 1:  # the grid's bid fills right after this read
+            venue.positions = [position_json(1, "BTC", 0.003, 115000.0)]
+            venue.trades = [lighter_trade(300, 556, "0.00100", "114000.0", maker=True,
+                                          timestamp_ms=(T0 + 2 * S) // MS)]
+        return state
+
+    svc.rest.account_state = account_state  # type: ignore[method-assign]
+    try:
+        await _reconcile(svc)
+        assert calls == 2 and svc.engine.account_pos["BTC"] == 0.003
+        assert svc.engine.position("grid", "BTC") == 0.001 and svc.engine.position_mismatch() == {}
+        assert not [e for e in await _events(svc) if isinstance(e, PositionMismatch)]
     finally:
         await _close(svc)

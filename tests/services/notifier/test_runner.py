@@ -148,3 +148,18 @@ def test_no_token_or_no_chat_means_log_only(monkeypatch) -> None:
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "1:x")
     assert make_chat(NotifierConfig()) is None
     assert make_chat(NotifierConfig(chat_id=1)) is not None
+
+
+async def test_a_command_redis_cannot_take_is_answered_not_sent(fake_bot, redis_client, namespace, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    import services.notifier.runner as runner
+
+    async def down(bus, ev):
+        raise RedisConnectionError("Connection refused")
+
+    svc = make(Bus(redis_client, namespace), fake_bot, monkeypatch)
+    monkeypatch.setattr(runner, "publish_control", down)
+    reply = await svc.handle_command("/kill", CHAT, None, 1, "alice")
+    assert reply is not None and "NOT sent" in reply and "Redis" in reply
+    assert svc.health()["status"] == "degraded"

@@ -270,7 +270,8 @@ async def test_sdk_end_to_end_with_both_checks_on():
             orders = await c.order_api.account_active_orders(authorization=token, account_index=ACCT, market_id=1)
             assert orders.orders == [] and srv.nonces[(ACCT, KEY)] == 1  # the order waits for its speed bump
             with pytest.raises(lighter.ApiException) as exc:
-                await c.order_api.account_active_orders(authorization=token[:-1] + "0", account_index=ACCT,
+                forged_token = token[:-1] + ("1" if token[-1] == "0" else "0")  # always differs from the real one
+                await c.order_api.account_active_orders(authorization=forged_token, account_index=ACCT,
                                                         market_id=1)
             assert json.loads(exc.value.body)["code"] == 20013
             _, forged, _ = bid(c, 1, 22)
