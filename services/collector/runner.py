@@ -17,14 +17,15 @@ from typing import Any
 
 from shared.bus import Bus
 from shared.config import StackConfig
+from shared.lighter_ws.engine import FeedEngine
+from shared.lighter_ws.metadata import Backoff, MarketMetadataError, fetch_markets
 from shared.metrics import start_http
 from shared.outage import BusLink
 from shared.redis_util import async_client, resolve_redis_url
 from shared.service import install_stop_handlers, setup_logging
 
-from .client import SERVICE, Backoff, CollectorClient, MarketMetadataError, fetch_markets
+from .client import SERVICE, CollectorClient
 from .config import CollectorConfig
-from .engine import CollectorEngine
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class Collector:
             return 2
         if markets is None:
             return 0
-        engine = CollectorEngine(markets.values(), self.cfg.ns, seen_capacity=self.ccfg.seen_trade_ids)
+        engine = FeedEngine(markets.values(), self.cfg.ns, seen_capacity=self.ccfg.seen_trade_ids)
         self.client = CollectorClient(self.cfg.venue.ws_url, engine, self.bus, self.ccfg, link=self.link)
         await self.client.run(stop)
         return 0
