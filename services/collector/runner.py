@@ -3,7 +3,8 @@
 Start-up: read the ``services.collector`` section, connect to Redis, serve ``/health`` and
 ``/metrics`` on ``http_port``, fetch market metadata from ``{venue.rest_url}/api/v1/orderBookDetails``
 (retried until the venue answers), then run :class:`services.collector.client.CollectorClient`
-against ``venue.ws_url`` until SIGTERM/SIGINT. Streams (namespace ``cfg.ns``):
+against ``venue.ws_url`` until SIGTERM/SIGINT (the section's ``rest_url``/``ws_url`` override
+both URLs: paper trading on live market data). Streams (namespace ``cfg.ns``):
 ``{ns}:md:book:{SYM}`` (BookSnapshot, BookDelta, Bbo), ``{ns}:md:trade:{SYM}`` (Trade),
 ``{ns}:md:stats:{SYM}`` (MarketStats) and ``{ns}:dlq`` for unusable frames.
 """
@@ -72,7 +73,7 @@ class Collector:
         (0 stopped, 2 a configured market is unknown to the venue)."""
         backoff = Backoff(self.ccfg.reconnect_initial_s, self.ccfg.reconnect_max_s)
         try:
-            markets = await fetch_markets(self.cfg.venue.rest_url, self.symbols, stop, backoff,
+            markets = await fetch_markets(self.ccfg.resolved_rest_url(self.cfg), self.symbols, stop, backoff,
                                           self.ccfg.rest_timeout_s)
         except MarketMetadataError as exc:
             log.error("%s", exc)
@@ -80,7 +81,7 @@ class Collector:
         if markets is None:
             return 0
         engine = FeedEngine(markets.values(), self.cfg.ns, seen_capacity=self.ccfg.seen_trade_ids)
-        self.client = CollectorClient(self.cfg.venue.ws_url, engine, self.bus, self.ccfg, link=self.link)
+        self.client = CollectorClient(self.ccfg.resolved_ws_url(self.cfg), engine, self.bus, self.ccfg, link=self.link)
         await self.client.run(stop)
         return 0
 
@@ -99,8 +100,8 @@ async def run_collector(cfg: StackConfig, ccfg: CollectorConfig, redis_url: str,
     bus = Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen)
     svc = Collector(cfg, ccfg, bus)
     http = await start_http(ccfg.http_port, svc.health)
-    log.info("collector: markets %s, venue %s / %s, namespace %s", svc.symbols, cfg.venue.rest_url,
-             cfg.venue.ws_url, cfg.ns)
+    log.info("collector: markets %s, venue %s / %s, namespace %s", svc.symbols, ccfg.resolved_rest_url(cfg),
+             ccfg.resolved_ws_url(cfg), cfg.ns)
     try:
         return await svc.run(stop)
     finally:
