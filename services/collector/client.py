@@ -5,7 +5,7 @@
 ``order_book/{id}``, ``trade/{id}`` and ``market_stats/{id}`` for every market, answers
 ``{"type":"ping"}`` with ``{"type":"pong"}``, sends its own ping every ``ping_interval_s`` and
 reconnects with exponential backoff (reset after a connection that stayed up
-``healthy_after_s``). Each frame goes through :class:`shared.lighter_ws.engine.FeedEngine`;
+``healthy_after_s``): the connection is :class:`shared.lighter_ws.connection.FeedConnection`. Each frame goes through :class:`shared.lighter_ws.engine.FeedEngine`;
 events are published with :meth:`shared.bus.Bus.publish_many`, unusable frames are written to
 ``{ns}:dlq`` with the reason, and the unsubscribe/subscribe of a book gap is sent back.
 """
@@ -13,20 +13,20 @@ events are published with :meth:`shared.bus.Bus.publish_many`, unusable frames a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import orjson
-import websockets
 from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 from shared.bus import Bus
 from shared.events import Event
+from shared.lighter_ws.connection import FeedConnection
 from shared.lighter_ws.engine import FeedEngine, FrameOutcome
-from shared.lighter_ws.metadata import Backoff, sleep_or_stop
+from shared.lighter_ws.metadata import Backoff
 from shared.metrics import DEAD_LETTERS, EVENTS_OUT, PREFIX, PROCESSING_SECONDS
 from shared.outage import BUS_DOWN_ERRORS, BusLink
 
@@ -67,10 +67,11 @@ class CollectorClient:
         self.bus = bus
         self.cfg = cfg
         self.clock = clock
-        self.backoff = Backoff(cfg.reconnect_initial_s, cfg.reconnect_max_s)
-        self.connected = False
-        self.connections = 0
-        self.reconnects = 0
+        self.conn = FeedConnection(url, engine.subscriptions, self._frame_kind,
+                                   backoff=Backoff(cfg.reconnect_initial_s, cfg.reconnect_max_s),
+                                   ping_interval_s=cfg.ping_interval_s, open_timeout_s=cfg.rest_timeout_s,
+                                   healthy_after_s=cfg.healthy_after_s, on_up=self._up, on_down=self._down,
+                                   on_retry=lambda _delay: RECONNECTS.inc())
         self.gaps = 0
         self.published = 0
         self.dead_letters = 0
@@ -78,80 +79,38 @@ class CollectorClient:
         self.last_frame_at = 0.0
         self.disconnected_since = time.monotonic()
 
+    @property
+    def connected(self) -> bool:
+        """True while the WS connection is up and subscribed."""
+        return self.conn.connected
+
+    @property
+    def connections(self) -> int:
+        """Connections opened so far."""
+        return self.conn.connections
+
+    @property
+    def reconnects(self) -> int:
+        """Reconnect attempts so far."""
+        return self.conn.reconnects
+
     # ----------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Connect, collect and reconnect until ``stop`` is set."""
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                await self._connection(stop)
-            except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
-                if not stop.is_set():
-                    log.warning("WS %s: %s: %s", self.url, type(exc).__name__, exc)
-            finally:
-                if self.connected:
-                    self.disconnected_since = time.monotonic()
-                self.connected = False
-                CONNECTED.set(0)
-                self.engine.on_disconnect()
-            if stop.is_set():
-                break
-            if time.monotonic() - started >= self.cfg.healthy_after_s:
-                self.backoff.reset()
-            delay = self.backoff.next_delay()
-            self.reconnects += 1
-            RECONNECTS.inc()
-            log.info("reconnecting to %s in %.2fs", self.url, delay)
-            if await sleep_or_stop(stop, delay):
-                break
+        """Connect, collect and reconnect until ``stop`` is set
+        (:class:`shared.lighter_ws.connection.FeedConnection`)."""
+        await self.conn.run(stop)
 
-    async def _connection(self, stop: asyncio.Event) -> None:
-        async with websockets.connect(self.url, ping_interval=self.cfg.ping_interval_s,
-                                      ping_timeout=self.cfg.ping_interval_s, max_size=None,
-                                      open_timeout=self.cfg.rest_timeout_s, close_timeout=2) as ws:
-            self.connections += 1
-            stopper = asyncio.create_task(self._close_on_stop(ws, stop))
-            pinger: asyncio.Task | None = None
-            try:
-                await self._await_connected(ws)
-                for sub in self.engine.subscriptions():
-                    await ws.send(orjson.dumps(sub).decode())
-                self.connected = True
-                CONNECTED.set(1)
-                log.info("connected to %s; subscribed %d channels", self.url, len(self.engine.subscriptions()))
-                pinger = asyncio.create_task(self._ping_loop(ws))
-                async for raw in ws:
-                    await self.handle(raw, ws)
-            except websockets.exceptions.ConnectionClosedOK:
-                if not stop.is_set():
-                    log.warning("WS %s closed by the server", self.url)
-            finally:
-                for t in (stopper, pinger):
-                    if t is not None:
-                        t.cancel()
-                        with contextlib.suppress(asyncio.CancelledError, Exception):
-                            await t
+    def _up(self) -> None:
+        CONNECTED.set(1)
 
-    async def _close_on_stop(self, ws, stop: asyncio.Event) -> None:
-        await stop.wait()
-        await ws.close()
+    def _down(self, was_connected: bool) -> None:
+        if was_connected:
+            self.disconnected_since = time.monotonic()
+        CONNECTED.set(0)
+        self.engine.on_disconnect()
 
-    async def _await_connected(self, ws) -> None:
-        """Read frames until ``{"type":"connected"}`` (others are handled normally)."""
-        deadline = time.monotonic() + self.cfg.rest_timeout_s
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("no 'connected' frame from the server")
-            raw = await asyncio.wait_for(ws.recv(), timeout=left)
-            out = await self.handle(raw, ws)
-            if out.kind == "connected":
-                return
-
-    async def _ping_loop(self, ws) -> None:
-        while True:
-            await asyncio.sleep(self.cfg.ping_interval_s)
-            await ws.send('{"type":"ping"}')
+    async def _frame_kind(self, raw: bytes | str, ws: Any) -> str:
+        return (await self.handle(raw, ws)).kind
 
     # ----------------------------------------------------------------------------------------
     async def handle(self, raw: bytes | str, ws=None) -> FrameOutcome:
