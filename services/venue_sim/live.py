@@ -35,12 +35,11 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import msgspec
-import orjson
-import websockets
 
 from shared.events import Bbo, MarketStats, Trade
+from shared.lighter_ws.connection import FeedConnection, send_json
 from shared.lighter_ws.engine import FeedEngine
-from shared.lighter_ws.metadata import Backoff, sleep_or_stop
+from shared.lighter_ws.metadata import Backoff
 from shared.lighter_ws.parse import SOURCE
 from shared.markets import MarketInfo
 from shared.venue.matching import MatchingEngine, Update
@@ -74,8 +73,9 @@ class LiveFeed:
 
     Attributes:
         replayed: upstream events applied to the engine (Bbo, trades, stats).
-        connected: True while the upstream socket is open and subscribed.
-        connections, reconnects, gaps, frames, dead_frames: counters for ``/sim/status``.
+        conn: the upstream connection (:class:`shared.lighter_ws.connection.FeedConnection`).
+        gaps, frames, dead_frames: counters for ``/sim/status`` (with ``connected``,
+            ``connections``, ``reconnects``).
         recorded_ns: the upstream's own time stamp (ns) of the last applied event.
     """
 
@@ -91,19 +91,17 @@ class LiveFeed:
         self.sink = sink
         self.url = url
         self.feed = FeedEngine(markets, namespace="venue-sim")
-        self.backoff = Backoff(reconnect_initial_s, reconnect_max_s)
-        self.timeout_s = timeout_s
-        self.ping_interval_s = ping_interval_s
-        self.healthy_after_s = healthy_after_s
+        self.conn = FeedConnection(url, self.feed.subscriptions, self.handle,
+                                   backoff=Backoff(reconnect_initial_s, reconnect_max_s),
+                                   ping_interval_s=ping_interval_s, open_timeout_s=timeout_s,
+                                   healthy_after_s=healthy_after_s, name="upstream", send=self._send,
+                                   on_up=self._up, on_down=self._down, on_error=self._error)
         self._wall = wall
         self._epoch_offset_ns = int(epoch() * 1e9) - int(wall() * 1e9)
         engine.now_ns = max(engine.now_ns, self.wall_ns())
         self.state: State = "waiting"
         self.replayed = 0
         self.recorded_ns = 0
-        self.connected = False
-        self.connections = 0
-        self.reconnects = 0
         self.gaps = 0
         self.frames = 0
         self.dead_frames = 0
@@ -162,11 +160,40 @@ class LiveFeed:
                 "dead_frames": self.dead_frames, "down_for_s": down, "last_error": self.last_error,
                 "books_synced": {b.symbol: b.synced for b in self.feed.books.values()}}
 
+    # ----------------------------------------------------------------- connection
+
+    @property
+    def connected(self) -> bool:
+        """True while the upstream socket is open and subscribed."""
+        return self.conn.connected
+
+    @property
+    def connections(self) -> int:
+        """Upstream connections opened so far."""
+        return self.conn.connections
+
+    @property
+    def reconnects(self) -> int:
+        """Upstream reconnect attempts so far."""
+        return self.conn.reconnects
+
+    def _up(self) -> None:
+        self.down_since = None
+        self.last_error = ""
+
+    def _down(self, was_connected: bool) -> None:
+        if was_connected or self.down_since is None:
+            self.down_since = self._wall()
+        self.feed.on_disconnect()
+
+    def _error(self, exc: BaseException) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+
     # ----------------------------------------------------------------- loops
 
     async def run(self) -> None:
         """Follow the upstream and execute pending txs on the wall clock until :meth:`stop`."""
-        reader = asyncio.create_task(self._read_upstream())
+        reader = asyncio.create_task(self.conn.run(self._stop))
         try:
             await self._run_pending()
         finally:
@@ -185,83 +212,12 @@ class LiveFeed:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=(due - now) / 1e9 if due is not None else 3600)
 
-    async def _read_upstream(self) -> None:
-        while not self._stop.is_set():
-            began = self._wall()
-            try:
-                await self._connection()
-            except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
-                if not self._stop.is_set():
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    log.warning("upstream %s: %s", self.url, self.last_error)
-            finally:
-                if self.connected or self.down_since is None:
-                    self.down_since = self._wall()
-                self.connected = False
-                self.feed.on_disconnect()
-            if self._stop.is_set():
-                break
-            if self._wall() - began >= self.healthy_after_s:
-                self.backoff.reset()
-            delay = self.backoff.next_delay()
-            self.reconnects += 1
-            log.info("reconnecting to upstream %s in %.2fs", self.url, delay)
-            if await sleep_or_stop(self._stop, delay):
-                break
-
-    async def _connection(self) -> None:
-        async with websockets.connect(self.url, ping_interval=self.ping_interval_s, ping_timeout=self.ping_interval_s,
-                                      max_size=None, open_timeout=self.timeout_s, close_timeout=2) as ws:
-            self.connections += 1
-            closer = asyncio.create_task(self._close_on_stop(ws))
-            pinger: asyncio.Task | None = None
-            try:
-                await self._await_connected(ws)
-                for sub in self.feed.subscriptions():
-                    await self._send(ws, sub)
-                self.connected = True
-                self.down_since = None
-                self.last_error = ""
-                log.info("following upstream %s: %d channels", self.url, len(self.feed.subscriptions()))
-                pinger = asyncio.create_task(self._ping_loop(ws))
-                async for raw in ws:
-                    await self.handle(raw, ws)
-            except websockets.exceptions.ConnectionClosedOK:
-                if not self._stop.is_set():
-                    self.last_error = "closed by the upstream"
-                    log.warning("upstream %s closed the connection", self.url)
-            finally:
-                for t in (closer, pinger):
-                    if t is not None:
-                        t.cancel()
-                        with contextlib.suppress(asyncio.CancelledError, Exception):
-                            await t
-
-    async def _close_on_stop(self, ws: Any) -> None:
-        await self._stop.wait()
-        await ws.close()
-
-    async def _await_connected(self, ws: Any) -> None:
-        deadline = self._wall() + self.timeout_s
-        while True:
-            left = deadline - self._wall()
-            if left <= 0:
-                raise TimeoutError("no 'connected' frame from the upstream")
-            raw = await asyncio.wait_for(ws.recv(), timeout=left)
-            if (await self.handle(raw, ws)) == "connected":
-                return
-
-    async def _ping_loop(self, ws: Any) -> None:
-        while True:
-            await asyncio.sleep(self.ping_interval_s)
-            await self._send(ws, {"type": "ping"})
-
     async def _send(self, ws: Any, msg: dict[str, Any]) -> None:
         """Write one control message upstream; anything but subscribe/unsubscribe/ping/pong is
         refused (:class:`UpstreamSendRefused`): the live source never sends a tx."""
         if msg.get("type") not in UPSTREAM_MESSAGE_TYPES:
             raise UpstreamSendRefused(f"venue-sim never sends {msg.get('type')!r} upstream")
-        await ws.send(orjson.dumps(msg).decode())
+        await send_json(ws, msg)
 
     # ----------------------------------------------------------------- frames
 

@@ -19,13 +19,14 @@ from typing import Any
 
 import orjson
 import websockets
+from websockets.exceptions import ConnectionClosedOK, WebSocketException
 
 from shared.lighter_ws.metadata import Backoff, sleep_or_stop
 
 log = logging.getLogger(__name__)
 
 #: a network failure of one connection (it is retried)
-CONNECTION_ERRORS = (OSError, TimeoutError, websockets.exceptions.WebSocketException)
+CONNECTION_ERRORS = (OSError, TimeoutError, WebSocketException)
 
 
 async def send_json(ws: Any, msg: dict[str, Any]) -> None:
@@ -122,7 +123,7 @@ class FeedConnection:
                 pinger = asyncio.create_task(self._ping_loop(ws))
                 async for raw in ws:
                     await self.handle(raw, ws)
-            except websockets.exceptions.ConnectionClosedOK as exc:
+            except ConnectionClosedOK as exc:
                 if not stop.is_set():
                     log.warning("%s %s closed by the server", self.name, self.url)
                     self.on_error(exc)
