@@ -135,6 +135,7 @@ MEANING = {
         "seen_trade_ids": "trade ids remembered to publish resent trades once",
         "ws_url": "WS to collect from; null = venue.ws_url (paper on live data: Lighter's, config/paper-live.yaml)",
         "rest_url": "REST base URL of the market metadata; null = venue.rest_url",
+        "max_batch_frames": "frames already waiting published in one Redis transaction, at most this many",
     },
     TrendConfig: {
         **_TARGET_STRATEGY, "candle_interval_s": "candle length, seconds of mid",

@@ -14,6 +14,7 @@ Example (the defaults)::
         ping_interval_s: 30.0
         rest_timeout_s: 10.0
         unhealthy_after_s: 60.0
+        max_batch_frames: 200        # frames waiting are published in one transaction, at most this many
 
 Every key can be set from the environment, e.g. ``LS_SERVICES__COLLECTOR__HTTP_PORT=9201``.
 """
@@ -44,6 +45,9 @@ class CollectorConfig(BaseModel):
             read another feed than the one the executor trades on: paper trading on live market
             data (``config/paper-live.yaml``, docs/modes.md) points them at Lighter while the
             executor trades on venue-sim.
+        max_batch_frames: at most this many frames that are already waiting are handled together
+            and their events published in one Redis transaction (a lone frame goes at once; see
+            ``services/collector/client.py``); 1 = one transaction per frame.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -58,6 +62,7 @@ class CollectorConfig(BaseModel):
     seen_trade_ids: int = Field(default=100_000, ge=1)
     ws_url: str | None = None
     rest_url: str | None = None
+    max_batch_frames: int = Field(default=200, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _check(self) -> CollectorConfig:

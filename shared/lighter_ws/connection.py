@@ -54,6 +54,9 @@ class FeedConnection:
         on_down: called with ``was_connected`` after every connection (attempt) ended.
         on_error: called with the exception of a failed connection (not on stop).
         on_retry: called with the delay (s) before each reconnect.
+        consume: ``await consume(ws, ws)`` reads the subscribed connection's frames itself (e.g.
+            the collector's batching) instead of one ``handle`` call per frame; it returns when
+            the connection ends and raises its error.
 
     Attributes:
         connected: True while the connection is open and subscribed.
@@ -66,7 +69,8 @@ class FeedConnection:
                  name: str = "WS", send: Callable[[Any, dict[str, Any]], Awaitable[None]] = send_json,
                  on_up: Callable[[], None] = lambda: None, on_down: Callable[[bool], None] = lambda was: None,
                  on_error: Callable[[BaseException], None] = lambda exc: None,
-                 on_retry: Callable[[float], None] = lambda delay: None) -> None:
+                 on_retry: Callable[[float], None] = lambda delay: None,
+                 consume: Callable[[Any, Any], Awaitable[None]] | None = None) -> None:
         self.url = url
         self.subscriptions = subscriptions
         self.handle = handle
@@ -77,6 +81,7 @@ class FeedConnection:
         self.name = name
         self.send = send
         self.on_up, self.on_down, self.on_error, self.on_retry = on_up, on_down, on_error, on_retry
+        self.consume = consume
         self.connected = False
         self.connections = 0
         self.reconnects = 0
@@ -121,8 +126,11 @@ class FeedConnection:
                 self.on_up()
                 log.info("connected to %s; subscribed %d channels", self.url, len(subs))
                 pinger = asyncio.create_task(self._ping_loop(ws))
-                async for raw in ws:
-                    await self.handle(raw, ws)
+                if self.consume is not None:
+                    await self.consume(ws, ws)
+                else:
+                    async for raw in ws:
+                        await self.handle(raw, ws)
             except ConnectionClosedOK as exc:
                 if not stop.is_set():
                     log.warning("%s %s closed by the server", self.name, self.url)
