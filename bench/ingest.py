@@ -17,7 +17,7 @@ namespace:
 - ``ingest_per_frame_events_per_s``: ``CollectorClient.handle`` frame by frame (one MULTI/EXEC
   round trip per frame: the collector's behaviour when frames arrive one at a time, and its
   throughput before batching);
-- ``parse_events_per_s``: the same frames through ``CollectorEngine.on_frame`` only (no Redis):
+- ``parse_events_per_s``: the same frames through ``FeedEngine.on_frame`` only (no Redis):
   the parser's share;
 - ``raw_xadd_events_per_s``: the very entries the collector wrote (same streams, same bytes),
   ``XADD`` in pipelines of ``--pipeline`` (1,000) commands without MULTI: the Redis floor;
@@ -55,10 +55,10 @@ from benchkit.stack import machine, print_figures, redis_version  # noqa: E402
 
 from services.collector.client import CollectorClient  # noqa: E402
 from services.collector.config import CollectorConfig  # noqa: E402
-from services.collector.engine import CollectorEngine  # noqa: E402
 from shared.bus import EVENT_FIELD, Bus  # noqa: E402
 from shared.config import REPO_ROOT  # noqa: E402
 from shared.events import encode  # noqa: E402
+from shared.lighter_ws.engine import FeedEngine  # noqa: E402
 from shared.markets import KNOWN_MARKETS  # noqa: E402
 from shared.redis_util import EmbeddedRedis, async_client  # noqa: E402
 
@@ -134,8 +134,8 @@ def cpu_timed(url: str, fn, *args):
 
 
 def parse_only(frames: list[bytes]) -> tuple[int, float]:
-    """(events, seconds) of ``CollectorEngine.on_frame`` over ``frames``."""
-    eng = CollectorEngine(MARKETS, "bench")
+    """(events, seconds) of ``FeedEngine.on_frame`` over ``frames``."""
+    eng = FeedEngine(MARKETS, "bench")
     t0 = time.perf_counter()
     n = 0
     for i, raw in enumerate(frames):
@@ -162,7 +162,7 @@ async def collector_ingest(url: str, frames: list[bytes], batched: bool
     redis = async_client(url)
     try:
         bus = Bus(redis, ns)
-        client = CollectorClient("ws://127.0.0.1:1/unused", CollectorEngine(MARKETS, ns), bus, CollectorConfig())
+        client = CollectorClient("ws://127.0.0.1:1/unused", FeedEngine(MARKETS, ns), bus, CollectorConfig())
         t0 = time.perf_counter()
         if batched:
             await client.consume(_Ready(frames))
@@ -172,7 +172,7 @@ async def collector_ingest(url: str, frames: list[bytes], batched: bool
         dt = time.perf_counter() - t0
         if client.dead_letters:
             raise RuntimeError(f"{client.dead_letters} frames dead-lettered: the synthetic session is wrong")
-        eng = CollectorEngine(MARKETS, ns)  # the same entries again, per frame, for the raw runs
+        eng = FeedEngine(MARKETS, ns)  # the same entries again, per frame, for the raw runs
         per_frame = [[(s, encode(e)) for s, e in eng.on_frame(raw, i).routed] for i, raw in enumerate(frames)]
         n = client.published
         await _drop(redis, ns)

@@ -1,12 +1,12 @@
 """Hostile input for the collector (issue 11, item 3): hypothesis fuzzing of the frame parser
-(``services/collector/parse.py``), the frame engine and the gap-checked book (``book.py``).
+(``shared/lighter_ws/parse.py``), the frame engine and the gap-checked book (``book.py``).
 
 The contract under test:
 
 - ``decode_frame`` / ``parse_order_book`` / ``parse_trades`` / ``parse_market_stats`` raise only
   :class:`FrameError` (with a reason) on any input: arbitrary JSON-ish frames, mutations of the
   real Lighter payloads in ``tests/fixtures/lighter-samples/``, arbitrary bytes;
-- ``CollectorEngine.on_frame`` never raises, and a frame it cannot use comes back with a short
+- ``FeedEngine.on_frame`` never raises, and a frame it cannot use comes back with a short
   dead-letter reason and no events; its catch-all (``collector error: ...``) is never what
   answers, since that would be a parser bug; every event it routes survives ``encode``/``decode``;
 - valid frames are all processed (no dead letter, every trade/level/stat published);
@@ -33,19 +33,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.collector.book import BookBuilder, Status
 from services.collector.client import CollectorClient
 from services.collector.config import CollectorConfig
-from services.collector.engine import CollectorEngine, FrameOutcome
-from services.collector.parse import (
+from shared.bus import Bus, Streams
+from shared.events import Bbo, BookDelta, BookSnapshot, MarketStats, Trade, decode, encode
+from shared.lighter_ws.book import BookBuilder, Status
+from shared.lighter_ws.engine import FeedEngine, FrameOutcome
+from shared.lighter_ws.parse import (
     FrameError,
     decode_frame,
     parse_market_stats,
     parse_order_book,
     parse_trades,
 )
-from shared.bus import Bus, Streams
-from shared.events import Bbo, BookDelta, BookSnapshot, MarketStats, Trade, decode, encode
 from shared.markets import KNOWN_MARKETS
 from shared.redis_util import async_client
 
@@ -81,8 +81,8 @@ def _real_frames() -> list[dict]:
 REAL = _real_frames()
 
 
-def engine() -> CollectorEngine:
-    return CollectorEngine(KNOWN_MARKETS.values(), NS)
+def engine() -> FeedEngine:
+    return FeedEngine(KNOWN_MARKETS.values(), NS)
 
 
 # --- strategies ---------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def check_parsers(msg: Any) -> None:
             assert str(exc)
 
 
-def check_outcome(e: CollectorEngine, out: FrameOutcome) -> None:
+def check_outcome(e: FeedEngine, out: FrameOutcome) -> None:
     """What the client relies on: never a crash, a dead letter with a short reason and nothing
     published, or events that are publishable as they are."""
     assert isinstance(out, FrameOutcome) and out.kind in KINDS
@@ -194,7 +194,7 @@ def check_outcome(e: CollectorEngine, out: FrameOutcome) -> None:
         assert all(p > 0 and s > 0 for p, s in [*book.bids.items(), *book.asks.items()])
 
 
-def run_frame(e: CollectorEngine, raw: bytes | str) -> FrameOutcome:
+def run_frame(e: FeedEngine, raw: bytes | str) -> FrameOutcome:
     out = e.on_frame(raw, 1_700_000_000_000_000_000)
     check_outcome(e, out)
     return out
@@ -455,7 +455,7 @@ async def test_client_dead_letters_every_bad_frame_and_publishes_every_good_one(
     redis = async_client(redis_url)
     try:
         bus = Bus(redis, ns)
-        eng = CollectorEngine(KNOWN_MARKETS.values(), ns)
+        eng = FeedEngine(KNOWN_MARKETS.values(), ns)
         client = CollectorClient("ws://127.0.0.1:1/unused", eng, bus, CollectorConfig())
         expected_dlq: list[tuple[bytes, str]] = []
         expected: dict[str, list] = {}

@@ -13,8 +13,8 @@ import pytest
 
 from services.collector.client import CollectorClient
 from services.collector.config import CollectorConfig
-from services.collector.engine import CollectorEngine
 from shared.bus import Bus, Streams
+from shared.lighter_ws.engine import FeedEngine
 from shared.markets import KNOWN_MARKETS
 
 SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "lighter-samples"
@@ -53,7 +53,7 @@ class Frames:
 
 def client(redis_client, namespace: str, max_batch: int = 200) -> tuple[CollectorClient, list[int]]:
     bus = Bus(redis_client, namespace)
-    c = CollectorClient("ws://unused", CollectorEngine(KNOWN_MARKETS.values(), namespace), bus,
+    c = CollectorClient("ws://unused", FeedEngine(KNOWN_MARKETS.values(), namespace), bus,
                         CollectorConfig(max_batch_frames=max_batch))
     sizes: list[int] = []
     publish = bus.publish_many
@@ -68,7 +68,7 @@ def client(redis_client, namespace: str, max_batch: int = 200) -> tuple[Collecto
 
 async def test_waiting_frames_share_transactions_and_keep_their_order(redis_client, namespace):
     raws = frames(60)
-    ref = CollectorEngine(KNOWN_MARKETS.values(), namespace)
+    ref = FeedEngine(KNOWN_MARKETS.values(), namespace)
     expected = [ev for i, raw in enumerate(raws) for _, ev in ref.on_frame(raw, i).routed]
     c, sizes = client(redis_client, namespace, max_batch=16)
     await c.consume(Frames(raws))
