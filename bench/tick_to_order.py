@@ -189,6 +189,7 @@ async def run_rate(redis_url: str, rate: float, seconds: float, warmup_s: float,
         "LS_SERVICES__VENUE_SIM__DEPTH__ENABLED": "false",
         "LS_SERVICES__VENUE_SIM__VERIFY_SIGNATURES": "false",
         "LS_SERVICES__EXECUTOR__TIER": "premium",
+        "LS_SCREENING__EXTRA_STRATEGIES": "[bench]",  # the executor takes intents of configured strategies only
         # requotes faster than cancels are confirmed: orders being canceled count in the worst-case
         # inventory (0.0002 BTC each), so the default 0.01 BTC would refuse quotes at 1,000/s
         "LS_SERVICES__EXECUTOR__MAX_POSITION": "{BTC: 1.0}",
