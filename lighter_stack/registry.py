@@ -103,3 +103,4 @@ def config_sections() -> dict[str, type[Any]]:
 def strategy_services() -> list[ServiceSpec]:
     """The services that trade through the executor, in start order."""
     return [s for s in SERVICES.values() if s.strategy is not None]
+

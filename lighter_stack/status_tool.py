@@ -18,6 +18,9 @@ service that is down shows as ``down``; the command never fails because of the s
 - **pnl**: today's (UTC) realized PnL per strategy from the ledger (closed FIFO trades,
   :func:`services.ledger.report.pnl_stats`) and the unrealized PnL of the open positions:
   ``position x (mid - avg_entry_price)`` USD, mid from the latest ``Bbo`` on the book stream.
+- **locks**: every lease of the namespace (``{ns}:lock:*``, :mod:`shared.leases`): a strategy
+  instance's lock and the executor's account lock, with their holder (``host:pid:hex``) and the
+  seconds they live without renewal.
 - **control**: the latest ``RiskState`` (running / halted / reducing and why), the executor
   guards engaged (latest ``GuardState`` per guard, market and side) and the control state folded
   from ``{ns}:control`` the way the executor folds it (killed, paused, flattening).
@@ -117,6 +120,20 @@ async def streams_status(redis: Any, ns: str) -> list[dict[str, Any]]:
         rows.append({"stream": name, "length": int(await redis.xlen(key)),
                      "last_event_ms": int(_s(last[0][0]).split("-")[0]) if last else None, "groups": groups})
     return sorted(rows, key=lambda r: r["stream"])
+
+
+async def locks_status(redis: Any, ns: str) -> list[dict[str, Any]]:
+    """One row per lease of ``ns`` (``{ns}:lock:<kind>:<name>``): ``lock`` (``<kind>:<name>``),
+    ``holder`` and ``ttl_s`` (seconds left without renewal; None when it has no TTL)."""
+    rows = []
+    async for key in redis.scan_iter(match=f"{ns}:lock:*"):
+        name = _s(key)
+        holder, pttl = await redis.get(key), await redis.pttl(key)
+        if holder is None:
+            continue  # expired meanwhile
+        rows.append({"lock": name[len(f"{ns}:lock:"):], "holder": _s(holder),
+                     "ttl_s": round(pttl / 1000, 1) if pttl and pttl > 0 else None})
+    return sorted(rows, key=lambda r: r["lock"])
 
 
 async def _latest(redis: Any, stream: str, limit: int) -> list[Event]:
@@ -258,7 +275,7 @@ async def _guarded(coro: Any) -> Any:
 async def collect(cfg: StackConfig, host: str = "127.0.0.1", namespace: str | None = None,
                   db_url: str | None = None, timeout: float = 2.0, now_ns: int | None = None) -> dict[str, Any]:
     """The whole status as one JSON-able dict: ``namespace``, ``account``, ``as_of_ns``,
-    ``services``, ``streams``, ``exec``, ``venue_positions``, ``pnl``. A part that cannot be
+    ``services``, ``streams``, ``locks``, ``exec``, ``venue_positions``, ``pnl``. A part that cannot be
     read is ``{"error": "<Type>: <message>"}``; nothing here raises for a stack that is down."""
     ns = namespace or cfg.ns
     now = time.time_ns() if now_ns is None else now_ns
@@ -271,9 +288,10 @@ async def collect(cfg: StackConfig, host: str = "127.0.0.1", namespace: str | No
             redis_ok = False
         bus = Bus(redis, ns)
         down = {"error": "Redis not reachable"}
-        services, streams, ex, venue = await asyncio.gather(
+        services, streams, locks, ex, venue = await asyncio.gather(
             _guarded(services_status(cfg, host, redis if redis_ok else _NoRedis(), ns, timeout)),
             _guarded(streams_status(redis, ns)) if redis_ok else _const(down),
+            _guarded(locks_status(redis, ns)) if redis_ok else _const(down),
             _guarded(exec_status(bus, cfg.account_index, list(cfg.markets))) if redis_ok else _const(down),
             _guarded(venue_positions(cfg, timeout)))
     finally:
@@ -282,7 +300,7 @@ async def collect(cfg: StackConfig, host: str = "127.0.0.1", namespace: str | No
     mids = ex.get("mids", {}) if isinstance(ex, dict) else {}
     pnl = await asyncio.to_thread(pnl_today, db_url, now, positions, mids)
     return {"namespace": ns, "account": cfg.account_index, "as_of_ns": now, "services": services,
-            "streams": streams, "exec": ex, "venue_positions": venue, "pnl": pnl}
+            "streams": streams, "locks": locks, "exec": ex, "venue_positions": venue, "pnl": pnl}
 
 
 async def _const(v: Any) -> Any:
@@ -335,6 +353,11 @@ def render(st: dict[str, Any], console: Console) -> None:
                                for g, v in sorted(r["groups"].items()))
             t.add_row(r["stream"], str(r["length"]), _age(r["last_event_ms"], now), groups or "-")
         console.print(t)
+    locks = st.get("locks", [])
+    if isinstance(locks, dict):
+        console.print(f"[red]locks: {locks['error']}[/]")
+    elif locks:
+        console.print("locks: " + ", ".join(f"{r['lock']} held by {r['holder']} ({r['ttl_s']}s)" for r in locks))
     ex, venue, pnl = st["exec"], st["venue_positions"], st["pnl"]
     if isinstance(ex, dict) and "error" in ex:
         console.print(f"[red]executor state: {ex['error']}[/]")

@@ -26,12 +26,19 @@ services.executor.max_postion: unknown key (known: ...)``), and :func:`check_sec
 of the sections come from the application (``lighter_stack.registry.config_sections``): this
 module knows no service.
 
+Instances: a strategy service's section may list named instances (``services.strategy-trend.
+instances: {trend-eth: {markets: [ETH]}}``); ``LS_INSTANCE=trend-eth`` (the top-level key
+``instance``) makes the service run that instance: the section with the instance's keys layered
+over it and ``strategy: trend-eth`` (attribution name and consumer group). See
+:meth:`StackConfig.section` and docs/runbook.md (scaling out).
+
 Secrets never live in the file: the live API private key comes only from the environment
 variable ``LIGHTER_API_PRIVATE_KEY`` and is held as a ``SecretStr``.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import types
@@ -107,6 +114,12 @@ class StackConfig(BaseModel):
     ``mode`` is ``paper`` (default: venue-sim, no real money) or ``live``. ``namespace``
     prefixes every stream (default: the mode). ``account_index``/``api_key_index`` identify the
     Lighter account and API key the executor signs for.
+
+    ``instance`` (``LS_INSTANCE``): the named instance a strategy service runs as, one of the
+    keys of its section's ``instances`` (see :meth:`section`); ``None`` = the service's own
+    section as it is. ``lease_ttl_s``: seconds a lease in Redis lives unless its holder renews it
+    (every third of it): the lock of a strategy instance (a second replica waits as standby) and
+    the executor's per-account lock (:mod:`shared.leases`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -118,6 +131,8 @@ class StackConfig(BaseModel):
     venue: VenueConfig = VenueConfig()
     markets: list[str] = Field(default_factory=lambda: ["BTC", "ETH"])
     stream_maxlen: int = Field(default=500_000, ge=1000)
+    instance: str | None = None
+    lease_ttl_s: float = Field(default=10.0, ge=1.0)
     services: dict[str, dict[str, Any]] = Field(default_factory=dict)
     screening: ScreeningConfig = ScreeningConfig()
     # strategy names of the known sections (defaults included), set by check_sections
@@ -131,25 +146,62 @@ class StackConfig(BaseModel):
     def section(self, name: str, model: type[M]) -> M:
         """Validate ``services.<name>`` with ``model``.
 
+        Instances: when ``model`` has a ``strategy`` field (a strategy service), the section may
+        hold ``instances: {<instance name>: {<keys of the section>...}}``. Each instance is the
+        section with its keys layered over it (:func:`merge_trees`) and ``strategy`` set to the
+        instance name (its attribution name and consumer group); every instance is validated
+        here. When :attr:`instance` names one of them, that instance is returned, otherwise
+        the section itself (without ``instances``).
+
         Raises:
-            ConfigError: naming the first invalid field as ``services.<name>.<field>``.
+            ConfigError: naming the first invalid field as ``services.<name>.<field>`` (or
+                ``services.<name>.instances.<instance>.<field>``).
         """
         raw: dict[str, Any] = {}
         norm = name.lower().replace("-", "_")
         for key in sorted(self.services):  # 'strategy-trend' and an env-made 'strategy_trend' merge
             if key.lower().replace("-", "_") == norm:
                 raw.update(self.services[key] or {})
-        try:
-            return model.model_validate(raw)
-        except ValidationError as exc:
-            raise ConfigError(describe_errors(exc, f"services.{name}", model)) from None
+        instances: dict[str, Any] = {}
+        if "strategy" in model.model_fields:
+            k = _match_key(raw, "instances")
+            got = raw.pop(k) if k is not None else None
+            if got is not None and not isinstance(got, dict):
+                raise ConfigError(f"config error: services.{name}.instances: must be a mapping of instance name -> "
+                                  "keys of the section")
+            instances = got or {}
+        chosen = _validate(raw, model, f"services.{name}")
+        for inst, over in instances.items():
+            if over is not None and not isinstance(over, dict):
+                raise ConfigError(f"config error: services.{name}.instances.{inst}: must be a mapping of keys "
+                                  "of the section")
+            tree = merge_trees(copy.deepcopy(raw), dict(over or {}))
+            tree[_match_key(tree, "strategy") or "strategy"] = str(inst)
+            got_model = _validate(tree, model, f"services.{name}.instances.{inst}")
+            if self.instance is not None and section_key(inst) == section_key(self.instance):
+                chosen = got_model
+        return chosen
+
+    def instance_names(self, name: str) -> list[str]:
+        """The instance names listed under ``services.<name>.instances`` (in file order; ``[]``
+        when none). No validation: :meth:`section` does it."""
+        out: list[str] = []
+        norm = section_key(name)
+        for key in sorted(self.services):
+            if section_key(key) == norm:
+                sect = self.services[key] or {}
+                k = _match_key(sect, "instances")
+                if k is not None and isinstance(sect[k], dict):
+                    out += [str(i) for i in sect[k] if str(i) not in out]
+        return out
 
     def strategy_names(self) -> set[str] | None:
         """The strategies allowed to send intents (the executor dead-letters the others):
         ``screening.strategies`` when set; else the ``strategy`` of every section under
         ``services:`` that sets one, the default ``strategy`` of every known section model that
         has the field (known when :func:`check_sections` ran, e.g. ``load_config(...,
-        sections=...)``), and ``screening.extra_strategies``. ``None`` when nothing names a
+        sections=...)``), the named instances of every section (``instances``, :meth:`section`),
+        and ``screening.extra_strategies``. ``None`` when nothing names a
         strategy (a config built in code without sections): no check."""
         extra = set(self.screening.extra_strategies)
         if self.screening.strategies is not None:
@@ -157,6 +209,7 @@ class StackConfig(BaseModel):
         names = set(self._section_strategies or ())
         names |= {str(sec["strategy"]) for sec in self.services.values()
                   if isinstance(sec, dict) and sec.get("strategy")}
+        names |= {i for key in self.services for i in self.instance_names(key)}  # named instances
         if not names and self._section_strategies is None and not extra:
             return None
         return names | extra
@@ -181,6 +234,13 @@ class StackConfig(BaseModel):
             raise ConfigError(f"mode: live needs the explicit opt-in {LIVE_FLAG_ENV}=yes in the environment")
         if not os.environ.get(PRIVATE_KEY_ENV):
             raise ConfigError(f"mode: live needs {PRIVATE_KEY_ENV} in the environment")
+
+
+def _validate(raw: dict[str, Any], model: type[M], prefix: str) -> M:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, prefix, model)) from None
 
 
 def merge_market_values(given: Any, defaults: Mapping[str, float]) -> Any:
@@ -256,9 +316,10 @@ def check_sections(cfg: StackConfig, sections: Mapping[str, type[BaseModel]]) ->
             raise ConfigError(f"config error: services.{key}: unknown service section (known: {names})")
     names: set[str] = set()
     for name, model in sections.items():
-        sec = cfg.section(name, model)
+        sec = cfg.model_copy(update={"instance": None}).section(name, model)  # validates every instance too
         if "strategy" in type(sec).model_fields and isinstance(getattr(sec, "strategy", None), str):
             names.add(sec.strategy)  # type: ignore[attr-defined]
+            names.update(cfg.instance_names(name))
     cfg._section_strategies = names
 
 

@@ -35,10 +35,14 @@ SERVICE_STARTS = Gauge(f"{PREFIX}service_starts", "How many times this service s
 DUPLICATES = Counter(f"{PREFIX}duplicate_events_total", "Redelivered events dropped by id.", ["service", "stream"])
 
 
+#: ``/health`` statuses answered with HTTP 200 (``standby``: a replica waiting for its instance lock).
+HEALTHY = ("ok", "standby")
+
+
 async def start_http(port: int, health: Callable[[], dict[str, Any]], host: str = "0.0.0.0",
                      routes: Sequence[web.RouteDef] = ()) -> web.AppRunner:
     """Serve ``GET /health`` (JSON from ``health()`` plus ``started_at``, the process start in unix
-    seconds, unless ``health()`` gives one; HTTP 503 when its ``status`` is not ``ok``) and
+    seconds, unless ``health()`` gives one; HTTP 503 when its ``status`` is not ``ok`` or ``standby``) and
     ``GET /metrics`` (Prometheus text format) on ``host:port``, plus the service's own ``routes``
     (e.g. the notifier's ``POST /alertmanager``).
 
@@ -49,7 +53,7 @@ async def start_http(port: int, health: Callable[[], dict[str, Any]], host: str 
     async def _health(_req: web.Request) -> web.Response:
         body = {**health()}
         body.setdefault("started_at", PROCESS_STARTED_AT)
-        return web.json_response(body, status=200 if body.get("status") == "ok" else 503)
+        return web.json_response(body, status=200 if body.get("status") in HEALTHY else 503)
 
     async def _metrics(_req: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -408,6 +408,7 @@ class EngineRunner(BatchHandler):
         self.started_at = time.time()
         self.last_event_at = 0.0
         self._stop = asyncio.Event()
+        self.fenced = False  # set when this process lost its instance lease: publish nothing more at shutdown
 
     def health(self) -> dict[str, Any]:
         """Body of ``GET /health`` (``degraded`` while Redis is unreachable, see

@@ -28,6 +28,7 @@ A strategy service runs one pure engine (``on_event(ev) -> [ev]``, with ``name``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,9 +37,10 @@ from typing import Any, Protocol
 from prometheus_client import Counter, Gauge
 
 from shared.bus import Bus, Streams
-from shared.config import StackConfig
+from shared.config import ConfigError, StackConfig, section_key
 from shared.events import CancelIntent, Event, Fill, PositionSnapshot, TargetPosition, derive_id
-from shared.metrics import PREFIX
+from shared.leases import Lease, lease_key
+from shared.metrics import PREFIX, start_http
 from shared.outage import BUS_DOWN_ERRORS
 from shared.redis_util import async_client, resolve_redis_url
 from shared.screening import Screener
@@ -201,27 +203,110 @@ Build = Callable[[StackConfig, Bus], tuple[EngineRunner, Any]]
 Body = Callable[[EngineRunner, Any, Bus, int], Awaitable[None]]
 
 
+class LeaseLost(RuntimeError):
+    """Another process took this strategy instance's lease (:mod:`shared.leases`): this one
+    stopped acting (no shutdown intents) and must exit."""
+
+
+def instance_lease(cfg: StackConfig, redis: Any, name: str) -> Lease:
+    """The lease of strategy instance ``name``: key ``{ns}:lock:instance:<name>``, TTL
+    ``cfg.lease_ttl_s``."""
+    return Lease(redis, lease_key(cfg.ns, "instance", name), cfg.lease_ttl_s)
+
+
+async def stand_by(lease: Lease, stop: asyncio.Event, port: int, service: str) -> bool:
+    """Take ``lease``, waiting as standby while another process holds it: ``/health`` on
+    ``port`` says ``{"status": "standby", "holder": ...}`` (HTTP 200) meanwhile, and the wait is
+    logged once per holder (``starting``, HTTP 503, while Redis has not answered yet: a start
+    during a Redis outage waits for it). Returns True when taken, False when ``stop`` was set
+    first."""
+    state: dict[str, Any] = {"holder": None, "since": time.time()}
+
+    def held_by(who: str) -> None:
+        state["holder"] = who
+        log.warning("%s: instance lock %s is held by %s: waiting as standby (takes over within %.0fs of its "
+                    "holder's death)", service, lease.key, who, lease.ttl_s)
+
+    with contextlib.suppress(*BUS_DOWN_ERRORS):  # Redis down at start: waited out below
+        if await lease.try_acquire():
+            return True
+    # "starting" (HTTP 503) while Redis has not answered yet, "standby" (200) once a holder is known
+    http = await start_http(port, lambda: {"status": "standby" if state["holder"] else "starting",
+                                           "service": service, "lock": lease.key,
+                                           "holder": state["holder"], "me": lease.holder,
+                                           "standby_s": round(time.time() - state["since"], 1)})
+    try:
+        got = await lease.wait(stop, on_held_by=held_by)
+    finally:
+        await http.cleanup()
+    if got:
+        log.warning("%s: took over instance lock %s (was held by %s)", service, lease.key, state["holder"])
+    return got
+
+
 async def run_strategy(cfg: StackConfig, url: str, build: Build, body: Body) -> None:
-    """Connect to Redis at ``url``, ``build`` the runner and engine, install the stop handlers
-    and await ``body(runner, engine, bus, account)`` (restore, consume, shut down)."""
+    """Connect to Redis at ``url``, ``build`` the runner and engine, install the stop handlers,
+    take the instance lease (:func:`instance_lease`, waiting as standby while another replica
+    holds it, :func:`stand_by`) and await ``body(runner, engine, bus, account)`` (restore,
+    consume, shut down) while the lease is renewed. The lease is released at the end.
+
+    Raises:
+        ConfigError: ``cfg.instance`` is set but the service's section lists no such instance.
+        LeaseLost: another process took the lease (Redis outage longer than its TTL): the runner
+            was stopped without its shutdown intents.
+    """
     redis = async_client(url)
     try:
         bus = Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen)
         runner, engine = build(cfg, bus)
+        if cfg.instance is not None and section_key(engine.name) != section_key(cfg.instance):
+            raise ConfigError(f"config error: instance {cfg.instance} (LS_INSTANCE): not listed under "
+                              f"services.{runner.service}.instances (strategy {engine.name})")
         install_stop_handlers(runner.stop)
-        await body(runner, engine, bus, cfg.account_index)
+        lease = instance_lease(cfg, redis, engine.name)
+        if not await stand_by(lease, runner.stop_event, engine.cfg.http_port, runner.service):
+            return
+        keeper = asyncio.create_task(lease.keep(runner.stop_event), name="instance-lease")
+        keeper.add_done_callback(lambda t: _on_lease_end(t, runner))
+        try:
+            await body(runner, engine, bus, cfg.account_index)
+        finally:
+            runner.stop()
+            await asyncio.gather(keeper, return_exceptions=True)
+            await lease.release()
+        if runner.fenced:
+            raise LeaseLost(f"{runner.service}: instance lock {lease.key} lost to "
+                            f"{lease.lost_to or 'nobody known (its keeper failed)'}: stopped acting")
     finally:
         await redis.aclose()
+
+
+def _on_lease_end(task: asyncio.Task, runner: EngineRunner) -> None:
+    """The lease keeper ended: lost (or failed) -> fence the runner and stop it (fail closed)."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("%s: instance lease keeper failed: %r; stopping", runner.service, exc)
+    elif task.result() is None:
+        return
+    runner.fenced = True  # lost: publish nothing more (no shutdown intents)
+    runner.stop()
 
 
 def strategy_main(cfg: StackConfig, check: Callable[[StackConfig], object],
                   run: Callable[[StackConfig, str], Awaitable[None]]) -> int:
     """A strategy service's ``main``: set up logging, ``check`` the config (raises
     ``ConfigError`` before connecting), then ``run(cfg, redis_url)`` until stopped; 0 after a
-    graceful stop. Redis from :func:`shared.redis_util.resolve_redis_url`."""
+    graceful stop, 3 when the instance lease was lost (:class:`LeaseLost`). Redis from
+    :func:`shared.redis_util.resolve_redis_url`."""
     setup_logging()
     check(cfg)
-    asyncio.run(run(cfg, resolve_redis_url(cfg.redis_url)))
+    try:
+        asyncio.run(run(cfg, resolve_redis_url(cfg.redis_url)))
+    except LeaseLost as exc:
+        log.error("%s", exc)
+        return 3
     return 0
 
 
@@ -254,7 +339,8 @@ def restore_run_shutdown(restore: Callable[[Any, Bus, int | str], Awaitable[int]
         try:
             await runner.run()
         finally:
-            intents = list(shutdown(engine)) if shutdown is not None else []
+            fenced = runner.fenced  # the instance lease was lost: another replica acts now
+            intents = list(shutdown(engine)) if shutdown is not None and not fenced else []
             if intents:
                 try:
                     await runner.link.retry(lambda: bus.publish(bus.streams.intent(account), intents),

@@ -49,6 +49,7 @@ Example (the defaults)::
           retry_s: 60                 # after the venue refused one: wait this long (event time) unless the size changes
           exclude: []                 # strategies that get no protective stop
         dead_man_switch_s: 0          # scheduled cancel-all (tx 16, SCHEDULED) this many s ahead; 0 = off
+        lock_wait_s: 25               # wait this long for the account lock held by another executor, then exit
 
 Request budget (Lighter docs, rate limits; ``/work/shared/reference/lighter-api.md`` §6.8): REST
 limits are counted over a rolling minute; Standard accounts get 60 requests per minute,
@@ -241,6 +242,11 @@ class ExecutorConfig(BaseModel):
             the wall clock (refreshed every quarter of it) and aborted (TimeInForce ABORT) on a
             clean shutdown. If the executor dies, the venue cancels **every** order of the
             account at that time, the protective stops included. Lighter: 5 min .. 15 days.
+        lock_wait_s: at start the executor takes the per-account lock
+            ``{ns}:lock:executor:<account>`` (:mod:`services.executor.account_lock`); while
+            another executor holds it, it waits up to this long (seconds; a killed executor's
+            lock expires ``lease_ttl_s`` after its last renewal), then refuses to sign and exits
+            with code 3, naming the holder.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -277,6 +283,7 @@ class ExecutorConfig(BaseModel):
     leverage: dict[str, LeverageSetting] = Field(default_factory=dict)
     protective_stop: ProtectiveStopConfig = Field(default_factory=ProtectiveStopConfig)
     dead_man_switch_s: float = Field(default=0.0, ge=0)
+    lock_wait_s: float = Field(default=25.0, ge=0)
 
     @model_validator(mode="after")
     def _dead_man_range(self) -> ExecutorConfig:

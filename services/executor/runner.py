@@ -4,7 +4,8 @@ Start-up (fail closed):
 
 1. Config section ``services.executor`` (:class:`~services.executor.config.ExecutorConfig`), the
    API key (live: ``cfg.require_live_allowed()`` and ``LIGHTER_API_PRIVATE_KEY`` only; paper:
-   the env key if set, else a throwaway key), Redis, ``/health`` + ``/metrics``.
+   the env key if set, else a throwaway key), Redis, ``/health`` + ``/metrics``, then the account
+   lock (another executor holds it: wait ``lock_wait_s``, then exit 3; :mod:`.account_lock`).
 2. Market metadata from ``orderBookDetails`` (retried until the venue answers), in paper mode
    the API key's registration (below; retried), then the
    configured leverage per market (``leverage``; one ``updateLeverage`` tx each,
@@ -148,6 +149,7 @@ from shared.service import (
 from shared.venue.errors import VenueError
 from shared.venue.reports import VenueOrder, VenueTrade
 
+from .account_lock import EXIT_LOCKED, AccountLock
 from .config import ExecutorConfig
 from .deadman import DeadManSwitch
 from .engine import MAX_CLIENT_ORDER_INDEX, Engine, OrderCommand
@@ -182,13 +184,7 @@ from .recovery import observe_mismatch, read_trade_history, recover_trades
 from .sending import send_chunk, send_one
 from .signer import Signer, SignError, generate_key
 from .startup import adopt_protective_stops, check_active_orders, latest_intent_entries, startup_summary
-from .venue import (
-    AccountFeed,
-    LighterRest,
-    SendResult,
-    feed_reports,
-    parse_position,
-)
+from .venue import AccountFeed, LighterRest, SendResult, feed_reports, parse_position
 from .venue_orders import VenueOrderChecks
 
 log = logging.getLogger("executor")
@@ -235,6 +231,7 @@ class ExecutorService(VenueOrderChecks, BatchHandler):
         self._key: SecretStr | None = key
         self.redis = redis
         self.bus = Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen)
+        self.account_lock = AccountLock(redis, cfg, ecfg)  # one executor per account (account_lock.py)
         self.exec_stream = self.bus.streams.exec(cfg.account_index)
         # market data first: when a book update and the intents it caused land in one read, the
         # engine must see the touch before the intents (the backtest's order; lockstep parity)
@@ -291,6 +288,7 @@ class ExecutorService(VenueOrderChecks, BatchHandler):
                 "startup": self.startup_summary(), "account": self.account_info,
                 "protective_stops": e.protective_status() if e else {"enabled": self.ecfg.protective_stop.enabled},
                 "dead_man_switch": self.dead_man.status(), "unpublished": len(self.outbox),
+                "account_lock": self.account_lock.status(),
                 "new_orders": "allowed" if self._bus_ok() else "held: the bus is unreachable"}
         return self.link.health(body, held)
 
@@ -300,11 +298,14 @@ class ExecutorService(VenueOrderChecks, BatchHandler):
         return startup_summary(self.cfg, self.ecfg, self.engine)
 
     async def run(self) -> int:
-        """Run until :meth:`stop`; returns the exit code (0; 2 when the leverage cannot be set)."""
+        """Run until :meth:`stop`; returns the exit code (0; 2 when the leverage cannot be set; 3 when
+        another executor holds the account lock or took it)."""
         http = await start_http(self.ecfg.http_port, self.health)
         RISK_STATE.set(STATE_VALUE["halted"])
         tasks: list[asyncio.Task] = []
         try:
+            if not await self.account_lock.acquire(self._stop):
+                return EXIT_LOCKED
             assert self._key is not None
             self.signer = await Signer.create(self.cfg.venue.rest_url, self.cfg.account_index,
                                               self.cfg.api_key_index, self.cfg.venue.chain_id, self._key)
@@ -330,6 +331,7 @@ class ExecutorService(VenueOrderChecks, BatchHandler):
             tasks.append(asyncio.create_task(self.feed.run(), name="account-feed"))
             tasks.append(asyncio.create_task(self.outbox.run(self._stop), name="outbox"))
             tasks.append(asyncio.create_task(self.loop.run(self._stop), name="consume"))
+            tasks.append(asyncio.create_task(self.account_lock.keep(self._stop), name="account-lock"))
             if self.ecfg.order_check_s > 0:
                 tasks.append(asyncio.create_task(self._check_orders_loop(), name="order-check"))
             if self.ecfg.dead_man_switch_s > 0:
@@ -345,7 +347,7 @@ class ExecutorService(VenueOrderChecks, BatchHandler):
             stop_wait.cancel()
             await self._shutdown()
             await self.outbox.drain()
-            return 0
+            return EXIT_LOCKED if self.account_lock.lost else 0
         finally:
             if self.feed is not None:
                 self.feed.stop()
@@ -359,6 +361,7 @@ class ExecutorService(VenueOrderChecks, BatchHandler):
                 with contextlib.suppress(Exception):
                     await self.signer.close()
             await http.cleanup()
+            await self.account_lock.release()
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopped; True if stop was requested."""
@@ -781,7 +784,7 @@ class ExecutorService(VenueOrderChecks, BatchHandler):
         with ``cancel_on_shutdown`` cancel the resting orders of ``cancel_scope``
         (:meth:`_cancel_all_resting`; protective stops stay: positions are kept). Failures are
         logged, never raised."""
-        engine = self.engine
+        engine = None if self.account_lock.lost else self.engine  # lost: the orders are another executor's now
         if engine is not None and self.dead_man.armed_until_ms and self.nonces.next_nonce is not None:
             await self.dead_man.abort()
         if engine is None or not self.ecfg.cancel_on_shutdown or self.nonces.next_nonce is None:

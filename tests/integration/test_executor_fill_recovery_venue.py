@@ -345,7 +345,10 @@ async def test_fills_while_an_executor_process_is_sigkilled_are_recovered_by_the
         await taker.ioc("sell", 115000.5, 0.0002)  # live
         await h.wait_for(lambda evs: any(isinstance(e, Fill) for e in evs))
 
+        lock = await h.bus.redis.get(f"{h.cfg.ns}:lock:executor:{ACCT}")
+        assert lock is not None and f":{procs[0].pid}:" in lock.decode()  # the account lock is the first's
         procs[0].send_signal(signal.SIGKILL)  # kill -9: the quote stays on the venue
+        killed = time.monotonic()
         assert await _exited(procs[0], 10) == -signal.SIGKILL
         await taker.ioc("sell", 115000.5, 0.0004)
         await taker.ioc("buy", 115000.7, 0.0002)
@@ -355,7 +358,12 @@ async def test_fills_while_an_executor_process_is_sigkilled_are_recovered_by_the
 
         n = len(await h.bus.read_all(h.exec_stream))
         procs.append(_spawn(h, redis_url, log_path))
+        spawned_after = time.monotonic() - killed
         await _reconciled(h, procs[1], n, log_path)
+        lock = await h.bus.redis.get(f"{h.cfg.ns}:lock:executor:{ACCT}")
+        assert lock is not None and f":{procs[1].pid}:" in lock.decode()  # the next one took it
+        if spawned_after < 8.0:  # the killed executor's lock (TTL 10 s) outlived it: the next one waited
+            assert "is held by" in log_path.read_text() and "took the account lock" in log_path.read_text()
         evs = await h.wait_for(lambda evs: sum(isinstance(e, Fill) for e in evs) >= 4)
         await asyncio.sleep(0.5)
         evs = [d.event for d in await h.bus.read_all(h.exec_stream)]

@@ -47,6 +47,7 @@ async def test_status_of_a_partly_running_stack(redis_client, redis_url, namespa
                                                     ask_px=111.0, ask_sz=1.0)])
     await bus.publish(bus.streams.control, [control_event("pause", "grid", ts_ns=T)])
     await redis_client.xgroup_create(ex, "ledger", id="0")
+    await redis_client.set(f"{namespace}:lock:executor:1001", "box-a:12:beef", px=9000)
     for _ in range(3):  # the executor started three times: two restarts
         await note_start(bus, "executor")
     http = await start_http(ports["executor"], lambda: {"status": "ok", "uptime_s": 12.0}, host="127.0.0.1")
@@ -69,6 +70,8 @@ async def test_status_of_a_partly_running_stack(redis_client, redis_url, namespa
     assert e["risk"]["state"] == "reducing" and e["risk"]["reason"] == "flatten"
     assert [g["guard"] for g in e["guards"]] == ["max_position"]
     assert e["control"] == "paused: grid"
+    (lock,) = st["locks"]
+    assert lock["lock"] == "executor:1001" and lock["holder"] == "box-a:12:beef" and 0 < lock["ttl_s"] <= 9.0
     assert "error" in st["venue_positions"]
     pnl = st["pnl"]
     assert "ledger_error" in pnl
@@ -77,6 +80,7 @@ async def test_status_of_a_partly_running_stack(redis_client, redis_url, namespa
     render(st, console)
     text = console.export_text()
     assert "reducing (flatten)" in text and "paused: grid" in text and "down" in text
+    assert "executor:1001 held by box-a:12:beef" in text
 
 
 async def test_status_with_redis_down_shows_everything_down(tmp_path, monkeypatch):
@@ -85,4 +89,4 @@ async def test_status_with_redis_down_shows_everything_down(tmp_path, monkeypatc
     cfg = _cfg("nowhere", f"redis://127.0.0.1:{free_port()}/0", ports)
     st = await asyncio.wait_for(collect(cfg, db_url=f"sqlite:///{tmp_path / 'x.db'}", timeout=0.5), 30)
     assert {r["state"] for r in st["services"]} == {"down"}
-    assert "error" in st["streams"] and "error" in st["exec"]
+    assert "error" in st["streams"] and "error" in st["exec"] and "error" in st["locks"]
