@@ -17,13 +17,14 @@ COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY lighter_stack ./lighter_stack
 COPY services ./services
-# the libraries' own test suites and headers are not needed at run time (about 150 MB)
+# not needed at run time: the libraries' own test suites and headers, the SDK's macOS/Windows signers
 RUN /opt/venv/bin/pip install ".[postgres]" \
     && /opt/venv/bin/pip uninstall -y pip \
     && cd /opt/venv/lib/python3*/site-packages \
     && rm -rf numpy/*/tests numpy/tests pandas/tests scipy/*/tests scipy/*/*/tests matplotlib/tests \
               pyarrow/tests pyarrow/include pyarrow/src numpy/_core/include numpy/core/include \
-              arch/tests statsmodels/*/tests
+              arch/tests statsmodels/*/tests \
+              lighter/signers/*darwin* lighter/signers/*windows*
 
 FROM ${BASE_IMAGE}
 ENV PYTHONUNBUFFERED=1 \
