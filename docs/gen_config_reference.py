@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lighter_stack.backtest.runner import BacktestConfig
 from lighter_stack.registry import SERVICES
-from shared.config import StackConfig, VenueConfig
+from shared.config import ScreeningConfig, StackConfig, VenueConfig
 
 _MODEL = {name: spec.config_model() for name, spec in SERVICES.items()}
 VenueSimConfig, CollectorConfig, TrendConfig = _MODEL["venue-sim"], _MODEL["collector"], _MODEL["strategy-trend"]
@@ -43,6 +43,21 @@ MEANING = {
         "markets": "markets (symbols) collected and traded",
         "stream_maxlen": "approximate maximum entries per stream (older entries are trimmed)",
         "services": "one section per service (below)",
+        "screening": "semantic checks of every consumer's inputs (below; docs/internals.md \"Input screening\")",
+    },
+    ScreeningConfig: {
+        "max_jump_pct": "a top of book whose mid, or a trade whose price, is more than this many % from the last "
+                        "good mid of its market is dead-lettered (`price-band`)",
+        "confirm_s": "a new price level is believed after out-of-band tops consistent with each other for this "
+                     "many seconds of event time ...",
+        "confirm_count": "... and at least this many of them",
+        "max_spread_pct": "a top whose spread (ask - bid) / mid is wider than this many % is dead-lettered "
+                          "(`wide-spread`; also the only bound of a market's first top besides its price limits)",
+        "max_future_s": "an event stamped more than this many seconds after the wall clock is dead-lettered "
+                        "(`bad-time`)",
+        "strategies": "strategies whose intents the executor takes (others: `unknown-strategy`); null = the "
+                      "`strategy` of every strategy section (defaults included) plus extra_strategies",
+        "extra_strategies": "more intent senders to accept (e.g. an external bot)",
     },
     VenueConfig: {
         "rest_url": "Lighter REST base URL (venue-sim in paper mode)",
@@ -58,6 +73,7 @@ MEANING = {
         "start_when_subscribed": "start once every market's book and the account's channels have a subscriber",
         "account_index": "account watched by start_when_subscribed; null = top-level account_index",
         "fills_file": "JSON-lines record of every fill; empty = none",
+        "audit_file": "JSON-lines audit log of every published book (per nonce) and accepted create order (the chaos suite checks against it); empty = none",
         "tier": "`standard` (0 fees, 300/200/200 ms speed bump) or `premium`",
         "taker_delay_ms": "taker speed bump, ms; null = the tier's",
         "maker_delay_ms": "maker speed bump, ms; null = the tier's",
@@ -194,7 +210,7 @@ MEANING = {
         "default_max_notional_usd": "for markets not listed",
         "default_slippage_bps": "used when an intent gives no max_slippage_bps",
         "quote_expiry": "post-only/GTT order expiry, ms (-1 = 28 days)",
-        "max_intent_age_ms": "older intents are recorded but not traded (0 = off)",
+        "max_intent_age_ms": "older intents are not traded: a stale target is refused (OrderRejected code 0 `stale intent`) and not recorded, a stale quote ignored (0 = off)",
         "reconcile_retry_s": "retry interval while reconciliation fails (halted meanwhile)",
         "reconcile_timeout_s": "timeout of one reconciliation",
         "cancel_on_start": "cancel our resting orders after reconciling",
@@ -314,7 +330,8 @@ def _table(model) -> str:
 
 def render() -> str:
     """The whole page."""
-    out = [HEAD, "## Top level", "", _table(StackConfig), "", "### `venue`", "", _table(VenueConfig)]
+    out = [HEAD, "## Top level", "", _table(StackConfig), "", "### `venue`", "", _table(VenueConfig),
+           "", "### `screening`", "", _table(ScreeningConfig)]
     for name, model in SECTIONS:
         out += ["", f"## `services.{name}`", "", _table(model)]
     return "\n".join(out) + "\n"

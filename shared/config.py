@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 
 HOME_ENV = "LIGHTER_STACK_HOME"
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +86,42 @@ class VenueConfig(BaseModel):
     chain_id: int = 304
 
 
+class ScreeningConfig(BaseModel):
+    """The semantic checks every consumer runs on its inputs beside the schema
+    (:mod:`shared.screening`; docs/internals.md "Input screening"). An input that fails one goes
+    to ``{ns}:dlq`` with the reason, never to an engine.
+
+    Attributes:
+        max_jump_pct: a top of book (``Bbo``, ``BookSnapshot``) whose mid is more than this many
+            percent from the last good mid of its market, and a ``Trade`` priced that far from it,
+            is dead-lettered (default 20 %; the bundled recording's largest step is 0.16 %).
+        confirm_s, confirm_count: a new price level is believed (the reference moves there and the
+            book is accepted) once out-of-band tops consistent with each other (each within
+            ``max_jump_pct`` of the previous one) have come for ``confirm_s`` seconds of event
+            time and at least ``confirm_count`` times: a real jump costs that much data, a lone
+            bad top never passes. Default 10 s and 3.
+        max_spread_pct: a top of book whose spread ``(ask - bid) / mid`` is wider than this many
+            percent is dead-lettered (default 25 %); the first top of a market has no reference
+            mid and is checked against this and the market's price limits only.
+        max_future_s: an event stamped more than this many seconds after the consumer's wall
+            clock is dead-lettered (default 300 s): a future ``ts_event`` would move an engine's
+            clock and make every later intent stale.
+        strategies: the strategies whose intents the executor takes; ``null`` (default) = the
+            ``strategy`` of every section under ``services:`` (a section's default name counts when
+            the application loaded the config with its sections), plus ``extra_strategies``.
+        extra_strategies: more intent senders to accept (e.g. an external bot writing intents).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    max_jump_pct: float = Field(default=20.0, gt=0)
+    confirm_s: float = Field(default=10.0, ge=0)
+    confirm_count: int = Field(default=3, ge=1)
+    max_spread_pct: float = Field(default=25.0, gt=0)
+    max_future_s: float = Field(default=300.0, gt=0)
+    strategies: list[str] | None = None
+    extra_strategies: list[str] = Field(default_factory=list)
+
+
 class StackConfig(BaseModel):
     """Settings shared by every service.
 
@@ -104,6 +140,9 @@ class StackConfig(BaseModel):
     markets: list[str] = Field(default_factory=lambda: ["BTC", "ETH"])
     stream_maxlen: int = Field(default=500_000, ge=1000)
     services: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    screening: ScreeningConfig = ScreeningConfig()
+    # strategy names of the known sections (defaults included), set by check_sections
+    _section_strategies: set[str] | None = PrivateAttr(default=None)
 
     @property
     def ns(self) -> str:
@@ -125,6 +164,23 @@ class StackConfig(BaseModel):
             return model.model_validate(raw)
         except ValidationError as exc:
             raise ConfigError(describe_errors(exc, f"services.{name}", model)) from None
+
+    def strategy_names(self) -> set[str] | None:
+        """The strategies allowed to send intents (the executor dead-letters the others):
+        ``screening.strategies`` when set; else the ``strategy`` of every section under
+        ``services:`` that sets one, the default ``strategy`` of every known section model that
+        has the field (known when :func:`check_sections` ran, e.g. ``load_config(...,
+        sections=...)``), and ``screening.extra_strategies``. ``None`` when nothing names a
+        strategy (a config built in code without sections): no check."""
+        extra = set(self.screening.extra_strategies)
+        if self.screening.strategies is not None:
+            return set(self.screening.strategies) | extra
+        names = set(self._section_strategies or ())
+        names |= {str(sec["strategy"]) for sec in self.services.values()
+                  if isinstance(sec, dict) and sec.get("strategy")}
+        if not names and self._section_strategies is None and not extra:
+            return None
+        return names | extra
 
     def private_key(self) -> SecretStr | None:
         """The live API private key from ``LIGHTER_API_PRIVATE_KEY``, if set."""
@@ -206,6 +262,9 @@ def check_sections(cfg: StackConfig, sections: Mapping[str, type[BaseModel]]) ->
         sections: every section name the application knows (``strategy-trend``, ``backtest``,
             ...) -> its pydantic model (which forbids unknown keys).
 
+    Records the ``strategy`` of every section whose model has that field (its default when the
+    section is absent) for :meth:`StackConfig.strategy_names`.
+
     Raises:
         ConfigError: ``config error: services.<name>: unknown service section (known: ...)``
             for a section no model reads, or the first invalid field of a known section
@@ -216,8 +275,12 @@ def check_sections(cfg: StackConfig, sections: Mapping[str, type[BaseModel]]) ->
     for key in cfg.services:
         if section_key(key) not in known:
             raise ConfigError(f"config error: services.{key}: unknown service section (known: {names})")
+    names: set[str] = set()
     for name, model in sections.items():
-        cfg.section(name, model)
+        sec = cfg.section(name, model)
+        if "strategy" in type(sec).model_fields and isinstance(getattr(sec, "strategy", None), str):
+            names.add(sec.strategy)  # type: ignore[attr-defined]
+    cfg._section_strategies = names
 
 
 def _unwrap(tp: Any) -> Any:

@@ -38,6 +38,7 @@ from shared.metrics import (
     start_http,
 )
 from shared.outage import BUS_DOWN_ERRORS, BusLink, bus_down, data_lost
+from shared.screening import Screener
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,10 @@ class BatchHandler(abc.ABC):
         :meth:`on_batch` failed because Redis was unreachable, to process it when redelivered)."""
         return event.id
 
-    def reject_reason(self, event: Event) -> str | None:
-        """Reason to dead-letter ``event`` instead of handling it (default: never)."""
+    def reject_reason(self, event: Event, stream: str) -> str | None:
+        """Reason to dead-letter ``event``, read from ``stream``, instead of handling it (default:
+        never). Consumers return their :class:`shared.screening.Screener`'s reason here (wrong
+        stream, wrong market, nonsense numbers; docs/internals.md "Input screening")."""
         return None
 
     async def gather(self, consumer: Consumer, batch: list[Delivery]) -> list[Delivery]:
@@ -192,7 +195,7 @@ class ConsumerLoop:
                 self._dead(d)
                 continue
             EVENTS_IN.labels(self.service, d.stream).inc()
-            reason = self.handler.reject_reason(d.event)
+            reason = self.handler.reject_reason(d.event, d.stream)
             if reason is not None:
                 d.error = reason
                 self._dead(d)
@@ -375,6 +378,9 @@ class EngineRunner(BatchHandler):
         http_port: port of ``/health`` and ``/metrics`` (0 = none).
         claim_idle_ms: see :class:`shared.bus.Consumer`.
         consumer: consumer name inside the group (default :func:`consumer_name`).
+        screener: the semantic checks of the inputs (:class:`shared.screening.Screener`; a
+            refused input is dead-lettered with its reason); default: one with the default
+            thresholds for ``bus``'s namespace.
         on_reset: called (no arguments) when Redis came back without the consumer groups
             (:meth:`BatchHandler.on_bus_reset`), e.g. to take the positions from the executor's
             next snapshots.
@@ -383,6 +389,7 @@ class EngineRunner(BatchHandler):
     def __init__(self, service: str, engine: Engine, bus: Bus, inputs: Sequence[str],
                  route: Callable[[Event], str], group: str | None = None, http_port: int = 0,
                  claim_idle_ms: int = 30_000, consumer: str | None = None,
+                 screener: Screener | None = None,
                  on_reset: Callable[[], object] | None = None) -> None:
         self.service = service
         self.engine = engine
@@ -392,6 +399,7 @@ class EngineRunner(BatchHandler):
         self.consumer = Consumer(bus, inputs, group or service, consumer or consumer_name(service),
                                  claim_idle_ms=claim_idle_ms)
         self.http_port = http_port
+        self.screener = screener if screener is not None else Screener(bus.streams.ns)
         self.seen = SeenIds()
         self.loop = ConsumerLoop(service, self.consumer, self, self.seen)
         self.link = self.loop.link
@@ -415,6 +423,10 @@ class EngineRunner(BatchHandler):
     def stop(self) -> None:
         """Ask :meth:`run` to finish after the current batch."""
         self._stop.set()
+
+    def reject_reason(self, event: Event, stream: str) -> str | None:
+        """The screener's reason to dead-letter ``event`` (:meth:`shared.screening.Screener.reason`)."""
+        return self.screener.reason(event, stream)
 
     @property
     def stop_event(self) -> asyncio.Event:

@@ -41,6 +41,7 @@ from shared.events import CancelIntent, Event, Fill, PositionSnapshot, TargetPos
 from shared.metrics import PREFIX
 from shared.outage import BUS_DOWN_ERRORS
 from shared.redis_util import async_client, resolve_redis_url
+from shared.screening import Screener
 from shared.service import EngineRunner, install_stop_handlers, setup_logging
 from shared.strategy_base import POS_EPS, StrategyEngineBase, signal_labels
 
@@ -103,16 +104,21 @@ async def restore_fills(engine: Any, bus: Bus, account: int | str, own_markets_o
     counted); a market without any snapshot takes its position from the next one to arrive
     (:meth:`~shared.strategy_base.StrategyEngineBase.await_snapshot`; a fresh strategy's first
     snapshot equals its fold: nothing changes). Then ``publish(market)`` each market when given;
-    returns how many fills were applied (duplicates included)."""
+    returns how many fills were applied (duplicates included). A fill or snapshot the screening
+    refuses (:class:`~shared.screening.Screener`: e.g. a negative size written into the stream)
+    is skipped and logged, as the consumer dead-letters it."""
     n = 0
     last: dict[str, PositionSnapshot] = {}
-    for d in await bus.read_all(bus.streams.exec(account)):
+    stream = bus.streams.exec(account)
+    screener = Screener(bus.streams.ns, markets=getattr(engine, "market_info", None))
+    for d in await bus.read_all(stream):
         ev = d.event
-        if isinstance(ev, Fill) and ev.strategy == engine.name and (
-                not own_markets_only or ev.market in engine.markets):
+        if not isinstance(ev, Fill | PositionSnapshot) or ev.strategy != engine.name or not screener.passes(ev, stream):
+            continue
+        if isinstance(ev, Fill) and (not own_markets_only or ev.market in engine.markets):
             engine.on_event(ev)
             n += 1
-        elif isinstance(ev, PositionSnapshot) and ev.strategy == engine.name and ev.market in engine.markets:
+        elif isinstance(ev, PositionSnapshot) and ev.market in engine.markets:
             last[ev.market] = ev
     if isinstance(engine, StrategyEngineBase) and not engine.cfg.dry_run:
         for m in engine.markets:
@@ -132,6 +138,13 @@ async def restore_fills(engine: Any, bus: Bus, account: int | str, own_markets_o
         for m in engine.markets:
             publish(m)
     return n
+
+
+def strategy_screener(engine: Any, cfg: StackConfig, bus: Bus) -> Screener:
+    """The input screening of a strategy service (:class:`~shared.screening.Screener`):
+    ``cfg.screening``'s thresholds, the engine's market metadata (``engine.market_info`` when it
+    has one) besides Lighter's known markets."""
+    return Screener(bus.streams.ns, cfg.screening, markets=getattr(engine, "market_info", None))
 
 
 class SnapshotRecovery:
@@ -170,14 +183,15 @@ def build_runner(source: str, engine: Any, wrapped: Any, cfg: StackConfig, bus: 
                  consumer: str | None = None) -> EngineRunner:
     """The :class:`EngineRunner` of a strategy: ``wrapped`` (the engine, usually metered) on the
     book streams of ``engine.markets`` and the account's exec stream, every output to the
-    intent stream, group ``engine.cfg.strategy``, port ``engine.cfg.http_port``."""
+    intent stream, group ``engine.cfg.strategy``, port ``engine.cfg.http_port``; inputs screened
+    by :func:`strategy_screener`."""
     streams: Streams = bus.streams
     inputs = [streams.book(m) for m in engine.markets] + [streams.exec(cfg.account_index)]
     intent_stream = streams.intent(cfg.account_index)
     recovery = SnapshotRecovery(wrapped, engine)
     return EngineRunner(source, recovery, bus, inputs, route=lambda _ev: intent_stream,
                         group=engine.cfg.strategy, http_port=engine.cfg.http_port, consumer=consumer,
-                        on_reset=recovery.on_bus_reset)
+                        on_reset=recovery.on_bus_reset, screener=strategy_screener(engine, cfg, bus))
 
 
 #: How long the shutdown intents are retried while Redis is unreachable (seconds).

@@ -24,6 +24,7 @@ from shared.config import StackConfig
 from shared.events import Event, TargetPosition
 from shared.outage import BusLink
 from shared.redis_util import async_client, resolve_redis_url
+from shared.screening import Screener
 from shared.service import setup_logging
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,16 @@ async def restore(bus: Bus, trader: CopyTrader) -> int:
     journal, re-queue the requests accepted but not processed (:meth:`CopyTrader.resume`; those
     whose target is on the stream already are not traded again). Returns how many markets were
     restored. The entry price is the intent's reference price (an estimate, used only to place
-    the stop-loss)."""
+    the stop-loss). A target the screening refuses (:class:`~shared.screening.Screener`, e.g.
+    a size beyond the market's largest order written into the stream) is skipped and logged."""
     n = 0
     published: set[str] = set()
+    screener = Screener(bus.streams.ns)
     for account in trader.accounts:
-        for d in await bus.read_all(bus.streams.intent(account)):
+        stream = bus.streams.intent(account)
+        for d in await bus.read_all(stream):
             ev = d.event
-            if isinstance(ev, TargetPosition) and ev.strategy == trader.cfg.strategy:
+            if isinstance(ev, TargetPosition) and ev.strategy == trader.cfg.strategy and screener.passes(ev, stream):
                 trader.holdings[(account, ev.market)] = Holding(target=ev.target, entry=ev.reference_price)
                 published.add(ev.id)
                 n += 1

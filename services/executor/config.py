@@ -166,8 +166,10 @@ class ExecutorConfig(BaseModel):
             the event that caused the order, in that event's (the venue's) time
             (``services.executor.signer.order_expiry_ms``).
         max_intent_age_ms: intents whose ``ts_event`` is older than the newest input time seen
-            by the engine minus this are not traded on (their target is still recorded);
-            0 disables the check.
+            by the engine minus this are not traded on: a stale ``TargetPosition`` is refused
+            (``OrderRejected`` code 0, ``stale intent: ...``) and not recorded (no later
+            rebalance trades it), a stale ``QuoteIntent``/``RestingOrders`` is ignored; restored
+            wishes older than this at their market's first touch are dropped. 0 disables the check.
         reconcile_retry_s: seconds between reconciliation attempts while halted by a failed
             reconciliation.
         reconcile_timeout_s: timeout of each REST call during reconciliation (s).

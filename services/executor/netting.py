@@ -26,7 +26,11 @@ class Netting:
     def _on_target(self, ev: TargetPosition, out: _Out, dirty: dict[str, tuple[_Out, set[str]]]) -> None:
         """Record a strategy's target (with its slippage and reason; ignored while the strategy
         is paused, refused for a market not traded here) and mark its market ``dirty`` for the
-        batch's rebalance, unless the intent is stale (the target is kept, nothing is sent)."""
+        batch's rebalance. A stale intent (``ts_event`` older than ``max_intent_age_ms`` before
+        the engine's clock) is refused (``OrderRejected`` code 0, reason ``stale intent: ...``)
+        and **not recorded**: a stale target is never stored as a wish, so no later rebalance
+        (another strategy's target in the market) trades it; the strategy's earlier target
+        stands, and the strategy re-sends its wish with a fresh time after the refusal."""
         if self._paused(ev.strategy):
             return
         if ev.market not in self.markets:
@@ -34,14 +38,20 @@ class Netting:
                     side="buy" if ev.target >= 0 else "sell", price=0.0, size=abs(ev.target), code=0,
                     reason=f"market {ev.market} is not traded by this executor")
             return
+        if self._stale(ev):
+            held = self.strats.get((ev.strategy, ev.market))
+            delta = float(ev.target) - (held.position if held is not None else 0.0)
+            out.add(OrderRejected, strategy=ev.strategy, market=ev.market, client_order_index=0,
+                    side="buy" if delta >= 0 else "sell", price=0.0, size=abs(delta), code=0,
+                    reason=f"stale intent: ts_event {(self.now - ev.ts_event) / 1e9:.1f}s before the executor's "
+                           f"clock (max_intent_age_ms {self.cfg.max_intent_age_ms}): target not recorded")
+            return
         st = self._strat(ev.strategy, ev.market)
         st.target = float(ev.target)
         self._seq += 1
         st.seq = self._seq
         st.slippage_bps = ev.max_slippage_bps if ev.max_slippage_bps > 0 else self.cfg.default_slippage_bps
         st.reason = ev.reason
-        if self._stale(ev):
-            return
         prev = dirty.get(ev.market)
         triggered = prev[1] if prev else set()
         triggered.add(ev.strategy)

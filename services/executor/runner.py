@@ -49,7 +49,11 @@ Start-up (fail closed):
 
 Running: one consumer (group ``executor``) over ``{ns}:intent:{account}``, ``{ns}:control`` and
 ``{ns}:md:book:{SYM}``, through the shared :class:`~shared.service.ConsumerLoop` (this service is
-its handler). Each batch goes to ``Engine.on_events`` (after an engine error: one event at a
+its handler). Every input is screened first (:class:`~shared.screening.Screener`, also for the
+start-up reads of the intent and control streams): an event type that does not belong on its
+stream, a market that does not match it, a crossed or out-of-band book, an intent of a strategy
+not in the config (``StackConfig.strategy_names``) or for a market the venue does not list,
+negative or huge sizes go to ``{ns}:dlq`` with the reason. Each batch goes to ``Engine.on_events`` (after an engine error: one event at a
 time, a failing one dead-lettered); its events are published with ``Consumer.commit`` (atomic
 with the acks, undecodable entries go to the DLQ) and only then are its order commands signed
 and sent (at-most-once sending: a crash between commit and send loses
@@ -131,6 +135,7 @@ from shared.metrics import (
 from shared.outage import BUS_DOWN_ERRORS, BusLink
 from shared.quiet import StreamWatch
 from shared.redis_util import async_client, resolve_redis_url
+from shared.screening import Screener
 from shared.service import (
     BatchHandler,
     ConsumerLoop,
@@ -259,6 +264,8 @@ class ExecutorService(VenueOrderChecks, BatchHandler):
         self.dead_man = DeadManSwitch(ecfg.dead_man_switch_s, self._send_direct,
                                       lambda: self.engine is not None and self.engine.reconciled,
                                       ecfg.reconcile_retry_s)
+        # semantic checks of every input (shared.screening); the venue's markets are added at start
+        self.screener = Screener(cfg.ns, cfg.screening, strategies=cfg.strategy_names(), known_markets_only=True)
         self.link = BusLink(SERVICE)
         self.outbox = Outbox(self.bus, self.exec_stream, self.link, self.io_lock, SERVICE)  # Redis unreachable
         self.loop = ConsumerLoop(SERVICE, Consumer(self.bus, self.inputs, SERVICE, consumer_name(SERVICE)), self,
@@ -363,6 +370,7 @@ class ExecutorService(VenueOrderChecks, BatchHandler):
         while True:
             try:
                 allm = await self.rest.markets()
+                self.screener.markets.update(allm)  # an intent for a market the venue lacks: unknown-market
                 markets = {s: allm[s] for s in self.cfg.markets if s in allm}
                 missing = [s for s in self.cfg.markets if s not in allm]
                 if missing:
@@ -541,8 +549,9 @@ class ExecutorService(VenueOrderChecks, BatchHandler):
         a read (XRANGE), not a consume. Undecodable entries and other event types are skipped
         (the consumer dead-letters them)."""
         out: list[tuple[tuple[int, int], Control]] = []
-        for d in await self.bus.read_all(self.bus.streams.control):
-            if isinstance(d.event, Control):
+        stream = self.bus.streams.control
+        for d in await self.bus.read_all(stream):
+            if isinstance(d.event, Control) and self.screener.passes(d.event, stream):
                 ms, seq = (int(x) for x in d.entry_id.split("-"))
                 out.append(((ms, seq), d.event))
         return out
@@ -555,8 +564,9 @@ class ExecutorService(VenueOrderChecks, BatchHandler):
                                      max_entries: int = 200_000) -> list[tuple[tuple[int, int], Event]]:
         """The intent stream's wishes that may still stand, oldest first, as ``((ms, seq) of the
         entry id, event)`` (:func:`~services.executor.startup.latest_intent_entries`)."""
-        return await latest_intent_entries(self.redis, self.bus.streams.intent(self.cfg.account_index),
-                                           self.ecfg.max_intent_age_ms, chunk, max_entries)
+        stream = self.bus.streams.intent(self.cfg.account_index)
+        return await latest_intent_entries(self.redis, stream, self.ecfg.max_intent_age_ms, chunk, max_entries,
+                                           accept=lambda ev: self.screener.passes(ev, stream))
 
     # ------------------------------------------------------------------ dead-man switch
 
@@ -572,6 +582,13 @@ class ExecutorService(VenueOrderChecks, BatchHandler):
             return SendResult(False, -1, f"{type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ bus inputs (BatchHandler)
+
+    def reject_reason(self, event: Event, stream: str) -> str | None:
+        """The input screening's reason to dead-letter ``event`` (:class:`~shared.screening.Screener`):
+        an event type that does not belong on its stream, a market that does not match its
+        stream, a crossed/out-of-band book, an intent of a strategy not in the config or for a
+        market the venue does not list, negative or huge sizes..."""
+        return self.screener.reason(event, stream)
 
     async def gather(self, consumer: Consumer, batch: list[Delivery]) -> list[Delivery]:
         """With ``lockstep_barrier`` on and an intent in ``batch``: the lockstep batch

@@ -6,6 +6,7 @@ intent stream for the standing wishes."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from shared.bus import EVENT_FIELD
@@ -98,13 +99,15 @@ def adopt_protective_stops(engine: Engine, ecfg: ExecutorConfig, listed: dict[in
 
 
 async def latest_intent_entries(redis: Any, stream: str, max_intent_age_ms: int, chunk: int = 1000,
-                                max_entries: int = 200_000) -> list[tuple[tuple[int, int], Event]]:
+                                max_entries: int = 200_000, accept: Callable[[Event], bool] | None = None
+                                ) -> list[tuple[tuple[int, int], Event]]:
     """The intent stream's wishes that may still stand, oldest first, as ``((ms, seq) of the
     entry id, event)``: read backwards (XREVRANGE, ``chunk`` entries per call) back to
     ``max_intent_age_ms`` before the newest intent's ``ts_event`` (the whole stream when it is
     0), at most ``max_entries`` entries. Only ``TargetPosition``, ``QuoteIntent``,
-    ``RestingOrders``, ``StopLossIntent`` and ``CancelIntent``; undecodable entries are skipped
-    (the consumer dead-letters them)."""
+    ``RestingOrders``, ``StopLossIntent`` and ``CancelIntent``; undecodable entries and those
+    ``accept`` refuses (the executor's input screening) are skipped (the consumer dead-letters
+    them), so a hostile entry neither comes back nor moves the window."""
     age_ns = max_intent_age_ms * 1_000_000
     newest: int | None = None
     out: list[tuple[tuple[int, int], Event]] = []
@@ -122,6 +125,8 @@ async def latest_intent_entries(redis: Any, stream: str, max_intent_age_ms: int,
             except DecodeError:
                 ev = None
             if not isinstance(ev, TargetPosition | QuoteIntent | RestingOrders | StopLossIntent | CancelIntent):
+                continue
+            if accept is not None and not accept(ev):
                 continue
             if newest is None:
                 newest = ev.ts_event

@@ -44,6 +44,7 @@ from shared.events import (
     PositionSnapshot,
 )
 from shared.metrics import PREFIX
+from shared.screening import Screener
 from shared.service import EngineRunner
 from shared.strategy_base import addressed_to
 from shared.strategy_runner import (
@@ -96,11 +97,16 @@ class Counts:
 async def restore_positions(engine: HedgerEngine, bus: Bus, account: int | str) -> int:
     """Fold the maker's and the hedger's fills and position snapshots, the guard states and the
     hedger's order events of the exec stream into ``engine`` (:meth:`HedgerEngine.fold`);
-    returns how many events were folded."""
+    returns how many events were folded. Events the screening refuses
+    (:class:`~shared.screening.Screener`) are skipped and logged, as the consumer dead-letters them."""
     names = {engine.name, engine.cfg.maker_strategy}
     n = 0
-    for d in await bus.read_all(bus.streams.exec(account)):
+    stream = bus.streams.exec(account)
+    screener = Screener(bus.streams.ns)
+    for d in await bus.read_all(stream):
         ev = d.event
+        if ev is None or not screener.passes(ev, stream):
+            continue
         if (isinstance(ev, GuardState) or (isinstance(ev, Fill | PositionSnapshot) and ev.strategy in names)
                 or (isinstance(ev, OrderAccepted | OrderRejected | OrderCanceled) and addressed_to(ev, engine.name))):
             engine.fold(ev)

@@ -5,8 +5,10 @@ batch from ``{ns}:exec:{account}`` (group ``ledger``) -> validate the fills and 
 ids already seen in memory -> one DB transaction (insert new fills and their closed
 trades; fill ids already in the DB are skipped) -> ``consumer.commit`` (dead letters + XACK).
 An entry is acknowledged only after the DB commit, so a crash between the two redelivers it and
-the fill-id unique constraint makes the second write a no-op. Other event types are acknowledged
-and ignored; undecodable entries and invalid fills go to ``{ns}:dlq`` with the reason.
+the fill-id unique constraint makes the second write a no-op. Other exec event types are acknowledged
+and ignored; undecodable entries, invalid fills and the inputs the screening refuses
+(:mod:`shared.screening`: an event type that does not belong on the exec stream, nonsense
+numbers) go to ``{ns}:dlq`` with the reason.
 
 When the DB write fails, the batch is retried (after rebuilding the FIFO state from the DB) with
 backoff until it succeeds or the service stops; unacknowledged entries are re-read on restart.
@@ -31,14 +33,15 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.ledger.config import LedgerConfig
-from services.ledger.engine import InvalidFill, LedgerEngine, validate_fill
+from services.ledger.engine import LedgerEngine
 from services.ledger.store import LedgerStore
 from shared.bus import Bus, Consumer, Delivery
-from shared.config import StackConfig
+from shared.config import ScreeningConfig, StackConfig
 from shared.events import Event, Fill
 from shared.metrics import DUPLICATES, PREFIX, PROCESSING_SECONDS, start_http
 from shared.outage import BUS_DOWN_ERRORS
 from shared.redis_util import async_client, resolve_redis_url
+from shared.screening import Screener
 from shared.service import (
     BatchHandler,
     ConsumerLoop,
@@ -69,7 +72,9 @@ class LedgerService(BatchHandler):
     """The ledger's runner: a :class:`~shared.service.ConsumerLoop` on the exec stream feeding
     :class:`LedgerStore`. As its :class:`~shared.service.BatchHandler`: dedup by fill id (other
     event types are acknowledged unhandled), invalid fills dead-lettered (``invalid fill: ...``),
-    the batch's fills written in one DB transaction before the acknowledgement.
+    the batch's fills written in one DB transaction before the acknowledgement. Every input is
+    screened first (:class:`~shared.screening.Screener`): other event types than the exec
+    stream's and nonsense numbers are dead-lettered too.
 
     Args:
         bus: the bus of the run's namespace.
@@ -78,10 +83,12 @@ class LedgerService(BatchHandler):
         cfg: the ledger section.
         consumer: consumer name inside the group (default ``ledger@host:pid``).
         pause_before_ack_s: test hook, see the module docstring.
+        screening: the input screening's thresholds (``StackConfig.screening``; default ones).
     """
 
     def __init__(self, bus: Bus, store: LedgerStore, account: int | str, cfg: LedgerConfig | None = None,
-                 consumer: str | None = None, pause_before_ack_s: float = 0.0) -> None:
+                 consumer: str | None = None, pause_before_ack_s: float = 0.0,
+                 screening: ScreeningConfig | None = None) -> None:
         self.cfg = cfg or LedgerConfig()
         self.bus = bus
         self.store = store
@@ -90,6 +97,7 @@ class LedgerService(BatchHandler):
                                  claim_idle_ms=self.cfg.claim_idle_ms, batch=self.cfg.batch,
                                  block_ms=self.cfg.block_ms)
         self.pause_before_ack_s = pause_before_ack_s
+        self.screener = Screener(bus.streams.ns, screening)
         self.seen = SeenIds(self.cfg.seen_capacity)
         self.loop = ConsumerLoop(SERVICE, self.consumer, self, self.seen)
         self.engine = LedgerEngine()
@@ -135,15 +143,12 @@ class LedgerService(BatchHandler):
         """Fills are deduplicated by ``fill_id``; other events are acknowledged and ignored."""
         return event.fill_id if isinstance(event, Fill) else None
 
-    def reject_reason(self, event: Event) -> str | None:
-        """``invalid fill: <why>`` for a fill that fails :func:`validate_fill`."""
-        if not isinstance(event, Fill):
-            return None
-        try:
-            validate_fill(event)
-        except InvalidFill as exc:
-            return f"invalid fill: {exc}"
-        return None
+    def reject_reason(self, event: Event, stream: str) -> str | None:
+        """The screening's reason (:class:`~shared.screening.Screener`): ``invalid fill: <why>``
+        for a fill that fails :func:`validate_fill`, ``wrong-stream: ...`` for an event type that
+        does not belong on the exec stream, ``bad-size: ...`` and the others of
+        :mod:`shared.screening` for nonsense numbers."""
+        return self.screener.reason(event, stream)
 
     def select(self, batch: Sequence[Delivery]) -> list[Fill]:
         """The fills of ``batch`` to write (the loop's screening: invalid fills get ``error``
@@ -225,7 +230,7 @@ async def run_ledger(cfg: StackConfig, lcfg: LedgerConfig, redis_url: str, consu
     redis = async_client(redis_url)
     store = await asyncio.to_thread(LedgerStore, lcfg.resolved_db_url())
     svc = LedgerService(Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen), store, cfg.account_index, lcfg,
-                        consumer=consumer, pause_before_ack_s=pause_before_ack_s)
+                        consumer=consumer, pause_before_ack_s=pause_before_ack_s, screening=cfg.screening)
     install_stop_handlers(svc.stop)
     try:
         await svc.run()

@@ -53,6 +53,7 @@ from shared.strategy_runner import (
     run_strategy,
     set_gauges,
     strategy_main,
+    strategy_screener,
 )
 from shared.strategy_runner import restore_fills as restore_strategy_fills
 
@@ -213,7 +214,8 @@ def build(cfg: StackConfig, bus: Bus, consumer: str | None = None) -> tuple[Engi
     wrapped = MeteredEngine(inner, Metrics(engine).publish)
     recovery = SnapshotRecovery(wrapped, engine)  # inventory from the executor's snapshot when the fills are gone
     runner = EngineRunner(SOURCE, recovery, bus, inputs, route=route, group=mcfg.strategy,
-                          http_port=mcfg.http_port, consumer=consumer, on_reset=recovery.on_bus_reset)
+                          http_port=mcfg.http_port, consumer=consumer, on_reset=recovery.on_bus_reset,
+                          screener=strategy_screener(engine, cfg, bus))
     return runner, engine
 
 

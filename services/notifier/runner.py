@@ -2,10 +2,11 @@
 
 - **Bus** (the shared :class:`~shared.service.ConsumerLoop`, this service as its handler, group
   ``notifier``): ``{ns}:exec:{account}`` and ``{ns}:control`` -> :class:`NotifierEngine` ->
-  notices -> the :class:`Outbox`. Nothing is published by the loop; entries are acknowledged after
+  notices -> the :class:`Outbox`; inputs the screening refuses (:mod:`shared.screening`) go to
+  ``{ns}:dlq``. Nothing is published by the loop; entries are acknowledged after
   their notices are queued. At start the exec and control history is folded silently
-  (``fold_history``) up to what the group has already been delivered (a first start: all of
-  it, and the group starts at the end), so ``/status`` and ``/pnl`` know the positions and the
+  (``fold_history``; events the screening refuses skipped) up to what the group has already
+  been delivered (a first start: all of it, and the group starts at the end), so ``/status`` and ``/pnl`` know the positions and the
   FIFO lots, and a restart does not repeat old messages.
 - **Alertmanager** posts its webhook to ``POST /alertmanager`` on ``http_port`` (next to
   ``/health`` and ``/metrics``): each alert becomes a notice.
@@ -33,12 +34,13 @@ from redis.exceptions import ResponseError
 from telegram.error import TelegramError
 
 from shared.bus import Bus, Consumer, Delivery, split_id
-from shared.config import StackConfig
+from shared.config import ScreeningConfig, StackConfig
 from shared.control import ControlError, control_event, publish_control
 from shared.events import Event
 from shared.metrics import PREFIX, start_http
 from shared.outage import BUS_DOWN_ERRORS
 from shared.redis_util import async_client, resolve_redis_url
+from shared.screening import Screener
 from shared.service import (
     BatchHandler,
     ConsumerLoop,
@@ -79,16 +81,18 @@ class NotifierService(BatchHandler):
         cfg: the notifier section.
         chat: the Telegram chat, or None to only log notices.
         consumer: consumer name inside the group (default ``notifier@host:pid``).
+        screening: the input screening's thresholds (``StackConfig.screening``; default ones).
     """
 
     def __init__(self, bus: Bus, account: int | str, cfg: NotifierConfig, chat: TelegramChat | None,
-                 consumer: str | None = None) -> None:
+                 consumer: str | None = None, screening: ScreeningConfig | None = None) -> None:
         self.cfg = cfg
         self.bus = bus
         self.chat = chat
         self.streams = [bus.streams.exec(account), bus.streams.control]
         self.consumer = Consumer(bus, self.streams, cfg.group, consumer or consumer_name(SERVICE),
                                  claim_idle_ms=cfg.claim_idle_ms, batch=cfg.batch, block_ms=cfg.block_ms)
+        self.screener = Screener(bus.streams.ns, screening)
         self.loop = ConsumerLoop(SERVICE, self.consumer, self)
         self.engine = NotifierEngine(cfg.notify_local_rejects, cfg.notify_guard_release, cfg.summary_utc_hour)
         self.outbox = Outbox(cfg.queue_max)
@@ -147,7 +151,8 @@ class NotifierService(BatchHandler):
                 await self.bus.redis.xgroup_create(stream, self.cfg.group, id=upto, mkstream=True)
             limit = split_id(upto) if upto else (0, 0)
             history += [(split_id(d.entry_id), d.event) for d in entries
-                        if d.event is not None and split_id(d.entry_id) <= limit]
+                        if d.event is not None and split_id(d.entry_id) <= limit
+                        and self.screener.passes(d.event, stream)]
         history.sort(key=lambda x: x[0])
         for _, ev in history:
             with contextlib.suppress(Exception):
@@ -156,6 +161,11 @@ class NotifierService(BatchHandler):
         log.info("folded %d past events (positions, FIFO lots, control state)", self.folded)
 
     # -- the bus ------------------------------------------------------------------------------
+
+    def reject_reason(self, event: Event, stream: str) -> str | None:
+        """The screening's reason to dead-letter ``event`` (:class:`~shared.screening.Screener`:
+        an event type that does not belong on the exec or control stream, nonsense numbers)."""
+        return self.screener.reason(event, stream)
 
     async def on_batch(self, deliveries: list[Delivery]) -> list[tuple[str, Event]]:
         """Fold each event into the engine and queue its notices; nothing is published."""
@@ -309,7 +319,8 @@ def make_chat(ncfg: NotifierConfig) -> TelegramChat | None:
 async def run_notifier(cfg: StackConfig, ncfg: NotifierConfig, redis_url: str) -> int:
     """Run the notifier until SIGTERM/SIGINT. Returns the exit code."""
     redis = async_client(redis_url)
-    svc = NotifierService(Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen), cfg.account_index, ncfg, make_chat(ncfg))
+    svc = NotifierService(Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen), cfg.account_index, ncfg, make_chat(ncfg),
+                          screening=cfg.screening)
     install_stop_handlers(svc.stop)
     try:
         await svc.run()

@@ -51,18 +51,19 @@ def _quote(b: Bbo) -> Quote:
     return (b.ts_event, b.market, b.bid_px, b.bid_sz, b.ask_px, b.ask_sz)
 
 
-async def _bus_quotes_and_cleanup(redis_url: str, ns: str, markets: list[str]) -> list[Quote]:
-    """The Bbo events the collector published (what strategies and executor saw), then delete
-    the run's streams."""
+async def _bus_quotes_and_cleanup(redis_url: str, ns: str, markets: list[str]) -> tuple[list[Quote], list[bytes]]:
+    """The Bbo events the collector published (what strategies and executor saw) and the reasons
+    of the run's dead letters, then delete the run's streams."""
     redis = async_client(redis_url)
     try:
         bus = Bus(redis, ns)
         quotes = [_quote(d.event) for m in markets for d in await bus.read_all(bus.streams.book(m))
                   if isinstance(d.event, Bbo)]
+        dead = [fields[b"reason"] for _, fields in await redis.xrange(bus.streams.dlq)]
         keys = [k async for k in redis.scan_iter(match=f"{ns}:*")]
         if keys:
             await redis.delete(*keys)
-        return sorted(quotes)
+        return sorted(quotes), dead
     finally:
         await redis.aclose()
 
@@ -90,9 +91,11 @@ def test_bus_and_backtest_give_identical_fills(case, tmp_path, redis_url, record
     summary = asyncio.run(demo.run())
     header, events = read_recording(rec)
     recorded = sorted(_quote(e) for e in events if isinstance(e, Bbo))
-    quotes = asyncio.run(_bus_quotes_and_cleanup(redis_url, summary["namespace"], [m.symbol for m in header.markets]))
+    quotes, dead = asyncio.run(_bus_quotes_and_cleanup(redis_url, summary["namespace"],
+                                                       [m.symbol for m in header.markets]))
     # market data lines up: the bus carried exactly the recorded quotes (ns timestamps included)
     assert quotes == recorded
+    assert dead == []  # the input screening let every real entry of the run through
     got = [(iso_ns(f.ts_event), f.strategy, f.market, f.side, repr(f.price), repr(f.size), f.liquidity)
            for f in demo.fills]
     assert summary["ledger_fills"] == summary["venue_fills"] == len(got), summary

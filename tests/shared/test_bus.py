@@ -106,7 +106,7 @@ class _Echo:
 async def test_runner_dedupes_redelivered_ids_and_dead_letters_engine_errors(redis_client, namespace):
     bus = Bus(redis_client, namespace)
     src, out = bus.streams.book("BTC"), bus.streams.book("ETH")
-    await bus.publish(src, [_bbo(0), _bbo(1), _bbo(1), _bbo(2), _bbo(3)])
+    await bus.publish(src, [_bbo(4), _bbo(1), _bbo(1), _bbo(2), _bbo(3)])  # ts_event > 0: screened otherwise
     runner = EngineRunner("echo", _Echo(), bus, [src], route=lambda ev: out)
     runner.consumer.block_ms = 50
     task = asyncio.create_task(runner.run())
@@ -117,7 +117,7 @@ async def test_runner_dedupes_redelivered_ids_and_dead_letters_engine_errors(red
     runner.stop()
     await asyncio.wait_for(task, 5)
     outs = [decode(d.raw).ts_event for d in await bus.read_all(out)]
-    assert outs == [1000, 1001, 1003]  # duplicate b1 dropped, b2 failed
+    assert outs == [1004, 1001, 1003]  # duplicate b1 dropped, b2 failed
     dlq = await redis_client.xrange(bus.streams.dlq)
     assert len(dlq) == 1 and b"engine error: RuntimeError: boom" in dlq[0][1][b"reason"]
     assert runner.loop.dead_letters == 1  # the loop counts the engine's dead letter like any other

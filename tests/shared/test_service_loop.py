@@ -36,7 +36,7 @@ class Recorder(BatchHandler):
     def dedup_key(self, event: Event) -> str | None:
         return None if isinstance(event, Trade) else event.id
 
-    def reject_reason(self, event: Event) -> str | None:
+    def reject_reason(self, event: Event, stream: str) -> str | None:
         return "unlucky bbo" if event.ts_event == 13 else None
 
     async def gather(self, consumer: Consumer, batch: list[Delivery]) -> list[Delivery]:
