@@ -32,10 +32,11 @@ ENV PYTHONUNBUFFERED=1 \
     LIGHTER_STACK_HOME=/app \
     LIGHTER_STACK_CONFIG=/app/config/paper.yaml \
     LIGHTER_STACK_DATA=/app/var
-COPY --from=build /opt/venv /opt/venv
-COPY data /app/data
-RUN useradd --create-home --uid 10001 trader && mkdir -p /app/var /app/config && chown trader /app/var
 WORKDIR /app
+RUN useradd --create-home --uid 10001 trader && mkdir -p /app/var /app/config && chown trader /app/var
+COPY data /app/data
 USER trader
 ENTRYPOINT ["lighter-stack"]
 CMD ["--help"]
+# last: the big layer (every step after it would copy it again on storage drivers like vfs)
+COPY --from=build /opt/venv /opt/venv

@@ -34,6 +34,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -177,7 +178,9 @@ class Smoke:
     # ------------------------------------------------------------------ steps
 
     def up(self, services: list[str]) -> None:
-        log("compose up: " + " ".join(services))
+        infra = [s for s in ("redis", "postgres", "alertmanager", "prometheus", "venue-sim") if s in services]
+        log("compose up: " + " ".join(infra) + ", then the rest")
+        self.stack.run("up", "-d", *infra)
         self.stack.run("up", "-d", *services)
         self.result["services_healthy"] = self.stack.wait_healthy(services, self.health_timeout)
 
@@ -302,6 +305,7 @@ def main() -> int:
     ap.add_argument("--health-timeout", type=float, default=600.0)
     ap.add_argument("--replay-timeout", type=float, default=1200.0)
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still clean up (finally: down -v)
 
     ports = {k: free_port() for k in ("VENUE_SIM_PORT", "COPYTRADE_PORT", "PROMETHEUS_PORT",
                                        "ALERTMANAGER_PORT", "GRAFANA_PORT")}
@@ -309,7 +313,10 @@ def main() -> int:
            "BIND_ADDR": "127.0.0.1", "VENUE_SPEED": f"{args.speed:g}", "LS_MODE": "paper",
            "LS_NAMESPACE": "paper", "CONFIG_FILE": "paper.yaml",
            "REDIS_PASSWORD": secrets.token_hex(12), "POSTGRES_PASSWORD": secrets.token_hex(12),
-           "GRAFANA_ADMIN_PASSWORD": secrets.token_hex(12)}
+           "GRAFANA_ADMIN_PASSWORD": secrets.token_hex(12),
+           # creating a container copies the whole image on storage drivers like vfs: give the
+           # engine time (docker-compose v1 gives up after 60 s by default)
+           "COMPOSE_HTTP_TIMEOUT": os.environ.get("COMPOSE_HTTP_TIMEOUT", "900")}
     local_env = ROOT / "deploy" / "local-images.env"
     if not all(image_present(img) for img in UPSTREAM.values()) and local_env.exists():
         for line in local_env.read_text().splitlines():
