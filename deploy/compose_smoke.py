@@ -186,7 +186,7 @@ class Smoke:
 
     def second_instance(self) -> None:
         log("a second trend instance joins: strategy-trend-eth (ETH, attribution trend-eth)")
-        self.stack.run("up", "-d", "strategy-trend-eth")
+        self.stack.run("up", "-d", "--no-deps", "strategy-trend-eth")
         self.details["second_instance_healthy"] = self.stack.wait_healthy(["strategy-trend-eth"], self.health_timeout)
 
     def restart_trend(self) -> None:
@@ -214,7 +214,7 @@ class Smoke:
         log("compose kill executor, then up executor")
         self.stack.run("kill", "executor")
         time.sleep(3)
-        self.stack.run("up", "-d", "executor")
+        self.stack.run("up", "-d", "--no-deps", "executor")
         self.details["executor_healthy_again"] = self.stack.wait_healthy(["executor"], self.health_timeout)
 
     def duplicate_orders(self) -> int | None:
@@ -279,6 +279,10 @@ class Smoke:
     def run(self, services: list[str]) -> dict[str, Any]:
         self.up(services)
         if self.result["services_healthy"]:
+            log("every container healthy: POST /sim/start (the replay begins)")
+            req = urllib.request.Request(f"{self.venue}/sim/start", method="POST")
+            with urllib.request.urlopen(req, timeout=10):  # noqa: S310 (loopback)
+                pass
             self.second_instance()
             self.restart_trend()
             self.kill_executor()
@@ -298,7 +302,8 @@ def _sizes_equal(a: dict[str, float], b: dict[str, float]) -> bool:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--speed", type=float, default=10.0, help="venue-sim replay speed (62 min recording)")
+    ap.add_argument("--speed", type=float, default=3.0,
+                    help="venue-sim replay speed (the 62 min recording; gaps over 5 s are shortened)")
     ap.add_argument("--no-build", action="store_true", help="use the existing lighter-stack image")
     ap.add_argument("--grafana", action="store_true", help="also start Grafana (needs its image)")
     ap.add_argument("--keep", action="store_true", help="leave the stack up (default: down -v)")
