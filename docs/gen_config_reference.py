@@ -114,6 +114,16 @@ MEANING = {
                       "or announcing a change), so a restart, even after SIGKILL, keeps book, orders, accounts, "
                       "nonces and keys; empty = none",
         "state_interval_ms": "market-data-only changes reach the state file at most this many wall ms late",
+        "source": "`recording` (replay `recording`, default) or `live`: follow an upstream Lighter feed and match "
+                  "our orders locally, never sending them anywhere (paper trading on live market data; not with "
+                  "lockstep or state_path; docs/venue-sim.md, Live source)",
+        "upstream_ws_url": "`source: live`: the upstream Lighter WebSocket (order_book, trade, market_stats)",
+        "upstream_rest_url": "`source: live`: the upstream REST base URL (orderBookDetails: market ids, decimals, "
+                             "minimums)",
+        "markets": "`source: live`: symbols followed upstream; null = top-level markets",
+        "upstream_reconnect_initial_s": "`source: live`: first upstream reconnect / metadata retry delay; doubles",
+        "upstream_reconnect_max_s": "`source: live`: longest upstream reconnect delay",
+        "upstream_timeout_s": "`source: live`: upstream REST timeout, WS handshake and `connected` frame timeout",
     },
     CollectorConfig: {
         "markets": "markets to collect; null = top-level markets", "http_port": "/health and /metrics port",
@@ -123,6 +133,9 @@ MEANING = {
         "ping_interval_s": "our ping interval", "rest_timeout_s": "REST timeout (market metadata)",
         "unhealthy_after_s": "/health answers 503 after this long disconnected",
         "seen_trade_ids": "trade ids remembered to publish resent trades once",
+        "ws_url": "WS to collect from; null = venue.ws_url (paper on live data: Lighter's, config/paper-live.yaml)",
+        "rest_url": "REST base URL of the market metadata; null = venue.rest_url",
+        "max_batch_frames": "frames already waiting published in one Redis transaction, at most this many",
     },
     TrendConfig: {
         **_TARGET_STRATEGY, "candle_interval_s": "candle length, seconds of mid",

@@ -44,7 +44,7 @@ from typing import Any
 
 import aiohttp
 
-from lighter_stack.demo import Demo, DemoError, DemoOptions, console
+from lighter_stack.demo import Demo, DemoError, DemoOptions, console, run_or_report
 from services.venue_sim.faults import FAULT_KINDS
 from shared.bus import Bus
 from shared.events import BookDelta, BookSnapshot, OrderAccepted, PositionSnapshot, RiskState
@@ -372,11 +372,8 @@ def main(opts: ChaosOptions) -> int:
     """Run the chaos suite, print the demo's checks and the summary JSON line; returns the exit
     code (0 only when every count of :data:`INVARIANTS` is zero and the plan ran)."""
     run = ChaosRun(opts)
-    try:
-        summary = asyncio.run(run.run())
-    except DemoError as exc:
-        console.print(f"[red]chaos run failed:[/] {exc}")
-        print(json.dumps({"error": str(exc).splitlines()[0], "workdir": str(run.workdir)}))
+    summary = run_or_report(run, "chaos run")
+    if summary is None:
         return 1
     problems = [f"{k} = {summary[k]}" for k in INVARIANTS if summary.get(k)]
     planned_kills = sum(a.kind == "kill" for a in run.plan)

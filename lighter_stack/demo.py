@@ -490,14 +490,22 @@ def _tail(path: Path, n: int = 25) -> str:
         return "(no log)"
 
 
+def run_or_report(demo: Demo, what: str = "demo") -> dict[str, Any] | None:
+    """Run ``demo`` (a :class:`Demo` or a subclass); returns its summary, or on
+    :class:`DemoError` prints the error and the JSON line ``{"error", "workdir"}`` and returns None."""
+    try:
+        return asyncio.run(demo.run())
+    except DemoError as exc:
+        console.print(f"[red]{what} failed:[/] {exc}")
+        print(json.dumps({"error": str(exc).splitlines()[0], "workdir": str(demo.workdir)}))
+        return None
+
+
 def main(opts: DemoOptions) -> int:
     """Run the demo, print the PnL table and the JSON summary; returns the exit code."""
     demo = Demo(opts)
-    try:
-        summary = asyncio.run(demo.run())
-    except DemoError as exc:
-        console.print(f"[red]demo failed:[/] {exc}")
-        print(json.dumps({"error": str(exc).splitlines()[0], "workdir": str(demo.workdir)}))
+    summary = run_or_report(demo)
+    if summary is None:
         return 1
     from services.ledger.report import pnl_command
 

@@ -453,12 +453,16 @@ def decode(data: bytes | str) -> AnyEvent:
     """Decode and validate JSON bytes into the event class named by its ``type`` field.
 
     Raises:
-        DecodeError: malformed JSON, unknown ``type``, missing field or wrong field type.
+        DecodeError: malformed JSON, unknown ``type``, missing field or wrong field type; also
+            a ``str`` that is not encodable as UTF-8 (a lone surrogate), which msgspec would
+            report as ``UnicodeEncodeError``.
     """
     try:
         return _decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise DecodeError(str(exc)) from None
+    except UnicodeEncodeError as exc:
+        raise DecodeError(f"text is not valid UTF-8: {exc.reason} at {exc.start}") from None
 
 
 def derive_id(*parts: object) -> str:

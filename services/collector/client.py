@@ -1,16 +1,20 @@
-"""The collector's I/O: Lighter REST market metadata (aiohttp) and our own WS client (websockets).
-
-:func:`fetch_markets` reads ``GET {rest_url}/api/v1/orderBookDetails`` and maps the configured
-symbols to :class:`shared.markets.MarketInfo` (market id, decimals, minimum amounts), retrying
-with exponential backoff until the venue answers.
+"""The collector's I/O: its WS client (websockets). Market metadata comes from
+:func:`shared.lighter_ws.metadata.fetch_markets`.
 
 :class:`CollectorClient` keeps one WS connection: it waits for the ``connected`` frame, subscribes
 ``order_book/{id}``, ``trade/{id}`` and ``market_stats/{id}`` for every market, answers
 ``{"type":"ping"}`` with ``{"type":"pong"}``, sends its own ping every ``ping_interval_s`` and
 reconnects with exponential backoff (reset after a connection that stayed up
-``healthy_after_s``). Each frame goes through :class:`services.collector.engine.CollectorEngine`;
+``healthy_after_s``): the connection is :class:`shared.lighter_ws.connection.FeedConnection`. Each frame goes through :class:`shared.lighter_ws.engine.FeedEngine`;
 events are published with :meth:`shared.bus.Bus.publish_many`, unusable frames are written to
 ``{ns}:dlq`` with the reason, and the unsubscribe/subscribe of a book gap is sent back.
+Batching: a reader task stamps each frame with its receive time and queues it; the publishing
+loop takes the frames waiting (at most ``max_batch_frames``), runs them through the engine in
+order and publishes their events in **one** transaction. A lone frame is published at once (no
+waiting for company); under load, frames that arrived while the previous transaction was in
+flight share the next one, so throughput is no longer one Redis round trip per frame. The queue
+is bounded (``4 * max_batch_frames``): when Redis is slower than the feed, the reader waits and
+the WebSocket's own buffering and TCP flow control take over, as before.
 """
 
 from __future__ import annotations
@@ -19,23 +23,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterable, Callable
 from typing import Any
 
-import aiohttp
 import orjson
-import websockets
 from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 from shared.bus import Bus
 from shared.events import Event
-from shared.markets import MarketInfo
+from shared.lighter_ws.connection import FeedConnection
+from shared.lighter_ws.engine import FeedEngine, FrameOutcome
+from shared.lighter_ws.metadata import Backoff
 from shared.metrics import DEAD_LETTERS, EVENTS_OUT, PREFIX, PROCESSING_SECONDS
 from shared.outage import BUS_DOWN_ERRORS, BusLink
 
 from .config import CollectorConfig
-from .engine import CollectorEngine, FrameOutcome
 
 log = logging.getLogger(__name__)
 
@@ -52,96 +55,13 @@ UNCHECKED = Counter(f"{PREFIX}collector_book_unchecked_updates_total",
 CONNECTED = Gauge(f"{PREFIX}collector_connected", "1 while the WS connection is up and subscribed.")
 
 
-class MarketMetadataError(RuntimeError):
-    """The venue answered but does not list a configured market (not retried)."""
+class _End:
+    """End of a connection's frames in the publishing queue; ``error``: why, if it failed."""
 
+    __slots__ = ("error",)
 
-class Backoff:
-    """Exponential backoff: ``initial``, ``2*initial``, ... capped at ``maximum`` (seconds)."""
-
-    def __init__(self, initial: float, maximum: float) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self._next = initial
-
-    def next_delay(self) -> float:
-        """The wait before the next attempt (s); doubles the following one."""
-        d = self._next
-        self._next = min(self._next * 2.0, self.maximum)
-        return d
-
-    def reset(self) -> None:
-        """Start again from ``initial`` (after a healthy connection)."""
-        self._next = self.initial
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep ``seconds``; True if ``stop`` was set meanwhile."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    return stop.is_set()
-
-
-def markets_from_details(body: Any, symbols: Iterable[str]) -> dict[str, MarketInfo]:
-    """Pick ``symbols`` out of an ``orderBookDetails`` response body.
-
-    Raises:
-        ValueError: the body has no ``order_book_details`` list or an entry is malformed.
-        MarketMetadataError: a symbol is not listed.
-    """
-    if not isinstance(body, dict) or not isinstance(body.get("order_book_details"), list):
-        raise ValueError("response has no order_book_details list")
-    by_symbol = {d.get("symbol"): d for d in body["order_book_details"] if isinstance(d, dict)}
-    out: dict[str, MarketInfo] = {}
-    missing = []
-    for sym in symbols:
-        d = by_symbol.get(sym)
-        if d is None:
-            missing.append(sym)
-            continue
-        try:
-            out[sym] = MarketInfo.from_lighter(d)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"bad orderBookDetails entry for {sym}: {exc!r}") from None
-    if missing:
-        raise MarketMetadataError(f"venue does not list market(s) {missing}; it has {sorted(map(str, by_symbol))}")
-    return out
-
-
-async def fetch_markets(rest_url: str, symbols: Iterable[str], stop: asyncio.Event, backoff: Backoff,
-                        timeout_s: float = 10.0) -> dict[str, MarketInfo] | None:
-    """Market metadata of ``symbols`` from ``GET {rest_url}/api/v1/orderBookDetails``.
-
-    Retries (logging each failure) with ``backoff`` until the venue answers with a valid body.
-
-    Returns:
-        ``{symbol: MarketInfo}``, or ``None`` when ``stop`` was set before an answer.
-
-    Raises:
-        MarketMetadataError: the venue answered but lacks a configured symbol.
-    """
-    syms = list(symbols)
-    url = rest_url.rstrip("/") + "/api/v1/orderBookDetails"
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http:
-        while not stop.is_set():
-            try:
-                async with http.get(url) as resp:
-                    if resp.status != 200:
-                        raise ValueError(f"HTTP {resp.status}")
-                    body = orjson.loads(await resp.read())
-                markets = markets_from_details(body, syms)
-                log.info("market metadata from %s: %s", url,
-                         ", ".join(f"{m.symbol}={m.market_id}" for m in markets.values()))
-                return markets
-            except MarketMetadataError:
-                raise
-            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-                delay = backoff.next_delay()
-                log.warning("orderBookDetails from %s failed (%s); retrying in %.1fs", url, exc or type(exc).__name__,
-                            delay)
-                if await _sleep_or_stop(stop, delay):
-                    break
-    return None
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
 
 
 class CollectorClient:
@@ -156,7 +76,7 @@ class CollectorClient:
         link: the service's :class:`~shared.outage.BusLink` (default: a new one).
     """
 
-    def __init__(self, url: str, engine: CollectorEngine, bus: Bus, cfg: CollectorConfig,
+    def __init__(self, url: str, engine: FeedEngine, bus: Bus, cfg: CollectorConfig,
                  clock: Callable[[], int] = time.time_ns, link: BusLink | None = None) -> None:
         self.url = url
         self.link = link if link is not None else BusLink(SERVICE)
@@ -164,121 +84,132 @@ class CollectorClient:
         self.bus = bus
         self.cfg = cfg
         self.clock = clock
-        self.backoff = Backoff(cfg.reconnect_initial_s, cfg.reconnect_max_s)
-        self.connected = False
-        self.connections = 0
-        self.reconnects = 0
+        self.conn = FeedConnection(url, engine.subscriptions, self._frame_kind,
+                                   backoff=Backoff(cfg.reconnect_initial_s, cfg.reconnect_max_s),
+                                   ping_interval_s=cfg.ping_interval_s, open_timeout_s=cfg.rest_timeout_s,
+                                   healthy_after_s=cfg.healthy_after_s, on_up=self._up, on_down=self._down,
+                                   on_retry=lambda _delay: RECONNECTS.inc(), consume=self.consume)
         self.gaps = 0
         self.published = 0
         self.dead_letters = 0
         self.frames = 0
         self.last_frame_at = 0.0
         self.disconnected_since = time.monotonic()
+        self._processing = PROCESSING_SECONDS.labels(SERVICE)  # label children looked up once
+        self._messages: dict[str, Any] = {}
+
+    @property
+    def connected(self) -> bool:
+        """True while the WS connection is up and subscribed."""
+        return self.conn.connected
+
+    @property
+    def connections(self) -> int:
+        """Connections opened so far."""
+        return self.conn.connections
+
+    @property
+    def reconnects(self) -> int:
+        """Reconnect attempts so far."""
+        return self.conn.reconnects
 
     # ----------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Connect, collect and reconnect until ``stop`` is set."""
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                await self._connection(stop)
-            except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
-                if not stop.is_set():
-                    log.warning("WS %s: %s: %s", self.url, type(exc).__name__, exc)
-            finally:
-                if self.connected:
-                    self.disconnected_since = time.monotonic()
-                self.connected = False
-                CONNECTED.set(0)
-                self.engine.on_disconnect()
-            if stop.is_set():
-                break
-            if time.monotonic() - started >= self.cfg.healthy_after_s:
-                self.backoff.reset()
-            delay = self.backoff.next_delay()
-            self.reconnects += 1
-            RECONNECTS.inc()
-            log.info("reconnecting to %s in %.2fs", self.url, delay)
-            if await _sleep_or_stop(stop, delay):
-                break
+        """Connect, collect and reconnect until ``stop`` is set
+        (:class:`shared.lighter_ws.connection.FeedConnection`)."""
+        await self.conn.run(stop)
 
-    async def _connection(self, stop: asyncio.Event) -> None:
-        async with websockets.connect(self.url, ping_interval=self.cfg.ping_interval_s,
-                                      ping_timeout=self.cfg.ping_interval_s, max_size=None,
-                                      open_timeout=self.cfg.rest_timeout_s, close_timeout=2) as ws:
-            self.connections += 1
-            stopper = asyncio.create_task(self._close_on_stop(ws, stop))
-            pinger: asyncio.Task | None = None
-            try:
-                await self._await_connected(ws)
-                for sub in self.engine.subscriptions():
-                    await ws.send(orjson.dumps(sub).decode())
-                self.connected = True
-                CONNECTED.set(1)
-                log.info("connected to %s; subscribed %d channels", self.url, len(self.engine.subscriptions()))
-                pinger = asyncio.create_task(self._ping_loop(ws))
-                async for raw in ws:
-                    await self.handle(raw, ws)
-            except websockets.exceptions.ConnectionClosedOK:
-                if not stop.is_set():
-                    log.warning("WS %s closed by the server", self.url)
-            finally:
-                for t in (stopper, pinger):
-                    if t is not None:
-                        t.cancel()
-                        with contextlib.suppress(asyncio.CancelledError, Exception):
-                            await t
+    def _up(self) -> None:
+        CONNECTED.set(1)
 
-    async def _close_on_stop(self, ws, stop: asyncio.Event) -> None:
-        await stop.wait()
-        await ws.close()
+    def _down(self, was_connected: bool) -> None:
+        if was_connected:
+            self.disconnected_since = time.monotonic()
+        CONNECTED.set(0)
+        self.engine.on_disconnect()
 
-    async def _await_connected(self, ws) -> None:
-        """Read frames until ``{"type":"connected"}`` (others are handled normally)."""
-        deadline = time.monotonic() + self.cfg.rest_timeout_s
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("no 'connected' frame from the server")
-            raw = await asyncio.wait_for(ws.recv(), timeout=left)
-            out = await self.handle(raw, ws)
-            if out.kind == "connected":
-                return
-
-    async def _ping_loop(self, ws) -> None:
-        while True:
-            await asyncio.sleep(self.cfg.ping_interval_s)
-            await ws.send('{"type":"ping"}')
+    async def _frame_kind(self, raw: bytes | str, ws: Any) -> str:
+        return (await self.handle(raw, ws)).kind
 
     # ----------------------------------------------------------------------------------------
+    async def consume(self, frames: AsyncIterable[bytes | str], ws=None) -> None:
+        """Handle every frame of ``frames`` (the connection, or any async iterable of frames)
+        until it ends, in batches of the frames waiting (see the module docstring). Returns when
+        ``frames`` ends; an exception of the iteration (a connection error) is raised once the
+        frames received before it are handled."""
+        limit = self.cfg.max_batch_frames
+        queue: asyncio.Queue[tuple[bytes | str, int] | _End] = asyncio.Queue(4 * limit)
+        reader = asyncio.create_task(self._read(frames, queue))
+        try:
+            while True:
+                batch = [await queue.get()]
+                while len(batch) < limit and not queue.empty():
+                    batch.append(queue.get_nowait())
+                if isinstance(batch[-1], _End):
+                    end = batch.pop()
+                    if batch:
+                        await self.handle_batch(batch, ws)  # type: ignore[arg-type]
+                    if end.error is not None:
+                        raise end.error
+                    return
+                await self.handle_batch(batch, ws)  # type: ignore[arg-type]
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def _read(self, frames: AsyncIterable[bytes | str], queue: asyncio.Queue) -> None:
+        """Queue ``(frame, receive time ns)`` for each frame, then one :class:`_End`."""
+        try:
+            async for raw in frames:
+                await queue.put((raw, self.clock()))
+        except Exception as exc:  # handed to the consumer, which raises it after the frames before it
+            await queue.put(_End(exc))
+        else:
+            await queue.put(_End(None))
+
     async def handle(self, raw: bytes | str, ws=None) -> FrameOutcome:
-        """Process one frame: publish its events, dead-letter it if unusable, send replies.
+        """Process one frame now: publish its events, dead-letter it if unusable, send replies.
 
         ``ws`` is the connection to send pongs/resubscribes on (``None``: replies are dropped).
         Never raises for bad input; Redis failures are retried (see :meth:`publish`).
         """
-        ts_recv = self.clock()
-        self.frames += 1
+        return (await self.handle_batch([(raw, self.clock())], ws))[0]
+
+    async def handle_batch(self, frames: list[tuple[bytes | str, int]], ws=None) -> list[FrameOutcome]:
+        """Process ``(frame, receive time ns)`` pairs in order: each through the engine, the
+        unusable ones dead-lettered, then the events of all of them published in one
+        transaction, then the replies (pong, resubscribe) sent in order. Returns the outcomes."""
+        outs: list[FrameOutcome] = []
+        routed: list[tuple[str, Event]] = []
+        for raw, ts_recv in frames:
+            self.frames += 1
+            t0 = time.perf_counter()
+            out = self.engine.on_frame(raw, ts_recv)
+            self._processing.observe(time.perf_counter() - t0)
+            counter = self._messages.get(out.kind)
+            if counter is None:
+                counter = self._messages[out.kind] = MESSAGES.labels(out.kind)
+            counter.inc()
+            if out.dead_letter is not None:
+                await self.dead_letter(raw, out.dead_letter, out.channel)
+            routed.extend(out.routed)
+            if out.gap:
+                self.gaps += 1
+                BOOK_GAPS.labels(self._market_of(out)).inc()
+            if out.unchecked:
+                UNCHECKED.labels(self._market_of(out)).inc()
+            if out.kind == "error":
+                log.warning("server error frame: %s", raw if isinstance(raw, str) else raw.decode(errors="replace"))
+            outs.append(out)
         self.last_frame_at = time.monotonic()
-        t0 = time.perf_counter()
-        out = self.engine.on_frame(raw, ts_recv)
-        PROCESSING_SECONDS.labels(SERVICE).observe(time.perf_counter() - t0)
-        MESSAGES.labels(out.kind).inc()
-        if out.dead_letter is not None:
-            await self.dead_letter(raw, out.dead_letter, out.channel)
-        if out.routed:
-            await self.publish(out.routed)
-        if out.gap:
-            self.gaps += 1
-            BOOK_GAPS.labels(self._market_of(out)).inc()
-        if out.unchecked:
-            UNCHECKED.labels(self._market_of(out)).inc()
-        if out.kind == "error":
-            log.warning("server error frame: %s", raw if isinstance(raw, str) else raw.decode(errors="replace"))
+        if routed:
+            await self.publish(routed)
         if ws is not None:
-            for msg in out.send:
-                await ws.send(orjson.dumps(msg).decode())
-        return out
+            for out in outs:
+                for msg in out.send:
+                    await ws.send(orjson.dumps(msg).decode())
+        return outs
 
     async def publish(self, routed: list[tuple[str, Event]]) -> None:
         """Publish in one transaction; while Redis is unreachable retry with backoff (the WS read
@@ -302,8 +233,11 @@ class CollectorClient:
                 await asyncio.sleep(delay)
         self.link.recovered()
         self.published += len(routed)
+        per_stream: dict[str, int] = {}
         for stream, _ in routed:
-            EVENTS_OUT.labels(SERVICE, stream).inc()
+            per_stream[stream] = per_stream.get(stream, 0) + 1
+        for stream, n in per_stream.items():
+            EVENTS_OUT.labels(SERVICE, stream).inc(n)
 
     async def dead_letter(self, raw: bytes | str, reason: str, origin: str) -> None:
         """Write the raw frame and the reason to ``{ns}:dlq`` (logged, never raises)."""

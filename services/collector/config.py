@@ -5,6 +5,8 @@ Example (the defaults)::
     services:
       collector:
         markets: null                # null = the top-level `markets` list
+        ws_url: null                 # null = the top-level venue.ws_url
+        rest_url: null               # null = the top-level venue.rest_url
         http_port: 9101
         reconnect_initial_s: 1.0
         reconnect_max_s: 30.0
@@ -12,6 +14,7 @@ Example (the defaults)::
         ping_interval_s: 30.0
         rest_timeout_s: 10.0
         unhealthy_after_s: 60.0
+        max_batch_frames: 200        # frames waiting are published in one transaction, at most this many
 
 Every key can be set from the environment, e.g. ``LS_SERVICES__COLLECTOR__HTTP_PORT=9201``.
 """
@@ -37,6 +40,14 @@ class CollectorConfig(BaseModel):
         rest_timeout_s: timeout (s) of one REST request.
         unhealthy_after_s: ``/health`` answers 503 when not connected for longer than this (s).
         seen_trade_ids: recent trade ids remembered to drop trades resent on resubscribe.
+        ws_url, rest_url: where the collector reads market data and metadata; ``None`` = the
+            stack's ``venue.ws_url`` / ``venue.rest_url`` (the executor's venue). Set them to
+            read another feed than the one the executor trades on: paper trading on live market
+            data (``config/paper-live.yaml``, docs/modes.md) points them at Lighter while the
+            executor trades on venue-sim.
+        max_batch_frames: at most this many frames that are already waiting are handled together
+            and their events published in one Redis transaction (a lone frame goes at once; see
+            ``services/collector/client.py``); 1 = one transaction per frame.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -49,6 +60,9 @@ class CollectorConfig(BaseModel):
     rest_timeout_s: float = Field(default=10.0, gt=0)
     unhealthy_after_s: float = Field(default=60.0, gt=0)
     seen_trade_ids: int = Field(default=100_000, ge=1)
+    ws_url: str | None = None
+    rest_url: str | None = None
+    max_batch_frames: int = Field(default=200, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _check(self) -> CollectorConfig:
@@ -57,6 +71,14 @@ class CollectorConfig(BaseModel):
         if self.markets is not None and not self.markets:
             raise ValueError("markets must not be empty (omit it to use the top-level markets)")
         return self
+
+    def resolved_ws_url(self, cfg: StackConfig) -> str:
+        """The WS URL to collect from: this section's ``ws_url`` or ``cfg.venue.ws_url``."""
+        return self.ws_url or cfg.venue.ws_url
+
+    def resolved_rest_url(self, cfg: StackConfig) -> str:
+        """The REST base URL of the metadata: this section's ``rest_url`` or ``cfg.venue.rest_url``."""
+        return self.rest_url or cfg.venue.rest_url
 
     def resolved_markets(self, cfg: StackConfig) -> list[str]:
         """The symbols to collect: this section's ``markets`` or the top-level ``cfg.markets``."""

@@ -3,7 +3,8 @@
 Start-up: read the ``services.collector`` section, connect to Redis, serve ``/health`` and
 ``/metrics`` on ``http_port``, fetch market metadata from ``{venue.rest_url}/api/v1/orderBookDetails``
 (retried until the venue answers), then run :class:`services.collector.client.CollectorClient`
-against ``venue.ws_url`` until SIGTERM/SIGINT. Streams (namespace ``cfg.ns``):
+against ``venue.ws_url`` until SIGTERM/SIGINT (the section's ``rest_url``/``ws_url`` override
+both URLs: paper trading on live market data). Streams (namespace ``cfg.ns``):
 ``{ns}:md:book:{SYM}`` (BookSnapshot, BookDelta, Bbo), ``{ns}:md:trade:{SYM}`` (Trade),
 ``{ns}:md:stats:{SYM}`` (MarketStats) and ``{ns}:dlq`` for unusable frames.
 """
@@ -17,14 +18,15 @@ from typing import Any
 
 from shared.bus import Bus
 from shared.config import StackConfig
+from shared.lighter_ws.engine import FeedEngine
+from shared.lighter_ws.metadata import Backoff, MarketMetadataError, fetch_markets
 from shared.metrics import start_http
 from shared.outage import BusLink
 from shared.redis_util import async_client, resolve_redis_url
 from shared.service import install_stop_handlers, setup_logging
 
-from .client import SERVICE, Backoff, CollectorClient, MarketMetadataError, fetch_markets
+from .client import SERVICE, CollectorClient
 from .config import CollectorConfig
-from .engine import CollectorEngine
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +73,15 @@ class Collector:
         (0 stopped, 2 a configured market is unknown to the venue)."""
         backoff = Backoff(self.ccfg.reconnect_initial_s, self.ccfg.reconnect_max_s)
         try:
-            markets = await fetch_markets(self.cfg.venue.rest_url, self.symbols, stop, backoff,
+            markets = await fetch_markets(self.ccfg.resolved_rest_url(self.cfg), self.symbols, stop, backoff,
                                           self.ccfg.rest_timeout_s)
         except MarketMetadataError as exc:
             log.error("%s", exc)
             return 2
         if markets is None:
             return 0
-        engine = CollectorEngine(markets.values(), self.cfg.ns, seen_capacity=self.ccfg.seen_trade_ids)
-        self.client = CollectorClient(self.cfg.venue.ws_url, engine, self.bus, self.ccfg, link=self.link)
+        engine = FeedEngine(markets.values(), self.cfg.ns, seen_capacity=self.ccfg.seen_trade_ids)
+        self.client = CollectorClient(self.ccfg.resolved_ws_url(self.cfg), engine, self.bus, self.ccfg, link=self.link)
         await self.client.run(stop)
         return 0
 
@@ -98,8 +100,8 @@ async def run_collector(cfg: StackConfig, ccfg: CollectorConfig, redis_url: str,
     bus = Bus(redis, cfg.ns, maxlen=cfg.stream_maxlen)
     svc = Collector(cfg, ccfg, bus)
     http = await start_http(ccfg.http_port, svc.health)
-    log.info("collector: markets %s, venue %s / %s, namespace %s", svc.symbols, cfg.venue.rest_url,
-             cfg.venue.ws_url, cfg.ns)
+    log.info("collector: markets %s, venue %s / %s, namespace %s", svc.symbols, ccfg.resolved_rest_url(cfg),
+             ccfg.resolved_ws_url(cfg), cfg.ns)
     try:
         return await svc.run(stop)
     finally:

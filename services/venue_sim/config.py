@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.venue_sim.depth_config import DepthSettings
 from services.venue_sim.faults import FaultPlan
@@ -127,6 +127,21 @@ class VenueSimConfig(BaseModel):
             even after SIGKILL -- keeps the book, orders, accounts, nonces and keys.
         state_interval_ms: market-data-only changes reach the state file at most this many
             wall ms late.
+        source: where the public market comes from: ``recording`` (the default: replay
+            ``recording``) or ``live`` (paper trading on live market data: follow an upstream
+            Lighter feed, :mod:`services.venue_sim.live`; docs/venue-sim.md "Live source"). The
+            live source only reads the upstream's public channels; our txs are matched locally
+            and never sent anywhere. ``live`` cannot be combined with ``lockstep`` or
+            ``state_path``.
+        upstream_ws_url: the upstream Lighter WebSocket (``source: live``).
+        upstream_rest_url: the upstream REST base URL whose ``orderBookDetails`` gives the market
+            metadata (ids, decimals, minimums) (``source: live``).
+        markets: symbols to follow upstream (``source: live``); ``null`` = the stack's
+            top-level ``markets``.
+        upstream_reconnect_initial_s, upstream_reconnect_max_s: backoff (s) of the upstream
+            reconnects and metadata retries: the first wait, doubled up to the maximum.
+        upstream_timeout_s: timeout (s) of one upstream REST request, of the WS opening
+            handshake and of the wait for the ``connected`` frame.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -168,6 +183,29 @@ class VenueSimConfig(BaseModel):
     faults: FaultPlan = Field(default_factory=FaultPlan)
     state_path: str = ""
     state_interval_ms: int = Field(default=1000, ge=10)
+    source: Literal["recording", "live"] = "recording"
+    upstream_ws_url: str = "wss://mainnet.zklighter.elliot.ai/stream"
+    upstream_rest_url: str = "https://mainnet.zklighter.elliot.ai"
+    markets: list[str] | None = None
+    upstream_reconnect_initial_s: float = Field(default=1.0, gt=0)
+    upstream_reconnect_max_s: float = Field(default=30.0, gt=0)
+    upstream_timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _live_source(self) -> VenueSimConfig:
+        if self.source != "live":
+            return self
+        if self.lockstep:
+            raise ValueError("source: live runs on the wall clock; it cannot be combined with lockstep "
+                             "(lockstep paces a recording)")
+        if self.state_path:
+            raise ValueError("source: live cannot be combined with state_path (the state file's position is a "
+                             "place in a recording; a live venue restarts with fresh orders and accounts)")
+        if self.markets is not None and not self.markets:
+            raise ValueError("markets must not be empty (omit it to use the top-level markets)")
+        if self.upstream_reconnect_max_s < self.upstream_reconnect_initial_s:
+            raise ValueError("upstream_reconnect_max_s must be >= upstream_reconnect_initial_s")
+        return self
 
     def meter(self) -> RequestMeter:
         """The request meter of this section (tier defaults unless overridden)."""

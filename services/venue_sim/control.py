@@ -75,10 +75,17 @@ class SimControl(ServerBase):
         return web.Response(body=msgspec.json.encode(self.engine.fills), content_type="application/json")
 
     async def h_health(self, _request: web.Request) -> web.Response:
+        """``GET /health``: 200 ``ok``; with the live source 503 ``degraded`` while the upstream
+        feed is down (body with ``upstream``: connected, reconnects, down_for_s, last_error)."""
         s = self.status_extra()
-        return web.json_response({"status": "ok", "service": "venue-sim", "state": s.get("state"),
-                                  "events_replayed": s.get("events_replayed", 0),
-                                  "uptime_s": round(time.time() - self.started_wall, 1)})
+        status = s.get("health", "ok")
+        body = {"status": status, "service": "venue-sim", "state": s.get("state"),
+                "events_replayed": s.get("events_replayed", 0),
+                "uptime_s": round(time.time() - self.started_wall, 1)}
+        if "upstream" in s:
+            body["source"] = "live"
+            body["upstream"] = s["upstream"]
+        return web.json_response(body, status=200 if status == "ok" else 503)
 
     async def h_metrics(self, _request: web.Request) -> web.Response:
         self.status()  # refresh gauges

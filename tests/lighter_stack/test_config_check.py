@@ -26,6 +26,25 @@ def test_bundled_config_passes_the_whole_check():
     assert "strategy-trend" in cfg.services
 
 
+def test_paper_live_profile_passes_the_check_and_points_market_data_at_lighter():
+    """config/paper-live.yaml over the base: venue-sim follows Lighter, the collector reads
+    Lighter, the executor still trades on venue-sim (venue.*), nothing is live."""
+    from services.collector.config import CollectorConfig
+    from services.venue_sim.config import VenueSimConfig
+
+    cfg = load_config([DEFAULT_CONFIG, DEFAULT_CONFIG.parent / "paper-live.yaml"], environ={},
+                      sections=config_sections())
+    vs = cfg.section("venue-sim", VenueSimConfig)
+    col = cfg.section("collector", CollectorConfig)
+    assert cfg.mode == "paper" and cfg.ns == "paper-live"
+    assert vs.source == "live" and vs.upstream_ws_url.startswith("wss://mainnet.zklighter")
+    assert col.resolved_ws_url(cfg) == vs.upstream_ws_url and col.resolved_rest_url(cfg) == vs.upstream_rest_url
+    assert cfg.venue.rest_url == "http://127.0.0.1:8090"  # orders go to venue-sim
+    base = load_config(DEFAULT_CONFIG, environ={})
+    assert base.section("collector", CollectorConfig).resolved_ws_url(base) == base.venue.ws_url
+    assert base.section("venue-sim", VenueSimConfig).source == "recording"
+
+
 def test_unknown_service_section_names_it_and_the_known_ones(tmp_path):
     p = _write(tmp_path, "services:\n  strategy-trnd:\n    http_port: 1\n")
     with pytest.raises(ConfigError) as exc:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from services.collector.book import BookBuilder, Status
-from services.collector.parse import parse_order_book
 from shared.events import Bbo, BookDelta, BookSnapshot
+from shared.lighter_ws.book import BookBuilder, Status
+from shared.lighter_ws.parse import parse_order_book
 
 SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "lighter-samples"
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from services.collector.engine import CollectorEngine
-from services.collector.parse import (
+from shared.events import MarketStats, Trade, decode, encode
+from shared.lighter_ws.engine import FeedEngine
+from shared.lighter_ws.parse import (
     FrameError,
     decode_frame,
     parse_market_stats,
@@ -17,7 +18,6 @@ from services.collector.parse import (
     parse_trades,
     split_channel,
 )
-from shared.events import MarketStats, Trade, decode, encode
 from shared.markets import KNOWN_MARKETS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -29,8 +29,8 @@ def sample(name: str) -> dict:
     return json.loads((SAMPLES / name).read_text())
 
 
-def engine() -> CollectorEngine:
-    return CollectorEngine(KNOWN_MARKETS.values(), "test")
+def engine() -> FeedEngine:
+    return FeedEngine(KNOWN_MARKETS.values(), "test")
 
 
 def test_split_channel():

@@ -7,9 +7,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.collector.client import CollectorClient
 from services.collector.config import CollectorConfig
-from services.collector.engine import CollectorEngine
 from shared.bus import Bus
 from shared.events import Trade
+from shared.lighter_ws.engine import FeedEngine
 from shared.markets import KNOWN_MARKETS
 from shared.outage import BusLink
 
@@ -23,7 +23,7 @@ async def test_publish_waits_for_redis_and_never_publishes_twice(redis_client, n
     bus = Bus(redis_client, namespace)
     stream = bus.streams.trade("BTC")
     link = BusLink("collector-unit", base_s=0.01, cap_s=0.02)
-    client = CollectorClient("ws://127.0.0.1:1/stream", CollectorEngine([KNOWN_MARKETS["BTC"]], namespace), bus,
+    client = CollectorClient("ws://127.0.0.1:1/stream", FeedEngine([KNOWN_MARKETS["BTC"]], namespace), bus,
                              CollectorConfig(), link=link)
     real = bus.publish_many
     script = ["refused", "refused", "written-answer-lost"]

@@ -22,12 +22,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import ValidationError
 from venue_tx import order, register, signed
 
-from services.collector.book import BookBuilder, Status
-from services.collector.parse import parse_order_book
 from services.venue_sim.config import VenueSimConfig
 from services.venue_sim.faults import FAULT_KINDS, FaultInjector, FaultPlan, unit
 from services.venue_sim.runner import build
 from shared.events import Bbo
+from shared.lighter_ws.book import BookBuilder, Status
+from shared.lighter_ws.parse import parse_order_book
 from shared.markets import MarketInfo
 from shared.recording import RecordingHeader, write_recording
 

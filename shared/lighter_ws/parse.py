@@ -15,6 +15,7 @@ strings (some stats are JSON numbers), server messages name channels with ``:``
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,15 +65,29 @@ def split_channel(msg: Mapping[str, Any]) -> tuple[str, str]:
     return "", ""
 
 
+_INT_TEXT = re.compile(r"\s*-?[0-9]+\s*")  # ASCII digits only: str.isdigit() also takes '²', which int() refuses
+_SHOW_MAX = 60  # characters of an offending value quoted in a reason (the raw frame is in the DLQ entry)
+
+
+def _show(v: Any) -> str:
+    """``repr(v)``, cut to ``_SHOW_MAX`` characters: a dead-letter reason stays one short line."""
+    r = repr(v)
+    return r if len(r) <= _SHOW_MAX else r[:_SHOW_MAX] + "..."
+
+
+def _to_float(v: Any, what: str) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond a double's range
+        raise FrameError(f"{what} {_show(v)} is not a number") from None
+
+
 def _num(v: Any, what: str, *, allow_zero: bool = True) -> float:
     if isinstance(v, bool) or v is None:
         raise FrameError(f"{what} is {v!r}, expected a number")
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise FrameError(f"{what} {v!r} is not a number") from None
+    x = _to_float(v, what)
     if not math.isfinite(x) or x < 0 or (not allow_zero and x == 0):
-        raise FrameError(f"{what} {v!r} out of range")
+        raise FrameError(f"{what} {_show(v)} out of range")
     return x
 
 
@@ -81,11 +96,11 @@ def _int(v: Any, what: str) -> int:
         raise FrameError(f"{what} is {v!r}, expected an integer")
     if isinstance(v, int):
         return v
-    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+    if isinstance(v, str) and _INT_TEXT.fullmatch(v):
         return int(v)
     if isinstance(v, float) and v.is_integer():
         return int(v)
-    raise FrameError(f"{what} {v!r} is not an integer")
+    raise FrameError(f"{what} {_show(v)} is not an integer")
 
 
 @dataclass(slots=True, frozen=True)
@@ -155,11 +170,11 @@ def parse_order_book(msg: Mapping[str, Any], ts_recv: int) -> BookMessage:
     """
     name, key = split_channel(msg)
     if name != "order_book":
-        raise FrameError(f"not an order_book frame (channel {msg.get('channel')!r})")
+        raise FrameError(f"not an order_book frame (channel {_show(msg.get('channel'))})")
     market_id = _int(key, "channel market id")
     typ = msg.get("type")
     if typ not in ("subscribed/order_book", "update/order_book"):
-        raise FrameError(f"unexpected order_book frame type {typ!r}")
+        raise FrameError(f"unexpected order_book frame type {_show(typ)}")
     ob = msg.get("order_book")
     if not isinstance(ob, Mapping):
         raise FrameError("order_book payload missing or not an object")
@@ -208,6 +223,8 @@ def parse_trades(msg: Mapping[str, Any], symbol: str, ts_recv: int) -> list[Trad
         tid = t.get("trade_id_str") or t.get("trade_id")
         if tid is None or isinstance(tid, bool) or str(tid) == "":
             raise FrameError(f"trades[{i}] has no trade_id")
+        if not isinstance(tid, str | int):
+            raise FrameError(f"trades[{i}].trade_id {_show(tid)} is not a string or an integer")
         tid = str(tid)
         if tid in seen:
             continue
@@ -216,7 +233,7 @@ def parse_trades(msg: Mapping[str, Any], symbol: str, ts_recv: int) -> list[Trad
         size = _num(t.get("size"), f"trades[{i}].size", allow_zero=False)
         maker_ask = t.get("is_maker_ask")
         if not isinstance(maker_ask, bool):
-            raise FrameError(f"trades[{i}].is_maker_ask is {maker_ask!r}, expected true/false")
+            raise FrameError(f"trades[{i}].is_maker_ask is {_show(maker_ask)}, expected true/false")
         if t.get("timestamp") is not None:
             ts = _int(t["timestamp"], f"trades[{i}].timestamp") * 1_000_000
         elif t.get("transaction_time") is not None:
@@ -235,18 +252,20 @@ def _stats_one(d: Mapping[str, Any], symbol: str, ts_event: int, ts_recv: int, w
         for k in (key, *alts):
             if d.get(k) is not None:
                 v = d[k]
-                try:
-                    x = float(v)
-                except (TypeError, ValueError):
-                    raise FrameError(f"{where}.{k} {v!r} is not a number") from None
+                if isinstance(v, bool):
+                    raise FrameError(f"{where}.{k} is {v!r}, expected a number")
+                x = _to_float(v, f"{where}.{k}")
                 if not math.isfinite(x):
-                    raise FrameError(f"{where}.{k} {v!r} is not finite")
+                    raise FrameError(f"{where}.{k} {_show(v)} is not finite")
                 return x
         return 0.0
 
     if d.get("mark_price") is None or d.get("index_price") is None:
         raise FrameError(f"{where} lacks mark_price/index_price")
-    content = orjson.dumps(d, option=orjson.OPT_SORT_KEYS)
+    try:
+        content = orjson.dumps(d, option=orjson.OPT_SORT_KEYS)
+    except TypeError as exc:  # orjson.JSONEncodeError: e.g. an int beyond 64 bits (never from decode_frame)
+        raise FrameError(f"{where} cannot be encoded: {exc}") from None
     return MarketStats(
         id=derive_id(symbol, "market_stats", id_time, content.decode()),
         ts_event=ts_event, ts_recv=ts_recv, source=SOURCE, market=symbol,
@@ -281,20 +300,18 @@ def parse_market_stats(msg: Mapping[str, Any], symbols: Mapping[int, str], ts_re
         raise FrameError("market_stats payload missing or not an object")
     ts = _ts_ns(msg, ts_recv)
     id_time: int | str = ts if msg.get("timestamp") is not None else ""
-    if "mark_price" in ms or "market_id" in ms:
-        entries: list[tuple[str, Any]] = [("market_stats", ms)]
-    else:
-        entries = [(f"market_stats[{k!r}]", v) for k, v in ms.items()]
-    out: list[MarketStats] = []
     _, key = split_channel(msg)
-    for where, d in entries:
+    if "mark_price" in ms or "market_id" in ms:
+        entries: list[tuple[str, Any, Any]] = [("market_stats", ms, key)]  # one market: its id, else the channel's
+    else:  # market_stats:all: {"<market id>": {...}, ...}
+        entries = [(f"market_stats[{_show(k)}]", v, k) for k, v in ms.items()]
+    out: list[MarketStats] = []
+    for where, d, key_id in entries:
         if not isinstance(d, Mapping):
             raise FrameError(f"{where} is not an object")
         mid_raw = d.get("market_id")
-        if mid_raw is None and where != "market_stats":
-            mid_raw = where[len("market_stats['"):-2]
         if mid_raw is None:
-            mid_raw = key
+            mid_raw = key_id
         mid = _int(mid_raw, f"{where}.market_id")
         sym = symbols.get(mid)
         if sym is None:

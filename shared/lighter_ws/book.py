@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from shared.events import Bbo, BookDelta, BookSnapshot, Event, derive_id
-
-from .parse import SOURCE, BookMessage
+from shared.lighter_ws.parse import SOURCE, BookMessage
 
 Top = tuple[float, float, float, float]
 
@@ -120,7 +119,7 @@ class BookBuilder:
         """Apply one parsed order-book message.
 
         Args:
-            msg: a :class:`services.collector.parse.BookMessage` of this builder's market.
+            msg: a :class:`shared.lighter_ws.parse.BookMessage` of this builder's market.
             ts_recv: local receive time in ns (copied into the events).
 
         Returns:

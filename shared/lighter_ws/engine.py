@@ -1,9 +1,10 @@
-"""The collector's frame handler (pure: no I/O, no clock).
+"""The Lighter market-data frame handler (pure: no I/O, no clock).
 
-:class:`CollectorEngine` takes one raw Lighter WS frame plus its receive time and returns a
+Used by the collector (which publishes the routed events) and venue-sim's live source (which
+feeds the events to its matching engine). :class:`FeedEngine` takes one raw Lighter WS frame plus its receive time and returns a
 :class:`FrameOutcome`: the events to publish with their streams, the control messages to send
 back (pong, unsubscribe/subscribe after a book gap) and, for a frame that could not be used, the
-dead-letter reason. The WS client (``client.py``) only moves bytes; everything testable is here.
+dead-letter reason. The WS clients only move bytes; everything testable is here.
 """
 
 from __future__ import annotations
@@ -15,11 +16,17 @@ from typing import Any
 
 from shared.bus import Streams
 from shared.events import Bbo, BookDelta, BookSnapshot, Event, MarketStats, Trade
+from shared.lighter_ws.book import BookBuilder, Status
+from shared.lighter_ws.parse import (
+    FrameError,
+    decode_frame,
+    parse_market_stats,
+    parse_order_book,
+    parse_trades,
+    split_channel,
+)
 from shared.markets import MarketInfo
 from shared.service import SeenIds
-
-from .book import BookBuilder, Status
-from .parse import FrameError, decode_frame, parse_market_stats, parse_order_book, parse_trades, split_channel
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,8 @@ class FrameOutcome:
         dead_letter: reason when the frame is unusable (publish nothing, dead-letter the raw frame).
         gap: True when an order-book gap was detected (a resubscribe is in ``send``).
         unchecked: True when an order-book update was applied without a continuity check.
+        snapshot: True for a ``subscribed/...`` frame (the state the server sends on subscribing,
+            e.g. the recent trades), False for an ``update/...`` frame.
     """
 
     kind: str
@@ -59,10 +68,12 @@ class FrameOutcome:
     dead_letter: str | None = None
     gap: bool = False
     unchecked: bool = False
+    snapshot: bool = False
 
 
-class CollectorEngine:
-    """Turns Lighter WS frames into our market-data events for a set of markets.
+class FeedEngine:
+    """Turns Lighter WS frames into our market-data events for a set of markets (the collector's
+    and venue-sim's live source's frame handler).
 
     Args:
         markets: the markets to collect (their ``market_id`` maps channels to symbols).
@@ -126,15 +137,18 @@ class CollectorEngine:
         name, key = split_channel(msg)
         if not (typ.startswith("subscribed/") or typ.startswith("update/")):
             return FrameOutcome("other", channel)
+        snap = typ.startswith("subscribed/")
         if name == "order_book":
-            return self._order_book(msg, channel, ts_recv)
+            out = self._order_book(msg, channel, ts_recv)
+            out.snapshot = snap
+            return out
         if name == "trade":
             sym = self._symbol(key, channel)
             trades = [t for t in parse_trades(msg, sym, ts_recv) if self.seen_trades.add(t.id)]
-            return FrameOutcome("trade", channel, routed=[(self.route(t), t) for t in trades])
+            return FrameOutcome("trade", channel, routed=[(self.route(t), t) for t in trades], snapshot=snap)
         if name == "market_stats":
             stats = parse_market_stats(msg, self.symbols, ts_recv)
-            return FrameOutcome("market_stats", channel, routed=[(self.route(s), s) for s in stats])
+            return FrameOutcome("market_stats", channel, routed=[(self.route(s), s) for s in stats], snapshot=snap)
         return FrameOutcome("other", channel)
 
     def _symbol(self, key: str, channel: str) -> str:
