@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install sysdeps demo test test-all bench up down lint config-check clean
+.PHONY: install sysdeps demo test test-all bench up down lint config-check compose-smoke local-images clean
 
 install: $(STAMP)
 
@@ -38,14 +38,25 @@ bench: install        ## benchmarks that print figures (not pass/fail)
 lint: install
 	$(BIN)/ruff check .
 
-up:                   ## the whole stack in docker compose
-	docker compose up -d --build
+# docker compose: `docker compose` (plugin) when present, else Debian's `docker-compose` (v1)
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+up:                   ## the whole stack in docker compose (needs .env: cp .env.example .env)
+	@test -f .env || { echo "no .env: cp .env.example .env and set the passwords"; exit 1; }
+	$(COMPOSE) up -d --build
 
 down:
-	docker compose down
+	$(COMPOSE) down
 
-config-check:         ## validate docker-compose.yml offline
-	docker-compose config -q
+config-check:         ## validate docker-compose.yml offline (with .env, else .env.example)
+	@if [ -f .env ]; then docker-compose config -q; else docker-compose --env-file .env.example config -q; fi
+	docker-compose --env-file $$( [ -f .env ] && echo .env || echo .env.example ) -f docker-compose.yml -f deploy/compose.smoke.yml config -q
+
+local-images:         ## stand-in images from Debian packages where no registry is reachable (root; docs/deploy.md)
+	bash deploy/local-images.sh
+
+compose-smoke:        ## the compose stack end to end in paper mode (docker; not in CI; docs/deploy.md)
+	python3 deploy/compose_smoke.py
 
 clean:
 	rm -rf var out .pytest_cache .ruff_cache

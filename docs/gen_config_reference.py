@@ -299,7 +299,8 @@ SECTIONS = [*_MODEL.items(), ("backtest", BacktestConfig)]
 HEAD = """# Configuration reference
 
 Every service reads one YAML file: `--config FILE`, else `LIGHTER_STACK_CONFIG`, else
-`config/paper.yaml`. Top-level keys are shared; each service has its section under `services:`.
+`config/paper.yaml` of the stack home (`LIGHTER_STACK_HOME`, default the source checkout; the
+image sets `/app`, docs/deploy.md); relative data paths resolve against the stack home too. Top-level keys are shared; each service has its section under `services:`.
 Any key can be overridden from the environment with `LS_<KEY>__<SUBKEY>=value` (case-insensitive,
 values parsed as YAML), e.g. `LS_VENUE__REST_URL=http://venue-sim:8090` or
 `LS_SERVICES__STRATEGY_TREND__VOL_MIN_BPS=1.0`. `REDIS_URL` sets `redis_url`.

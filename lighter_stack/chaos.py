@@ -137,7 +137,10 @@ class ChaosRun(Demo):
         self.audit_path = self.workdir / "venue-audit.jsonl"
         self.opts.overrides = {**self.opts.overrides,
                                "LS_SERVICES__VENUE_SIM__AUDIT_FILE": str(self.audit_path),
-                               "LS_SERVICES__VENUE_SIM__STATE_PATH": str(self.workdir / "venue-state.pkl")}
+                               "LS_SERVICES__VENUE_SIM__STATE_PATH": str(self.workdir / "venue-state.pkl"),
+                               # a killed service's instance/account lock expires after the lease
+                               # TTL before its restart may act: short, so the plan fits the replay
+                               "LS_LEASE_TTL_S": "3"}
         self.plan = make_plan(opts, self.services)
         self.venue_faults_injected: dict[str, int] = {}
         """venue-sim's count of injected faults per kind (``GET /sim/fault``), read at the end."""

@@ -1,6 +1,7 @@
 """Configuration: one YAML file plus environment overrides, validated by pydantic.
 
-The file (``config/paper.yaml`` by default, or ``LIGHTER_STACK_CONFIG``, or ``--config``) has
+The file (``config/paper.yaml`` under the stack home by default, or ``LIGHTER_STACK_CONFIG``, or
+``--config``) has
 top-level settings shared by all services and one section per service under ``services:``.
 Each service validates its own section with its own pydantic model through
 :meth:`StackConfig.section`, so a bad value stops that service at start-up with a message naming
@@ -32,6 +33,9 @@ instances: {trend-eth: {markets: [ETH]}}``); ``LS_INSTANCE=trend-eth`` (the top-
 over it and ``strategy: trend-eth`` (attribution name and consumer group). See
 :meth:`StackConfig.section` and docs/runbook.md (scaling out).
 
+The stack home (:func:`stack_home`: ``LIGHTER_STACK_HOME``, else the source checkout) is where
+``config/`` and ``data/`` are found; relative data paths in the file resolve against it.
+
 Secrets never live in the file: the live API private key comes only from the environment
 variable ``LIGHTER_API_PRIVATE_KEY`` and is held as a ``SecretStr``.
 """
@@ -49,7 +53,24 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+HOME_ENV = "LIGHTER_STACK_HOME"
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def stack_home(environ: Mapping[str, str] | None = None) -> Path:
+    """The folder holding ``config/`` and ``data/`` (the bundled recordings).
+
+    ``LIGHTER_STACK_HOME`` when set (the image sets ``/app``), else the source checkout this
+    module was loaded from. An installed, non-editable package lives in ``site-packages`` where
+    there is no ``data/``: such installs must set the variable.
+    """
+    env = os.environ if environ is None else environ
+    return Path(env.get(HOME_ENV) or SOURCE_ROOT).resolve()
+
+
+# Read once at import: every relative data path (venue-sim's recording, the bundled CSVs, the demo's
+# recording) and the default config resolve against it.
+REPO_ROOT = stack_home()
 DEFAULT_CONFIG = REPO_ROOT / "config" / "paper.yaml"
 ENV_PREFIX = "LS_"
 LIVE_FLAG_ENV = "LIGHTER_STACK_LIVE"

@@ -253,6 +253,6 @@ class VenueSimConfig(BaseModel):
 
 
 def resolve_path(p: str) -> Path:
-    """``p`` as given when absolute, else relative to the repository root."""
+    """``p`` as given when absolute, else relative to the stack home (``LIGHTER_STACK_HOME`` or the checkout)."""
     path = Path(p)
     return path if path.is_absolute() else REPO_ROOT / path

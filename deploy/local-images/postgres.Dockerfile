@@ -1,0 +1,11 @@
+# stand-in for postgres:16 (Debian bookworm's PostgreSQL 15), same interface: POSTGRES_USER,
+# POSTGRES_PASSWORD, POSTGRES_DB, data in /var/lib/postgresql/data, pg_isready. deploy/local-images.sh
+FROM local/base
+RUN mkdir -p /etc/postgresql-common && echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf \
+    && apt-get update && apt-get install -y --no-install-recommends postgresql-15 \
+    && rm -rf /var/lib/apt/lists/*
+ENV PATH=/usr/lib/postgresql/15/bin:$PATH PGDATA=/var/lib/postgresql/data
+COPY postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+EXPOSE 5432
+ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]
+CMD ["postgres"]
