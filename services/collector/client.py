@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 
 from shared.bus import Bus
 from shared.events import Event
-from shared.lighter_ws.connection import FeedConnection
+from shared.lighter_ws.connection import ConnectionCounts, FeedConnection
 from shared.lighter_ws.engine import FeedEngine, FrameOutcome
 from shared.lighter_ws.metadata import Backoff
 from shared.metrics import DEAD_LETTERS, EVENTS_OUT, PREFIX, PROCESSING_SECONDS
@@ -64,7 +64,7 @@ class _End:
         self.error = error
 
 
-class CollectorClient:
+class CollectorClient(ConnectionCounts):
     """One Lighter WS connection at a time, reconnecting until stopped.
 
     Args:
@@ -97,21 +97,6 @@ class CollectorClient:
         self.disconnected_since = time.monotonic()
         self._processing = PROCESSING_SECONDS.labels(SERVICE)  # label children looked up once
         self._messages: dict[str, Any] = {}
-
-    @property
-    def connected(self) -> bool:
-        """True while the WS connection is up and subscribed."""
-        return self.conn.connected
-
-    @property
-    def connections(self) -> int:
-        """Connections opened so far."""
-        return self.conn.connections
-
-    @property
-    def reconnects(self) -> int:
-        """Reconnect attempts so far."""
-        return self.conn.reconnects
 
     # ----------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import msgspec
 
 from shared.events import Bbo, MarketStats, Trade
-from shared.lighter_ws.connection import FeedConnection, send_json
+from shared.lighter_ws.connection import ConnectionCounts, FeedConnection, send_json
 from shared.lighter_ws.engine import FeedEngine
 from shared.lighter_ws.metadata import Backoff
 from shared.lighter_ws.parse import SOURCE
@@ -55,7 +55,7 @@ class UpstreamSendRefused(RuntimeError):
     """A message other than subscribe/unsubscribe/ping/pong was about to go upstream (a bug)."""
 
 
-class LiveFeed:
+class LiveFeed(ConnectionCounts):
     """Drives ``engine`` with an upstream Lighter feed on the wall clock (the :class:`Replay`
     interface: ``run``/``start``/``stop``/``notify``/``sim_now``, ``state``, ``replayed``).
 
@@ -161,21 +161,6 @@ class LiveFeed:
                 "books_synced": {b.symbol: b.synced for b in self.feed.books.values()}}
 
     # ----------------------------------------------------------------- connection
-
-    @property
-    def connected(self) -> bool:
-        """True while the upstream socket is open and subscribed."""
-        return self.conn.connected
-
-    @property
-    def connections(self) -> int:
-        """Upstream connections opened so far."""
-        return self.conn.connections
-
-    @property
-    def reconnects(self) -> int:
-        """Upstream reconnect attempts so far."""
-        return self.conn.reconnects
 
     def _up(self) -> None:
         self.down_since = None

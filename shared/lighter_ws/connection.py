@@ -34,6 +34,28 @@ async def send_json(ws: Any, msg: dict[str, Any]) -> None:
     await ws.send(orjson.dumps(msg).decode())
 
 
+class ConnectionCounts:
+    """What a wrapper of one :class:`FeedConnection` (``self.conn``) reports about it:
+    ``connected``, ``connections`` and ``reconnects``, read from the connection."""
+
+    conn: FeedConnection
+
+    @property
+    def connected(self) -> bool:
+        """True while the socket is open and subscribed."""
+        return self.conn.connected
+
+    @property
+    def connections(self) -> int:
+        """Connections opened so far."""
+        return self.conn.connections
+
+    @property
+    def reconnects(self) -> int:
+        """Reconnect attempts so far."""
+        return self.conn.reconnects
+
+
 class FeedConnection:
     """Keeps one connection to ``url`` at a time, reconnecting until ``stop`` is set.
 

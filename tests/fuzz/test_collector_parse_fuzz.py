@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 import pytest
+from byte_mutation import mutate_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -148,21 +149,8 @@ def mutated_real_frame(draw) -> dict:
 @st.composite
 def mutated_real_bytes(draw) -> bytes:
     """The raw text of a real frame, truncated, with bytes flipped, deleted or inserted."""
-    raw = bytearray(json.dumps(draw(st.sampled_from(REAL))).encode())
-    for _ in range(draw(st.integers(1, 5))):
-        if not raw:
-            break
-        i = draw(st.integers(0, len(raw) - 1))
-        op = draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
-        if op == "flip":
-            raw[i] ^= draw(st.integers(1, 255))
-        elif op == "delete":
-            del raw[i]
-        elif op == "insert":
-            raw[i:i] = draw(st.binary(min_size=1, max_size=4) | st.sampled_from([b'"', b"{", b"]", b",", b"-", b"9"]))
-        else:
-            del raw[i:]
-    return bytes(raw)
+    return mutate_bytes(draw, json.dumps(draw(st.sampled_from(REAL))).encode(), 5,
+                        [b'"', b"{", b"]", b",", b"-", b"9"], max_insert=4)
 
 
 # --- the contract -------------------------------------------------------------------------------
