@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
+from shared.config import PRIVATE_KEY_ENV, ConfigError, StackConfig
 from shared.venue.paper_identity import L1_KEY_ENV, PAPER_L1_PRIVATE_KEY
 
-from .signer import SignError
+from .config import ExecutorConfig
+from .signer import SignError, generate_key
 
 if TYPE_CHECKING:
     from .signer import Signer
@@ -59,3 +61,25 @@ async def ensure_registered(signer: Signer, rest: LighterRest, l1_key: SecretStr
     log.info("registered API key %d of account %d (public key %s...)", signer.api_key_index,
              signer.account_index, pub[:10])
     return True
+
+
+def resolve_key(cfg: StackConfig, ecfg: ExecutorConfig) -> SecretStr:
+    """The API private key: from ``LIGHTER_API_PRIVATE_KEY`` (live mode: only there, after
+    ``cfg.require_live_allowed()``); in paper mode with ``paper_key: generate`` a throwaway key
+    when the variable is unset.
+
+    Raises:
+        ConfigError: live mode not allowed, or no key where one is required.
+    """
+    if cfg.mode == "live":
+        cfg.require_live_allowed()
+        key = cfg.private_key()
+        if key is None:
+            raise ConfigError(f"mode: live needs {PRIVATE_KEY_ENV} in the environment")
+        return key
+    key = cfg.private_key()
+    if key is not None:
+        return key
+    if ecfg.paper_key == "env":
+        raise ConfigError(f"services.executor.paper_key: env needs {PRIVATE_KEY_ENV} in the environment")
+    return generate_key()

@@ -111,7 +111,7 @@ from pydantic import SecretStr
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.bus import Bus, Consumer, Delivery
-from shared.config import PRIVATE_KEY_ENV, ConfigError, StackConfig
+from shared.config import StackConfig
 from shared.events import (
     CancelIntent,
     Control,
@@ -153,7 +153,7 @@ from .account_lock import EXIT_LOCKED, AccountLock
 from .config import ExecutorConfig
 from .deadman import DeadManSwitch
 from .engine import MAX_CLIENT_ORDER_INDEX, Engine, OrderCommand
-from .keys import ensure_registered, paper_l1_key
+from .keys import ensure_registered, paper_l1_key, resolve_key
 from .leverage import LeverageError, apply_leverage, leverage_plan
 from .lockstep import LockstepBarrier
 from .metrics import (
@@ -182,7 +182,7 @@ from .nonces import NonceError, NonceManager
 from .outbox import Outbox
 from .recovery import observe_mismatch, read_trade_history, recover_trades
 from .sending import send_chunk, send_one
-from .signer import Signer, SignError, generate_key
+from .signer import Signer, SignError
 from .startup import adopt_protective_stops, check_active_orders, latest_intent_entries, startup_summary
 from .venue import AccountFeed, LighterRest, SendResult, feed_reports, parse_position
 from .venue_orders import VenueOrderChecks
@@ -190,28 +190,6 @@ from .venue_orders import VenueOrderChecks
 log = logging.getLogger("executor")
 
 SERVICE = "executor"
-
-
-def resolve_key(cfg: StackConfig, ecfg: ExecutorConfig) -> SecretStr:
-    """The API private key: from ``LIGHTER_API_PRIVATE_KEY`` (live mode: only there, after
-    ``cfg.require_live_allowed()``); in paper mode with ``paper_key: generate`` a throwaway key
-    when the variable is unset.
-
-    Raises:
-        ConfigError: live mode not allowed, or no key where one is required.
-    """
-    if cfg.mode == "live":
-        cfg.require_live_allowed()
-        key = cfg.private_key()
-        if key is None:
-            raise ConfigError(f"mode: live needs {PRIVATE_KEY_ENV} in the environment")
-        return key
-    key = cfg.private_key()
-    if key is not None:
-        return key
-    if ecfg.paper_key == "env":
-        raise ConfigError(f"services.executor.paper_key: env needs {PRIVATE_KEY_ENV} in the environment")
-    return generate_key()
 
 
 class ExecutorService(VenueOrderChecks, BatchHandler):
