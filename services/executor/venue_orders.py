@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from shared.config import StackConfig
@@ -47,17 +47,10 @@ class VenueOrderChecks:
     io_lock: asyncio.Lock
     own_cois: set[int]
 
-    async def _sleep(self, seconds: float) -> bool:  # pragma: no cover - the runner's
-        raise NotImplementedError
-
-    def _auth_token(self) -> str:  # pragma: no cover - the runner's
-        raise NotImplementedError
-
-    async def _execute(self, cmds: Sequence[OrderCommand]) -> list[SendResult]:  # pragma: no cover - the runner's
-        raise NotImplementedError
-
-    async def _publish(self, events: Sequence[Event]) -> None:  # pragma: no cover - the runner's
-        raise NotImplementedError
+    _sleep: Callable[[float], Awaitable[bool]]
+    _auth_token: Callable[[], str]
+    _execute: Callable[[Sequence[OrderCommand]], Awaitable[list[SendResult]]]
+    _publish: Callable[[Sequence[Event]], Awaitable[None]]
 
     async def _cancel_all_resting(self, scope: str | None = None,
                                   listed: dict[int, list[dict[str, Any]]] | None = None) -> None:

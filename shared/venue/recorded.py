@@ -10,6 +10,7 @@ prices in integer ticks, sizes in integer lots, times in venue nanoseconds.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from shared.events import Bbo, Trade
@@ -29,15 +30,9 @@ class RecordedMarketData:
     public_updates: bool
     _touch_ints: dict[int, list[Any]]
 
-    def _place(self, o: Order, ts: int) -> list[Update]:  # pragma: no cover - engine's
-        raise NotImplementedError
-
-    def _fill(self, taker: Order | None, maker: Order | None, px: int, q: int, ts: int,
-              fills: list[Update], positions: list[Update]) -> Fill:  # pragma: no cover - engine's
-        raise NotImplementedError
-
-    def _after_maker_fill(self, maker: Order, ts: int) -> OrderUpdate:  # pragma: no cover - engine's
-        raise NotImplementedError
+    _place: Callable[[Order, int], list[Update]]
+    _fill: Callable[[Order | None, Order | None, int, int, int, list[Update], list[Update]], Fill]
+    _after_maker_fill: Callable[[Order, int], OrderUpdate]
 
     def _check_stops(self, m: MarketInfo, st: MarketState, ts: int) -> list[Update]:
         """Trigger the market's trigger orders whose trigger the last trade or mark price reached
