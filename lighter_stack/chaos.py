@@ -265,14 +265,13 @@ class ChaosRun(Demo):
         })
         return summary
 
-    async def _settle(self, http, redis_client, ns, port, timeout: float = 60.0, groups=None) -> None:
-        await super()._settle(http, redis_client, ns, port, timeout, groups)
-        if groups == {"ledger"}:  # the last settle: read the venue's positions and fault counts while it runs
-            self.venue_faults_injected = await self._venue_fault_counts(http)
-            url = f"http://127.0.0.1:{port}/api/v1/account?by=index&value={self.cfg.account_index}"
-            body = await self._get_json(http, url)
-            self.positions = {int(p["market_id"]): float(p["position"]) * int(p.get("sign", 1) or 1)
-                               for p in (body.get("accounts") or [{}])[0].get("positions", [])}
+    async def _read_venue_at_end(self, http: aiohttp.ClientSession, port: int) -> None:
+        """The venue's positions and fault counts, read while it still runs."""
+        self.venue_faults_injected = await self._venue_fault_counts(http)
+        url = f"http://127.0.0.1:{port}/api/v1/account?by=index&value={self.cfg.account_index}"
+        body = await self._get_json(http, url)
+        self.positions = {int(p["market_id"]): float(p["position"]) * int(p.get("sign", 1) or 1)
+                           for p in (body.get("accounts") or [{}])[0].get("positions", [])}
 
 
 def _book_key(levels: list[tuple[float, float]], m: MarketInfo) -> list[tuple[int, int]]:

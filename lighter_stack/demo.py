@@ -329,6 +329,7 @@ class Demo:
                 await self._settle(http, redis, ns, venue.port, groups={"ledger"})
                 venue_fills = await self._get_json(http, f"http://127.0.0.1:{venue.port}/sim/fills")
                 self.venue_status = await self._get_json(http, f"http://127.0.0.1:{venue.port}/sim/status")
+                await self._read_venue_at_end(http, venue.port)
             self._stop_all()
             summary = await self._summarize(redis, ns, venue_fills)
             if copytrade is not None:
@@ -402,6 +403,11 @@ class Demo:
                     raise DemoError(f"replay not finished after {self.opts.timeout_s:.0f}s: {st}")
                 await asyncio.sleep(0.5)
         console.print(f"replay finished in {time.monotonic() - started:.1f}s")
+
+    async def _read_venue_at_end(self, http: aiohttp.ClientSession, port: int) -> None:
+        """Hook: read more of venue-sim's state after the ledger caught up, before the services
+        stop (default: nothing; a chaos run reads positions and fault counts)."""
+        return None
 
     async def _settle(self, http: aiohttp.ClientSession, redis, ns: str, port: int, timeout: float = 60.0,
                       groups: set[str] | None = None) -> None:
