@@ -126,7 +126,7 @@ class TopOfBook:
         return (self.bid + self.ask) / 2.0
 
 
-class StrategyEngineBase:
+class StrategyEngineBase(ABC):
     """What every strategy engine keeps: its config ``cfg``, its name (``cfg.strategy``), the
     ``source`` of its output events, the ``markets`` it trades, the metadata of markets
     (``market_info``: lot, tick, minimums, for markets its config does not list) and the fill
@@ -147,16 +147,16 @@ class StrategyEngineBase:
         """Fills seen again (same ``fill_id``) and ignored."""
         return self._fills.duplicates
 
+    @abstractmethod
     def position(self, market: str) -> float:
         """The strategy's position in ``market`` (signed base units); every engine defines it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def adopt_position(self, market: str, position: float, avg_entry_price: float, ts_event: int) -> None:
         """Set the position in ``market`` to ``position`` (signed base units) entered at
         ``avg_entry_price`` (USD, 0 when unknown) at ``ts_event`` (ns): the executor's
         :class:`~shared.events.PositionSnapshot` when the strategy's fill history is gone
         (:meth:`take_snapshot`). Each engine defines it for its own position state."""
-        raise NotImplementedError
 
     def await_snapshot(self, markets: list[str] | None = None) -> None:
         """Take the position of each of ``markets`` (default: all traded) from the next

@@ -11,7 +11,7 @@ lazily: a timer whose order is gone, or whose cancel-all was replaced or aborted
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -69,14 +69,9 @@ class TimedOrders:
     orders: dict[int, Order]
     _seq: int
 
-    def _cancel(self, o: Order, status: OrderStatus, ts: int) -> list[Update]:  # pragma: no cover - engine's
-        raise NotImplementedError
-
-    def _place(self, o: Order, ts: int) -> list[Update]:  # pragma: no cover - engine's
-        raise NotImplementedError
-
-    def market_of(self, market_id: int) -> MarketInfo:  # pragma: no cover - engine's
-        raise NotImplementedError
+    _cancel: Callable[[Order, OrderStatus, int], list[Update]]
+    _place: Callable[[Order, int], list[Update]]
+    market_of: Callable[[int], MarketInfo]
 
     def _init_timed(self, expire_orders: bool) -> None:
         self.expire_orders = expire_orders
