@@ -41,9 +41,10 @@ lint: install
 # docker compose: `docker compose` (plugin) when present, else Debian's `docker-compose` (v1)
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-up:                   ## the whole stack in docker compose (needs .env: cp .env.example .env)
+SERVICES ?=
+up:                   ## the whole stack in docker compose (needs .env: cp .env.example .env); SERVICES="..." for some
 	@test -f .env || { echo "no .env: cp .env.example .env and set the passwords"; exit 1; }
-	$(COMPOSE) up -d --build
+	$(COMPOSE) up -d --build $(SERVICES)
 
 down:
 	$(COMPOSE) down
