@@ -92,7 +92,8 @@ Guards and budget (metrics)::
 
     engine.guard_engaged(guard, market, side)    -> bool
     engine.budget_limit() / budget_used() / budget_remaining()   weight units per rolling minute
-    engine.requests_sent, engine.deferred_updates, engine.rate_limited, engine.guard_engagements
+    engine.requests_sent, engine.deferred_updates, engine.superseded_intents, engine.rate_limited,
+    engine.guard_engagements
 
 Commands (:class:`OrderCommand`) carry integer ticks/lots and are executed by the runner in
 order: it signs them with its own nonces, sends them and reports back with
@@ -213,7 +214,9 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
         """Process a batch of bus inputs (Bbo/BookSnapshot, TargetPosition, QuoteIntent,
         RestingOrders, StopLossIntent, CancelIntent, Control; other types are ignored). Target positions of the batch are
         recorded first and each touched market is rebalanced once at the end, so strategies
-        whose intents arrive in the same batch cross internally.
+        whose intents arrive in the same batch cross internally. A quote/resting intent that a
+        later one of the same strategy and market in the batch replaces is skipped
+        (:meth:`~services.executor.resting.RestingSets._superseded`).
 
         Returns the bus events to publish on the exec stream (in order); order commands are
         queued for :meth:`take_commands`.
@@ -223,8 +226,12 @@ class Engine(OrderRegistry, Attribution, Netting, RestingSets, Guards, RequestBu
         self._changed()
         outs: list[_Out] = []
         dirty: dict[str, tuple[_Out, set[str]]] = {}
-        for ev in events:
+        skip = self._superseded(events) if len(events) > 1 else set()
+        self.superseded_intents += len(skip)
+        for i, ev in enumerate(events):
             self.now = max(self.now, ev.ts_event)
+            if i in skip:
+                continue
             out = _Out(ev)
             outs.append(out)
             if self._restored:

@@ -32,6 +32,11 @@ BUDGET_USED = Gauge(f"{_P}budget_used", "Request weight used in the rolling minu
 BUDGET_REMAINING = Gauge(f"{_P}budget_remaining", "Request weight left in the rolling minute (engine, event time).")
 DEFERRED_UPDATES = Counter(f"{_P}deferred_updates_total",
                            "Quote/resting updates deferred for lack of request budget or during a 23000 back-off.")
+SUPERSEDED_INTENTS = Counter(f"{_P}superseded_intents_total",
+                             "Quote/resting intents skipped because a later one of the same strategy and market "
+                             "in the same consumer batch replaces them.")
+# engine counters (attribute -> metric) the runner carries over after each batch
+ENGINE_COUNTERS = {"deferred_updates": DEFERRED_UPDATES, "superseded_intents": SUPERSEDED_INTENTS}
 RATE_LIMITED_TOTAL = Counter(f"{_P}rate_limited_total", "Requests refused by the venue with 23000 (too many requests).")
 STALE_RESOLVED = Counter(f"{_P}stale_orders_resolved_total",
                          "Stale orders (no final update within order_stale_s) resolved by a REST check: "

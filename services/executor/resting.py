@@ -13,9 +13,10 @@ self-trade guard)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
-from shared.events import Event, OrderRejected, QuoteIntent, RestingOrders, Side, StopLossIntent
+from shared.events import Control, Event, OrderRejected, QuoteIntent, RestingOrders, Side, StopLossIntent
 from shared.markets import MarketInfo
 
 from .common import MAX_OPEN_ORDERS_PER_MARKET, Tif, _Out
@@ -32,6 +33,42 @@ class RestingSets:
         self._blocked: dict[tuple[str, str], dict[Side, str]] = {}  # deferred by the self-trade guard
         # stop-losses waiting for the account position they reduce (strategy, market) -> intent
         self._held_stops: dict[tuple[str, str], tuple[StopLossIntent, bool]] = {}
+        self.superseded_intents = 0  # intents replaced within their batch, never acted on (:meth:`_superseded`)
+
+    def _superseded(self, events: Sequence[Event]) -> set[int]:
+        """Indices of the ``QuoteIntent``/``RestingOrders`` of a consumer batch ``events`` that a
+        later one of the same (strategy, market) in the batch replaces: acting on them would
+        only place orders that the later one cancels again (two signatures and a request each).
+
+        An intent is superseded by a later one ``L`` when ``L`` is not older (``ts_event``), no
+        ``Control`` lies between them (a pause, kill or resume changes what either may do), and
+        ``L`` will not be refused as stale (``max_intent_age_ms``) at its own place in the batch,
+        where the engine's clock is the latest ``ts_event`` before it: then ``L``'s wanted set is
+        applied whatever the earlier one did, and the end state is the same with fewer orders.
+        A superseded intent emits nothing (not even the refusal of an invalid price of its own).
+        Counted in ``superseded_intents``."""
+        age_ns = (self.cfg.max_intent_age_ms or 0) * 1_000_000
+        now = self.now
+        clock: list[int] = []  # the engine's clock when each event is processed
+        for ev in events:
+            now = max(now, ev.ts_event)
+            clock.append(now)
+        out: set[int] = set()
+        later: dict[tuple[str, str], tuple[int, int]] = {}  # key -> (ts_event, index) of the next live one
+        for i in range(len(events) - 1, -1, -1):
+            ev = events[i]
+            if isinstance(ev, Control):
+                later.clear()
+            elif isinstance(ev, QuoteIntent | RestingOrders):
+                key = (ev.strategy, ev.market)
+                nxt = later.get(key)
+                if nxt is not None and nxt[0] >= ev.ts_event:
+                    out.add(i)
+                elif not age_ns or ev.ts_event >= clock[i] - age_ns:
+                    later[key] = (ev.ts_event, i)
+                else:
+                    later.pop(key, None)  # a stale one supersedes nothing
+        return out
 
     def _on_quote(self, ev: QuoteIntent, out: _Out) -> None:
         """A QuoteIntent is a :class:`RestingOrders` of at most one bid and one ask."""

@@ -160,7 +160,7 @@ from .metrics import (
     ACCOUNT_POSITION,
     BUDGET_REMAINING,
     BUDGET_USED,
-    DEFERRED_UPDATES,
+    ENGINE_COUNTERS,
     FILLS,
     GUARD_ENGAGED,
     GUARD_ENGAGEMENTS,
@@ -227,7 +227,7 @@ class ExecutorService(VenueOrderChecks, BatchHandler):
         self._token: tuple[str, float] | None = None
         self.started_at = time.time()
         self.processed = 0
-        self._deferred_seen = 0
+        self._counted: dict[str, int] = {}  # engine counters carried over to metrics (ENGINE_COUNTERS)
         # lockstep barrier: every other consumer group on market data, params and our exec stream
         self.intent_stream = self.bus.streams.intent(cfg.account_index)
         self.lockstep = LockstepBarrier(
@@ -678,9 +678,10 @@ class ExecutorService(VenueOrderChecks, BatchHandler):
         REQUESTS_PER_MINUTE.set(used // max(1, self.ecfg.send_weight()))
         BUDGET_REMAINING.set(e.budget_remaining())
         PROTECTIVE_STOPS.set(sum(1 for r in e.orders.values() if r.live and r.protective))
-        if e.deferred_updates > self._deferred_seen:
-            DEFERRED_UPDATES.inc(e.deferred_updates - self._deferred_seen)
-            self._deferred_seen = e.deferred_updates
+        for attr, counter in ENGINE_COUNTERS.items():
+            if (n := getattr(e, attr)) > self._counted.get(attr, 0):
+                counter.inc(n - self._counted.get(attr, 0))
+                self._counted[attr] = n
 
     async def _on_feed_connected(self) -> None:
         self._feed_sessions += 1
