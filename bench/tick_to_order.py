@@ -245,6 +245,7 @@ async def run_rate(redis_url: str, rate: float, seconds: float, warmup_s: float,
             await asyncio.sleep(1.0)  # the last orders' account_all updates
             status = await get_json(http, f"{venue}/sim/status")
             deferred = await metric_value(http, ports["executor"], "lighter_stack_executor_deferred_updates_total")
+            superseded = await metric_value(http, ports["executor"], "lighter_stack_executor_superseded_intents_total")
             requests = await metric_value(http, ports["executor"], "lighter_stack_executor_requests_total")
             send_s = await metric_value(http, ports["executor"], "lighter_stack_executor_send_seconds_sum")
             sends = await metric_value(http, ports["executor"], "lighter_stack_executor_send_seconds_count")
@@ -290,7 +291,8 @@ async def run_rate(redis_url: str, rate: float, seconds: float, warmup_s: float,
         "orders": len(accepted), "orders_measured": len(lat), "rejected": len(rejected),
         "reject_reasons": dict(Counter(f"{e.code}: {e.reason[:60]}" for e in rejected).most_common(3)),
         "updates_without_order": len(window) - ticks_with_order,
-        "executor_deferred_updates": int(deferred), "executor_requests": int(requests),
+        "executor_deferred_updates": int(deferred), "executor_superseded_intents": int(superseded),
+        "executor_requests": int(requests),
         "executor_send_ms_mean": round(send_s / sends * 1e3, 3) if sends else None,
         "venue_rate_limited": acct.get("rate_limited", 0), "venue_max_requests_per_min": acct.get("max_requests_per_min", 0),
         "p50_ms": pc["p50"], "p99_ms": pc["p99"], "p99_9_ms": pc["p99.9"],
