@@ -42,9 +42,6 @@ import asyncio
 import json
 import os
 import shlex
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -59,6 +56,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from lighter_stack import registry
 from lighter_stack.copytrade_drive import CopytradeDriver
 from lighter_stack.pnl_split_tool import pnl_split, read_fills, render
+from lighter_stack.procs import Proc, start_proc, stop_procs, tail, wait_healthy
 from shared.bus import Bus
 from shared.config import REPO_ROOT, StackConfig, load_config
 from shared.events import Fill, OrderAccepted, OrderRejected
@@ -117,21 +115,6 @@ class DemoOptions:
     overrides: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
-class _Proc:
-    name: str
-    popen: subprocess.Popen
-    log: Path
-    port: int
-
-
-def _service_cmd(service: str) -> list[str]:
-    exe = Path(sys.executable).parent / "lighter-stack"
-    if exe.exists():
-        return [str(exe), "run", service]
-    return [sys.executable, "-m", "lighter_stack.cli", "run", service]
-
-
 def slice_recording(src: Path, dst: Path, minutes: float, start_minutes: float = 0.0) -> Path:
     """Write to ``dst`` the events of ``src`` recorded from ``start_minutes`` after its first
     event up to ``minutes`` later (both ends inclusive, recorded time); returns ``dst``."""
@@ -156,7 +139,7 @@ class Demo:
         self.opts = opts
         self.run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
         self.workdir = (opts.workdir or Path("var") / f"demo-{self.run_id}").resolve()
-        self.procs: list[_Proc] = []
+        self.procs: list[Proc] = []
         self.redis_server: EmbeddedRedis | None = None
         self.cfg: StackConfig = load_config(opts.config, sections=registry.config_sections())
         self.fills: list[Fill] = []
@@ -234,44 +217,17 @@ class Demo:
         path.write_text("".join(f"{k}={shlex.quote(env[k])}\n" for k in keys))
         return path
 
-    def _start(self, name: str, env: dict[str, str], port: int) -> _Proc:
-        log = self.workdir / "logs" / f"{name}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(log, "wb")
-        p = subprocess.Popen(_service_cmd(name), env=env, stdout=fh, stderr=subprocess.STDOUT,
-                             cwd=REPO_ROOT, start_new_session=True)
-        proc = _Proc(name, p, log, port)
+    def _start(self, name: str, env: dict[str, str], port: int) -> Proc:
+        proc = start_proc(self.workdir, name, env, port)
         self.procs.append(proc)
         return proc
 
-    async def _wait_healthy(self, session: aiohttp.ClientSession, proc: _Proc, timeout: float = 60.0) -> dict:
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if proc.popen.poll() is not None:
-                raise DemoError(f"{proc.name} exited with code {proc.popen.returncode}; log tail:\n{_tail(proc.log)}")
-            try:
-                async with session.get(f"http://127.0.0.1:{proc.port}/health", timeout=aiohttp.ClientTimeout(total=2)) as r:
-                    body = await r.json(content_type=None)
-                    if r.status == 200:
-                        return body
-                    last = json.dumps(body)
-            except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-                last = type(exc).__name__
-            await asyncio.sleep(0.2)
-        raise DemoError(f"{proc.name} not healthy after {timeout:.0f}s ({last}); log tail:\n{_tail(proc.log)}")
+    async def _wait_healthy(self, session: aiohttp.ClientSession, proc: Proc, timeout: float = 60.0) -> dict:
+        return await wait_healthy(session, proc, timeout, error=DemoError)
 
-    def _stop(self, procs: list[_Proc]) -> None:
+    def _stop(self, procs: list[Proc]) -> None:
         """SIGTERM ``procs`` together, wait up to 20 s each (then kill); they stay listed."""
-        for proc in procs:
-            if proc.popen.poll() is None:
-                proc.popen.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.popen.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.popen.kill()
-                proc.popen.wait()
+        stop_procs(procs)
 
     def _stop_all(self) -> None:
         # reverse start order: strategies first, executor (cancels resting orders), ledger, venue last
@@ -398,7 +354,7 @@ class Demo:
                     break
                 for proc in self.procs:
                     if proc.popen.poll() is not None and proc.name not in self.down:
-                        raise DemoError(f"{proc.name} died during the replay; log tail:\n{_tail(proc.log)}")
+                        raise DemoError(f"{proc.name} died during the replay; log tail:\n{tail(proc.log)}")
                 if time.monotonic() - started > self.opts.timeout_s:
                     raise DemoError(f"replay not finished after {self.opts.timeout_s:.0f}s: {st}")
                 await asyncio.sleep(0.5)
@@ -487,13 +443,6 @@ async def _backlog(redis, ns: str, groups: set[str] | None = None) -> int:
             last = last.decode() if isinstance(last, bytes) else last
             total += len(await redis.xrange(key, min=f"({last}", max="+", count=1000))
     return total
-
-
-def _tail(path: Path, n: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no log)"
 
 
 def run_or_report(demo: Demo, what: str = "demo") -> dict[str, Any] | None:

@@ -10,14 +10,9 @@ Redis neither slows the figures nor sees the benchmark's streams.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import platform
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +22,7 @@ import aiohttp
 import numpy as np
 import redis
 
+from lighter_stack.procs import Proc, ProcError, start_proc, stop_procs, tail, wait_healthy
 from shared.config import REPO_ROOT
 
 BUNDLED_RECORDING = REPO_ROOT / "data" / "recordings" / "lighter-2025-09-15-btc-eth.jsonl.gz"
@@ -80,14 +76,6 @@ def redis_version(url: str) -> str:
     return str(redis.Redis.from_url(url).info("server").get("redis_version", "?"))
 
 
-def service_cmd(service: str) -> list[str]:
-    """The command line of ``lighter-stack run <service>`` in this virtualenv."""
-    exe = Path(sys.executable).parent / "lighter-stack"
-    if exe.exists():
-        return [str(exe), "run", service]
-    return [sys.executable, "-m", "lighter_stack.cli", "run", service]
-
-
 def service_env(redis_url: str, ns: str, venue_port: int, recording: Path, workdir: Path,
                 ports: dict[str, int], extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of every service of a benchmark stack: paper mode on venue-sim at
@@ -118,26 +106,8 @@ def service_env(redis_url: str, ns: str, venue_port: int, recording: Path, workd
     return env
 
 
-@dataclass
-class Proc:
-    """One started process: its name, ``Popen``, log file and HTTP port (``/health``)."""
-
-    name: str
-    popen: subprocess.Popen
-    log: Path
-    port: int
-
-
-class StackError(RuntimeError):
+class StackError(ProcError):
     """A benchmark process did not start or died; the message has its log's tail."""
-
-
-def tail(path: Path, n: int = 20) -> str:
-    """The last ``n`` lines of a log file."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no log)"
 
 
 @dataclass
@@ -151,12 +121,7 @@ class Stack:
     def start(self, name: str, port: int, argv: list[str] | None = None, env: dict[str, str] | None = None) -> Proc:
         """Start ``argv`` (default ``lighter-stack run <name>``) with its output in
         ``<workdir>/logs/<name>.log``."""
-        log = self.workdir / "logs" / f"{name}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "wb") as fh:
-            p = subprocess.Popen(argv or service_cmd(name), env=env or self.env, stdout=fh, stderr=subprocess.STDOUT,
-                                 cwd=REPO_ROOT, start_new_session=True)
-        proc = Proc(name, p, log, port)
+        proc = start_proc(self.workdir, name, env or self.env, port, argv)
         self.procs.append(proc)
         return proc
 
@@ -164,36 +129,16 @@ class Stack:
         """Raise :class:`StackError` if a started process has exited."""
         for p in self.procs:
             if p.popen.poll() is not None:
-                raise StackError(f"{p.name} exited with code {p.popen.returncode}; log tail:\n{tail(p.log)}")
+                raise StackError(f"{p.name} exited with code {p.popen.returncode}; log tail:\n{tail(p.log, 20)}")
 
     async def wait_healthy(self, http: aiohttp.ClientSession, proc: Proc, timeout: float = 90.0) -> dict[str, Any]:
-        """Poll ``/health`` of ``proc`` until it answers 200; returns its body."""
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if proc.popen.poll() is not None:
-                raise StackError(f"{proc.name} exited with code {proc.popen.returncode}; log tail:\n{tail(proc.log)}")
-            try:
-                async with http.get(f"http://127.0.0.1:{proc.port}/health",
-                                    timeout=aiohttp.ClientTimeout(total=2)) as r:
-                    body = await r.json(content_type=None)
-                    if r.status == 200:
-                        return body
-                    last = json.dumps(body)
-            except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-                last = type(exc).__name__
-            await asyncio.sleep(0.2)
-        raise StackError(f"{proc.name} not healthy after {timeout:.0f}s ({last}); log tail:\n{tail(proc.log)}")
+        """Poll ``/health`` of ``proc`` until it answers 200; returns its body (raises
+        :class:`StackError`)."""
+        return await wait_healthy(http, proc, timeout, error=StackError)
 
     def stop(self, proc: Proc) -> None:
         """SIGTERM, then SIGKILL after 20 s."""
-        if proc.popen.poll() is None:
-            proc.popen.send_signal(signal.SIGTERM)
-            try:
-                proc.popen.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.popen.kill()
-                proc.popen.wait()
+        stop_procs([proc])
 
     def stop_all(self) -> None:
         """Stop every process, the last started first."""
