@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 #: Seconds between two attempts of a holder whose renewal failed (Redis unreachable).
 RETRY_S = 0.25
 
+#: Exit code of a process that could not take its lease in time or lost it (executor, strategy).
+EXIT_LEASE_LOST = 3
+
 
 def lease_key(ns: str, kind: str, name: str | int) -> str:
     """The Redis key of a lease: ``{ns}:lock:{kind}:{name}`` (e.g. ``paper:lock:instance:trend-eth``,

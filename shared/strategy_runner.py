@@ -39,7 +39,7 @@ from prometheus_client import Counter, Gauge
 from shared.bus import Bus, Streams
 from shared.config import ConfigError, StackConfig, section_key
 from shared.events import CancelIntent, Event, Fill, PositionSnapshot, TargetPosition, derive_id
-from shared.leases import Lease, lease_key
+from shared.leases import EXIT_LEASE_LOST, Lease, lease_key
 from shared.metrics import PREFIX, start_http
 from shared.outage import BUS_DOWN_ERRORS
 from shared.redis_util import async_client, resolve_redis_url
@@ -306,7 +306,7 @@ def strategy_main(cfg: StackConfig, check: Callable[[StackConfig], object],
         asyncio.run(run(cfg, resolve_redis_url(cfg.redis_url)))
     except LeaseLost as exc:
         log.error("%s", exc)
-        return 3
+        return EXIT_LEASE_LOST
     return 0
 
 

@@ -22,14 +22,14 @@ import logging
 from typing import Any
 
 from shared.config import StackConfig
-from shared.leases import Lease, lease_key
+from shared.leases import EXIT_LEASE_LOST, Lease, lease_key
 
 from .config import ExecutorConfig
 
 log = logging.getLogger(__name__)
 
 #: Exit code of an executor that refused to sign (lock held) or lost its lock.
-EXIT_LOCKED = 3
+EXIT_LOCKED = EXIT_LEASE_LOST
 
 
 class AccountLock:
