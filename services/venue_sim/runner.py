@@ -104,16 +104,14 @@ def build(cfg: VenueSimConfig, account_index: int = 1001, redis: Any = None,
 
     def status_extra() -> dict[str, Any]:
         r = holder["replay"]
+        common = {"state": r.state, "events_replayed": r.replayed, "depth": book_depth, "started": r.started,
+                  "public_book": server.public_book, "clock": r.clock, "recorded_time_ns": r.recorded_ns}
         if isinstance(r, LiveFeed):
             up = r.status()
-            return {"state": r.state, "events_replayed": r.replayed, "total_events": None, "source": "live",
-                    "upstream": up, "health": "ok" if up["connected"] else "degraded", "depth": book_depth,
-                    "started": r.started, "lockstep": False, "public_book": server.public_book, "clock": r.clock,
-                    "recorded_time_ns": r.recorded_ns}
-        return {"state": r.state, "events_replayed": r.replayed, "total_events": r.total_events,
-                "recording": str(path), "depth": book_depth, "speed": r.speed, "started": r.started,
-                "lockstep": cfg.lockstep, "public_book": server.public_book, "clock": r.clock,
-                "recorded_time_ns": r.recorded_ns}
+            return {**common, "total_events": None, "source": "live", "upstream": up,
+                    "health": "ok" if up["connected"] else "degraded", "lockstep": False}
+        return {**common, "total_events": r.total_events, "recording": str(path), "speed": r.speed,
+                "lockstep": cfg.lockstep}
 
     server = VenueServer(
         engine, markets, clock,
